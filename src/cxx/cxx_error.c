@@ -1,0 +1,36 @@
+/*
+ * cxx_error.c — C side of the C/C++ boundary: turn an ImgsError filled by the
+ * C++ core into ereport(ERROR). See cxx_error.h.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "cxx/cxx_error.h"
+
+void
+imgs_raise_cxx_error(const ImgsError *err)
+{
+	const char *s = err->sqlstate;
+	int			code;
+
+	if (strlen(s) != 5)
+		s = IMGS_SQLSTATE_INTERNAL_ERROR;
+	code = MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
+
+	/* Let the pending interrupt raise its own, more precise error. */
+	if (code == ERRCODE_QUERY_CANCELED)
+		CHECK_FOR_INTERRUPTS();
+
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg_internal("%s", err->message),
+			 err->detail[0] ? errdetail_internal("%s", err->detail) : 0));
+	pg_unreachable();
+}
+
+bool
+imgs_interrupt_pending(void)
+{
+	return InterruptPending;
+}

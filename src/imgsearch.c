@@ -1,0 +1,44 @@
+/*
+ * imgsearch.c — module entry: PG_MODULE_MAGIC and _PG_init (GUCs).
+ *
+ * Each part of the extension that needs start-up work exposes an init
+ * function and is called from here, so this file stays the one place that
+ * lists them.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "imgsearch.h"
+
+PG_MODULE_MAGIC;
+
+int			imgs_method = IMGS_METHOD_AUTO;
+
+static const struct config_enum_entry imgs_method_options[] = {
+	{"auto", IMGS_METHOD_AUTO, false},
+	{"argsort", IMGS_METHOD_ARGSORT, false},
+	{"faissflat", IMGS_METHOD_FAISSFLAT, false},
+	{"kdtree", IMGS_METHOD_KDTREE, false},
+	{"lsh", IMGS_METHOD_LSH, false},
+	{NULL, 0, false}
+};
+
+void
+_PG_init(void)
+{
+	DefineCustomEnumVariable("imgsearch.method",
+							 "Method used for ORDER BY feat <-> query LIMIT k.",
+							 "auto lets the planner choose among the usable indexes; "
+							 "argsort forces a sequential scan and sort (exact); "
+							 "faissflat, kdtree and lsh make every other index method prohibitively expensive.",
+							 &imgs_method,
+							 IMGS_METHOD_AUTO,
+							 imgs_method_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("imgsearch");
+}

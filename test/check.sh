@@ -1,0 +1,128 @@
+#!/bin/bash
+# Runs every test suite of imgsearch against throwaway clusters, after the
+# extension is installed (make check does that first). Clusters belong to an
+# unprivileged user (initdb refuses root) and live in a temp dir on free ports.
+#
+# Suites: pg_regress (test/sql -> expected/), pgTAP (test/pgtap/*.sql via
+# pg_prove), perl TAP (test/t/*.pl via prove, PostgreSQL::Test::Cluster).
+# Each test file counts once; the last line is "N passed, N failed".
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+pgxs_src=$(dirname "$(pg_config --pgxs)")/..
+PGBIN=$(pg_config --bindir)
+PG_REGRESS=$pgxs_src/test/regress/pg_regress
+PERL_TEST_LIB=$pgxs_src/test/perl
+export PATH=$PGBIN:$PATH
+
+if [ "$(id -u)" -eq 0 ]; then
+	owner=postgres                     # created by the postgresql package
+	as_owner() { runuser -u "$owner" -- "$@"; }
+else
+	owner=$(id -un)
+	as_owner() { "$@"; }
+fi
+
+work=$(mktemp -d /tmp/imgsearch-check.XXXXXX)
+chmod 755 "$work"
+# The clusters' owner may not be able to read the checkout (e.g. under /root).
+cp -a "$repo/test" "$repo/expected" "$work/"
+# results/ must be writable by the server too (COPY TO a file in tests)
+mkdir -p "$work/regress/sql" "$work/regress/out/results" "$work/tap"
+cp "$repo"/test/sql/*.sql "$work/regress/sql/"
+cp -a "$repo/expected" "$work/regress/expected"
+chown -R "$owner" "$work"
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the shared cluster for pg_regress and pgTAP ---------------------------
+export PGHOST=127.0.0.1 PGPORT=$(free_port) PGUSER=postgres
+data=$work/data
+as_owner initdb -D "$data" -U postgres -A trust --locale=C -E UTF8 >"$work/initdb.log" 2>&1 ||
+	{ cat "$work/initdb.log"; echo "0 passed, 1 failed"; exit 1; }
+cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$work'
+lc_messages = 'C'
+fsync = off
+shared_buffers = 256MB
+max_connections = 40
+CONF
+as_owner pg_ctl -D "$data" -l "$work/postgres.log" -w start >/dev/null ||
+	{ cat "$work/postgres.log"; echo "0 passed, 1 failed"; exit 1; }
+stop_cluster() { as_owner pg_ctl -D "$data" -m fast -w stop >/dev/null 2>&1 || true; }
+trap stop_cluster EXIT
+
+passed=0
+failed=0
+failures=()
+record() { # name status
+	if [ "$2" -eq 0 ]; then
+		passed=$((passed + 1)); printf '  ok      %s\n' "$1"
+	else
+		failed=$((failed + 1)); failures+=("$1"); printf '  FAILED  %s\n' "$1"
+	fi
+}
+
+# Runs one test command; its output is shown only when it fails.
+run_case() { # name command...
+	local name=$1; shift
+	local log=$work/case-$((passed + failed)).log
+	"$@" >"$log" 2>&1
+	local status=$?
+	[ $status -ne 0 ] && sed 's/^/    | /' "$log" | tail -n 60
+	record "$name" $status
+}
+
+# --- pg_regress --------------------------------------------------------------
+echo "pg_regress:"
+regress_tests=$(cd "$repo/test/sql" && ls *.sql 2>/dev/null | sed 's/\.sql$//')
+if [ -n "$regress_tests" ]; then
+	"$PG_REGRESS" --inputdir="$work/regress" --outputdir="$work/regress/out" \
+		--bindir="$PGBIN" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+		--dbname=imgsearch_regress --load-extension=imgsearch \
+		$regress_tests >"$work/regress/pg_regress.log" 2>&1
+	regress_status=$?
+	while read -r name result; do
+		[ "$result" = ok ] && s=0 || s=1
+		record "regress/$name" $s
+	done < <(sed -nE 's/^(test| ) +([A-Za-z0-9_]+) +\.\.\. +(ok|FAILED|failed).*/\2 \3/p' "$work/regress/pg_regress.log")
+	if [ $regress_status -ne 0 ]; then
+		[ -f "$work/regress/out/regression.diffs" ] &&
+			head -n 150 "$work/regress/out/regression.diffs" | sed 's/^/    | /'
+		grep -qE '\.\.\. +(ok|FAILED|failed)' "$work/regress/pg_regress.log" ||
+			{ sed 's/^/    | /' "$work/regress/pg_regress.log"; record "regress (did not run)" 1; }
+	fi
+fi
+
+# --- pgTAP -------------------------------------------------------------------
+echo "pgTAP:"
+psql -qX -d postgres -c "CREATE DATABASE imgsearch_tap" >/dev/null &&
+	psql -qX -d imgsearch_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION imgsearch;" >/dev/null ||
+	record "pgtap setup" 1
+for f in "$repo"/test/pgtap/*.sql; do
+	[ -e "$f" ] || continue
+	run_case "pgtap/$(basename "$f" .sql)" pg_prove --verbose -d imgsearch_tap "$f"
+done
+
+# --- perl TAP (each test makes its own clusters) -------------------------------
+echo "perl TAP:"
+for f in "$work"/test/t/*.pl; do
+	[ -e "$f" ] || continue
+	run_case "t/$(basename "$f" .pl)" as_owner env -C "$work" \
+		PATH="$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$work/tap" PERL5LIB="$PERL_TEST_LIB" \
+		prove --verbose "$f"
+done
+
+stop_cluster
+trap - EXIT
+echo
+if [ $failed -eq 0 ]; then
+	rm -rf "$work"
+else
+	echo "failed: ${failures[*]}"
+	echo "logs kept in $work"
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
