@@ -73,6 +73,7 @@ $(CORE_LIB) $(MODEL_LIB) &: $(CXX_SOURCES) $(CXX_HEADERS) src/model/model_lib.c 
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
 		-DPG_INCLUDEDIR_SERVER="$(shell $(PG_CONFIG) --includedir-server)" >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@touch $(CORE_LIB) $(MODEL_LIB)  # CMake leaves an unchanged target's date alone
 
 all: $(MODEL_LIB)
 install: install-model-lib

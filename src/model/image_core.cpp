@@ -98,7 +98,7 @@ ImageHeader jpeg_header(const uint8_t *d, size_t n) {
         size_t len = be16(d + i);
         if (len < 2)
             bad_image("corrupt JPEG image: bad segment length");
-        if (m == 0xE1 && i + len <= n)  // APP1: EXIF
+        if (m == 0xE1 && len >= 8 && i + len <= n && std::memcmp(d + i + 2, "Exif\0\0", 6) == 0)  // APP1 (or XMP)
             orientation = exif_orientation(d + i + 2, len - 2);
         bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
         if (sof) {
@@ -275,7 +275,7 @@ ImageHeader read_image_header(const uint8_t *d, size_t n) {
 
 void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64_t max_pixels, float *out) {
     ImageHeader h = read_image_header(data, len);
-    if (h.width * h.height > max_pixels)
+    if (h.width > max_pixels || h.height > max_pixels || h.width * h.height > max_pixels)  // no overflow
         throw Error(IMGS_SQLSTATE_PROGRAM_LIMIT,
                     std::string(h.format) + " image of " + std::to_string(h.width) + "x" + std::to_string(h.height) +
                         " pixels exceeds imgsearch.max_pixels (" + std::to_string(max_pixels) + ")",

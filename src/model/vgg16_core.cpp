@@ -12,6 +12,7 @@
 #include <string>
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include "cxx/guard.hpp"
@@ -100,6 +101,12 @@ torch::Tensor run(torch::jit::Module &module, torch::Tensor input) {
 
 std::unique_ptr<Model> load_model(const std::string &path, const FileId &id) {
     auto started = std::chrono::steady_clock::now();
+    // The graph is frozen and optimised once, here: run it as it is. The
+    // default profiling executor re-specialises per input shape (measured:
+    // slow first runs, and single images at a third of the speed once it
+    // had seen batches of 4); the simple one runs at full speed throughout.
+    torch::jit::getExecutorMode() = false;
+    torch::jit::getProfilingMode() = false;
     auto m = std::make_unique<Model>();
     m->path = path;
     m->id = id;
