@@ -9,6 +9,8 @@ Times, on the same JPEGs (640x480 synthetic photos) and the same weights:
   py eager     torchvision's pipeline and eager nn.Module (PIL decode,
                Resize, ToTensor, Normalize, forward), one image at a time
   py eager batched   the same, batches of 4 (vgg16_features' pass size)
+  py torchscript     the same pipeline on the model file itself, optimised
+               for inference as the server does it, one image at a time
 in alternating rounds, and reports median images/s, ratios, the backend's
 memory (VmRSS, VmHWM) before and after the model loads, and the first
 call's cost. The model is a --weights random export (same cost as ImageNet
@@ -118,12 +120,17 @@ def main():
         scene(480, 640, seed=100 + i).save(buf, "JPEG", quality=90)
         jpegs.append(buf.getvalue())
 
-    def py_eager(batch):
+    # The server's way: frozen file, optimize_for_inference, simple executor.
+    torch._C._jit_set_profiling_executor(False)
+    torch._C._jit_set_profiling_mode(False)
+    scripted = torch.jit.optimize_for_inference(torch.jit.load(model).eval())
+
+    def py_run(net, batch):
         feats = []
         with torch.inference_mode():
             for i in range(0, len(jpegs), batch):
                 x = torch.stack([pipeline(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs[i:i + batch]])
-                f = eager(x)
+                f = net(x)
                 feats.append(f / f.norm(dim=1, keepdim=True))
         return torch.cat(feats).numpy()
 
@@ -158,10 +165,13 @@ def main():
             return np.array([r[0] for r in cur.fetchall()])
 
         runs = {"db single": db_single, "db batched": db_batched,
-                "py eager": lambda: py_eager(1), "py eager batched": lambda: py_eager(4)}
+                "py eager": lambda: py_run(eager, 1), "py eager batched": lambda: py_run(eager, 4),
+                "py torchscript": lambda: py_run(scripted, 1)}
         rates = {k: [] for k in runs}
         feats = {}
         loads = []
+        for fn in runs.values():  # warm-up (first runs allocate, pick kernels)
+            fn()
         for r in range(args.rounds):
             for name, fn in runs.items():
                 loads.append(os.getloadavg()[0])
@@ -189,6 +199,7 @@ def main():
             "db batched / py eager": round(med["db batched"] / med["py eager"], 3),
             "db batched / py eager batched": round(med["db batched"] / med["py eager batched"], 3),
             "db single / py eager": round(med["db single"] / med["py eager"], 3),
+            "db single / py torchscript": round(med["db single"] / med["py torchscript"], 3),
         },
         "first_call_seconds": round(first_call, 3),
         "model_load_seconds": round(load_seconds, 3),

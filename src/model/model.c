@@ -20,6 +20,7 @@
 #include "storage/fd.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -41,6 +42,22 @@ static int	model_max_pixels = 50 * 1000 * 1000;
 
 static const ImgsModelApi *model_api = NULL;
 static int64 backend_images = 0;	/* images run through the model here */
+
+/*
+ * The last call's result, per form. The planner evaluates STABLE functions
+ * of constants for its estimates (unnest(vgg16_features(ARRAY[...])) does)
+ * and the executor then calls again with the same value: the second call
+ * finds it here instead of running the model again.
+ */
+typedef struct LastCall
+{
+	uint8		key[PG_SHA256_DIGEST_LENGTH];	/* see call_key */
+	uint64		generation;		/* of the model that computed it */
+	Datum		result;			/* in TopMemoryContext; 0 if none */
+} LastCall;
+
+static LastCall last_single;
+static LastCall last_batch;
 
 static bool
 check_model_path(char **newval, void **extra, GucSource source)
@@ -128,19 +145,58 @@ load_model(ImgsModelInfo *info)
 	return api;
 }
 
+/* SHA-256 of a call's input bytes, box and pixel limit. */
+static void
+call_key(const char *data, size_t len, const int32 *box, uint8 *key)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	int32		params[6] = {box != NULL, 0, 0, 0, 0, model_max_pixels};
+
+	if (box)
+		memcpy(params + 1, box, sizeof(int32) * 4);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) params, sizeof(params)) < 0 ||
+		pg_cryptohash_final(ctx, key, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+/* A copy of the last call's result if it had this key and model, or 0. */
+static Datum
+last_call_get(LastCall *last, const uint8 *key, uint64 generation)
+{
+	if (last->result == 0 || last->generation != generation || memcmp(last->key, key, sizeof(last->key)) != 0)
+		return (Datum) 0;
+	return datumCopy(last->result, false, -1);
+}
+
+static void
+last_call_set(LastCall *last, const uint8 *key, uint64 generation, Datum result)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	Datum		copy = datumCopy(result, false, -1);
+
+	MemoryContextSwitchTo(old);
+	if (last->result != 0)
+		pfree(DatumGetPointer(last->result));
+	memcpy(last->key, key, sizeof(last->key));
+	last->generation = generation;
+	last->result = copy;
+}
+
 /*
- * Computes features[i] for images[0..n); NULL images give NULL features.
- * Up to MODEL_CHUNK images go through the model per forward pass, with
- * interrupts served between images.
+ * Computes features[i] for images[0..n) with the loaded model; NULL images
+ * give NULL features. Up to MODEL_CHUNK images go through the model per
+ * forward pass, with interrupts served between images.
  */
 static void
-extract_features(int n, bytea *const *images, const int32 *box, ImgFeat **features)
+extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
+				 int n, bytea *const *images, const int32 *box, ImgFeat **features)
 {
-	ImgsModelInfo info;
-	const ImgsModelApi *api = load_model(&info);
 	int			chunk = Min(n, MODEL_CHUNK);
 	float	   *input = palloc(sizeof(float) * IMGS_MODEL_INPUT_FLOATS * chunk);
-	float	   *output = palloc(sizeof(float) * info.dims * chunk);
+	float	   *output = palloc(sizeof(float) * info->dims * chunk);
 	int			slot[MODEL_CHUNK];
 	int			i = 0;
 	ImgsError	err;
@@ -168,9 +224,9 @@ extract_features(int n, bytea *const *images, const int32 *box, ImgFeat **featur
 		backend_images += m;
 		for (int j = 0; j < m; j++)
 		{
-			ImgFeat    *f = imgfeat_new(info.dims);
+			ImgFeat    *f = imgfeat_new(info->dims);
 
-			memcpy(f->x, output + (size_t) j * info.dims, sizeof(float) * info.dims);
+			memcpy(f->x, output + (size_t) j * info->dims, sizeof(float) * info->dims);
 			features[slot[j]] = f;
 		}
 	}
@@ -202,6 +258,9 @@ single_feature(FunctionCallInfo fcinfo, const int32 *box)
 		(PG_NARGS() < 2 || get_fn_expr_arg_stable(flinfo, 1));
 	bytea	   *img;
 	ImgFeat    *feat;
+	ImgsModelInfo info;
+	const ImgsModelApi *api;
+	uint8		key[PG_SHA256_DIGEST_LENGTH];
 
 	if (stable && flinfo->fn_extra != NULL)
 	{
@@ -212,7 +271,14 @@ single_feature(FunctionCallInfo fcinfo, const int32 *box)
 		PG_RETURN_POINTER(feat);
 	}
 	img = PG_GETARG_BYTEA_PP(0);
-	extract_features(1, &img, box, &feat);
+	api = load_model(&info);
+	call_key(VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), box, key);
+	feat = (ImgFeat *) DatumGetPointer(last_call_get(&last_single, key, info.generation));
+	if (feat == NULL)
+	{
+		extract_features(api, &info, 1, &img, box, &feat);
+		last_call_set(&last_single, key, info.generation, PointerGetDatum(feat));
+	}
 	if (stable)
 	{
 		ImgFeat    *cached = MemoryContextAlloc(flinfo->fn_mcxt, VARSIZE(feat));
@@ -252,21 +318,33 @@ vgg16_features_batch(PG_FUNCTION_ARGS)
 	int			n;
 	bytea	  **images;
 	ImgFeat   **features;
+	ImgsModelInfo info;
+	const ImgsModelApi *api;
+	uint8		key[PG_SHA256_DIGEST_LENGTH];
+	Datum		result;
 
 	if (!OidIsValid(feat_type))
 		elog(ERROR, "vgg16_features(bytea[]) must return an array");
 	if (ARR_NDIM(arr) == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(feat_type));
+	api = load_model(&info);
+	call_key(VARDATA(arr), VARSIZE(arr) - VARHDRSZ, NULL, key);
+	result = last_call_get(&last_batch, key, info.generation);
+	if (result != 0)
+		PG_RETURN_DATUM(result);
+
 	deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	images = palloc(sizeof(bytea *) * n);
 	features = palloc(sizeof(ImgFeat *) * n);
 	for (int i = 0; i < n; i++)
 		images[i] = nulls[i] ? NULL : DatumGetByteaPP(elems[i]);
-	extract_features(n, images, NULL, features);
+	extract_features(api, &info, n, images, NULL, features);
 	for (int i = 0; i < n; i++)
 		elems[i] = PointerGetDatum(features[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
-											 feat_type, -1, false, TYPALIGN_INT));
+	result = PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
+												feat_type, -1, false, TYPALIGN_INT));
+	last_call_set(&last_batch, key, info.generation, result);
+	PG_RETURN_DATUM(result);
 }
 
 /* SHA-256 of a file, in hex. */

@@ -45,6 +45,7 @@ typedef struct ImgsModelInfo
 	 * valid until the next load */
 	const char *metadata;
 	double		load_seconds;	/* of the load that produced this model */
+	uint64_t	generation;		/* changes whenever a model is loaded */
 } ImgsModelInfo;
 
 typedef struct ImgsModelApi

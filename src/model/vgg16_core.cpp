@@ -72,6 +72,7 @@ struct Model {
 };
 
 std::unique_ptr<Model> current;  // the backend's model, if any
+uint64_t loads = 0;               // models loaded by this backend
 int current_threads = 0;
 
 FileId stat_model(const std::string &path) {
@@ -154,10 +155,12 @@ bool api_load(const char *path, int threads, ImgsModelInfo *info, ImgsError *err
             SignalsBlocked blocked;
             set_threads(threads);
             current = load_model(path, id);
+            loads++;
         }
         info->dims = current->dims;
         info->metadata = current->metadata.c_str();
         info->load_seconds = current->load_seconds;
+        info->generation = loads;
     });
 }
 
