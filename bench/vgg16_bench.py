@@ -11,9 +11,12 @@ Times, on the same JPEGs (640x480 synthetic photos) and the same weights:
   py eager batched   the same, batches of 4 (vgg16_features' pass size)
   py torchscript     the same pipeline on the model file itself, optimised
                for inference as the server does it, one image at a time
-in alternating rounds, and reports median images/s, ratios, the backend's
-memory (VmRSS, VmHWM) before and after the model loads, and the first
-call's cost. The model is a --weights random export (same cost as ImageNet
+  py eager default threads   py eager with torch's default thread count
+               (Debian's torch starts with 1 thread)
+in alternating rounds (fresh images each round, so no call finds its input
+in vgg16_features' last-call cache), and reports median images/s, ratios,
+the backend's memory (VmRSS, VmHWM) before and after the model loads, and
+the first call's cost. The model is a --weights random export (same cost as ImageNet
 weights); the eager module is rebuilt with the same seed. Without --dsn a
 throwaway cluster is started (initdb, as user postgres when run as root).
 Writes bench/results/vgg16.json.
@@ -102,11 +105,13 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "vgg16.json"))
     args = ap.parse_args()
 
+    load_before = os.getloadavg()[0]  # the machine's load before we add ours (2 threads)
     model = os.path.abspath(args.model)
     with open(os.path.splitext(model)[0] + ".json") as f:
         meta = json.load(f)
     if meta["weights"] != "random":
         sys.exit("vgg16_bench: needs a --weights random model (the eager module is rebuilt from its seed)")
+    default_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     torch.manual_seed(meta["seed"])
     net = vgg16(weights=None).eval()
@@ -114,19 +119,23 @@ def main():
     pipeline = transforms.Compose([
         transforms.Resize((224, 224)), transforms.ToTensor(),
         transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-    jpegs = []
-    for i in range(args.images):
-        buf = io.BytesIO()
-        scene(480, 640, seed=100 + i).save(buf, "JPEG", quality=90)
-        jpegs.append(buf.getvalue())
+    # A fresh set of images per round; round 0 warms up.
+    image_sets = []
+    for r in range(args.rounds + 1):
+        image_sets.append([])
+        for i in range(args.images):
+            buf = io.BytesIO()
+            scene(480, 640, seed=1000 * r + i).save(buf, "JPEG", quality=90)
+            image_sets[r].append(buf.getvalue())
 
     # The server's way: frozen file, optimize_for_inference, simple executor.
     torch._C._jit_set_profiling_executor(False)
     torch._C._jit_set_profiling_mode(False)
     scripted = torch.jit.optimize_for_inference(torch.jit.load(model).eval())
 
-    def py_run(net, batch):
+    def py_run(net, batch, jpegs, threads=args.threads):
         feats = []
+        torch.set_num_threads(threads)
         with torch.inference_mode():
             for i in range(0, len(jpegs), batch):
                 x = torch.stack([pipeline(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs[i:i + batch]])
@@ -146,39 +155,41 @@ def main():
         pid = cur.fetchone()[0]
         mem_before = proc_memory(pid)
         t = time.perf_counter()
-        cur.execute("SELECT vgg16_features(%s)", (psycopg2.Binary(jpegs[0]),))
+        cur.execute("SELECT vgg16_features(%s)", (psycopg2.Binary(image_sets[0][0]),))
         first_call = time.perf_counter() - t
         mem_loaded = proc_memory(pid)
         cur.execute("SELECT load_seconds FROM imgsearch_model_info()")
         load_seconds = cur.fetchone()[0]
 
-        def db_single():
+        def db_single(jpegs):
             out = []
             for b in jpegs:
                 cur.execute("SELECT vgg16_features(%s)::real[]", (psycopg2.Binary(b),))
                 out.append(cur.fetchone()[0])
             return np.array(out)
 
-        def db_batched():
+        def db_batched(jpegs):
             cur.execute("SELECT f::real[] FROM unnest(vgg16_features(%s::bytea[])) f",
                         ([psycopg2.Binary(b) for b in jpegs],))
             return np.array([r[0] for r in cur.fetchall()])
 
         runs = {"db single": db_single, "db batched": db_batched,
-                "py eager": lambda: py_run(eager, 1), "py eager batched": lambda: py_run(eager, 4),
-                "py torchscript": lambda: py_run(scripted, 1)}
+                "py eager": lambda jpegs: py_run(eager, 1, jpegs),
+                "py eager batched": lambda jpegs: py_run(eager, 4, jpegs),
+                "py torchscript": lambda jpegs: py_run(scripted, 1, jpegs),
+                "py eager default threads": lambda jpegs: py_run(eager, 1, jpegs, default_threads)}
         rates = {k: [] for k in runs}
         feats = {}
         loads = []
         for fn in runs.values():  # warm-up (first runs allocate, pick kernels)
-            fn()
-        for r in range(args.rounds):
+            fn(image_sets[0])
+        for r in range(1, args.rounds + 1):
             for name, fn in runs.items():
                 loads.append(os.getloadavg()[0])
                 t = time.perf_counter()
-                feats[name] = fn()
-                rates[name].append(len(jpegs) / (time.perf_counter() - t))
-                print(f"round {r + 1} {name:17s} {rates[name][-1]:.2f} img/s", flush=True)
+                feats[name] = fn(image_sets[r])
+                rates[name].append(args.images / (time.perf_counter() - t))
+                print(f"round {r} {name:25s} {rates[name][-1]:.2f} img/s", flush=True)
         mem_after = proc_memory(pid)
         conn.close()
     finally:
@@ -191,8 +202,10 @@ def main():
         "benchmark": "vgg16_features vs Python eager torchvision, same images and weights",
         "model": {"layer": meta["layer"], "dims": meta["dims"], "weights": "random (same cost as ImageNet)"},
         "images": args.images, "image_size": "640x480 JPEG", "rounds": args.rounds, "threads": args.threads,
+        "torch_default_threads": default_threads,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "load_average_during_runs": {"min": min(loads), "max": max(loads)}},
+                    "load_average_before": round(load_before, 2),
+                    "load_average_during_runs": {"min": round(min(loads), 2), "max": round(max(loads), 2)}},
         "images_per_second_median": {k: round(v, 3) for k, v in med.items()},
         "images_per_second_all": {k: [round(x, 3) for x in v] for k, v in rates.items()},
         "ratios": {
@@ -200,6 +213,7 @@ def main():
             "db batched / py eager batched": round(med["db batched"] / med["py eager batched"], 3),
             "db single / py eager": round(med["db single"] / med["py eager"], 3),
             "db single / py torchscript": round(med["db single"] / med["py torchscript"], 3),
+            "db batched / py eager default threads": round(med["db batched"] / med["py eager default threads"], 3),
         },
         "first_call_seconds": round(first_call, 3),
         "model_load_seconds": round(load_seconds, 3),
