@@ -41,7 +41,7 @@ OBJS        = $(C_SOURCES:.c=.o)
 CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
