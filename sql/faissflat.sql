@@ -7,7 +7,7 @@
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION faissflat_handler(internal) RETURNS index_am_handler
-	AS 'MODULE_PATHNAME' LANGUAGE C;
+	AS 'MODULE_PATHNAME' LANGUAGE C PARALLEL SAFE;
 
 CREATE ACCESS METHOD faissflat TYPE INDEX HANDLER faissflat_handler;
 COMMENT ON ACCESS METHOD faissflat IS 'exact nearest-neighbour search over every vector';
