@@ -7,7 +7,6 @@
 #include "access/reloptions.h"
 #include "commands/progress.h"
 #include "commands/vacuum.h"
-#include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 
 #include "common/index_cost.h"

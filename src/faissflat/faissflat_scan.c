@@ -18,7 +18,6 @@
 
 #include "access/relscan.h"
 #include "pgstat.h"
-#include "utils/float.h"
 #include "utils/memutils.h"
 
 #include "common/index_scan.h"
@@ -67,9 +66,10 @@ faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, 
 	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
 	MemoryContext old_ctx;
 
-	if (keys && scan->numberOfKeys > 0)
-		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
-	if (orderbys && scan->numberOfOrderBys > 0)
+	/* the planner only chooses this index for one ORDER BY (see the cost estimate) */
+	if (scan->numberOfOrderBys != 1)
+		elog(ERROR, "faissflat index scans need an ORDER BY on the indexed column");
+	if (orderbys)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
 
 	MemoryContextReset(so->ctx);
@@ -137,8 +137,6 @@ faissflat_gettuple(IndexScanDesc scan, ScanDirection dir)
 
 	if (!so->started)
 	{
-		if (scan->numberOfOrderBys != 1)
-			elog(ERROR, "faissflat index scans need an ORDER BY on the indexed column");
 		faissflat_read_meta(scan->indexRelation, &so->store);
 		imgs_query_check_dim(&so->query, scan->indexRelation, so->store.dim);
 		pgstat_count_index_scan(scan->indexRelation);
