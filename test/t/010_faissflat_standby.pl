@@ -83,6 +83,7 @@ compare('build');
 ok(uses_index($standby), 'the standby plans an index scan');
 
 $primary->safe_psql('postgres', q{
+	SELECT setseed(0.12);
 	INSERT INTO big SELECT i, rand_vec(4096, i) FROM generate_series(501, 800) i;
 	INSERT INTO small SELECT i, rand_vec(24, i) FROM generate_series(3001, 4000) i;
 });
@@ -99,6 +100,7 @@ compare('vacuum');
 
 my $size = $primary->safe_psql('postgres', "SELECT pg_relation_size('big_l2')");
 $primary->safe_psql('postgres', q{
+	SELECT setseed(0.13);
 	INSERT INTO big SELECT i, rand_vec(4096, i) FROM generate_series(801, 900) i;
 	INSERT INTO small SELECT i, rand_vec(24, i) FROM generate_series(4001, 4500) i;
 });
