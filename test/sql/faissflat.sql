@@ -126,9 +126,29 @@ SELECT id FROM ff_temp ORDER BY v <-> '[3.2,7,1]' LIMIT 3;
 RESET enable_seqscan;
 RESET imgsearch.method;
 
+-- the widest vectors (16000-d, 62.5 kB: eight pages each, several WAL
+-- records per insert) index and search like any other
+CREATE TABLE ff_wide (id int, v imgfeat(16000));
+SELECT setseed(0.9);
+INSERT INTO ff_wide SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 16000) WHERE i > 0)::imgfeat
+FROM generate_series(1, 30) i;
+CREATE INDEX ff_wide_ip ON ff_wide USING faissflat (v imgfeat_ip_ops);
+INSERT INTO ff_wide SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 16000) WHERE i > 0)::imgfeat
+FROM generate_series(31, 45) i;
+SET imgsearch.method = 'faissflat';
+SET enable_seqscan = off;
+SELECT * FROM pg_temp.plan($$SELECT id FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)$$);
+CREATE TEMP TABLE ff_wide_index AS
+SELECT array_agg(id) AS ids FROM (SELECT id FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)) s;
+SET imgsearch.method = 'argsort';
+RESET enable_seqscan;
+SELECT cardinality(ids), ids = (SELECT array_agg(id) FROM (SELECT id FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)) s) AS same_as_sort
+FROM ff_wide_index;
+RESET imgsearch.method;
+
 -- VACUUM counts the vectors left: 6 (rows 5 to 10; row 0 is NULL, not indexed)
 DELETE FROM ff_line WHERE id BETWEEN 1 AND 4;
 VACUUM ff_line;
 SELECT reltuples FROM pg_class WHERE relname = 'ff_line_l2';
 
-DROP TABLE ff_empty, ff_line, ff_many, ff_untyped, ff_unlogged, ff_temp;
+DROP TABLE ff_empty, ff_line, ff_many, ff_untyped, ff_unlogged, ff_temp, ff_wide;
