@@ -250,6 +250,7 @@ def main():
                                                   'results', 'faissflat.json'))
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
     cluster = None if args.dsn else Cluster(args.shared_buffers)
     try:
         conn = psycopg2.connect(args.dsn or cluster.dsn)
@@ -271,7 +272,9 @@ def main():
         'benchmark': 'faissflat exact k-NN, single query, k=30, L2',
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': {'cpu': cpu, 'cores': os.cpu_count(), 'postgres': version,
-                    'faiss': faiss.__version__, 'note': 'shared machine: other jobs may run'},
+                    'faiss': faiss.__version__,
+                    'load_average_1min_before_after': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                    'note': 'shared machine: other jobs may run; methods are timed round robin'},
         'datasets': runs,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
