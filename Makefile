@@ -5,6 +5,7 @@
 #   make check            deps, build, install, run every test suite
 #   make demo             deps, build, install, start the demo (see README.md)
 #   make demo-stop        stop the demo
+#   make bench            build, install, run every bench/*_bench.py (never part of check)
 #   make model            export the default VGG16 model (pool, random weights)
 #                         to models/vgg16_pool_random.pt
 
@@ -17,7 +18,7 @@ JOBS       ?= $(shell nproc)
 # Goals that set things up and run them. They never mix with the PGXS build
 # in one make process (PGXS defines a `check` of its own); they call it as a
 # sub-make instead.
-DRIVER_GOALS := deps check demo demo-stop model
+DRIVER_GOALS := deps check demo demo-stop bench model
 
 ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
 
@@ -32,10 +33,14 @@ demo: deps
 	@tools/demo.sh start
 demo-stop:
 	@tools/demo.sh stop
+bench: deps
+	@$(MAKE) --no-print-directory -s install
+	@for b in bench/*_bench.py; do /usr/bin/python3 $$b || exit 1; done
 
 # Random weights: no semantic quality (see README.md for ImageNet weights).
 DEFAULT_MODEL := models/vgg16_pool_random.pt
 model: $(DEFAULT_MODEL)
+bench: model   # bench/vgg16_bench.py runs the default model
 $(DEFAULT_MODEL): tools/export_vgg16.py
 	@tools/install_deps.sh
 	/usr/bin/python3 tools/export_vgg16.py --layer pool --weights random --seed 0 --out $@
@@ -53,7 +58,7 @@ CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/model.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/model.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
