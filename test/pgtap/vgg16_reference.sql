@@ -12,7 +12,7 @@
 \set corrupt :data/bad/corrupt.pt
 \set identity :data/bad/identity.pt
 BEGIN;
-SELECT plan(37);
+SELECT plan(39);
 
 CREATE TEMP TABLE ref (name text, layer text, box integer[], feat imgfeat);
 COPY ref FROM :'reference';
@@ -27,6 +27,14 @@ LANGUAGE sql AS $$
 	SELECT sum(x * y) / sqrt(sum(x * x) * sum(y * y)), sqrt(sum((x - y) ^ 2))
 	FROM unnest(a::real[], b::real[]) AS u(x, y)
 $$;
+CREATE FUNCTION pg_temp.node_lines(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	line text;
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+		RETURN NEXT line;
+	END LOOP;
+END $$;
 CREATE FUNCTION pg_temp.extract(b bytea, box integer[]) RETURNS imgfeat LANGUAGE sql AS $$
 	SELECT CASE WHEN box IS NULL THEN vgg16_features(b) ELSE vgg16_features(b, box) END
 $$;
@@ -90,6 +98,17 @@ SELECT ok((SELECT max(u.f <-> g.feat) < 1e-5 FROM
               FROM img WHERE name IN ('rgb.jpg', 'small.png')) s,
              unnest(s.names, s.fs) u(name, f) JOIN got7 g ON g.name = u.name AND g.box IS NULL),
           'fc7 batch equals single');
+CREATE TEMP TABLE feats7 AS SELECT name, feat FROM got7 WHERE box IS NULL;
+CREATE INDEX ON feats7 USING faissflat (feat);
+SET LOCAL imgsearch.method = 'faissflat';
+SET LOCAL enable_seqscan = off;
+SELECT ok((SELECT string_agg(l, ' ') FROM pg_temp.node_lines(
+             $$SELECT name FROM feats7 ORDER BY feat <-> vgg16_features('\x00'::bytea) LIMIT 1$$) l)
+          ~ 'Index Scan using feats7_feat_idx', 'fc7: the faissflat index serves ORDER BY feat <-> vgg16_features(...)');
+SELECT is((SELECT name FROM feats7 ORDER BY feat <-> vgg16_features((SELECT b FROM img WHERE name = 'small.png')) LIMIT 1),
+          'small.png', 'fc7: the index scan finds the query image');
+RESET enable_seqscan;
+RESET imgsearch.method;
 RESET imgsearch.model;
 SELECT is((SELECT layer || ' ' || dims FROM imgsearch_model_info()), 'pool 512', 'RESET goes back to the pool model');
 
