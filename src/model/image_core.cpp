@@ -274,6 +274,10 @@ ImageHeader read_image_header(const uint8_t *d, size_t n) {
 }
 
 void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64_t max_pixels, float *out) {
+    // OpenCV runs on the calling thread: no pool of its own (TBB) whose
+    // threads PostgreSQL's signals could reach.
+    static const bool sequential = (cv::setNumThreads(0), true);
+    (void) sequential;
     ImageHeader h = read_image_header(data, len);
     if (h.width > max_pixels || h.height > max_pixels || h.width * h.height > max_pixels)  // no overflow
         throw Error(IMGS_SQLSTATE_PROGRAM_LIMIT,

@@ -24,7 +24,8 @@ namespace {
 using imgs::Error;
 
 // Blocks asynchronous signals for its lifetime. torch's OpenMP and oneDNN
-// threads are created inside load/forward and inherit this mask, so
+// threads are created inside load/forward (every entry point runs with
+// one of these) and inherit this mask, so
 // PostgreSQL's signals (cancel, timeouts, ...) keep going to the main
 // thread; they are delivered when the mask is restored, and the C glue
 // then sees InterruptPending.
@@ -167,6 +168,7 @@ bool api_load(const char *path, int threads, ImgsModelInfo *info, ImgsError *err
 bool api_preprocess(const void *data, size_t len, const int32_t *box, int64_t max_pixels, float *out,
                     ImgsError *err) {
     return imgs::guard(err, [&] {
+        SignalsBlocked blocked;  // in case a decoder starts threads after all
         imgs::model::preprocess_image(static_cast<const uint8_t *>(data), len, box, max_pixels, out);
     });
 }

@@ -20,6 +20,12 @@ SELECT name, imgfeat_dims(f) AS dims,
 FROM single ORDER BY name;
 SELECT pg_read_file('/proc/self/maps') ~ 'libtorch_cpu' AND
        pg_read_file('/proc/self/maps') ~ 'imgsearch_model' AS torch_mapped;
+-- torch's threads block PostgreSQL's signals (SIGINT, SIGQUIT, SIGUSR1,
+-- SIGALRM, SIGTERM: mask 0x6206): only the backend's own thread takes them
+SELECT coalesce(bool_and((('x' || blocked)::bit(64) & x'0000000000006206') = x'0000000000006206'), true)
+       AS other_threads_block_signals
+FROM (SELECT substring(pg_read_file('/proc/self/task/' || t || '/status') FROM 'SigBlk:\s+(\S+)') AS blocked
+      FROM pg_ls_dir('/proc/self/task') t WHERE t::int <> pg_backend_pid()) s;
 -- the batched form gives the single-image features, in order
 WITH batch AS (
 	SELECT vgg16_features(array_agg(b ORDER BY name)) AS fs, array_agg(name ORDER BY name) AS names FROM img
