@@ -21,3 +21,9 @@ CREATE TABLE IF NOT EXISTS gallery.queries (
 	img  bytea NOT NULL,
 	box  int[] NOT NULL                 -- x, y, width, height in img's pixels
 );
+
+-- What the loader needs to remember (e.g. which model made the features).
+CREATE TABLE IF NOT EXISTS gallery.settings (
+	key   text PRIMARY KEY,
+	value text NOT NULL
+);
