@@ -16,6 +16,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
 -- pg_catalog stays usable (json functions, operators); its sleeps do not.
 REVOKE EXECUTE ON FUNCTION pg_sleep(float8), pg_sleep_for(interval),
 	pg_sleep_until(timestamptz) FROM PUBLIC;
+DO $$ BEGIN
+	EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END $$;
 
 -- Methods usable here: argsort (sequential scan + sort) always, and the
 -- access method of each valid index on gallery.images' imgfeat column.

@@ -79,19 +79,23 @@ class HttpError extends Error {
   constructor(reply) { super(reply[1].message); this.reply = reply; }
 }
 
+// Reads the body up to limit bytes. Past it, the rest is read and dropped (up
+// to a bound) so that the client, still sending, gets to read the 413.
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) return reject(new HttpError(pgrst.tooLarge(limit)));
+    const refuse = () => {
+      let dropped = 0;
+      req.removeAllListeners('data');
+      req.on('data', (c) => { dropped += c.length; if (dropped > 8 * limit) req.destroy(); });
+      reject(new HttpError(pgrst.tooLarge(limit)));
+    };
+    if (Number(req.headers['content-length']) > limit) return refuse();
     const chunks = [];
     let size = 0;
     req.on('data', (c) => {
       size += c.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        reject(new HttpError(pgrst.tooLarge(limit)));
-      } else chunks.push(c);
+      if (size > limit) refuse();
+      else chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
