@@ -172,7 +172,7 @@ export default function App() {
         <Stats stats={stats} />
       </header>
       <main>
-        <form className="query" onSubmit={search} aria-label="Search">
+        <form className="query" onSubmit={search} aria-label="Search" noValidate>
           <div
             className={`drop${dragOver ? ' over' : ''}`}
             onDragOver={(e) => { e.preventDefault(); setDragOver(true); }}

@@ -4,15 +4,20 @@
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
 // A drag from point a to point b, both in preview pixels, on a preview of
-// size view showing an image of size image. Null when the drag is too small
-// to be a selection (a click).
+// size view showing an image of size image. Edges within 2 preview pixels of
+// the image's border snap to it (so the whole image is easy to select). Null
+// when the drag is too small to be a selection (a click).
 export function boxFromDrag(a, b, view, image, minSide = 4) {
   const sx = image.width / view.width;
   const sy = image.height / view.height;
-  const x0 = clamp(Math.min(a.x, b.x) * sx, 0, image.width);
-  const x1 = clamp(Math.max(a.x, b.x) * sx, 0, image.width);
-  const y0 = clamp(Math.min(a.y, b.y) * sy, 0, image.height);
-  const y1 = clamp(Math.max(a.y, b.y) * sy, 0, image.height);
+  const edge = (v, s, size) => {
+    const p = clamp(v * s, 0, size);
+    return p < 2 * s ? 0 : p > size - 2 * s ? size : p;
+  };
+  const x0 = edge(Math.min(a.x, b.x), sx, image.width);
+  const x1 = edge(Math.max(a.x, b.x), sx, image.width);
+  const y0 = edge(Math.min(a.y, b.y), sy, image.height);
+  const y1 = edge(Math.max(a.y, b.y), sy, image.height);
   const x = Math.round(x0);
   const y = Math.round(y0);
   const w = Math.round(x1) - x;

@@ -21,8 +21,12 @@ describe('boxFromDrag', () => {
     expect(boxFromDrag({ x: 10, y: 10 }, { x: 11, y: 11 }, view, image)).toBeNull();
   });
   test('non-uniform scales round per axis', () => {
-    const b = boxFromDrag({ x: 1, y: 1 }, { x: 2.5, y: 3 }, { width: 10, height: 10 }, { width: 33, height: 71 }, 1);
-    expect(b).toEqual({ x: 3, y: 7, w: 5, h: 14 });
+    const b = boxFromDrag({ x: 3, y: 3 }, { x: 4.5, y: 5 }, { width: 10, height: 10 }, { width: 33, height: 71 }, 1);
+    expect(b).toEqual({ x: 10, y: 21, w: 5, h: 15 });
+  });
+  test('edges within 2 preview pixels snap to the border', () => {
+    expect(boxFromDrag({ x: 1.5, y: 0.5 }, { x: 298.2, y: 199 }, view, image)).toEqual({ x: 0, y: 0, w: 600, h: 400 });
+    expect(boxFromDrag({ x: 2.5, y: 3 }, { x: 297, y: 197 }, view, image)).toEqual({ x: 5, y: 6, w: 589, h: 388 });
   });
 });
 
