@@ -49,6 +49,7 @@ export WEB_TEST_DIR=$dir PGHOST PGPORT PGUSER
 
 case $suite in
 setup)
+	"$web/deps.sh"
 	# The test model the check's model suites use, exported once, cached.
 	model=${IMGSEARCH_TEST_MODEL:-$repo/build/test-models/vgg16_pool_random.pt}
 	if [ ! -f "$model" ]; then
@@ -94,7 +95,7 @@ api | security)
 browser)
 	start_gateway imgsearch_web
 	port=$(free_port)
-	npx vite preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
+	node node_modules/vite/bin/vite.js preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
 	pids+=($!)
 	wait_http "http://127.0.0.1:$port/"
 	API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
