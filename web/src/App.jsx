@@ -19,18 +19,19 @@ function ErrorBox({ error }) {
 function Stats({ stats }) {
   if (!stats) return null;
   const model = stats.model || {};
-  const random = JSON.stringify(model).toLowerCase().includes('random');
+  const file = model.path ? String(model.path).split('/').pop() : null;
+  const about = [model.layer, model.dims && `${model.dims}-d`, model.weights && `${model.weights} weights`].filter(Boolean);
   return (
     <>
       <p className="stats">
         {stats.images} images of {stats.groups} photographs · {stats.with_features} with features
-        {model.path || model.model ? <> · model <code>{String(model.path || model.model).split('/').pop()}</code></> : null}
+        {file && <> · model <code>{file}</code>{about.length > 0 && ` (${about.join(', ')})`}</>}
       </p>
-      {random && (
-        <p className="notice">
+      {model.weights === 'random' && (
+        <p className="notice" data-testid="random-notice">
           This model has random weights: it finds near-copies of an image (other crops and
-          edits of the same photograph) but knows nothing of what pictures show. See the
-          README for ImageNet weights.
+          edits of the same photograph) but knows nothing of what pictures show. The README
+          says how to use ImageNet weights.
         </p>
       )}
     </>
