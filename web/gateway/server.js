@@ -158,10 +158,10 @@ function callSql(schema, f, keys) {
   let body;
   if (f.retset) body = scalar ? `coalesce(json_agg(t.pgrst_scalar), '[]')` : `coalesce(json_agg(t), '[]')`;
   else body = scalar ? `coalesce(json_agg(t.pgrst_scalar)->0, 'null')` : `coalesce(json_agg(t)->0, 'null')`;
-  return `WITH pgrst_source AS (${source}) SELECT count(t) AS n, ${body}::text AS body FROM pgrst_source t`;
+  return `WITH pgrst_source AS (${source}) SELECT count(*) AS n, ${body}::text AS body FROM pgrst_source t`;
 }
 
-async function callFunction(pool, cfg, req, schema, fn, args, viaJsonBody, readOnlyRequest) {
+async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRequest) {
   const keys = Object.keys(args);
   const client = await pool.connect();
   let broken = false;
@@ -262,7 +262,7 @@ export function createGateway(cfg) {
       return sendError(req, res, pgrst.invalidRpcMethod(method));
     }
 
-    const row = await callFunction(pool, cfg, req, schema, fn, args, viaJsonBody, method !== 'POST');
+    const row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST');
     const n = Number(row.n);
     send(req, res, 200, row.body, { 'Content-Range': n > 0 ? `0-${n - 1}/*` : '*/*' });
   }
@@ -274,7 +274,8 @@ export function createGateway(cfg) {
         if (err.reply[0] === 413) res.setHeader('Connection', 'close');
         return sendError(req, res, err.reply);
       }
-      if (typeof err.code === 'string' && err.code.length === 5) return sendError(req, res, fromPgError(err));
+      // SQLSTATEs, and connection failures (ECONNREFUSED...): 503 as PostgREST
+      if (typeof err.code === 'string') return sendError(req, res, fromPgError(err));
       console.error('gateway:', err);
       sendError(req, res, [500, errorBody('PGRSTX00', 'Internal error', String(err.message))]);
     });
