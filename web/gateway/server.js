@@ -271,7 +271,6 @@ export function createGateway(cfg) {
     handle(req, res).catch((err) => {
       if (res.headersSent) return res.destroy();
       if (err instanceof HttpError) {
-        if (err.reply[0] === 413) res.setHeader('Connection', 'close');
         return sendError(req, res, err.reply);
       }
       // SQLSTATEs, and connection failures (ECONNREFUSED...): 503 as PostgREST
