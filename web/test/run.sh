@@ -50,16 +50,15 @@ export WEB_TEST_DIR=$dir PGHOST PGPORT PGUSER
 case $suite in
 setup)
 	"$web/deps.sh"
-	# The test model the check's model suites use, exported once, cached.
-	model=${IMGSEARCH_TEST_MODEL:-$repo/build/test-models/vgg16_pool_random.pt}
-	if [ ! -f "$model" ]; then
-		mkdir -p "$(dirname "$model")"
-		/usr/bin/python3 "$repo/tools/export_vgg16.py" --layer pool --weights random --seed 0 --out "$model"
+	# The seeded random test model of the model suites (test/check.sh
+	# exports it to IMGSEARCH_TEST_DATA); else one exported here.
+	if [ -n "${IMGSEARCH_TEST_DATA:-}" ]; then
+		model=$IMGSEARCH_TEST_DATA/vgg16_pool.pt
+	else
+		model=$dir/vgg16_pool.pt
+		[ -f "$model" ] || /usr/bin/python3 "$repo/tools/export_vgg16.py" --layer pool --weights random --seed 0 --out "$model"
 	fi
-	# The server (another OS user) must read the model: a copy in DIR.
-	cp "$model" "$dir/model.pt"
-	chmod 755 "$dir"
-	chmod 644 "$dir/model.pt"
+	chmod 755 "$dir"           # the server, another OS user, reads the model
 
 	/usr/bin/python3 "$repo/tools/build_dataset.py" "$dir/dataset" --sources 6 --views 4 --queries 1
 
@@ -67,7 +66,7 @@ setup)
 		-c "CREATE DATABASE imgsearch_gw" -c "CREATE DATABASE imgsearch_web"
 	psql -qX -v ON_ERROR_STOP=1 -d imgsearch_gw -f db/roles.sql -f test/gateway_fixtures.sql
 	PGDATABASE=imgsearch_web /usr/bin/python3 "$repo/tools/load_dataset.py" "$dir/dataset" \
-		--model "$dir/model.pt" --batch 8
+		--model "$model" --batch 8
 	npx vite build --logLevel warn
 	;;
 unit)
