@@ -27,7 +27,7 @@ function Stats({ stats }) {
         {stats.images} images of {stats.groups} photographs · {stats.with_features} with features
         {file && <> · model <code>{file}</code>{about.length > 0 && ` (${about.join(', ')})`}</>}
       </p>
-      {model.weights === 'random' && (
+      {String(model.weights).startsWith('random') && (
         <p className="notice" data-testid="random-notice">
           This model has random weights: it finds near-copies of an image (other crops and
           edits of the same photograph) but knows nothing of what pictures show. The README

@@ -50,11 +50,14 @@ async function drag(x0, y0, x1, y1) {
   await page.mouse.up();
 }
 
+// Clicks Search; returns the arguments sent, once the page shows the answer.
 async function searchAndCapture() {
   const request = page.waitForRequest((r) => r.url().endsWith('/rpc/search') && r.method() === 'POST');
+  const response = page.waitForResponse((r) => r.url().endsWith('/rpc/search') && r.request().method() === 'POST');
   await page.getByTestId('search').click();
   const sent = (await request).postDataJSON();
-  await page.waitForSelector('[data-testid=results], [role=alert]');
+  await response;
+  await page.waitForSelector('section.results[aria-busy=false]');
   return sent;
 }
 
