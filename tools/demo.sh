@@ -91,8 +91,9 @@ start_web() {
 			echo "the gateway (web/gateway/server.js)" >"$demo_dir/api.kind"
 	fi
 	if ! running page; then
-		(cd "$repo/web" && nohup node node_modules/vite/bin/vite.js preview --port "$page_port" --strictPort \
-			>"$demo_dir/page.log" 2>&1 & echo $! >"$demo_dir/page.pid")
+		(cd "$repo/web"
+			nohup node node_modules/vite/bin/vite.js preview --port "$page_port" --strictPort >"$demo_dir/page.log" 2>&1 &
+			echo $! >"$demo_dir/page.pid")
 	fi
 	for _ in $(seq 50); do
 		curl -s -o /dev/null "$api_url/" && curl -s -o /dev/null "http://127.0.0.1:$page_port/" && break
