@@ -179,3 +179,17 @@ test('bad requests get a clear 400 error over HTTP', async () => {
   assert.ok(junk.status >= 400 && junk.status < 600, 'a non-image is refused');
   assert.equal(typeof junk.body.message, 'string');
 });
+
+test('the loader is idempotent and resumes: it extracts only missing features, the same again', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const loader = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'tools', 'load_dataset.py');
+  const ids = [manifest[1].id, manifest[4].id, manifest[9].id];
+  await db.query('UPDATE gallery.images SET feat = NULL WHERE id = ANY($1)', [ids]);
+  const run = spawnSync('/usr/bin/python3', [loader, dataset, '--batch', '2'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`${manifest.length} images \\(0 new\\)`));
+  assert.match(run.stderr, /features: 100%\|[^|]*\| 3\/3 /);
+  const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
+  assert.equal(rows.length, manifest.length);
+  for (const r of rows) assert.ok(l2(Float64Array.from(r.f), feats.get(Number(r.id))) < 1e-5, `image ${r.id}`);
+});
