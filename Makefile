@@ -5,6 +5,7 @@
 #   make check            deps, build, install, run every test suite
 #   make demo             deps, build, install, start the demo (see README.md)
 #   make demo-stop        stop the demo
+#   make bench            build, install, run every bench/*_bench.py (never part of check)
 
 EXTENSION  := imgsearch
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" imgsearch.control)
@@ -15,7 +16,7 @@ JOBS       ?= $(shell nproc)
 # Goals that set things up and run them. They never mix with the PGXS build
 # in one make process (PGXS defines a `check` of its own); they call it as a
 # sub-make instead.
-DRIVER_GOALS := deps check demo demo-stop
+DRIVER_GOALS := deps check demo demo-stop bench
 
 ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
 
@@ -30,6 +31,9 @@ demo: deps
 	@tools/demo.sh start
 demo-stop:
 	@tools/demo.sh stop
+bench: deps
+	@$(MAKE) --no-print-directory -s install
+	@for b in bench/*_bench.py; do /usr/bin/python3 $$b || exit 1; done
 
 else
 
@@ -41,7 +45,7 @@ OBJS        = $(C_SOURCES:.c=.o)
 CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 

@@ -1,0 +1,20 @@
+-- ---------------------------------------------------------------------------
+-- faissflat: exact nearest-neighbour index. Serves ORDER BY col <op> query
+-- (with or without LIMIT) by streaming every vector through SIMD kernels.
+-- Each operator class has one ORDER BY operator; its strategy number names
+-- the metric (1 L2, 2 cosine, 3 inner product), the same in every imgsearch
+-- index method.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION faissflat_handler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME' LANGUAGE C PARALLEL SAFE;
+
+CREATE ACCESS METHOD faissflat TYPE INDEX HANDLER faissflat_handler;
+COMMENT ON ACCESS METHOD faissflat IS 'exact nearest-neighbour search over every vector';
+
+CREATE OPERATOR CLASS imgfeat_l2_ops DEFAULT FOR TYPE imgfeat USING faissflat AS
+	OPERATOR 1 <-> (imgfeat, imgfeat) FOR ORDER BY float_ops;
+CREATE OPERATOR CLASS imgfeat_cosine_ops FOR TYPE imgfeat USING faissflat AS
+	OPERATOR 2 <=> (imgfeat, imgfeat) FOR ORDER BY float_ops;
+CREATE OPERATOR CLASS imgfeat_ip_ops FOR TYPE imgfeat USING faissflat AS
+	OPERATOR 3 <#> (imgfeat, imgfeat) FOR ORDER BY float_ops;

@@ -1,0 +1,138 @@
+/*
+ * index_scan.c — the ORDER BY query and the candidate heap shared by the
+ * imgsearch index scans (see index_scan.h).
+ */
+#include "postgres.h"
+
+#include "common/distance_core.h"
+#include "common/index_scan.h"
+#include "type/imgfeat.h"
+
+void
+imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
+{
+	ScanKey		key = &scan->orderByData[0];
+
+	Assert(scan->numberOfOrderBys == 1);
+	memset(query, 0, sizeof(*query));
+	query->strategy = key->sk_strategy;
+	if (query->strategy < 1 || query->strategy > IMGS_NUM_STRATEGIES)
+		elog(ERROR, "unexpected ORDER BY strategy %d", query->strategy);
+	query->isnull = (key->sk_flags & SK_ISNULL) != 0;
+	if (!query->isnull)
+	{
+		ImgFeat    *v = DatumGetImgFeatP(key->sk_argument);
+
+		query->dim = v->dim;
+		query->x = palloc(sizeof(float) * v->dim);
+		memcpy(query->x, v->x, sizeof(float) * v->dim);
+		query->norm_sq = imgs_norm_squared(query->x, query->dim);
+	}
+}
+
+void
+imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim)
+{
+	if (!query->isnull && index_dim != 0 && (uint32) query->dim != index_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different imgfeat dimensions %u and %d", index_dim, query->dim),
+				 errdetail("Index \"%s\" holds %u-dimensional vectors.",
+						   RelationGetRelationName(index), index_dim)));
+}
+
+ImgsStoreKernel
+imgs_query_kernel(const ImgsQuery *query)
+{
+	if (query->isnull)
+		return NULL;
+	return query->strategy == IMGS_STRATEGY_L2 ? imgs_l2_squared_many : imgs_inner_product_many;
+}
+
+void
+imgs_heap_init(ImgsCandidateHeap *heap, int capacity)
+{
+	/* may exceed 1 GB when a query reads tens of millions of rows in order */
+	heap->items = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(ImgsCandidate) * capacity);
+	heap->capacity = capacity;
+	heap->count = 0;
+}
+
+void
+imgs_heap_free(ImgsCandidateHeap *heap)
+{
+	if (heap->items != NULL)
+		pfree(heap->items);
+	heap->items = NULL;
+	heap->capacity = heap->count = 0;
+}
+
+static inline bool
+candidate_less(const ImgsCandidate *a, const ImgsCandidate *b)
+{
+	return imgs_key_less(a->key, a->slot, b->key, b->slot);
+}
+
+/* Restores the max-heap property below position i of items[0..count). */
+static void
+sift_down(ImgsCandidate *items, int count, int i)
+{
+	ImgsCandidate moving = items[i];
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= count)
+			break;
+		if (child + 1 < count && candidate_less(&items[child], &items[child + 1]))
+			child++;
+		if (!candidate_less(&moving, &items[child]))
+			break;
+		items[i] = items[child];
+		i = child;
+	}
+	items[i] = moving;
+}
+
+void
+imgs_heap_push(ImgsCandidateHeap *heap, double key, uint32 slot, ItemPointer tid)
+{
+	ImgsCandidate c;
+	int			i;
+
+	c.key = key;
+	c.slot = slot;
+	c.tid = *tid;
+	if (heap->count == heap->capacity)
+	{
+		/* replaces the worst, which the caller has checked is worse than c */
+		heap->items[0] = c;
+		sift_down(heap->items, heap->count, 0);
+		return;
+	}
+	/* sift up */
+	for (i = heap->count++; i > 0; i = (i - 1) / 2)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!candidate_less(&heap->items[parent], &c))
+			break;
+		heap->items[i] = heap->items[parent];
+	}
+	heap->items[i] = c;
+}
+
+void
+imgs_heap_sort(ImgsCandidateHeap *heap)
+{
+	/* heapsort's second half: move the maximum to the end, repeatedly */
+	for (int end = heap->count - 1; end > 0; end--)
+	{
+		ImgsCandidate top = heap->items[0];
+
+		heap->items[0] = heap->items[end];
+		heap->items[end] = top;
+		sift_down(heap->items, end, 0);
+	}
+}

@@ -1,0 +1,62 @@
+/*
+ * faissflat.h — the exact index method: every vector in a vector store
+ * (common/vector_store.h), every scan a pass over all of them.
+ *
+ * Pages: block 0 is the metapage, then the vector store's groups (one page of
+ * slot headers, then the vectors). The scan streams the vector pages through
+ * the SIMD kernels of common/distance_core, the same ones the SQL operators
+ * use, so the index returns exactly the rows, order and distances of a
+ * sequential scan and sort.
+ */
+#ifndef FAISSFLAT_H
+#define FAISSFLAT_H
+
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "nodes/execnodes.h"
+
+#include "common/vector_store.h"
+
+#define FAISSFLAT_MAGIC		0xFA155F1A
+#define FAISSFLAT_VERSION	1
+
+typedef struct FaissflatMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	ImgsStoreMeta store;
+} FaissflatMetaPageData;
+
+#define FAISSFLAT_STORE_OFFSET	offsetof(FaissflatMetaPageData, store)
+
+/* Build phases reported in pg_stat_progress_create_index (after "initializing") */
+#define FAISSFLAT_PHASE_LOAD	2
+#define FAISSFLAT_PHASE_WAL		3
+
+/* faissflat_build.c */
+extern IndexBuildResult *faissflat_build(Relation heap, Relation index, IndexInfo *index_info);
+extern void faissflat_buildempty(Relation index);
+extern void faissflat_read_meta(Relation index, ImgsStoreMeta *store);
+
+/* faissflat_insert.c */
+extern bool faissflat_insert(Relation index, Datum *values, bool *isnull,
+							 ItemPointer heap_tid, Relation heap,
+							 IndexUniqueCheck check_unique, bool index_unchanged,
+							 IndexInfo *index_info);
+
+/* faissflat_scan.c */
+extern IndexScanDesc faissflat_beginscan(Relation index, int nkeys, int norderbys);
+extern void faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+							 ScanKey orderbys, int norderbys);
+extern bool faissflat_gettuple(IndexScanDesc scan, ScanDirection dir);
+extern void faissflat_endscan(IndexScanDesc scan);
+
+/* faissflat_vacuum.c */
+extern IndexBulkDeleteResult *faissflat_bulkdelete(IndexVacuumInfo *info,
+												   IndexBulkDeleteResult *stats,
+												   IndexBulkDeleteCallback callback,
+												   void *callback_state);
+extern IndexBulkDeleteResult *faissflat_vacuumcleanup(IndexVacuumInfo *info,
+													  IndexBulkDeleteResult *stats);
+
+#endif							/* FAISSFLAT_H */

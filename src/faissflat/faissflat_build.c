@@ -1,0 +1,145 @@
+/*
+ * faissflat_build.c — ambuild, ambuildempty and the metapage.
+ *
+ * The build appends every non-NULL vector of the table to a fresh vector
+ * store without WAL, then logs all pages once (log_newpage_range).
+ */
+#include "postgres.h"
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "commands/progress.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+
+#include "faissflat/faissflat.h"
+#include "type/imgfeat.h"
+
+typedef struct FaissflatBuildState
+{
+	ImgsStoreBuilder store;
+	double		index_tuples;
+	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
+} FaissflatBuildState;
+
+/* Writes the metapage into buf (locked), without WAL. */
+static void
+write_metapage(Buffer buf, const ImgsStoreMeta *store)
+{
+	Page		page = BufferGetPage(buf);
+	FaissflatMetaPageData *meta;
+
+	imgs_page_init(page, IMGS_PAGE_META);
+	meta = (FaissflatMetaPageData *) ImgsPageGetData(page);
+	meta->magic = FAISSFLAT_MAGIC;
+	meta->version = FAISSFLAT_VERSION;
+	meta->store = *store;
+	MarkBufferDirty(buf);
+}
+
+void
+faissflat_read_meta(Relation index, ImgsStoreMeta *store)
+{
+	Buffer		buf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
+	FaissflatMetaPageData *meta;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	imgs_page_check(index, BufferGetPage(buf), IMGS_METAPAGE_BLKNO, IMGS_PAGE_META);
+	meta = (FaissflatMetaPageData *) ImgsPageGetData(BufferGetPage(buf));
+	if (meta->magic != FAISSFLAT_MAGIC || meta->version != FAISSFLAT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not a faissflat index of version %d",
+						RelationGetRelationName(index), FAISSFLAT_VERSION),
+				 errhint("Please REINDEX it.")));
+	*store = meta->store;
+	UnlockReleaseBuffer(buf);
+}
+
+/* The dimension the column's type modifier fixes, or 0 (the first vector fixes it). */
+static int
+index_dim(Relation index)
+{
+	int32		typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+
+	return typmod > 0 ? typmod : 0;
+}
+
+static void
+build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tuple_is_alive, void *state)
+{
+	FaissflatBuildState *bs = (FaissflatBuildState *) state;
+	MemoryContext old_ctx;
+	ImgFeat    *v;
+
+	if (isnull[0])
+		return;
+	old_ctx = MemoryContextSwitchTo(bs->tmp_ctx);
+	v = DatumGetImgFeatP(values[0]);
+	imgs_store_build_add(&bs->store, tid, v->x, v->dim);
+	MemoryContextSwitchTo(old_ctx);
+	MemoryContextReset(bs->tmp_ctx);
+
+	bs->index_tuples++;
+	if ((uint64) bs->index_tuples % 1024 == 0)
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->index_tuples);
+}
+
+IndexBuildResult *
+faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
+{
+	FaissflatBuildState *bs;
+	IndexBuildResult *result;
+	double		heap_tuples;
+	Buffer		metabuf;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+	bs = palloc0(sizeof(FaissflatBuildState));
+	bs->tmp_ctx = AllocSetContextCreate(CurrentMemoryContext, "faissflat build tuple",
+										ALLOCSET_DEFAULT_SIZES);
+	imgs_store_build_begin(&bs->store, index, IMGS_METAPAGE_BLKNO + 1, index_dim(index));
+
+	/* block 0 first; it gets its final contents at the end */
+	metabuf = imgs_extend(index, MAIN_FORKNUM);
+	write_metapage(metabuf, &bs->store.meta);
+	UnlockReleaseBuffer(metabuf);
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_LOAD);
+	heap_tuples = table_index_build_scan(heap, index, index_info, true, true,
+										 build_callback, bs, NULL);
+	imgs_store_build_end(&bs->store);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->index_tuples);
+
+	metabuf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	write_metapage(metabuf, &bs->store.meta);
+	UnlockReleaseBuffer(metabuf);
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_WAL);
+	imgs_log_built_index(index);
+
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = heap_tuples;
+	result->index_tuples = bs->index_tuples;
+	MemoryContextDelete(bs->tmp_ctx);
+	pfree(bs);
+	return result;
+}
+
+/* The init fork of an unlogged index: a metapage, WAL-logged. */
+void
+faissflat_buildempty(Relation index)
+{
+	ImgsStoreMeta store;
+	Buffer		metabuf = imgs_extend(index, INIT_FORKNUM);
+
+	imgs_store_meta_init(&store, IMGS_METAPAGE_BLKNO + 1, index_dim(index));
+	START_CRIT_SECTION();
+	write_metapage(metabuf, &store);
+	log_newpage_buffer(metabuf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(metabuf);
+}

@@ -1,0 +1,134 @@
+/*
+ * faissflat_handler.c — the access method's handler: its properties, cost
+ * estimate, options and opclass validation.
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "optimizer/optimizer.h"
+
+#include "common/index_cost.h"
+#include "common/index_scan.h"
+#include "common/index_validate.h"
+#include "faissflat/faissflat.h"
+
+/*
+ * Cost model. A scan reads every page of the index in block order and
+ * computes one distance per vector before it returns its first row; then
+ * each row costs little (the candidates are sorted):
+ *   startup = the pages (imgs_cost_sequential_pages)
+ *           + one cpu_operator_cost per vector (the distance the sequential
+ *             scan pays for with the operator)
+ *   total   = startup + one cpu_index_tuple_cost per row returned
+ * with selectivity 1 (a query may read every row, in order) and correlation
+ * 0; the planner adds the heap fetches and scales all but the startup cost
+ * by LIMIT. imgsearch.method may make the index prohibitive (index_cost.h).
+ */
+static void
+faissflat_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+					   Cost *startup_cost, Cost *total_cost,
+					   Selectivity *selectivity, double *correlation, double *pages)
+{
+	IndexOptInfo *index = path->indexinfo;
+	double		tuples = Max(index->tuples, 0);
+
+	if (imgs_cost_prohibitive(path, IMGS_METHOD_FAISSFLAT, startup_cost, total_cost,
+							  selectivity, correlation, pages))
+		return;
+
+	*startup_cost = imgs_cost_sequential_pages(path, index->pages) + tuples * cpu_operator_cost;
+	*total_cost = *startup_cost + tuples * cpu_index_tuple_cost;
+	*selectivity = 1.0;
+	*correlation = 0;
+	*pages = index->pages;
+}
+
+/* No options: anything in WITH (...) is an error. */
+static bytea *
+faissflat_options(Datum reloptions, bool validate)
+{
+	List	   *options = untransformRelOptions(reloptions);
+
+	if (validate && options != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized parameter \"%s\"", linitial_node(DefElem, options)->defname),
+				 errdetail("The faissflat index method takes no parameters.")));
+	return NULL;
+}
+
+static char *
+faissflat_buildphasename(int64 phase)
+{
+	switch (phase)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case FAISSFLAT_PHASE_LOAD:
+			return "loading tuples";
+		case FAISSFLAT_PHASE_WAL:
+			return "writing WAL";
+		default:
+			return NULL;
+	}
+}
+
+static bool
+faissflat_validate(Oid opclassoid)
+{
+	return imgs_validate_opclass(opclassoid, "faissflat");
+}
+
+PG_FUNCTION_INFO_V1(faissflat_handler);
+Datum
+faissflat_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *am = makeNode(IndexAmRoutine);
+
+	am->amstrategies = IMGS_NUM_STRATEGIES;
+	am->amsupport = 0;
+	am->amoptsprocnum = 0;
+	am->amcanorder = false;
+	am->amcanorderbyop = true;
+	am->amcanbackward = false;
+	am->amcanunique = false;
+	am->amcanmulticol = false;
+	am->amoptionalkey = true;
+	am->amsearcharray = false;
+	am->amsearchnulls = false;
+	am->amstorage = false;
+	am->amclusterable = false;
+	am->ampredlocks = false;
+	am->amcanparallel = false;
+	am->amcaninclude = false;
+	am->amusemaintenanceworkmem = false;
+	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	am->amkeytype = InvalidOid;
+
+	am->ambuild = faissflat_build;
+	am->ambuildempty = faissflat_buildempty;
+	am->aminsert = faissflat_insert;
+	am->ambulkdelete = faissflat_bulkdelete;
+	am->amvacuumcleanup = faissflat_vacuumcleanup;
+	am->amcanreturn = NULL;
+	am->amcostestimate = faissflat_costestimate;
+	am->amoptions = faissflat_options;
+	am->amproperty = NULL;
+	am->ambuildphasename = faissflat_buildphasename;
+	am->amvalidate = faissflat_validate;
+	am->amadjustmembers = NULL;
+	am->ambeginscan = faissflat_beginscan;
+	am->amrescan = faissflat_rescan;
+	am->amgettuple = faissflat_gettuple;
+	am->amgetbitmap = NULL;
+	am->amendscan = faissflat_endscan;
+	am->ammarkpos = NULL;
+	am->amrestrpos = NULL;
+	am->amestimateparallelscan = NULL;
+	am->aminitparallelscan = NULL;
+	am->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(am);
+}

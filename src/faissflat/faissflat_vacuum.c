@@ -1,0 +1,34 @@
+/*
+ * faissflat_vacuum.c — ambulkdelete and amvacuumcleanup.
+ *
+ * Dead vectors' slots go on the vector store's free list, and inserts fill
+ * them before they append; vacuum reads only the slot pages (1 page in
+ * dim / 3), never the vectors.
+ */
+#include "postgres.h"
+
+#include "faissflat/faissflat.h"
+
+IndexBulkDeleteResult *
+faissflat_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+					 IndexBulkDeleteCallback callback, void *callback_state)
+{
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+	/* counted afresh by each pass */
+	stats->num_index_tuples = 0;
+	imgs_store_bulkdelete(info->index, FAISSFLAT_STORE_OFFSET, callback, callback_state,
+						  stats, info->strategy);
+	return stats;
+}
+
+IndexBulkDeleteResult *
+faissflat_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	if (info->analyze_only)
+		return stats;
+	/* no bulkdelete pass ran (nothing to delete): count the live vectors */
+	if (stats == NULL)
+		stats = faissflat_bulkdelete(info, NULL, NULL, NULL);
+	return stats;
+}
