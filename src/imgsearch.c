@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "imgsearch.h"
+#include "model/model.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +40,7 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	imgs_model_init();
 
 	MarkGUCPrefixReserved("imgsearch");
 }

@@ -33,6 +33,13 @@ cp "$repo"/test/sql/*.sql "$work/regress/sql/"
 cp -a "$repo/expected" "$work/regress/expected"
 chown -R "$owner" "$work"
 
+# vgg16_features test data: the seeded random-weight models (exported once,
+# cached in build/), images, and their features computed by torchvision.
+export IMGSEARCH_TEST_DATA=$work/model
+/usr/bin/python3 "$repo/test/model/fixtures.py" --cache "$repo/build/test-models" \
+	--out "$IMGSEARCH_TEST_DATA" >"$work/fixtures.log" 2>&1 ||
+	{ cat "$work/fixtures.log"; echo "0 passed, 1 failed"; exit 1; }
+
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the shared cluster for pg_regress and pgTAP ---------------------------
@@ -48,6 +55,7 @@ lc_messages = 'C'
 fsync = off
 shared_buffers = 256MB
 max_connections = 40
+imgsearch.model = '$IMGSEARCH_TEST_DATA/vgg16_pool.pt'
 CONF
 as_owner pg_ctl -D "$data" -l "$work/postgres.log" -w start >/dev/null ||
 	{ cat "$work/postgres.log"; echo "0 passed, 1 failed"; exit 1; }

@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""VGG16 feature extraction: in the database vs Python eager, same run.
+
+    bench/vgg16_bench.py [--images 16] [--rounds 3] [--threads 2] [--model PATH] [--dsn DSN]
+
+Times, on the same JPEGs (640x480 synthetic photos) and the same weights:
+  db single    SELECT vgg16_features(img), one image per statement
+  db batched   SELECT vgg16_features(imgs bytea[]), all images in one call
+  py eager     torchvision's pipeline and eager nn.Module (PIL decode,
+               Resize, ToTensor, Normalize, forward), one image at a time
+  py eager batched   the same, batches of 4 (vgg16_features' pass size)
+  py torchscript     the same pipeline on the model file itself, optimised
+               for inference as the server does it, one image at a time
+  py eager default threads   py eager with torch's default thread count
+               (Debian's torch starts with 1 thread)
+in alternating rounds (fresh images each round, so no call finds its input
+in vgg16_features' last-call cache), and reports median images/s, ratios,
+the backend's memory (VmRSS, VmHWM) before and after the model loads, and
+the first call's cost. The model is a --weights random export (same cost as ImageNet
+weights); the eager module is rebuilt with the same seed. Without --dsn a
+throwaway cluster is started (initdb, as user postgres when run as root).
+Writes bench/results/vgg16.json.
+"""
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import psycopg2
+import torch
+from PIL import Image
+from torchvision import transforms
+from torchvision.models import vgg16
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+sys.path.insert(0, os.path.join(REPO, "test", "model"))
+from export_vgg16 import GeMPool, Fc7  # noqa: E402  the exported modules, run eagerly
+from fixtures import scene  # noqa: E402  synthetic photo-like images
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster (pg_config's bindir) on a free port."""
+
+    def __init__(self, model):
+        bindir = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
+        self.dir = tempfile.mkdtemp(prefix="imgsearch-bench.")
+        os.chmod(self.dir, 0o755)
+        self.port = self._free_port()
+        as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if as_owner:
+            shutil.chown(self.dir, "postgres")
+        self.pg_ctl = as_owner + [os.path.join(bindir, "pg_ctl"), "-D", os.path.join(self.dir, "data")]
+        subprocess.run(as_owner + [os.path.join(bindir, "initdb"), "-D", os.path.join(self.dir, "data"),
+                                   "-U", "postgres", "-A", "trust"], check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.dir, "data", "postgresql.conf"), "a") as f:
+            f.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                    f"unix_socket_directories = '{self.dir}'\nimgsearch.model = '{model}'\n")
+        subprocess.run(self.pg_ctl + ["-l", os.path.join(self.dir, "log"), "-w", "start"], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    @staticmethod
+    def _free_port():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def stop(self):
+        subprocess.run(self.pg_ctl + ["-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def proc_memory(pid):
+    """VmRSS and VmHWM of a process, in MB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="intra-op threads, both sides")
+    ap.add_argument("--model", default=os.path.join(REPO, "models", "vgg16_pool_random.pt"),
+                    help="a --weights random export (make model)")
+    ap.add_argument("--dsn", help="a superuser connection to a database with the extension")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "vgg16.json"))
+    args = ap.parse_args()
+
+    load_before = os.getloadavg()[0]  # the machine's load before we add ours (2 threads)
+    model = os.path.abspath(args.model)
+    with open(os.path.splitext(model)[0] + ".json") as f:
+        meta = json.load(f)
+    if meta["weights"] != "random":
+        sys.exit("vgg16_bench: needs a --weights random model (the eager module is rebuilt from its seed)")
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(meta["seed"])
+    net = vgg16(weights=None).eval()
+    eager = (GeMPool(net.features[:-1]) if meta["layer"] == "pool" else Fc7(net)).eval()
+    pipeline = transforms.Compose([
+        transforms.Resize((224, 224)), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    # A fresh set of images per round; round 0 warms up.
+    image_sets = []
+    for r in range(args.rounds + 1):
+        image_sets.append([])
+        for i in range(args.images):
+            buf = io.BytesIO()
+            scene(480, 640, seed=1000 * r + i).save(buf, "JPEG", quality=90)
+            image_sets[r].append(buf.getvalue())
+
+    # The server's way: frozen file, optimize_for_inference, simple executor.
+    torch._C._jit_set_profiling_executor(False)
+    torch._C._jit_set_profiling_mode(False)
+    scripted = torch.jit.optimize_for_inference(torch.jit.load(model).eval())
+
+    def py_run(net, batch, jpegs, threads=args.threads):
+        feats = []
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            for i in range(0, len(jpegs), batch):
+                x = torch.stack([pipeline(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs[i:i + batch]])
+                f = net(x)
+                feats.append(f / f.norm(dim=1, keepdim=True))
+        return torch.cat(feats).numpy()
+
+    cluster = None if args.dsn else Cluster(model)
+    try:
+        conn = psycopg2.connect(args.dsn or cluster.dsn)
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("CREATE EXTENSION IF NOT EXISTS imgsearch")
+        cur.execute("SET imgsearch.model = %s", (model,))
+        cur.execute("SET imgsearch.threads = %s", (args.threads,))
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+        mem_before = proc_memory(pid)
+        t = time.perf_counter()
+        cur.execute("SELECT vgg16_features(%s)", (psycopg2.Binary(image_sets[0][0]),))
+        first_call = time.perf_counter() - t
+        mem_loaded = proc_memory(pid)
+        cur.execute("SELECT load_seconds FROM imgsearch_model_info()")
+        load_seconds = cur.fetchone()[0]
+
+        def db_single(jpegs):
+            out = []
+            for b in jpegs:
+                cur.execute("SELECT vgg16_features(%s)::real[]", (psycopg2.Binary(b),))
+                out.append(cur.fetchone()[0])
+            return np.array(out)
+
+        def db_batched(jpegs):
+            cur.execute("SELECT f::real[] FROM unnest(vgg16_features(%s::bytea[])) f",
+                        ([psycopg2.Binary(b) for b in jpegs],))
+            return np.array([r[0] for r in cur.fetchall()])
+
+        runs = {"db single": db_single, "db batched": db_batched,
+                "py eager": lambda jpegs: py_run(eager, 1, jpegs),
+                "py eager batched": lambda jpegs: py_run(eager, 4, jpegs),
+                "py torchscript": lambda jpegs: py_run(scripted, 1, jpegs),
+                "py eager default threads": lambda jpegs: py_run(eager, 1, jpegs, default_threads)}
+        rates = {k: [] for k in runs}
+        feats = {}
+        loads = []
+        for fn in runs.values():  # warm-up (first runs allocate, pick kernels)
+            fn(image_sets[0])
+        for r in range(1, args.rounds + 1):
+            for name, fn in runs.items():
+                loads.append(os.getloadavg()[0])
+                t = time.perf_counter()
+                feats[name] = fn(image_sets[r])
+                rates[name].append(args.images / (time.perf_counter() - t))
+                print(f"round {r} {name:25s} {rates[name][-1]:.2f} img/s", flush=True)
+        mem_after = proc_memory(pid)
+        conn.close()
+    finally:
+        if cluster:
+            cluster.stop()
+
+    cos = [float(np.dot(a, b)) for a, b in zip(feats["db batched"], feats["py eager"])]
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    result = {
+        "benchmark": "vgg16_features vs Python eager torchvision, same images and weights",
+        "model": {"layer": meta["layer"], "dims": meta["dims"], "weights": "random (same cost as ImageNet)"},
+        "images": args.images, "image_size": "640x480 JPEG", "rounds": args.rounds, "threads": args.threads,
+        "torch_default_threads": default_threads,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                    "load_average_before": round(load_before, 2),
+                    "load_average_during_runs": {"min": round(min(loads), 2), "max": round(max(loads), 2)}},
+        "images_per_second_median": {k: round(v, 3) for k, v in med.items()},
+        "images_per_second_all": {k: [round(x, 3) for x in v] for k, v in rates.items()},
+        "ratios": {
+            "db batched / py eager": round(med["db batched"] / med["py eager"], 3),
+            "db batched / py eager batched": round(med["db batched"] / med["py eager batched"], 3),
+            "db single / py eager": round(med["db single"] / med["py eager"], 3),
+            "db single / py torchscript": round(med["db single"] / med["py torchscript"], 3),
+            "db batched / py eager default threads": round(med["db batched"] / med["py eager default threads"], 3),
+        },
+        "first_call_seconds": round(first_call, 3),
+        "model_load_seconds": round(load_seconds, 3),
+        "backend_memory_mb": {"connected": mem_before, "model_loaded": mem_loaded, "after_runs": mem_after},
+        "python_process_memory_mb": proc_memory(os.getpid()),
+        "min_cosine_db_vs_py_eager": round(min(cos), 6),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(json.dumps({k: result[k] for k in ("images_per_second_median", "ratios", "first_call_seconds",
+                                             "backend_memory_mb", "min_cosine_db_vs_py_eager")}, indent=2))
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

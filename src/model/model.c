@@ -1,0 +1,448 @@
+/*
+ * model.c — SQL entry points of the VGG16 feature extractor (C glue).
+ *
+ * The extractor itself (decode, resize, torch) lives in imgsearch_model.so,
+ * loaded on first use through the table of model_core.h, so a backend that
+ * never extracts a feature never maps torch or OpenCV. This file does the
+ * PostgreSQL side: GUCs, arguments, palloc, interrupts between images,
+ * errors.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "model/model.h"
+#include "model/model_core.h"
+#include "type/imgfeat.h"
+
+/*
+ * Images per forward pass of the batched form. Larger batches run no faster
+ * on CPU (measured: 1, 4 and 8 within noise), cost ~30 MB of activations
+ * per image, and a pass cannot be interrupted.
+ */
+#define MODEL_CHUNK 4
+
+static char *model_path = NULL;
+static int	model_threads = 1;
+static int	model_max_pixels = 50 * 1000 * 1000;
+
+static const ImgsModelApi *model_api = NULL;
+static int64 backend_images = 0;	/* images run through the model here */
+
+/*
+ * The last call's result, per form. The planner evaluates STABLE functions
+ * of constants for its estimates (unnest(vgg16_features(ARRAY[...])) does)
+ * and the executor then calls again with the same value: the second call
+ * finds it here instead of running the model again.
+ */
+typedef struct LastCall
+{
+	uint8		key[PG_SHA256_DIGEST_LENGTH];	/* see call_key */
+	uint64		generation;		/* of the model that computed it */
+	Datum		result;			/* in TopMemoryContext; 0 if none */
+} LastCall;
+
+static LastCall last_single;
+static LastCall last_batch;
+
+static bool
+check_model_path(char **newval, void **extra, GucSource source)
+{
+	if (**newval != '\0' && !is_absolute_path(*newval))
+	{
+		GUC_check_errdetail("imgsearch.model must be an absolute path.");
+		return false;
+	}
+	return true;
+}
+
+void
+imgs_model_init(void)
+{
+	int			cores = (int) sysconf(_SC_NPROCESSORS_ONLN);
+
+	DefineCustomStringVariable("imgsearch.model",
+							   "TorchScript model file used by vgg16_features().",
+							   "An absolute path to a file written by tools/export_vgg16.py. "
+							   "Only superusers may set it: loading a model runs code from the file.",
+							   &model_path,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_model_path, NULL, NULL);
+	DefineCustomIntVariable("imgsearch.threads",
+							"Intra-op threads of vgg16_features() in each backend.",
+							NULL,
+							&model_threads,
+							Max(1, Min(cores, 64)), 1, 64,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("imgsearch.max_pixels",
+							"Largest image, in pixels, that vgg16_features() decodes.",
+							"Checked against the image header before decoding. "
+							"Only superusers may raise it: a decoded pixel costs 3 bytes.",
+							&model_max_pixels,
+							50 * 1000 * 1000, 1, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+}
+
+/* The extractor's function table; maps imgsearch_model.so on first call. */
+static const ImgsModelApi *
+get_model_api(void)
+{
+	if (model_api == NULL)
+	{
+		ImgsModelApiFn fn;
+		const ImgsModelApi *api;
+
+		fn = (ImgsModelApiFn) load_external_function("$libdir/imgsearch_model",
+													 IMGS_MODEL_API_SYMBOL, true, NULL);
+		api = fn();
+		if (api->abi_version != IMGS_MODEL_ABI_VERSION)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("imgsearch_model module has interface version %d, imgsearch expects %d",
+							api->abi_version, IMGS_MODEL_ABI_VERSION),
+					 errhint("Reinstall imgsearch and reconnect.")));
+		model_api = api;
+	}
+	return model_api;
+}
+
+/* Makes imgsearch.model the loaded model (a no-op when it already is). */
+static const ImgsModelApi *
+load_model(ImgsModelInfo *info)
+{
+	const ImgsModelApi *api;
+	ImgsError	err;
+
+	if (model_path == NULL || model_path[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("imgsearch.model is not set"),
+				 errhint("Export a model (make model writes models/vgg16_pool_random.pt) and have a superuser "
+						 "set imgsearch.model to its absolute path, e.g. with ALTER SYSTEM.")));
+	api = get_model_api();
+	if (!api->load(model_path, model_threads, info, &err))
+		imgs_raise_cxx_error(&err);
+	return api;
+}
+
+/* SHA-256 of a call's input bytes, box and pixel limit. */
+static void
+call_key(const char *data, size_t len, const int32 *box, uint8 *key)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	int32		params[6] = {box != NULL, 0, 0, 0, 0, model_max_pixels};
+
+	if (box)
+		memcpy(params + 1, box, sizeof(int32) * 4);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) params, sizeof(params)) < 0 ||
+		pg_cryptohash_final(ctx, key, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+/* A copy of the last call's result if it had this key and model, or 0. */
+static Datum
+last_call_get(LastCall *last, const uint8 *key, uint64 generation)
+{
+	if (last->result == 0 || last->generation != generation || memcmp(last->key, key, sizeof(last->key)) != 0)
+		return (Datum) 0;
+	return datumCopy(last->result, false, -1);
+}
+
+static void
+last_call_set(LastCall *last, const uint8 *key, uint64 generation, Datum result)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	Datum		copy = datumCopy(result, false, -1);
+
+	MemoryContextSwitchTo(old);
+	if (last->result != 0)
+		pfree(DatumGetPointer(last->result));
+	memcpy(last->key, key, sizeof(last->key));
+	last->generation = generation;
+	last->result = copy;
+}
+
+/*
+ * Computes features[i] for images[0..n) with the loaded model; NULL images
+ * give NULL features. Up to MODEL_CHUNK images go through the model per
+ * forward pass, with interrupts served between images.
+ */
+static void
+extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
+				 int n, bytea *const *images, const int32 *box, ImgFeat **features)
+{
+	int			chunk = Min(n, MODEL_CHUNK);
+	float	   *input = palloc(sizeof(float) * IMGS_MODEL_INPUT_FLOATS * chunk);
+	float	   *output = palloc(sizeof(float) * info->dims * chunk);
+	int			slot[MODEL_CHUNK];
+	int			i = 0;
+	ImgsError	err;
+
+	while (i < n)
+	{
+		int			m = 0;
+
+		for (; i < n && m < chunk; i++)
+		{
+			features[i] = NULL;
+			if (images[i] == NULL)
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			if (!api->preprocess(VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]), box,
+								 model_max_pixels, input + (size_t) m * IMGS_MODEL_INPUT_FLOATS, &err))
+				imgs_raise_cxx_error(&err);
+			slot[m++] = i;
+		}
+		if (m == 0)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		if (!api->forward(input, m, model_threads, output, &err))
+			imgs_raise_cxx_error(&err);
+		backend_images += m;
+		for (int j = 0; j < m; j++)
+		{
+			ImgFeat    *f = imgfeat_new(info->dims);
+
+			memcpy(f->x, output + (size_t) j * info->dims, sizeof(float) * info->dims);
+			features[slot[j]] = f;
+		}
+	}
+	pfree(input);
+	pfree(output);
+}
+
+/* box: a one-dimensional int4[] of {x, y, width, height}, no NULLs. */
+static void
+get_box(ArrayType *arr, int32 *box)
+{
+	if (ARR_NDIM(arr) != 1 || ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) != 4 || array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("box must be an array of four integers {x, y, width, height}")));
+	memcpy(box, ARR_DATA_PTR(arr), sizeof(int32) * 4);
+}
+
+/*
+ * Single-image forms. When the arguments are constants or query parameters
+ * (ORDER BY feat <-> vgg16_features(:img) scanned row by row), the feature
+ * is computed once and kept for the rest of the query in fn_extra.
+ */
+static Datum
+single_feature(FunctionCallInfo fcinfo, const int32 *box)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	bool		stable = get_fn_expr_arg_stable(flinfo, 0) &&
+		(PG_NARGS() < 2 || get_fn_expr_arg_stable(flinfo, 1));
+	bytea	   *img;
+	ImgFeat    *feat;
+	ImgsModelInfo info;
+	const ImgsModelApi *api;
+	uint8		key[PG_SHA256_DIGEST_LENGTH];
+
+	if (stable && flinfo->fn_extra != NULL)
+	{
+		ImgFeat    *cached = (ImgFeat *) flinfo->fn_extra;
+
+		feat = palloc(VARSIZE(cached));
+		memcpy(feat, cached, VARSIZE(cached));
+		PG_RETURN_POINTER(feat);
+	}
+	img = PG_GETARG_BYTEA_PP(0);
+	api = load_model(&info);
+	call_key(VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), box, key);
+	feat = (ImgFeat *) DatumGetPointer(last_call_get(&last_single, key, info.generation));
+	if (feat == NULL)
+	{
+		extract_features(api, &info, 1, &img, box, &feat);
+		last_call_set(&last_single, key, info.generation, PointerGetDatum(feat));
+	}
+	if (stable)
+	{
+		ImgFeat    *cached = MemoryContextAlloc(flinfo->fn_mcxt, VARSIZE(feat));
+
+		memcpy(cached, feat, VARSIZE(feat));
+		flinfo->fn_extra = cached;
+	}
+	PG_RETURN_POINTER(feat);
+}
+
+PG_FUNCTION_INFO_V1(vgg16_features);
+Datum
+vgg16_features(PG_FUNCTION_ARGS)
+{
+	return single_feature(fcinfo, NULL);
+}
+
+PG_FUNCTION_INFO_V1(vgg16_features_box);
+Datum
+vgg16_features_box(PG_FUNCTION_ARGS)
+{
+	int32		box[4];
+
+	get_box(PG_GETARG_ARRAYTYPE_P(1), box);
+	return single_feature(fcinfo, box);
+}
+
+/* vgg16_features(bytea[]) -> imgfeat[] of the same shape; NULL stays NULL. */
+PG_FUNCTION_INFO_V1(vgg16_features_batch);
+Datum
+vgg16_features_batch(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Oid			feat_type = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bytea	  **images;
+	ImgFeat   **features;
+	ImgsModelInfo info;
+	const ImgsModelApi *api;
+	uint8		key[PG_SHA256_DIGEST_LENGTH];
+	Datum		result;
+
+	if (!OidIsValid(feat_type))
+		elog(ERROR, "vgg16_features(bytea[]) must return an array");
+	if (ARR_NDIM(arr) == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(feat_type));
+	api = load_model(&info);
+	call_key(VARDATA(arr), VARSIZE(arr) - VARHDRSZ, NULL, key);
+	result = last_call_get(&last_batch, key, info.generation);
+	if (result != 0)
+		PG_RETURN_DATUM(result);
+
+	deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	images = palloc(sizeof(bytea *) * n);
+	features = palloc(sizeof(ImgFeat *) * n);
+	for (int i = 0; i < n; i++)
+		images[i] = nulls[i] ? NULL : DatumGetByteaPP(elems[i]);
+	extract_features(api, &info, n, images, NULL, features);
+	for (int i = 0; i < n; i++)
+		elems[i] = PointerGetDatum(features[i]);
+	result = PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
+												feat_type, -1, false, TYPALIGN_INT));
+	last_call_set(&last_batch, key, info.generation, result);
+	PG_RETURN_DATUM(result);
+}
+
+/* SHA-256 of a file, in hex. */
+static char *
+file_sha256(const char *path)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(2 * PG_SHA256_DIGEST_LENGTH + 1);
+	char	   *buf = palloc(1 << 20);
+	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	ssize_t		got;
+
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open model file \"%s\": %m", path)));
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256: %s", pg_cryptohash_error(ctx));
+	while ((got = read(fd, buf, 1 << 20)) > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (pg_cryptohash_update(ctx, (uint8 *) buf, got) < 0)
+			elog(ERROR, "could not update SHA-256: %s", pg_cryptohash_error(ctx));
+	}
+	if (got < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read model file \"%s\": %m", path)));
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	CloseTransientFile(fd);
+	hex_encode((char *) digest, sizeof(digest), hex);
+	hex[2 * PG_SHA256_DIGEST_LENGTH] = '\0';
+	pfree(buf);
+	return hex;
+}
+
+/* A string or number member of the model's metadata, or NULL. */
+static char *
+metadata_field(Jsonb *meta, const char *key)
+{
+	JsonbValue	v;
+
+	if (meta == NULL || !JB_ROOT_IS_OBJECT(meta) ||
+		getKeyJsonValueFromContainer(&meta->root, key, strlen(key), &v) == NULL)
+		return NULL;
+	if (v.type == jbvString)
+		return pnstrdup(v.val.string.val, v.val.string.len);
+	if (v.type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+	return NULL;
+}
+
+static void
+set_text(Datum *values, bool *nulls, int col, const char *s)
+{
+	nulls[col] = s == NULL;
+	values[col] = s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/*
+ * imgsearch_model_info(): the model imgsearch.model names (loaded if need
+ * be), from the metadata tools/export_vgg16.py embeds in it.
+ */
+PG_FUNCTION_INFO_V1(imgsearch_model_info);
+Datum
+imgsearch_model_info(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	ImgsModelInfo info;
+	Jsonb	   *meta = NULL;
+	char	   *weights;
+	char	   *source;
+	Datum		values[8];
+	bool		nulls[8] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "imgsearch_model_info must return a record");
+	load_model(&info);
+	if (info.metadata[0] != '\0')
+		meta = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(info.metadata)));
+
+	/* "random (seed 0)", "imagenet (URL)", "file (PATH)" */
+	weights = metadata_field(meta, "weights");
+	if (weights != NULL && (source = metadata_field(meta, "seed")) != NULL)
+		weights = psprintf("%s (seed %s)", weights, source);
+	else if (weights != NULL && (source = metadata_field(meta, "source")) != NULL)
+		weights = psprintf("%s (%s)", weights, source);
+
+	set_text(values, nulls, 0, model_path);
+	set_text(values, nulls, 1, metadata_field(meta, "layer"));
+	values[2] = Int32GetDatum(info.dims);
+	set_text(values, nulls, 3, weights);
+	set_text(values, nulls, 4, file_sha256(model_path));
+	set_text(values, nulls, 5, metadata_field(meta, "note"));
+	values[6] = Float8GetDatum(info.load_seconds);
+	values[7] = Int64GetDatum(backend_images);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,10 @@
+/*
+ * model.h — the VGG16 feature extractor's C glue (model.c).
+ */
+#ifndef IMGS_MODEL_H
+#define IMGS_MODEL_H
+
+/* Defines imgsearch.model, imgsearch.threads and imgsearch.max_pixels. */
+extern void imgs_model_init(void);
+
+#endif

@@ -1,0 +1,212 @@
+// vgg16_core.cpp — the TorchScript model: load once per backend, reload when
+// the file changes, run batches. Exports the ImgsModelApi table.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <ATen/Parallel.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/script.h>
+
+#include "cxx/guard.hpp"
+#include "model/image_core.hpp"
+#include "model/model_core.h"
+
+namespace {
+
+using imgs::Error;
+
+// Blocks asynchronous signals for its lifetime. torch's OpenMP and oneDNN
+// threads are created inside load/forward (every entry point runs with
+// one of these) and inherit this mask, so
+// PostgreSQL's signals (cancel, timeouts, ...) keep going to the main
+// thread; they are delivered when the mask is restored, and the C glue
+// then sees InterruptPending.
+class SignalsBlocked {
+public:
+    SignalsBlocked() {
+        sigset_t all;
+        sigfillset(&all);
+        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT})  // synchronous: never blocked
+            sigdelset(&all, s);
+        pthread_sigmask(SIG_BLOCK, &all, &saved_);
+    }
+    ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+    SignalsBlocked(const SignalsBlocked &) = delete;
+    SignalsBlocked &operator=(const SignalsBlocked &) = delete;
+
+private:
+    sigset_t saved_;
+};
+
+// torch's messages without the C++ backtrace, first line only.
+std::string torch_message(const c10::Error &e) {
+    std::string m = e.what_without_backtrace();
+    return m.substr(0, m.find('\n'));
+}
+
+struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    struct timespec mtime {};
+    bool operator==(const FileId &o) const {
+        return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+               mtime.tv_nsec == o.mtime.tv_nsec;
+    }
+};
+
+struct Model {
+    std::string path;
+    FileId id;
+    torch::jit::Module module;
+    int dims = 0;
+    std::string metadata;
+    double load_seconds = 0;
+};
+
+std::unique_ptr<Model> current;  // the backend's model, if any
+uint64_t loads = 0;               // models loaded by this backend
+int current_threads = 0;
+
+FileId stat_model(const std::string &path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+        int e = errno;
+        throw Error(e == ENOENT ? IMGS_SQLSTATE_UNDEFINED_FILE : IMGS_SQLSTATE_SYSTEM_ERROR,
+                    "could not open model file \"" + path + "\": " + std::strerror(e),
+                    "imgsearch.model names a TorchScript file written by tools/export_vgg16.py (make model).");
+    }
+    if (!S_ISREG(st.st_mode))
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "model file \"" + path + "\" is not a regular file");
+    return {st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+}
+
+// Runs the module on a batch and returns [n, dims] float, contiguous.
+torch::Tensor run(torch::jit::Module &module, torch::Tensor input) {
+    c10::InferenceMode guard;
+    torch::jit::IValue out = module.forward({input});
+    if (!out.isTensor())
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "the model does not return a tensor");
+    torch::Tensor t = out.toTensor();
+    if (t.dim() != 2 || t.size(0) != input.size(0) || t.scalar_type() != torch::kFloat)
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "the model does not map [N,3,224,224] images to [N,dims] float features");
+    return t.contiguous();
+}
+
+std::unique_ptr<Model> load_model(const std::string &path, const FileId &id) {
+    auto started = std::chrono::steady_clock::now();
+    // The graph is frozen and optimised once, here: run it as it is. The
+    // default profiling executor re-specialises per input shape (measured:
+    // slow first runs, and single images at a third of the speed once it
+    // had seen batches of 4); the simple one runs at full speed throughout.
+    torch::jit::getExecutorMode() = false;
+    torch::jit::getProfilingMode() = false;
+    auto m = std::make_unique<Model>();
+    m->path = path;
+    m->id = id;
+    torch::jit::ExtraFilesMap extra{{"imgsearch.json", ""}};
+    try {
+        m->module = torch::jit::load(path, torch::kCPU, extra);
+        m->module.eval();
+        // Not applied at export: torch 1.13 cannot load a module saved after it.
+        m->module = torch::jit::optimize_for_inference(m->module);
+    } catch (const c10::Error &e) {
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "could not load model file \"" + path + "\"",
+                    "Not a TorchScript model made by tools/export_vgg16.py: " + torch_message(e));
+    }
+    // A probe run finds the output size, checks the model's shape contract,
+    // and pays the first run's one-off cost here rather than in a query.
+    try {
+        torch::Tensor out = run(m->module, torch::zeros({1, 3, IMGS_MODEL_SIDE, IMGS_MODEL_SIDE}));
+        m->dims = int(out.size(1));
+    } catch (const c10::Error &e) {
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "model file \"" + path + "\" does not accept 224x224 RGB images",
+                    torch_message(e));
+    } catch (const Error &e) {
+        throw Error(e.sqlstate(), "model file \"" + path + "\" is not a feature extractor", e.what());
+    }
+    if (m->dims < 1 || m->dims > 16000)
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER,
+                    "model file \"" + path + "\" gives " + std::to_string(m->dims) + " features; imgfeat allows 1 to 16000");
+    m->metadata = extra["imgsearch.json"];
+    m->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return m;
+}
+
+void set_threads(int threads) {
+    if (threads != current_threads) {
+        at::set_num_threads(threads);
+        current_threads = threads;
+    }
+}
+
+bool api_load(const char *path, int threads, ImgsModelInfo *info, ImgsError *err) {
+    return imgs::guard(err, [&] {
+        FileId id = stat_model(path);
+        if (!current || current->path != path || !(current->id == id)) {
+            current.reset();  // free the old model before the new one is read
+            SignalsBlocked blocked;
+            set_threads(threads);
+            current = load_model(path, id);
+            loads++;
+        }
+        info->dims = current->dims;
+        info->metadata = current->metadata.c_str();
+        info->load_seconds = current->load_seconds;
+        info->generation = loads;
+    });
+}
+
+bool api_preprocess(const void *data, size_t len, const int32_t *box, int64_t max_pixels, float *out,
+                    ImgsError *err) {
+    return imgs::guard(err, [&] {
+        SignalsBlocked blocked;  // in case a decoder starts threads after all
+        imgs::model::preprocess_image(static_cast<const uint8_t *>(data), len, box, max_pixels, out);
+    });
+}
+
+bool api_forward(const float *in, int n, int threads, float *out, ImgsError *err) {
+    return imgs::guard(err, [&] {
+        if (!current)
+            throw Error(IMGS_SQLSTATE_INTERNAL_ERROR, "no model loaded");
+        torch::Tensor result;
+        {
+            SignalsBlocked blocked;
+            set_threads(threads);
+            torch::Tensor input = torch::from_blob(const_cast<float *>(in), {n, 3, IMGS_MODEL_SIDE, IMGS_MODEL_SIDE});
+            try {
+                result = run(current->module, input);
+            } catch (const c10::Error &e) {
+                throw Error(IMGS_SQLSTATE_EXTERNAL_ROUTINE, "VGG16 forward pass failed", torch_message(e));
+            }
+        }
+        const int dims = current->dims;
+        const float *r = result.data_ptr<float>();
+        for (int i = 0; i < n; i++) {
+            const float *v = r + size_t(i) * dims;
+            double sq = 0;
+            for (int k = 0; k < dims; k++)
+                sq += double(v[k]) * v[k];
+            if (!std::isfinite(sq))
+                throw Error(IMGS_SQLSTATE_EXTERNAL_ROUTINE, "the model returned a feature that is not finite");
+            // An all-zero feature stays zero: it has no direction to keep.
+            float scale = sq > 0 ? float(1.0 / std::sqrt(sq)) : 0.0f;
+            for (int k = 0; k < dims; k++)
+                out[size_t(i) * dims + k] = v[k] * scale;
+        }
+    });
+}
+
+const ImgsModelApi api_table = {IMGS_MODEL_ABI_VERSION, api_load, api_preprocess, api_forward};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const ImgsModelApi *imgs_model_api(void) { return &api_table; }
