@@ -127,6 +127,12 @@ for f in "$work"/test/t/*.pl; do
 		prove --verbose "$f"
 done
 
+# --- web: the API, its gateway, the page (web/test/run.sh) ---------------------
+echo "web:"
+for s in setup unit conformance api security browser; do
+	run_case "web/$s" "$repo/web/test/run.sh" "$s" "$work/web"
+done
+
 stop_cluster
 trap - EXIT
 echo

@@ -14,7 +14,12 @@ packages=(
 	# python side: model export, independent checks, loaders, benchmarks
 	python3 python3-torch python3-torchvision python3-numpy python3-faiss
 	python3-psycopg2 python3-pil python3-tqdm
+	# web: browser tests (Debian's chromium, never a downloaded one), the demo
+	# dataset's photographs; web/deps.sh installs the node packages
+	chromium chromium-driver mate-backgrounds plasma-workspace-wallpapers curl
 )
+# Node.js, unless one is installed (vite 7 needs node >= 20.19)
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Loads a dataset made by build_dataset.py into a database and indexes it.
+
+    tools/load_dataset.py DATASET [--model PATH] [--batch 8] [--no-index]
+
+Connects with the usual PG* environment variables (as a superuser). Steps,
+each skipped when already done, so an interrupted load resumes:
+  1. the API's roles, tables and functions (web/db/*.sql);
+  2. images, names, groups, thumbnails and the queries;
+  3. features, extracted inside the database by vgg16_features() in batches,
+     one transaction each, with a progress bar and ETA;
+  4. the faissflat index on the features.
+With --model, the database's imgsearch.model is set to PATH; features made
+with another model are extracted again.
+"""
+import argparse
+import csv
+import io
+import os
+import sys
+
+import psycopg2
+import psycopg2.extras
+from PIL import Image
+from tqdm import tqdm
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SQL_FILES = ['roles.sql', 'schema.sql', 'api.sql']
+THUMB_SIDE = 200
+
+
+def thumbnail(data):
+    im = Image.open(io.BytesIO(data)).convert('RGB')
+    im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, 'JPEG', quality=80)
+    return buf.getvalue()
+
+
+def read_tsv(path):
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f, delimiter='\t'))
+
+
+def apply_sql(conn):
+    with conn.cursor() as cur:
+        for name in SQL_FILES:
+            with open(os.path.join(REPO, 'web', 'db', name)) as f:
+                cur.execute(f.read())
+    conn.commit()
+
+
+def set_model(conn, path):
+    """Points the database at the model; forgets features of another model."""
+    path = os.path.abspath(path)
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        db = cur.fetchone()[0]
+        cur.execute("ALTER DATABASE %s SET imgsearch.model = %%s" % psycopg2.extensions.quote_ident(db, cur), [path])
+        cur.execute("SET imgsearch.model = %s", [path])
+        cur.execute("SELECT value FROM gallery.settings WHERE key = 'model'")
+        row = cur.fetchone()
+        if row and row[0] != path:
+            print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], path))
+            cur.execute("UPDATE gallery.images SET feat = NULL")
+        cur.execute("INSERT INTO gallery.settings VALUES ('model', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [path])
+    conn.commit()
+
+
+def load_images(conn, dataset, batch):
+    rows = read_tsv(os.path.join(dataset, 'manifest.tsv'))
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM gallery.images")
+        present = {r[0] for r in cur.fetchall()}
+    todo = [r for r in rows if int(r['id']) not in present]
+    if todo:
+        with tqdm(total=len(todo), desc='images', unit='img') as bar:
+            for i in range(0, len(todo), batch * 8):
+                values = []
+                for r in todo[i:i + batch * 8]:
+                    with open(os.path.join(dataset, 'images', r['name']), 'rb') as f:
+                        data = f.read()
+                    values.append((int(r['id']), r['name'], r['group'], int(r['width']), int(r['height']),
+                                   psycopg2.Binary(data), psycopg2.Binary(thumbnail(data))))
+                with conn.cursor() as cur:
+                    psycopg2.extras.execute_values(
+                        cur, "INSERT INTO gallery.images (id, name, grp, width, height, img, thumb) "
+                             "VALUES %s ON CONFLICT (id) DO NOTHING", values)
+                conn.commit()
+                bar.update(len(values))
+    queries = read_tsv(os.path.join(dataset, 'queries.tsv'))
+    with conn.cursor() as cur:
+        for q in queries:
+            with open(os.path.join(dataset, 'queries', q['name']), 'rb') as f:
+                data = f.read()
+            box = [int(q[k]) for k in ('x', 'y', 'width', 'height')]
+            cur.execute("INSERT INTO gallery.queries VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                        [q['name'], q['group'], psycopg2.Binary(data), box])
+    conn.commit()
+    print('load_dataset: %d images (%d new), %d queries' % (len(rows), len(todo), len(queries)))
+
+
+def extract_features(conn, batch):
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM gallery.images WHERE feat IS NULL")
+        remaining = cur.fetchone()[0]
+    if remaining == 0:
+        return
+    with tqdm(total=remaining, desc='features', unit='img') as bar:
+        while True:
+            with conn.cursor() as cur:
+                # One batch per transaction: an interrupted run keeps what it did.
+                cur.execute("""
+                    WITH b AS (SELECT id, img FROM gallery.images WHERE feat IS NULL ORDER BY id LIMIT %s),
+                         f AS (SELECT array_agg(id ORDER BY id) AS ids,
+                                      vgg16_features(array_agg(img ORDER BY id)) AS feats FROM b)
+                    UPDATE gallery.images i SET feat = u.feat
+                      FROM f, unnest(f.ids, f.feats) AS u(id, feat)
+                     WHERE i.id = u.id""", [batch])
+                done = cur.rowcount
+            conn.commit()
+            if done <= 0:
+                break
+            bar.update(done)
+
+
+def build_index(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_indexes WHERE schemaname = 'gallery' AND indexname = 'images_feat_faissflat'")
+        if cur.fetchone() is None:
+            print('load_dataset: building the faissflat index', flush=True)
+            cur.execute("CREATE INDEX images_feat_faissflat ON gallery.images USING faissflat (feat imgfeat_l2_ops)")
+        cur.execute("ANALYZE gallery.images")
+    conn.commit()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('dataset')
+    ap.add_argument('--model', help='TorchScript model file; sets imgsearch.model for the database')
+    ap.add_argument('--batch', type=int, default=8, help='images per vgg16_features() call')
+    ap.add_argument('--no-index', action='store_true', help='do not build the faissflat index')
+    args = ap.parse_args()
+
+    conn = psycopg2.connect('')
+    apply_sql(conn)
+    if args.model:
+        set_model(conn, args.model)
+    load_images(conn, args.dataset, args.batch)
+    extract_features(conn, args.batch)
+    if not args.no_index:
+        build_index(conn)
+    conn.close()
+    print('load_dataset: done')
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,122 @@
+-- The HTTP API: functions in schema api, the only schema PostgREST exposes.
+-- They run as imgsearch_api (SECURITY DEFINER, fixed search_path); web_anon
+-- may execute them and reach nothing else. Needs roles.sql and schema.sql
+-- first; safe to run again.
+LOAD 'imgsearch';                       -- defines imgsearch.method for the SET clauses below
+
+CREATE SCHEMA IF NOT EXISTS api;
+REVOKE ALL ON SCHEMA api FROM PUBLIC;
+GRANT USAGE ON SCHEMA api TO web_anon, imgsearch_api;
+
+-- Only the owner role reaches the data and the extension's objects.
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+REVOKE ALL ON SCHEMA gallery FROM PUBLIC;
+GRANT USAGE ON SCHEMA public, gallery TO imgsearch_api;
+GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
+-- pg_catalog stays usable (json functions, operators); its sleeps do not.
+REVOKE EXECUTE ON FUNCTION pg_sleep(float8), pg_sleep_for(interval),
+	pg_sleep_until(timestamptz) FROM PUBLIC;
+DO $$ BEGIN
+	EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END $$;
+
+-- Methods usable here: argsort (sequential scan + sort) always, and the
+-- access method of each valid index on gallery.images' imgfeat column.
+CREATE OR REPLACE FUNCTION api.methods()
+RETURNS TABLE (method text, index_name text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'argsort', NULL::text
+	UNION ALL
+	(SELECT am.amname::text, min(ic.relname)::text
+	   FROM pg_index x
+	   JOIN pg_class ic ON ic.oid = x.indexrelid
+	   JOIN pg_am am ON am.oid = ic.relam
+	   JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+	  WHERE x.indrelid = 'gallery.images'::regclass
+	    AND x.indisvalid AND x.indisready
+	    AND a.atttypid = 'public.imgfeat'::regtype
+	  GROUP BY am.amname
+	  ORDER BY am.amname)
+$$;
+
+-- The k images nearest to the query image (base64), optionally to the area
+-- box = {x, y, width, height} of it, under imgsearch.method = method.
+CREATE OR REPLACE FUNCTION api.search(image text, k int DEFAULT 30,
+	method text DEFAULT 'auto', box int[] DEFAULT NULL)
+RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
+	width int, height int, thumb text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET imgsearch.method = 'auto'           -- restored when the function returns
+AS $$
+#variable_conflict use_column
+DECLARE
+	img bytea;
+	q imgfeat;
+BEGIN
+	IF image IS NULL OR k IS NULL OR method IS NULL THEN
+		RAISE EXCEPTION 'image, k and method must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF k NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'k must be between 1 and 1000, not %', k USING ERRCODE = '22023';
+	END IF;
+	IF method <> 'auto' AND method NOT IN (SELECT m.method FROM api.methods() m) THEN
+		RAISE EXCEPTION 'unknown method "%"', method USING ERRCODE = '22023',
+			HINT = 'Use auto or one of: ' || (SELECT string_agg(m.method, ', ') FROM api.methods() m) || '.';
+	END IF;
+	IF box IS NOT NULL AND (array_length(box, 1) IS DISTINCT FROM 4 OR array_ndims(box) <> 1) THEN
+		RAISE EXCEPTION 'box must be {x, y, width, height}' USING ERRCODE = '22023';
+	END IF;
+	BEGIN
+		img := decode(image, 'base64');
+	EXCEPTION WHEN invalid_parameter_value THEN
+		RAISE EXCEPTION 'image is not valid base64' USING ERRCODE = '22023';
+	END;
+	IF length(img) > 8 * 1024 * 1024 THEN
+		RAISE EXCEPTION 'image is larger than 8 MB' USING ERRCODE = '54000';
+	END IF;
+
+	PERFORM set_config('imgsearch.method', method, true);
+	q := CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
+
+	RETURN QUERY
+	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
+	       r.distance, r.width, r.height, encode(r.thumb, 'base64')
+	  FROM (SELECT i.id, i.name, i.grp, i.width, i.height, i.thumb,
+	               (i.feat <-> q)::float8 AS distance
+	          FROM gallery.images i
+	         WHERE i.feat IS NOT NULL
+	         ORDER BY i.feat <-> q
+	         LIMIT k) r
+	 ORDER BY 1;
+END
+$$;
+
+-- What the page shows about the collection and the model.
+CREATE OR REPLACE FUNCTION api.stats()
+RETURNS json
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+	SELECT json_build_object(
+		'images', count(*),
+		'with_features', count(feat),
+		'groups', count(DISTINCT grp),
+		'methods', (SELECT json_agg(m.method) FROM api.methods() m),
+		'model', (SELECT to_json(mi) FROM imgsearch_model_info() mi))
+	  FROM gallery.images
+$$;
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'api'::regnamespace LOOP
+		EXECUTE format('ALTER FUNCTION %s OWNER TO imgsearch_api', f);
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO web_anon', f);
+	END LOOP;
+END
+$$;

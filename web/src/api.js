@@ -1,0 +1,56 @@
+// Calls to the PostgREST API (or the gateway that speaks its protocol).
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = null, details = null, hint = null } = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.hint = hint;
+  }
+}
+
+// The API's base URL: ?api=URL on the page, else VITE_API_URL at build time,
+// else port 3000 of the host that served the page.
+export function apiBase(location, envUrl) {
+  const fromQuery = new URLSearchParams(location.search).get('api');
+  const url = fromQuery || envUrl || `${location.protocol}//${location.hostname}:3000`;
+  return url.replace(/\/+$/, '');
+}
+
+// An error response as the user should read it: PostgREST's
+// {code, message, details, hint} when the body has it, else the HTTP status.
+export function errorFromResponse(status, statusText, text) {
+  let body = null;
+  try { body = JSON.parse(text); } catch { /* not JSON: a proxy or a crash */ }
+  if (body && typeof body.message === 'string') {
+    return new ApiError(body.message, { status, code: body.code ?? null, details: body.details ?? null, hint: body.hint ?? null });
+  }
+  return new ApiError(`The API answered ${status}${statusText ? ' ' + statusText : ''}`, { status });
+}
+
+export async function rpc(base, fn, args = {}, fetchImpl = fetch) {
+  let res;
+  try {
+    res = await fetchImpl(`${base}/rpc/${fn}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(args),
+    });
+  } catch (e) {
+    throw new ApiError(`Cannot reach the API at ${base}`, { details: String(e.message || e) });
+  }
+  const text = await res.text();
+  if (!res.ok) throw errorFromResponse(res.status, res.statusText, text);
+  return JSON.parse(text);
+}
+
+// Base64 of bytes (the API takes images as base64 text).
+export function bytesToBase64(bytes) {
+  let s = '';
+  const chunk = 0x8000;
+  for (let i = 0; i < bytes.length; i += chunk) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + chunk));
+  }
+  return btoa(s);
+}

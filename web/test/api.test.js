@@ -1,0 +1,195 @@
+// The search API on the small test dataset (run.sh setup loads it): results
+// checked against an independent ranking computed here from the stored
+// features, argsort against faissflat, box queries, errors, over SQL and HTTP.
+//   API_URL=... PGDATABASE=imgsearch_web WEB_TEST_DIR=... node --test test/api.test.js
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+
+const api = process.env.API_URL;
+const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
+const manifest = fs.readFileSync(path.join(dataset, 'manifest.tsv'), 'utf8').trim().split('\n').slice(1)
+  .map((l) => { const [id, name, grp, width, height] = l.split('\t'); return { id: Number(id), name, grp, width: Number(width), height: Number(height) }; });
+const queries = fs.readFileSync(path.join(dataset, 'queries.tsv'), 'utf8').trim().split('\n').slice(1)
+  .map((l) => { const [name, grp, x, y, w, h] = l.split('\t'); return { name, grp, box: [x, y, w, h].map(Number) }; });
+const image = (name) => fs.readFileSync(path.join(dataset, 'images', name)).toString('base64');
+const queryImage = (name) => fs.readFileSync(path.join(dataset, 'queries', name)).toString('base64');
+
+let db;
+let feats;   // id -> Float64Array, read from the table
+
+before(async () => {
+  db = new pg.Client();
+  await db.connect();
+  const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
+  feats = new Map(rows.map((r) => [Number(r.id), Float64Array.from(r.f)]));
+});
+after(() => db.end());
+
+const l2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
+
+// The exact k nearest, computed here: [{id, distance}] by distance, then id.
+async function expected(b64, k, box = null) {
+  const { rows } = await db.query(
+    box ? 'SELECT vgg16_features(decode($1, \'base64\'), $2)::real[] AS q' : 'SELECT vgg16_features(decode($1, \'base64\'))::real[] AS q',
+    box ? [b64, box] : [b64]);
+  const q = Float64Array.from(rows[0].q);
+  return [...feats].map(([id, f]) => ({ id, distance: l2(q, f) }))
+    .sort((a, b) => a.distance - b.distance || a.id - b.id).slice(0, k);
+}
+
+async function search(args) {
+  const res = await fetch(`${api}/rpc/search`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(args),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+function assertSameRanking(got, want) {
+  assert.equal(got.length, want.length);
+  got.forEach((r, i) => {
+    assert.equal(r.rank, i + 1);
+    assert.ok(Math.abs(r.distance - want[i].distance) < 1e-4, `rank ${i + 1}: ${r.distance} vs ${want[i].distance}`);
+  });
+  // Ties may swap places; the sets of ids at equal distance must agree.
+  assert.deepEqual(got.map((r) => r.id).sort(), want.map((r) => r.id).sort());
+}
+
+test('every image of the dataset is loaded with its feature', async () => {
+  assert.equal(feats.size, manifest.length);
+  const { rows } = await db.query('SELECT id, name, grp, width, height FROM gallery.images ORDER BY id');
+  assert.deepEqual(rows.map((r) => ({ ...r, id: Number(r.id) })), manifest);
+});
+
+test('methods(): argsort and the faissflat index the loader built', async () => {
+  const res = await fetch(`${api}/rpc/methods`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+  const rows = await res.json();
+  assert.deepEqual(rows.map((r) => r.method), ['argsort', 'faissflat']);
+  assert.equal(rows[1].index_name, 'images_feat_faissflat');
+  // An index on another column or of another kind is no search method.
+  await db.query('CREATE INDEX images_grp_test ON gallery.images (grp)');
+  try {
+    const { rows: m } = await db.query('SELECT method FROM api.methods()');
+    assert.deepEqual(m.map((r) => r.method), ['argsort', 'faissflat']);
+  } finally {
+    await db.query('DROP INDEX gallery.images_grp_test');
+  }
+});
+
+test('stats(): counts agree with the dataset manifest; the model says it is random', async () => {
+  const res = await fetch(`${api}/rpc/stats?`);
+  const s = await res.json();
+  assert.equal(s.images, manifest.length);
+  assert.equal(s.with_features, manifest.length);
+  assert.equal(s.groups, new Set(manifest.map((m) => m.grp)).size);
+  assert.deepEqual(s.methods, ['argsort', 'faissflat']);
+  assert.match(s.model.weights, /^random/);
+});
+
+for (const method of ['argsort', 'faissflat', 'auto']) {
+  test(`search with ${method} returns the exact k nearest, a dataset image first at distance 0`, async () => {
+    for (const m of [manifest[1], manifest[manifest.length - 2]]) {
+      const b64 = image(m.name);
+      const { status, body } = await search({ image: b64, k: 7, method });
+      assert.equal(status, 200, JSON.stringify(body));
+      assertSameRanking(body, await expected(b64, 7));
+      assert.equal(body[0].id, m.id);
+      assert.ok(body[0].distance < 1e-4);
+      assert.equal(body[0].grp, m.grp);
+      assert.deepEqual([body[0].width, body[0].height], [m.width, m.height]);
+      assert.ok(Buffer.from(body[0].thumb, 'base64').subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'thumb is a JPEG');
+    }
+  });
+}
+
+test('argsort and faissflat return the same ids for every query, k = all images', async () => {
+  for (const q of queries.slice(0, 3)) {
+    const b64 = queryImage(q.name);
+    const a = (await search({ image: b64, k: manifest.length, method: 'argsort', box: q.box })).body;
+    const f = (await search({ image: b64, k: manifest.length, method: 'faissflat', box: q.box })).body;
+    assert.equal(a.length, manifest.length);
+    assert.deepEqual(f.map((r) => r.id), a.map((r) => r.id), q.name);
+    f.forEach((r, i) => assert.ok(Math.abs(r.distance - a[i].distance) < 1e-5));
+  }
+});
+
+test('box queries rank by the feature of the area', async () => {
+  for (const q of queries.slice(0, 3)) {
+    const b64 = queryImage(q.name);
+    const { status, body } = await search({ image: b64, k: 5, method: 'faissflat', box: q.box });
+    assert.equal(status, 200, JSON.stringify(body));
+    assertSameRanking(body, await expected(b64, 5, q.box));
+  }
+  // The whole image as the box is the image itself: distance 0 to it.
+  const m = manifest[2];
+  const whole = (await search({ image: image(m.name), k: 1, box: [0, 0, m.width, m.height] })).body;
+  assert.equal(whole[0].id, m.id);
+  assert.ok(whole[0].distance < 1e-4);
+  // A part of it is another query.
+  const part = (await search({ image: image(m.name), k: 1, box: [0, 0, m.width >> 1, m.height >> 1] })).body;
+  assert.ok(part[0].distance > 1e-3);
+});
+
+test('search runs the chosen method: faissflat scans the index, argsort does not', async () => {
+  const c = new pg.Client();
+  await c.connect();
+  try {
+    const plans = [];
+    c.on('notice', (n) => plans.push(n.message));
+    await c.query("LOAD 'auto_explain'");
+    await c.query("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = notice");
+    const b64 = image(manifest[0].name);
+    const run = async (method) => {
+      plans.length = 0;
+      await c.query('SELECT * FROM api.search($1, 3, $2)', [b64, method]);
+      return plans.join('\n');
+    };
+    const f = await run('faissflat');
+    assert.match(f, /Index Scan using images_feat_faissflat/);
+    const a = await run('argsort');
+    assert.doesNotMatch(a, /images_feat_faissflat/);
+    assert.match(a, /Seq Scan on images/);
+    const { rows } = await c.query('SHOW imgsearch.method');
+    assert.equal(rows[0]['imgsearch.method'], 'auto', 'the method does not leak out of the call');
+  } finally {
+    await c.end();
+  }
+});
+
+test('bad requests get a clear 400 error over HTTP', async () => {
+  const b64 = image(manifest[0].name);
+  const cases = [
+    [{ image: b64, k: 0 }, '22023', /k must be between 1 and 1000/],
+    [{ image: b64, k: 1001 }, '22023', /k must be between 1 and 1000/],
+    [{ image: b64, method: 'nosuch' }, '22023', /unknown method "nosuch"/],
+    [{ image: b64, box: [1, 2, 3] }, '22023', /box must be/],
+    [{ image: '@@not base64@@' }, '22023', /not valid base64/],
+  ];
+  for (const [args, code, message] of cases) {
+    const { status, body } = await search(args);
+    assert.equal(status, 400, JSON.stringify(body));
+    assert.equal(body.code, code);
+    assert.match(body.message, message);
+  }
+  const { body } = await search({ image: b64, method: 'kdtree' });
+  assert.equal(body.hint, 'Use auto or one of: argsort, faissflat.');
+  const junk = await search({ image: Buffer.from('this is not an image at all').toString('base64') });
+  assert.ok(junk.status >= 400 && junk.status < 600, 'a non-image is refused');
+  assert.equal(typeof junk.body.message, 'string');
+});
+
+test('the loader is idempotent and resumes: it extracts only missing features, the same again', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const loader = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'tools', 'load_dataset.py');
+  const ids = [manifest[1].id, manifest[4].id, manifest[9].id];
+  await db.query('UPDATE gallery.images SET feat = NULL WHERE id = ANY($1)', [ids]);
+  const run = spawnSync('/usr/bin/python3', [loader, dataset, '--batch', '2'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`${manifest.length} images \\(0 new\\)`));
+  assert.match(run.stderr, /features: 100%\|[^|]*\| 3\/3 /);
+  const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
+  assert.equal(rows.length, manifest.length);
+  for (const r of rows) assert.ok(l2(Float64Array.from(r.f), feats.get(Number(r.id))) < 1e-5, `image ${r.id}`);
+});

@@ -1,0 +1,107 @@
+#!/bin/bash
+# The web suites of make check: web/test/run.sh SUITE DIR
+#   setup        small dataset, databases imgsearch_gw (gateway fixtures) and
+#                imgsearch_web (the API, loaded and indexed), the page's build
+#   unit         vitest: the page's logic
+#   conformance  the gateway against the fixture API (and real PostgREST when
+#                a postgrest binary is on PATH)
+#   api          api.search/methods/stats in SQL and over HTTP
+#   security     what web_anon can and cannot do, in SQL and over HTTP
+#   browser      the page in Debian's chromium, driven by playwright-core
+# DIR keeps the state between suites. The cluster comes from PGHOST, PGPORT
+# and PGUSER (a superuser), as test/check.sh exports them. Each suite starts
+# the servers it needs and stops them when it ends.
+set -euo pipefail
+suite=$1
+dir=$2
+web=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(dirname "$web")
+mkdir -p "$dir"
+cd "$web"
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_http() { # url
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "$1" && return 0
+		sleep 0.1
+	done
+	echo "run.sh: $1 did not come up" >&2
+	return 1
+}
+
+# Starts the gateway on a free port for database $1; sets api_url.
+start_gateway() {
+	local port
+	port=$(free_port)
+	PGRST_DB_URI="postgresql://authenticator@$PGHOST:$PGPORT/$1" PGRST_SERVER_HOST=127.0.0.1 \
+		PGRST_SERVER_PORT=$port GATEWAY_MAX_BODY=${GATEWAY_MAX_BODY:-12582912} \
+		node gateway/server.js "$web/postgrest.conf" >"$dir/gateway-$1.log" 2>&1 &
+	pids+=($!)
+	api_url=http://127.0.0.1:$port
+	wait_http "$api_url/"
+}
+
+export WEB_TEST_DIR=$dir PGHOST PGPORT PGUSER
+
+case $suite in
+setup)
+	"$web/deps.sh"
+	# The seeded random test model of the model suites (test/check.sh
+	# exports it to IMGSEARCH_TEST_DATA); else one exported here.
+	if [ -n "${IMGSEARCH_TEST_DATA:-}" ]; then
+		model=$IMGSEARCH_TEST_DATA/vgg16_pool.pt
+	else
+		model=$dir/vgg16_pool.pt
+		[ -f "$model" ] || /usr/bin/python3 "$repo/tools/export_vgg16.py" --layer pool --weights random --seed 0 --out "$model"
+	fi
+	chmod 755 "$dir"           # the server, another OS user, reads the model
+
+	/usr/bin/python3 "$repo/tools/build_dataset.py" "$dir/dataset" --sources 6 --views 4 --queries 1
+
+	psql -qX -d postgres -c "DROP DATABASE IF EXISTS imgsearch_gw" -c "DROP DATABASE IF EXISTS imgsearch_web" \
+		-c "CREATE DATABASE imgsearch_gw" -c "CREATE DATABASE imgsearch_web"
+	psql -qX -v ON_ERROR_STOP=1 -d imgsearch_gw -f db/roles.sql -f test/gateway_fixtures.sql
+	PGDATABASE=imgsearch_web /usr/bin/python3 "$repo/tools/load_dataset.py" "$dir/dataset" \
+		--model "$model" --batch 8
+	npx vite build --logLevel warn
+	;;
+unit)
+	npx vitest run
+	;;
+conformance)
+	export GATEWAY_MAX_BODY=100000
+	start_gateway imgsearch_gw
+	API_URL=$api_url API_IMPL=gateway node --test test/conformance.test.js
+	if command -v postgrest >/dev/null; then
+		port=$(free_port)
+		PGRST_DB_URI="postgresql://authenticator@$PGHOST:$PGPORT/imgsearch_gw" PGRST_SERVER_HOST=127.0.0.1 \
+			PGRST_SERVER_PORT=$port postgrest "$web/postgrest.conf" >"$dir/postgrest.log" 2>&1 &
+		pids+=($!)
+		wait_http "http://127.0.0.1:$port/"
+		API_URL=http://127.0.0.1:$port API_IMPL=postgrest node --test test/conformance.test.js
+	else
+		echo "run.sh: no postgrest on PATH; conformance checked against the gateway only"
+	fi
+	;;
+api | security)
+	start_gateway imgsearch_web
+	API_URL=$api_url PGDATABASE=imgsearch_web node --test "test/$suite.test.js"
+	;;
+browser)
+	start_gateway imgsearch_web
+	port=$(free_port)
+	node node_modules/vite/bin/vite.js preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
+	pids+=($!)
+	wait_http "http://127.0.0.1:$port/"
+	API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
+		node --test test/browser.test.js
+	;;
+*)
+	echo "usage: $0 setup|unit|conformance|api|security|browser DIR" >&2
+	exit 2
+	;;
+esac
