@@ -32,6 +32,7 @@ mkdir -p "$work/regress/sql" "$work/regress/out/results" "$work/tap"
 cp "$repo"/test/sql/*.sql "$work/regress/sql/"
 cp -a "$repo/expected" "$work/regress/expected"
 chown -R "$owner" "$work"
+cd "$work"   # commands run as the owner start here, not in an unreadable checkout
 
 # vgg16_features test data: the seeded random-weight models (exported once,
 # cached in build/), images, and their features computed by torchvision.
