@@ -81,16 +81,19 @@ BEGIN
 	PERFORM set_config('imgsearch.method', method, true);
 	q := CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
 
-	RETURN QUERY
+	-- EXECUTE plans the query on every call, under the method just set: a
+	-- plan cached by plpgsql would keep the index choice of an earlier call.
+	RETURN QUERY EXECUTE $query$
 	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
 	       r.distance, r.width, r.height, encode(r.thumb, 'base64')
 	  FROM (SELECT i.id, i.name, i.grp, i.width, i.height, i.thumb,
-	               (i.feat <-> q)::float8 AS distance
+	               (i.feat <-> $1)::float8 AS distance
 	          FROM gallery.images i
 	         WHERE i.feat IS NOT NULL
-	         ORDER BY i.feat <-> q
-	         LIMIT k) r
-	 ORDER BY 1;
+	         ORDER BY i.feat <-> $1
+	         LIMIT $2) r
+	 ORDER BY 1
+	$query$ USING q, k;
 END
 $$;
 
