@@ -246,28 +246,98 @@ get_box(ArrayType *arr, int32 *box)
 }
 
 /*
- * Single-image forms. When the arguments are constants or query parameters
- * (ORDER BY feat <-> vgg16_features(:img) scanned row by row), the feature
- * is computed once and kept for the rest of the query in fn_extra.
+ * What a single-image form keeps in fn_extra when its arguments are constants
+ * or query parameters: the last feature and what gave it, so that a query
+ * that calls it row by row (feat <-> vgg16_features(:img) in a sequential
+ * scan) runs the model once. The FmgrInfo may outlive one query: plpgsql
+ * keeps an expression's state for the transaction while its variables,
+ * Params to us, change. So the image is compared on each call unless every
+ * argument is a Const.
  */
+typedef struct SingleCache
+{
+	char	   *model;			/* imgsearch.model that computed feat */
+	ImgFeat    *feat;
+	bool		constant;		/* every argument is a Const: nothing to compare */
+	bool		has_box;
+	int32		box[4];
+	Size		len;			/* of data: the image, unless constant */
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} SingleCache;
+
+static bool
+args_are_consts(FmgrInfo *flinfo)
+{
+	ListCell   *lc;
+
+	if (flinfo->fn_expr == NULL || !IsA(flinfo->fn_expr, FuncExpr))
+		return false;
+	foreach(lc, ((FuncExpr *) flinfo->fn_expr)->args)
+	{
+		if (!IsA(lfirst(lc), Const))
+			return false;
+	}
+	return true;
+}
+
+/* True when the cached feature is this call's result. */
+static bool
+cache_matches(const SingleCache *cache, FunctionCallInfo fcinfo, const int32 *box)
+{
+	bytea	   *img;
+
+	if (cache == NULL || strcmp(cache->model, model_path) != 0)
+		return false;
+	if (cache->constant)
+		return true;
+	img = PG_GETARG_BYTEA_PP(0);
+	return cache->len == VARSIZE_ANY_EXHDR(img) &&
+		memcmp(cache->data, VARDATA_ANY(img), cache->len) == 0 &&
+		cache->has_box == (box != NULL) &&
+		(box == NULL || memcmp(cache->box, box, sizeof(cache->box)) == 0);
+}
+
+static void
+cache_set(FmgrInfo *flinfo, const char *data, Size len, const int32 *box, const ImgFeat *feat)
+{
+	SingleCache *old = (SingleCache *) flinfo->fn_extra;
+	bool		constant = args_are_consts(flinfo);
+	SingleCache *cache = MemoryContextAlloc(flinfo->fn_mcxt,
+											offsetof(SingleCache, data) + (constant ? 0 : len));
+
+	cache->model = MemoryContextStrdup(flinfo->fn_mcxt, model_path);
+	cache->feat = MemoryContextAlloc(flinfo->fn_mcxt, VARSIZE(feat));
+	memcpy(cache->feat, feat, VARSIZE(feat));
+	cache->constant = constant;
+	cache->has_box = box != NULL;
+	if (box)
+		memcpy(cache->box, box, sizeof(cache->box));
+	cache->len = constant ? 0 : len;
+	memcpy(cache->data, data, cache->len);
+	flinfo->fn_extra = cache;
+	if (old)
+	{
+		pfree(old->model);
+		pfree(old->feat);
+		pfree(old);
+	}
+}
+
 static Datum
 single_feature(FunctionCallInfo fcinfo, const int32 *box)
 {
 	FmgrInfo   *flinfo = fcinfo->flinfo;
-	bool		stable = get_fn_expr_arg_stable(flinfo, 0) &&
-		(PG_NARGS() < 2 || get_fn_expr_arg_stable(flinfo, 1));
+	SingleCache *cache = (SingleCache *) flinfo->fn_extra;
 	bytea	   *img;
 	ImgFeat    *feat;
 	ImgsModelInfo info;
 	const ImgsModelApi *api;
 	uint8		key[PG_SHA256_DIGEST_LENGTH];
 
-	if (stable && flinfo->fn_extra != NULL)
+	if (cache_matches(cache, fcinfo, box))
 	{
-		ImgFeat    *cached = (ImgFeat *) flinfo->fn_extra;
-
-		feat = palloc(VARSIZE(cached));
-		memcpy(feat, cached, VARSIZE(cached));
+		feat = palloc(VARSIZE(cache->feat));
+		memcpy(feat, cache->feat, VARSIZE(cache->feat));
 		PG_RETURN_POINTER(feat);
 	}
 	img = PG_GETARG_BYTEA_PP(0);
@@ -279,13 +349,8 @@ single_feature(FunctionCallInfo fcinfo, const int32 *box)
 		extract_features(api, &info, 1, &img, box, &feat);
 		last_call_set(&last_single, key, info.generation, PointerGetDatum(feat));
 	}
-	if (stable)
-	{
-		ImgFeat    *cached = MemoryContextAlloc(flinfo->fn_mcxt, VARSIZE(feat));
-
-		memcpy(cached, feat, VARSIZE(feat));
-		flinfo->fn_extra = cached;
-	}
+	if (get_fn_expr_arg_stable(flinfo, 0) && (PG_NARGS() < 2 || get_fn_expr_arg_stable(flinfo, 1)))
+		cache_set(flinfo, VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), box, feat);
 	PG_RETURN_POINTER(feat);
 }
 

@@ -147,6 +147,25 @@ SET statement_timeout = '300ms';
 SELECT vgg16_features(array_agg(b ORDER BY name DESC)) FROM img;
 RESET statement_timeout;
 SELECT backend_images - :before <= 4 AS stopped_early FROM imgsearch_model_info();
+-- plpgsql keeps an expression's state for the transaction while its
+-- variables change: each call still gets the feature of its own arguments
+CREATE FUNCTION pg_temp.loop_features() RETURNS TABLE (name text, f imgfeat, boxed imgfeat)
+LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+	box int[];
+BEGIN
+	FOR r IN SELECT i.name, i.b FROM img i WHERE i.name IN ('gray.png', 'rgb.jpg', 'small.png') ORDER BY i.name LOOP
+		name := r.name;
+		f := vgg16_features(r.b);
+		box := ARRAY[0, 0, 8, 8];
+		boxed := vgg16_features(r.b, box);
+		RETURN NEXT;
+	END LOOP;
+END $$;
+SELECT l.name, l.f <-> s.f < 1e-5 AS own_feature,
+       l.boxed <-> vgg16_features(i.b, '{0,0,8,8}') < 1e-5 AS own_box_feature
+FROM pg_temp.loop_features() l JOIN single s USING (name) JOIN img i USING (name) ORDER BY l.name;
 -- an ordinary user may extract features but not choose the model or raise
 -- the pixel limit; a value set before the module loads is dropped
 CREATE ROLE regress_vgg16_user LOGIN;
