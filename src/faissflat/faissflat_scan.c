@@ -95,6 +95,7 @@ run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uin
 	const ImgsStoreMeta *store = &so->store;
 	ImgsStoreKernel kernel = imgs_query_kernel(&so->query);
 	uint32		ngroups = imgs_store_ngroups(store);
+	uint64		offered = 0;	/* live slots ranked after the last row returned */
 	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
 
 	imgs_heap_free(&so->results);
@@ -119,13 +120,14 @@ run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uin
 			key = kernel ? imgs_query_key(&so->query, so->out[j], so->headers[j].u.norm_sq) : 0;
 			if (has_after && !imgs_key_less(after_key, after_slot, key, first + j))
 				continue;
+			offered++;
 			imgs_heap_offer(&so->results, key, first + j, &so->headers[j].tid);
 		}
 	}
 	imgs_heap_sort(&so->results);
 	so->next = 0;
-	/* a full pass may have left some out; one that kept fewer has seen them all */
-	so->more = so->results.count == capacity;
+	/* a later pass finds more only if this one had to leave some out */
+	so->more = offered > (uint64) so->results.count;
 	MemoryContextSwitchTo(old_ctx);
 }
 
