@@ -84,17 +84,6 @@ meta_in_page(Page page, Size meta_offset)
 	return (ImgsStoreMeta *) (ImgsPageGetData(page) + meta_offset);
 }
 
-void
-imgs_store_read_meta(Relation index, Size meta_offset, ImgsStoreMeta *meta)
-{
-	Buffer		buf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	imgs_page_check(index, BufferGetPage(buf), IMGS_METAPAGE_BLKNO, IMGS_PAGE_META);
-	*meta = *meta_in_page(BufferGetPage(buf), meta_offset);
-	UnlockReleaseBuffer(buf);
-}
-
 /* ---------------------------------------------------------------------------
  * Bulk load
  * ---------------------------------------------------------------------------
@@ -381,21 +370,17 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
  */
 
 void
-imgs_store_bulkdelete(Relation index, Size meta_offset,
+imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsStoreMeta *meta,
 					  IndexBulkDeleteCallback callback, void *callback_state,
 					  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy)
 {
-	ImgsStoreMeta meta;
-	uint32		ngroups;
+	uint32		ngroups = imgs_store_ngroups(meta);
 	uint32		dead[IMGS_GROUP_SLOTS];
 
-	/* Slots added after this are newer than every TID vacuum may remove. */
-	imgs_store_read_meta(index, meta_offset, &meta);
-	ngroups = imgs_store_ngroups(&meta);
 	for (uint32 group = 0; group < ngroups; group++)
 	{
-		BlockNumber blkno = group_block(&meta, group);
-		uint32		n = Min(IMGS_GROUP_SLOTS, meta.nslots - group * IMGS_GROUP_SLOTS);
+		BlockNumber blkno = group_block(meta, group);
+		uint32		n = Min(IMGS_GROUP_SLOTS, meta->nslots - group * IMGS_GROUP_SLOTS);
 		uint32		ndead = 0;
 		Buffer		buf;
 		ImgsSlotHeader *headers;

@@ -70,9 +70,6 @@ typedef void (*ImgsStoreKernel) (const float *query, const float *base, size_t d
 
 extern void imgs_store_meta_init(ImgsStoreMeta *meta, BlockNumber first_block, int dim);
 
-/* Copies the store's state from the metapage (meta_offset: its place in the page data). */
-extern void imgs_store_read_meta(Relation index, Size meta_offset, ImgsStoreMeta *meta);
-
 /*
  * Bulk load for ambuild: appends slots to fresh pages without WAL; the caller
  * then stores meta in its metapage and WAL-logs the whole relation. Pages are
@@ -112,10 +109,12 @@ extern void imgs_store_read_group(Relation index, const ImgsStoreMeta *meta,
 								  float *out, float *scratch);
 
 /*
- * ambulkdelete: frees every live slot whose TID callback reports dead
- * (callback NULL frees none) and counts the live slots left into stats.
+ * ambulkdelete: frees every live slot of the store whose state was meta (the
+ * caller reads it from the metapage at meta_offset first: slots added after
+ * that are newer than every TID vacuum may remove) whose TID callback reports
+ * dead (callback NULL frees none), and counts the live slots left into stats.
  */
-extern void imgs_store_bulkdelete(Relation index, Size meta_offset,
+extern void imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsStoreMeta *meta,
 								  IndexBulkDeleteCallback callback, void *callback_state,
 								  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy);
 

@@ -13,11 +13,14 @@ IndexBulkDeleteResult *
 faissflat_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 					 IndexBulkDeleteCallback callback, void *callback_state)
 {
+	ImgsStoreMeta store;
+
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 	/* counted afresh by each pass */
 	stats->num_index_tuples = 0;
-	imgs_store_bulkdelete(info->index, FAISSFLAT_STORE_OFFSET, callback, callback_state,
+	faissflat_read_meta(info->index, &store);
+	imgs_store_bulkdelete(info->index, FAISSFLAT_STORE_OFFSET, &store, callback, callback_state,
 						  stats, info->strategy);
 	return stats;
 }
