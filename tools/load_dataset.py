@@ -62,6 +62,9 @@ def set_model(conn, path):
         row = cur.fetchone()
         if row and row[0] != path:
             print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], path))
+            # The index keeps the old features' dimension (512 for pool, 4096
+            # for fc7); step 4 builds it again once the new ones are in.
+            cur.execute("DROP INDEX IF EXISTS gallery.images_feat_faissflat")
             cur.execute("UPDATE gallery.images SET feat = NULL")
         cur.execute("INSERT INTO gallery.settings VALUES ('model', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [path])
