@@ -59,6 +59,10 @@ typedef struct LastCall
 static LastCall last_single;
 static LastCall last_batch;
 
+/* SHA-256 (hex) of the model file, as of load number model_sha256_generation */
+static char model_sha256[2 * PG_SHA256_DIGEST_LENGTH + 1];
+static uint64 model_sha256_generation = 0;	/* loads count from 1 */
+
 static bool
 check_model_path(char **newval, void **extra, GucSource source)
 {
@@ -505,7 +509,13 @@ imgsearch_model_info(PG_FUNCTION_ARGS)
 	set_text(values, nulls, 1, metadata_field(meta, "layer"));
 	values[2] = Int32GetDatum(info.dims);
 	set_text(values, nulls, 3, weights);
-	set_text(values, nulls, 4, file_sha256(model_path));
+	/* the file's hash changes only with a new load: hash fc7's 537 MB once */
+	if (model_sha256_generation != info.generation)
+	{
+		strlcpy(model_sha256, file_sha256(model_path), sizeof(model_sha256));
+		model_sha256_generation = info.generation;
+	}
+	set_text(values, nulls, 4, model_sha256);
 	set_text(values, nulls, 5, metadata_field(meta, "note"));
 	values[6] = Float8GetDatum(info.load_seconds);
 	values[7] = Int64GetDatum(backend_images);

@@ -100,6 +100,11 @@ RESET imgsearch.threads;
 SELECT layer, dims, weights, length(sha256) AS sha256_chars, note,
        path = current_setting('imgsearch.model') AS path_is_setting, load_seconds > 0 AS loaded
 FROM imgsearch_model_info();
+-- the file is hashed once per load, not on every call (bytes this backend reads)
+SELECT substring(pg_read_file('/proc/self/io') FROM 'rchar: (\d+)')::bigint AS read_before \gset
+SELECT length(sha256) AS sha256_chars FROM imgsearch_model_info();
+SELECT substring(pg_read_file('/proc/self/io') FROM 'rchar: (\d+)')::bigint - :read_before
+       < (pg_stat_file(current_setting('imgsearch.model'))).size AS not_hashed_again;
 -- a constant query image is embedded once per scan, not once per row; the
 -- last call's result is kept, so the planner's estimates (which evaluate
 -- STABLE functions of constants) and repeated queries do not rerun the model
