@@ -58,16 +58,19 @@ def set_model(conn, path):
         db = cur.fetchone()[0]
         cur.execute("ALTER DATABASE %s SET imgsearch.model = %%s" % psycopg2.extensions.quote_ident(db, cur), [path])
         cur.execute("SET imgsearch.model = %s", [path])
+        # by content too: a model exported again under the same name is another model
+        cur.execute("SELECT sha256 FROM imgsearch_model_info()")
+        model = '%s (sha256 %s)' % (path, cur.fetchone()[0])
         cur.execute("SELECT value FROM gallery.settings WHERE key = 'model'")
         row = cur.fetchone()
-        if row and row[0] != path:
-            print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], path))
+        if row and row[0] != model:
+            print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], model))
             # The index keeps the old features' dimension (512 for pool, 4096
             # for fc7); step 4 builds it again once the new ones are in.
             cur.execute("DROP INDEX IF EXISTS gallery.images_feat_faissflat")
             cur.execute("UPDATE gallery.images SET feat = NULL")
         cur.execute("INSERT INTO gallery.settings VALUES ('model', %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [path])
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [model])
     conn.commit()
 
 
