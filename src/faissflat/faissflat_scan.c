@@ -150,9 +150,9 @@ faissflat_gettuple(IndexScanDesc scan, ScanDirection dir)
 		ImgsCandidate last = so->results.items[so->results.count - 1];
 		int64		want = (int64) so->results.capacity * PASS_GROWTH;
 
-		/* no pass needs more candidates than there are slots */
-		run_pass(scan, (int) Min(want, Max(so->store.nslots - so->returned, 1)),
-				 true, last.key, last.slot);
+		/* no pass needs more candidates than there are slots (nor than an int holds) */
+		want = Min(want, Max((int64) so->store.nslots - so->returned, 1));
+		run_pass(scan, (int) Min(want, INT_MAX), true, last.key, last.slot);
 	}
 	if (so->next == so->results.count)
 		return false;

@@ -222,7 +222,12 @@ export function createGateway(cfg) {
       return res.end();
     }
 
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    let parts;
+    try {
+      parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      return sendError(req, res, pgrst.invalidPath());   // a malformed %-escape
+    }
     if (parts.length === 0) return sendError(req, res, pgrst.rootDisabled());
     if (parts[0] !== 'rpc') {
       return sendError(req, res, parts.length === 1

@@ -201,6 +201,9 @@ test('CORS: any origin, and preflight requests are answered', async () => {
 test('paths other than /rpc/<function> are not served', async () => {
   assertError(await call('/gallery'), 404, 'PGRST205');
   assertError(await call('/'), 404, 'PGRST126');
+  // a malformed %-escape is the client's error, not the server's
+  const bad = await call('/rpc/%zz');
+  assert.ok(bad.status >= 400 && bad.status < 500, `status ${bad.status}`);
 });
 
 test('a body over the limit is refused with 413', { skip: impl !== 'gateway' && 'PostgREST leaves body limits to a proxy' }, async () => {
