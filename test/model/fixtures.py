@@ -19,7 +19,6 @@ Files in --out:
   bad/*                         broken images and model files
 """
 import argparse
-import hashlib
 import io
 import os
 import shutil
@@ -35,6 +34,8 @@ from torchvision import transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPORT = os.path.join(REPO, "tools", "export_vgg16.py")
+sys.path.insert(0, os.path.dirname(EXPORT))
+from export_vgg16 import sha256_file  # noqa: E402  (hashlib over the file, as the exporter records it)
 
 
 def scene(h, w, seed):
@@ -127,14 +128,6 @@ def bad_images(good):
     }
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cached_model(cache, layer):
     """The seeded random model, exported once per version of the exporter."""
     path = os.path.join(cache, f"vgg16_{layer}_seed0.pt")
@@ -192,7 +185,7 @@ def main():
         shutil.copyfile(os.path.splitext(src)[0] + ".json", os.path.splitext(models[layer])[0] + ".json")
     with open(os.path.join(args.out, "models.tsv"), "w") as f:
         for layer, path in models.items():
-            f.write(f"{layer}\t{sha256(path)}\n")
+            f.write(f"{layer}\t{sha256_file(path)}\n")
 
     files = images()
     for name, data in files.items():
