@@ -110,3 +110,9 @@ CREATE AGGREGATE avg(imgfeat) (
 	INITCOND    = '{0}',
 	PARALLEL    = SAFE
 );
+
+-- The support functions take any array. Only the aggregate needs them, and it
+-- runs them with its owner's rights; they validate their state all the same.
+REVOKE EXECUTE ON FUNCTION imgfeat_avg_accum(double precision[], imgfeat),
+	imgfeat_avg_combine(double precision[], double precision[]),
+	imgfeat_avg_final(double precision[]) FROM PUBLIC;

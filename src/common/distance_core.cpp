@@ -3,9 +3,12 @@
 // The loops are written for the auto-vectoriser: `omp simd reduction` lets it
 // reorder the float sum (with -fopenmp-simd, no OpenMP runtime involved), and
 // target_clones builds an AVX2+FMA copy next to the baseline one, chosen once
-// by the dynamic loader. The batched forms call the same inline bodies, so a
+// by the dynamic loader. Every entry point calls the same inline bodies, so a
 // distance never depends on which entry point computed it.
 #include "common/distance_core.h"
+
+#include <cfloat>
+#include <cmath>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define IMGS_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -15,46 +18,120 @@
 
 namespace {
 
-inline float l2_squared(const float *__restrict a, const float *__restrict b, size_t dim) {
+// A float sum of at most 16000 terms is as exact as float rounding allows
+// when no term overflowed (the sum is finite) and what underflow lost, at
+// most 16000 * FLT_MIN = 1.9e-34, is below one float rounding step of the
+// sum (2^-24 * 1e-26 = 6e-34). Otherwise the sum is redone in double, where
+// neither can happen for float inputs. Rare: only values near the float
+// limits, tiny vectors, or exact zeros (a vector's distance to itself).
+constexpr float kSafeFloatSum = 1e-26f;
+
+inline bool float_sum_exact(float sum) {
+    float magnitude = std::fabs(sum);  // NaN fails both comparisons
+    return magnitude >= kSafeFloatSum && magnitude <= FLT_MAX;
+}
+
+inline double l2_squared(const float *__restrict a, const float *__restrict b, size_t dim) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (size_t i = 0; i < dim; i++) {
         float diff = a[i] - b[i];
         sum += diff * diff;
     }
-    return sum;
+    if (float_sum_exact(sum))
+        return sum;
+
+    double wide = 0.0;
+#pragma omp simd reduction(+ : wide)
+    for (size_t i = 0; i < dim; i++) {
+        double diff = (double)a[i] - (double)b[i];
+        wide += diff * diff;
+    }
+    return wide;
 }
 
-inline float inner_product(const float *__restrict a, const float *__restrict b, size_t dim) {
+inline double inner_product(const float *__restrict a, const float *__restrict b, size_t dim) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (size_t i = 0; i < dim; i++)
         sum += a[i] * b[i];
-    return sum;
+    if (float_sum_exact(sum))
+        return sum;
+
+    double wide = 0.0;
+#pragma omp simd reduction(+ : wide)
+    for (size_t i = 0; i < dim; i++)
+        wide += (double)a[i] * (double)b[i];
+    return wide;
+}
+
+// Not inner_product(a, a): that would declare a and b __restrict while they alias.
+inline double norm_squared(const float *__restrict a, size_t dim) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = 0; i < dim; i++)
+        sum += a[i] * a[i];
+    if (float_sum_exact(sum))
+        return sum;
+
+    double wide = 0.0;
+#pragma omp simd reduction(+ : wide)
+    for (size_t i = 0; i < dim; i++)
+        wide += (double)a[i] * (double)a[i];
+    return wide;
+}
+
+// In double, the product of two squared norms of float vectors cannot
+// overflow (at most (16000 * FLT_MAX^2)^2 = 3e163) nor underflow to zero
+// unless a norm is zero.
+inline double cosine_distance(double dot, double norm_sq_a, double norm_sq_b) {
+    double norms = std::sqrt(norm_sq_a * norm_sq_b);
+    if (norms == 0)
+        return NAN;
+    double similarity = dot / norms;
+    // rounding can push |similarity| a hair past 1
+    if (similarity > 1)
+        similarity = 1;
+    else if (similarity < -1)
+        similarity = -1;
+    return 1 - similarity;
 }
 
 }  // namespace
 
-extern "C" IMGS_KERNEL float imgs_l2_squared(const float *a, const float *b, size_t dim) {
+extern "C" IMGS_KERNEL double imgs_l2_squared(const float *a, const float *b, size_t dim) {
     return l2_squared(a, b, dim);
 }
 
-extern "C" IMGS_KERNEL float imgs_inner_product(const float *a, const float *b, size_t dim) {
+extern "C" IMGS_KERNEL double imgs_inner_product(const float *a, const float *b, size_t dim) {
     return inner_product(a, b, dim);
 }
 
-extern "C" IMGS_KERNEL float imgs_norm_squared(const float *a, size_t dim) {
-    return inner_product(a, a, dim);
+extern "C" IMGS_KERNEL double imgs_norm_squared(const float *a, size_t dim) {
+    return norm_squared(a, dim);
 }
 
-extern "C" IMGS_KERNEL void imgs_l2_squared_many(const float *query, const float *base, size_t dim, size_t n,
-                                                 float *out) {
-    for (size_t j = 0; j < n; j++)
-        out[j] = l2_squared(query, base + j * dim, dim);
+extern "C" IMGS_KERNEL double imgs_cosine_distance(const float *a, const float *b, size_t dim) {
+    return cosine_distance(inner_product(a, b, dim), norm_squared(a, dim), norm_squared(b, dim));
 }
 
-extern "C" IMGS_KERNEL void imgs_inner_product_many(const float *query, const float *base, size_t dim, size_t n,
-                                                    float *out) {
-    for (size_t j = 0; j < n; j++)
-        out[j] = inner_product(query, base + j * dim, dim);
+extern "C" IMGS_KERNEL void imgs_keys_many(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
+                                           double *out) {
+    const float *q = query->x;
+    switch (query->metric) {
+    case IMGS_METRIC_L2:
+        for (size_t j = 0; j < n; j++)
+            out[j] = l2_squared(q, base + j * dim, dim);
+        break;
+    case IMGS_METRIC_IP:
+        for (size_t j = 0; j < n; j++)
+            out[j] = -inner_product(q, base + j * dim, dim);
+        break;
+    default:
+        for (size_t j = 0; j < n; j++) {
+            const float *x = base + j * dim;
+            out[j] = cosine_distance(inner_product(q, x, dim), query->norm_sq, norm_squared(x, dim));
+        }
+        break;
+    }
 }

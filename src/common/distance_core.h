@@ -5,6 +5,11 @@
  * index and a sequential scan compute bit-identical distances for the same
  * pair of vectors. Built with AVX2/FMA and baseline clones, picked at load
  * time by the CPU (see distance_core.cpp).
+ *
+ * Results are exact to float rounding for every finite input: sums run in
+ * float (vectorised) and are redone in double when float overflowed or lost
+ * digits to underflow, so they are returned as double (|a - b|^2 of two
+ * float vectors may exceed FLT_MAX).
  */
 #ifndef IMGS_DISTANCE_CORE_H
 #define IMGS_DISTANCE_CORE_H
@@ -16,21 +21,44 @@ extern "C"
 {
 #endif
 
+/*
+ * The metrics, numbered as the operator classes' strategies. Each ranks by a
+ * key that orders like the operator's value:
+ *   L2      key = |a - b|^2                 value = sqrt(key)   (<->)
+ *   COSINE  key = value = 1 - clamp(a.b / (|a| |b|), -1, 1),
+ *           NaN when either vector is zero (the angle is undefined)   (<=>)
+ *   IP      key = value = -(a.b)                                      (<#>)
+ */
+#define IMGS_METRIC_L2		1
+#define IMGS_METRIC_COSINE	2
+#define IMGS_METRIC_IP		3
+
 /* sum((a[i] - b[i])^2) */
-extern float imgs_l2_squared(const float *a, const float *b, size_t dim);
+extern double imgs_l2_squared(const float *a, const float *b, size_t dim);
 
 /* sum(a[i] * b[i]) */
-extern float imgs_inner_product(const float *a, const float *b, size_t dim);
+extern double imgs_inner_product(const float *a, const float *b, size_t dim);
 
 /* sum(a[i]^2) */
-extern float imgs_norm_squared(const float *a, size_t dim);
+extern double imgs_norm_squared(const float *a, size_t dim);
+
+/* 1 - cos(a, b), as the COSINE key above */
+extern double imgs_cosine_distance(const float *a, const float *b, size_t dim);
+
+/* What a batched scan computes: the key of each vector against x. */
+typedef struct ImgsKeyQuery
+{
+	int			metric;			/* IMGS_METRIC_* */
+	const float *x;
+	double		norm_sq;		/* imgs_norm_squared(x), for COSINE */
+} ImgsKeyQuery;
 
 /*
- * Batched forms over n vectors stored back to back (stride = dim floats):
- * out[j] = f(query, base + j * dim). Same arithmetic as the single forms.
+ * out[j] = key(query, base + j * dim) for j < n, over n vectors stored back
+ * to back. The same arithmetic as the single forms above, bit for bit.
  */
-extern void imgs_l2_squared_many(const float *query, const float *base, size_t dim, size_t n, float *out);
-extern void imgs_inner_product_many(const float *query, const float *base, size_t dim, size_t n, float *out);
+extern void imgs_keys_many(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
+						   double *out);
 
 #ifdef __cplusplus
 }

@@ -23,10 +23,13 @@ imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
 	{
 		ImgFeat    *v = DatumGetImgFeatP(key->sk_argument);
 
+		float	   *x = palloc(sizeof(float) * v->dim);
+
+		memcpy(x, v->x, sizeof(float) * v->dim);
 		query->dim = v->dim;
-		query->x = palloc(sizeof(float) * v->dim);
-		memcpy(query->x, v->x, sizeof(float) * v->dim);
-		query->norm_sq = imgs_norm_squared(query->x, query->dim);
+		query->keys.metric = query->strategy;
+		query->keys.x = x;
+		query->keys.norm_sq = imgs_norm_squared(x, v->dim);
 	}
 }
 
@@ -39,14 +42,6 @@ imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim)
 				 errmsg("different imgfeat dimensions %u and %d", index_dim, query->dim),
 				 errdetail("Index \"%s\" holds %u-dimensional vectors.",
 						   RelationGetRelationName(index), index_dim)));
-}
-
-ImgsStoreKernel
-imgs_query_kernel(const ImgsQuery *query)
-{
-	if (query->isnull)
-		return NULL;
-	return query->strategy == IMGS_STRATEGY_L2 ? imgs_l2_squared_many : imgs_inner_product_many;
 }
 
 void

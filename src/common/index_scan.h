@@ -1,19 +1,14 @@
 /*
- * index_scan.h — what the imgsearch index scans share: the ORDER BY query,
- * the exact distance of each metric, and a bounded heap of candidates.
+ * index_scan.h — what the imgsearch index scans share: the ORDER BY query
+ * and a bounded heap of candidates.
  *
  * Every imgsearch operator class has a single ORDER BY operator whose
- * strategy number names the metric (IMGS_STRATEGY_*), so a scan learns its
- * metric from its ORDER BY key.
- *
- * A scan ranks slots by a "key" computed from the kernel output, in double,
- * with exactly the arithmetic of the SQL operator (type/imgfeat_ops.c), so
- * that index and sequential scan agree to the bit:
- *   L2      key = (double) l2_squared      value = sqrt(key)   (<->)
- *   cosine  key = value = 1 - clamp(dot / sqrt(|a|^2 |q|^2))  (<=>, NaN for a zero vector)
- *   IP      key = value = -(double) dot                       (<#>)
- * Keys order like the operator values; NaN sorts after every number, as in
- * PostgreSQL; equal keys order by slot, so the order is total.
+ * strategy number names the metric (IMGS_METRIC_* of distance_core.h), so a
+ * scan learns its metric from its ORDER BY key. A scan ranks slots by the
+ * metric's key (imgs_keys_many), computed by the same kernels as the SQL
+ * operators, so that index and sequential scan agree to the bit. Keys order
+ * like the operator values; NaN sorts after every number, as in PostgreSQL;
+ * equal keys order by slot, so the order is total.
  */
 #ifndef IMGS_INDEX_SCAN_H
 #define IMGS_INDEX_SCAN_H
@@ -22,11 +17,12 @@
 
 #include "access/relscan.h"
 
+#include "common/distance_core.h"
 #include "common/vector_store.h"
 
-#define IMGS_STRATEGY_L2		1	/* <-> */
-#define IMGS_STRATEGY_COSINE	2	/* <=> */
-#define IMGS_STRATEGY_IP		3	/* <#> */
+#define IMGS_STRATEGY_L2		IMGS_METRIC_L2		/* <-> */
+#define IMGS_STRATEGY_COSINE	IMGS_METRIC_COSINE	/* <=> */
+#define IMGS_STRATEGY_IP		IMGS_METRIC_IP		/* <#> */
 #define IMGS_NUM_STRATEGIES		3
 
 /* The query of an ORDER BY scan, detoasted and copied. */
@@ -35,8 +31,7 @@ typedef struct ImgsQuery
 	int			strategy;		/* IMGS_STRATEGY_* */
 	bool		isnull;			/* ORDER BY col <op> NULL: every distance is NULL */
 	int			dim;
-	float	   *x;
-	float		norm_sq;		/* imgs_norm_squared(x) */
+	ImgsKeyQuery keys;			/* what the kernels compute; keys.x is the vector */
 } ImgsQuery;
 
 /* Reads the ORDER BY key of scan into query, allocated in the current context. */
@@ -45,33 +40,11 @@ extern void imgs_query_init(ImgsQuery *query, IndexScanDesc scan);
 /* Errors (22000) unless the query has the index's dimension. */
 extern void imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim);
 
-/* The vector store kernel that feeds imgs_query_key. */
-extern ImgsStoreKernel imgs_query_kernel(const ImgsQuery *query);
-
-/* The ranking key of a vector, from the kernel output and its squared norm. */
-static inline double
-imgs_query_key(const ImgsQuery *query, float kernel_out, float norm_sq)
+/* What imgs_store_read_group computes for the query: NULL for a NULL query. */
+static inline const ImgsKeyQuery *
+imgs_query_keys(const ImgsQuery *query)
 {
-	double		norms;
-	double		similarity;
-
-	switch (query->strategy)
-	{
-		case IMGS_STRATEGY_L2:
-			return (double) kernel_out;
-		case IMGS_STRATEGY_IP:
-			return -(double) kernel_out;
-		default:
-			norms = sqrt((double) norm_sq * (double) query->norm_sq);
-			if (norms == 0)
-				return NAN;
-			similarity = (double) kernel_out / norms;
-			if (similarity > 1)
-				similarity = 1;
-			else if (similarity < -1)
-				similarity = -1;
-			return 1 - similarity;
-	}
+	return query->isnull ? NULL : &query->keys;
 }
 
 /* The ORDER BY value (the operator's result) of a key. */

@@ -152,7 +152,7 @@ imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x,
 	header = (ImgsSlotHeader *) ImgsPageGetData(builder->slots.data) + slot % IMGS_GROUP_SLOTS;
 	header->tid = *tid;
 	header->state = IMGS_SLOT_LIVE;
-	header->u.norm_sq = imgs_norm_squared(x, dim);
+	header->u.unused = 0;
 
 	vector_position(meta, slot, &blkno, &offset);
 	for (left = VECTOR_BYTES(meta); left > 0; blkno++, offset = 0)
@@ -232,7 +232,6 @@ imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid, const float
 	ImgsStoreMeta meta;
 	uint32		slot;
 	bool		reuse;
-	float		norm_sq = imgs_norm_squared(x, dim);
 	GenericXLogState *state;
 	Page		page;
 	ImgsStoreMeta *new_meta;
@@ -280,7 +279,7 @@ imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid, const float
 	*new_meta = meta;
 	header->tid = *tid;
 	header->state = IMGS_SLOT_LIVE;
-	header->u.norm_sq = norm_sq;
+	header->u.unused = 0;
 	GenericXLogFinish(state);
 
 	UnlockReleaseBuffer(slots_buf);
@@ -294,8 +293,8 @@ imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid, const float
 
 void
 imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, uint32 n,
-					  ImgsSlotHeader *headers, ImgsStoreKernel kernel, const float *query,
-					  float *out, float *scratch)
+					  ImgsSlotHeader *headers, const ImgsKeyQuery *query,
+					  double *out, float *scratch)
 {
 	BlockNumber blkno = group_block(meta, group);
 	Size		vector_bytes = VECTOR_BYTES(meta);
@@ -312,7 +311,7 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 	imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_SLOTS);
 	memcpy(headers, ImgsPageGetData(BufferGetPage(buf)), n * sizeof(ImgsSlotHeader));
 	UnlockReleaseBuffer(buf);
-	if (kernel == NULL)
+	if (query == NULL)
 		return;
 
 	for (page_start = 0; page_start < end; page_start += IMGS_PAGE_CAPACITY)
@@ -337,7 +336,7 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 			pos = chunk;
 			if (pending == vector_bytes)
 			{
-				kernel(query, scratch, meta->dim, 1, &out[j++]);
+				imgs_keys_many(query, scratch, meta->dim, 1, &out[j++]);
 				pending = 0;
 			}
 		}
@@ -348,7 +347,7 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 
 			if (whole > 0)
 			{
-				kernel(query, (const float *) (data + pos), meta->dim, whole, &out[j]);
+				imgs_keys_many(query, (const float *) (data + pos), meta->dim, whole, &out[j]);
 				j += whole;
 				pos += whole * vector_bytes;
 			}

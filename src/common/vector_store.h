@@ -35,6 +35,7 @@
 #include "access/genam.h"
 #include "storage/itemptr.h"
 
+#include "common/distance_core.h"
 #include "common/index_pages.h"
 
 /* Where the store stands; lives in the owning index method's metapage. */
@@ -54,7 +55,8 @@ typedef struct ImgsSlotHeader
 	uint16		state;			/* IMGS_SLOT_*; 0 = never written */
 	union
 	{
-		float4		norm_sq;	/* live: imgs_norm_squared(vector), for cosine */
+		float4		unused;		/* live: zero (norms are computed from the vector: a
+								 * float norm cache overflows for large values) */
 		uint32		next_free;	/* free: next slot of the free list */
 	}			u;
 } ImgsSlotHeader;
@@ -64,9 +66,6 @@ typedef struct ImgsSlotHeader
 #define IMGS_NO_SLOT		PG_UINT32_MAX
 
 #define IMGS_GROUP_SLOTS	((uint32) (IMGS_PAGE_CAPACITY / sizeof(ImgsSlotHeader)))
-
-/* out[j] = f(query, base + j * dim) for j < n: imgs_l2_squared_many, imgs_inner_product_many */
-typedef void (*ImgsStoreKernel) (const float *query, const float *base, size_t dim, size_t n, float *out);
 
 extern void imgs_store_meta_init(ImgsStoreMeta *meta, BlockNumber first_block, int dim);
 
@@ -98,15 +97,14 @@ extern void imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid,
 
 /*
  * Reads group `group` of a store whose state is meta: copies the headers of
- * its first n slots to headers[] and, unless kernel is NULL, sets out[j] to
- * kernel(query, vector of slot j). scratch holds meta->dim floats (vectors
+ * its first n slots to headers[] and, unless query is NULL, sets out[j] to
+ * the key of slot j's vector (imgs_keys_many). scratch holds meta->dim floats (vectors
  * that span pages are gathered there). Holds one page lock at a time and
  * checks for interrupts between pages.
  */
 extern void imgs_store_read_group(Relation index, const ImgsStoreMeta *meta,
 								  uint32 group, uint32 n, ImgsSlotHeader *headers,
-								  ImgsStoreKernel kernel, const float *query,
-								  float *out, float *scratch);
+								  const ImgsKeyQuery *query, double *out, float *scratch);
 
 /*
  * ambulkdelete: frees every live slot of the store whose state was meta (the

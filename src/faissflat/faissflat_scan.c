@@ -39,7 +39,7 @@ typedef struct FaissflatScanOpaqueData
 	int64		returned;		/* rows returned so far */
 	/* per group buffers */
 	ImgsSlotHeader headers[IMGS_GROUP_SLOTS];
-	float		out[IMGS_GROUP_SLOTS];
+	double		keys[IMGS_GROUP_SLOTS];
 	float	   *scratch;
 } FaissflatScanOpaqueData;
 
@@ -93,7 +93,7 @@ run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uin
 {
 	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
 	const ImgsStoreMeta *store = &so->store;
-	ImgsStoreKernel kernel = imgs_query_kernel(&so->query);
+	const ImgsKeyQuery *keys = imgs_query_keys(&so->query);
 	uint32		ngroups = imgs_store_ngroups(store);
 	uint64		offered = 0;	/* live slots ranked after the last row returned */
 	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
@@ -109,7 +109,7 @@ run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uin
 		uint32		n = Min(IMGS_GROUP_SLOTS, store->nslots - first);
 
 		imgs_store_read_group(scan->indexRelation, store, group, n, so->headers,
-							  kernel, so->query.x, so->out, so->scratch);
+							  keys, so->keys, so->scratch);
 		for (uint32 j = 0; j < n; j++)
 		{
 			double		key;
@@ -117,7 +117,7 @@ run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uin
 			if (so->headers[j].state != IMGS_SLOT_LIVE)
 				continue;
 			/* a NULL query: every distance is NULL, rows come in slot order */
-			key = kernel ? imgs_query_key(&so->query, so->out[j], so->headers[j].u.norm_sq) : 0;
+			key = keys ? so->keys[j] : 0;
 			if (has_after && !imgs_key_less(after_key, after_slot, key, first + j))
 				continue;
 			offered++;

@@ -33,6 +33,14 @@ extern void imgfeat_check_typmod(int dim, int32 typmod);
 /* Errors unless value is finite. */
 extern void imgfeat_check_element(float4 value);
 
+/*
+ * The type's validity rule in one place: errors unless v is a value
+ * imgfeat_in would accept (1..IMGFEAT_MAX_DIM dimensions, finite elements).
+ * Every path that makes an imgfeat from something other than checked input
+ * calls it; a stored invalid value would make pg_dump output unrestorable.
+ */
+extern void imgfeat_validate(const ImgFeat *v);
+
 /* Errors unless both operands have the same dimension. */
 extern void imgfeat_check_same_dim(const ImgFeat *a, const ImgFeat *b);
 

@@ -7,22 +7,47 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/array.h"
 
 #include "type/imgfeat.h"
 
+static void
+invalid_state(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid avg(imgfeat) state array"),
+			 errdetail("%s", why)));
+}
+
+/*
+ * The sums of a state, after checking everything the other functions rely
+ * on: the functions are not executable by PUBLIC, but an owner may still
+ * call them with any array.
+ */
 static float8 *
 state_values(ArrayType *state, int *length)
 {
+	float8	   *sums;
+	float8		n;
+
 	if (ARR_NDIM(state) != 1 || ARR_HASNULL(state) || ARR_ELEMTYPE(state) != FLOAT8OID ||
-		ARR_DIMS(state)[0] < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("invalid avg(imgfeat) state array")));
+		ARR_LBOUND(state)[0] != 1)
+		invalid_state("The state must be a one-dimensional float8 array without NULLs.");
 	*length = ARR_DIMS(state)[0];
-	return (float8 *) ARR_DATA_PTR(state);
+	if (*length < 1 || *length > IMGFEAT_MAX_DIM + 1)
+		invalid_state("The state must hold a row count and at most 16000 sums.");
+	sums = (float8 *) ARR_DATA_PTR(state);
+	n = sums[0];
+	if (!(n >= 0 && n <= 9007199254740992.0) || n != floor(n))	/* 2^53 */
+		invalid_state("The row count must be a whole number.");
+	if (n > 0 && *length < 2)
+		invalid_state("A state with rows must hold their sums.");
+	return sums;
 }
 
 static ArrayType *
@@ -124,8 +149,13 @@ imgfeat_avg_final(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	result = imgfeat_new(length - 1);
-	/* a mean of finite float4 values is itself a finite float4 */
+	/*
+	 * A mean of finite float4 values is itself a finite float4; a state not
+	 * made by imgfeat_avg_accum may hold anything, so the result is checked
+	 * like any other new value.
+	 */
 	for (int i = 0; i < length - 1; i++)
 		result->x[i] = (float4) (sums[i + 1] / sums[0]);
+	imgfeat_validate(result);
 	PG_RETURN_IMGFEAT_P(result);
 }

@@ -63,6 +63,14 @@ imgfeat_check_element(float4 value)
 }
 
 void
+imgfeat_validate(const ImgFeat *v)
+{
+	imgfeat_check_dim(v->dim);
+	for (int i = 0; i < v->dim; i++)
+		imgfeat_check_element(v->x[i]);
+}
+
+void
 imgfeat_check_same_dim(const ImgFeat *a, const ImgFeat *b)
 {
 	if (a->dim != b->dim)
@@ -287,7 +295,8 @@ float8_to_element(float8 value)
 {
 	float4		f = (float4) value;
 
-	if (isinf(f) && !isinf(value))
+	/* as imgfeat_in: too large for float4, or too small and not zero */
+	if ((isinf(f) && !isinf(value)) || (f == 0 && value != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("value %g is out of range for type imgfeat", value)));

@@ -9,7 +9,6 @@
 #include <math.h>
 
 #include "fmgr.h"
-#include "utils/float.h"
 
 #include "common/distance_core.h"
 #include "type/imgfeat.h"
@@ -23,7 +22,7 @@ imgfeat_l2_distance(PG_FUNCTION_ARGS)
 	ImgFeat    *b = PG_GETARG_IMGFEAT_P(1);
 
 	imgfeat_check_same_dim(a, b);
-	PG_RETURN_FLOAT8(sqrt((double) imgs_l2_squared(a->x, b->x, a->dim)));
+	PG_RETURN_FLOAT8(sqrt(imgs_l2_squared(a->x, b->x, a->dim)));
 }
 
 /* Squared Euclidean distance: same order as <->, no square root. */
@@ -35,7 +34,7 @@ imgfeat_l2_squared_distance(PG_FUNCTION_ARGS)
 	ImgFeat    *b = PG_GETARG_IMGFEAT_P(1);
 
 	imgfeat_check_same_dim(a, b);
-	PG_RETURN_FLOAT8((double) imgs_l2_squared(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(imgs_l2_squared(a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(imgfeat_inner_product);
@@ -46,7 +45,7 @@ imgfeat_inner_product(PG_FUNCTION_ARGS)
 	ImgFeat    *b = PG_GETARG_IMGFEAT_P(1);
 
 	imgfeat_check_same_dim(a, b);
-	PG_RETURN_FLOAT8((double) imgs_inner_product(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(imgs_inner_product(a->x, b->x, a->dim));
 }
 
 /* <#> : negative inner product, so that ascending order is most similar first */
@@ -58,7 +57,7 @@ imgfeat_negative_inner_product(PG_FUNCTION_ARGS)
 	ImgFeat    *b = PG_GETARG_IMGFEAT_P(1);
 
 	imgfeat_check_same_dim(a, b);
-	PG_RETURN_FLOAT8(-(double) imgs_inner_product(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(-imgs_inner_product(a->x, b->x, a->dim));
 }
 
 /*
@@ -71,24 +70,9 @@ imgfeat_cosine_distance(PG_FUNCTION_ARGS)
 {
 	ImgFeat    *a = PG_GETARG_IMGFEAT_P(0);
 	ImgFeat    *b = PG_GETARG_IMGFEAT_P(1);
-	double		dot;
-	double		norms;
-	double		similarity;
 
 	imgfeat_check_same_dim(a, b);
-	dot = imgs_inner_product(a->x, b->x, a->dim);
-	norms = sqrt((double) imgs_norm_squared(a->x, a->dim) *
-				 (double) imgs_norm_squared(b->x, b->dim));
-	if (norms == 0)
-		PG_RETURN_FLOAT8(get_float8_nan());
-
-	similarity = dot / norms;
-	/* rounding can push |similarity| a hair past 1 */
-	if (similarity > 1)
-		similarity = 1;
-	else if (similarity < -1)
-		similarity = -1;
-	PG_RETURN_FLOAT8(1 - similarity);
+	PG_RETURN_FLOAT8(imgs_cosine_distance(a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(imgfeat_dims);
