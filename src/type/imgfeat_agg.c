@@ -24,6 +24,14 @@ invalid_state(const char *why)
 			 errdetail("%s", why)));
 }
 
+static void
+not_in_aggregate(const char *function)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s can only be called by avg(imgfeat)", function)));
+}
+
 /*
  * The sums of a state, after checking everything the other functions rely
  * on: the functions are not executable by PUBLIC, but an owner may still
@@ -88,7 +96,7 @@ imgfeat_avg_accum(PG_FUNCTION_ARGS)
 	int			length;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		elog(ERROR, "imgfeat_avg_accum called in non-aggregate context");
+		not_in_aggregate("imgfeat_avg_accum");
 
 	sums = state_values(state, &length);
 	if (sums[0] == 0)
@@ -118,7 +126,7 @@ imgfeat_avg_combine(PG_FUNCTION_ARGS)
 	int			length2;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		elog(ERROR, "imgfeat_avg_combine called in non-aggregate context");
+		not_in_aggregate("imgfeat_avg_combine");
 
 	sums1 = state_values(state1, &length1);
 	sums2 = state_values(state2, &length2);
