@@ -31,6 +31,33 @@ inline bool float_sum_exact(float sum) {
     return magnitude >= kSafeFloatSum && magnitude <= FLT_MAX;
 }
 
+// The double forms, for the rare sums float cannot hold.
+inline double l2_squared_double(const float *__restrict a, const float *__restrict b, size_t dim) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = 0; i < dim; i++) {
+        double diff = (double)a[i] - (double)b[i];
+        sum += diff * diff;
+    }
+    return sum;
+}
+
+inline double inner_product_double(const float *__restrict a, const float *__restrict b, size_t dim) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = 0; i < dim; i++)
+        sum += (double)a[i] * (double)b[i];
+    return sum;
+}
+
+inline double norm_squared_double(const float *__restrict a, size_t dim) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = 0; i < dim; i++)
+        sum += (double)a[i] * (double)a[i];
+    return sum;
+}
+
 inline double l2_squared(const float *__restrict a, const float *__restrict b, size_t dim) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -38,16 +65,7 @@ inline double l2_squared(const float *__restrict a, const float *__restrict b, s
         float diff = a[i] - b[i];
         sum += diff * diff;
     }
-    if (float_sum_exact(sum))
-        return sum;
-
-    double wide = 0.0;
-#pragma omp simd reduction(+ : wide)
-    for (size_t i = 0; i < dim; i++) {
-        double diff = (double)a[i] - (double)b[i];
-        wide += diff * diff;
-    }
-    return wide;
+    return float_sum_exact(sum) ? sum : l2_squared_double(a, b, dim);
 }
 
 inline double inner_product(const float *__restrict a, const float *__restrict b, size_t dim) {
@@ -55,30 +73,15 @@ inline double inner_product(const float *__restrict a, const float *__restrict b
 #pragma omp simd reduction(+ : sum)
     for (size_t i = 0; i < dim; i++)
         sum += a[i] * b[i];
-    if (float_sum_exact(sum))
-        return sum;
-
-    double wide = 0.0;
-#pragma omp simd reduction(+ : wide)
-    for (size_t i = 0; i < dim; i++)
-        wide += (double)a[i] * (double)b[i];
-    return wide;
+    return float_sum_exact(sum) ? sum : inner_product_double(a, b, dim);
 }
 
-// Not inner_product(a, a): that would declare a and b __restrict while they alias.
 inline double norm_squared(const float *__restrict a, size_t dim) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (size_t i = 0; i < dim; i++)
         sum += a[i] * a[i];
-    if (float_sum_exact(sum))
-        return sum;
-
-    double wide = 0.0;
-#pragma omp simd reduction(+ : wide)
-    for (size_t i = 0; i < dim; i++)
-        wide += (double)a[i] * (double)a[i];
-    return wide;
+    return float_sum_exact(sum) ? sum : norm_squared_double(a, dim);
 }
 
 // In double, the product of two squared norms of float vectors cannot
@@ -116,7 +119,7 @@ extern "C" IMGS_KERNEL double imgs_cosine_distance(const float *a, const float *
 }
 
 extern "C" IMGS_KERNEL void imgs_keys_many(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
-                                           double *out) {
+                                           const float *norms_sq, double *out) {
     const float *q = query->x;
     switch (query->metric) {
     case IMGS_METRIC_L2:
@@ -130,7 +133,9 @@ extern "C" IMGS_KERNEL void imgs_keys_many(const ImgsKeyQuery *query, const floa
     default:
         for (size_t j = 0; j < n; j++) {
             const float *x = base + j * dim;
-            out[j] = cosine_distance(inner_product(q, x, dim), query->norm_sq, norm_squared(x, dim));
+            // a stored norm is norm_squared(x) exactly, or absent
+            double norm_sq = norms_sq && imgs_norm_squared_stored(norms_sq[j]) ? norms_sq[j] : norm_squared(x, dim);
+            out[j] = cosine_distance(inner_product(q, x, dim), query->norm_sq, norm_sq);
         }
         break;
     }

@@ -14,6 +14,8 @@
 #ifndef IMGS_DISTANCE_CORE_H
 #define IMGS_DISTANCE_CORE_H
 
+#include <float.h>
+#include <math.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -42,6 +44,27 @@ extern double imgs_inner_product(const float *a, const float *b, size_t dim);
 /* sum(a[i]^2) */
 extern double imgs_norm_squared(const float *a, size_t dim);
 
+/*
+ * A vector's squared norm as an index stores it beside the vector (cosine
+ * scans then read each vector once): the float value of imgs_norm_squared
+ * when that is exact and positive, else NaN, which means "compute it from
+ * the vector" (zero vectors, and norms beyond float's range).
+ */
+static inline float
+imgs_norm_squared_to_store(double norm_sq)
+{
+	float		stored = (float) norm_sq;
+
+	return (double) stored == norm_sq && stored > 0 ? stored : (float) NAN;
+}
+
+/* Whether a stored squared norm may be used (also false for an older index's inf or 0). */
+static inline int
+imgs_norm_squared_stored(float stored)
+{
+	return stored > 0 && stored <= FLT_MAX;
+}
+
 /* 1 - cos(a, b), as the COSINE key above */
 extern double imgs_cosine_distance(const float *a, const float *b, size_t dim);
 
@@ -53,12 +76,14 @@ typedef struct ImgsKeyQuery
 	double		norm_sq;		/* imgs_norm_squared(x), for COSINE */
 } ImgsKeyQuery;
 
+
 /*
  * out[j] = key(query, base + j * dim) for j < n, over n vectors stored back
- * to back. The same arithmetic as the single forms above, bit for bit.
+ * to back; norms_sq (NULL, or n stored norms) spares COSINE a pass over
+ * each vector. The same arithmetic as the single forms above, bit for bit.
  */
 extern void imgs_keys_many(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
-						   double *out);
+						   const float *norms_sq, double *out);
 
 #ifdef __cplusplus
 }

@@ -152,7 +152,7 @@ imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x,
 	header = (ImgsSlotHeader *) ImgsPageGetData(builder->slots.data) + slot % IMGS_GROUP_SLOTS;
 	header->tid = *tid;
 	header->state = IMGS_SLOT_LIVE;
-	header->u.unused = 0;
+	header->u.norm_sq = imgs_norm_squared_to_store(imgs_norm_squared(x, dim));
 
 	vector_position(meta, slot, &blkno, &offset);
 	for (left = VECTOR_BYTES(meta); left > 0; blkno++, offset = 0)
@@ -232,6 +232,7 @@ imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid, const float
 	ImgsStoreMeta meta;
 	uint32		slot;
 	bool		reuse;
+	float		norm_sq = imgs_norm_squared_to_store(imgs_norm_squared(x, dim));
 	GenericXLogState *state;
 	Page		page;
 	ImgsStoreMeta *new_meta;
@@ -279,7 +280,7 @@ imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid, const float
 	*new_meta = meta;
 	header->tid = *tid;
 	header->state = IMGS_SLOT_LIVE;
-	header->u.unused = 0;
+	header->u.norm_sq = norm_sq;
 	GenericXLogFinish(state);
 
 	UnlockReleaseBuffer(slots_buf);
@@ -301,6 +302,7 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 	uint64		end = (uint64) n * vector_bytes;	/* of the group's vector bytes */
 	uint64		page_start;
 	uint32		j = 0;			/* next slot without a distance */
+	float		norms_sq[IMGS_GROUP_SLOTS];	/* of the slots, contiguous for the kernel */
 	Size		pending = 0;	/* bytes of slot j's vector gathered in scratch */
 	Buffer		buf;
 
@@ -313,6 +315,8 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 	UnlockReleaseBuffer(buf);
 	if (query == NULL)
 		return;
+	for (uint32 i = 0; i < n; i++)
+		norms_sq[i] = headers[i].u.norm_sq;
 
 	for (page_start = 0; page_start < end; page_start += IMGS_PAGE_CAPACITY)
 	{
@@ -336,7 +340,8 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 			pos = chunk;
 			if (pending == vector_bytes)
 			{
-				imgs_keys_many(query, scratch, meta->dim, 1, &out[j++]);
+				imgs_keys_many(query, scratch, meta->dim, 1, norms_sq + j, &out[j]);
+				j++;
 				pending = 0;
 			}
 		}
@@ -347,7 +352,7 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 
 			if (whole > 0)
 			{
-				imgs_keys_many(query, (const float *) (data + pos), meta->dim, whole, &out[j]);
+				imgs_keys_many(query, (const float *) (data + pos), meta->dim, whole, norms_sq + j, &out[j]);
 				j += whole;
 				pos += whole * vector_bytes;
 			}

@@ -55,8 +55,7 @@ typedef struct ImgsSlotHeader
 	uint16		state;			/* IMGS_SLOT_*; 0 = never written */
 	union
 	{
-		float4		unused;		/* live: zero (norms are computed from the vector: a
-								 * float norm cache overflows for large values) */
+		float4		norm_sq;	/* live: imgs_norm_squared_to_store(|vector|^2) */
 		uint32		next_free;	/* free: next slot of the free list */
 	}			u;
 } ImgsSlotHeader;
