@@ -71,6 +71,16 @@ imgs_write_extending(Relation index, BlockNumber blkno)
 }
 
 void
+imgs_build_write_page(Relation index, BlockNumber blkno, Page image)
+{
+	Buffer		buf = imgs_write_extending(index, blkno);
+
+	memcpy(BufferGetPage(buf), image, BLCKSZ);
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+void
 imgs_log_built_index(Relation index)
 {
 	if (RelationNeedsWAL(index))

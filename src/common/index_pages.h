@@ -20,6 +20,9 @@
 #define IMGS_PAGE_META			1	/* block 0 of every imgsearch index */
 #define IMGS_PAGE_SLOTS			2	/* vector store: slot headers of a group */
 #define IMGS_PAGE_VECTORS		3	/* vector store: vectors of a group */
+#define IMGS_PAGE_DIRECTORY		4	/* vector store: start blocks of groups */
+/* Kinds from 16 up are the methods' own (one range per method, in its header). */
+#define IMGS_PAGE_METHOD_FIRST	16
 
 typedef struct ImgsPageOpaqueData
 {
@@ -52,6 +55,12 @@ extern Buffer imgs_extend(Relation index, ForkNumber fork);
  * A page never initialised (PageIsNew) is the caller's to initialise.
  */
 extern Buffer imgs_write_extending(Relation index, BlockNumber blkno);
+
+/*
+ * Build (no WAL): copies a page image to block blkno, the next block or an
+ * existing one, extending the relation over any gap (see imgs_write_extending).
+ */
+extern void imgs_build_write_page(Relation index, BlockNumber blkno, Page image);
 
 /* WAL-logs every page of an index built without WAL (log_newpage_range). */
 extern void imgs_log_built_index(Relation index);

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "pgstat.h"
+
 #include "common/distance_core.h"
 #include "common/index_scan.h"
 #include "type/imgfeat.h"
@@ -42,6 +44,53 @@ imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim)
 				 errmsg("different imgfeat dimensions %u and %d", index_dim, query->dim),
 				 errdetail("Index \"%s\" holds %u-dimensional vectors.",
 						   RelationGetRelationName(index), index_dim)));
+}
+
+IndexScanDesc
+imgs_scan_begin(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+
+	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
+	scan->xs_orderbynulls = palloc0(sizeof(bool) * Max(norderbys, 1));
+	return scan;
+}
+
+void
+imgs_scan_rescan(IndexScanDesc scan, ImgsScanState *ss, ScanKey orderbys, const char *amname)
+{
+	if (scan->numberOfOrderBys != 1)
+		elog(ERROR, "%s index scans need an ORDER BY on the indexed column", amname);
+	if (orderbys)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	memset(ss, 0, sizeof(*ss));
+	imgs_query_init(&ss->query, scan);
+}
+
+void
+imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta)
+{
+	imgs_query_check_dim(&ss->query, scan->indexRelation, meta->store.dim);
+	imgs_meta_check_metric(scan->indexRelation, meta, ss->query.strategy);
+	pgstat_count_index_scan(scan->indexRelation);
+}
+
+void
+imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot, ItemPointer tid)
+{
+	if (ss->query.isnull)
+		key = 0;
+	Assert(imgs_scan_after_last(ss, key, slot));
+	ss->has_last = true;
+	ss->last_key = key;
+	ss->last_slot = slot;
+	ss->returned++;
+	scan->xs_heaptid = *tid;
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = ss->recheck_orderby;
+	scan->xs_orderbynulls[0] = ss->query.isnull;
+	scan->xs_orderbyvals[0] = ss->query.isnull ? (Datum) 0 :
+		Float8GetDatum(imgs_query_value(&ss->query, key));
 }
 
 void

@@ -9,6 +9,14 @@
  * operators, so that index and sequential scan agree to the bit. Keys order
  * like the operator values; NaN sorts after every number, as in PostgreSQL;
  * equal keys order by slot, so the order is total.
+ *
+ * The AM interface part is shared too (ImgsScanState): a method's ambeginscan,
+ * amrescan and first amgettuple call imgs_scan_begin, imgs_scan_rescan and
+ * imgs_scan_start; its amgettuple then only produces rows in (key, slot)
+ * order and hands each to imgs_scan_return, which fills the ORDER BY value,
+ * the recheck flags and the heap TID, and remembers the row, so that a method
+ * that must look again (a later pass, a wider search) continues after it with
+ * imgs_scan_after_last.
  */
 #ifndef IMGS_INDEX_SCAN_H
 #define IMGS_INDEX_SCAN_H
@@ -18,6 +26,7 @@
 #include "access/relscan.h"
 
 #include "common/distance_core.h"
+#include "common/index_meta.h"
 #include "common/vector_store.h"
 
 #define IMGS_STRATEGY_L2		IMGS_METRIC_L2		/* <-> */
@@ -66,6 +75,48 @@ imgs_key_less(double key_a, uint32 slot_a, double key_b, uint32 slot_b)
 		return isnan(key_b);
 	return slot_a < slot_b;
 }
+
+/* The state every imgsearch index scan keeps. */
+typedef struct ImgsScanState
+{
+	ImgsQuery	query;
+	bool		has_last;		/* a row was returned since the last rescan */
+	double		last_key;		/* its key */
+	uint32		last_slot;		/* its slot */
+	int64		returned;		/* rows returned since the last rescan */
+	bool		recheck_orderby;	/* the keys are lower bounds (xs_recheckorderby) */
+} ImgsScanState;
+
+/* ambeginscan: RelationGetIndexScan plus the ORDER BY value arrays (the AM provides them, as GiST does). */
+extern IndexScanDesc imgs_scan_begin(Relation index, int nkeys, int norderbys);
+
+/*
+ * amrescan: takes the new ORDER BY key (one, on the indexed column: the cost
+ * estimate makes every other path prohibitive), reads the query into
+ * ss->query in the current memory context and forgets the last row.
+ */
+extern void imgs_scan_rescan(IndexScanDesc scan, ImgsScanState *ss, ScanKey orderbys,
+							 const char *amname);
+
+/*
+ * The first amgettuple after a rescan, with the metapage read: checks the
+ * query's dimension and metric against the index, counts the scan.
+ */
+extern void imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta);
+
+/* Whether (key, slot) ranks after the last row returned (every row does before the first). */
+static inline bool
+imgs_scan_after_last(const ImgsScanState *ss, double key, uint32 slot)
+{
+	return !ss->has_last || imgs_key_less(ss->last_key, ss->last_slot, key, slot);
+}
+
+/*
+ * amgettuple's output: row (key, slot, tid), which must rank after the last
+ * one returned. A NULL query ignores key (the value is NULL).
+ */
+extern void imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot,
+							 ItemPointer tid);
 
 typedef struct ImgsCandidate
 {

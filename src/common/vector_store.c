@@ -1,17 +1,21 @@
 /*
  * vector_store.c — heap TIDs and their vectors in index pages (see
- * vector_store.h for the layout, the WAL protocol and the locking rules).
+ * vector_store.h for the layout, the WAL protocol, the locking rules and the
+ * slot reuse rule).
  */
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 
 #include "common/distance_core.h"
 #include "common/vector_store.h"
 
 StaticAssertDecl(sizeof(ImgsSlotHeader) == 12, "slot headers must pack 680 to a page");
+StaticAssertDecl(offsetof(ImgsIndexMeta, store.nslots) == 20,
+				 "nslots stays where version 1 had it (test/t/011_faissflat_crash.pl reads it)");
 
 #define VECTOR_BYTES(meta)	((Size) (meta)->dim * sizeof(float))
 
@@ -25,28 +29,22 @@ set_dim(ImgsStoreMeta *meta, int dim)
 }
 
 void
-imgs_store_meta_init(ImgsStoreMeta *meta, BlockNumber first_block, int dim)
+imgs_store_meta_init(ImgsStoreMeta *meta, int dim)
 {
 	memset(meta, 0, sizeof(*meta));
-	meta->first_block = first_block;
 	meta->free_head = IMGS_NO_SLOT;
 	if (dim > 0)
 		set_dim(meta, dim);
 }
 
-static BlockNumber
-group_block(const ImgsStoreMeta *meta, uint32 group)
-{
-	return meta->first_block + group * meta->group_pages;
-}
-
-/* The block and byte offset where the vector of slot starts. */
+/* The block and byte offset where the vector of slot starts, in the group starting at group_start. */
 static void
-vector_position(const ImgsStoreMeta *meta, uint32 slot, BlockNumber *blkno, Size *offset)
+vector_position(const ImgsStoreMeta *meta, BlockNumber group_start, uint32 slot,
+				BlockNumber *blkno, Size *offset)
 {
 	uint64		byte = (uint64) (slot % IMGS_GROUP_SLOTS) * VECTOR_BYTES(meta);
 
-	*blkno = group_block(meta, slot / IMGS_GROUP_SLOTS) + 1 + (BlockNumber) (byte / IMGS_PAGE_CAPACITY);
+	*blkno = group_start + 1 + (BlockNumber) (byte / IMGS_PAGE_CAPACITY);
 	*offset = byte % IMGS_PAGE_CAPACITY;
 }
 
@@ -64,57 +62,102 @@ check_dim(Relation index, ImgsStoreMeta *meta, int dim)
 						   RelationGetRelationName(index), meta->dim)));
 }
 
-/* Errors when appending one more slot would overflow slot or block numbers. */
+/* Errors when appending one more slot would overflow slot numbers or the directory. */
 static void
 check_room(Relation index, const ImgsStoreMeta *meta)
 {
-	uint64		last_block = (uint64) meta->first_block +
-		(uint64) (meta->nslots / IMGS_GROUP_SLOTS + 1) * meta->group_pages;
-
-	if (meta->nslots >= IMGS_NO_SLOT - 1 || last_block >= MaxBlockNumber)
+	if (meta->nslots >= IMGS_NO_SLOT - 1 ||
+		(meta->nslots == meta->ngroups * IMGS_GROUP_SLOTS && meta->ngroups >= IMGS_STORE_MAX_GROUPS))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("index \"%s\" cannot hold more vectors",
 						RelationGetRelationName(index))));
 }
 
-static ImgsStoreMeta *
-meta_in_page(Page page, Size meta_offset)
+static void
+corrupted(Relation index, const char *what, uint32 n)
 {
-	return (ImgsStoreMeta *) (ImgsPageGetData(page) + meta_offset);
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" has %s %u", RelationGetRelationName(index), what, n),
+			 errhint("Please REINDEX it.")));
+}
+
+/* Directory page d and entry e of group g (g >= IMGS_STORE_INLINE_GROUPS). */
+static inline void
+dir_position(uint32 g, uint32 *d, uint32 *e)
+{
+	Assert(g >= IMGS_STORE_INLINE_GROUPS);
+	*d = (g - IMGS_STORE_INLINE_GROUPS) / IMGS_DIR_PAGE_ENTRIES;
+	*e = (g - IMGS_STORE_INLINE_GROUPS) % IMGS_DIR_PAGE_ENTRIES;
+}
+
+/*
+ * Copies the start blocks of groups [from, to) of meta to out[from..to),
+ * reading directory pages (one lock at a time).
+ */
+static void
+read_directory(Relation index, const ImgsStoreMeta *meta, uint32 from, uint32 to, BlockNumber *out)
+{
+	uint32		g = from;
+
+	for (; g < to && g < IMGS_STORE_INLINE_GROUPS; g++)
+		out[g] = meta->groups[g];
+	while (g < to)
+	{
+		uint32		d,
+					e,
+					n;
+		BlockNumber blkno;
+		Buffer		buf;
+
+		dir_position(g, &d, &e);
+		n = Min(to - g, IMGS_DIR_PAGE_ENTRIES - e);
+		blkno = meta->dir_pages[d];
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_DIRECTORY);
+		memcpy(out + g, (BlockNumber *) ImgsPageGetData(BufferGetPage(buf)) + e,
+			   n * sizeof(BlockNumber));
+		UnlockReleaseBuffer(buf);
+		g += n;
+	}
+	for (g = from; g < to; g++)
+		if (out[g] <= IMGS_METAPAGE_BLKNO || out[g] >= MaxBlockNumber)
+			corrupted(index, "a bad start block for group", g);
+}
+
+/* The start block of group g of meta. */
+static BlockNumber
+group_start(Relation index, const ImgsStoreMeta *meta, uint32 g)
+{
+	BlockNumber blkno;
+
+	Assert(g < meta->ngroups);
+	read_directory(index, meta, g, g + 1, &blkno - g);
+	return blkno;
 }
 
 /* ---------------------------------------------------------------------------
- * Bulk load
+ * Build
  * ---------------------------------------------------------------------------
  */
 
 void
-imgs_store_build_begin(ImgsStoreBuilder *builder, Relation index,
-					   BlockNumber first_block, int dim)
+imgs_store_build_begin(ImgsStoreBuilder *builder, Relation index, ImgsIndexMeta *meta)
 {
 	builder->index = index;
-	imgs_store_meta_init(&builder->meta, first_block, dim);
+	builder->meta = meta;
 	builder->slots_blkno = InvalidBlockNumber;
 	builder->vectors_blkno = InvalidBlockNumber;
-}
-
-/* Copies a page image to block blkno, the next block or an existing one. */
-static void
-write_built_page(Relation index, BlockNumber blkno, Page image)
-{
-	Buffer		buf = imgs_write_extending(index, blkno);
-
-	memcpy(BufferGetPage(buf), image, BLCKSZ);
-	MarkBufferDirty(buf);
-	UnlockReleaseBuffer(buf);
+	builder->dir_blkno = InvalidBlockNumber;
 }
 
 static void
 flush_vectors(ImgsStoreBuilder *builder)
 {
 	if (builder->vectors_blkno != InvalidBlockNumber)
-		write_built_page(builder->index, builder->vectors_blkno, builder->vectors.data);
+		imgs_build_write_page(builder->index, builder->vectors_blkno, builder->vectors.data);
 	builder->vectors_blkno = InvalidBlockNumber;
 }
 
@@ -123,14 +166,62 @@ flush_group(ImgsStoreBuilder *builder)
 {
 	flush_vectors(builder);
 	if (builder->slots_blkno != InvalidBlockNumber)
-		write_built_page(builder->index, builder->slots_blkno, builder->slots.data);
+		imgs_build_write_page(builder->index, builder->slots_blkno, builder->slots.data);
 	builder->slots_blkno = InvalidBlockNumber;
 }
 
-void
+static void
+flush_directory(ImgsStoreBuilder *builder)
+{
+	if (builder->dir_blkno != InvalidBlockNumber)
+		imgs_build_write_page(builder->index, builder->dir_blkno, builder->dir.data);
+	builder->dir_blkno = InvalidBlockNumber;
+}
+
+/* A new group for the build: a directory entry, an empty slot page. */
+static void
+build_new_group(ImgsStoreBuilder *builder)
+{
+	ImgsStoreMeta *store = &builder->meta->store;
+	uint32		g = store->ngroups;
+	BlockNumber start;
+
+	flush_group(builder);
+	if (g >= IMGS_STORE_INLINE_GROUPS)
+	{
+		uint32		d,
+					e;
+
+		dir_position(g, &d, &e);
+		if (e == 0)
+		{
+			flush_directory(builder);
+			builder->dir_blkno = imgs_alloc_blocks(builder->index, builder->meta, 1);
+			store->dir_pages[d] = builder->dir_blkno;
+			store->ndirpages = d + 1;
+			imgs_page_init(builder->dir.data, IMGS_PAGE_DIRECTORY);
+			imgs_build_write_page(builder->index, builder->dir_blkno, builder->dir.data);
+		}
+		start = imgs_alloc_blocks(builder->index, builder->meta, store->group_pages);
+		((BlockNumber *) ImgsPageGetData(builder->dir.data))[e] = start;
+	}
+	else
+	{
+		start = imgs_alloc_blocks(builder->index, builder->meta, store->group_pages);
+		store->groups[g] = start;
+	}
+	store->ngroups++;
+
+	/* its slot page takes its block now, written again when full */
+	builder->slots_blkno = start;
+	imgs_page_init(builder->slots.data, IMGS_PAGE_SLOTS);
+	imgs_build_write_page(builder->index, builder->slots_blkno, builder->slots.data);
+}
+
+uint32
 imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x, int dim)
 {
-	ImgsStoreMeta *meta = &builder->meta;
+	ImgsStoreMeta *meta = &builder->meta->store;
 	uint32		slot = meta->nslots;
 	ImgsSlotHeader *header;
 	const char *src = (const char *) x;
@@ -141,20 +232,15 @@ imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x,
 	check_dim(builder->index, meta, dim);
 	check_room(builder->index, meta);
 
-	if (slot % IMGS_GROUP_SLOTS == 0)
-	{
-		/* a new group: its slot page takes the next block, written again when full */
-		flush_group(builder);
-		builder->slots_blkno = group_block(meta, slot / IMGS_GROUP_SLOTS);
-		imgs_page_init(builder->slots.data, IMGS_PAGE_SLOTS);
-		write_built_page(builder->index, builder->slots_blkno, builder->slots.data);
-	}
+	if (slot == meta->ngroups * IMGS_GROUP_SLOTS)
+		build_new_group(builder);
+	Assert(builder->slots_blkno != InvalidBlockNumber);
 	header = (ImgsSlotHeader *) ImgsPageGetData(builder->slots.data) + slot % IMGS_GROUP_SLOTS;
 	header->tid = *tid;
 	header->state = IMGS_SLOT_LIVE;
 	header->u.norm_sq = imgs_norm_squared_to_store(imgs_norm_squared(x, dim));
 
-	vector_position(meta, slot, &blkno, &offset);
+	vector_position(meta, builder->slots_blkno, slot, &blkno, &offset);
 	for (left = VECTOR_BYTES(meta); left > 0; blkno++, offset = 0)
 	{
 		Size		chunk = Min(left, IMGS_PAGE_CAPACITY - offset);
@@ -170,12 +256,14 @@ imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x,
 		left -= chunk;
 	}
 	meta->nslots++;
+	return slot;
 }
 
 void
 imgs_store_build_end(ImgsStoreBuilder *builder)
 {
 	flush_group(builder);
+	flush_directory(builder);
 }
 
 /* ---------------------------------------------------------------------------
@@ -184,18 +272,83 @@ imgs_store_build_end(ImgsStoreBuilder *builder)
  */
 
 /*
+ * Allocates group ins->meta.store.ngroups in a record of its own: the
+ * metapage (allocator, directory, group count), the group's empty slot page
+ * and, past the inline directory, a directory page.
+ */
+static void
+insert_new_group(ImgsStoreInsert *ins)
+{
+	Relation	index = ins->index;
+	GenericXLogState *state = GenericXLogStart(index);
+	ImgsIndexMeta *meta = ImgsMetaGetHeader(GenericXLogRegisterBuffer(state, ins->metabuf, 0));
+	ImgsStoreMeta *store = &meta->store;
+	uint32		g;
+	BlockNumber start;
+	Buffer		dirbuf = InvalidBuffer;
+	Buffer		slotbuf;
+	BlockNumber *dir_entry;
+	Page		page;
+
+	/* the header as begin has it (the dimension may have been fixed just now) */
+	*meta = ins->meta;
+	g = store->ngroups;
+	if (g >= IMGS_STORE_INLINE_GROUPS)
+	{
+		uint32		d,
+					e;
+
+		dir_position(g, &d, &e);
+		if (e == 0)
+		{
+			BlockNumber dirblk = imgs_alloc_blocks(index, meta, 1);
+
+			store->dir_pages[d] = dirblk;
+			store->ndirpages = d + 1;
+			dirbuf = imgs_write_extending(index, dirblk);
+			page = GenericXLogRegisterBuffer(state, dirbuf, GENERIC_XLOG_FULL_IMAGE);
+			imgs_page_init(page, IMGS_PAGE_DIRECTORY);
+		}
+		else
+		{
+			dirbuf = ReadBuffer(index, store->dir_pages[d]);
+			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+			page = GenericXLogRegisterBuffer(state, dirbuf, 0);
+			imgs_page_check(index, page, store->dir_pages[d], IMGS_PAGE_DIRECTORY);
+		}
+		dir_entry = (BlockNumber *) ImgsPageGetData(page) + e;
+	}
+	else
+		dir_entry = &store->groups[g];
+
+	start = imgs_alloc_blocks(index, meta, store->group_pages);
+	*dir_entry = start;
+	store->ngroups++;
+	slotbuf = imgs_write_extending(index, start);
+	page = GenericXLogRegisterBuffer(state, slotbuf, GENERIC_XLOG_FULL_IMAGE);
+	imgs_page_init(page, IMGS_PAGE_SLOTS);
+
+	ins->meta = *meta;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(slotbuf);
+	if (BufferIsValid(dirbuf))
+		UnlockReleaseBuffer(dirbuf);
+}
+
+/*
  * Writes the vector of slot to its pages, with as many Generic WAL records as
  * it has pages over MAX_GENERIC_XLOG_PAGES. Nothing points at it yet.
  */
 static void
-write_vector(Relation index, const ImgsStoreMeta *meta, uint32 slot, const float *x)
+write_vector(Relation index, const ImgsStoreMeta *meta, BlockNumber start, uint32 slot,
+			 const float *x)
 {
 	const char *src = (const char *) x;
 	Size		left = VECTOR_BYTES(meta);
 	BlockNumber blkno;
 	Size		offset;
 
-	vector_position(meta, slot, &blkno, &offset);
+	vector_position(meta, start, slot, &blkno, &offset);
 	while (left > 0)
 	{
 		GenericXLogState *state = GenericXLogStart(index);
@@ -225,84 +378,162 @@ write_vector(Relation index, const ImgsStoreMeta *meta, uint32 slot, const float
 }
 
 void
-imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid, const float *x, int dim)
+imgs_store_insert_begin(ImgsStoreInsert *ins, Relation index, const ImgsIndexAm *am,
+						ItemPointer tid, const float *x, int dim)
 {
-	Buffer		metabuf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
-	Buffer		slots_buf;
-	ImgsStoreMeta meta;
-	uint32		slot;
-	bool		reuse;
-	float		norm_sq = imgs_norm_squared_to_store(imgs_norm_squared(x, dim));
-	GenericXLogState *state;
+	ImgsStoreMeta *store;
+
+	memset(ins, 0, sizeof(*ins));
+	ins->index = index;
+	ins->tid = *tid;
+	ins->norm_sq = imgs_norm_squared_to_store(imgs_norm_squared(x, dim));
+	ins->metabuf = imgs_meta_lock(index, am, BUFFER_LOCK_EXCLUSIVE);
+	ins->meta = *ImgsMetaGetHeader(BufferGetPage(ins->metabuf));
+	store = &ins->meta.store;
+	check_dim(index, store, dim);
+	ins->reuse = store->free_head != IMGS_NO_SLOT;
+	if (ins->reuse)
+	{
+		ins->slot = store->free_head;
+		if (ins->slot >= store->nslots)
+			corrupted(index, "a free list that names unused slot", ins->slot);
+	}
+	else
+	{
+		check_room(index, store);
+		ins->slot = store->nslots;
+		if (ins->slot == store->ngroups * IMGS_GROUP_SLOTS)
+			insert_new_group(ins);
+	}
+	ins->slot_blkno = group_start(index, store, ins->slot / IMGS_GROUP_SLOTS);
+	write_vector(index, store, ins->slot_blkno, ins->slot, x);
+}
+
+GenericXLogState *
+imgs_store_insert_commit(ImgsStoreInsert *ins)
+{
 	Page		page;
-	ImgsStoreMeta *new_meta;
-	ImgsSlotHeader *header;
 
-	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	imgs_page_check(index, BufferGetPage(metabuf), IMGS_METAPAGE_BLKNO, IMGS_PAGE_META);
-	meta = *meta_in_page(BufferGetPage(metabuf), meta_offset);
-	check_dim(index, &meta, dim);
-	reuse = meta.free_head != IMGS_NO_SLOT;
-	if (!reuse)
-		check_room(index, &meta);
-	slot = reuse ? meta.free_head : meta.nslots;
+	Assert(ins->state == NULL);
+	ins->slotbuf = ReadBuffer(ins->index, ins->slot_blkno);
+	LockBuffer(ins->slotbuf, BUFFER_LOCK_EXCLUSIVE);
+	ins->state = GenericXLogStart(ins->index);
+	/* the metapage first (test/t/011_faissflat_crash.pl looks for it) */
+	ins->metapage = GenericXLogRegisterBuffer(ins->state, ins->metabuf, 0);
+	page = GenericXLogRegisterBuffer(ins->state, ins->slotbuf, 0);
+	imgs_page_check(ins->index, page, ins->slot_blkno, IMGS_PAGE_SLOTS);
+	ins->header = (ImgsSlotHeader *) ImgsPageGetData(page) + ins->slot % IMGS_GROUP_SLOTS;
+	if (ins->reuse ? ins->header->state != IMGS_SLOT_FREE : ins->header->state == IMGS_SLOT_LIVE)
+		corrupted(ins->index, ins->reuse ? "a used slot on its free list: slot" :
+				  "a live slot past its slot count: slot", ins->slot);
+	return ins->state;
+}
 
-	write_vector(index, &meta, slot, x);
+void
+imgs_store_insert_finish(ImgsStoreInsert *ins)
+{
+	ImgsStoreMeta *store = &ins->meta.store;
 
-	/* Commit: the slot header and the metapage, in one record. */
-	slots_buf = imgs_write_extending(index, group_block(&meta, slot / IMGS_GROUP_SLOTS));
-	state = GenericXLogStart(index);
-	new_meta = meta_in_page(GenericXLogRegisterBuffer(state, metabuf, 0), meta_offset);
-	if (PageIsNew(BufferGetPage(slots_buf)))
+	Assert(ins->state != NULL);
+	if (ins->reuse)
 	{
-		page = GenericXLogRegisterBuffer(state, slots_buf, GENERIC_XLOG_FULL_IMAGE);
-		imgs_page_init(page, IMGS_PAGE_SLOTS);
+		store->free_head = ins->header->u.next_free;
+		store->nfree--;
 	}
 	else
-	{
-		page = GenericXLogRegisterBuffer(state, slots_buf, 0);
-		imgs_page_check(index, page, BufferGetBlockNumber(slots_buf), IMGS_PAGE_SLOTS);
-	}
-	header = (ImgsSlotHeader *) ImgsPageGetData(page) + slot % IMGS_GROUP_SLOTS;
-	if (reuse)
-	{
-		if (header->state != IMGS_SLOT_FREE)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\" has a used slot %u on its free list",
-							RelationGetRelationName(index), slot),
-					 errhint("Please REINDEX it.")));
-		meta.free_head = header->u.next_free;
-		meta.nfree--;
-	}
-	else
-		meta.nslots++;
-	*new_meta = meta;
-	header->tid = *tid;
-	header->state = IMGS_SLOT_LIVE;
-	header->u.norm_sq = norm_sq;
-	GenericXLogFinish(state);
+		store->nslots++;
+	*ImgsMetaGetHeader(ins->metapage) = ins->meta;
+	ins->header->tid = ins->tid;
+	ins->header->state = IMGS_SLOT_LIVE;
+	ins->header->u.norm_sq = ins->norm_sq;
+	GenericXLogFinish(ins->state);
+	ins->state = NULL;
+	ins->metapage = NULL;
+	ins->header = NULL;
 
-	UnlockReleaseBuffer(slots_buf);
-	UnlockReleaseBuffer(metabuf);
+	UnlockReleaseBuffer(ins->slotbuf);
+	UnlockReleaseBuffer(ins->metabuf);
+}
+
+uint32
+imgs_store_insert(Relation index, const ImgsIndexAm *am, ItemPointer tid, const float *x, int dim)
+{
+	ImgsStoreInsert ins;
+
+	imgs_store_insert_begin(&ins, index, am, tid, x, dim);
+	imgs_store_insert_commit(&ins);
+	imgs_store_insert_finish(&ins);
+	return ins.slot;
 }
 
 /* ---------------------------------------------------------------------------
- * Scan
+ * Read
  * ---------------------------------------------------------------------------
  */
 
 void
-imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, uint32 n,
-					  ImgsSlotHeader *headers, const ImgsKeyQuery *query,
-					  double *out, float *scratch)
+imgs_store_open(ImgsStoreReader *reader, Relation index, const ImgsIndexAm *am,
+				const ImgsIndexMeta *meta)
 {
-	BlockNumber blkno = group_block(meta, group);
+	reader->index = index;
+	reader->am = am;
+	reader->meta = meta->store;
+	reader->groups = palloc(sizeof(BlockNumber) * Max(meta->store.ngroups, 1));
+	read_directory(index, &reader->meta, 0, reader->meta.ngroups, reader->groups);
+	reader->scratch = reader->meta.dim > 0 ? palloc(VECTOR_BYTES(&reader->meta)) : NULL;
+}
+
+void
+imgs_store_close(ImgsStoreReader *reader)
+{
+	if (reader->groups)
+		pfree(reader->groups);
+	if (reader->scratch)
+		pfree(reader->scratch);
+	reader->groups = NULL;
+	reader->scratch = NULL;
+}
+
+/* The start block of group g, reading the metapage again for a group added since. */
+static BlockNumber
+reader_group(ImgsStoreReader *reader, uint32 g)
+{
+	if (g >= reader->meta.ngroups)
+	{
+		ImgsIndexMeta meta;
+		uint32		old = reader->meta.ngroups;
+
+		imgs_meta_read(reader->index, reader->am, &meta, NULL, 0);
+		if (g >= meta.store.ngroups || (reader->meta.dim != 0 && meta.store.dim != reader->meta.dim))
+			corrupted(reader->index, "a reference to a slot of unallocated group", g);
+		/* the directory grows; the slot counts stay as the reader first saw them */
+		reader->groups = repalloc(reader->groups, sizeof(BlockNumber) * meta.store.ngroups);
+		reader->meta.dim = meta.store.dim;
+		reader->meta.group_pages = meta.store.group_pages;
+		reader->meta.ngroups = meta.store.ngroups;
+		reader->meta.ndirpages = meta.store.ndirpages;
+		memcpy(reader->meta.dir_pages, meta.store.dir_pages, sizeof(meta.store.dir_pages));
+		memcpy(reader->meta.groups, meta.store.groups, sizeof(meta.store.groups));
+		read_directory(reader->index, &reader->meta, old, reader->meta.ngroups, reader->groups);
+		if (reader->scratch == NULL)
+			reader->scratch = palloc(VECTOR_BYTES(&reader->meta));
+	}
+	return reader->groups[g];
+}
+
+void
+imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
+					  ImgsSlotHeader *headers, const ImgsKeyQuery *query, double *out)
+{
+	Relation	index = reader->index;
+	const ImgsStoreMeta *meta = &reader->meta;
+	BlockNumber blkno = reader_group(reader, group);
 	Size		vector_bytes = VECTOR_BYTES(meta);
 	uint64		end = (uint64) n * vector_bytes;	/* of the group's vector bytes */
 	uint64		page_start;
 	uint32		j = 0;			/* next slot without a distance */
 	float		norms_sq[IMGS_GROUP_SLOTS];	/* of the slots, contiguous for the kernel */
+	float	   *scratch = reader->scratch;
 	Size		pending = 0;	/* bytes of slot j's vector gathered in scratch */
 	Buffer		buf;
 
@@ -368,28 +599,171 @@ imgs_store_read_group(Relation index, const ImgsStoreMeta *meta, uint32 group, u
 	Assert(j == n && pending == 0);
 }
 
+void
+imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
+				const ImgsKeyQuery *query, double *keys_out, ImgsSlotHeader *headers_out)
+{
+	Relation	index = reader->index;
+
+	for (int i = 0; i < n; i++)
+	{
+		uint32		slot = slots[i];
+		BlockNumber start = reader_group(reader, slot / IMGS_GROUP_SLOTS);
+		const ImgsStoreMeta *meta = &reader->meta;
+		Size		left = VECTOR_BYTES(meta);
+		char	   *dst = (char *) reader->scratch;
+		BlockNumber blkno;
+		Size		offset;
+		Buffer		buf;
+		ImgsSlotHeader header;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, start);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), start, IMGS_PAGE_SLOTS);
+		header = ((ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % IMGS_GROUP_SLOTS];
+		UnlockReleaseBuffer(buf);
+		headers_out[i] = header;
+		keys_out[i] = NAN;
+		if (header.state != IMGS_SLOT_LIVE)
+			continue;
+
+		vector_position(meta, start, slot, &blkno, &offset);
+		if (offset + left <= IMGS_PAGE_CAPACITY)
+		{
+			/* the whole vector on one page: no copy */
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
+			imgs_keys_many(query, (const float *) (ImgsPageGetData(BufferGetPage(buf)) + offset),
+						   meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		for (; left > 0; blkno++, offset = 0)
+		{
+			Size		chunk = Min(left, IMGS_PAGE_CAPACITY - offset);
+
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
+			memcpy(dst, ImgsPageGetData(BufferGetPage(buf)) + offset, chunk);
+			UnlockReleaseBuffer(buf);
+			dst += chunk;
+			left -= chunk;
+		}
+		imgs_keys_many(query, reader->scratch, meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
+	}
+}
+
 /* ---------------------------------------------------------------------------
  * Vacuum
  * ---------------------------------------------------------------------------
  */
 
+/* Dead slots waiting for the forget callback, then for the free list. */
+typedef struct DeadSlots
+{
+	uint32	   *slots;			/* ascending */
+	ItemPointerData *tids;
+	int			n;
+	int			capacity;
+} DeadSlots;
+
+/*
+ * Frees dead->slots (all live, ascending), one record per slot page:
+ * metapage first, as inserts do. Only vacuum frees slots, so they are still
+ * live; a slot that no longer holds its TID is left alone.
+ */
+static void
+free_slots(Relation index, const ImgsIndexAm *am, ImgsStoreReader *reader, const DeadSlots *dead,
+		   IndexBulkDeleteResult *stats, BufferAccessStrategy strategy)
+{
+	int			i = 0;
+
+	while (i < dead->n)
+	{
+		uint32		group = dead->slots[i] / IMGS_GROUP_SLOTS;
+		BlockNumber blkno = reader_group(reader, group);
+		Buffer		metabuf = imgs_meta_lock(index, am, BUFFER_LOCK_EXCLUSIVE);
+		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		GenericXLogState *state;
+		ImgsStoreMeta *store;
+		Page		page;
+		ImgsSlotHeader *headers;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		store = &ImgsMetaGetHeader(GenericXLogRegisterBuffer(state, metabuf, 0))->store;
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		imgs_page_check(index, page, blkno, IMGS_PAGE_SLOTS);
+		headers = (ImgsSlotHeader *) ImgsPageGetData(page);
+		for (; i < dead->n && dead->slots[i] / IMGS_GROUP_SLOTS == group; i++)
+		{
+			uint32		slot = dead->slots[i];
+			ImgsSlotHeader *header = &headers[slot % IMGS_GROUP_SLOTS];
+
+			if (header->state != IMGS_SLOT_LIVE || !ItemPointerEquals(&header->tid, &dead->tids[i]))
+				continue;
+			header->state = IMGS_SLOT_FREE;
+			ItemPointerSetInvalid(&header->tid);
+			header->u.next_free = store->free_head;
+			store->free_head = slot;
+			store->nfree++;
+			stats->tuples_removed++;
+		}
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(metabuf);
+	}
+}
+
+static void
+flush_dead(Relation index, const ImgsIndexAm *am, ImgsStoreReader *reader, DeadSlots *dead,
+		   ImgsStoreForgetCallback forget, void *forget_arg,
+		   IndexBulkDeleteResult *stats, BufferAccessStrategy strategy)
+{
+	if (dead->n == 0)
+		return;
+	/* rule 1: the method lets go of them before they can be reused */
+	if (forget != NULL)
+		forget(index, dead->slots, dead->tids, dead->n, forget_arg);
+	free_slots(index, am, reader, dead, stats, strategy);
+	dead->n = 0;
+}
+
 void
-imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsStoreMeta *meta,
+imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta *meta,
 					  IndexBulkDeleteCallback callback, void *callback_state,
+					  ImgsStoreForgetCallback forget, void *forget_arg,
 					  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy)
 {
-	uint32		ngroups = imgs_store_ngroups(meta);
-	uint32		dead[IMGS_GROUP_SLOTS];
+	uint32		ngroups = imgs_store_ngroups(&meta->store);
+	ImgsStoreReader reader;
+	DeadSlots	dead;
+
+	imgs_store_open(&reader, index, am, meta);
+	/* without a callback, each slot page's dead slots are freed at once; else in big batches */
+	dead.capacity = IMGS_GROUP_SLOTS;
+	if (forget != NULL)
+		dead.capacity = (int) Max(Min((uint64) maintenance_work_mem * 1024 /
+									  (sizeof(uint32) + sizeof(ItemPointerData)),
+									  MaxAllocSize / sizeof(uint32)),
+								  IMGS_GROUP_SLOTS);
+	dead.slots = palloc(sizeof(uint32) * dead.capacity);
+	dead.tids = palloc(sizeof(ItemPointerData) * dead.capacity);
+	dead.n = 0;
 
 	for (uint32 group = 0; group < ngroups; group++)
 	{
-		BlockNumber blkno = group_block(meta, group);
-		uint32		n = Min(IMGS_GROUP_SLOTS, meta->nslots - group * IMGS_GROUP_SLOTS);
-		uint32		ndead = 0;
+		BlockNumber blkno = reader.groups[group];
+		uint32		n = Min(IMGS_GROUP_SLOTS, meta->store.nslots - group * IMGS_GROUP_SLOTS);
 		Buffer		buf;
 		ImgsSlotHeader *headers;
 
 		vacuum_delay_point();
+		if (dead.n + (int) n > dead.capacity)
+			flush_dead(index, am, &reader, &dead, forget, forget_arg, stats, strategy);
 		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_SLOTS);
@@ -399,44 +773,21 @@ imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsStoreMeta *met
 			if (headers[j].state != IMGS_SLOT_LIVE)
 				continue;
 			if (callback != NULL && callback(&headers[j].tid, callback_state))
-				dead[ndead++] = j;
+			{
+				dead.slots[dead.n] = group * IMGS_GROUP_SLOTS + j;
+				dead.tids[dead.n] = headers[j].tid;
+				dead.n++;
+			}
 			else
 				stats->num_index_tuples++;
 		}
-		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-
-		/*
-		 * Free them: metapage first, as inserts do. Only vacuum frees slots,
-		 * so the ones found above are still live.
-		 */
-		if (ndead > 0)
-		{
-			Buffer		metabuf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
-			GenericXLogState *state;
-			ImgsStoreMeta *new_meta;
-
-			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-			state = GenericXLogStart(index);
-			new_meta = meta_in_page(GenericXLogRegisterBuffer(state, metabuf, 0), meta_offset);
-			headers = (ImgsSlotHeader *) ImgsPageGetData(GenericXLogRegisterBuffer(state, buf, 0));
-			for (uint32 i = 0; i < ndead; i++)
-			{
-				ImgsSlotHeader *header = &headers[dead[i]];
-
-				Assert(header->state == IMGS_SLOT_LIVE);
-				header->state = IMGS_SLOT_FREE;
-				ItemPointerSetInvalid(&header->tid);
-				header->u.next_free = new_meta->free_head;
-				new_meta->free_head = group * IMGS_GROUP_SLOTS + dead[i];
-				new_meta->nfree++;
-			}
-			GenericXLogFinish(state);
-			UnlockReleaseBuffer(metabuf);
-			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-			stats->tuples_removed += ndead;
-		}
-		ReleaseBuffer(buf);
+		UnlockReleaseBuffer(buf);
+		if (forget == NULL)
+			flush_dead(index, am, &reader, &dead, NULL, NULL, stats, strategy);
 	}
+	flush_dead(index, am, &reader, &dead, forget, forget_arg, stats, strategy);
+	pfree(dead.slots);
+	pfree(dead.tids);
+	imgs_store_close(&reader);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 }

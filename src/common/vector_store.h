@@ -2,52 +2,73 @@
  * vector_store.h — heap TIDs and their vectors, in index pages, for the
  * imgsearch index methods.
  *
- * Every vector lives in a numbered slot. Slots come in groups of
- * IMGS_GROUP_SLOTS (680): a group is one page of 12-byte slot headers (heap
- * TID, state, squared norm) followed by the group's vectors packed back to
- * back over as many pages as they need, so a vector may span pages (a 4096-d
- * vector is 16 kB) and the kernels see long runs of contiguous vectors. The
- * layout is pure arithmetic: slot s has its header in block first_block +
- * (s / 680) * group_pages and its vector at byte (s % 680) * dim * 4 of the
- * group's vector pages. Overhead over the raw vectors is about one page in
- * dim / 3 (1.2% at 512-d, 0.5% at 4096-d).
+ * Layout. Every vector lives in a numbered slot. Slots come in groups of
+ * IMGS_GROUP_SLOTS (680): a group is group_pages consecutive blocks, one page
+ * of 12-byte slot headers (heap TID, state, squared norm) followed by the
+ * group's vectors packed back to back over as many pages as they need, so a
+ * vector may span pages (a 4096-d vector is 16 kB) and the kernels see long
+ * runs of contiguous vectors. Slot s has its header in the first block of
+ * group s / 680 and its vector at byte (s % 680) * dim * 4 of the pages after
+ * it. Groups are allocated one at a time from the index's block allocator
+ * (index_meta.h), so a method's own pages may lie between them; the start
+ * block of each group is in the store's directory: in the metapage for the
+ * first 512 groups, then in directory pages that the metapage lists. Overhead
+ * over the raw vectors is about one page in dim / 3 (1.2% at 512-d, 0.5% at
+ * 4096-d), plus one directory page per 2040 groups after the first 512.
  *
  * Crash safety and concurrency:
  *  - A slot becomes visible only when its header says IMGS_SLOT_LIVE, and that
  *    header is written last, in one Generic WAL record with the metapage
- *    (slot count or free list). A vector spanning more pages than one record
- *    may hold is written first, by earlier records; if the server crashes
- *    between them, the slot is still unused (or free) and the partial vector
- *    is ignored and later overwritten.
- *  - Inserts and vacuum lock the metapage exclusively first, so they are
- *    serialised; then data pages in ascending block order. Readers hold one
- *    page at a time. So no deadlock.
- *  - Vacuum frees slots (IMGS_SLOT_FREE, pushed on a free list that inserts
- *    pop); vectors never move. A reader may see a slot change while it reads
- *    it only if the slot was freed and reused under it: both tuples involved
- *    are then invisible to the reader's MVCC snapshot (vacuum cannot remove a
- *    tuple the snapshot sees), so whatever distance it computes is never
- *    returned to the user.
+ *    (slot count or free list): the commit record. A method may register up
+ *    to IMGS_COMMIT_METHOD_PAGES pages of its own in the same record (its
+ *    entry for the slot: a leaf entry, a hash code), so the slot and the
+ *    method's reference to it become durable together. Before it, a new group
+ *    is allocated by a record of its own (metapage, an empty slot page, a
+ *    directory page) and the vector is written by as many records as its
+ *    pages need; if the server crashes between them, the slot is still unused
+ *    (or free), the empty group is harmless, and the partial vector is ignored
+ *    and later overwritten.
+ *  - Every writer locks the metapage exclusively first, so writers are
+ *    serialised and may then lock other pages in any order; readers hold one
+ *    page at a time. So no deadlock. A method's writers follow the same rule.
+ *  - Vectors never move, and groups are never freed.
+ *
+ * Slot reuse rule (vacuum). Vacuum frees the slots of dead heap tuples
+ * (IMGS_SLOT_FREE, pushed on a free list that inserts pop before they
+ * append). A structure that names slots must never reach a reused slot's new
+ * vector through a stale reference, so:
+ *  1. A method that names slots anywhere but in the store passes a forget
+ *     callback to imgs_store_bulkdelete: the store calls it with the dead
+ *     slots (and their TIDs) BEFORE any of them goes on the free list, and
+ *     the callback removes every reference to them (with its own WAL). If
+ *     the server crashes between the two, the slots stay live and
+ *     unreferenced: harmless (their tuples are dead to every snapshot), and
+ *     the next vacuum finds them dead again; so the callback must accept
+ *     slots it no longer references.
+ *  2. A reference read before vacuum removed it may still be followed by a
+ *     scan that is running when the slot is reused. Both tuples are then
+ *     invisible to that scan's MVCC snapshot (vacuum removes only tuples
+ *     dead to all, and the new tuple's inserter had not committed when the
+ *     scan began), so the row is never returned to the user, whatever its
+ *     distance. The same holds for a slot freed and reused while
+ *     imgs_store_read_group or imgs_store_keys reads its header and then its
+ *     vector. A method that returns the TID it stored with its reference
+ *     (not the slot header's) keeps the stale row invisible; one that
+ *     returns the header's TID must compare it with its own and drop a
+ *     mismatch (imgs_store_keys returns the headers for that).
+ *  A method whose only references are in the store itself (faissflat)
+ *  passes no callback.
  */
 #ifndef IMGS_VECTOR_STORE_H
 #define IMGS_VECTOR_STORE_H
 
 #include "access/genam.h"
+#include "access/generic_xlog.h"
 #include "storage/itemptr.h"
 
 #include "common/distance_core.h"
+#include "common/index_meta.h"
 #include "common/index_pages.h"
-
-/* Where the store stands; lives in the owning index method's metapage. */
-typedef struct ImgsStoreMeta
-{
-	uint32		dim;			/* vector dimension; 0 until the first vector */
-	uint32		group_pages;	/* pages per group: 1 slot page + vector pages */
-	BlockNumber first_block;	/* slot page of group 0 */
-	uint32		nslots;			/* slots ever used (live or free) */
-	uint32		free_head;		/* first free slot, or IMGS_NO_SLOT */
-	uint32		nfree;			/* number of free slots */
-} ImgsStoreMeta;
 
 typedef struct ImgsSlotHeader
 {
@@ -66,59 +87,154 @@ typedef struct ImgsSlotHeader
 
 #define IMGS_GROUP_SLOTS	((uint32) (IMGS_PAGE_CAPACITY / sizeof(ImgsSlotHeader)))
 
-extern void imgs_store_meta_init(ImgsStoreMeta *meta, BlockNumber first_block, int dim);
+/* Pages a method may register in the commit record of an insert. */
+#define IMGS_COMMIT_METHOD_PAGES	(MAX_GENERIC_XLOG_PAGES - 2)
 
-/*
- * Bulk load for ambuild: appends slots to fresh pages without WAL; the caller
- * then stores meta in its metapage and WAL-logs the whole relation. Pages are
- * filled in local memory and written out when done, so no buffer lock is held
- * between calls (a lock would hold off interrupts for the whole build).
- */
-typedef struct ImgsStoreBuilder
-{
-	Relation	index;
-	ImgsStoreMeta meta;
-	BlockNumber slots_blkno;	/* slot page of the open group, or InvalidBlockNumber */
-	BlockNumber vectors_blkno;	/* vector page being filled, or InvalidBlockNumber */
-	PGAlignedBlock slots;
-	PGAlignedBlock vectors;
-} ImgsStoreBuilder;
-
-extern void imgs_store_build_begin(ImgsStoreBuilder *builder, Relation index,
-								   BlockNumber first_block, int dim);
-extern void imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid,
-								 const float *x, int dim);
-extern void imgs_store_build_end(ImgsStoreBuilder *builder);
-
-/* Stores one vector in a free slot or a new one, with Generic WAL (see above). */
-extern void imgs_store_insert(Relation index, Size meta_offset, ItemPointer tid,
-							  const float *x, int dim);
-
-/*
- * Reads group `group` of a store whose state is meta: copies the headers of
- * its first n slots to headers[] and, unless query is NULL, sets out[j] to
- * the key of slot j's vector (imgs_keys_many). scratch holds meta->dim floats (vectors
- * that span pages are gathered there). Holds one page lock at a time and
- * checks for interrupts between pages.
- */
-extern void imgs_store_read_group(Relation index, const ImgsStoreMeta *meta,
-								  uint32 group, uint32 n, ImgsSlotHeader *headers,
-								  const ImgsKeyQuery *query, double *out, float *scratch);
-
-/*
- * ambulkdelete: frees every live slot of the store whose state was meta (the
- * caller reads it from the metapage at meta_offset first: slots added after
- * that are newer than every TID vacuum may remove) whose TID callback reports
- * dead (callback NULL frees none), and counts the live slots left into stats.
- */
-extern void imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsStoreMeta *meta,
-								  IndexBulkDeleteCallback callback, void *callback_state,
-								  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy);
+/* An empty store; dim 0: fixed by the first vector. */
+extern void imgs_store_meta_init(ImgsStoreMeta *meta, int dim);
 
 static inline uint32
 imgs_store_ngroups(const ImgsStoreMeta *meta)
 {
 	return (meta->nslots + IMGS_GROUP_SLOTS - 1) / IMGS_GROUP_SLOTS;
 }
+
+/* ---------------------------------------------------------------------------
+ * Build
+ *
+ * Bulk load for ambuild: appends slots to fresh pages without WAL; meta is
+ * the caller's header of the index being built (store and allocator), which
+ * it writes to its metapage when done, then WAL-logs the whole relation. The
+ * method may allocate pages of its own (imgs_alloc_blocks on the same meta)
+ * between adds. Pages are filled in local memory and written out when done,
+ * so no buffer lock is held between calls (a lock would hold off interrupts
+ * for the whole build).
+ */
+typedef struct ImgsStoreBuilder
+{
+	Relation	index;
+	ImgsIndexMeta *meta;
+	BlockNumber slots_blkno;	/* slot page of the open group, or InvalidBlockNumber */
+	BlockNumber vectors_blkno;	/* vector page being filled, or InvalidBlockNumber */
+	BlockNumber dir_blkno;		/* directory page being filled, or InvalidBlockNumber */
+	PGAlignedBlock slots;
+	PGAlignedBlock vectors;
+	PGAlignedBlock dir;
+} ImgsStoreBuilder;
+
+extern void imgs_store_build_begin(ImgsStoreBuilder *builder, Relation index, ImgsIndexMeta *meta);
+/* Returns the slot of the vector. */
+extern uint32 imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid,
+								   const float *x, int dim);
+extern void imgs_store_build_end(ImgsStoreBuilder *builder);
+
+/* ---------------------------------------------------------------------------
+ * Insert
+ *
+ *   ImgsStoreInsert ins;
+ *   imgs_store_insert_begin(&ins, index, am, tid, x, dim);  -- ins.slot chosen
+ *   state = imgs_store_insert_commit(&ins);
+ *   ... lock and GenericXLogRegisterBuffer(state, ...) up to
+ *       IMGS_COMMIT_METHOD_PAGES pages of the method's own, write its entry
+ *       for ins.slot; ImgsMetaGetMethodData(ins.metapage) is the metapage's
+ *       method data in this record; pages it needs anew come from
+ *       imgs_alloc_blocks(index, &ins.meta, n) ...
+ *   imgs_store_insert_finish(&ins);   -- one record: slot live, meta, method pages
+ *   ... UnlockReleaseBuffer the method's pages ...
+ *
+ * begin locks the metapage exclusively (held until finish), checks it,
+ * picks a free slot or appends one (allocating a new group with a record of
+ * its own) and writes the vector to its pages. An error before finish leaves
+ * the index as it was, but for unreferenced vector bytes.
+ */
+typedef struct ImgsStoreInsert
+{
+	Relation	index;
+	Buffer		metabuf;
+	Buffer		slotbuf;
+	ImgsIndexMeta meta;			/* as begin read it; written back by finish */
+	uint32		slot;			/* the slot the vector goes to */
+	BlockNumber slot_blkno;		/* its slot page */
+	bool		reuse;			/* a free slot */
+	ItemPointerData tid;
+	float		norm_sq;
+	GenericXLogState *state;	/* the commit record, once started */
+	Page		metapage;		/* its image of the metapage */
+	ImgsSlotHeader *header;		/* its image of the slot's header */
+} ImgsStoreInsert;
+
+extern void imgs_store_insert_begin(ImgsStoreInsert *ins, Relation index, const ImgsIndexAm *am,
+									ItemPointer tid, const float *x, int dim);
+extern GenericXLogState *imgs_store_insert_commit(ImgsStoreInsert *ins);
+extern void imgs_store_insert_finish(ImgsStoreInsert *ins);
+
+/* All three, for a method with nothing of its own to write; returns the slot. */
+extern uint32 imgs_store_insert(Relation index, const ImgsIndexAm *am, ItemPointer tid,
+								const float *x, int dim);
+
+/* ---------------------------------------------------------------------------
+ * Read
+ *
+ * A reader works on the store as a metapage read showed it (the slots below
+ * meta.nslots); it holds one page lock at a time and checks for interrupts
+ * between pages.
+ */
+typedef struct ImgsStoreReader
+{
+	Relation	index;
+	const ImgsIndexAm *am;
+	ImgsStoreMeta meta;			/* as read; a lookup past ngroups reads the directory again */
+	BlockNumber *groups;		/* start block of each of meta.ngroups groups */
+	float	   *scratch;		/* meta.dim floats: vectors that span pages */
+} ImgsStoreReader;
+
+/* Opens the store of meta (read from the metapage by the caller), reading its directory. */
+extern void imgs_store_open(ImgsStoreReader *reader, Relation index, const ImgsIndexAm *am,
+							const ImgsIndexMeta *meta);
+extern void imgs_store_close(ImgsStoreReader *reader);
+
+/*
+ * Reads group `group`: copies the headers of its first n slots to headers[]
+ * and, unless query is NULL, sets out[j] to the key of slot j's vector
+ * (imgs_keys_many), whatever the slot's state.
+ */
+extern void imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
+								  ImgsSlotHeader *headers, const ImgsKeyQuery *query,
+								  double *out);
+
+/*
+ * Re-rank: for each of n slots (any order; slots past the reader's meta,
+ * inserted since, are found too), copies its header to headers_out[i] and,
+ * for a live slot, sets keys_out[i] to the key of its vector for query;
+ * keys_out[i] is NaN for a slot that is not live (check headers_out[i].state,
+ * and the TID: see the slot reuse rule above).
+ */
+extern void imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
+							const ImgsKeyQuery *query, double *keys_out,
+							ImgsSlotHeader *headers_out);
+
+/* ---------------------------------------------------------------------------
+ * Vacuum
+ */
+
+/*
+ * A method's forget callback (slot reuse rule 1): removes its references to
+ * n dead slots, given in ascending order with the TIDs they held.
+ */
+typedef void (*ImgsStoreForgetCallback) (Relation index, const uint32 *slots,
+										 const ItemPointerData *tids, int n, void *arg);
+
+/*
+ * ambulkdelete: frees every live slot of the store whose state was meta (the
+ * caller reads it from the metapage first: slots added after that are newer
+ * than every TID vacuum may remove) whose TID callback reports dead
+ * (callback NULL frees none), calling forget (if not NULL) on them first, in
+ * batches bounded by maintenance_work_mem; counts the live slots left into
+ * stats.
+ */
+extern void imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta *meta,
+								  IndexBulkDeleteCallback callback, void *callback_state,
+								  ImgsStoreForgetCallback forget, void *forget_arg,
+								  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy);
 
 #endif							/* IMGS_VECTOR_STORE_H */

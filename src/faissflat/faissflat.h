@@ -2,8 +2,10 @@
  * faissflat.h — the exact index method: every vector in a vector store
  * (common/vector_store.h), every scan a pass over all of them.
  *
- * Pages: block 0 is the metapage, then the vector store's groups (one page of
- * slot headers, then the vectors). The scan streams the vector pages through
+ * Pages: block 0 is the metapage (the shared header of common/index_meta.h;
+ * faissflat has no data of its own there), then the vector store's groups
+ * (one page of slot headers, then the vectors) and, past 512 groups, its
+ * directory pages; faissflat allocates no pages of its own. The scan streams the vector pages through
  * the SIMD kernels of common/distance_core, the same ones the SQL operators
  * use, so the index returns exactly the rows, order and distances of a
  * sequential scan and sort.
@@ -18,16 +20,13 @@
 #include "common/vector_store.h"
 
 #define FAISSFLAT_MAGIC		0xFA155F1A
-#define FAISSFLAT_VERSION	1
+/*
+ * 1: groups at fixed block numbers (first_block + group * group_pages).
+ * 2: the shared header (index_meta.h): block allocator, group directory, metric.
+ */
+#define FAISSFLAT_VERSION	2
 
-typedef struct FaissflatMetaPageData
-{
-	uint32		magic;
-	uint32		version;
-	ImgsStoreMeta store;
-} FaissflatMetaPageData;
-
-#define FAISSFLAT_STORE_OFFSET	offsetof(FaissflatMetaPageData, store)
+extern const ImgsIndexAm faissflat_am;
 
 /* Build phases reported in pg_stat_progress_create_index (after "initializing") */
 #define FAISSFLAT_PHASE_LOAD	2
@@ -36,7 +35,7 @@ typedef struct FaissflatMetaPageData
 /* faissflat_build.c */
 extern IndexBuildResult *faissflat_build(Relation heap, Relation index, IndexInfo *index_info);
 extern void faissflat_buildempty(Relation index);
-extern void faissflat_read_meta(Relation index, ImgsStoreMeta *store);
+extern void faissflat_read_meta(Relation index, ImgsIndexMeta *meta);
 
 /* faissflat_insert.c */
 extern bool faissflat_insert(Relation index, Datum *values, bool *isnull,

@@ -17,43 +17,29 @@
 
 typedef struct FaissflatBuildState
 {
+	ImgsIndexMeta meta;
 	ImgsStoreBuilder store;
 	double		index_tuples;
 	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
 } FaissflatBuildState;
 
+const ImgsIndexAm faissflat_am = {"faissflat", FAISSFLAT_MAGIC, FAISSFLAT_VERSION};
+
 /* Writes the metapage into buf (locked), without WAL. */
 static void
-write_metapage(Buffer buf, const ImgsStoreMeta *store)
+write_metapage(Buffer buf, const ImgsIndexMeta *meta)
 {
 	Page		page = BufferGetPage(buf);
-	FaissflatMetaPageData *meta;
 
 	imgs_page_init(page, IMGS_PAGE_META);
-	meta = (FaissflatMetaPageData *) ImgsPageGetData(page);
-	meta->magic = FAISSFLAT_MAGIC;
-	meta->version = FAISSFLAT_VERSION;
-	meta->store = *store;
+	*ImgsMetaGetHeader(page) = *meta;
 	MarkBufferDirty(buf);
 }
 
 void
-faissflat_read_meta(Relation index, ImgsStoreMeta *store)
+faissflat_read_meta(Relation index, ImgsIndexMeta *meta)
 {
-	Buffer		buf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
-	FaissflatMetaPageData *meta;
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	imgs_page_check(index, BufferGetPage(buf), IMGS_METAPAGE_BLKNO, IMGS_PAGE_META);
-	meta = (FaissflatMetaPageData *) ImgsPageGetData(BufferGetPage(buf));
-	if (meta->magic != FAISSFLAT_MAGIC || meta->version != FAISSFLAT_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" is not a faissflat index of version %d",
-						RelationGetRelationName(index), FAISSFLAT_VERSION),
-				 errhint("Please REINDEX it.")));
-	*store = meta->store;
-	UnlockReleaseBuffer(buf);
+	imgs_meta_read(index, &faissflat_am, meta, NULL, 0);
 }
 
 /* The dimension the column's type modifier fixes, or 0 (the first vector fixes it). */
@@ -93,6 +79,7 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 	IndexBuildResult *result;
 	double		heap_tuples;
 	Buffer		metabuf;
+	int			metric;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
@@ -100,11 +87,14 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 	bs = palloc0(sizeof(FaissflatBuildState));
 	bs->tmp_ctx = AllocSetContextCreate(CurrentMemoryContext, "faissflat build tuple",
 										ALLOCSET_DEFAULT_SIZES);
-	imgs_store_build_begin(&bs->store, index, IMGS_METAPAGE_BLKNO + 1, index_dim(index));
 
 	/* block 0 first; it gets its final contents at the end */
+	metric = imgs_index_metric(index);
 	metabuf = imgs_extend(index, MAIN_FORKNUM);
-	write_metapage(metabuf, &bs->store.meta);
+	imgs_meta_init(BufferGetPage(metabuf), &faissflat_am, metric, index_dim(index));
+	bs->meta = *ImgsMetaGetHeader(BufferGetPage(metabuf));
+	MarkBufferDirty(metabuf);
+	imgs_store_build_begin(&bs->store, index, &bs->meta);
 	UnlockReleaseBuffer(metabuf);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_LOAD);
@@ -115,7 +105,7 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 
 	metabuf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	write_metapage(metabuf, &bs->store.meta);
+	write_metapage(metabuf, &bs->meta);
 	UnlockReleaseBuffer(metabuf);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_WAL);
@@ -133,12 +123,12 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 void
 faissflat_buildempty(Relation index)
 {
-	ImgsStoreMeta store;
+	int			metric = imgs_index_metric(index);
 	Buffer		metabuf = imgs_extend(index, INIT_FORKNUM);
 
-	imgs_store_meta_init(&store, IMGS_METAPAGE_BLKNO + 1, index_dim(index));
 	START_CRIT_SECTION();
-	write_metapage(metabuf, &store);
+	imgs_meta_init(BufferGetPage(metabuf), &faissflat_am, metric, index_dim(index));
+	MarkBufferDirty(metabuf);
 	log_newpage_buffer(metabuf, true);
 	END_CRIT_SECTION();
 	UnlockReleaseBuffer(metabuf);

@@ -27,7 +27,7 @@ faissflat_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_t
 									ALLOCSET_SMALL_SIZES);
 	old_ctx = MemoryContextSwitchTo(tmp_ctx);
 	v = DatumGetImgFeatP(values[0]);
-	imgs_store_insert(index, FAISSFLAT_STORE_OFFSET, heap_tid, v->x, v->dim);
+	imgs_store_insert(index, &faissflat_am, heap_tid, v->x, v->dim);
 	MemoryContextSwitchTo(old_ctx);
 	MemoryContextDelete(tmp_ctx);
 	return false;

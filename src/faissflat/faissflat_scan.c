@@ -4,11 +4,11 @@
  * The scan does not know the LIMIT, so it works in passes. A pass streams
  * every vector of the store through the distance kernel and keeps the best K
  * candidates ranked after the last row returned (by key, then slot: a total
- * order, so no row is returned twice or skipped); it sorts them and returns
- * them in order. A consumer that wants more rows than a pass kept starts the
- * next pass, with K grown sixteenfold, so a scan of every row takes a few
- * passes and memory stays at most one small candidate per vector, never the
- * vectors themselves.
+ * order, so no row is returned twice or skipped; common/index_scan.h); it
+ * sorts them and returns them in order. A consumer that wants more rows than
+ * a pass kept starts the next pass, with K grown sixteenfold, so a scan of
+ * every row takes a few passes and memory stays at most one small candidate
+ * per vector, never the vectors themselves.
  *
  * Distances are exact (the operator's own arithmetic, common/index_scan.h),
  * so xs_recheckorderby stays false. The heap decides visibility: rows are
@@ -17,7 +17,6 @@
 #include "postgres.h"
 
 #include "access/relscan.h"
-#include "pgstat.h"
 #include "utils/memutils.h"
 
 #include "common/index_scan.h"
@@ -30,17 +29,15 @@
 typedef struct FaissflatScanOpaqueData
 {
 	MemoryContext ctx;			/* everything below lives here */
-	ImgsQuery	query;
+	ImgsScanState ss;			/* the query, the last row returned */
 	bool		started;		/* first pass done */
-	ImgsStoreMeta store;		/* as the first pass found it */
+	ImgsStoreReader store;		/* as the first pass found it */
 	ImgsCandidateHeap results;	/* of the current pass, sorted */
 	int			next;			/* next result to return */
 	bool		more;			/* a later pass may find more rows */
-	int64		returned;		/* rows returned so far */
 	/* per group buffers */
 	ImgsSlotHeader headers[IMGS_GROUP_SLOTS];
 	double		keys[IMGS_GROUP_SLOTS];
-	float	   *scratch;
 } FaissflatScanOpaqueData;
 
 typedef FaissflatScanOpaqueData *FaissflatScanOpaque;
@@ -48,15 +45,12 @@ typedef FaissflatScanOpaqueData *FaissflatScanOpaque;
 IndexScanDesc
 faissflat_beginscan(Relation index, int nkeys, int norderbys)
 {
-	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	IndexScanDesc scan = imgs_scan_begin(index, nkeys, norderbys);
 	FaissflatScanOpaque so = palloc0(sizeof(FaissflatScanOpaqueData));
 
 	so->ctx = AllocSetContextCreate(CurrentMemoryContext, "faissflat scan",
 									ALLOCSET_DEFAULT_SIZES);
 	scan->opaque = so;
-	/* the AM provides these (as GiST does) */
-	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
-	scan->xs_orderbynulls = palloc0(sizeof(bool) * Max(norderbys, 1));
 	return scan;
 }
 
@@ -66,50 +60,38 @@ faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, 
 	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
 	MemoryContext old_ctx;
 
-	/* the planner only chooses this index for one ORDER BY (see the cost estimate) */
-	if (scan->numberOfOrderBys != 1)
-		elog(ERROR, "faissflat index scans need an ORDER BY on the indexed column");
-	if (orderbys)
-		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
-
 	MemoryContextReset(so->ctx);
 	so->started = false;
 	so->results.items = NULL;
 	so->results.count = so->results.capacity = 0;
 	so->next = 0;
-	so->returned = 0;
-	so->scratch = NULL;
+	memset(&so->store, 0, sizeof(so->store));
 	old_ctx = MemoryContextSwitchTo(so->ctx);
-	imgs_query_init(&so->query, scan);
+	imgs_scan_rescan(scan, &so->ss, orderbys, "faissflat");
 	MemoryContextSwitchTo(old_ctx);
 }
 
-/*
- * One pass: the best `capacity` live slots ranked after (after_key,
- * after_slot), if has_after, sorted into so->results.
- */
+/* One pass: the best `capacity` live slots ranked after the last row returned, sorted into so->results. */
 static void
-run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uint32 after_slot)
+run_pass(IndexScanDesc scan, int capacity)
 {
 	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
-	const ImgsStoreMeta *store = &so->store;
-	const ImgsKeyQuery *keys = imgs_query_keys(&so->query);
+	const ImgsStoreMeta *store = &so->store.meta;
+	const ImgsKeyQuery *keys = imgs_query_keys(&so->ss.query);
+	uint32		nslots = store->nslots;
 	uint32		ngroups = imgs_store_ngroups(store);
 	uint64		offered = 0;	/* live slots ranked after the last row returned */
 	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
 
 	imgs_heap_free(&so->results);
 	imgs_heap_init(&so->results, capacity);
-	if (so->scratch == NULL && store->dim > 0)
-		so->scratch = palloc(sizeof(float) * store->dim);
 
 	for (uint32 group = 0; group < ngroups; group++)
 	{
 		uint32		first = group * IMGS_GROUP_SLOTS;
-		uint32		n = Min(IMGS_GROUP_SLOTS, store->nslots - first);
+		uint32		n = Min(IMGS_GROUP_SLOTS, nslots - first);
 
-		imgs_store_read_group(scan->indexRelation, store, group, n, so->headers,
-							  keys, so->keys, so->scratch);
+		imgs_store_read_group(&so->store, group, n, so->headers, keys, so->keys);
 		for (uint32 j = 0; j < n; j++)
 		{
 			double		key;
@@ -118,7 +100,7 @@ run_pass(IndexScanDesc scan, int capacity, bool has_after, double after_key, uin
 				continue;
 			/* a NULL query: every distance is NULL, rows come in slot order */
 			key = keys ? so->keys[j] : 0;
-			if (has_after && !imgs_key_less(after_key, after_slot, key, first + j))
+			if (!imgs_scan_after_last(&so->ss, key, first + j))
 				continue;
 			offered++;
 			imgs_heap_offer(&so->results, key, first + j, &so->headers[j].tid);
@@ -139,32 +121,30 @@ faissflat_gettuple(IndexScanDesc scan, ScanDirection dir)
 
 	if (!so->started)
 	{
-		faissflat_read_meta(scan->indexRelation, &so->store);
-		imgs_query_check_dim(&so->query, scan->indexRelation, so->store.dim);
-		pgstat_count_index_scan(scan->indexRelation);
+		ImgsIndexMeta meta;
+		MemoryContext old_ctx;
+
+		faissflat_read_meta(scan->indexRelation, &meta);
+		imgs_scan_start(scan, &so->ss, &meta);
+		old_ctx = MemoryContextSwitchTo(so->ctx);
+		imgs_store_open(&so->store, scan->indexRelation, &faissflat_am, &meta);
+		MemoryContextSwitchTo(old_ctx);
 		so->started = true;
-		run_pass(scan, Min(FIRST_PASS_CANDIDATES, Max(so->store.nslots, 1)), false, 0, 0);
+		run_pass(scan, Min(FIRST_PASS_CANDIDATES, Max(meta.store.nslots, 1)));
 	}
 	else if (so->next == so->results.count && so->more)
 	{
-		ImgsCandidate last = so->results.items[so->results.count - 1];
 		int64		want = (int64) so->results.capacity * PASS_GROWTH;
 
 		/* no pass needs more candidates than there are slots (nor than an int holds) */
-		want = Min(want, Max((int64) so->store.nslots - so->returned, 1));
-		run_pass(scan, (int) Min(want, INT_MAX), true, last.key, last.slot);
+		want = Min(want, Max((int64) so->store.meta.nslots - so->ss.returned, 1));
+		run_pass(scan, (int) Min(want, INT_MAX));
 	}
 	if (so->next == so->results.count)
 		return false;
 
 	c = &so->results.items[so->next++];
-	so->returned++;
-	scan->xs_heaptid = c->tid;
-	scan->xs_recheck = false;
-	scan->xs_recheckorderby = false;
-	scan->xs_orderbynulls[0] = so->query.isnull;
-	scan->xs_orderbyvals[0] = so->query.isnull ? (Datum) 0 :
-		Float8GetDatum(imgs_query_value(&so->query, c->key));
+	imgs_scan_return(scan, &so->ss, c->key, c->slot, &c->tid);
 	return true;
 }
 

@@ -13,15 +13,16 @@ IndexBulkDeleteResult *
 faissflat_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 					 IndexBulkDeleteCallback callback, void *callback_state)
 {
-	ImgsStoreMeta store;
+	ImgsIndexMeta meta;
 
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 	/* counted afresh by each pass */
 	stats->num_index_tuples = 0;
-	faissflat_read_meta(info->index, &store);
-	imgs_store_bulkdelete(info->index, FAISSFLAT_STORE_OFFSET, &store, callback, callback_state,
-						  stats, info->strategy);
+	faissflat_read_meta(info->index, &meta);
+	/* faissflat names slots nowhere but in the store: no forget callback */
+	imgs_store_bulkdelete(info->index, &faissflat_am, &meta, callback, callback_state,
+						  NULL, NULL, stats, info->strategy);
 	return stats;
 }
 
