@@ -1,0 +1,142 @@
+# The shared index base (src/common/index_meta.h, vector_store.h):
+# (1) an index whose metapage names another on-disk version is never read:
+#     scan, insert and vacuum fail with 55000 and a hint to REINDEX, and
+#     REINDEX mends it; a metapage of another method fails with XX002;
+# (2) the metric is learned at build from the operator family: a scan by an
+#     operator added to the family later is refused until REINDEX;
+# (3) past 512 groups the store's directory spills into directory pages,
+#     which sit between groups (groups no longer at fixed block numbers):
+#     built, inserted and replayed on a standby, the index agrees with a
+#     sequential scan.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('layout');
+$node->init(allows_streaming => 1);
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION imgsearch;
+	CREATE TABLE t (id int, v imgfeat(3));
+	INSERT INTO t SELECT i, ARRAY[sin(i), cos(i), i % 7]::imgfeat FROM generate_series(1, 2000) i;
+	CREATE INDEX t_l2 ON t USING faissflat (v);
+});
+
+my $knn = q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
+	SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <-> '[0.5,0.5,3]' LIMIT 5) s};
+my $expected = $node->safe_psql('postgres', $knn);
+
+# Overwrites the 4-byte little-endian word at byte $offset of block 0's
+# contents (after the 24-byte page header) of index $index, cluster stopped.
+sub patch_metapage
+{
+	my ($index, $offset, $value) = @_;
+	my $path = $node->data_dir . '/'
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$index')");
+	$node->stop;
+	open(my $fh, '+<', $path) or die "open $path: $!";
+	binmode $fh;
+	seek($fh, 24 + $offset, 0) or die;
+	print $fh pack('V', $value);
+	close $fh;
+	$node->start;
+}
+
+# (1) version 1 (groups at fixed blocks) is the layout before this one
+patch_metapage('t_l2', 4, 1);
+foreach my $case (
+	[ 'scan', $knn ],
+	[ 'insert', q{INSERT INTO t VALUES (0, '[1,2,3]')} ],
+	[ 'vacuum', q{DELETE FROM t WHERE id = 1; VACUUM t} ])
+{
+	my ($name, $sql) = @$case;
+	my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	isnt($ret, 0, "$name of an index of another version fails");
+	like($err, qr/ERROR:  55000: faissflat index "t_l2" has on-disk version 1, but this imgsearch reads only version \d+/,
+		"$name: 55000, with the versions");
+	like($err, qr/HINT:  REINDEX INDEX t_l2 rebuilds it/, "$name: the hint names REINDEX");
+}
+$node->safe_psql('postgres', 'REINDEX INDEX t_l2');
+is($node->safe_psql('postgres', $knn), $expected, 'REINDEX mends it');
+
+patch_metapage('t_l2', 0, 0x12345678);
+my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$knn");
+like($err, qr/ERROR:  XX002: index "t_l2" is not a faissflat index/, 'another magic: XX002');
+$node->safe_psql('postgres', 'REINDEX INDEX t_l2');
+
+# (2) the metric
+$node->safe_psql('postgres', q{
+	ALTER OPERATOR FAMILY imgfeat_l2_ops USING faissflat ADD OPERATOR 2 <=> (imgfeat, imgfeat) FOR ORDER BY float_ops});
+my $cos = q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
+	SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <=> '[0.5,0.5,3]' LIMIT 5) s};
+($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$cos");
+like($err, qr/ERROR:  55000: index "t_l2" was built for ORDER BY strategy 1, not 2/,
+	'a scan by an operator the family did not have at build is refused');
+$node->safe_psql('postgres', 'REINDEX INDEX t_l2');
+is($node->safe_psql('postgres', $cos),
+	$node->safe_psql('postgres', q{SET imgsearch.method = 'argsort';
+		SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <=> '[0.5,0.5,3]' LIMIT 5) s}),
+	'after REINDEX an index of a family of two operators serves both');
+is($node->safe_psql('postgres', $knn), $expected, 'L2 too');
+$node->safe_psql('postgres', q{
+	ALTER OPERATOR FAMILY imgfeat_l2_ops USING faissflat DROP OPERATOR 2 (imgfeat, imgfeat)});
+
+# (3) the directory: 512 groups of 680 slots fit in the metapage; one more
+# group (built or inserted) takes a directory page. A standby replays it all.
+$node->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'base', has_streaming => 1);
+$standby->start;
+# d_a is built at 512 groups and then grows by inserts; d_b is built on the
+# same rows: both cross into a directory page, one by insert, one by build.
+$node->safe_psql('postgres', q{
+	CREATE TABLE d_a (id int, v imgfeat(2));
+	INSERT INTO d_a SELECT i, ARRAY[sin(i), cos(i * 0.7)]::imgfeat FROM generate_series(1, 512 * 680) i;
+	CREATE INDEX d_a_l2 ON d_a USING faissflat (v);
+	INSERT INTO d_a SELECT i, ARRAY[sin(i), cos(i * 0.7)]::imgfeat FROM generate_series(512 * 680 + 1, 514 * 680 + 5) i;
+	CREATE TABLE d_b AS SELECT * FROM d_a;
+	CREATE INDEX d_b_l2 ON d_b USING faissflat (v);
+});
+foreach my $t ('d_a', 'd_b')
+{
+	$node->safe_psql('postgres', qq{
+		DELETE FROM $t WHERE id % 3 = 0;
+		VACUUM (INDEX_CLEANUP ON) $t;
+		INSERT INTO $t SELECT -i, ARRAY[cos(i), sin(i * 0.3)]::imgfeat FROM generate_series(1, 1000) i;
+	});
+}
+$node->wait_for_catchup($standby);
+
+sub top
+{
+	my ($n, $method, $t, $q) = @_;
+	return $n->safe_psql('postgres', qq{
+		SET imgsearch.method = '$method'; SET enable_seqscan = off;
+		SELECT string_agg(id || ':' || d, ',') FROM (
+		  SELECT id, v <-> '$q' AS d FROM $t ORDER BY v <-> '$q' LIMIT 20) s});
+}
+foreach my $t ('d_a', 'd_b')
+{
+	foreach my $q ('[0.3,-0.2]', '[1,1]', '[-0.9,0.1]')
+	{
+		my $want = top($node, 'argsort', $t, $q);
+		is(top($node, 'faissflat', $t, $q), $want, "$t agrees with a sequential scan for $q");
+		is(top($standby, 'faissflat', $t, $q), $want, "$t on the standby agrees for $q");
+	}
+	my $rows = $node->safe_psql('postgres', "SELECT count(*) FROM $t");
+	foreach my $n ($node, $standby)
+	{
+		is($n->safe_psql('postgres', qq{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
+				SELECT count(*) FROM (SELECT id FROM $t ORDER BY v <-> '[0,0]') s}),
+			$rows, "$t: the index returns every row on " . $n->name);
+	}
+}
+# 514 groups + 5 slots: 515 groups of 2-d vectors (2 pages each), a directory page, the metapage
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_l2') / 8192}), 515 * 2 + 2,
+	'the built index: 515 groups, one directory page, the metapage');
+
+$standby->stop;
+$node->stop;
+done_testing();
