@@ -18,3 +18,11 @@ CREATE OPERATOR CLASS imgfeat_cosine_ops FOR TYPE imgfeat USING faissflat AS
 	OPERATOR 2 <=> (imgfeat, imgfeat) FOR ORDER BY float_ops;
 CREATE OPERATOR CLASS imgfeat_ip_ops FOR TYPE imgfeat USING faissflat AS
 	OPERATOR 3 <#> (imgfeat, imgfeat) FOR ORDER BY float_ops;
+
+-- A test hook for the shared re-rank call (src/common/vector_store.h,
+-- imgs_store_keys): the heap TID and key of each listed slot of a faissflat
+-- index, as a method that names slots re-ranks them. Superuser only.
+CREATE FUNCTION faissflat_store_keys(index regclass, slots int8[], query imgfeat,
+	OUT slot int8, OUT live bool, OUT heap_tid tid, OUT key float8)
+	RETURNS SETOF record AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION faissflat_store_keys(regclass, int8[], imgfeat) FROM PUBLIC;

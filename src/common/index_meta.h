@@ -16,15 +16,17 @@
  * Blocks: the relation is carved by one allocator (next_block): block 0 is the
  * metapage; every other block belongs to whoever allocated it, the vector
  * store (a group: one slot page and its vector pages; a directory page) or
- * the method (leaves, buckets, overflow: any page kind of its own). An
- * allocation is a bump of next_block, made durable by the WAL record that
- * writes the metapage; the relation grows physically only as pages are
- * written (imgs_write_extending), so blocks between the physical end and
- * next_block are reserved but absent, and blocks below may be zeroed pages
- * (PageIsNew) never written yet. A block that was reserved, written and then
- * lost its reservation in a crash (the metapage record was not replayed) may
- * hold an old page: whoever allocates a block initialises it, never trusts it.
- * Blocks are never freed (no free-page map yet).
+ * the method (leaves, buckets, overflow: page kinds of its own, from
+ * IMGS_PAGE_METHOD_FIRST). An allocation bumps next_block in the metapage and
+ * is made durable by the WAL record that writes the metapage; that record
+ * must come before, or be, the first record that writes to the blocks, so
+ * after a crash every page ever written lies below next_block. The relation
+ * grows physically only as pages are written (imgs_write_extending), so
+ * blocks between the physical end and next_block are reserved but absent,
+ * and blocks below it may be zeroed pages (PageIsNew) not written yet: the
+ * rest of a group's vector pages, or the gap before a page written further
+ * on. Whoever allocates a block initialises it. Blocks are never freed (no
+ * free-page map yet).
  */
 #ifndef IMGS_INDEX_META_H
 #define IMGS_INDEX_META_H

@@ -45,17 +45,19 @@
  *     unreferenced: harmless (their tuples are dead to every snapshot), and
  *     the next vacuum finds them dead again; so the callback must accept
  *     slots it no longer references.
- *  2. A reference read before vacuum removed it may still be followed by a
- *     scan that is running when the slot is reused. Both tuples are then
- *     invisible to that scan's MVCC snapshot (vacuum removes only tuples
- *     dead to all, and the new tuple's inserter had not committed when the
- *     scan began), so the row is never returned to the user, whatever its
- *     distance. The same holds for a slot freed and reused while
- *     imgs_store_read_group or imgs_store_keys reads its header and then its
- *     vector. A method that returns the TID it stored with its reference
- *     (not the slot header's) keeps the stale row invisible; one that
- *     returns the header's TID must compare it with its own and drop a
- *     mismatch (imgs_store_keys returns the headers for that).
+ *  2. A scan that read a reference before vacuum removed it may follow it
+ *     after the slot was reused. The tuple now in the slot was inserted
+ *     after the scan's snapshot was taken (its inserter had not committed:
+ *     it inserted into the index after vacuum freed the slot, while the scan
+ *     ran), and the old one is dead to every snapshot (vacuum removes no
+ *     other), so both are invisible to that scan and the row is never
+ *     returned to the user, whatever distance it computes, in whatever order.
+ *     The same holds for a slot freed and reused while a reader reads its
+ *     header and then its vector (imgs_store_read_group, imgs_store_keys).
+ *  So rule 1 is all a method must follow. Comparing the heap TID a method
+ *  stored with its reference against the slot header's (imgs_store_keys
+ *  returns the headers) is no substitute: vacuum recycles heap TIDs too, so a
+ *  reused slot may hold a new tuple under the old TID.
  *  A method whose only references are in the store itself (faissflat)
  *  passes no callback.
  */
@@ -206,8 +208,8 @@ extern void imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 
  * Re-rank: for each of n slots (any order; slots past the reader's meta,
  * inserted since, are found too), copies its header to headers_out[i] and,
  * for a live slot, sets keys_out[i] to the key of its vector for query;
- * keys_out[i] is NaN for a slot that is not live (check headers_out[i].state,
- * and the TID: see the slot reuse rule above).
+ * keys_out[i] is NaN for a slot that is not live (check headers_out[i].state;
+ * see the slot reuse rule above).
  */
 extern void imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
 							const ImgsKeyQuery *query, double *keys_out,

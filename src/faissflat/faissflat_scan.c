@@ -17,10 +17,14 @@
 #include "postgres.h"
 
 #include "access/relscan.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 
 #include "common/index_scan.h"
 #include "faissflat/faissflat.h"
+#include "type/imgfeat.h"
 
 /* Candidates kept by the first pass: more than almost any LIMIT asks for. */
 #define FIRST_PASS_CANDIDATES	1000
@@ -156,4 +160,86 @@ faissflat_endscan(IndexScanDesc scan)
 	MemoryContextDelete(so->ctx);
 	pfree(so);
 	scan->opaque = NULL;
+}
+
+/*
+ * faissflat_store_keys(index regclass, slots int8[], query imgfeat)
+ *   RETURNS TABLE (slot int8, live bool, heap_tid tid, key float8)
+ *
+ * A test hook (superuser only) for the shared re-rank call, imgs_store_keys,
+ * which faissflat's own scan does not use: the header and key (for the
+ * index's metric; L2 when it serves several) of each slot, as a method that
+ * names slots would re-rank them. key is NULL for a slot that is not live.
+ */
+PG_FUNCTION_INFO_V1(faissflat_store_keys);
+Datum
+faissflat_store_keys(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(1);
+	ImgFeat    *q = PG_GETARG_IMGFEAT_P(2);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	index;
+	ImgsIndexMeta meta;
+	ImgsStoreReader reader;
+	ImgsKeyQuery query;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	uint32	   *slots;
+	double	   *keys;
+	ImgsSlotHeader *headers;
+
+	InitMaterializedSRF(fcinfo, 0);
+	index = index_open(indexoid, AccessShareLock);
+	if (index->rd_indam->ambuild != faissflat_build)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a faissflat index", RelationGetRelationName(index))));
+	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &elem_nulls, &n);
+	faissflat_read_meta(index, &meta);
+	if (meta.store.dim != 0 && meta.store.dim != (uint32) q->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different imgfeat dimensions %u and %d", meta.store.dim, q->dim)));
+	slots = palloc(sizeof(uint32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		int64		s = elem_nulls[i] ? -1 : DatumGetInt64(elems[i]);
+
+		if (s < 0 || s >= (int64) meta.store.nslots)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("index \"%s\" has no slot " INT64_FORMAT,
+							RelationGetRelationName(index), s)));
+		slots[i] = (uint32) s;
+	}
+	keys = palloc(sizeof(double) * Max(n, 1));
+	headers = palloc(sizeof(ImgsSlotHeader) * Max(n, 1));
+	query.metric = meta.metric != 0 ? meta.metric : IMGS_METRIC_L2;
+	query.x = q->x;
+	query.norm_sq = imgs_norm_squared(q->x, q->dim);
+	imgs_store_open(&reader, index, &faissflat_am, &meta);
+	if (n > 0 && meta.store.dim > 0)
+		imgs_store_keys(&reader, slots, n, &query, keys, headers);
+	imgs_store_close(&reader);
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+		*tid = headers[i].tid;
+		values[0] = Int64GetDatum(slots[i]);
+		values[1] = BoolGetDatum(headers[i].state == IMGS_SLOT_LIVE);
+		values[2] = PointerGetDatum(tid);
+		nulls[2] = headers[i].state != IMGS_SLOT_LIVE;
+		values[3] = Float8GetDatum(keys[i]);
+		nulls[3] = headers[i].state != IMGS_SLOT_LIVE;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	index_close(index, AccessShareLock);
+	PG_RETURN_NULL();
 }
