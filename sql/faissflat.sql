@@ -19,7 +19,7 @@ CREATE OPERATOR CLASS imgfeat_cosine_ops FOR TYPE imgfeat USING faissflat AS
 CREATE OPERATOR CLASS imgfeat_ip_ops FOR TYPE imgfeat USING faissflat AS
 	OPERATOR 3 <#> (imgfeat, imgfeat) FOR ORDER BY float_ops;
 
--- A test hook for the shared re-rank call (src/common/vector_store.h,
+-- A test hook for the shared re-rank call (src/index/vector_store.h,
 -- imgs_store_keys): the heap TID and key of each listed slot of a faissflat
 -- index, as a method that names slots re-ranks them. Superuser only.
 CREATE FUNCTION faissflat_store_keys(index regclass, slots int8[], query imgfeat,

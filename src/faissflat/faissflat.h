@@ -1,12 +1,12 @@
 /*
  * faissflat.h — the exact index method: every vector in a vector store
- * (common/vector_store.h), every scan a pass over all of them.
+ * (index/vector_store.h), every scan a pass over all of them.
  *
- * Pages: block 0 is the metapage (the shared header of common/index_meta.h;
+ * Pages: block 0 is the metapage (the shared header of index/index_meta.h;
  * faissflat has no data of its own there), then the vector store's groups
  * (one page of slot headers, then the vectors) and, past 512 groups, its
  * directory pages; faissflat allocates no pages of its own. The scan streams the vector pages through
- * the SIMD kernels of common/distance_core, the same ones the SQL operators
+ * the SIMD kernels of index/distance_core, the same ones the SQL operators
  * use, so the index returns exactly the rows, order and distances of a
  * sequential scan and sort.
  */
@@ -17,7 +17,7 @@
 #include "access/genam.h"
 #include "nodes/execnodes.h"
 
-#include "common/vector_store.h"
+#include "index/vector_store.h"
 
 #define FAISSFLAT_MAGIC		0xFA155F1A
 /*

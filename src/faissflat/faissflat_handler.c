@@ -9,9 +9,9 @@
 #include "commands/vacuum.h"
 #include "optimizer/optimizer.h"
 
-#include "common/index_cost.h"
-#include "common/index_scan.h"
-#include "common/index_validate.h"
+#include "index/index_cost.h"
+#include "index/index_scan.h"
+#include "index/index_validate.h"
 #include "faissflat/faissflat.h"
 
 /*

@@ -1,6 +1,6 @@
 /*
  * faissflat_insert.c — aminsert: one vector into the vector store, with
- * Generic WAL (see common/vector_store.h for the crash-safety protocol).
+ * Generic WAL (see index/vector_store.h for the crash-safety protocol).
  */
 #include "postgres.h"
 

@@ -4,13 +4,13 @@
  * The scan does not know the LIMIT, so it works in passes. A pass streams
  * every vector of the store through the distance kernel and keeps the best K
  * candidates ranked after the last row returned (by key, then slot: a total
- * order, so no row is returned twice or skipped; common/index_scan.h); it
+ * order, so no row is returned twice or skipped; index/index_scan.h); it
  * sorts them and returns them in order. A consumer that wants more rows than
  * a pass kept starts the next pass, with K grown sixteenfold, so a scan of
  * every row takes a few passes and memory stays at most one small candidate
  * per vector, never the vectors themselves.
  *
- * Distances are exact (the operator's own arithmetic, common/index_scan.h),
+ * Distances are exact (the operator's own arithmetic, index/index_scan.h),
  * so xs_recheckorderby stays false. The heap decides visibility: rows are
  * returned whatever their MVCC state, as by any index.
  */
@@ -22,7 +22,7 @@
 #include "utils/array.h"
 #include "utils/memutils.h"
 
-#include "common/index_scan.h"
+#include "index/index_scan.h"
 #include "faissflat/faissflat.h"
 #include "type/imgfeat.h"
 

@@ -1,7 +1,7 @@
 /*
  * imgfeat_ops.c — distances and vector functions over imgfeat.
  *
- * The arithmetic lives in common/distance_core (shared with the index
+ * The arithmetic lives in index/distance_core (shared with the index
  * scans); this file only unpacks arguments and checks dimensions.
  */
 #include "postgres.h"
@@ -10,7 +10,7 @@
 
 #include "fmgr.h"
 
-#include "common/distance_core.h"
+#include "index/distance_core.h"
 #include "type/imgfeat.h"
 
 /* <-> : Euclidean distance */

@@ -5,7 +5,7 @@
 // target_clones builds an AVX2+FMA copy next to the baseline one, chosen once
 // by the dynamic loader. Every entry point calls the same inline bodies, so a
 // distance never depends on which entry point computed it.
-#include "common/distance_core.h"
+#include "index/distance_core.h"
 
 #include <cfloat>
 #include <cmath>

@@ -25,9 +25,9 @@
 
 #include "access/relscan.h"
 
-#include "common/distance_core.h"
-#include "common/index_meta.h"
-#include "common/vector_store.h"
+#include "index/distance_core.h"
+#include "index/index_meta.h"
+#include "index/vector_store.h"
 
 #define IMGS_STRATEGY_L2		IMGS_METRIC_L2		/* <-> */
 #define IMGS_STRATEGY_COSINE	IMGS_METRIC_COSINE	/* <=> */

@@ -14,8 +14,8 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
-#include "common/index_scan.h"
-#include "common/index_validate.h"
+#include "index/index_scan.h"
+#include "index/index_validate.h"
 
 /* The operator each strategy number stands for. */
 static const char *const strategy_operator[IMGS_NUM_STRATEGIES + 1] = {

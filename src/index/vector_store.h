@@ -68,9 +68,9 @@
 #include "access/generic_xlog.h"
 #include "storage/itemptr.h"
 
-#include "common/distance_core.h"
-#include "common/index_meta.h"
-#include "common/index_pages.h"
+#include "index/distance_core.h"
+#include "index/index_meta.h"
+#include "index/index_pages.h"
 
 typedef struct ImgsSlotHeader
 {

@@ -10,8 +10,8 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-#include "common/distance_core.h"
-#include "common/vector_store.h"
+#include "index/distance_core.h"
+#include "index/vector_store.h"
 
 StaticAssertDecl(sizeof(ImgsSlotHeader) == 12, "slot headers must pack 680 to a page");
 StaticAssertDecl(offsetof(ImgsIndexMeta, store.nslots) == 20,

@@ -7,7 +7,7 @@
 #include "utils/float.h"
 #include "utils/spccache.h"
 
-#include "common/index_cost.h"
+#include "index/index_cost.h"
 
 bool
 imgs_cost_prohibitive(IndexPath *path, ImgsMethod mine,

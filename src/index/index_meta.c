@@ -10,9 +10,9 @@
 #include "utils/catcache.h"
 #include "utils/syscache.h"
 
-#include "common/distance_core.h"
-#include "common/index_meta.h"
-#include "common/vector_store.h"
+#include "index/distance_core.h"
+#include "index/index_meta.h"
+#include "index/vector_store.h"
 
 StaticAssertDecl(offsetof(ImgsIndexMeta, store) == 8,
 				 "magic and version open every imgsearch metapage, as in version 1");

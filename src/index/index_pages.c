@@ -7,7 +7,7 @@
 #include "access/xloginsert.h"
 #include "storage/lmgr.h"
 
-#include "common/index_pages.h"
+#include "index/index_pages.h"
 
 void
 imgs_page_init(Page page, uint16 kind)

@@ -34,7 +34,7 @@
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
-#include "common/index_pages.h"
+#include "index/index_pages.h"
 
 /*
  * The vector store's directory: the start block of every group. The first

@@ -6,8 +6,8 @@
 
 #include "pgstat.h"
 
-#include "common/distance_core.h"
-#include "common/index_scan.h"
+#include "index/distance_core.h"
+#include "index/index_scan.h"
 #include "type/imgfeat.h"
 
 void
