@@ -80,10 +80,13 @@ imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot,
 {
 	if (ss->query.isnull)
 		key = 0;
-	Assert(imgs_scan_after_last(ss, key, slot));
-	ss->has_last = true;
-	ss->last_key = key;
-	ss->last_slot = slot;
+	/* the last row only moves forward (see the header) */
+	if (imgs_scan_after_last(ss, key, slot))
+	{
+		ss->has_last = true;
+		ss->last_key = key;
+		ss->last_slot = slot;
+	}
 	ss->returned++;
 	scan->xs_heaptid = *tid;
 	scan->xs_recheck = false;

@@ -112,8 +112,11 @@ imgs_scan_after_last(const ImgsScanState *ss, double key, uint32 slot)
 }
 
 /*
- * amgettuple's output: row (key, slot, tid), which must rank after the last
- * one returned. A NULL query ignores key (the value is NULL).
+ * amgettuple's output: row (key, slot, tid), which ranks after the last one
+ * returned, or is a row no scan can see (a stale reference followed after
+ * its slot was reused: the slot reuse rule of vector_store.h); such a row is
+ * returned as it is but does not move the last row back. A NULL query
+ * ignores key (the value is NULL).
  */
 extern void imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot,
 							 ItemPointer tid);
