@@ -26,3 +26,10 @@ CREATE FUNCTION faissflat_store_keys(index regclass, slots int8[], query imgfeat
 	OUT slot int8, OUT live bool, OUT heap_tid tid, OUT key float8)
 	RETURNS SETOF record AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 REVOKE ALL ON FUNCTION faissflat_store_keys(regclass, int8[], imgfeat) FROM PUBLIC;
+
+-- A test hook for the shared block allocator (src/index/index_meta.h): takes
+-- pages blocks as a method with pages of its own would, so that the vector
+-- store's next group starts after them. Superuser only.
+CREATE FUNCTION faissflat_test_reserve(index regclass, pages int4) RETURNS int8
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION faissflat_test_reserve(regclass, int4) FROM PUBLIC;

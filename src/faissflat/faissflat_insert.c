@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "access/generic_xlog.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "faissflat/faissflat.h"
@@ -31,4 +33,63 @@ faissflat_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_t
 	MemoryContextSwitchTo(old_ctx);
 	MemoryContextDelete(tmp_ctx);
 	return false;
+}
+
+/*
+ * faissflat_test_reserve(index regclass, pages int4) RETURNS int8
+ *
+ * A test hook (superuser only) for the shared block allocator: allocates
+ * `pages` blocks as a method that has pages of its own would (leaves,
+ * buckets), writes them as pages of kind IMGS_PAGE_METHOD_FIRST with Generic
+ * WAL, and returns the first. faissflat never reads them; the store's next
+ * group then starts after them, so groups and "method" pages interleave.
+ */
+PG_FUNCTION_INFO_V1(faissflat_test_reserve);
+Datum
+faissflat_test_reserve(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	int32		npages = PG_GETARG_INT32(1);
+	Relation	index;
+	Buffer		metabuf;
+	BlockNumber first = InvalidBlockNumber;
+
+	/* it writes: PARALLEL SAFE only so that the catalog stays uniform */
+	PreventCommandIfReadOnly("faissflat_test_reserve()");
+	PreventCommandIfParallelMode("faissflat_test_reserve()");
+	PreventCommandDuringRecovery("faissflat_test_reserve()");
+	if (npages < 1 || npages > 10000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pages must be between 1 and 10000")));
+	index = index_open(indexoid, RowExclusiveLock);
+	if (index->rd_indam->ambuild != faissflat_build)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a faissflat index", RelationGetRelationName(index))));
+	metabuf = imgs_meta_lock(index, &faissflat_am, BUFFER_LOCK_EXCLUSIVE);
+	for (int done = 0; done < npages;)
+	{
+		GenericXLogState *state = GenericXLogStart(index);
+		ImgsIndexMeta *meta = ImgsMetaGetHeader(GenericXLogRegisterBuffer(state, metabuf, 0));
+		Buffer		bufs[MAX_GENERIC_XLOG_PAGES - 1];
+		int			n = Min(npages - done, MAX_GENERIC_XLOG_PAGES - 1);
+		BlockNumber blkno = imgs_alloc_blocks(index, meta, n);
+
+		if (first == InvalidBlockNumber)
+			first = blkno;
+		for (int i = 0; i < n; i++)
+		{
+			bufs[i] = imgs_write_extending(index, blkno + i);
+			imgs_page_init(GenericXLogRegisterBuffer(state, bufs[i], GENERIC_XLOG_FULL_IMAGE),
+						   IMGS_PAGE_METHOD_FIRST);
+		}
+		GenericXLogFinish(state);
+		for (int i = 0; i < n; i++)
+			UnlockReleaseBuffer(bufs[i]);
+		done += n;
+	}
+	UnlockReleaseBuffer(metabuf);
+	index_close(index, RowExclusiveLock);
+	PG_RETURN_INT64(first);
 }

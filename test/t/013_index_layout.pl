@@ -7,7 +7,12 @@
 # (3) past 512 groups the store's directory spills into directory pages,
 #     which sit between groups (groups no longer at fixed block numbers):
 #     built, inserted and replayed on a standby, the index agrees with a
-#     sequential scan.
+#     sequential scan;
+# (4) pages a method allocates for itself (faissflat_test_reserve, a test
+#     hook) between a group still filling and the next group: inserts fill the
+#     first group's pages around them (the relation was extended over zeroed
+#     pages), the next group starts after them, and the index, vacuumed and
+#     reused, agrees with a sequential scan on the primary and a standby.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -136,6 +141,43 @@ foreach my $t ('d_a', 'd_b')
 # 514 groups + 5 slots: 515 groups of 2-d vectors (2 pages each), a directory page, the metapage
 is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_l2') / 8192}), 515 * 2 + 2,
 	'the built index: 515 groups, one directory page, the metapage');
+
+# (4) 4096-d: a group is 1367 pages (1 + 680 * 16 kB / 8160 B); 300 rows fill
+# 603 of its vector pages, and the reserved pages go after the whole group.
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
+	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
+	SELECT setseed(0.3);
+	CREATE TABLE r (id int, v imgfeat(4096));
+	INSERT INTO r SELECT i, rand_vec(4096, i) FROM generate_series(1, 300) i;
+	CREATE INDEX r_l2 ON r USING faissflat (v);
+	CREATE TABLE rq AS SELECT n, rand_vec(4096, n) AS q FROM generate_series(1, 2) n;
+});
+is($node->safe_psql('postgres', q{SELECT faissflat_test_reserve('r_l2', 5)}), 1 + 1367,
+	'reserved pages start after the whole first group');
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 1367 + 5,
+	'and were written: the relation grew over the unwritten rest of the group');
+$node->safe_psql('postgres', q{
+	INSERT INTO r SELECT i, rand_vec(4096, i) FROM generate_series(301, 1000) i});
+# group 1: 320 slots, 320 * 16 kB over 8160-byte pages = 643 vector pages
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 1367 + 5 + 1 + 643,
+	'the second group starts after the reserved pages');
+$node->safe_psql('postgres', q{
+	DELETE FROM r WHERE id % 4 = 0;
+	VACUUM (INDEX_CLEANUP ON) r;
+	INSERT INTO r SELECT -i, rand_vec(4096, i) FROM generate_series(1, 100) i;
+});
+$node->wait_for_catchup($standby);
+my $rtop = q{SELECT n, (SELECT string_agg(id || ':' || d, ',')
+	FROM (SELECT id, v <-> q AS d FROM r ORDER BY v <-> q LIMIT 30) s) FROM rq ORDER BY n};
+my $rwant = $node->safe_psql('postgres', "SET imgsearch.method = 'argsort'; $rtop");
+is($node->safe_psql('postgres', "SET imgsearch.method = 'faissflat'; SET enable_seqscan = off; $rtop"),
+	$rwant, 'groups around method pages: the index agrees with a sequential scan');
+is($standby->safe_psql('postgres', "SET imgsearch.method = 'faissflat'; SET enable_seqscan = off; $rtop"),
+	$rwant, 'and on the standby');
+is($node->safe_psql('postgres', q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
+		SELECT count(*) FROM (SELECT id FROM r ORDER BY v <-> (SELECT q FROM rq WHERE n = 1)) s}),
+	$node->safe_psql('postgres', 'SELECT count(*) FROM r'), 'every row through the index');
 
 $standby->stop;
 $node->stop;
