@@ -7,7 +7,8 @@
 
 #include "fmgr.h"
 
-#define IMGFEAT_MAX_DIM 16000
+/* IMGFEAT_MAX_DIM and the validity rule, imgfeat_values_check/_valid */
+#include "type/imgfeat_parse.h"
 
 typedef struct ImgFeat
 {
