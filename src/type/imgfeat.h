@@ -36,7 +36,7 @@ extern void imgfeat_check_element(float4 value);
 
 /*
  * The type's validity rule in one place: errors unless v is a value
- * imgfeat_in would accept (1..IMGFEAT_MAX_DIM dimensions, finite elements).
+ * imgfeat_in would accept (imgfeat_values_check of imgfeat_parse.h).
  * Every path that makes an imgfeat from something other than checked input
  * calls it; a stored invalid value would make pg_dump output unrestorable.
  */

@@ -65,9 +65,20 @@ imgfeat_check_element(float4 value)
 void
 imgfeat_validate(const ImgFeat *v)
 {
-	imgfeat_check_dim(v->dim);
-	for (int i = 0; i < v->dim; i++)
-		imgfeat_check_element(v->x[i]);
+	int			bad;
+
+	switch (imgfeat_values_check(v->dim, v->x, &bad))
+	{
+		case IMGFEAT_OK:
+			break;
+		case IMGFEAT_ERR_NO_DIMS:
+		case IMGFEAT_ERR_TOO_MANY_DIMS:
+			imgfeat_check_dim(v->dim);
+			break;
+		default:
+			imgfeat_check_element(v->x[bad]);
+			break;
+	}
 }
 
 void
