@@ -31,6 +31,9 @@ extern "C" bool imgs_interrupt_pending(void) { return false; }
 namespace {
 
 constexpr int64_t kMaxPixels = 4'000'000;
+// imgsearch.max_decode_memory, half the harness's -malloc_limit_mb=256, so a
+// decode that allocates far past its budget is a finding
+constexpr int64_t kMaxDecodeMemory = 128LL << 20;
 
 [[noreturn]] void fail(const char *what) {
     std::fprintf(stderr, "\nimage_decode_fuzzer: invariant broken: %s\n", what);
@@ -51,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         boxp = box;
     }
     try {
-        imgs::model::preprocess_image(data, size, boxp, kMaxPixels, out.data());
+        imgs::model::preprocess_image(data, size, boxp, kMaxPixels, kMaxDecodeMemory, out.data());
     } catch (const imgs::Error &e) {
         if (!e.sqlstate() || std::strlen(e.sqlstate()) != 5)
             fail("an imgs::Error without a SQLSTATE");

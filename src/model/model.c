@@ -256,6 +256,7 @@ extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
 		backend_images++;
 		f = imgfeat_new(info->dims);
 		memcpy(f->x, output, sizeof(float) * info->dims);
+		imgfeat_validate(f);	/* the model's dims and values obey the type's rule too */
 		features[i] = f;
 	}
 	CHECK_FOR_INTERRUPTS();
