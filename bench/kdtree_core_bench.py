@@ -147,6 +147,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--sets', default='cnn512,hard512,cnn4096')
     ap.add_argument('--queries', type=int, default=200)
+    ap.add_argument('--ms', default=','.join(map(str, MS)))
+    ap.add_argument('--ls', default=','.join(map(str, LS)))
     ap.add_argument('--budget', default='32,64', help='m,L of the recall-vs-budget curve (hard512)')
     ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'results', 'kdtree_core.json'))
     a = ap.parse_args()
@@ -162,7 +164,8 @@ def main():
         print(f'{name}: {x.shape}, data {time.perf_counter() - t0:.1f} s', flush=True)
         sample = 50_000 if x.shape[1] <= 1024 else 10_000
         budgets = BUDGETS if name == 'hard512' else []
-        rows = run_core(exe, x, xq, MS, LS, bm, bl, budgets, sample)
+        ms, ls = [int(v) for v in a.ms.split(',')], [int(v) for v in a.ls.split(',')]
+        rows = run_core(exe, x, xq, ms, ls, bm, bl, budgets, sample)
         flat = faiss.IndexFlatL2(x.shape[1])
         flat.add(x)
         _, truth = flat.search(xq, K)
