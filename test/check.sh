@@ -5,7 +5,8 @@
 #
 # Suites: pg_regress (test/sql -> expected/), pgTAP (test/pgtap/*.sql via
 # pg_prove), perl TAP (test/t/*.pl via prove, PostgreSQL::Test::Cluster), web,
-# fuzz (the libFuzzer harnesses of fuzz/, briefly: fuzz/run.sh check).
+# fuzz (the libFuzzer harnesses of fuzz/, briefly: fuzz/run.sh check), unit
+# (C/C++ cores tested without PostgreSQL: test/*/run.sh).
 # Each test file counts once; the last line is "N passed, N failed".
 set -uo pipefail
 
@@ -156,6 +157,14 @@ for h in $("$repo/fuzz/run.sh" list); do
 	[ "${xfail:-0}" -gt 0 ] && label="fuzz/$h ($xfail known failures expected, see fuzz/expected-failures)"
 	run_case "$label" env FUZZ_SECONDS="${FUZZ_CHECK_SECONDS:-12}" FUZZ_SEED=1 \
 		FUZZ_CRASH_DIR="$work/fuzz-crashes" "$repo/fuzz/run.sh" check "$h"
+done
+
+# --- unit: C/C++ cores tested alone, each test/<core>/run.sh one test -----------------
+echo "unit:"
+for t in "$repo"/test/*/run.sh; do
+	[ -e "$t" ] || continue
+	case "$t" in */web/*) continue ;; esac
+	run_case "unit/$(basename "$(dirname "$t")")" env BUILD_DIR="$repo/build" "$t"
 done
 
 echo
