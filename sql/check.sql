@@ -15,6 +15,6 @@ CREATE FUNCTION imgsearch_index_check(index regclass,
 	OUT heap_rows bigint,   -- rows the check's snapshot sees, each found in the index
 	OUT dead_entries bigint) -- entries of rows it does not see (dead, not yet vacuumed; or newer)
 	RETURNS record
-	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION imgsearch_index_check(regclass) IS
 	'verifies an imgsearch index against its table; raises XX002 at the first problem';
