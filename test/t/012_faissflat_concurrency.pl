@@ -93,7 +93,8 @@ for my $index ('f_l2', 'f_cos')
 	my ($ret, $out, $err) = $node->psql('postgres',
 		qq{SELECT heap_rows = (SELECT count(v) FROM f) FROM imgsearch_index_check('$index')});
 	is("$ret:$out:$err", '0:t:', "imgsearch_index_check passes on $index after the workload");
-	$node->safe_psql('postgres', 'VACUUM f');
+	# INDEX_CLEANUP ON: a plain VACUUM skips the indexes when few pages have dead rows
+	$node->safe_psql('postgres', 'VACUUM (INDEX_CLEANUP ON) f');
 	is($node->safe_psql('postgres', qq{SELECT dead_entries FROM imgsearch_index_check('$index')}), '0',
 		"and after VACUUM, with no dead entries, on $index");
 }
