@@ -440,3 +440,241 @@ imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsStoreMeta *met
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 }
+
+/* ---------------------------------------------------------------------------
+ * Verification (see imgs_store_check in vector_store.h)
+ * ---------------------------------------------------------------------------
+ */
+
+/* One past the last block that holds data of slots below nslots. */
+static uint64
+store_end_block(const ImgsStoreMeta *meta)
+{
+	uint32		last = meta->nslots - 1;
+	uint64		end_byte;
+
+	if (meta->nslots == 0)
+		return meta->first_block;
+	end_byte = (uint64) (last % IMGS_GROUP_SLOTS + 1) * VECTOR_BYTES(meta);
+	/* in 64 bits: a corrupted state must not wrap around */
+	return (uint64) meta->first_block + (uint64) (last / IMGS_GROUP_SLOTS) * meta->group_pages +
+		1 + (end_byte + IMGS_PAGE_CAPACITY - 1) / IMGS_PAGE_CAPACITY;
+}
+
+/* The state's own consistency, and the relation is long enough for it. */
+static void
+check_store_meta(Relation index, const ImgsStoreMeta *meta, BlockNumber first_block,
+				 BlockNumber nblocks)
+{
+	uint64		end;
+
+	if (meta->first_block != first_block)
+		imgs_index_corrupted(index, "has its vector store at block %u, not %u",
+							 meta->first_block, first_block);
+	if (meta->dim == 0)
+	{
+		if (meta->group_pages != 0 || meta->nslots != 0 || meta->nfree != 0 ||
+			meta->free_head != IMGS_NO_SLOT)
+			imgs_index_corrupted(index, "has slots (%u, %u free) but no dimension",
+								 meta->nslots, meta->nfree);
+		return;
+	}
+	else
+	{
+		ImgsStoreMeta expected;
+
+		set_dim(&expected, meta->dim);
+		if (meta->group_pages != expected.group_pages)
+			imgs_index_corrupted(index, "has %u pages per slot group, not %u as %u dimensions need",
+								 meta->group_pages, expected.group_pages, meta->dim);
+	}
+	if (meta->nslots >= IMGS_NO_SLOT - 1)
+		imgs_index_corrupted(index, "has an impossible slot count %u", meta->nslots);
+	if (meta->nfree > meta->nslots)
+		imgs_index_corrupted(index, "has %u free slots out of %u", meta->nfree, meta->nslots);
+	if ((meta->free_head == IMGS_NO_SLOT) != (meta->nfree == 0))
+		imgs_index_corrupted(index, "has %u free slots but its free list %s",
+							 meta->nfree, meta->free_head == IMGS_NO_SLOT ? "is empty" : "is not");
+	if (meta->free_head != IMGS_NO_SLOT && meta->free_head >= meta->nslots)
+		imgs_index_corrupted(index, "has its free list start at slot %u, past its %u slots",
+							 meta->free_head, meta->nslots);
+	end = store_end_block(meta);
+	if (end > nblocks)
+		imgs_index_corrupted(index, "has %u slots, which need " UINT64_FORMAT " pages, but only %u pages",
+							 meta->nslots, end, nblocks);
+}
+
+/* A store page has no hole (index_pages.h) and the standard special space. */
+static void
+check_page_layout(Relation index, Page page, BlockNumber blkno)
+{
+	PageHeader	header = (PageHeader) page;
+
+	if (header->pd_lower != header->pd_upper ||
+		header->pd_upper < MAXALIGN(SizeOfPageHeaderData) ||
+		header->pd_special != BLCKSZ - MAXALIGN(sizeof(ImgsPageOpaqueData)) ||
+		PageGetPageLayoutVersion(page) != PG_PAGE_LAYOUT_VERSION)
+		imgs_index_corrupted(index, "has a malformed page header at block %u "
+							 "(lower %u, upper %u, special %u)",
+							 blkno, header->pd_lower, header->pd_upper, header->pd_special);
+}
+
+/* Every page after the metapage: the kind its position says, or past the store new or a store page. */
+static void
+check_store_pages(Relation index, const ImgsStoreMeta *meta, BlockNumber nblocks)
+{
+	BlockNumber end = (BlockNumber) store_end_block(meta);
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+
+	for (BlockNumber blkno = IMGS_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (blkno < meta->first_block)
+			imgs_page_check(index, page, blkno, IMGS_PAGE_META);	/* no such pages today */
+		else if (blkno < end)
+		{
+			bool		slots = (blkno - meta->first_block) % meta->group_pages == 0;
+
+			imgs_page_check(index, page, blkno, slots ? IMGS_PAGE_SLOTS : IMGS_PAGE_VECTORS);
+		}
+		else if (!PageIsNew(page))
+		{
+			uint16		kind = ImgsPageGetOpaque(page)->kind;
+
+			imgs_page_check(index, page, blkno,
+							kind == IMGS_PAGE_SLOTS ? IMGS_PAGE_SLOTS : IMGS_PAGE_VECTORS);
+		}
+		if (!PageIsNew(page))
+			check_page_layout(index, page, blkno);
+		UnlockReleaseBuffer(buf);
+	}
+	FreeAccessStrategy(strategy);
+}
+
+/* Every slot live or free; the free list is exactly the free slots. */
+static void
+check_slots(Relation index, const ImgsStoreMeta *meta, const ImgsSlotHeader *headers)
+{
+	uint32		nfree = 0;
+	uint32		listed = 0;
+	bool	   *on_list;
+
+	for (uint32 s = 0; s < meta->nslots; s++)
+	{
+		if (headers[s].state == IMGS_SLOT_FREE)
+			nfree++;
+		else if (headers[s].state != IMGS_SLOT_LIVE)
+			imgs_index_corrupted(index, "has slot %u in unknown state %u (of %u slots)",
+								 s, headers[s].state, meta->nslots);
+	}
+	if (nfree != meta->nfree)
+		imgs_index_corrupted(index, "has %u free slots, but its metapage says %u",
+							 nfree, meta->nfree);
+
+	on_list = MemoryContextAllocHuge(CurrentMemoryContext, Max(meta->nslots, 1));
+	memset(on_list, 0, Max(meta->nslots, 1));
+	for (uint32 s = meta->free_head; s != IMGS_NO_SLOT; s = headers[s].u.next_free)
+	{
+		if (s >= meta->nslots)
+			imgs_index_corrupted(index, "has slot %u, past its %u slots, on its free list",
+								 s, meta->nslots);
+		if (headers[s].state != IMGS_SLOT_FREE)
+			imgs_index_corrupted(index, "has live slot %u on its free list", s);
+		if (on_list[s])
+			imgs_index_corrupted(index, "has a cycle in its free list at slot %u", s);
+		on_list[s] = true;
+		listed++;
+	}
+	if (listed != meta->nfree)
+		imgs_index_corrupted(index, "has %u slots on its free list, but %u free slots",
+							 listed, meta->nfree);
+	pfree(on_list);
+}
+
+void
+imgs_store_check(Relation index, Size meta_offset, BlockNumber first_block,
+				 ImgsStoreMeta *meta, ImgsSlotHeader **headers_out)
+{
+	Buffer		metabuf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
+	BlockNumber nblocks;
+	ImgsSlotHeader *headers;
+	uint32		ngroups;
+
+	/*
+	 * Under the metapage lock no insert or vacuum runs: the state, the slot
+	 * headers and the relation's length are seen at one moment.
+	 */
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+	imgs_page_check(index, BufferGetPage(metabuf), IMGS_METAPAGE_BLKNO, IMGS_PAGE_META);
+	check_page_layout(index, BufferGetPage(metabuf), IMGS_METAPAGE_BLKNO);
+	*meta = *meta_in_page(BufferGetPage(metabuf), meta_offset);
+	nblocks = RelationGetNumberOfBlocks(index);
+	check_store_meta(index, meta, first_block, nblocks);
+
+	headers = MemoryContextAllocHuge(CurrentMemoryContext,
+									 sizeof(ImgsSlotHeader) * Max(meta->nslots, 1));
+	ngroups = imgs_store_ngroups(meta);
+	for (uint32 group = 0; group < ngroups; group++)
+	{
+		BlockNumber blkno = group_block(meta, group);
+		uint32		first = group * IMGS_GROUP_SLOTS;
+		uint32		n = Min(IMGS_GROUP_SLOTS, meta->nslots - first);
+		Buffer		buf = ReadBuffer(index, blkno);
+		const ImgsSlotHeader *page_headers;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_SLOTS);
+		page_headers = (const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf));
+		memcpy(&headers[first], page_headers, n * sizeof(ImgsSlotHeader));
+		/* slots past nslots were never committed */
+		for (uint32 j = n; j < IMGS_GROUP_SLOTS; j++)
+			if (page_headers[j].state != 0)
+				imgs_index_corrupted(index, "has slot %u in use (state %u) past its %u slots",
+									 first + j, page_headers[j].state, meta->nslots);
+		UnlockReleaseBuffer(buf);
+	}
+	UnlockReleaseBuffer(metabuf);
+
+	check_slots(index, meta, headers);
+	/* pages before the end never change kind: no metapage lock needed */
+	check_store_pages(index, meta, nblocks);
+	*headers_out = headers;
+}
+
+void
+imgs_store_read_slot(Relation index, const ImgsStoreMeta *meta, uint32 slot,
+					 ImgsSlotHeader *header, float *x)
+{
+	BlockNumber blkno = group_block(meta, slot / IMGS_GROUP_SLOTS);
+	char	   *dst = (char *) x;
+	Size		left = VECTOR_BYTES(meta);
+	Size		offset;
+	Buffer		buf;
+
+	Assert(slot < meta->nslots);
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_SLOTS);
+	*header = ((const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % IMGS_GROUP_SLOTS];
+	UnlockReleaseBuffer(buf);
+
+	vector_position(meta, slot, &blkno, &offset);
+	for (; left > 0; blkno++, offset = 0)
+	{
+		Size		chunk = Min(left, IMGS_PAGE_CAPACITY - offset);
+
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
+		memcpy(dst, ImgsPageGetData(BufferGetPage(buf)) + offset, chunk);
+		UnlockReleaseBuffer(buf);
+		dst += chunk;
+		left -= chunk;
+	}
+}

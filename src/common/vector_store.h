@@ -115,6 +115,34 @@ extern void imgs_store_bulkdelete(Relation index, Size meta_offset, const ImgsSt
 								  IndexBulkDeleteCallback callback, void *callback_state,
 								  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy);
 
+/*
+ * Verification (common/index_check.c). imgs_store_check reads the store for a
+ * check: under a share lock on the metapage (inserts and vacuum wait, so the
+ * free list is seen whole), it copies the store state at meta_offset to *meta
+ * and the headers of its nslots slots to a palloc'd array (*headers); then,
+ * with one page locked at a time, it verifies the layout. It errors with
+ * XX002 (index_corrupted) at the first violation of:
+ *  - the state: the store starts at first_block, group_pages follows from
+ *    dim, nslots and the free list fit, and the relation holds every page
+ *    the nslots slots need;
+ *  - the pages: each page of the store is an imgsearch page of the kind its
+ *    position says (slot page or vector page), with no hole (index_pages.h);
+ *    pages past the store (inserts that crashed before their last record)
+ *    are new or store pages; no slot past nslots is in use;
+ *  - the slots: each is live or free; the free list holds every free slot
+ *    exactly once and nothing else, and its length is nfree.
+ * Live slots' TIDs and vectors are the caller's to check against the table.
+ */
+extern void imgs_store_check(Relation index, Size meta_offset, BlockNumber first_block,
+							 ImgsStoreMeta *meta, ImgsSlotHeader **headers);
+
+/*
+ * Copies slot's header as it is now to *header, then its vector (meta->dim
+ * floats) to x, holding one page lock at a time. A re-rank reads vectors so.
+ */
+extern void imgs_store_read_slot(Relation index, const ImgsStoreMeta *meta, uint32 slot,
+								 ImgsSlotHeader *header, float *x);
+
 static inline uint32
 imgs_store_ngroups(const ImgsStoreMeta *meta)
 {
