@@ -78,6 +78,7 @@ typedef struct CheckState
 	ImgsCheckedStore store;
 	HTAB	   *entries;		/* live slots by heap TID */
 	float	   *stored;			/* a vector read from the index */
+	float		stored_norm_sq;	/* its slot's stored squared norm; NaN if not read */
 	MemoryContext row_ctx;		/* reset after each row */
 	int64		live;
 	int64		heap_rows;
@@ -130,9 +131,13 @@ read_entry(CheckState *state, const CheckEntry *entry)
 {
 	ImgsSlotHeader header;
 
+	state->stored_norm_sq = NAN;
 	imgs_store_read_slot(state->index, &state->store.meta, entry->slot, &header, state->stored);
 	if (header.state == IMGS_SLOT_LIVE && ItemPointerEquals(&header.tid, (ItemPointer) &entry->tid))
+	{
+		state->stored_norm_sq = header.u.norm_sq;
 		return true;
+	}
 	if (state->exact)
 		imgs_index_corrupted(state->index, "has slot %u (row (%u,%u)) changed under the check, "
 							 "with VACUUM held off", entry->slot, TID_ARGS(&entry->tid));
@@ -218,6 +223,11 @@ heap_row_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 							 TID_ARGS(tid), table, entry->slot, i + 1,
 							 state->stored[i], v->x[i]);
 	}
+	/* a cosine scan uses a usable stored norm instead of the vector's */
+	if (imgs_norm_squared_stored(state->stored_norm_sq) &&
+		(double) state->stored_norm_sq != imgs_norm_squared(state->stored, v->dim))
+		imgs_index_corrupted(index, "stores a squared norm %.9g for slot %u (row (%u,%u)) "
+							 "that is not its vector's", state->stored_norm_sq, entry->slot, TID_ARGS(tid));
 	MemoryContextSwitchTo(old_ctx);
 	MemoryContextReset(state->row_ctx);
 }

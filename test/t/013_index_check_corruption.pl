@@ -8,7 +8,8 @@
 # last 8 bytes (kind u16, page id u16). Metapage (block 0): magic, version,
 # then the store: dim, group_pages, first_block, nslots, free_head, nfree (u32
 # each, from byte 24). A group is a slot page (680 headers of 12 bytes: TID
-# as block hi u16, block lo u16, offset u16; state u16; next_free u32) and
+# as block hi u16, block lo u16, offset u16; state u16; squared norm f32 or
+# next_free u32) and
 # group_pages - 1 vector pages.
 use strict;
 use warnings;
@@ -170,6 +171,13 @@ corrupt_case('one bit of a stored vector', sub {
 	my $byte = unpack('C', peek($file, $block * $BLCKSZ + $offset, 1));
 	poke($file, $block * $BLCKSZ + $offset, pack('C', $byte ^ 0x01));
 }, qr/stores a vector for row \(\d+,\d+\) of table "f" \(slot 5\) that differs from the table's at element 1/);
+
+corrupt_case('a stored squared norm that is not its vector\'s', sub {
+	my $file = shift;
+	my $s = read_slot($file, 7);
+	$s->{u} = unpack('V', pack('f<', 0.125));    # the vectors' elements are in [0, 1): no norm is 0.125 exactly
+	write_slot($file, 7, $s);
+}, qr/stores a squared norm 0.125 for slot 7 \(row \(\d+,\d+\)\) that is not its vector's/);
 
 corrupt_case('an entry freed without VACUUM (free list intact)', sub {
 	my $file = shift;
