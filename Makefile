@@ -8,6 +8,9 @@
 #   make bench            build, install, run every bench/*_bench.py (never part of check)
 #   make model            export the default VGG16 model (pool, random weights)
 #                         to models/vgg16_pool_random.pt
+#   make fuzz             build the libFuzzer harnesses (fuzz/, into build/fuzz), run
+#                         the regression inputs, then fuzz each harness FUZZ_SECONDS
+#                         (default 300); FUZZ_HARNESSES picks some (fuzz/run.sh list)
 
 EXTENSION  := imgsearch
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" imgsearch.control)
@@ -18,7 +21,7 @@ JOBS       ?= $(shell nproc)
 # Goals that set things up and run them. They never mix with the PGXS build
 # in one make process (PGXS defines a `check` of its own); they call it as a
 # sub-make instead.
-DRIVER_GOALS := deps check demo demo-stop bench model
+DRIVER_GOALS := deps check demo demo-stop bench model fuzz
 
 ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
 
@@ -36,6 +39,13 @@ demo-stop:
 bench: deps
 	@$(MAKE) --no-print-directory -s install
 	@for b in bench/*_bench.py; do /usr/bin/python3 $$b || exit 1; done
+
+FUZZ_SECONDS ?= 300
+FUZZ_HARNESSES ?=
+fuzz: deps
+	@fuzz/run.sh build
+	@status=0; fuzz/run.sh regress $(FUZZ_HARNESSES) || status=1; \
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh fuzz $(FUZZ_HARNESSES) || status=1; exit $$status
 
 # Random weights: no semantic quality (see README.md for ImageNet weights).
 DEFAULT_MODEL := models/vgg16_pool_random.pt
@@ -58,7 +68,7 @@ CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/model.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/check.sql sql/model.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 

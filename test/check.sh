@@ -4,7 +4,9 @@
 # unprivileged user (initdb refuses root) and live in a temp dir on free ports.
 #
 # Suites: pg_regress (test/sql -> expected/), pgTAP (test/pgtap/*.sql via
-# pg_prove), perl TAP (test/t/*.pl via prove, PostgreSQL::Test::Cluster).
+# pg_prove), perl TAP (test/t/*.pl via prove, PostgreSQL::Test::Cluster), web,
+# fuzz (the libFuzzer harnesses of fuzz/, briefly: fuzz/run.sh check), unit
+# (C/C++ cores tested without PostgreSQL: test/*/run.sh).
 # Each test file counts once; the last line is "N passed, N failed".
 set -uo pipefail
 
@@ -136,6 +138,35 @@ done
 
 stop_cluster
 trap - EXIT
+
+# --- fuzz: the libFuzzer harnesses (fuzz/run.sh), bounded -------------------------
+# Each harness is one test: every seed and regression input through it, then
+# FUZZ_CHECK_SECONDS of fuzzing with a fixed seed. Needs no cluster.
+echo "fuzz:"
+fuzz_build_log=$work/fuzz-build.log
+"$repo/fuzz/run.sh" build >"$fuzz_build_log" 2>&1
+fuzz_built=$?
+for h in $("$repo/fuzz/run.sh" list); do
+	if [ $fuzz_built -ne 0 ]; then
+		sed 's/^/    | /' "$fuzz_build_log" | tail -n 30
+		record "fuzz/$h (build failed)" 1
+		continue
+	fi
+	xfail=$(grep -c "^$h/[^@]" "$repo/fuzz/expected-failures" 2>/dev/null)
+	label=fuzz/$h
+	[ "${xfail:-0}" -gt 0 ] && label="fuzz/$h ($xfail known failures expected, see fuzz/expected-failures)"
+	run_case "$label" env FUZZ_SECONDS="${FUZZ_CHECK_SECONDS:-12}" FUZZ_SEED=1 \
+		FUZZ_CRASH_DIR="$work/fuzz-crashes" "$repo/fuzz/run.sh" check "$h"
+done
+
+# --- unit: C/C++ cores tested alone, each test/<core>/run.sh one test -----------------
+echo "unit:"
+for t in "$repo"/test/*/run.sh; do
+	[ -e "$t" ] || continue
+	case "$t" in */web/*) continue ;; esac
+	run_case "unit/$(basename "$(dirname "$t")")" env BUILD_DIR="$repo/build" "$t"
+done
+
 echo
 if [ $failed -eq 0 ]; then
 	rm -rf "$work"

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(
 	# build
 	build-essential cmake pkg-config clang-14 llvm-14
+	# fuzz harnesses (make fuzz, make check): libFuzzer's runtime
+	libclang-rt-14-dev
 	postgresql-15 postgresql-server-dev-15
 	libtorch-dev libfaiss-dev libnanoflann-dev libopencv-dev
 	# tests: pgTAP + pg_prove, perl TAP (PostgreSQL::Test::Cluster needs IPC::Run)

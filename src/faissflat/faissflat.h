@@ -17,6 +17,7 @@
 #include "access/genam.h"
 #include "nodes/execnodes.h"
 
+#include "index/index_check.h"
 #include "index/vector_store.h"
 
 #define FAISSFLAT_MAGIC		0xFA155F1A
@@ -57,5 +58,8 @@ extern IndexBulkDeleteResult *faissflat_bulkdelete(IndexVacuumInfo *info,
 												   void *callback_state);
 extern IndexBulkDeleteResult *faissflat_vacuumcleanup(IndexVacuumInfo *info,
 													  IndexBulkDeleteResult *stats);
+
+/* faissflat_check.c */
+extern void faissflat_check(Relation index, ImgsCheckedStore *store);
 
 #endif							/* FAISSFLAT_H */

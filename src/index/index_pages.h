@@ -46,6 +46,16 @@ extern void imgs_page_init(Page page, uint16 kind);
 /* Errors out (XX002) unless the page is an initialised imgsearch page of this kind. */
 extern void imgs_page_check(Relation index, Page page, BlockNumber blkno, uint16 kind);
 
+/*
+ * Reports corruption of index (XX002, index_corrupted): the message names the
+ * index first, then what is wrong.
+ */
+#define imgs_index_corrupted(index, fmt, ...) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_INDEX_CORRUPTED), \
+			 errmsg("index \"%s\" " fmt, RelationGetRelationName(index), ##__VA_ARGS__), \
+			 errhint("Please REINDEX it.")))
+
 /* Appends one page to the relation; returns it pinned and exclusively locked, not initialised. */
 extern Buffer imgs_extend(Relation index, ForkNumber fork);
 

@@ -239,4 +239,48 @@ extern void imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const I
 								  ImgsStoreForgetCallback forget, void *forget_arg,
 								  IndexBulkDeleteResult *stats, BufferAccessStrategy strategy);
 
+/* ---------------------------------------------------------------------------
+ * Verification (index/index_check.c)
+ *
+ * imgs_store_check reads the store for a check: under a share lock on the
+ * metapage (inserts and vacuum wait, so the free list is seen whole), it
+ * checks the metapage header with imgs_meta_check (magic, version, metric,
+ * counts within bounds) and copies it to *meta, the start block of each of
+ * its groups to a palloc'd array (*groups) and the headers of its nslots
+ * slots to another (*headers); then, with one page locked at a time, it
+ * verifies the layout. It errors with XX002 (index_corrupted) at the first
+ * violation of:
+ *  - the store state: group_pages follows from dim; nslots and the free list
+ *    fit; ngroups is what nslots needs, or one more only when the slots fill
+ *    every group (an insert that allocated a group and did not commit);
+ *    ndirpages is what ngroups needs; unused directory entries (inline, in
+ *    the last directory page, unused dir_pages) are zero;
+ *  - the allocator and the directory: every group's group_pages blocks and
+ *    every directory page lie in 1..next_block-1 (allocated), groups in
+ *    allocation order (ascending start blocks), no block owned twice (group
+ *    with group or with a directory page); each group's slot page and the
+ *    vector pages holding data of its slots below nslots, and each directory
+ *    page, lie within the relation; every block at or past next_block that
+ *    the relation has is a new (zeroed) page;
+ *  - the pages: a group's slot page, the vector pages of its slots and the
+ *    directory pages are imgsearch pages of their kind; a group's other
+ *    vector pages are new or vector pages; a block the store does not own is
+ *    new or a method's page (kind from IMGS_PAGE_METHOD_FIRST: the method's
+ *    hook checks what it holds), never a store page; every page written has
+ *    no hole (index_pages.h); no slot past nslots is in use;
+ *  - the slots: each is live or free; the free list holds every free slot
+ *    exactly once and nothing else, and its length is nfree.
+ * Live slots' TIDs and vectors are the caller's to check against the table.
+ */
+extern void imgs_store_check(Relation index, const ImgsIndexAm *am, ImgsIndexMeta *meta,
+							 BlockNumber **groups, ImgsSlotHeader **headers);
+
+/*
+ * Copies slot's header as it is now to *header, then its vector (meta->dim
+ * floats) to x, holding one page lock at a time; groups are the start blocks
+ * imgs_store_check returned.
+ */
+extern void imgs_store_read_slot(Relation index, const ImgsStoreMeta *meta, const BlockNumber *groups,
+								 uint32 slot, ImgsSlotHeader *header, float *x);
+
 #endif							/* IMGS_VECTOR_STORE_H */

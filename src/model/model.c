@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -30,15 +31,17 @@
 #include "type/imgfeat.h"
 
 /*
- * Images per forward pass of the batched form. Larger batches run no faster
- * on CPU (measured: 1, 4 and 8 within noise), cost ~30 MB of activations
- * per image, and a pass cannot be interrupted.
+ * The batched form runs one image per forward pass: larger batches run no
+ * faster on CPU (measured: 1, 4 and 8 within noise), cost ~30 MB of
+ * activations per image, and a pass cannot be interrupted, so interrupts are
+ * served between images (about 0.5 s apart on 2 cores).
  */
-#define MODEL_CHUNK 4
 
 static char *model_path = NULL;
 static int	model_threads = 1;
 static int	model_max_pixels = 50 * 1000 * 1000;
+static int	model_max_decode_kb = 256 * 1024;	/* imgsearch.max_decode_memory */
+static int	model_threads_cap = 1;	/* the most a non-superuser may set */
 
 static const ImgsModelApi *model_api = NULL;
 static int64 backend_images = 0;	/* images run through the model here */
@@ -74,10 +77,32 @@ check_model_path(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * imgsearch.threads: anyone may choose 1 up to the number of cores (the
+ * default); more, which only oversubscribes the machine, takes a superuser.
+ * Checked where a user is known: SET, ALTER ROLE/DATABASE ... SET, startup
+ * options, a function's SET clause; postgresql.conf and ALTER SYSTEM are a
+ * superuser's already.
+ */
+static bool
+check_threads(int *newval, void **extra, GucSource source)
+{
+	if (*newval > model_threads_cap && source >= PGC_S_DATABASE && IsTransactionState() && !superuser())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("only superusers may set imgsearch.threads above %d", model_threads_cap);
+		GUC_check_errdetail("%d is the number of cores of this machine.", model_threads_cap);
+		return false;
+	}
+	return true;
+}
+
 void
 imgs_model_init(void)
 {
 	int			cores = (int) sysconf(_SC_NPROCESSORS_ONLN);
+
+	model_threads_cap = Max(1, Min(cores, 64));
 
 	DefineCustomStringVariable("imgsearch.model",
 							   "TorchScript model file used by vgg16_features().",
@@ -90,12 +115,13 @@ imgs_model_init(void)
 							   check_model_path, NULL, NULL);
 	DefineCustomIntVariable("imgsearch.threads",
 							"Intra-op threads of vgg16_features() in each backend.",
-							NULL,
+							"Anyone may set 1 up to the number of cores (the default); "
+							"only superusers may set more.",
 							&model_threads,
-							Max(1, Min(cores, 64)), 1, 64,
+							model_threads_cap, 1, 64,
 							PGC_USERSET,
 							0,
-							NULL, NULL, NULL);
+							check_threads, NULL, NULL);
 	DefineCustomIntVariable("imgsearch.max_pixels",
 							"Largest image, in pixels, that vgg16_features() decodes.",
 							"Checked against the image header before decoding. "
@@ -104,6 +130,16 @@ imgs_model_init(void)
 							50 * 1000 * 1000, 1, INT_MAX,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("imgsearch.max_decode_memory",
+							"Most memory that decoding one image in vgg16_features() may take.",
+							"Computed before decoding from the image's container: the decoded "
+							"image and the decoder's own buffers (tiles, strips, scans, bit depth, pages). "
+							"Only superusers may raise it.",
+							&model_max_decode_kb,
+							256 * 1024, 1024, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 }
 
@@ -149,12 +185,12 @@ load_model(ImgsModelInfo *info)
 	return api;
 }
 
-/* SHA-256 of a call's input bytes, box and pixel limit. */
+/* SHA-256 of a call's input bytes, box and limits. */
 static void
 call_key(const char *data, size_t len, const int32 *box, uint8 *key)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-	int32		params[6] = {box != NULL, 0, 0, 0, 0, model_max_pixels};
+	int32		params[7] = {box != NULL, 0, 0, 0, 0, model_max_pixels, model_max_decode_kb};
 
 	if (box)
 		memcpy(params + 1, box, sizeof(int32) * 4);
@@ -191,49 +227,39 @@ last_call_set(LastCall *last, const uint8 *key, uint64 generation, Datum result)
 
 /*
  * Computes features[i] for images[0..n) with the loaded model; NULL images
- * give NULL features. Up to MODEL_CHUNK images go through the model per
- * forward pass, with interrupts served between images.
+ * give NULL features. One image per forward pass, interrupts served before
+ * and after each decode and each pass.
  */
 static void
 extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
 				 int n, bytea *const *images, const int32 *box, ImgFeat **features)
 {
-	int			chunk = Min(n, MODEL_CHUNK);
-	float	   *input = palloc(sizeof(float) * IMGS_MODEL_INPUT_FLOATS * chunk);
-	float	   *output = palloc(sizeof(float) * info->dims * chunk);
-	int			slot[MODEL_CHUNK];
-	int			i = 0;
+	float	   *input = palloc(sizeof(float) * IMGS_MODEL_INPUT_FLOATS);
+	float	   *output = palloc(sizeof(float) * info->dims);
+	int64		max_memory = (int64) model_max_decode_kb * 1024;
 	ImgsError	err;
 
-	while (i < n)
+	for (int i = 0; i < n; i++)
 	{
-		int			m = 0;
+		ImgFeat    *f;
 
-		for (; i < n && m < chunk; i++)
-		{
-			features[i] = NULL;
-			if (images[i] == NULL)
-				continue;
-			CHECK_FOR_INTERRUPTS();
-			if (!api->preprocess(VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]), box,
-								 model_max_pixels, input + (size_t) m * IMGS_MODEL_INPUT_FLOATS, &err))
-				imgs_raise_cxx_error(&err);
-			slot[m++] = i;
-		}
-		if (m == 0)
+		features[i] = NULL;
+		if (images[i] == NULL)
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		if (!api->forward(input, m, model_threads, output, &err))
+		if (!api->preprocess(VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]), box,
+							 model_max_pixels, max_memory, input, &err))
 			imgs_raise_cxx_error(&err);
-		backend_images += m;
-		for (int j = 0; j < m; j++)
-		{
-			ImgFeat    *f = imgfeat_new(info->dims);
-
-			memcpy(f->x, output + (size_t) j * info->dims, sizeof(float) * info->dims);
-			features[slot[j]] = f;
-		}
+		CHECK_FOR_INTERRUPTS();
+		if (!api->forward(input, 1, model_threads, output, &err))
+			imgs_raise_cxx_error(&err);
+		backend_images++;
+		f = imgfeat_new(info->dims);
+		memcpy(f->x, output, sizeof(float) * info->dims);
+		imgfeat_validate(f);	/* the model's dims and values obey the type's rule too */
+		features[i] = f;
 	}
+	CHECK_FOR_INTERRUPTS();
 	pfree(input);
 	pfree(output);
 }

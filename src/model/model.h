@@ -4,7 +4,8 @@
 #ifndef IMGS_MODEL_H
 #define IMGS_MODEL_H
 
-/* Defines imgsearch.model, imgsearch.threads and imgsearch.max_pixels. */
+/* Defines imgsearch.model, imgsearch.threads, imgsearch.max_pixels and
+ * imgsearch.max_decode_memory. */
 extern void imgs_model_init(void);
 
 #endif

@@ -26,7 +26,7 @@ extern "C"
 #endif
 
 /* Bumped whenever ImgsModelApi changes: the two modules must agree. */
-#define IMGS_MODEL_ABI_VERSION 1
+#define IMGS_MODEL_ABI_VERSION 2
 
 /* The model's input: RGB, 224 x 224, ImageNet mean/std, channels first. */
 #define IMGS_MODEL_SIDE 224
@@ -64,10 +64,12 @@ typedef struct ImgsModelApi
 	 * Decodes an image (JPEG, PNG, WebP, BMP, TIFF; EXIF orientation applied),
 	 * crops it to box = {x, y, width, height} (clipped; NULL: whole image) and
 	 * writes the model input to out[IMGS_MODEL_INPUT_FLOATS]. Images whose
-	 * header claims more than max_pixels pixels are refused before decoding.
+	 * header claims more than max_pixels pixels, or whose decoding would
+	 * allocate more than max_memory bytes (by their container's fields), are
+	 * refused before decoding. Decoders' messages never reach stderr.
 	 */
 	bool		(*preprocess) (const void *data, size_t len, const int32_t *box,
-							   int64_t max_pixels, float *out, ImgsError *err);
+							   int64_t max_pixels, int64_t max_memory, float *out, ImgsError *err);
 
 	/*
 	 * Runs the current model on n preprocessed images with `threads` intra-op

@@ -46,11 +46,41 @@ private:
     sigset_t saved_;
 };
 
-// torch's messages without the C++ backtrace, first line only.
-std::string torch_message(const c10::Error &e) {
-    std::string m = e.what_without_backtrace();
-    return m.substr(0, m.find('\n'));
+// One line of an error message from torch: the model's own exception
+// ("RuntimeError: ...") when the text is a TorchScript traceback, else its
+// first line; never the C++ backtrace. At most 300 characters.
+std::string one_line(const std::string &text) {
+    std::string first, raised;
+    size_t at = 0;
+    while (at < text.size()) {
+        size_t end = std::min(text.find('\n', at), text.size());
+        std::string line = text.substr(at, end - at);
+        at = end + 1;
+        size_t lead = line.find_first_not_of(" \t");
+        if (lead == std::string::npos)
+            continue;
+        line.erase(0, lead);
+        if (first.empty())
+            first = line;
+        // "RuntimeError: boom", "builtins.ValueError: ...": a name, then ": "
+        size_t colon = line.find(": ");
+        std::string name = line.substr(0, colon == std::string::npos ? 0 : colon);
+        auto ends_with = [&](const char *suffix) {
+            size_t k = std::strlen(suffix);
+            return name.size() >= k && name.compare(name.size() - k, k, suffix) == 0;
+        };
+        if (!name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.") ==
+                                 std::string::npos && (ends_with("Error") || ends_with("Exception")))
+            raised = line;  // the last one wins: the innermost
+    }
+    std::string m = raised.empty() ? first : raised;
+    for (char &c : m)
+        if (c < 0x20 || c == 0x7F)
+            c = ' ';
+    return m.size() > 300 ? m.substr(0, 297) + "..." : m;
 }
+
+std::string torch_message(const c10::Error &e) { return one_line(e.what_without_backtrace()); }
 
 struct FileId {
     dev_t dev = 0;
@@ -132,6 +162,11 @@ std::unique_ptr<Model> load_model(const std::string &path, const FileId &id) {
                     torch_message(e));
     } catch (const Error &e) {
         throw Error(e.sqlstate(), "model file \"" + path + "\" is not a feature extractor", e.what());
+    } catch (const std::bad_alloc &) {
+        throw;
+    } catch (const std::exception &e) {  // e.g. a TorchScript `raise` (torch::jit::JITException)
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "model file \"" + path + "\" does not accept 224x224 RGB images",
+                    one_line(e.what()));
     }
     if (m->dims < 1 || m->dims > 16000)
         throw Error(IMGS_SQLSTATE_INVALID_PARAMETER,
@@ -165,11 +200,11 @@ bool api_load(const char *path, int threads, ImgsModelInfo *info, ImgsError *err
     });
 }
 
-bool api_preprocess(const void *data, size_t len, const int32_t *box, int64_t max_pixels, float *out,
-                    ImgsError *err) {
+bool api_preprocess(const void *data, size_t len, const int32_t *box, int64_t max_pixels, int64_t max_memory,
+                    float *out, ImgsError *err) {
     return imgs::guard(err, [&] {
         SignalsBlocked blocked;  // in case a decoder starts threads after all
-        imgs::model::preprocess_image(static_cast<const uint8_t *>(data), len, box, max_pixels, out);
+        imgs::model::preprocess_image(static_cast<const uint8_t *>(data), len, box, max_pixels, max_memory, out);
     });
 }
 
@@ -186,6 +221,12 @@ bool api_forward(const float *in, int n, int threads, float *out, ImgsError *err
                 result = run(current->module, input);
             } catch (const c10::Error &e) {
                 throw Error(IMGS_SQLSTATE_EXTERNAL_ROUTINE, "VGG16 forward pass failed", torch_message(e));
+            } catch (const Error &) {
+                throw;
+            } catch (const std::bad_alloc &) {
+                throw;
+            } catch (const std::exception &e) {  // a TorchScript `raise`: torch::jit::JITException
+                throw Error(IMGS_SQLSTATE_EXTERNAL_ROUTINE, "VGG16 forward pass failed", one_line(e.what()));
             }
         }
         const int dims = current->dims;

@@ -7,7 +7,8 @@
 
 #include "fmgr.h"
 
-#define IMGFEAT_MAX_DIM 16000
+/* IMGFEAT_MAX_DIM and the validity rule, imgfeat_values_check/_valid */
+#include "type/imgfeat_parse.h"
 
 typedef struct ImgFeat
 {
@@ -35,7 +36,7 @@ extern void imgfeat_check_element(float4 value);
 
 /*
  * The type's validity rule in one place: errors unless v is a value
- * imgfeat_in would accept (1..IMGFEAT_MAX_DIM dimensions, finite elements).
+ * imgfeat_in would accept (imgfeat_values_check of imgfeat_parse.h).
  * Every path that makes an imgfeat from something other than checked input
  * calls it; a stored invalid value would make pg_dump output unrestorable.
  */

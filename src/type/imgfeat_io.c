@@ -65,9 +65,20 @@ imgfeat_check_element(float4 value)
 void
 imgfeat_validate(const ImgFeat *v)
 {
-	imgfeat_check_dim(v->dim);
-	for (int i = 0; i < v->dim; i++)
-		imgfeat_check_element(v->x[i]);
+	int			bad;
+
+	switch (imgfeat_values_check(v->dim, v->x, &bad))
+	{
+		case IMGFEAT_OK:
+			break;
+		case IMGFEAT_ERR_NO_DIMS:
+		case IMGFEAT_ERR_TOO_MANY_DIMS:
+			imgfeat_check_dim(v->dim);
+			break;
+		default:
+			imgfeat_check_element(v->x[bad]);
+			break;
+	}
 }
 
 void
@@ -79,12 +90,6 @@ imgfeat_check_same_dim(const ImgFeat *a, const ImgFeat *b)
 				 errmsg("different imgfeat dimensions %d and %d", a->dim, b->dim)));
 }
 
-static inline bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 static void
 syntax_error(const char *input, const char *why)
 {
@@ -94,6 +99,49 @@ syntax_error(const char *input, const char *why)
 			 errdetail("%s", why)));
 }
 
+/*
+ * Reports a failed parse (imgfeat_parse.c) as the ereport a SQL user sees:
+ * the same messages and SQLSTATEs as imgfeat_check_dim/_element.
+ */
+static void
+parse_error(const char *input, const ImgfeatParseError *err)
+{
+	switch (err->status)
+	{
+		case IMGFEAT_ERR_NO_DIMS:
+		case IMGFEAT_ERR_TOO_MANY_DIMS:
+			imgfeat_check_dim(err->dim);
+			break;
+		case IMGFEAT_ERR_NAN:
+			imgfeat_check_element(NAN);
+			break;
+		case IMGFEAT_ERR_INF:
+			imgfeat_check_element(INFINITY);
+			break;
+		case IMGFEAT_ERR_NO_OPEN_BRACKET:
+			syntax_error(input, "Value must start with \"[\".");
+			break;
+		case IMGFEAT_ERR_EXPECTED_NUMBER:
+			syntax_error(input, "Expected a number.");
+			break;
+		case IMGFEAT_ERR_OUT_OF_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("\"%.*s\" is out of range for type imgfeat",
+							(int) err->len, input + err->pos)));
+			break;
+		case IMGFEAT_ERR_EXPECTED_SEPARATOR:
+			syntax_error(input, "Expected \",\" or \"]\" after a number.");
+			break;
+		case IMGFEAT_ERR_JUNK_AFTER:
+			syntax_error(input, "Junk after closing \"]\".");
+			break;
+		default:
+			break;
+	}
+	elog(ERROR, "unexpected imgfeat parse status %d", (int) err->status);
+}
+
 /* Text form: [1,2.5,-3e-2], whitespace allowed around the brackets and elements. */
 PG_FUNCTION_INFO_V1(imgfeat_in);
 Datum
@@ -101,74 +149,14 @@ imgfeat_in(PG_FUNCTION_ARGS)
 {
 	char	   *input = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	const char *p = input;
-	float4	   *values;
-	int			capacity = 16;
-	int			dim = 0;
+	int			capacity = imgfeat_text_dim_bound(input);
+	float4	   *values = palloc(sizeof(float4) * capacity);
+	int			dim;
+	ImgfeatParseError err;
 	ImgFeat    *result;
 
-	while (is_space(*p))
-		p++;
-	if (*p != '[')
-		syntax_error(input, "Value must start with \"[\".");
-	p++;
-	while (is_space(*p))
-		p++;
-	if (*p == ']')
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("imgfeat must have at least 1 dimension")));
-
-	values = palloc(sizeof(float4) * capacity);
-	for (;;)
-	{
-		char	   *end;
-		float4		value;
-
-		if (dim == IMGFEAT_MAX_DIM)
-			imgfeat_check_dim(dim + 1);
-		while (is_space(*p))
-			p++;
-		if (*p == '\0' || *p == ',' || *p == ']')
-			syntax_error(input, "Expected a number.");
-
-		errno = 0;
-		value = strtof(p, &end);
-		if (end == p)
-			syntax_error(input, "Expected a number.");
-		if (errno == ERANGE && (value == 0 || isinf(value)))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("\"%.*s\" is out of range for type imgfeat", (int) (end - p), p)));
-		imgfeat_check_element(value);
-
-		if (dim == capacity)
-		{
-			capacity *= 2;
-			values = repalloc(values, sizeof(float4) * capacity);
-		}
-		values[dim++] = value;
-
-		p = end;
-		while (is_space(*p))
-			p++;
-		if (*p == ',')
-		{
-			p++;
-			continue;
-		}
-		if (*p == ']')
-		{
-			p++;
-			break;
-		}
-		syntax_error(input, "Expected \",\" or \"]\" after a number.");
-	}
-	while (is_space(*p))
-		p++;
-	if (*p != '\0')
-		syntax_error(input, "Junk after closing \"]\".");
-
+	if (imgfeat_parse_text(input, values, capacity, &dim, &err) != IMGFEAT_OK)
+		parse_error(input, &err);
 	imgfeat_check_typmod(dim, typmod);
 	result = imgfeat_new(dim);
 	memcpy(result->x, values, sizeof(float4) * dim);
@@ -239,28 +227,54 @@ imgfeat_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	int16		dim = pq_getmsgint(buf, sizeof(int16));
-	int16		unused = pq_getmsgint(buf, sizeof(int16));
-	ImgFeat    *result;
+	const uint8 *data = (const uint8 *) buf->data + buf->cursor;
+	size_t		len = buf->len - buf->cursor;
+	/* a valid value has exactly this many elements */
+	int			capacity = len < 4 ? 0 : (int) Min((len - 4) / sizeof(float4), IMGFEAT_MAX_DIM);
+	ImgFeat    *result = imgfeat_new(capacity);
+	int			dim;
+	ImgfeatParseError err;
 
-	imgfeat_check_dim(dim);
-	imgfeat_check_typmod(dim, typmod);
-	if (unused != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid binary imgfeat: reserved field must be 0, not %d", unused)));
-	if (buf->len - buf->cursor != (int) sizeof(float4) * dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid binary imgfeat: header says %d dimensions but %d bytes follow",
-						dim, buf->len - buf->cursor)));
-
-	result = imgfeat_new(dim);
-	for (int i = 0; i < dim; i++)
+	if (imgfeat_parse_binary(data, len, typmod, result->x, capacity, &dim, &err) != IMGFEAT_OK)
 	{
-		result->x[i] = pq_getmsgfloat4(buf);
-		imgfeat_check_element(result->x[i]);
+		switch (err.status)
+		{
+			case IMGFEAT_ERR_SHORT_HEADER:	/* as pq_getmsgint says it */
+				ereport(ERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("insufficient data left in message")));
+				break;
+			case IMGFEAT_ERR_NO_DIMS:
+			case IMGFEAT_ERR_TOO_MANY_DIMS:
+				imgfeat_check_dim(err.dim);
+				break;
+			case IMGFEAT_ERR_TYPMOD:
+				imgfeat_check_typmod(err.dim, err.value);
+				break;
+			case IMGFEAT_ERR_RESERVED:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("invalid binary imgfeat: reserved field must be 0, not %d", err.value)));
+				break;
+			case IMGFEAT_ERR_LENGTH:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("invalid binary imgfeat: header says %d dimensions but %d bytes follow",
+								err.dim, err.value)));
+				break;
+			case IMGFEAT_ERR_NAN:
+				imgfeat_check_element(NAN);
+				break;
+			case IMGFEAT_ERR_INF:
+				imgfeat_check_element(INFINITY);
+				break;
+			default:
+				break;
+		}
+		elog(ERROR, "unexpected imgfeat parse status %d", (int) err.status);
 	}
+	Assert(dim == capacity);
+	buf->cursor = buf->len;
 	PG_RETURN_IMGFEAT_P(result);
 }
 

@@ -16,7 +16,9 @@ Files in --out:
   models.tsv                    name, sha256 (hashlib)
   reference.tsv                 name, layer, box ({x,y,w,h} or \\N), feature [..]
   images/*                      the good images (see IMAGES)
-  bad/*                         broken images and model files
+  bad/*                         broken images and model files (raises*.pt: models that throw; slow.pt)
+  bombs/*                       decompression bombs (test/t/020_decode_bombs.pl)
+  truncated/*                   valid images cut short at several offsets
 """
 import argparse
 import io
@@ -128,6 +130,191 @@ def bad_images(good):
     }
 
 
+# --- hand-made containers: bombs, strips and tiles (PIL writes neither) ------
+
+
+def tiff(entries, extra=b"", le=True, next_ifd=0):
+    """A one-directory little-endian TIFF: entries = [(tag, type, count, value_or_offset)]."""
+    out = bytearray(b"II*\0" + struct.pack("<I", 8))
+    out += struct.pack("<H", len(entries))
+    for tag, typ, count, val in sorted(entries):
+        if typ == 3 and count == 1:
+            out += struct.pack("<HHIHH", tag, typ, count, val, 0)
+        else:
+            out += struct.pack("<HHII", tag, typ, count, val)
+    out += struct.pack("<I", next_ifd)
+    return bytes(out) + extra
+
+def tiff_basic(w, h, bps=8, spp=3, photometric=2, tile=None, rps=None, data_len=None):
+    n = 8 + 2 + 12 * 11 + 4
+    e = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 1, bps), (259, 3, 1, 1), (262, 3, 1, photometric),
+         (277, 3, 1, spp)]
+    if tile:
+        e += [(322, 4, 1, tile[0]), (323, 4, 1, tile[1])]
+        off, cnt = 324, 325
+    else:
+        e += [(278, 4, 1, rps if rps else h)]
+        off, cnt = 273, 279
+    dl = data_len if data_len is not None else 16
+    ents = len(e) + 2 + (1 if spp == 4 else 0)
+    n = 8 + 2 + 12 * ents + 4
+    e += [(off, 4, 1, n), (cnt, 4, 1, dl)]
+    if spp == 4:
+        e += [(338, 3, 1, 2)]  # ExtraSamples: unassociated alpha
+    return tiff(e, b"\x80" * dl)
+
+def png_chunk(t, data):
+    return struct.pack(">I", len(data)) + t + data + struct.pack(">I", zlib.crc32(t + data))
+
+def png(w, h, bitdepth=8, colortype=2, idat=None, interlace=0):
+    ihdr = struct.pack(">IIBBBBB", w, h, bitdepth, colortype, 0, 0, interlace)
+    idat = idat if idat is not None else zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+def jpeg_resized(jpg, w, h):
+    """A JPEG whose frame header claims w x h (the scan data is the small image's)."""
+    d = bytearray(jpg)
+    i = 2
+    while i < len(d):
+        m = d[i + 1]
+        ln = struct.unpack(">H", d[i + 2:i + 4])[0]
+        if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC):
+            d[i + 5:i + 9] = struct.pack(">HH", h, w)
+            return bytes(d)
+        i += 2 + ln
+    raise ValueError("no SOF")
+
+def tiff_pages(n):
+    """n chained empty directories after a valid 1x1 first page."""
+    first = tiff_basic(1, 1, data_len=3)
+    out = bytearray(first)
+    # patch the first IFD's next pointer to the chain
+    nent = struct.unpack("<H", first[8:10])[0]
+    nxt_at = 10 + 12 * nent
+    out[nxt_at:nxt_at + 4] = struct.pack("<I", len(out))
+    for k in range(n):
+        at = len(out)
+        out += struct.pack("<H", 0) + struct.pack("<I", at + 6 if k < n - 1 else 0)
+    return bytes(out)
+
+def bomb_images():
+    """Small files whose decoding would take far more memory than their
+    size: refused from their headers (test/t/020_decode_bombs.pl)."""
+    small = Image.new("RGB", (16, 16), (120, 30, 200))
+    prog, base = encode(small, "JPEG", progressive=True), encode(small, "JPEG")
+    vp8l = bytearray(b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8L" + struct.pack("<I", 18) + b"\x2f")
+    bits = (16383) | (16383 << 14)
+    vp8l += struct.pack("<I", bits) + b"\0" * 14
+    bmp = b"BM" + struct.pack("<IHHI", 100, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, 30000, 30000, 1, 24, 0, 0, 0, 0, 0, 0) + b"\0" * 46
+    return {
+        "tiff_tile.tif": tiff_basic(1, 1, tile=(16368, 16368), data_len=3),
+        "tiff_tile16.tif": tiff_basic(1, 1, bps=16, spp=4, tile=(8192, 8192), data_len=8),
+        "tiff_strip.tif": tiff_basic(64, 1, rps=3900000, data_len=192),
+        "tiff_strip16.tif": tiff_basic(32, 1, bps=16, spp=4, rps=3900000, data_len=128),
+        "tiff_pages.tif": tiff_pages(100000),
+        "tiff_huge.tif": tiff_basic(60000, 60000, data_len=16),
+        "png_huge.png": png(30000, 30000),
+        "png_wide16.png": png(40000000, 1, bitdepth=16, colortype=6),
+        "png_tall16.png": png(7000, 7000, bitdepth=16, colortype=6),
+        "jpeg_huge.jpg": jpeg_resized(base, 65000, 65000),
+        "jpeg_prog.jpg": jpeg_resized(prog, 7000, 7000),
+        "jpeg_base.jpg": jpeg_resized(base, 7000, 7000),
+        "webp_huge.webp": bytes(vp8l),
+        "bmp_huge.bmp": bmp,
+    }
+
+def tiff_image(arr, rps=None, tile=None):
+    """An uncompressed RGB TIFF of arr (h, w, 3 uint8) in strips of rps rows, or tiles (tw, th)."""
+    h, w, _ = arr.shape
+    chunks = []
+    if tile:
+        tw, th = tile
+        for ty in range(0, h, th):
+            for tx in range(0, w, tw):
+                t = np.zeros((th, tw, 3), np.uint8)
+                part = arr[ty:ty + th, tx:tx + tw]
+                t[:part.shape[0], :part.shape[1]] = part
+                chunks.append(t.tobytes())
+    else:
+        rps = rps or h
+        chunks = [arr[y:y + rps].tobytes() for y in range(0, h, rps)]
+    n_ent = 11
+    ifd_len = 2 + 12 * n_ent + 4
+    arrays_at = 8 + ifd_len
+    bps_at = arrays_at
+    offs_at = bps_at + 8
+    cnts_at = offs_at + 4 * len(chunks)
+    data_at = cnts_at + 4 * len(chunks)
+    offsets, pos = [], data_at
+    for c in chunks:
+        offsets.append(pos); pos += len(c)
+    def arr_or_val(vals, at):
+        return (len(vals), vals[0] if len(vals) == 1 else at)
+    e = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, bps_at), (259, 3, 1, 1), (262, 3, 1, 2), (277, 3, 1, 3),
+         (284, 3, 1, 1)]
+    oc, ov = arr_or_val(offsets, offs_at)
+    cc, cv = arr_or_val([len(c) for c in chunks], cnts_at)
+    if tile:
+        e += [(322, 4, 1, tile[0]), (323, 4, 1, tile[1]), (324, 4, oc, ov), (325, 4, cc, cv)]
+    else:
+        e += [(278, 4, 1, rps), (273, 4, oc, ov), (279, 4, cc, cv), (0x131, 2, 4, 0x5858)]  # Software "XX"
+    tail = struct.pack("<HHHH", 8, 8, 8, 0) + struct.pack("<%dI" % len(chunks), *offsets) + \
+        struct.pack("<%dI" % len(chunks), *[len(c) for c in chunks]) + b"".join(chunks)
+    return tiff(e, tail)
+
+
+def truncated_images(good):
+    """Valid images of each format cut short at several offsets: 22P03."""
+    s = scene(120, 160, 21)
+    sources = {
+        "jpg": good["rgb.jpg"], "progressive.jpg": good["progressive.jpg"], "png": good["small.png"],
+        "palette.png": good["palette.png"], "webp": good["lossy.webp"], "lossless.webp": good["lossless.webp"],
+        "exif.webp": good["rotated8.webp"], "bmp": good["image.bmp"], "tif": good["image.tif"],
+        "lzw.tif": good["lzw.tif"], "strips.tif": tiff_image(np.asarray(s), rps=16),
+        "tiles.tif": tiff_image(np.asarray(s), tile=(64, 64)),
+    }
+    out = {}
+    for name, data in sources.items():
+        n = len(data)
+        for cut in sorted({16, n // 10, n // 3, n // 2, 2 * n // 3, 9 * n // 10, n - 12, n - 2, n - 1}):
+            if 0 < cut < n:
+                out[f"cut{cut}-{name}"] = data[:cut]
+    return out
+
+
+def throwing_models(out_dir):
+    """TorchScript models that raise: one on every real image (the load
+    probe's zeros pass), one already at load."""
+    class RaisesOnImages(torch.nn.Module):
+        def forward(self, x):
+            if bool(x.abs().sum() > 0):
+                raise RuntimeError("imgsearch test model: refusing this image")
+            return x.flatten(1)[:, :8]
+
+    class RaisesAlways(torch.nn.Module):
+        def forward(self, x):
+            if bool(x.sum() >= 0) or bool(x.sum() < 0):
+                raise ValueError("imgsearch test model: refusing every input")
+            return x.flatten(1)[:, :8]
+
+    class Slow(torch.nn.Module):
+        """About 60 GMAC an image (about 0.45 s on 2 cores): cancellation tests."""
+        def __init__(self):
+            super().__init__()
+            self.first = torch.nn.Conv2d(3, 128, 3, stride=2, padding=1)
+            self.conv = torch.nn.Conv2d(128, 128, 3, padding=1)
+
+        def forward(self, x):
+            y = torch.relu(self.first(x))
+            for _ in range(32):
+                y = torch.relu(self.conv(y))
+            return y.mean((2, 3))[:, :8]
+
+    torch.manual_seed(0)
+    for name, cls in (("raises.pt", RaisesOnImages), ("raises_at_load.pt", RaisesAlways), ("slow.pt", Slow)):
+        torch.jit.save(torch.jit.freeze(torch.jit.script(cls().eval())), os.path.join(out_dir, name))
+
+
 def cached_model(cache, layer):
     """The seeded random model, exported once per version of the exporter."""
     path = os.path.join(cache, f"vgg16_{layer}_seed0.pt")
@@ -174,7 +361,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     os.makedirs(args.cache, exist_ok=True)
-    for d in ("", "images", "bad"):
+    for d in ("", "images", "bad", "bombs", "truncated"):
         os.makedirs(os.path.join(args.out, d), exist_ok=True)
 
     models = {}
@@ -199,6 +386,11 @@ def main():
     with open(os.path.join(args.out, "bad", "corrupt.pt"), "wb") as f:
         f.write(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     torch.jit.save(torch.jit.script(torch.nn.Identity()), os.path.join(args.out, "bad", "identity.pt"))
+    throwing_models(os.path.join(args.out, "bad"))
+    for sub, made in (("bombs", bomb_images()), ("truncated", truncated_images(files))):
+        for name, data in made.items():
+            with open(os.path.join(args.out, sub, name), "wb") as f:
+                f.write(data)
 
     with open(os.path.join(args.out, "reference.tsv"), "w") as f:
         for layer, cases in (("pool", POOL_CASES), ("fc7", FC7_CASES)):

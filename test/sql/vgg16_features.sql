@@ -73,6 +73,11 @@ SET imgsearch.max_pixels = 300000;
 SELECT vgg16_features(b) FROM img WHERE name = 'rgb.jpg';
 SELECT imgfeat_dims(vgg16_features(b)) FROM img WHERE name = 'small.png';
 RESET imgsearch.max_pixels;
+-- decoding memory, computed from the container before decoding (the bombs
+-- are in t/020_decode_bombs): rgb.jpg, 640x480, needs about 6 MB
+SET imgsearch.max_decode_memory = '1MB';
+SELECT vgg16_features(b) FROM img WHERE name = 'rgb.jpg';
+RESET imgsearch.max_decode_memory;
 -- bad boxes
 SELECT vgg16_features(b, '{0,0,0,10}') FROM img WHERE name = 'rgb.jpg';
 SELECT vgg16_features(b, '{0,0,10,-1}') FROM img WHERE name = 'rgb.jpg';
@@ -89,7 +94,8 @@ SELECT oid::regprocedure AS function, provolatile, proparallel, proisstrict FROM
 WHERE proname IN ('vgg16_features', 'imgsearch_model_info') ORDER BY oid::regprocedure::text;
 -- settings
 SELECT name, context, vartype, min_val, max_val FROM pg_settings
-WHERE name IN ('imgsearch.model', 'imgsearch.threads', 'imgsearch.max_pixels') ORDER BY name;
+WHERE name IN ('imgsearch.model', 'imgsearch.threads', 'imgsearch.max_pixels', 'imgsearch.max_decode_memory')
+ORDER BY name;
 SELECT current_setting('imgsearch.max_pixels') AS max_pixels,
        current_setting('imgsearch.threads')::int >= 1 AS threads_set;
 SET imgsearch.model = 'models/relative.pt';
@@ -146,7 +152,8 @@ SELECT name FROM feats ORDER BY feat <-> vgg16_features(:'q3'::bytea) LIMIT 1;
 SELECT backend_images - :before AS images_run FROM imgsearch_model_info();
 RESET enable_seqscan;
 RESET imgsearch.method;
--- statement_timeout stops a batch between images (at most one pass of 4 runs)
+-- statement_timeout stops a batch between images (one image per forward pass;
+-- latency is measured in t/020_decode_bombs)
 SELECT backend_images AS before FROM imgsearch_model_info() \gset
 SET statement_timeout = '300ms';
 SELECT vgg16_features(array_agg(b ORDER BY name DESC)) FROM img;
@@ -172,12 +179,13 @@ SELECT l.name, l.f <-> s.f < 1e-5 AS own_feature,
        l.boxed <-> vgg16_features(i.b, '{0,0,8,8}') < 1e-5 AS own_box_feature
 FROM pg_temp.loop_features() l JOIN single s USING (name) JOIN img i USING (name) ORDER BY l.name;
 -- an ordinary user may extract features but not choose the model or raise
--- the pixel limit; a value set before the module loads is dropped
+-- the pixel or memory limits; a value set before the module loads is dropped
 CREATE ROLE regress_vgg16_user LOGIN;
 GRANT SELECT ON img TO regress_vgg16_user;
 SET ROLE regress_vgg16_user;
 SET imgsearch.model = '/tmp/other.pt';
 SET imgsearch.max_pixels = 100000000;
+SET imgsearch.max_decode_memory = '1GB';
 SET imgsearch.threads = 1;
 SELECT imgfeat_dims(vgg16_features(b)) FROM img WHERE name = 'small.png';
 RESET ROLE;

@@ -77,6 +77,14 @@ sub compare
 	# (ties make "all rows" of a sort ambiguous; top 30 have none here)
 	is(answers($standby, 'faissflat', [ 30 ]), answers($standby, 'argsort', [ 30 ]),
 		"$stage: the standby's index answers like its sequential scan");
+	# imgsearch_index_check on the standby (during recovery: AccessShareLock)
+	for my $index ('big_l2', 'big_ip', 'small_cos')
+	{
+		my $tbl = $index =~ /^big/ ? 'big' : 'small';
+		my ($ret, $out, $err) = $standby->psql('postgres',
+			qq{SELECT heap_rows = (SELECT count(v) FROM $tbl) FROM imgsearch_index_check('$index')});
+		is("$ret:$out:$err", '0:t:', "$stage: imgsearch_index_check passes on the standby's $index");
+	}
 }
 
 compare('build');

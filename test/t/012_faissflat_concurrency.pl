@@ -1,5 +1,6 @@
 # faissflat under concurrency: clients insert, delete and VACUUM while others
-# search. Every search compares, in one REPEATABLE READ snapshot, the index's
+# search and run imgsearch_index_check (which must pass while rows come and
+# go). Every search compares, in one REPEATABLE READ snapshot, the index's
 # top 10 with a sequential scan's and fails on any difference. No client may
 # fail, and at the end the index holds exactly the table's rows.
 use strict;
@@ -51,7 +52,7 @@ $node->pgbench(
 	0,
 	[ qr/number of transactions actually processed: 800\/800/ ],
 	[ qr/^$/ ],
-	'inserts, deletes, VACUUM and searches run side by side without an error',
+	'inserts, deletes, VACUUM, searches and index checks run side by side without an error',
 	{
 		'faissflat_insert@5' => q{
 			INSERT INTO f (v) SELECT rand_vec(32) FROM generate_series(1, 5);
@@ -61,6 +62,9 @@ $node->pgbench(
 		},
 		'faissflat_vacuum@1' => q{
 			VACUUM f;
+		},
+		'faissflat_check@1' => q{
+			SELECT imgsearch_index_check('f_l2'); SELECT imgsearch_index_check('f_cos');
 		},
 		'faissflat_search@4' => q{
 			BEGIN ISOLATION LEVEL REPEATABLE READ;
@@ -80,6 +84,19 @@ for my $op ('<->', '<=>')
 		"the final $op check uses the index");
 	is($node->safe_psql('postgres', "$force $query"), $node->safe_psql('postgres', $all),
 		"afterwards the $op index holds exactly the table's rows");
+}
+
+# And the check passes on the quiet table: every row in each index once, with
+# its vector; VACUUM leaves no dead entries.
+for my $index ('f_l2', 'f_cos')
+{
+	my ($ret, $out, $err) = $node->psql('postgres',
+		qq{SELECT heap_rows = (SELECT count(v) FROM f) FROM imgsearch_index_check('$index')});
+	is("$ret:$out:$err", '0:t:', "imgsearch_index_check passes on $index after the workload");
+	# INDEX_CLEANUP ON: a plain VACUUM skips the indexes when few pages have dead rows
+	$node->safe_psql('postgres', 'VACUUM (INDEX_CLEANUP ON) f');
+	is($node->safe_psql('postgres', qq{SELECT dead_entries FROM imgsearch_index_check('$index')}), '0',
+		"and after VACUUM, with no dead entries, on $index");
 }
 
 $node->stop;

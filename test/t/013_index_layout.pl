@@ -13,6 +13,8 @@
 #     first group's pages around them (the relation was extended over zeroed
 #     pages), the next group starts after them, and the index, vacuumed and
 #     reused, agrees with a sequential scan on the primary and a standby.
+# After (3) and (4), imgsearch_index_check passes on the primary and the
+# standby (t/014 patches the same layouts).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -138,6 +140,16 @@ foreach my $t ('d_a', 'd_b')
 			$rows, "$t: the index returns every row on " . $n->name);
 	}
 }
+# imgsearch_index_check walks the groups through the directory page, on both
+foreach my $t ('d_a', 'd_b')
+{
+	foreach my $n ($node, $standby)
+	{
+		my ($ret, $out, $err) = $n->psql('postgres',
+			qq{SELECT heap_rows = (SELECT count(v) FROM $t) FROM imgsearch_index_check('${t}_l2')});
+		is("$ret:$out:$err", '0:t:', "$t: imgsearch_index_check passes on " . $n->name);
+	}
+}
 # 514 groups + 5 slots: 515 groups of 2-d vectors (2 pages each), a directory page, the metapage
 is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_l2') / 8192}), 515 * 2 + 2,
 	'the built index: 515 groups, one directory page, the metapage');
@@ -178,6 +190,12 @@ is($standby->safe_psql('postgres', "SET imgsearch.method = 'faissflat'; SET enab
 is($node->safe_psql('postgres', q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
 		SELECT count(*) FROM (SELECT id FROM r ORDER BY v <-> (SELECT q FROM rq WHERE n = 1)) s}),
 	$node->safe_psql('postgres', 'SELECT count(*) FROM r'), 'every row through the index');
+foreach my $n ($node, $standby)
+{
+	my ($ret, $out, $err) = $n->psql('postgres',
+		q{SELECT heap_rows = (SELECT count(v) FROM r) FROM imgsearch_index_check('r_l2')});
+	is("$ret:$out:$err", '0:t:', 'imgsearch_index_check passes with method pages between groups on ' . $n->name);
+}
 
 $standby->stop;
 $node->stop;

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Builds and runs the kdtree core's standalone test (no PostgreSQL needed):
+#   test/kdtree/run.sh [seed]
+# Same flags as the CMake core (CMakeLists.txt: CORE_CXX_FLAGS, Release).
+set -e
+cd "$(dirname "$0")/../.."
+out=${BUILD_DIR:-build}/kdtree_test
+mkdir -p "$out"
+FLAGS="-O3 -fPIC -Wall -Wextra -Wno-unused-parameter -fopenmp-simd -fno-math-errno -Isrc"
+g++ -std=c++17 $FLAGS -c src/kdtree/kdtree_core.cpp -o "$out/kdtree_core.o"
+g++ -std=c++17 $FLAGS -c src/index/distance_core.cpp -o "$out/distance_core.o"
+gcc -std=c11 -D_DEFAULT_SOURCE $FLAGS -c test/kdtree/kdtree_core_test.c -o "$out/kdtree_core_test.o"
+g++ -o "$out/kdtree_core_test" "$out/kdtree_core_test.o" "$out/kdtree_core.o" "$out/distance_core.o" \
+	-lfaiss -lblas -llapack -fopenmp -lm
+exec "$out/kdtree_core_test" "$@"
