@@ -33,21 +33,14 @@ import time
 import faiss
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faissflat_bench import clustered_unit_nonneg  # noqa: E402  (the hard set, shared)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 30
 MS = [16, 32, 48, 64]
 LS = [16, 32, 64, 128]
 BUDGETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-
-
-def clustered_unit_nonneg(rng, n, dim, clusters=100):
-    """As bench/faissflat_bench.py: points around random non-negative centres, ReLU'd, L2-normalised."""
-    centres = np.abs(rng.standard_normal((clusters, dim), dtype=np.float32))
-    labels = rng.integers(0, clusters, n)
-    x = centres[labels] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
-    np.maximum(x, 0, out=x)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def cnn_like_model(rng, dim):

@@ -62,23 +62,34 @@ imgfeat_check_element(float4 value)
 				 errmsg("infinite value not allowed in imgfeat")));
 }
 
+/*
+ * Reports a failure of the validity rule (imgfeat_values_check) as the input
+ * function does; returns for any other status.
+ */
+static void
+report_rule(ImgfeatStatus status, int dim)
+{
+	switch (status)
+	{
+		case IMGFEAT_ERR_NO_DIMS:
+		case IMGFEAT_ERR_TOO_MANY_DIMS:
+			imgfeat_check_dim(dim);
+			break;
+		case IMGFEAT_ERR_NAN:
+			imgfeat_check_element(NAN);
+			break;
+		case IMGFEAT_ERR_INF:
+			imgfeat_check_element(INFINITY);
+			break;
+		default:
+			break;
+	}
+}
+
 void
 imgfeat_validate(const ImgFeat *v)
 {
-	int			bad;
-
-	switch (imgfeat_values_check(v->dim, v->x, &bad))
-	{
-		case IMGFEAT_OK:
-			break;
-		case IMGFEAT_ERR_NO_DIMS:
-		case IMGFEAT_ERR_TOO_MANY_DIMS:
-			imgfeat_check_dim(v->dim);
-			break;
-		default:
-			imgfeat_check_element(v->x[bad]);
-			break;
-	}
+	report_rule(imgfeat_values_check(v->dim, v->x, NULL), v->dim);
 }
 
 void
@@ -106,18 +117,9 @@ syntax_error(const char *input, const char *why)
 static void
 parse_error(const char *input, const ImgfeatParseError *err)
 {
+	report_rule(err->status, err->dim);
 	switch (err->status)
 	{
-		case IMGFEAT_ERR_NO_DIMS:
-		case IMGFEAT_ERR_TOO_MANY_DIMS:
-			imgfeat_check_dim(err->dim);
-			break;
-		case IMGFEAT_ERR_NAN:
-			imgfeat_check_element(NAN);
-			break;
-		case IMGFEAT_ERR_INF:
-			imgfeat_check_element(INFINITY);
-			break;
 		case IMGFEAT_ERR_NO_OPEN_BRACKET:
 			syntax_error(input, "Value must start with \"[\".");
 			break;
@@ -237,16 +239,13 @@ imgfeat_recv(PG_FUNCTION_ARGS)
 
 	if (imgfeat_parse_binary(data, len, typmod, result->x, capacity, &dim, &err) != IMGFEAT_OK)
 	{
+		report_rule(err.status, err.dim);
 		switch (err.status)
 		{
 			case IMGFEAT_ERR_SHORT_HEADER:	/* as pq_getmsgint says it */
 				ereport(ERROR,
 						(errcode(ERRCODE_PROTOCOL_VIOLATION),
 						 errmsg("insufficient data left in message")));
-				break;
-			case IMGFEAT_ERR_NO_DIMS:
-			case IMGFEAT_ERR_TOO_MANY_DIMS:
-				imgfeat_check_dim(err.dim);
 				break;
 			case IMGFEAT_ERR_TYPMOD:
 				imgfeat_check_typmod(err.dim, err.value);
@@ -261,12 +260,6 @@ imgfeat_recv(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 						 errmsg("invalid binary imgfeat: header says %d dimensions but %d bytes follow",
 								err.dim, err.value)));
-				break;
-			case IMGFEAT_ERR_NAN:
-				imgfeat_check_element(NAN);
-				break;
-			case IMGFEAT_ERR_INF:
-				imgfeat_check_element(INFINITY);
 				break;
 			default:
 				break;
