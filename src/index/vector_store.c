@@ -154,29 +154,20 @@ imgs_store_build_begin(ImgsStoreBuilder *builder, Relation index, ImgsIndexMeta 
 	builder->dir_blkno = InvalidBlockNumber;
 }
 
+/* Writes out a page the build filled in memory, if there is one. */
 static void
-flush_vectors(ImgsStoreBuilder *builder)
+flush_page(ImgsStoreBuilder *builder, BlockNumber *blkno, PGAlignedBlock *page)
 {
-	if (builder->vectors_blkno != InvalidBlockNumber)
-		imgs_build_write_page(builder->index, builder->vectors_blkno, builder->vectors.data);
-	builder->vectors_blkno = InvalidBlockNumber;
+	if (*blkno != InvalidBlockNumber)
+		imgs_build_write_page(builder->index, *blkno, page->data);
+	*blkno = InvalidBlockNumber;
 }
 
 static void
 flush_group(ImgsStoreBuilder *builder)
 {
-	flush_vectors(builder);
-	if (builder->slots_blkno != InvalidBlockNumber)
-		imgs_build_write_page(builder->index, builder->slots_blkno, builder->slots.data);
-	builder->slots_blkno = InvalidBlockNumber;
-}
-
-static void
-flush_directory(ImgsStoreBuilder *builder)
-{
-	if (builder->dir_blkno != InvalidBlockNumber)
-		imgs_build_write_page(builder->index, builder->dir_blkno, builder->dir.data);
-	builder->dir_blkno = InvalidBlockNumber;
+	flush_page(builder, &builder->vectors_blkno, &builder->vectors);
+	flush_page(builder, &builder->slots_blkno, &builder->slots);
 }
 
 /* A new group for the build: a directory entry, an empty slot page. */
@@ -196,7 +187,7 @@ build_new_group(ImgsStoreBuilder *builder)
 		dir_position(g, &d, &e);
 		if (e == 0)
 		{
-			flush_directory(builder);
+			flush_page(builder, &builder->dir_blkno, &builder->dir);
 			builder->dir_blkno = imgs_alloc_blocks(builder->index, builder->meta, 1);
 			store->dir_pages[d] = builder->dir_blkno;
 			store->ndirpages = d + 1;
@@ -248,7 +239,7 @@ imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x,
 
 		if (builder->vectors_blkno != blkno)
 		{
-			flush_vectors(builder);
+			flush_page(builder, &builder->vectors_blkno, &builder->vectors);
 			builder->vectors_blkno = blkno;
 			imgs_page_init(builder->vectors.data, IMGS_PAGE_VECTORS);
 		}
@@ -264,7 +255,7 @@ void
 imgs_store_build_end(ImgsStoreBuilder *builder)
 {
 	flush_group(builder);
-	flush_directory(builder);
+	flush_page(builder, &builder->dir_blkno, &builder->dir);
 }
 
 /* ---------------------------------------------------------------------------
