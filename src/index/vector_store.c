@@ -49,6 +49,38 @@ vector_position(const ImgsStoreMeta *meta, BlockNumber group_start, uint32 slot,
 	*offset = byte % IMGS_PAGE_CAPACITY;
 }
 
+/* The header of slot, from the slot page of its group (which starts at start). */
+static ImgsSlotHeader
+read_slot_header(Relation index, BlockNumber start, uint32 slot)
+{
+	Buffer		buf = ReadBuffer(index, start);
+	ImgsSlotHeader header;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	imgs_page_check(index, BufferGetPage(buf), start, IMGS_PAGE_SLOTS);
+	header = ((const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % IMGS_GROUP_SLOTS];
+	UnlockReleaseBuffer(buf);
+	return header;
+}
+
+/* Copies bytes of vector data that begin at offset of block blkno and may span pages. */
+static void
+copy_vector_pages(Relation index, BlockNumber blkno, Size offset, Size bytes, char *dst)
+{
+	for (; bytes > 0; blkno++, offset = 0)
+	{
+		Size		chunk = Min(bytes, IMGS_PAGE_CAPACITY - offset);
+		Buffer		buf = ReadBuffer(index, blkno);
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
+		memcpy(dst, ImgsPageGetData(BufferGetPage(buf)) + offset, chunk);
+		UnlockReleaseBuffer(buf);
+		dst += chunk;
+		bytes -= chunk;
+	}
+}
+
 /* Fixes the dimension with the first vector; errors on a different one. */
 static void
 check_dim(Relation index, ImgsStoreMeta *meta, int dim)
@@ -603,18 +635,13 @@ imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
 		BlockNumber start = reader_group(reader, slot / IMGS_GROUP_SLOTS);
 		const ImgsStoreMeta *meta = &reader->meta;
 		Size		left = VECTOR_BYTES(meta);
-		char	   *dst = (char *) reader->scratch;
 		BlockNumber blkno;
 		Size		offset;
 		Buffer		buf;
 		ImgsSlotHeader header;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, start);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		imgs_page_check(index, BufferGetPage(buf), start, IMGS_PAGE_SLOTS);
-		header = ((ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % IMGS_GROUP_SLOTS];
-		UnlockReleaseBuffer(buf);
+		header = read_slot_header(index, start, slot);
 		headers_out[i] = header;
 		keys_out[i] = NAN;
 		if (header.state != IMGS_SLOT_LIVE)
@@ -632,18 +659,7 @@ imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
 			UnlockReleaseBuffer(buf);
 			continue;
 		}
-		for (; left > 0; blkno++, offset = 0)
-		{
-			Size		chunk = Min(left, IMGS_PAGE_CAPACITY - offset);
-
-			buf = ReadBuffer(index, blkno);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
-			memcpy(dst, ImgsPageGetData(BufferGetPage(buf)) + offset, chunk);
-			UnlockReleaseBuffer(buf);
-			dst += chunk;
-			left -= chunk;
-		}
+		copy_vector_pages(index, blkno, offset, left, (char *) reader->scratch);
 		imgs_keys_many(query, reader->scratch, meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
 	}
 }
@@ -1211,29 +1227,10 @@ imgs_store_read_slot(Relation index, const ImgsStoreMeta *meta, const BlockNumbe
 {
 	BlockNumber start = groups[slot / IMGS_GROUP_SLOTS];
 	BlockNumber blkno;
-	char	   *dst = (char *) x;
-	Size		left = VECTOR_BYTES(meta);
 	Size		offset;
-	Buffer		buf;
 
 	Assert(slot < meta->nslots);
-	buf = ReadBuffer(index, start);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	imgs_page_check(index, BufferGetPage(buf), start, IMGS_PAGE_SLOTS);
-	*header = ((const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % IMGS_GROUP_SLOTS];
-	UnlockReleaseBuffer(buf);
-
+	*header = read_slot_header(index, start, slot);
 	vector_position(meta, start, slot, &blkno, &offset);
-	for (; left > 0; blkno++, offset = 0)
-	{
-		Size		chunk = Min(left, IMGS_PAGE_CAPACITY - offset);
-
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
-		memcpy(dst, ImgsPageGetData(BufferGetPage(buf)) + offset, chunk);
-		UnlockReleaseBuffer(buf);
-		dst += chunk;
-		left -= chunk;
-	}
+	copy_vector_pages(index, blkno, offset, VECTOR_BYTES(meta), (char *) x);
 }
