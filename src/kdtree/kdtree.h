@@ -203,10 +203,7 @@ typedef struct KdtreeSearch
 	KdSearch   *core;
 	MemoryContextCallback free_core;	/* ends core with the caller's context */
 	struct HTAB *tids;			/* slot -> heap TID of slots with keys, not yet emitted */
-	/* buffers for one leaf page and one key batch */
-	int64	   *slots;
-	float	   *resid;
-	float	   *proj;
+	/* buffers for one key batch */
 	uint32	   *key_slots;
 	double	   *key_values;
 	ImgsSlotHeader *key_headers;
