@@ -311,6 +311,7 @@ struct CandItem {
 // a leaf's entries, sorted by bound; the candidate queue holds one item per chunk
 struct Chunk {
     size_t next, end;  // into KdSearch::pool
+    bool sorted;       // sorted when its first entry comes up: most never do
 };
 struct ChunkItem {
     double lb;  // of the chunk's next entry
@@ -375,6 +376,11 @@ struct KdSearch {
         std::pop_heap(cands.begin(), cands.end(), ChunkAfter());
         cands.pop_back();
         Chunk &c = chunks[top.chunk];
+        if (!c.sorted) {
+            auto less = [](const CandItem &a, const CandItem &b) { return CandAfter()(b, a); };
+            std::sort(pool.begin() + c.next, pool.begin() + c.end, less);
+            c.sorted = true;
+        }
         int64_t slot = pool[c.next++].slot;
         if (c.next < c.end) {
             cands.push_back({pool[c.next].lb, top.chunk});
@@ -912,6 +918,7 @@ static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_
         if (s->pool.capacity() < begin + count)
             s->pool.reserve(std::max(2 * s->pool.capacity(), begin + count));
         int32_t added = 0;
+        double min_lb = INFINITY;
         for (int32_t j = 0; j < count; j++) {
             int64_t slot = slot_at(j);
             if (slot < 0)
@@ -926,16 +933,17 @@ static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_
             }
             double rx = resid_at(j);
             double lb = bound_from(s->bc, a2, std::fabs(s->rq - rx), s->nq + s->rq + std::sqrt(nx2) + rx);
-            s->pool.push_back({std::isnan(lb) ? 0.0 : lb, slot});  // 0 bounds anything
+            if (std::isnan(lb))
+                lb = 0;  // 0 bounds anything
+            s->pool.push_back({lb, slot});
+            min_lb = std::min(min_lb, lb);
             added++;
         }
         s->st.entries_seen += added;
         if (added == 0)
             return 0;
-        auto less = [](const CandItem &a, const CandItem &b) { return CandAfter()(b, a); };
-        std::sort(s->pool.begin() + begin, s->pool.end(), less);
-        s->chunks.push_back({begin, s->pool.size()});
-        s->cands.push_back({s->pool[begin].lb, (uint32_t)(s->chunks.size() - 1)});
+        s->chunks.push_back({begin, s->pool.size(), false});
+        s->cands.push_back({min_lb, (uint32_t)(s->chunks.size() - 1)});
         std::push_heap(s->cands.begin(), s->cands.end(), ChunkAfter());
         return 0;
     } catch (...) {
