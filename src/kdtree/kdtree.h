@@ -71,7 +71,9 @@ typedef struct KdtreeMeta
 	double		orth_err;		/* of the projection (kdtree_core.h) */
 	uint64		version;		/* bumped by every insert into a leaf */
 	uint64		build_points;	/* vectors in the tree at build */
-	float8		examined;		/* fraction of the vectors a k = 30 search examined at build */
+	float8		keys_fraction;	/* of the vectors whose exact distance a k = 30 search
+								 * computed, at build (a mean over a few searches) */
+	float8		entries_fraction;	/* of the leaf entries it read */
 	BlockNumber pca_start;		/* consecutive pages: mean, then rows */
 	uint32		pca_pages;
 	BlockNumber nodes_start;
