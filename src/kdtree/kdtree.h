@@ -201,10 +201,17 @@ extern void kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint
  * pass where the bounds do not prune. (A leaf entry costs about
  * KDTREE_ENTRY_WORK m / dim: for the cost estimate.)
  */
-#define KDTREE_KEY_WORK		8.0
+#define KDTREE_KEY_WORK		12.0
 #define KDTREE_ENTRY_WORK	2.5
 /* An exact scan's work limit, in flat scans (kdtree_scan.c). */
-#define KDTREE_FLAT_FALLBACK	0.25
+#define KDTREE_FLAT_FALLBACK	0.1
+
+/* Whether the build's sample searches passed that limit: exact scans are flat. */
+static inline bool
+kdtree_tree_useless(const KdtreeMeta *meta)
+{
+	return KDTREE_KEY_WORK * meta->keys_fraction > KDTREE_FLAT_FALLBACK;
+}
 
 typedef enum KdtreeNext
 {

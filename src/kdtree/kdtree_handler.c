@@ -76,13 +76,13 @@ kdtree_reloptions(Relation index, int *dims, int *leaf_size)
  *  - an entry holds m of the dim coordinates and costs a bound and a place
  *    in a queue: KDTREE_ENTRY_WORK (2.5) m / dim of a distance;
  *  - an exact distance reads a slot page and a vector page out of order:
- *    KDTREE_KEY_WORK (8) sequential distances;
+ *    KDTREE_KEY_WORK (12) sequential distances (measured);
  *  - pages: the share of faissflat's that those bytes are;
  *  - every node's bound, once: m / dim of a distance each.
  * So kdtree wins where it examines a small part of the vectors, and loses
- * to faissflat where its bounds cannot prune: there a scan gives up the
- * tree after a quarter of a flat scan's work in exact distances and
- * finishes with a flat pass (kdtree_scan.c): 1.25 flat scans and the leaves.
+ * to faissflat where its bounds cannot prune: where the build's searches
+ * passed a tenth of a flat scan's work in exact distances, exact scans are
+ * flat passes (kdtree_scan.c), which cost what faissflat's do.
  * A budget (kdtree.max_leaves) caps e at the leaves it allows. An index
  * without a tree (built on no rows) costs what faissflat does.
  */
@@ -122,11 +122,11 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		page_share = Min(1.0, (e * entry_bytes + f * vector_bytes) / (entry_bytes + vector_bytes));
 		distances = tuples * (KDTREE_ENTRY_WORK * ratio * e + KDTREE_KEY_WORK * f) +
 			meta.n_nodes * ratio;
-		/* an exact search that computes too many distances goes on as a flat scan */
-		if (kdtree_max_leaves == 0 && KDTREE_KEY_WORK * f > KDTREE_FLAT_FALLBACK)
+		/* where the build's searches computed too many distances, exact scans are flat */
+		if (kdtree_max_leaves == 0 && kdtree_tree_useless(&meta))
 		{
-			distances = (1 + KDTREE_FLAT_FALLBACK + KDTREE_ENTRY_WORK * ratio * e) * tuples;
-			page_share = 1.0 + KDTREE_FLAT_FALLBACK;
+			distances = tuples;
+			page_share = 1.0;
 		}
 	}
 	*startup_cost = page_share * imgs_cost_sequential_pages(path, info->pages) +

@@ -9,11 +9,13 @@
  * kdtree.max_leaves > 0 bounds the leaves opened (approximate; rows still in
  * non-decreasing exact distance). Without a tree (built on no rows), or for
  * a NULL query (every distance NULL), the scan reads every vector
- * (index/flat_scan.h). So does an exact search that has done a quarter of a
+ * (index/flat_scan.h). So does an exact search that has done a tenth of a
  * flat scan's work in exact distances (KDTREE_FLAT_FALLBACK) without being
  * done: where the bounds cannot prune (vectors without a few dominant
  * directions), it goes on with a flat pass after the last row it returned,
- * so that it costs about 1.3 times faissflat instead of several times.
+ * so that it costs about 1.2 times faissflat instead of several times; and
+ * where the build's sample searches (KdtreeMeta.keys_fraction) show that
+ * the bounds do not prune, exact scans are flat from the start.
  */
 #include "postgres.h"
 
@@ -94,7 +96,8 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 	so->header = header;
 	so->gave_up = false;
 	imgs_scan_start(scan, &so->ss, &header);
-	so->flat = meta.dims == 0 || so->ss.query.isnull;
+	so->flat = meta.dims == 0 || so->ss.query.isnull ||
+		(kdtree_max_leaves == 0 && kdtree_tree_useless(&meta));
 	if (so->flat)
 	{
 		so->flat_scan = palloc0(sizeof(ImgsFlatScan));
