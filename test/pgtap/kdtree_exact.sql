@@ -1,0 +1,273 @@
+-- kdtree (kdtree.max_leaves = 0, the default) returns the rows, order and
+-- distances of a sequential scan and sort (imgsearch.method = 'argsort'): for
+-- L2 and cosine, at 3, 512 and 4096 dimensions, for k = 1, 30 and every row,
+-- two queries each (one held out, one a stored row); after the build (NULL
+-- vectors in the table, a zero vector for cosine), after inserts past the
+-- build, after DELETE, and after VACUUM.
+--
+-- Two kinds of data: plain random vectors, and vectors with a decaying
+-- spectrum like CNN features (a mean, three random directions weighted 1,
+-- 1/2, 1/3, and noise whose scale decays as 1/rank over a random permutation
+-- of the coordinates), which is what the PCA projection is for. Small
+-- reloptions (dims = 8, leaf_size = 4 and the like) make the trees deep even
+-- with a few hundred rows; one index keeps the defaults.
+--
+-- In those tables rows whose distance to a query ties another row's (by the
+-- SQL operators) are dropped before anything is loaded, so a sort has one
+-- right order and the index must reproduce it exactly, ids and distances to
+-- the bit. Separate tables hold exact duplicates and many ties (integer grid
+-- points, repeated 512-d vectors, several zero vectors): there the distances
+-- must be equal to the bit and the ids distinct, and the same set as the
+-- sort's below the k-th distance (at the k-th, any of the tied rows may come).
+-- Last, an index built on an empty table (it scans every vector until
+-- REINDEX), and a table of one row.
+SET client_min_messages = warning;
+-- a scan that never ends would otherwise hang the suite
+SET statement_timeout = '60s';
+
+-- tbl: the table; kind: random, spectrum or ties (the tie tables are filled
+-- below); n_build rows before the index, n_insert after it; l2_opts and
+-- cos_opts: the reloptions of its two indexes ('' = the defaults).
+CREATE TABLE kd_tables (tbl text PRIMARY KEY, dim int, kind text, n_build int, n_insert int,
+                        l2_opts text, cos_opts text);
+INSERT INTO kd_tables VALUES
+	('kd_r3', 3, 'random', 600, 800, 'dims = 8, leaf_size = 4', 'dims = 2, leaf_size = 1'),
+	('kd_s3', 3, 'spectrum', 600, 800, 'dims = 1, leaf_size = 3', 'dims = 3, leaf_size = 4'),
+	('kd_r512', 512, 'random', 300, 400, 'dims = 8, leaf_size = 4', 'dims = 16, leaf_size = 2'),
+	('kd_s512', 512, 'spectrum', 300, 400, 'dims = 8, leaf_size = 4', ''),
+	('kd_r4096', 4096, 'random', 120, 180, 'dims = 8, leaf_size = 4', 'dims = 4, leaf_size = 8'),
+	('kd_s4096', 4096, 'spectrum', 120, 180, 'dims = 32, leaf_size = 4', 'dims = 8, leaf_size = 1'),
+	('kd_grid4', 4, 'ties', 300, 400, 'dims = 2, leaf_size = 3', 'dims = 3, leaf_size = 1'),
+	('kd_dup512', 512, 'ties', 150, 200, 'dims = 8, leaf_size = 4', 'dims = 8, leaf_size = 2');
+
+-- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
+SELECT plan((SELECT 4 * count(*)::int * 2 * (1 + 2 * 3 * 2) FROM kd_tables) + 16);
+
+SELECT setseed(0.3125);
+-- spectrum: per coordinate, three random directions and a noise scale 1/rank
+CREATE TABLE kd_basis AS
+SELECT tbl, c, random() - 0.5 AS b1, random() - 0.5 AS b2, random() - 0.5 AS b3,
+       1.0 / row_number() OVER (PARTITION BY tbl ORDER BY random()) AS scale
+FROM kd_tables, generate_series(1, dim) c WHERE kind = 'spectrum';
+-- rows 1..n_insert are loaded, row n_insert + 1 is the held-out query
+CREATE TABLE kd_coef AS
+SELECT tbl, i AS id, random() - 0.5 AS g1, random() - 0.5 AS g2, random() - 0.5 AS g3
+FROM kd_tables, generate_series(1, n_insert + 1) i WHERE kind = 'spectrum';
+CREATE TABLE kd_src AS
+SELECT k.tbl, k.id,
+       array_agg((0.5 + k.g1 * b.b1 + k.g2 * b.b2 / 2 + k.g3 * b.b3 / 3 + (random() - 0.5) * b.scale)::real
+                 ORDER BY b.c)::imgfeat AS v
+FROM kd_coef k JOIN kd_basis b USING (tbl) GROUP BY k.tbl, k.id;
+INSERT INTO kd_src
+SELECT tbl, i, (SELECT array_agg(random()::real) FROM generate_series(1, dim) WHERE i > 0)::imgfeat
+FROM kd_tables, generate_series(1, n_insert + 1) i WHERE kind = 'random';
+-- a zero vector: its cosine distance is NaN, which sorts after every number
+UPDATE kd_src SET v = '[0,0,0]' WHERE tbl = 'kd_r3' AND id = 100;
+-- ties: points of the grid {0,1,2}^4 (81 of them: every point many times,
+-- many equal distances), the zero vector among them; 40 random 512-d vectors,
+-- each five times
+INSERT INTO kd_src
+SELECT 'kd_grid4', i, (SELECT array_agg(floor(random() * 3)::real) FROM generate_series(1, 4) WHERE i > 0)::imgfeat
+FROM generate_series(1, 401) i;
+CREATE TEMP TABLE kd_dup_base AS
+SELECT j, (SELECT array_agg(random()::real) FROM generate_series(1, 512) WHERE j >= 0)::imgfeat AS v
+FROM generate_series(0, 39) j;
+INSERT INTO kd_src SELECT 'kd_dup512', i, v FROM generate_series(1, 200) i JOIN kd_dup_base ON j = (i * 7) % 40;
+-- its held-out query: a new vector
+INSERT INTO kd_src
+SELECT 'kd_dup512', 201, (SELECT array_agg(random()::real) FROM generate_series(1, 512))::imgfeat;
+
+-- Query 1 is held out (not in the table), query 2 is a stored row.
+CREATE TABLE kd_query AS
+SELECT s.tbl, 1 AS qn, s.v AS q FROM kd_src s JOIN kd_tables t USING (tbl) WHERE s.id = t.n_insert + 1
+UNION ALL
+SELECT tbl, 2, v FROM kd_src WHERE id = 7;
+DELETE FROM kd_src s USING kd_tables t WHERE s.tbl = t.tbl AND s.id > t.n_insert;
+
+-- no ties in the random and spectrum tables
+DELETE FROM kd_src s USING (
+	SELECT DISTINCT tbl, id FROM (
+		SELECT s.tbl, s.id,
+		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <-> q.q) AS l2,
+		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <=> q.q) AS cosine
+		FROM kd_src s JOIN kd_query q USING (tbl)) c
+	WHERE l2 > 1 OR cosine > 1) tied
+WHERE s.tbl = tied.tbl AND s.id = tied.id
+  AND s.tbl NOT IN (SELECT tbl FROM kd_tables WHERE kind = 'ties');
+-- the tie tables do have ties (else their checks would prove little)
+SELECT cmp_ok((SELECT count(*) - count(DISTINCT s.v <-> q.q) FROM kd_src s JOIN kd_query q USING (tbl)
+               WHERE s.tbl = 'kd_grid4' AND q.qn = 1), '>', 100::bigint, 'kd_grid4: many equal distances');
+SELECT cmp_ok((SELECT count(*) - count(DISTINCT v::text) FROM kd_src WHERE tbl = 'kd_dup512'), '>', 100::bigint,
+              'kd_dup512: many duplicate vectors');
+
+-- Copies the rows of ids first + 1 .. last of every table.
+CREATE FUNCTION pg_temp.load(stage text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM kd_tables ORDER BY tbl LOOP
+		EXECUTE format('INSERT INTO %I SELECT id, v FROM kd_src WHERE tbl = $1 AND id > $2 AND id <= $3 ORDER BY id',
+		               t.tbl)
+			USING t.tbl,
+			      CASE stage WHEN 'build' THEN 0 ELSE t.n_build END,
+			      CASE stage WHEN 'build' THEN t.n_build ELSE t.n_insert END;
+	END LOOP;
+END $$;
+
+CREATE FUNCTION pg_temp.explain_lines(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || query;
+END $$;
+
+-- The nearest rows by one method: ids and distances in the order returned,
+-- without the rows whose vector is NULL (not indexed; a sort puts them last),
+-- and the plan.
+CREATE FUNCTION pg_temp.knn(tbl text, op text, q imgfeat, k int, method text,
+                            OUT ids int[], OUT dists float8[], OUT plan text) LANGUAGE plpgsql AS $$
+DECLARE
+	query text := format('SELECT id, v %s %L::imgfeat AS d FROM %I ORDER BY v %s %L::imgfeat LIMIT %s',
+	                     op, q, tbl, op, q, coalesce(k::text, 'ALL'));
+BEGIN
+	PERFORM set_config('imgsearch.method', method, true);
+	-- for every row a sort may look cheaper: make sure the index is what runs
+	PERFORM set_config('enable_seqscan', (method = 'argsort')::text, true);
+	SELECT string_agg(p, E'\n') INTO plan FROM pg_temp.explain_lines(query) p;
+	EXECUTE format('SELECT array_agg(id), array_agg(d) FROM (%s) s WHERE d IS NOT NULL', query)
+		INTO ids, dists;
+END $$;
+
+-- "id:distance" pairs sorted by distance and id: all of them, or those below
+-- the last distance (rows tied with the k-th may legitimately differ).
+CREATE FUNCTION pg_temp.tie_set(ids int[], dists float8[], everything bool) RETURNS text
+LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(i || ':' || d, ',' ORDER BY d, i), '')
+	FROM unnest(ids, dists) u(i, d)
+	WHERE everything OR d < dists[cardinality(dists)] $$;
+
+CREATE FUNCTION pg_temp.check_stage(stage text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	t record;
+	c record;
+	f record;
+	a record;
+	idx text;
+	what text;
+BEGIN
+	FOR t IN SELECT * FROM kd_tables ORDER BY tbl LOOP
+		FOR c IN
+			SELECT q.qn, q.q, o.op, o.suffix, kk.k
+			FROM kd_query q, (VALUES ('<->', 'l2'), ('<=>', 'cos')) o(op, suffix), (VALUES (1), (30), (NULL)) kk(k)
+			WHERE q.tbl = t.tbl
+			ORDER BY o.op, q.qn, kk.k NULLS LAST
+		LOOP
+			idx := t.tbl || '_' || c.suffix;
+			SELECT * INTO f FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'kdtree');
+			SELECT * INTO a FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'argsort');
+			what := format('%s: %s (%s, %s-d) %s query %s, k=%s:', stage, t.tbl, t.kind, t.dim, c.op, c.qn,
+			               coalesce(c.k::text, 'all'));
+			IF c.qn = 1 AND c.k = 1 THEN
+				RETURN NEXT ok(f.plan ~ ('Index Scan using ' || idx || ' on ') AND a.plan !~ 'Index Scan',
+				               format('%s: %s %s: kdtree plans an index scan using %s, argsort does not',
+				                      stage, t.tbl, c.op, idx));
+			END IF;
+			RETURN NEXT is(f.dists, a.dists, what || ' distances');
+			IF t.kind <> 'ties' THEN
+				RETURN NEXT is(f.ids, a.ids, what || ' ids in order');
+			ELSE
+				RETURN NEXT is(CASE WHEN (SELECT count(DISTINCT i) FROM unnest(f.ids) i) = cardinality(f.ids)
+				                    THEN pg_temp.tie_set(f.ids, f.dists, c.k IS NULL)
+				                    ELSE 'duplicate ids: ' || f.ids::text END,
+				               pg_temp.tie_set(a.ids, a.dists, c.k IS NULL),
+				               what || ' distinct ids, the same as the sort''s below the k-th distance');
+			END IF;
+		END LOOP;
+	END LOOP;
+END $$;
+
+CREATE TABLE kd_r3 (id int, v imgfeat(3));
+CREATE TABLE kd_s3 (id int, v imgfeat(3));
+CREATE TABLE kd_r512 (id int, v imgfeat(512));
+CREATE TABLE kd_s512 (id int, v imgfeat(512));
+CREATE TABLE kd_r4096 (id int, v imgfeat(4096));
+CREATE TABLE kd_s4096 (id int, v imgfeat(4096));
+CREATE TABLE kd_grid4 (id int, v imgfeat(4));
+CREATE TABLE kd_dup512 (id int, v imgfeat(512));
+
+DO $$ BEGIN PERFORM pg_temp.load('build'); END $$;
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM kd_tables ORDER BY tbl LOOP
+		EXECUTE format('INSERT INTO %I SELECT -i, NULL FROM generate_series(1, 5) i', t.tbl);
+		EXECUTE format('CREATE INDEX %I ON %I USING kdtree (v) %s', t.tbl || '_l2', t.tbl,
+		               CASE WHEN t.l2_opts <> '' THEN 'WITH (' || t.l2_opts || ')' ELSE '' END);
+		EXECUTE format('CREATE INDEX %I ON %I USING kdtree (v imgfeat_cosine_ops) %s', t.tbl || '_cos', t.tbl,
+		               CASE WHEN t.cos_opts <> '' THEN 'WITH (' || t.cos_opts || ')' ELSE '' END);
+		EXECUTE format('ANALYZE %I', t.tbl);
+	END LOOP;
+END $$;
+
+SELECT * FROM pg_temp.check_stage('build');
+
+DO $$ BEGIN PERFORM pg_temp.load('insert'); END $$;
+SELECT * FROM pg_temp.check_stage('insert');
+
+DELETE FROM kd_r3 WHERE id % 4 = 0;
+DELETE FROM kd_s3 WHERE id % 3 = 0;
+DELETE FROM kd_r512 WHERE id % 4 = 0;
+DELETE FROM kd_s512 WHERE id % 4 = 1;
+DELETE FROM kd_r4096 WHERE id % 4 = 0;
+DELETE FROM kd_s4096 WHERE id % 2 = 0;
+DELETE FROM kd_grid4 WHERE id % 4 = 0;
+DELETE FROM kd_dup512 WHERE id % 3 = 0;
+SELECT * FROM pg_temp.check_stage('delete');
+
+VACUUM (INDEX_CLEANUP ON) kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512;
+SELECT * FROM pg_temp.check_stage('vacuum');
+
+-- An index built on an empty table: no projection learned yet; it must still
+-- find every vector inserted afterwards, and after REINDEX.
+CREATE TABLE kd_empty (id int, v imgfeat(16));
+CREATE INDEX kd_empty_l2 ON kd_empty USING kdtree (v) WITH (dims = 4, leaf_size = 2);
+CREATE INDEX kd_empty_cos ON kd_empty USING kdtree (v imgfeat_cosine_ops);
+SELECT is((pg_temp.knn('kd_empty', '<->', (SELECT array_agg(1::real) FROM generate_series(1, 16))::imgfeat,
+                       NULL, 'kdtree')).ids, NULL, 'an index on an empty table returns nothing');
+SELECT setseed(0.7);
+INSERT INTO kd_empty SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 16) WHERE i > 0)::imgfeat
+FROM generate_series(1, 200) i;
+INSERT INTO kd_empty VALUES (0, NULL);
+CREATE TEMP TABLE kd_empty_q AS
+SELECT n, (SELECT array_agg(random()::real) FROM generate_series(1, 16) WHERE n > 0)::imgfeat AS q
+FROM generate_series(1, 2) n;
+CREATE FUNCTION pg_temp.check_same(tbl text, op text, q imgfeat, k int, what text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+	f record;
+	a record;
+BEGIN
+	SELECT * INTO f FROM pg_temp.knn(tbl, op, q, k, 'kdtree');
+	SELECT * INTO a FROM pg_temp.knn(tbl, op, q, k, 'argsort');
+	RETURN NEXT ok(f.plan ~ ('Index Scan using ' || tbl || CASE op WHEN '<->' THEN '_l2 ' ELSE '_cos ' END)
+	               AND f.ids = a.ids AND f.dists = a.dists,
+	               format('%s %s k=%s: an index scan, ids and distances of the sort', what, op, coalesce(k::text, 'all')));
+END $$;
+SELECT pg_temp.check_same('kd_empty', op, q, k, 'inserts into an index built empty:')
+FROM kd_empty_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (5), (NULL)) kk(k) WHERE n = 1;
+REINDEX TABLE kd_empty;
+SELECT pg_temp.check_same('kd_empty', op, q, k, 'after REINDEX:')
+FROM kd_empty_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (5), (NULL)) kk(k) WHERE n = 2;
+
+-- One row, and a NULL: the row, whatever the query.
+CREATE TABLE kd_one (id int, v imgfeat(3));
+INSERT INTO kd_one VALUES (1, '[1,2,3]'), (2, NULL);
+CREATE INDEX kd_one_l2 ON kd_one USING kdtree (v);
+CREATE INDEX kd_one_cos ON kd_one USING kdtree (v imgfeat_cosine_ops) WITH (dims = 1, leaf_size = 1);
+SELECT pg_temp.check_same('kd_one', op, q, k, 'one row:')
+FROM (VALUES ('<->'), ('<=>')) o(op), (VALUES ('[1,2,3]'::imgfeat), ('[-5,0.5,9]')) qq(q), (VALUES (1)) kk(k);
+SELECT is((pg_temp.knn('kd_one', '<->', '[0,0,0]', NULL, 'kdtree')).ids, '{1}', 'one row: the NULL is not returned');
+
+SELECT * FROM finish();
+
+DROP TABLE kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512, kd_empty, kd_one,
+	kd_src, kd_query, kd_tables, kd_basis, kd_coef;
