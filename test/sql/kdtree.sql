@@ -36,6 +36,12 @@ SELECT id FROM kd_empty ORDER BY v <-> '[1,2,3]' LIMIT 3;
 -- then rows come: all found
 INSERT INTO kd_empty VALUES (1, '[1,2,3]'), (2, '[1,2,4]'), (3, '[9,9,9]'), (4, NULL);
 SELECT id FROM kd_empty ORDER BY v <-> '[1,2,3]';
+-- REINDEX: now there is something to learn from, and no notice
+REINDEX INDEX kd_empty_l2;
+SET enable_seqscan = off;
+SELECT * FROM pg_temp.plan($$SELECT id FROM kd_empty ORDER BY v <-> '[9,9,8]'$$);
+SELECT id FROM kd_empty ORDER BY v <-> '[9,9,8]';
+RESET enable_seqscan;
 RESET imgsearch.method;
 -- a table of NULLs only: nothing to learn from either
 CREATE TABLE kd_nulls (id int, v imgfeat(3));
@@ -64,7 +70,7 @@ SELECT * FROM pg_temp.plan($$SELECT id FROM kd_line ORDER BY v <=> '[0,1,0]'$$);
 SELECT id, round((v <=> '[0,1,0]')::numeric, 4) AS cosine FROM kd_line ORDER BY v <=> '[0,1,0]';
 -- a query far outside the data, and one equal to a row
 SELECT id FROM kd_line ORDER BY v <-> '[-1000,2000,-3000]' LIMIT 3;
-SELECT id, v <-> '[6,4,1]' AS l2 FROM kd_line ORDER BY v <-> '[6,4,1]' LIMIT 2;
+SELECT id, v <-> '[6,4,1]' AS l2 FROM kd_line ORDER BY v <-> '[6,4,1]' LIMIT 1;
 -- query vector on the left: the commutator serves too
 SELECT * FROM pg_temp.plan($$SELECT id FROM kd_line ORDER BY '[9,1,1]' <-> v LIMIT 2$$);
 SELECT id FROM kd_line ORDER BY '[9,1,1]' <-> v LIMIT 2;
@@ -87,13 +93,18 @@ SELECT name, setting, min_val, max_val, context, vartype FROM pg_settings WHERE 
 SELECT pg_temp.err($$SET kdtree.max_leaves = -1$$);
 SELECT pg_temp.err($$SET kdtree.max_leaves = 'many'$$);
 SET kdtree.max_leaves = 1;
--- still every vector, once, in non-decreasing distance
-SELECT count(*), count(DISTINCT id),
+SET enable_seqscan = off;
+SELECT * FROM pg_temp.plan($$SELECT id FROM kd_line ORDER BY v <-> '[3.2,7,1]'$$);
+-- distinct rows in non-decreasing distance, no more than there are vectors
+SELECT count(*) <= 10 AS at_most_all, count(*) = count(DISTINCT id) AS distinct_ids,
        bool_and(d >= prev OR prev IS NULL) AS in_order
 FROM (SELECT id, d, lag(d) OVER (ORDER BY n) AS prev
       FROM (SELECT id, v <-> '[3.2,7,1]' AS d, row_number() OVER () AS n
             FROM (SELECT id, v FROM kd_line ORDER BY v <-> '[3.2,7,1]') r) s) t;
+-- LIMIT k: k rows when the table has them
 SELECT count(*) FROM (SELECT id FROM kd_line ORDER BY v <-> '[3.2,7,1]' LIMIT 4) s;
+SELECT count(*) FROM (SELECT id FROM kd_line ORDER BY v <=> '[1,1,1]' LIMIT 9) s;
+RESET enable_seqscan;
 RESET kdtree.max_leaves;
 RESET imgsearch.method;
 
@@ -167,6 +178,11 @@ INSERT INTO kd_untyped VALUES (1, '[1,1]'), (2, '[2,2]');
 SELECT pg_temp.err($$INSERT INTO kd_untyped VALUES (3, '[1,2,3]')$$);
 SELECT pg_temp.err($$SELECT id FROM kd_untyped ORDER BY v <-> '[1,2,3]' LIMIT 1$$);
 SELECT id FROM kd_untyped ORDER BY v <-> '[2,2]' LIMIT 1;
+-- and with a tree (built on rows): the insert path of the tree refuses it too
+REINDEX INDEX kd_untyped_v_idx;
+SELECT pg_temp.err($$INSERT INTO kd_untyped VALUES (3, '[1,2,3]')$$);
+SELECT pg_temp.err($$SELECT id FROM kd_untyped ORDER BY v <=> '[1]' LIMIT 1$$);
+SELECT id FROM kd_untyped ORDER BY v <-> '[1.2,1.2]' LIMIT 1;
 -- mixed dimensions in the table at build time
 CREATE TABLE kd_mixed (id int, v imgfeat);
 INSERT INTO kd_mixed VALUES (1, '[1,1]'), (2, '[1,2,3]');
