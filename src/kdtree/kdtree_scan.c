@@ -26,12 +26,28 @@ typedef struct KdtreeScanOpaqueData
 	bool		started;
 	bool		flat;			/* no tree to search: a flat scan */
 	ImgsFlatScan *flat_scan;
-	KdtreeCache cache;			/* a copy: the relcache may drop its own mid-scan */
+	KdtreeCache *cache;			/* pinned until the next rescan */
 	ImgsStoreReader store;
 	KdtreeSearch search;
 } KdtreeScanOpaqueData;
 
 typedef KdtreeScanOpaqueData *KdtreeScanOpaque;
+
+/* What the search did, at DEBUG1: how far the bounds let it stop. */
+static void
+report_stats(IndexScanDesc scan, KdtreeScanOpaque so)
+{
+	KdSearchStats st;
+
+	if (so->search.core == NULL || !message_level_is_interesting(DEBUG1))
+		return;
+	kdtree_search_stats(&so->search, &st);
+	elog(DEBUG1, "kdtree scan of \"%s\": %lld rows, %lld of %u leaves opened, %lld entries seen, "
+		 "%lld exact distances",
+		 RelationGetRelationName(scan->indexRelation), (long long) st.rows_emitted,
+		 (long long) st.leaves_opened, so->cache->meta.n_leaves, (long long) st.entries_seen,
+		 (long long) st.keys_computed);
+}
 
 IndexScanDesc
 kdtree_beginscan(Relation index, int nkeys, int norderbys)
@@ -50,6 +66,7 @@ kdtree_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int
 	KdtreeScanOpaque so = (KdtreeScanOpaque) scan->opaque;
 	MemoryContext old_ctx;
 
+	report_stats(scan, so);
 	/* ends the search of the last scan too (its reset callback) */
 	MemoryContextReset(so->ctx);
 	so->started = false;
@@ -76,9 +93,10 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 		imgs_flat_scan_start(so->flat_scan, scan, &so->ss, &kdtree_am, &header);
 		return;
 	}
-	so->cache = *kdtree_get_cache(index, &header, &meta, true);
+	so->cache = kdtree_get_cache(index, &header, &meta, true);
+	kdtree_cache_pin(so->cache, so->ctx);
 	imgs_store_open(&so->store, index, &kdtree_am, &header);
-	kdtree_search_begin(&so->search, index, &so->cache, &so->store, &so->ss.query.keys,
+	kdtree_search_begin(&so->search, index, so->cache, &so->store, &so->ss.query.keys,
 						kdtree_max_leaves);
 }
 
@@ -114,6 +132,8 @@ void
 kdtree_endscan(IndexScanDesc scan)
 {
 	KdtreeScanOpaque so = (KdtreeScanOpaque) scan->opaque;
+
+	report_stats(scan, so);
 
 	MemoryContextDelete(so->ctx);
 	pfree(so);
