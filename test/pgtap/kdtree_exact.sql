@@ -42,7 +42,7 @@ INSERT INTO kd_tables VALUES
 
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
 SELECT plan((SELECT 4 * count(*)::int * 2 * (1 + 2 * 3 * 2) FROM kd_tables)
-            + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind <> 'ties') + 17);
+            + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind <> 'ties') + 22);
 
 SELECT setseed(0.3125);
 -- spectrum: per coordinate, three random directions and a noise scale 1/rank
@@ -258,6 +258,80 @@ END $$;
 -- (the outliers are there, and query 3's nearest row by L2 is one of them)
 SELECT is((SELECT count(*) FROM kd_r512 WHERE id < -1000), 3::bigint, 'the other backend inserted the outliers');
 SELECT * FROM pg_temp.check_stage('outliers', '{3}');
+
+-- A scan in progress while the index changes under it: a cursor fetches the
+-- first 10 rows, then rows nearer the query than any other are inserted
+-- (invisible to the cursor's snapshot; the leaves' boxes grow) and the table
+-- is analyzed (a relcache invalidation of the index), by this backend or by
+-- another one; the cursor then fetches the rest. Together: what a sort
+-- returned before. (The inserts are rolled back or deleted afterwards.)
+CREATE FUNCTION pg_temp.cursor_knn(tbl text, op text, q imgfeat, other_backend bool, OUT res text) LANGUAGE plpgsql AS $$
+DECLARE
+	c refcursor;
+	r record;
+	n int := 0;
+	ins text := format($i$INSERT INTO %I SELECT -2000 - i, pg_temp_far(%L::imgfeat, 0.001 * i) FROM generate_series(1, 5) i;
+	                     ANALYZE %I$i$, tbl, q, tbl);
+BEGIN
+	res := '';
+	PERFORM set_config('imgsearch.method', 'kdtree', true);
+	PERFORM set_config('enable_seqscan', 'off', true);
+	IF (SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(format('SELECT id FROM %I ORDER BY v %s %L::imgfeat', tbl, op, q)) p)
+	   !~ ('Index Scan using ' || tbl || '_') THEN
+		res := 'not an index scan';
+		RETURN;
+	END IF;
+	BEGIN
+		OPEN c FOR EXECUTE format('SELECT id, v %s $1 AS d FROM %I WHERE v IS NOT NULL ORDER BY v %s $1', op, tbl, op)
+			USING q;
+		LOOP
+			FETCH c INTO r;
+			EXIT WHEN NOT FOUND;
+			res := res || r.id || ':' || r.d || ',';
+			n := n + 1;
+			IF n = 10 THEN
+				IF other_backend THEN
+					PERFORM dblink_exec('kd_other', ins);
+				ELSE
+					EXECUTE ins;
+				END IF;
+			END IF;
+		END LOOP;
+		CLOSE c;
+		RAISE EXCEPTION USING ERRCODE = 'P0099';  -- undo this backend's insert
+	EXCEPTION WHEN SQLSTATE 'P0099' THEN
+		NULL;
+	END;
+	IF other_backend THEN
+		PERFORM dblink_exec('kd_other', format('DELETE FROM %I WHERE id <= -2000', tbl));
+	END IF;
+END $$;
+CREATE FUNCTION pg_temp.sorted_knn(tbl text, op text, q imgfeat, OUT res text) LANGUAGE plpgsql AS $$
+DECLARE
+	a record;
+BEGIN
+	SELECT * INTO a FROM pg_temp.knn(tbl, op, q, NULL, 'argsort');
+	SELECT string_agg(i || ':' || d || ',', '' ORDER BY n) INTO res FROM unnest(a.ids, a.dists) WITH ORDINALITY u(i, d, n);
+END $$;
+-- pg_temp_far: the far() of above for the other backend too (moves a vector
+-- a little off itself: nearer the query than any stored row)
+CREATE FUNCTION public.pg_temp_far(v imgfeat, f float8) RETURNS imgfeat LANGUAGE sql AS $$
+	SELECT array_agg((x + f)::real ORDER BY n)::imgfeat FROM unnest(v::real[]) WITH ORDINALITY u(x, n) $$;
+DO $$ BEGIN
+	PERFORM dblink_connect('kd_other', format('host=%s port=%s dbname=%s user=%s',
+		coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
+		current_setting('port'), current_database(), current_user));
+END $$;
+SELECT is(pg_temp.cursor_knn(c.tbl, op, q, other), pg_temp.sorted_knn(c.tbl, op, q),
+          format('a %s cursor on %s: rows inserted and ANALYZE by %s mid-scan change nothing',
+                 op, c.tbl, CASE WHEN other THEN 'another backend' ELSE 'this one' END))
+FROM (VALUES ('kd_s512', '<->'), ('kd_r4096', '<=>')) c(tbl, op)
+JOIN kd_query ON kd_query.tbl = c.tbl AND qn = 1, (VALUES (false), (true)) o(other)
+ORDER BY c.tbl, other;
+SELECT is((SELECT count(*) FROM kd_s512 WHERE id <= -2000) + (SELECT count(*) FROM kd_r4096 WHERE id <= -2000),
+          0::bigint, 'the rows inserted mid-scan are gone again');
+DO $$ BEGIN PERFORM dblink_disconnect('kd_other'); END $$;
+DROP FUNCTION public.pg_temp_far(imgfeat, float8);
 
 -- An index built on an empty table: no projection learned yet; it must still
 -- find every vector inserted afterwards, and after REINDEX.
