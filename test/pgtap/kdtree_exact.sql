@@ -3,7 +3,9 @@
 -- L2 and cosine, at 3, 512 and 4096 dimensions, for k = 1, 30 and every row,
 -- two queries each (one held out, one a stored row); after the build (NULL
 -- vectors in the table, a zero vector for cosine), after inserts past the
--- build, after DELETE, and after VACUUM.
+-- build, after DELETE, after VACUUM, and after inserts into the slots VACUUM
+-- freed; then with outliers inserted by another backend, and through cursors
+-- while rows are inserted mid-scan.
 --
 -- Two kinds of data: plain random vectors, and vectors with a decaying
 -- spectrum like CNN features (a mean, three random directions weighted 1,
@@ -41,7 +43,7 @@ INSERT INTO kd_tables VALUES
 	('kd_dup512', 512, 'ties', 150, 200, 'dims = 8, leaf_size = 4', 'dims = 8, leaf_size = 2');
 
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
-SELECT plan((SELECT 4 * count(*)::int * 2 * (1 + 2 * 3 * 2) FROM kd_tables)
+SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 3 * 2) FROM kd_tables)
             + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind <> 'ties') + 22);
 
 SELECT setseed(0.3125);
@@ -229,6 +231,20 @@ SELECT * FROM pg_temp.check_stage('delete');
 
 VACUUM (INDEX_CLEANUP ON) kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512;
 SELECT * FROM pg_temp.check_stage('vacuum');
+
+-- the deleted rows come back: into the slots VACUUM freed (their old leaf
+-- entries are dead; the new ones go wherever the rows descend)
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM kd_tables ORDER BY tbl LOOP
+		EXECUTE format('INSERT INTO %1$I SELECT id, v FROM kd_src
+		                WHERE tbl = $1 AND id <= $2 AND id NOT IN (SELECT id FROM %1$I) ORDER BY id', t.tbl)
+			USING t.tbl, t.n_insert;
+	END LOOP;
+END $$;
+SELECT * FROM pg_temp.check_stage('reuse');
 
 -- Outliers inserted by another backend, while this one holds the tree and
 -- its boxes in its cache: three rows far from the data (each coordinate x of
