@@ -40,11 +40,12 @@ INSERT INTO kd_tables VALUES
 	('kd_r4096', 4096, 'random', 120, 180, 'dims = 8, leaf_size = 4', 'dims = 4, leaf_size = 8'),
 	('kd_s4096', 4096, 'spectrum', 120, 180, 'dims = 32, leaf_size = 4', 'dims = 8, leaf_size = 1'),
 	('kd_grid4', 4, 'ties', 300, 400, 'dims = 2, leaf_size = 3', 'dims = 3, leaf_size = 1'),
-	('kd_dup512', 512, 'ties', 150, 200, 'dims = 8, leaf_size = 4', 'dims = 8, leaf_size = 2');
+	('kd_dup512', 512, 'ties', 150, 200, 'dims = 8, leaf_size = 4', 'dims = 8, leaf_size = 2'),
+	('kd_x8', 8, 'extreme', 300, 400, 'dims = 4, leaf_size = 2', 'dims = 4, leaf_size = 2');
 
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
 SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 3 * 2) FROM kd_tables)
-            + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind <> 'ties') + 22);
+            + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind IN ('random', 'spectrum')) + 22);
 
 SELECT setseed(0.3125);
 -- spectrum: per coordinate, three random directions and a noise scale 1/rank
@@ -68,7 +69,8 @@ FROM kd_tables, generate_series(1, n_insert + 1) i WHERE kind = 'random';
 UPDATE kd_src SET v = '[0,0,0]' WHERE tbl = 'kd_r3' AND id = 100;
 -- ties: points of the grid {0,1,2}^4 (81 of them: every point many times,
 -- many equal distances), the zero vector among them; 40 random 512-d vectors,
--- each five times
+-- each five times. (kd_x8, extreme magnitudes, is compared like them: its
+-- tiny vectors all lie at the same float distance from a big query.)
 INSERT INTO kd_src
 SELECT 'kd_grid4', i, (SELECT array_agg(floor(random() * 3)::real) FROM generate_series(1, 4) WHERE i > 0)::imgfeat
 FROM generate_series(1, 401) i;
@@ -76,6 +78,14 @@ CREATE TEMP TABLE kd_dup_base AS
 SELECT j, (SELECT array_agg(random()::real) FROM generate_series(1, 512) WHERE j >= 0)::imgfeat AS v
 FROM generate_series(0, 39) j;
 INSERT INTO kd_src SELECT 'kd_dup512', i, v FROM generate_series(1, 200) i JOIN kd_dup_base ON j = (i * 7) % 40;
+-- extreme magnitudes: each vector scaled by 10^((i % 61) - 30), every 50th
+-- near the largest float (3e38): bounds near FLT_MAX and below 1e-30; rows
+-- inserted after the build fall far outside the build's boxes
+INSERT INTO kd_src
+SELECT 'kd_x8', i, (SELECT array_agg(((random() - 0.5 + 0 * c)
+                                       * CASE WHEN i % 50 = 0 THEN 6e38 ELSE power(10::float8, (i % 61) - 30) END)::real)
+                    FROM generate_series(1, 8) c)::imgfeat
+FROM generate_series(1, 401) i;
 -- its held-out query: a new vector
 INSERT INTO kd_src
 SELECT 'kd_dup512', 201, (SELECT array_agg(random()::real) FROM generate_series(1, 512))::imgfeat;
@@ -96,7 +106,7 @@ DELETE FROM kd_src s USING (
 		FROM kd_src s JOIN kd_query q USING (tbl)) c
 	WHERE l2 > 1 OR cosine > 1) tied
 WHERE s.tbl = tied.tbl AND s.id = tied.id
-  AND s.tbl NOT IN (SELECT tbl FROM kd_tables WHERE kind = 'ties');
+  AND s.tbl IN (SELECT tbl FROM kd_tables WHERE kind IN ('random', 'spectrum'));
 -- the tie tables do have ties (else their checks would prove little)
 SELECT cmp_ok((SELECT count(*) - count(DISTINCT s.v <-> q.q) FROM kd_src s JOIN kd_query q USING (tbl)
                WHERE s.tbl = 'kd_grid4' AND q.qn = 1), '>', 100::bigint, 'kd_grid4: many equal distances');
@@ -158,7 +168,7 @@ DECLARE
 	idx text;
 	what text;
 BEGIN
-	FOR t IN SELECT * FROM kd_tables WHERE qns IS NULL OR kind <> 'ties' ORDER BY tbl LOOP
+	FOR t IN SELECT * FROM kd_tables WHERE qns IS NULL OR kind IN ('random', 'spectrum') ORDER BY tbl LOOP
 		FOR c IN
 			SELECT q.qn, q.q, o.op, o.suffix, kk.k,
 			       row_number() OVER (PARTITION BY o.op ORDER BY q.qn, kk.k NULLS LAST) AS nth
@@ -177,7 +187,7 @@ BEGIN
 				                      stage, t.tbl, c.op, idx));
 			END IF;
 			RETURN NEXT is(f.dists, a.dists, what || ' distances');
-			IF t.kind <> 'ties' AND qns IS NULL THEN
+			IF t.kind IN ('random', 'spectrum') AND qns IS NULL THEN
 				RETURN NEXT is(f.ids, a.ids, what || ' ids in order');
 			ELSE
 				RETURN NEXT is(CASE WHEN (SELECT count(DISTINCT i) FROM unnest(f.ids) i) = cardinality(f.ids)
@@ -198,6 +208,7 @@ CREATE TABLE kd_r4096 (id int, v imgfeat(4096));
 CREATE TABLE kd_s4096 (id int, v imgfeat(4096));
 CREATE TABLE kd_grid4 (id int, v imgfeat(4));
 CREATE TABLE kd_dup512 (id int, v imgfeat(512));
+CREATE TABLE kd_x8 (id int, v imgfeat(8));
 
 DO $$ BEGIN PERFORM pg_temp.load('build'); END $$;
 DO $$
@@ -227,9 +238,10 @@ DELETE FROM kd_r4096 WHERE id % 4 = 0;
 DELETE FROM kd_s4096 WHERE id % 2 = 0;
 DELETE FROM kd_grid4 WHERE id % 4 = 0;
 DELETE FROM kd_dup512 WHERE id % 3 = 0;
+DELETE FROM kd_x8 WHERE id % 3 = 1;
 SELECT * FROM pg_temp.check_stage('delete');
 
-VACUUM (INDEX_CLEANUP ON) kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512;
+VACUUM (INDEX_CLEANUP ON) kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512, kd_x8;
 SELECT * FROM pg_temp.check_stage('vacuum');
 
 -- the deleted rows come back: into the slots VACUUM freed (their old leaf
@@ -262,13 +274,13 @@ CREATE FUNCTION pg_temp.far(v imgfeat, f float8) RETURNS imgfeat LANGUAGE sql AS
 INSERT INTO kd_query
 SELECT t.tbl, 3, pg_temp.far(s.v, 19)
 FROM kd_tables t, kd_src s
-WHERE t.kind <> 'ties' AND s.tbl = t.tbl AND s.id = (SELECT min(id) FROM kd_src WHERE tbl = t.tbl AND id > 10);
+WHERE t.kind IN ('random', 'spectrum') AND s.tbl = t.tbl AND s.id = (SELECT min(id) FROM kd_src WHERE tbl = t.tbl AND id > 10);
 DO $$ BEGIN
 	PERFORM dblink_exec('kd_other', format(
 		$q$INSERT INTO %I SELECT -1000 - id, (SELECT array_agg((0.5 - 20 * (x - 0.5))::real ORDER BY n)
 		                                    FROM unnest(v::real[]) WITH ORDINALITY u(x, n))::imgfeat
 		   FROM kd_src WHERE tbl = %L AND id > 10 ORDER BY id LIMIT 3$q$, tbl, tbl))
-	FROM kd_tables WHERE kind <> 'ties' ORDER BY tbl;
+	FROM kd_tables WHERE kind IN ('random', 'spectrum') ORDER BY tbl;
 	PERFORM dblink_disconnect('kd_other');
 END $$;
 -- (the outliers are there, and query 3's nearest row by L2 is one of them)
@@ -393,5 +405,5 @@ SELECT is((pg_temp.knn('kd_one', '<->', '[0,0,0]', NULL, 'kdtree')).ids, '{1}', 
 SELECT * FROM finish();
 
 DROP EXTENSION dblink;
-DROP TABLE kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512, kd_empty, kd_one,
+DROP TABLE kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512, kd_x8, kd_empty, kd_one,
 	kd_src, kd_query, kd_tables, kd_basis, kd_coef;
