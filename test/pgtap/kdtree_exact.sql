@@ -45,7 +45,7 @@ INSERT INTO kd_tables VALUES
 
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
 SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 3 * 2) FROM kd_tables)
-            + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind IN ('random', 'spectrum')) + 22);
+            + (SELECT count(*)::int * 2 * (1 + 3 * 2) FROM kd_tables WHERE kind IN ('random', 'spectrum')) + 26);
 
 SELECT setseed(0.3125);
 -- spectrum: per coordinate, three random directions and a noise scale 1/rank
@@ -393,6 +393,41 @@ REINDEX TABLE kd_empty;
 SELECT pg_temp.check_same('kd_empty', op, q, k, 'after REINDEX:')
 FROM kd_empty_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (5), (NULL)) kk(k) WHERE n = 2;
 
+-- Rescans (one index scan per outer row, each with its own query), a partial
+-- index and an index on an expression.
+SELECT setseed(0.3);
+CREATE TABLE kd_rs (id int, v imgfeat(16));
+INSERT INTO kd_rs SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 16) WHERE i > 0)::imgfeat
+FROM generate_series(1, 2000) i;
+CREATE INDEX kd_rs_l2 ON kd_rs USING kdtree (v) WITH (dims = 4, leaf_size = 8);
+CREATE INDEX kd_rs_part ON kd_rs USING kdtree (v imgfeat_cosine_ops) WITH (dims = 4, leaf_size = 8) WHERE id % 2 = 0;
+CREATE INDEX kd_rs_expr ON kd_rs USING kdtree (l2_normalize(v)) WITH (dims = 8, leaf_size = 4);
+ANALYZE kd_rs;
+CREATE TABLE kd_rq AS
+SELECT n, (SELECT array_agg(random()::real) FROM generate_series(1, 16) WHERE n > 0)::imgfeat AS q
+FROM generate_series(1, 20) n;
+CREATE TEMP VIEW kd_rs_answers AS
+SELECT 'rescans' AS what, string_agg(l.ids::text, ';' ORDER BY n) AS ids
+FROM kd_rq, LATERAL (SELECT array_agg(id) AS ids FROM (SELECT id FROM kd_rs ORDER BY v <-> kd_rq.q LIMIT 5) s) l
+UNION ALL
+SELECT 'partial', (SELECT array_agg(id)::text FROM (SELECT id FROM kd_rs WHERE id % 2 = 0 ORDER BY v <=> q) s)
+FROM kd_rq WHERE n = 1
+UNION ALL
+SELECT 'expression', (SELECT array_agg(id)::text FROM (SELECT id FROM kd_rs ORDER BY l2_normalize(v) <-> l2_normalize(q) LIMIT 50) s)
+FROM kd_rq WHERE n = 2;
+SET imgsearch.method = 'kdtree';
+SET enable_seqscan = off;
+SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines('SELECT * FROM kd_rs_answers') p)
+          ~ 'Index Scan using kd_rs_l2 .*Index Scan using kd_rs_part .*Index Scan using kd_rs_expr ',
+          'rescans, the partial index and the expression index are index scans');
+CREATE TEMP TABLE kd_rs_kdtree AS SELECT * FROM kd_rs_answers;
+SET imgsearch.method = 'argsort';
+SET enable_seqscan = on;
+SELECT is(k.ids, a.ids, k.what || ': the sort''s answers') FROM kd_rs_kdtree k JOIN kd_rs_answers a USING (what)
+ORDER BY what;
+RESET imgsearch.method;
+RESET enable_seqscan;
+
 -- One row, and a NULL: the row, whatever the query.
 CREATE TABLE kd_one (id int, v imgfeat(3));
 INSERT INTO kd_one VALUES (1, '[1,2,3]'), (2, NULL);
@@ -405,5 +440,6 @@ SELECT is((pg_temp.knn('kd_one', '<->', '[0,0,0]', NULL, 'kdtree')).ids, '{1}', 
 SELECT * FROM finish();
 
 DROP EXTENSION dblink;
-DROP TABLE kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512, kd_x8, kd_empty, kd_one,
+DROP VIEW kd_rs_answers;
+DROP TABLE kd_r3, kd_s3, kd_r512, kd_s512, kd_r4096, kd_s4096, kd_grid4, kd_dup512, kd_x8, kd_empty, kd_one, kd_rs, kd_rq,
 	kd_src, kd_query, kd_tables, kd_basis, kd_coef;
