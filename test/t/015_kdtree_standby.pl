@@ -1,10 +1,10 @@
 # kdtree is fully WAL-logged: a streaming standby returns the same answers as
 # the primary, and the same as its own sequential scan and sort (argsort),
 # after the build, inserts past the build, deletes, VACUUM, inserts after
-# VACUUM and a REINDEX; imgsearch_index_check passes on the standby at every
-# stage. Data: 4096-d vectors with a decaying spectrum (a vector spans pages
-# and WAL records) and 24-d uniform random ones; small reloptions make the
-# trees deep.
+# VACUUM and a REINDEX, in new sessions and in one kept open since the build;
+# imgsearch_index_check passes on the standby at every stage. Data: 4096-d
+# vectors with a decaying spectrum (a vector spans pages and WAL records) and
+# 24-d uniform random ones; small reloptions make the trees deep.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -60,9 +60,9 @@ my @cases = ([ 'big', '<->', 'big_l2' ], [ 'big', '<=>', 'big_cos' ],
 # the pairs sorted by distance and id, then whether the rows came in
 # non-decreasing distance (thousands of float distances have ties, which a
 # sort and the index may return in different orders); otherwise as returned.
-sub answers
+sub answers_sql
 {
-	my ($node, $method, $ks, $sorted) = @_;
+	my ($method, $ks, $sorted) = @_;
 	my $sql = "SET imgsearch.method = '$method';\n"
 	  . 'SET enable_seqscan = ' . ($method eq 'argsort' ? 'on' : 'off') . ";\n";
 	my $agg = $sorted
@@ -83,7 +83,13 @@ sub answers
 			};
 		}
 	}
-	return $node->safe_psql('postgres', $sql);
+	return $sql;
+}
+
+sub answers
+{
+	my ($node, @args) = @_;
+	return $node->safe_psql('postgres', answers_sql(@args));
 }
 
 # every index of @cases is what a kdtree search runs on this node
@@ -104,6 +110,10 @@ sub plans
 	return join("\n", @wrong);
 }
 
+# A session on the standby that stays open from the start: its backend keeps
+# the trees it has read in its cache while recovery changes the indexes.
+my $held;
+
 sub compare
 {
 	my ($stage) = @_;
@@ -113,6 +123,9 @@ sub compare
 	my $on_primary = answers($primary, 'kdtree', [ 1, 30, 'ALL' ], 0);
 	is(answers($standby, 'kdtree', [ 1, 30, 'ALL' ], 0), $on_primary,
 		"$stage: the standby's index answers like the primary's");
+	$held //= $standby->background_psql('postgres');
+	is($held->query_safe(answers_sql('kdtree', [ 1, 30, 'ALL' ], 0)), $on_primary,
+		"$stage: a standby session open since the build answers like the primary");
 	is(answers($standby, 'kdtree', [ 1, 30, 'ALL' ], 1), answers($standby, 'argsort', [ 1, 30, 'ALL' ], 1),
 		"$stage: the standby's index answers like its sequential scan and sort");
 	is(answers($primary, 'kdtree', [ 30, 'ALL' ], 1), answers($primary, 'argsort', [ 30, 'ALL' ], 1),
@@ -157,6 +170,7 @@ compare('inserts after vacuum');
 $primary->safe_psql('postgres', 'REINDEX INDEX big_l2; REINDEX INDEX small_cos');
 compare('reindex');
 
+$held->quit;
 $standby->stop;
 $primary->stop;
 done_testing();
