@@ -487,10 +487,14 @@ KdPca *kd_pca_train(const float *sample, int64_t n, int32_t dim, int32_t m, int3
             if (scale > 0 && (scale > 1e15 || scale < 1e-15))
                 for (auto &v : xs)
                     v = (float)((double)v / scale);
-            faiss::PCAMatrix p(dim, m, 0, false);
+            // from ns points faiss finds at most ns directions; the rest are
+            // completed below, as for a sample that does not span them
+            int32_t mf = (int32_t)std::min<int64_t>(m, ns);
+            faiss::PCAMatrix p(dim, mf, 0, false);
             p.max_points_per_d = 1 << 30;
             p.train(ns, xs.data());
-            rows.assign(p.A.begin(), p.A.begin() + (size_t)m * dim);
+            rows.assign((size_t)m * dim, 0.0);
+            std::copy(p.A.begin(), p.A.begin() + (size_t)mf * dim, rows.begin());
         } else if (ns >= 2) {
             for (int64_t i = 0; i < ns; i++)
                 for (int t = 0; t < dim; t++)

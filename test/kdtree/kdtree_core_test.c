@@ -486,6 +486,10 @@ main(int argc, char **argv)
 		run_case(KIND_GAUSS, 4000, 512, 32, 16, metric, 6, 2);
 		run_case(KIND_EXTREME, 3000, 512, 32, 16, metric, 6, 2);
 		run_case(KIND_CNN, 20000, 512, 32, 64, metric, 9, 2);
+		/* fewer sample vectors than projected dimensions: directions completed */
+		run_case(KIND_GAUSS, 24, 512, 64, 8, metric, 6, 2);
+		run_case(KIND_GAUSS, 1, 64, 16, 8, metric, 2, 2);
+		run_case(KIND_GAUSS, 20, 2048, 32, 4, metric, 4, 2);
 	}
 	printf("%s: %d failure(s), %.1f s\n", failures ? "FAILED" : "ok", failures,
 		   (double) (clock() - c0) / CLOCKS_PER_SEC);
