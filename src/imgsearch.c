@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "imgsearch.h"
+#include "kdtree/kdtree.h"
 #include "model/model.h"
 
 PG_MODULE_MAGIC;
@@ -41,6 +42,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 	imgs_model_init();
+	kdtree_init_gucs();
 
 	MarkGUCPrefixReserved("imgsearch");
 }

@@ -1,14 +1,6 @@
 /*
- * faissflat_scan.c — ambeginscan, amrescan, amgettuple, amendscan.
- *
- * The scan does not know the LIMIT, so it works in passes. A pass streams
- * every vector of the store through the distance kernel and keeps the best K
- * candidates ranked after the last row returned (by key, then slot: a total
- * order, so no row is returned twice or skipped; index/index_scan.h); it
- * sorts them and returns them in order. A consumer that wants more rows than
- * a pass kept starts the next pass, with K grown sixteenfold, so a scan of
- * every row takes a few passes and memory stays at most one small candidate
- * per vector, never the vectors themselves.
+ * faissflat_scan.c — ambeginscan, amrescan, amgettuple, amendscan: every scan
+ * is a flat scan of the vector store (index/flat_scan.h), in passes.
  *
  * Distances are exact (the operator's own arithmetic, index/index_scan.h),
  * so xs_recheckorderby stays false. The heap decides visibility: rows are
@@ -22,26 +14,16 @@
 #include "utils/array.h"
 #include "utils/memutils.h"
 
-#include "index/index_scan.h"
+#include "index/flat_scan.h"
 #include "faissflat/faissflat.h"
 #include "type/imgfeat.h"
-
-/* Candidates kept by the first pass: more than almost any LIMIT asks for. */
-#define FIRST_PASS_CANDIDATES	1000
-#define PASS_GROWTH				16
 
 typedef struct FaissflatScanOpaqueData
 {
 	MemoryContext ctx;			/* everything below lives here */
 	ImgsScanState ss;			/* the query, the last row returned */
 	bool		started;		/* first pass done */
-	ImgsStoreReader store;		/* as the first pass found it */
-	ImgsCandidateHeap results;	/* of the current pass, sorted */
-	int			next;			/* next result to return */
-	bool		more;			/* a later pass may find more rows */
-	/* per group buffers */
-	ImgsSlotHeader headers[IMGS_GROUP_SLOTS];
-	double		keys[IMGS_GROUP_SLOTS];
+	ImgsFlatScan flat;
 } FaissflatScanOpaqueData;
 
 typedef FaissflatScanOpaqueData *FaissflatScanOpaque;
@@ -66,54 +48,8 @@ faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, 
 
 	MemoryContextReset(so->ctx);
 	so->started = false;
-	so->results.items = NULL;
-	so->results.count = so->results.capacity = 0;
-	so->next = 0;
-	memset(&so->store, 0, sizeof(so->store));
 	old_ctx = MemoryContextSwitchTo(so->ctx);
 	imgs_scan_rescan(scan, &so->ss, orderbys, "faissflat");
-	MemoryContextSwitchTo(old_ctx);
-}
-
-/* One pass: the best `capacity` live slots ranked after the last row returned, sorted into so->results. */
-static void
-run_pass(IndexScanDesc scan, int capacity)
-{
-	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
-	const ImgsStoreMeta *store = &so->store.meta;
-	const ImgsKeyQuery *keys = imgs_query_keys(&so->ss.query);
-	uint32		nslots = store->nslots;
-	uint32		ngroups = imgs_store_ngroups(store);
-	uint64		offered = 0;	/* live slots ranked after the last row returned */
-	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
-
-	imgs_heap_free(&so->results);
-	imgs_heap_init(&so->results, capacity);
-
-	for (uint32 group = 0; group < ngroups; group++)
-	{
-		uint32		first = group * IMGS_GROUP_SLOTS;
-		uint32		n = Min(IMGS_GROUP_SLOTS, nslots - first);
-
-		imgs_store_read_group(&so->store, group, n, so->headers, keys, so->keys);
-		for (uint32 j = 0; j < n; j++)
-		{
-			double		key;
-
-			if (so->headers[j].state != IMGS_SLOT_LIVE)
-				continue;
-			/* a NULL query: every distance is NULL, rows come in slot order */
-			key = keys ? so->keys[j] : 0;
-			if (!imgs_scan_after_last(&so->ss, key, first + j))
-				continue;
-			offered++;
-			imgs_heap_offer(&so->results, key, first + j, &so->headers[j].tid);
-		}
-	}
-	imgs_heap_sort(&so->results);
-	so->next = 0;
-	/* a later pass finds more only if this one had to leave some out */
-	so->more = offered > (uint64) so->results.count;
 	MemoryContextSwitchTo(old_ctx);
 }
 
@@ -121,35 +57,21 @@ bool
 faissflat_gettuple(IndexScanDesc scan, ScanDirection dir)
 {
 	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
-	ImgsCandidate *c;
+	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
+	bool		found;
 
 	if (!so->started)
 	{
 		ImgsIndexMeta meta;
-		MemoryContext old_ctx;
 
 		faissflat_read_meta(scan->indexRelation, &meta);
 		imgs_scan_start(scan, &so->ss, &meta);
-		old_ctx = MemoryContextSwitchTo(so->ctx);
-		imgs_store_open(&so->store, scan->indexRelation, &faissflat_am, &meta);
-		MemoryContextSwitchTo(old_ctx);
+		imgs_flat_scan_start(&so->flat, scan, &so->ss, &faissflat_am, &meta);
 		so->started = true;
-		run_pass(scan, Min(FIRST_PASS_CANDIDATES, Max(meta.store.nslots, 1)));
 	}
-	else if (so->next == so->results.count && so->more)
-	{
-		int64		want = (int64) so->results.capacity * PASS_GROWTH;
-
-		/* no pass needs more candidates than there are slots (nor than an int holds) */
-		want = Min(want, Max((int64) so->store.meta.nslots - so->ss.returned, 1));
-		run_pass(scan, (int) Min(want, INT_MAX));
-	}
-	if (so->next == so->results.count)
-		return false;
-
-	c = &so->results.items[so->next++];
-	imgs_scan_return(scan, &so->ss, c->key, c->slot, &c->tid);
-	return true;
+	found = imgs_flat_scan_next(&so->flat, scan, &so->ss);
+	MemoryContextSwitchTo(old_ctx);
+	return found;
 }
 
 void

@@ -56,11 +56,13 @@
 
 #include "index/index_check.h"
 #include "faissflat/faissflat.h"
+#include "kdtree/kdtree.h"
 #include "type/imgfeat.h"
 
-/* The methods the check knows; kdtree and lsh add a line each. */
+/* The methods the check knows; lsh adds a line. */
 static const ImgsIndexCheckMethod check_methods[] = {
 	{"faissflat", faissflat_build, faissflat_check},
+	{"kdtree", kdtree_build, kdtree_check},
 };
 
 typedef struct CheckEntry

@@ -545,9 +545,16 @@ reader_group(ImgsStoreReader *reader, uint32 g)
 	return reader->groups[g];
 }
 
-void
-imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
-					  ImgsSlotHeader *headers, const ImgsKeyQuery *query, double *out)
+/*
+ * Hands the vectors of the first n slots of group `group` to consume, in
+ * slot order: runs of whole vectors straight from a page, a vector that
+ * spans pages from the reader's scratch copy. Copies their headers first.
+ */
+typedef void (*VectorConsumer) (void *arg, const float *x, uint32 first, uint32 count);
+
+static void
+walk_group(ImgsStoreReader *reader, uint32 group, uint32 n, ImgsSlotHeader *headers,
+		   VectorConsumer consume, void *arg)
 {
 	Relation	index = reader->index;
 	const ImgsStoreMeta *meta = &reader->meta;
@@ -555,8 +562,7 @@ imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
 	Size		vector_bytes = VECTOR_BYTES(meta);
 	uint64		end = (uint64) n * vector_bytes;	/* of the group's vector bytes */
 	uint64		page_start;
-	uint32		j = 0;			/* next slot without a distance */
-	float		norms_sq[IMGS_GROUP_SLOTS];	/* of the slots, contiguous for the kernel */
+	uint32		j = 0;			/* next slot not consumed */
 	float	   *scratch = reader->scratch;
 	Size		pending = 0;	/* bytes of slot j's vector gathered in scratch */
 	Buffer		buf;
@@ -568,10 +574,8 @@ imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
 	imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_SLOTS);
 	memcpy(headers, ImgsPageGetData(BufferGetPage(buf)), n * sizeof(ImgsSlotHeader));
 	UnlockReleaseBuffer(buf);
-	if (query == NULL)
+	if (consume == NULL)
 		return;
-	for (uint32 i = 0; i < n; i++)
-		norms_sq[i] = headers[i].u.norm_sq;
 
 	for (page_start = 0; page_start < end; page_start += IMGS_PAGE_CAPACITY)
 	{
@@ -595,7 +599,7 @@ imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
 			pos = chunk;
 			if (pending == vector_bytes)
 			{
-				imgs_keys_many(query, scratch, meta->dim, 1, norms_sq + j, &out[j]);
+				consume(arg, scratch, j, 1);
 				j++;
 				pending = 0;
 			}
@@ -607,7 +611,7 @@ imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
 
 			if (whole > 0)
 			{
-				imgs_keys_many(query, (const float *) (data + pos), meta->dim, whole, norms_sq + j, &out[j]);
+				consume(arg, (const float *) (data + pos), j, whole);
 				j += whole;
 				pos += whole * vector_bytes;
 			}
@@ -621,6 +625,61 @@ imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
 		UnlockReleaseBuffer(buf);
 	}
 	Assert(j == n && pending == 0);
+}
+
+typedef struct KeysConsumer
+{
+	const ImgsKeyQuery *query;
+	int			dim;
+	const ImgsSlotHeader *headers;	/* walk_group fills them before the first vector */
+	float		norms_sq[IMGS_GROUP_SLOTS];	/* of the slots, contiguous for the kernel */
+	double	   *out;
+} KeysConsumer;
+
+static void
+consume_keys(void *arg, const float *x, uint32 first, uint32 count)
+{
+	KeysConsumer *kc = (KeysConsumer *) arg;
+
+	for (uint32 i = first; i < first + count; i++)
+		kc->norms_sq[i] = kc->headers[i].u.norm_sq;
+	imgs_keys_many(kc->query, x, kc->dim, count, kc->norms_sq + first, kc->out + first);
+}
+
+void
+imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 n,
+					  ImgsSlotHeader *headers, const ImgsKeyQuery *query, double *out)
+{
+	KeysConsumer kc;
+
+	kc.query = query;
+	kc.dim = reader->meta.dim;
+	kc.headers = headers;
+	kc.out = out;
+	walk_group(reader, group, n, headers, query ? consume_keys : NULL, &kc);
+}
+
+typedef struct CopyConsumer
+{
+	int			dim;
+	float	   *out;
+} CopyConsumer;
+
+static void
+consume_copy(void *arg, const float *x, uint32 first, uint32 count)
+{
+	CopyConsumer *cc = (CopyConsumer *) arg;
+
+	memcpy(cc->out + (Size) first * cc->dim, x, sizeof(float) * (Size) count * cc->dim);
+}
+
+void
+imgs_store_read_vectors(ImgsStoreReader *reader, uint32 group, uint32 n,
+						ImgsSlotHeader *headers, float *out)
+{
+	CopyConsumer cc = {reader->meta.dim, out};
+
+	walk_group(reader, group, n, headers, consume_copy, &cc);
 }
 
 void

@@ -205,6 +205,13 @@ extern void imgs_store_read_group(ImgsStoreReader *reader, uint32 group, uint32 
 								  double *out);
 
 /*
+ * Reads group `group` like imgs_store_read_group, but copies the vectors of
+ * its first n slots to out (n x dim floats), whatever the slots' states.
+ */
+extern void imgs_store_read_vectors(ImgsStoreReader *reader, uint32 group, uint32 n,
+									ImgsSlotHeader *headers, float *out);
+
+/*
  * Re-rank: for each of n slots (any order; slots past the reader's meta,
  * inserted since, are found too), copies its header to headers_out[i] and,
  * for a live slot, sets keys_out[i] to the key of its vector for query;

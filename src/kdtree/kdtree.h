@@ -1,0 +1,251 @@
+/*
+ * kdtree.h — the k-d tree index method: exact k-NN by best-first search over
+ * a k-d tree built on a PCA projection of the vectors (kdtree_core.h), with
+ * the vectors themselves in the shared vector store (index/vector_store.h)
+ * for the exact keys.
+ *
+ * Pages. Block 0 is the metapage: the shared header, then KdtreeMeta. Then,
+ * from the block allocator (index/index_meta.h), the store's groups and
+ * these pages of kdtree's own, all written at build but the leaf pages that
+ * inserts add:
+ *  - PCA pages: the mean (dim floats) then the m x dim rows of the
+ *    projection, packed back to back over consecutive pages.
+ *  - node pages: the tree's nodes (KdtreeNodeDisk, preorder, node 0 the
+ *    root): children, split plane, leaf number. Never change after build:
+ *    an insert descends by the split planes.
+ *  - leaf directory pages: one KdtreeLeafRecord per leaf: its box over the
+ *    projected coordinates, the range of residual norms, the block of its
+ *    newest page. An insert grows its leaf's box; inner nodes' boxes are not
+ *    stored: a reader computes them as the union of their children's.
+ *  - leaf pages: the entries of one leaf (slot, residual norm, projected
+ *    coordinates), newest page first: each page names the one before it.
+ *    At build a leaf's pages are consecutive blocks.
+ *
+ * Crash safety: an insert writes its entry and grows its leaf's record in
+ * the store's commit record (vector_store.h), so a slot is live exactly when
+ * its entry exists: two method pages, the leaf's newest page (or a new one,
+ * which links to the old) and the leaf's directory page. Vacuum's forget
+ * callback marks entries of dead slots dead (slot = IMGS_NO_SLOT) in place,
+ * one page per record; their space is reclaimed by REINDEX. Boxes only grow.
+ *
+ * Search order and exactness: see kdtree_core.h. A scan reads the tree as
+ * the metapage's version counter showed it at its start; an entry added to a
+ * leaf later belongs to a transaction the scan cannot see, so a bound it
+ * breaks does not matter (the core drops such a row if it comes out of
+ * order).
+ */
+#ifndef KDTREE_H
+#define KDTREE_H
+
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "nodes/execnodes.h"
+
+#include "index/index_check.h"
+#include "index/vector_store.h"
+#include "kdtree/kdtree_core.h"
+
+#define KDTREE_MAGIC		0x4BD7EE01
+#define KDTREE_VERSION		1
+
+extern const ImgsIndexAm kdtree_am;
+
+/* Page kinds of kdtree's own */
+#define KDTREE_PAGE_PCA		(IMGS_PAGE_METHOD_FIRST + 0)
+#define KDTREE_PAGE_NODES	(IMGS_PAGE_METHOD_FIRST + 1)
+#define KDTREE_PAGE_LEAFDIR (IMGS_PAGE_METHOD_FIRST + 2)
+#define KDTREE_PAGE_LEAF	(IMGS_PAGE_METHOD_FIRST + 3)
+
+/* Reloption defaults and limits (README.md "kdtree"; bench/results/kdtree_core.md) */
+#define KDTREE_DEFAULT_DIMS			64
+#define KDTREE_DEFAULT_LEAF_SIZE	128
+#define KDTREE_MAX_LEAF_SIZE		10000
+
+/* The metapage's kdtree data, after the shared header. */
+typedef struct KdtreeMeta
+{
+	uint32		dims;			/* m, projected dimensions; 0: no tree (built empty) */
+	uint32		leaf_size;		/* the build's */
+	uint32		n_nodes;
+	uint32		n_leaves;
+	double		orth_err;		/* of the projection (kdtree_core.h) */
+	uint64		version;		/* bumped by every insert into a leaf */
+	uint64		build_points;	/* vectors in the tree at build */
+	float8		examined;		/* fraction of the vectors a k = 30 search examined at build */
+	BlockNumber pca_start;		/* consecutive pages: mean, then rows */
+	uint32		pca_pages;
+	BlockNumber nodes_start;
+	uint32		nodes_pages;
+	BlockNumber leafdir_start;
+	uint32		leafdir_pages;
+} KdtreeMeta;
+
+typedef struct KdtreeNodeDisk
+{
+	int32		child[2];		/* -1, -1 for a leaf */
+	int32		leaf;			/* leaf number, or -1 */
+	int32		split_dim;
+	float4		split_val;		/* <= goes to child[0] */
+} KdtreeNodeDisk;
+
+#define KDTREE_NODES_PER_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(KdtreeNodeDisk)))
+#define KDTREE_FLOATS_PER_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(float)))
+
+/* A leaf's record; lo[m] and hi[m] follow it. */
+typedef struct KdtreeLeafRecord
+{
+	BlockNumber last_blkno;		/* its newest page */
+	uint32		entries;		/* entries written (dead ones included) */
+	float4		r_min;
+	float4		r_max;
+} KdtreeLeafRecord;
+
+static inline Size
+kdtree_leaf_record_size(uint32 m)
+{
+	return sizeof(KdtreeLeafRecord) + 2 * sizeof(float) * (Size) m;
+}
+
+static inline uint32
+kdtree_leaves_per_page(uint32 m)
+{
+	return (uint32) (IMGS_PAGE_CAPACITY / kdtree_leaf_record_size(m));
+}
+
+/* A leaf page starts with this, then its entries. */
+typedef struct KdtreeLeafPageHeader
+{
+	BlockNumber prev_blkno;		/* the leaf's page before this one, or InvalidBlockNumber */
+	uint32		leaf;			/* the leaf's number */
+	uint32		count;			/* entries on this page */
+	uint32		unused;
+} KdtreeLeafPageHeader;
+
+/* An entry: slot (IMGS_NO_SLOT when dead), residual norm, then m coordinates. */
+typedef struct KdtreeEntry
+{
+	uint32		slot;
+	float4		resid;
+	float4		proj[FLEXIBLE_ARRAY_MEMBER];
+} KdtreeEntry;
+
+static inline Size
+kdtree_entry_size(uint32 m)
+{
+	return offsetof(KdtreeEntry, proj) + sizeof(float) * (Size) m;
+}
+
+static inline uint32
+kdtree_entries_per_page(uint32 m)
+{
+	return (uint32) ((IMGS_PAGE_CAPACITY - sizeof(KdtreeLeafPageHeader)) / kdtree_entry_size(m));
+}
+
+#define KdtreeLeafPageHeaderOf(page) ((KdtreeLeafPageHeader *) ImgsPageGetData(page))
+
+static inline KdtreeEntry *
+kdtree_page_entry(Page page, uint32 m, uint32 i)
+{
+	return (KdtreeEntry *) (ImgsPageGetData(page) + sizeof(KdtreeLeafPageHeader) +
+							(Size) i * kdtree_entry_size(m));
+}
+
+/*
+ * What a backend keeps of an index between statements (in rd_amcache): the
+ * projection and the tree, with the leaves' boxes as of `version`.
+ */
+typedef struct KdtreeCache
+{
+	KdtreeMeta	meta;			/* as the tree was read; version: of the boxes */
+	bool		boxes_valid;
+	Oid			relfilenode;	/* of the data it was read from */
+	int			dim;
+	int			metric;
+	KdPca		pca;
+	KdTree		tree;			/* nodes and boxes; no perm */
+	BlockNumber *leaf_last;		/* [n_leaves] newest page of each leaf */
+} KdtreeCache;
+
+/* kdtree_tree.c */
+extern int	kdtree_max_leaves;
+extern void kdtree_read_meta(Relation index, ImgsIndexMeta *header, KdtreeMeta *meta);
+/* Reads the projection and the tree into cache, allocated in the current context. */
+extern void kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
+						KdtreeCache *cache);
+/* The backend's copy of the index's tree (rd_amcache), boxes read again if need_boxes and changed. */
+extern KdtreeCache *kdtree_get_cache(Relation index, const ImgsIndexMeta *header,
+									 const KdtreeMeta *meta, bool need_boxes);
+extern void kdtree_project(const KdtreeCache *cache, const float *x, float *y, float *resid);
+extern int32 kdtree_descend(const KdtreeCache *cache, const float *y);
+extern void kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint32 leaf,
+									KdtreeLeafRecord *rec, float *lo, float *hi);
+
+/*
+ * The search driver a scan and the build's cost sample share: best-first
+ * over the cached tree, leaves read from their pages, exact keys from the
+ * store. kdtree_search_next returns the next row in (key, slot) order.
+ */
+typedef struct KdtreeSearch
+{
+	Relation	index;
+	const KdtreeCache *cache;
+	ImgsStoreReader *store;
+	const ImgsKeyQuery *keys;
+	KdSearch   *core;
+	MemoryContextCallback free_core;	/* ends core with the caller's context */
+	struct HTAB *tids;			/* slot -> heap TID of slots with keys, not yet emitted */
+	/* buffers for one leaf page and one key batch */
+	int64	   *slots;
+	float	   *resid;
+	float	   *proj;
+	uint32	   *key_slots;
+	double	   *key_values;
+	ImgsSlotHeader *key_headers;
+} KdtreeSearch;
+
+extern void kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
+								ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves);
+extern bool kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid);
+extern void kdtree_search_stats(const KdtreeSearch *ks, KdSearchStats *stats);
+extern void kdtree_search_end(KdtreeSearch *ks);
+
+/* kdtree_build.c */
+extern IndexBuildResult *kdtree_build(Relation heap, Relation index, IndexInfo *index_info);
+extern void kdtree_buildempty(Relation index);
+
+/* kdtree_insert.c */
+extern bool kdtree_insert(Relation index, Datum *values, bool *isnull,
+						  ItemPointer heap_tid, Relation heap,
+						  IndexUniqueCheck check_unique, bool index_unchanged,
+						  IndexInfo *index_info);
+
+/* kdtree_scan.c */
+extern IndexScanDesc kdtree_beginscan(Relation index, int nkeys, int norderbys);
+extern void kdtree_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+						  ScanKey orderbys, int norderbys);
+extern bool kdtree_gettuple(IndexScanDesc scan, ScanDirection dir);
+extern void kdtree_endscan(IndexScanDesc scan);
+
+/* kdtree_vacuum.c */
+extern IndexBulkDeleteResult *kdtree_bulkdelete(IndexVacuumInfo *info,
+												IndexBulkDeleteResult *stats,
+												IndexBulkDeleteCallback callback,
+												void *callback_state);
+extern IndexBulkDeleteResult *kdtree_vacuumcleanup(IndexVacuumInfo *info,
+												   IndexBulkDeleteResult *stats);
+
+/* kdtree_check.c */
+extern void kdtree_check(Relation index, ImgsCheckedStore *store);
+
+/* kdtree_handler.c */
+extern void kdtree_init_gucs(void);
+/* The build's options: the index's, or the defaults. */
+extern void kdtree_reloptions(Relation index, int *dims, int *leaf_size);
+
+/* Build phases reported in pg_stat_progress_create_index (after "initializing") */
+#define KDTREE_PHASE_LOAD		2
+#define KDTREE_PHASE_TRAIN		3
+#define KDTREE_PHASE_TREE		4
+#define KDTREE_PHASE_WAL		5
+
+#endif							/* KDTREE_H */

@@ -1,0 +1,458 @@
+/*
+ * kdtree_build.c — ambuild and ambuildempty.
+ *
+ * 1. Load: every non-NULL vector of the table goes to a fresh vector store
+ *    (slots 0..n-1 in scan order) while a seeded reservoir keeps a sample.
+ * 2. Train: mean and PCA on the sample (kd_pca_train: faiss PCAMatrix).
+ * 3. Tree: every vector, read back from the store, projected; nanoflann
+ *    builds the tree over the projections (kd_tree_build); its nodes, the
+ *    leaves' records and the leaves' entries go to pages of their own.
+ * 4. Cost sample: a few searches for sampled vectors measure the fraction of
+ *    the vectors an exact k = 30 search examines; the cost estimate uses it.
+ * Everything is written without WAL, then logged once (log_newpage_range).
+ *
+ * An empty table gives an index without a tree (dims 0): inserts go to the
+ * store only and scans read every vector, until REINDEX builds a tree.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "commands/progress.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+
+#include "kdtree/kdtree.h"
+#include "type/imgfeat.h"
+
+/* The PCA sample: at most this many vectors, and this many bytes. */
+#define SAMPLE_MAX_VECTORS	20000
+#define SAMPLE_MAX_BYTES	((Size) 64 * 1024 * 1024)
+#define BUILD_SEED			UINT64CONST(0x6b64747265650001)
+/* The cost sample */
+#define COST_QUERIES		8
+#define COST_K				30
+
+typedef struct KdtreeBuildState
+{
+	ImgsIndexMeta header;
+	ImgsStoreBuilder store;
+	int			dims;			/* reloption */
+	int			leaf_size;		/* reloption */
+	int64		n;				/* vectors loaded */
+	int			dim;			/* their dimension, once known */
+	float	   *sample;			/* [capacity * dim] */
+	int64		sample_count;
+	int64		sample_capacity;
+	pg_prng_state prng;
+	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
+} KdtreeBuildState;
+
+static int
+index_dim(Relation index)
+{
+	int32		typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+
+	return typmod > 0 ? typmod : 0;
+}
+
+static void
+sample_add(KdtreeBuildState *bs, const float *x, int dim)
+{
+	int64		pos;
+
+	if (bs->sample == NULL)
+	{
+		bs->dim = dim;
+		bs->sample_capacity = Min(SAMPLE_MAX_VECTORS,
+								  Max(1, SAMPLE_MAX_BYTES / (sizeof(float) * (Size) dim)));
+		bs->sample = MemoryContextAllocHuge(CurrentMemoryContext,
+											sizeof(float) * (Size) dim * bs->sample_capacity);
+	}
+	/* reservoir sampling (Algorithm R), seeded: the same table gives the same index */
+	if (bs->sample_count < bs->sample_capacity)
+		pos = bs->sample_count++;
+	else
+	{
+		pos = (int64) pg_prng_uint64_range(&bs->prng, 0, (uint64) bs->n - 1);
+		if (pos >= bs->sample_capacity)
+			return;
+	}
+	memcpy(bs->sample + (Size) pos * dim, x, sizeof(float) * dim);
+}
+
+static void
+build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tuple_is_alive, void *state)
+{
+	KdtreeBuildState *bs = (KdtreeBuildState *) state;
+	MemoryContext old_ctx;
+	ImgFeat    *v;
+
+	if (isnull[0])
+		return;
+	old_ctx = MemoryContextSwitchTo(bs->tmp_ctx);
+	v = DatumGetImgFeatP(values[0]);
+	imgs_store_build_add(&bs->store, tid, v->x, v->dim);
+	MemoryContextSwitchTo(old_ctx);
+	bs->n++;
+	sample_add(bs, v->x, v->dim);
+	MemoryContextReset(bs->tmp_ctx);
+
+	if (bs->n % 1024 == 0)
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->n);
+}
+
+/* Projects every vector of the store (slots 0..n-1) into proj (n x m) and resid (n). */
+static void
+project_all(Relation index, KdtreeBuildState *bs, const KdPca *pca, float *proj, float *resid)
+{
+	ImgsStoreReader reader;
+	ImgsSlotHeader *headers = palloc(sizeof(ImgsSlotHeader) * IMGS_GROUP_SLOTS);
+	float	   *vectors = MemoryContextAllocHuge(CurrentMemoryContext,
+												 sizeof(float) * (Size) bs->dim * IMGS_GROUP_SLOTS);
+	uint32		ngroups;
+
+	imgs_store_open(&reader, index, &kdtree_am, &bs->header);
+	ngroups = imgs_store_ngroups(&bs->header.store);
+	for (uint32 g = 0; g < ngroups; g++)
+	{
+		uint32		first = g * IMGS_GROUP_SLOTS;
+		uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) bs->n - first);
+
+		imgs_store_read_vectors(&reader, g, n, headers, vectors);
+		for (uint32 j = 0; j < n; j++)
+			kd_project(pca, vectors + (Size) j * bs->dim, proj + (Size) (first + j) * pca->m,
+					   &resid[first + j]);
+	}
+	imgs_store_close(&reader);
+	pfree(vectors);
+	pfree(headers);
+}
+
+/* An empty page image of kind. */
+static void
+page_start(PGAlignedBlock *buf, uint16 kind)
+{
+	imgs_page_init(buf->data, kind);
+}
+
+/* Writes `count` floats over consecutive fresh pages of kind from blkno. */
+static void
+write_float_pages(Relation index, BlockNumber blkno, uint16 kind, const float *x, Size count)
+{
+	PGAlignedBlock buf;
+
+	for (Size done = 0; done < count; done += KDTREE_FLOATS_PER_PAGE, blkno++)
+	{
+		Size		n = Min(count - done, KDTREE_FLOATS_PER_PAGE);
+
+		page_start(&buf, kind);
+		memcpy(ImgsPageGetData(buf.data), x + done, n * sizeof(float));
+		imgs_build_write_page(index, blkno, buf.data);
+	}
+}
+
+static uint32
+pages_for(Size items, Size per_page)
+{
+	return (uint32) Max(1, (items + per_page - 1) / per_page);
+}
+
+/* Writes the projection, the tree and the leaves; fills meta. */
+static void
+write_tree(Relation index, KdtreeBuildState *bs, const KdPca *pca, const KdTree *tree,
+		   const float *proj, const float *resid, KdtreeMeta *meta)
+{
+	uint32		m = pca->m;
+	Size		pca_floats = (Size) bs->dim + (Size) m * bs->dim;
+	float	   *pca_data = palloc(sizeof(float) * pca_floats);
+	uint32		per_dir_page = kdtree_leaves_per_page(m);
+	uint32		per_leaf_page = kdtree_entries_per_page(m);
+	Size		rec_size = kdtree_leaf_record_size(m);
+	char	   *records = palloc0(rec_size * tree->n_leaves);
+	PGAlignedBlock buf;
+
+	meta->dims = m;
+	meta->leaf_size = tree->leaf_size;
+	meta->n_nodes = tree->n_nodes;
+	meta->n_leaves = tree->n_leaves;
+	meta->orth_err = pca->orth_err;
+	meta->version = 0;
+	meta->build_points = bs->n;
+
+	/* the projection */
+	memcpy(pca_data, pca->mean, sizeof(float) * bs->dim);
+	memcpy(pca_data + bs->dim, pca->rows, sizeof(float) * (Size) m * bs->dim);
+	meta->pca_pages = pages_for(pca_floats, KDTREE_FLOATS_PER_PAGE);
+	meta->pca_start = imgs_alloc_blocks(index, &bs->header, meta->pca_pages);
+	write_float_pages(index, meta->pca_start, KDTREE_PAGE_PCA, pca_data, pca_floats);
+
+	/* the nodes */
+	meta->nodes_pages = pages_for(tree->n_nodes, KDTREE_NODES_PER_PAGE);
+	meta->nodes_start = imgs_alloc_blocks(index, &bs->header, meta->nodes_pages);
+	for (uint32 p = 0; p < meta->nodes_pages; p++)
+	{
+		KdtreeNodeDisk *disk = (KdtreeNodeDisk *) ImgsPageGetData(buf.data);
+		uint32		first = p * KDTREE_NODES_PER_PAGE;
+
+		page_start(&buf, KDTREE_PAGE_NODES);
+		for (uint32 j = 0; j < KDTREE_NODES_PER_PAGE && first + j < (uint32) tree->n_nodes; j++)
+		{
+			const KdNode *node = &tree->nodes[first + j];
+
+			disk[j].child[0] = node->child[0];
+			disk[j].child[1] = node->child[1];
+			disk[j].leaf = node->leaf;
+			disk[j].split_dim = node->leaf >= 0 ? 0 : node->split_dim;
+			disk[j].split_val = node->leaf >= 0 ? 0 : node->split_val;
+		}
+		imgs_build_write_page(index, meta->nodes_start + p, buf.data);
+	}
+
+	/* the leaves: the directory's blocks first, its records once the leaves' pages are known */
+	meta->leafdir_pages = pages_for(tree->n_leaves, per_dir_page);
+	meta->leafdir_start = imgs_alloc_blocks(index, &bs->header, meta->leafdir_pages);
+	for (int32 leaf = 0; leaf < tree->n_leaves; leaf++)
+	{
+		const KdNode *node = &tree->nodes[tree->leaf_node[leaf]];
+		KdtreeLeafRecord *rec = (KdtreeLeafRecord *) (records + leaf * rec_size);
+		uint32		pages = pages_for(node->count, per_leaf_page);
+		BlockNumber first_blkno = imgs_alloc_blocks(index, &bs->header, pages);
+
+		CHECK_FOR_INTERRUPTS();
+		for (uint32 p = 0; p < pages; p++)
+		{
+			KdtreeLeafPageHeader *ph = KdtreeLeafPageHeaderOf(buf.data);
+			uint32		from = p * per_leaf_page;
+			uint32		count = Min(per_leaf_page, (uint32) node->count - Min(from, (uint32) node->count));
+
+			page_start(&buf, KDTREE_PAGE_LEAF);
+			ph->prev_blkno = p == 0 ? InvalidBlockNumber : first_blkno + p - 1;
+			ph->leaf = leaf;
+			ph->count = count;
+			for (uint32 i = 0; i < count; i++)
+			{
+				int64		id = tree->perm[node->begin + from + i];
+				KdtreeEntry *e = kdtree_page_entry(buf.data, m, i);
+
+				/* ids are slots: the store gave slots 0..n-1 in load order */
+				e->slot = (uint32) id;
+				e->resid = resid[id];
+				memcpy(e->proj, proj + (Size) id * m, sizeof(float) * m);
+			}
+			imgs_build_write_page(index, first_blkno + p, buf.data);
+		}
+		rec->last_blkno = first_blkno + pages - 1;
+		rec->entries = node->count;
+		rec->r_min = node->r_min;
+		rec->r_max = node->r_max;
+		memcpy((char *) rec + sizeof(KdtreeLeafRecord), kd_node_lo(tree, tree->leaf_node[leaf]),
+			   2 * sizeof(float) * m);
+	}
+	for (uint32 p = 0; p < meta->leafdir_pages; p++)
+	{
+		uint32		first = p * per_dir_page;
+		uint32		n = Min(per_dir_page, (uint32) tree->n_leaves - first);
+
+		page_start(&buf, KDTREE_PAGE_LEAFDIR);
+		memcpy(ImgsPageGetData(buf.data), records + first * rec_size, n * rec_size);
+		imgs_build_write_page(index, meta->leafdir_start + p, buf.data);
+	}
+	pfree(records);
+	pfree(pca_data);
+}
+
+static void
+write_metapage(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta)
+{
+	Buffer		buf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	imgs_page_init(page, IMGS_PAGE_META);
+	*ImgsMetaGetHeader(page) = *header;
+	memcpy(ImgsMetaGetMethodData(page), meta, sizeof(KdtreeMeta));
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * The fraction of the vectors exact k = 30 searches for a few sampled
+ * vectors examine (keys computed / vectors), for the cost estimate.
+ */
+static double
+measure_examined(Relation index, KdtreeBuildState *bs, const KdtreeMeta *meta)
+{
+	KdtreeCache *cache = kdtree_get_cache(index, &bs->header, meta, true);
+	ImgsStoreReader reader;
+	int			queries = (int) Min(COST_QUERIES, bs->sample_count);
+	double		sum = 0;
+	MemoryContext query_ctx = AllocSetContextCreate(CurrentMemoryContext, "kdtree cost sample",
+													ALLOCSET_DEFAULT_SIZES);
+
+	imgs_store_open(&reader, index, &kdtree_am, &bs->header);
+	for (int q = 0; q < queries; q++)
+	{
+		MemoryContext old_ctx = MemoryContextSwitchTo(query_ctx);
+		const float *x = bs->sample + (Size) (q * (bs->sample_count / queries)) * bs->dim;
+		ImgsKeyQuery keys;
+		KdtreeSearch ks;
+		KdSearchStats stats;
+		uint32		slot;
+		double		key;
+		ItemPointerData tid;
+
+		keys.metric = bs->header.metric != 0 ? bs->header.metric : IMGS_METRIC_L2;
+		keys.x = x;
+		keys.norm_sq = imgs_norm_squared(x, bs->dim);
+		kdtree_search_begin(&ks, index, cache, &reader, &keys, 0);
+		for (int k = 0; k < COST_K && kdtree_search_next(&ks, &slot, &key, &tid); k++)
+			;
+		kdtree_search_stats(&ks, &stats);
+		kdtree_search_end(&ks);
+		sum += (double) stats.keys_computed / (double) bs->n;
+		MemoryContextSwitchTo(old_ctx);
+		MemoryContextReset(query_ctx);
+	}
+	MemoryContextDelete(query_ctx);
+	imgs_store_close(&reader);
+	return queries > 0 ? sum / queries : 1.0;
+}
+
+/* Steps 2 and 3: PCA, projections, tree, pages. */
+static void
+build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
+{
+	char		err[256];
+	int			m = Min(bs->dims, bs->dim);
+	KdPca	   *pca;
+	KdTree	   *tree;
+	float	   *proj;
+	float	   *resid;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TRAIN);
+	pca = kd_pca_train(bs->sample, bs->sample_count, bs->dim, m,
+					   bs->header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2,
+					   BUILD_SEED, err, sizeof(err));
+	if (pca == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not learn the projection of kdtree index \"%s\": %s",
+						RelationGetRelationName(index), err)));
+	PG_TRY();
+	{
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TREE);
+		proj = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) m * bs->n);
+		resid = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) bs->n);
+		project_all(index, bs, pca, proj, resid);
+		tree = kd_tree_build(proj, resid, bs->n, m, bs->leaf_size, err, sizeof(err));
+		if (tree == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not build the tree of kdtree index \"%s\": %s",
+							RelationGetRelationName(index), err)));
+		PG_TRY();
+		{
+			write_tree(index, bs, pca, tree, proj, resid, meta);
+		}
+		PG_FINALLY();
+		{
+			kd_tree_free(tree);
+		}
+		PG_END_TRY();
+		pfree(proj);
+		pfree(resid);
+	}
+	PG_FINALLY();
+	{
+		kd_pca_free(pca);
+	}
+	PG_END_TRY();
+}
+
+IndexBuildResult *
+kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
+{
+	KdtreeBuildState *bs;
+	KdtreeMeta	meta;
+	IndexBuildResult *result;
+	double		heap_tuples;
+	Buffer		metabuf;
+	int			metric;
+	MemoryContext build_ctx;
+	MemoryContext old_ctx;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+	build_ctx = AllocSetContextCreate(CurrentMemoryContext, "kdtree build", ALLOCSET_DEFAULT_SIZES);
+	old_ctx = MemoryContextSwitchTo(build_ctx);
+	bs = palloc0(sizeof(KdtreeBuildState));
+	bs->tmp_ctx = AllocSetContextCreate(build_ctx, "kdtree build tuple", ALLOCSET_DEFAULT_SIZES);
+	kdtree_reloptions(index, &bs->dims, &bs->leaf_size);
+	pg_prng_seed(&bs->prng, BUILD_SEED);
+	memset(&meta, 0, sizeof(meta));
+
+	/* block 0 first; it gets its final contents at the end */
+	metric = imgs_index_metric(index);
+	metabuf = imgs_extend(index, MAIN_FORKNUM);
+	imgs_meta_init(BufferGetPage(metabuf), &kdtree_am, metric, index_dim(index));
+	bs->header = *ImgsMetaGetHeader(BufferGetPage(metabuf));
+	MarkBufferDirty(metabuf);
+	imgs_store_build_begin(&bs->store, index, &bs->header);
+	UnlockReleaseBuffer(metabuf);
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_LOAD);
+	heap_tuples = table_index_build_scan(heap, index, index_info, true, true,
+										 build_callback, bs, NULL);
+	imgs_store_build_end(&bs->store);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->n);
+
+	if (bs->n > 0)
+		build_tree(index, bs, &meta);
+	write_metapage(index, &bs->header, &meta);
+	if (bs->n > 0)
+	{
+		meta.examined = measure_examined(index, bs, &meta);
+		write_metapage(index, &bs->header, &meta);
+	}
+	else
+		ereport(NOTICE,
+				(errmsg("kdtree index \"%s\" was built on no rows: it has no tree",
+						RelationGetRelationName(index)),
+				 errdetail("Its scans read every vector, as faissflat's do."),
+				 errhint("REINDEX it once the table holds its data.")));
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_WAL);
+	imgs_log_built_index(index);
+
+	MemoryContextSwitchTo(old_ctx);
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = heap_tuples;
+	result->index_tuples = bs->n;
+	MemoryContextDelete(build_ctx);
+	/* the cache the cost sample read was allocated in the relcache; it is still right */
+	return result;
+}
+
+/* The init fork of an unlogged index: a metapage without a tree, WAL-logged. */
+void
+kdtree_buildempty(Relation index)
+{
+	int			metric = imgs_index_metric(index);
+	Buffer		metabuf = imgs_extend(index, INIT_FORKNUM);
+
+	START_CRIT_SECTION();
+	imgs_meta_init(BufferGetPage(metabuf), &kdtree_am, metric, index_dim(index));
+	memset(ImgsMetaGetMethodData(BufferGetPage(metabuf)), 0, sizeof(KdtreeMeta));
+	MarkBufferDirty(metabuf);
+	log_newpage_buffer(metabuf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(metabuf);
+}

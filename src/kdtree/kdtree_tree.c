@@ -1,0 +1,488 @@
+/*
+ * kdtree_tree.c — the tree as a backend sees it: the metapage's kdtree data,
+ * the projection and nodes cached per backend, the leaves' boxes refreshed
+ * when an insert changed them, and the search driver that answers the
+ * core's requests from the leaf pages and the vector store.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "kdtree/kdtree.h"
+
+int			kdtree_max_leaves = 0;
+
+const ImgsIndexAm kdtree_am = {"kdtree", KDTREE_MAGIC, KDTREE_VERSION};
+
+void
+kdtree_read_meta(Relation index, ImgsIndexMeta *header, KdtreeMeta *meta)
+{
+	imgs_meta_read(index, &kdtree_am, header, meta, sizeof(KdtreeMeta));
+	if (meta->dims > KD_MAX_PROJ_DIMS || (meta->dims > 0 && (meta->n_leaves == 0 ||
+															 meta->n_nodes < meta->n_leaves)))
+		imgs_index_corrupted(index, "has a metapage with %u projected dimensions, %u nodes and %u leaves",
+							 meta->dims, meta->n_nodes, meta->n_leaves);
+}
+
+/* Reads `count` floats from the consecutive pages of kind `kind` starting at blkno. */
+static void
+read_float_pages(Relation index, BlockNumber blkno, uint16 kind, float *out, Size count)
+{
+	Size		done = 0;
+
+	while (done < count)
+	{
+		Size		n = Min(count - done, KDTREE_FLOATS_PER_PAGE);
+		Buffer		buf;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, kind);
+		memcpy(out + done, ImgsPageGetData(BufferGetPage(buf)), n * sizeof(float));
+		UnlockReleaseBuffer(buf);
+		done += n;
+		blkno++;
+	}
+}
+
+/* The projection and the nodes: written once by the build. */
+static void
+load_structure(Relation index, KdtreeCache *cache, const ImgsIndexMeta *header,
+			   const KdtreeMeta *meta)
+{
+	uint32		m = meta->dims;
+	uint32		dim = header->store.dim;
+	Size		pca_floats = (Size) dim + (Size) m * dim;
+	float	   *pca = palloc(sizeof(float) * pca_floats);
+	KdTree	   *t = &cache->tree;
+	uint32		n_leaves_seen = 0;
+
+	if (pca_floats > (Size) meta->pca_pages * KDTREE_FLOATS_PER_PAGE ||
+		(Size) meta->n_nodes > (Size) meta->nodes_pages * KDTREE_NODES_PER_PAGE ||
+		meta->n_leaves > meta->leafdir_pages * kdtree_leaves_per_page(m))
+		imgs_index_corrupted(index, "has a metapage whose page counts do not fit its tree");
+	read_float_pages(index, meta->pca_start, KDTREE_PAGE_PCA, pca, pca_floats);
+	cache->dim = dim;
+	cache->metric = header->metric;
+	cache->pca.dim = dim;
+	cache->pca.m = m;
+	cache->pca.metric = header->metric;
+	cache->pca.orth_err = meta->orth_err;
+	cache->pca.mean = pca;
+	cache->pca.rows = pca + dim;
+
+	t->m = m;
+	t->leaf_size = meta->leaf_size;
+	t->n_nodes = meta->n_nodes;
+	t->n_leaves = meta->n_leaves;
+	t->n_points = meta->build_points;
+	t->nodes = palloc0(sizeof(KdNode) * meta->n_nodes);
+	t->boxes = palloc(sizeof(float) * 2 * (Size) m * meta->n_nodes);
+	t->perm = NULL;
+	t->leaf_node = palloc(sizeof(int32) * meta->n_leaves);
+	for (uint32 i = 0; i < meta->n_nodes; i++)
+		t->nodes[i].parent = -1;
+	for (uint32 p = 0; p < meta->nodes_pages; p++)
+	{
+		BlockNumber blkno = meta->nodes_start + p;
+		uint32		first = p * KDTREE_NODES_PER_PAGE;
+		uint32		n = Min(KDTREE_NODES_PER_PAGE, meta->n_nodes - first);
+		Buffer		buf;
+		const KdtreeNodeDisk *disk;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, KDTREE_PAGE_NODES);
+		disk = (const KdtreeNodeDisk *) ImgsPageGetData(BufferGetPage(buf));
+		for (uint32 j = 0; j < n; j++)
+		{
+			KdNode	   *node = &t->nodes[first + j];
+			int32		self = (int32) (first + j);
+
+			node->child[0] = disk[j].child[0];
+			node->child[1] = disk[j].child[1];
+			node->leaf = disk[j].leaf;
+			node->split_dim = disk[j].split_dim;
+			node->split_val = disk[j].split_val;
+			/* preorder: children after their parent; a leaf has none */
+			if (node->leaf >= 0 ? (node->leaf >= (int32) meta->n_leaves || node->child[0] != -1 ||
+								   node->child[1] != -1) :
+				(node->child[0] <= self || node->child[1] <= self ||
+				 node->child[0] >= (int32) meta->n_nodes || node->child[1] >= (int32) meta->n_nodes ||
+				 node->split_dim < 0 || node->split_dim >= (int32) m))
+			{
+				UnlockReleaseBuffer(buf);
+				imgs_index_corrupted(index, "has a malformed tree node %d", self);
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	/* every node but the root has one parent; every leaf number once */
+	for (uint32 i = 0; i < meta->n_nodes; i++)
+	{
+		KdNode	   *node = &t->nodes[i];
+
+		if (node->leaf >= 0)
+		{
+			t->leaf_node[node->leaf] = (int32) i;
+			n_leaves_seen++;
+			continue;
+		}
+		for (int c = 0; c < 2; c++)
+		{
+			if (t->nodes[node->child[c]].parent != -1)
+				imgs_index_corrupted(index, "has tree node %d under two parents", node->child[c]);
+			t->nodes[node->child[c]].parent = (int32) i;
+		}
+	}
+	if (n_leaves_seen != meta->n_leaves)
+		imgs_index_corrupted(index, "has %u leaves in its tree, its metapage says %u",
+							 n_leaves_seen, meta->n_leaves);
+	for (uint32 i = 1; i < meta->n_nodes; i++)
+		if (t->nodes[i].parent == -1)
+			imgs_index_corrupted(index, "has tree node %u under no parent", i);
+	cache->leaf_last = palloc(sizeof(BlockNumber) * meta->n_leaves);
+}
+
+void
+kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint32 leaf,
+						KdtreeLeafRecord *rec, float *lo, float *hi)
+{
+	uint32		per_page = kdtree_leaves_per_page(meta->dims);
+	BlockNumber blkno = meta->leafdir_start + leaf / per_page;
+	Buffer		buf = ReadBuffer(index, blkno);
+	const char *data;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	imgs_page_check(index, BufferGetPage(buf), blkno, KDTREE_PAGE_LEAFDIR);
+	data = ImgsPageGetData(BufferGetPage(buf)) + (leaf % per_page) * kdtree_leaf_record_size(meta->dims);
+	memcpy(rec, data, sizeof(KdtreeLeafRecord));
+	if (lo)
+		memcpy(lo, data + sizeof(KdtreeLeafRecord), sizeof(float) * meta->dims);
+	if (hi)
+		memcpy(hi, data + sizeof(KdtreeLeafRecord) + sizeof(float) * meta->dims,
+			   sizeof(float) * meta->dims);
+	UnlockReleaseBuffer(buf);
+}
+
+/* The leaves' boxes, as the leaf directory holds them now; inner boxes are their unions. */
+static void
+load_boxes(Relation index, KdtreeCache *cache, const KdtreeMeta *meta)
+{
+	KdTree	   *t = &cache->tree;
+	uint32		m = meta->dims;
+	uint32		per_page = kdtree_leaves_per_page(m);
+	Size		rec_size = kdtree_leaf_record_size(m);
+
+	for (uint32 p = 0; p < meta->leafdir_pages; p++)
+	{
+		BlockNumber blkno = meta->leafdir_start + p;
+		uint32		first = p * per_page;
+		uint32		n = Min(per_page, meta->n_leaves - first);
+		Buffer		buf;
+		const char *data;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		imgs_page_check(index, BufferGetPage(buf), blkno, KDTREE_PAGE_LEAFDIR);
+		data = ImgsPageGetData(BufferGetPage(buf));
+		for (uint32 j = 0; j < n; j++)
+		{
+			const KdtreeLeafRecord *rec = (const KdtreeLeafRecord *) (data + j * rec_size);
+			int32		node = t->leaf_node[first + j];
+
+			cache->leaf_last[first + j] = rec->last_blkno;
+			t->nodes[node].r_min = rec->r_min;
+			t->nodes[node].r_max = rec->r_max;
+			memcpy(kd_node_lo(t, node), data + j * rec_size + sizeof(KdtreeLeafRecord),
+				   2 * sizeof(float) * m);
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	/* preorder: every child comes after its parent, so backwards unites children first */
+	for (int32 i = t->n_nodes - 1; i >= 0; i--)
+	{
+		KdNode	   *node = &t->nodes[i];
+		float	   *lo = kd_node_lo(t, i);
+		float	   *hi = kd_node_hi(t, i);
+		int32		a = node->child[0];
+		int32		b = node->child[1];
+
+		if (node->leaf >= 0)
+			continue;
+		for (uint32 d = 0; d < m; d++)
+		{
+			lo[d] = fminf(kd_node_lo(t, a)[d], kd_node_lo(t, b)[d]);
+			hi[d] = fmaxf(kd_node_hi(t, a)[d], kd_node_hi(t, b)[d]);
+		}
+		node->r_min = fminf(t->nodes[a].r_min, t->nodes[b].r_min);
+		node->r_max = fmaxf(t->nodes[a].r_max, t->nodes[b].r_max);
+	}
+}
+
+void
+kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta, KdtreeCache *cache)
+{
+	memset(cache, 0, sizeof(*cache));
+	load_structure(index, cache, header, meta);
+	load_boxes(index, cache, meta);
+	cache->meta = *meta;
+	cache->relfilenode = index->rd_node.relNode;
+	cache->boxes_valid = true;
+}
+
+KdtreeCache *
+kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
+				 bool need_boxes)
+{
+	KdtreeCache *cache = (KdtreeCache *) index->rd_amcache;
+	MemoryContext old_ctx;
+
+	Assert(meta->dims > 0);
+	/* the structure never changes but by REINDEX, which gives a new relcache entry */
+	if (cache != NULL &&
+		(cache->relfilenode != index->rd_node.relNode || cache->meta.pca_start != meta->pca_start || cache->meta.nodes_start != meta->nodes_start ||
+		 cache->meta.n_nodes != meta->n_nodes || cache->meta.dims != meta->dims ||
+		 cache->dim != (int) header->store.dim))
+		cache = NULL;			/* the old one stays in rd_indexcxt until the entry goes */
+	if (cache == NULL)
+	{
+		index->rd_amcache = NULL;
+		old_ctx = MemoryContextSwitchTo(index->rd_indexcxt);
+		cache = palloc0(sizeof(KdtreeCache));
+		PG_TRY();
+		{
+			load_structure(index, cache, header, meta);
+		}
+		PG_FINALLY();
+		{
+			MemoryContextSwitchTo(old_ctx);
+		}
+		PG_END_TRY();
+		cache->meta = *meta;
+		cache->relfilenode = index->rd_node.relNode;
+		cache->boxes_valid = false;
+		index->rd_amcache = cache;
+	}
+	if (need_boxes && (!cache->boxes_valid || cache->meta.version != meta->version))
+	{
+		/* tagged with the version read before the boxes: never newer than they are */
+		cache->boxes_valid = false;
+		load_boxes(index, cache, meta);
+		cache->meta = *meta;
+		cache->boxes_valid = true;
+	}
+	return cache;
+}
+
+void
+kdtree_project(const KdtreeCache *cache, const float *x, float *y, float *resid)
+{
+	kd_project(&cache->pca, x, y, resid);
+}
+
+int32
+kdtree_descend(const KdtreeCache *cache, const float *y)
+{
+	const KdTree *t = &cache->tree;
+	int32		node = 0;
+
+	while (t->nodes[node].leaf < 0)
+	{
+		const KdNode *nd = &t->nodes[node];
+
+		node = nd->child[y[nd->split_dim] <= nd->split_val ? 0 : 1];
+	}
+	return t->nodes[node].leaf;
+}
+
+/* ---------------------------------------------------------------------------
+ * The search driver
+ */
+
+typedef struct TidEntry
+{
+	uint32		slot;			/* hash key */
+	ItemPointerData tid;
+} TidEntry;
+
+static void
+search_failed(KdtreeSearch *ks)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("kdtree search of index \"%s\" failed: %s", RelationGetRelationName(ks->index),
+					ks->core ? kd_search_error(ks->core) : "out of memory")));
+}
+
+/* Frees the core's search with the memory context of the scan, also on error. */
+static void
+end_core_search(void *arg)
+{
+	KdtreeSearch *ks = (KdtreeSearch *) arg;
+
+	if (ks->core)
+		kd_search_end(ks->core);
+	ks->core = NULL;
+}
+
+void
+kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
+					ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves)
+{
+	uint32		m = cache->meta.dims;
+	uint32		per_page = kdtree_entries_per_page(m);
+	float	   *q_proj = palloc(sizeof(float) * m);
+	float		q_resid;
+	KdSearchOptions opts;
+	HASHCTL		ctl;
+
+	memset(ks, 0, sizeof(*ks));
+	ks->index = index;
+	ks->cache = cache;
+	ks->store = store;
+	ks->keys = keys;
+	ks->slots = palloc(sizeof(int64) * per_page);
+	ks->resid = palloc(sizeof(float) * per_page);
+	ks->proj = palloc(sizeof(float) * per_page * m);
+	ks->key_slots = palloc(sizeof(uint32));
+	ks->key_values = palloc(sizeof(double));
+	ks->key_headers = palloc(sizeof(ImgsSlotHeader));
+	ctl.keysize = sizeof(uint32);
+	ctl.entrysize = sizeof(TidEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	ks->tids = hash_create("kdtree search TIDs", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	kdtree_project(cache, keys->x, q_proj, &q_resid);
+	/* one key at a time: the core asks for the fewest keys, and the store reads each alone anyway */
+	opts.max_leaves = max_leaves;
+	opts.key_batch = 1;
+	ks->core = kd_search_begin(&cache->pca, &cache->tree, q_proj, q_resid, &opts);
+	if (ks->core == NULL)
+		search_failed(ks);
+	ks->free_core.func = end_core_search;
+	ks->free_core.arg = ks;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &ks->free_core);
+}
+
+/* Supplies the entries of leaf `leaf`, page by page, newest first. */
+static void
+add_leaf(KdtreeSearch *ks, int32 leaf)
+{
+	uint32		m = ks->cache->meta.dims;
+	BlockNumber blkno = ks->cache->leaf_last[leaf];
+	uint32		pages = 0;
+
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf;
+		Page		page;
+		const KdtreeLeafPageHeader *ph;
+		int32		n = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(ks->index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		imgs_page_check(ks->index, page, blkno, KDTREE_PAGE_LEAF);
+		ph = KdtreeLeafPageHeaderOf(page);
+		/* a chain longer than the relation is a cycle */
+		if (ph->leaf != (uint32) leaf || ph->count > kdtree_entries_per_page(m) ||
+			(++pages > 1000 && pages > RelationGetNumberOfBlocks(ks->index)))
+		{
+			UnlockReleaseBuffer(buf);
+			imgs_index_corrupted(ks->index, "has a malformed page %u in the chain of leaf %d", blkno, leaf);
+		}
+		for (uint32 i = 0; i < ph->count; i++)
+		{
+			const KdtreeEntry *e = kdtree_page_entry(page, m, i);
+
+			if (e->slot == IMGS_NO_SLOT)
+				continue;		/* dead: vacuum forgot it */
+			ks->slots[n] = e->slot;
+			ks->resid[n] = e->resid;
+			memcpy(ks->proj + (Size) n * m, e->proj, sizeof(float) * m);
+			n++;
+		}
+		blkno = ph->prev_blkno;
+		UnlockReleaseBuffer(buf);
+		if (kd_search_add_leaf(ks->core, n, ks->slots, ks->resid, ks->proj) != 0)
+			search_failed(ks);
+	}
+}
+
+bool
+kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
+{
+	for (;;)
+	{
+		KdAction	a;
+		TidEntry   *entry;
+		bool		found;
+
+		switch (kd_search_next(ks->core, &a))
+		{
+			case KD_DONE:
+				return false;
+			case KD_NEED_LEAF:
+				add_leaf(ks, a.leaf);
+				break;
+			case KD_NEED_KEYS:
+				for (int32 i = 0; i < a.count; i++)
+				{
+					int			rc;
+
+					if (a.slots[i] < 0 || a.slots[i] >= IMGS_NO_SLOT)
+						imgs_index_corrupted(ks->index, "has a leaf entry of slot " INT64_FORMAT,
+											 a.slots[i]);
+					ks->key_slots[0] = (uint32) a.slots[i];
+					imgs_store_keys(ks->store, ks->key_slots, 1, ks->keys, ks->key_values,
+									ks->key_headers);
+					if (ks->key_headers[0].state == IMGS_SLOT_LIVE)
+					{
+						entry = hash_search(ks->tids, &ks->key_slots[0], HASH_ENTER, &found);
+						entry->tid = ks->key_headers[0].tid;
+						rc = kd_search_set_exact(ks->core, a.slots[i], ks->key_values[0]);
+					}
+					else
+						rc = kd_search_drop(ks->core, a.slots[i]);
+					if (rc != 0)
+						search_failed(ks);
+				}
+				break;
+			case KD_EMIT:
+				*slot = (uint32) a.slot;
+				*key = a.key;
+				entry = hash_search(ks->tids, slot, HASH_FIND, &found);
+				if (!found)
+					search_failed(ks);
+				*tid = entry->tid;
+				hash_search(ks->tids, slot, HASH_REMOVE, NULL);
+				return true;
+			default:
+				search_failed(ks);
+		}
+	}
+}
+
+void
+kdtree_search_stats(const KdtreeSearch *ks, KdSearchStats *stats)
+{
+	kd_search_stats(ks->core, stats);
+}
+
+void
+kdtree_search_end(KdtreeSearch *ks)
+{
+	end_core_search(ks);
+	if (ks->tids)
+		hash_destroy(ks->tids);
+	ks->tids = NULL;
+}
