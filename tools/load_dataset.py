@@ -169,6 +169,7 @@ def build_indexes(conn, new_features):
                 print('load_dataset: this run added %d of the %d features after the %s index was built: REINDEX'
                       % (new_features, rows, am), flush=True)
                 cur.execute("REINDEX INDEX gallery.%s" % name)
+            conn.commit()   # each index in its own transaction: one that fails leaves the others
         cur.execute("ANALYZE gallery.images")
     conn.commit()
 
