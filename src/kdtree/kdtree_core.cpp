@@ -308,6 +308,14 @@ struct CandItem {
     double lb;
     int64_t slot;
 };
+// a leaf's entries, sorted by bound; the candidate queue holds one item per chunk
+struct Chunk {
+    size_t next, end;  // into KdSearch::pool
+};
+struct ChunkItem {
+    double lb;  // of the chunk's next entry
+    uint32_t chunk;
+};
 struct ResItem {
     double key;  // NaN sorts last
     int64_t slot;
@@ -322,6 +330,11 @@ struct NodeAfter {
 struct CandAfter {
     bool operator()(const CandItem &a, const CandItem &b) const {
         return a.lb > b.lb || (a.lb == b.lb && a.slot > b.slot);
+    }
+};
+struct ChunkAfter {
+    bool operator()(const ChunkItem &a, const ChunkItem &b) const {
+        return a.lb > b.lb || (a.lb == b.lb && a.chunk > b.chunk);
     }
 };
 inline bool key_less(double a, int64_t sa, double b, int64_t sb) {
@@ -350,7 +363,25 @@ struct KdSearch {
     double rq = 0, nq = 0;  // residual and |y_q|
     int32_t max_leaves = 0, key_batch = 1;
     std::vector<NodeItem> nodes;
-    std::vector<CandItem> cands;
+    // Candidates (points with a bound, no key yet): each opened leaf's entries
+    // sorted by bound into the pool, and a heap of those runs by their next
+    // bound, so only points that come up cost a heap operation.
+    std::vector<CandItem> pool;
+    std::vector<Chunk> chunks;
+    std::vector<ChunkItem> cands;
+    double cands_min() const { return cands.front().lb; }
+    int64_t cands_pop() {
+        ChunkItem top = cands.front();
+        std::pop_heap(cands.begin(), cands.end(), ChunkAfter());
+        cands.pop_back();
+        Chunk &c = chunks[top.chunk];
+        int64_t slot = pool[c.next++].slot;
+        if (c.next < c.end) {
+            cands.push_back({pool[c.next].lb, top.chunk});
+            std::push_heap(cands.begin(), cands.end(), ChunkAfter());
+        }
+        return slot;
+    }
     std::vector<ResItem> results;
     Pending pending = P_NONE;
     std::vector<int64_t> req_slots;
@@ -785,7 +816,7 @@ int kd_search_next(KdSearch *s, KdAction *a) {
         for (;;) {
             bool nodes_count = !s->nodes.empty() && !s->budget_spent;
             double min_node = nodes_count ? s->nodes.front().lb : INFINITY;
-            double min_cand = s->cands.empty() ? INFINITY : s->cands.front().lb;
+            double min_cand = s->cands.empty() ? INFINITY : s->cands_min();
             double min_lb = std::min(min_node, min_cand);
             bool nothing_queued = !nodes_count && s->cands.empty();
             if (!s->results.empty()) {
@@ -814,11 +845,9 @@ int kd_search_next(KdSearch *s, KdAction *a) {
                 s->req_slots.clear();
                 double limit = std::min(min_node, s->results.empty() ? INFINITY : s->results.front().key);
                 do {
-                    s->req_slots.push_back(s->cands.front().slot);
-                    std::pop_heap(s->cands.begin(), s->cands.end(), CandAfter());
-                    s->cands.pop_back();
+                    s->req_slots.push_back(s->cands_pop());
                 } while ((int32_t)s->req_slots.size() < s->key_batch && !s->cands.empty() &&
-                         s->cands.front().lb <= limit);
+                         s->cands_min() <= limit);
                 s->req_done.assign(s->req_slots.size(), 0);
                 s->req_left = (int32_t)s->req_slots.size();
                 s->st.keys_computed += s->req_left;
@@ -871,7 +900,14 @@ KD_KERNEL int kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slot
     try {
         const int m = s->m;
         const float *q = s->q.data();
-        s->cands.reserve(s->cands.size() + count);
+        if (count <= 0) {
+            s->st.entries_seen += count > 0 ? count : 0;
+            return count < 0 ? -1 : 0;
+        }
+        // grow geometrically: reserve(size + count) alone would copy the pool on every leaf
+        size_t begin = s->pool.size();
+        if (s->pool.capacity() < begin + count)
+            s->pool.reserve(std::max(2 * s->pool.capacity(), begin + count));
         for (int32_t j = 0; j < count; j++) {
             const float *y = proj + (size_t)j * m;
             double a2 = 0, nx2 = 0;
@@ -883,9 +919,13 @@ KD_KERNEL int kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slot
             }
             double rx = resid[j];
             double lb = bound_from(s->bc, a2, std::fabs(s->rq - rx), s->nq + s->rq + std::sqrt(nx2) + rx);
-            s->cands.push_back({lb, slots[j]});
-            std::push_heap(s->cands.begin(), s->cands.end(), CandAfter());
+            s->pool.push_back({std::isnan(lb) ? 0.0 : lb, slots[j]});  // 0 bounds anything
         }
+        auto less = [](const CandItem &a, const CandItem &b) { return CandAfter()(b, a); };
+        std::sort(s->pool.begin() + begin, s->pool.end(), less);
+        s->chunks.push_back({begin, s->pool.size()});
+        s->cands.push_back({s->pool[begin].lb, (uint32_t)(s->chunks.size() - 1)});
+        std::push_heap(s->cands.begin(), s->cands.end(), ChunkAfter());
         s->st.entries_seen += count;
         return 0;
     } catch (...) {
