@@ -172,6 +172,8 @@ test('search runs the chosen method: faissflat and kdtree scan their index, args
     }
     const { rows } = await c.query('SHOW imgsearch.method');
     assert.equal(rows[0]['imgsearch.method'], 'auto', 'the method does not leak out of the call');
+    const { rows: seq } = await c.query('SHOW enable_seqscan');
+    assert.equal(seq[0].enable_seqscan, 'on', 'nor does the sequential scan setting');
   } finally {
     await c.end();
   }
