@@ -151,11 +151,14 @@ kdtree_page_entry(Page page, uint32 m, uint32 i)
 }
 
 /*
- * What a backend keeps of an index between statements (in rd_amcache): the
+ * What a backend keeps of an index between statements (kdtree_tree.c): the
  * projection and the tree, with the leaves' boxes as of `version`.
  */
 typedef struct KdtreeCache
 {
+	MemoryContext cxt;			/* holds it all */
+	int			pins;			/* scans searching it */
+	bool		orphan;			/* replaced: freed at the last unpin */
 	KdtreeMeta	meta;			/* as the tree was read; version: of the boxes */
 	bool		boxes_valid;
 	Oid			relfilenode;	/* of the data it was read from */
@@ -172,9 +175,15 @@ extern void kdtree_read_meta(Relation index, ImgsIndexMeta *header, KdtreeMeta *
 /* Reads the projection and the tree into cache, allocated in the current context. */
 extern void kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
 						KdtreeCache *cache);
-/* The backend's copy of the index's tree (rd_amcache), boxes read again if need_boxes and changed. */
+/*
+ * The backend's copy of the index's tree, its boxes read again if need_boxes
+ * and an insert changed them. Valid until the next call, unless pinned.
+ */
 extern KdtreeCache *kdtree_get_cache(Relation index, const ImgsIndexMeta *header,
 									 const KdtreeMeta *meta, bool need_boxes);
+/* Keeps cache until the memory context `until` is reset or deleted. */
+extern void kdtree_cache_pin(KdtreeCache *cache, MemoryContext until);
+extern void kdtree_cache_unpin(KdtreeCache *cache);
 extern void kdtree_project(const KdtreeCache *cache, const float *x, float *y, float *resid);
 extern int32 kdtree_descend(const KdtreeCache *cache, const float *y);
 extern void kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint32 leaf,

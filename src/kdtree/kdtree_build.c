@@ -437,7 +437,6 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	result->heap_tuples = heap_tuples;
 	result->index_tuples = bs->n;
 	MemoryContextDelete(build_ctx);
-	/* the cache the cost sample read was allocated in the relcache; it is still right */
 	return result;
 }
 

@@ -26,7 +26,7 @@ typedef struct KdtreeScanOpaqueData
 	bool		started;
 	bool		flat;			/* no tree to search: a flat scan */
 	ImgsFlatScan *flat_scan;
-	KdtreeCache cache;			/* a copy: the relcache may drop its own mid-scan */
+	KdtreeCache *cache;			/* pinned until the next rescan */
 	ImgsStoreReader store;
 	KdtreeSearch search;
 } KdtreeScanOpaqueData;
@@ -45,7 +45,7 @@ report_stats(IndexScanDesc scan, KdtreeScanOpaque so)
 	elog(DEBUG1, "kdtree scan of \"%s\": %lld rows, %lld of %u leaves opened, %lld entries seen, "
 		 "%lld exact distances",
 		 RelationGetRelationName(scan->indexRelation), (long long) st.rows_emitted,
-		 (long long) st.leaves_opened, so->cache.meta.n_leaves, (long long) st.entries_seen,
+		 (long long) st.leaves_opened, so->cache->meta.n_leaves, (long long) st.entries_seen,
 		 (long long) st.keys_computed);
 }
 
@@ -93,9 +93,10 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 		imgs_flat_scan_start(so->flat_scan, scan, &so->ss, &kdtree_am, &header);
 		return;
 	}
-	so->cache = *kdtree_get_cache(index, &header, &meta, true);
+	so->cache = kdtree_get_cache(index, &header, &meta, true);
+	kdtree_cache_pin(so->cache, so->ctx);
 	imgs_store_open(&so->store, index, &kdtree_am, &header);
-	kdtree_search_begin(&so->search, index, &so->cache, &so->store, &so->ss.query.keys,
+	kdtree_search_begin(&so->search, index, so->cache, &so->store, &so->ss.query.keys,
 						kdtree_max_leaves);
 }
 

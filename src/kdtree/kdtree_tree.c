@@ -10,6 +10,7 @@
 
 #include "miscadmin.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 
 #include "kdtree/kdtree.h"
@@ -231,6 +232,7 @@ void
 kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta, KdtreeCache *cache)
 {
 	memset(cache, 0, sizeof(*cache));
+	cache->cxt = CurrentMemoryContext;
 	load_structure(index, cache, header, meta);
 	load_boxes(index, cache, meta);
 	cache->meta = *meta;
@@ -238,48 +240,154 @@ kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
 	cache->boxes_valid = true;
 }
 
+/*
+ * The backend's caches, by index OID, in memory contexts of their own under
+ * TopMemoryContext (not rd_amcache: the relcache frees that with a plain
+ * pfree on any invalidation, even under a running scan). A scan pins the
+ * cache it searches; a cache replaced while pinned (its index rebuilt) is
+ * freed when the last pin goes.
+ */
+typedef struct CacheSlot
+{
+	Oid			indexoid;		/* hash key */
+	KdtreeCache *cache;			/* current, or NULL */
+} CacheSlot;
+
+static HTAB *caches = NULL;
+
+static void
+cache_free(KdtreeCache *cache)
+{
+	MemoryContextDelete(cache->cxt);
+}
+
+/*
+ * A relcache invalidation of an index (DROP, REINDEX, and also VACUUM's and
+ * ANALYZE's statistics) lets its cache go, so that dropped indexes leave
+ * nothing behind; the next search reads the tree again.
+ */
+static void
+invalidate_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	CacheSlot  *slot;
+
+	hash_seq_init(&seq, caches);
+	while ((slot = hash_seq_search(&seq)) != NULL)
+	{
+		if (OidIsValid(relid) && slot->indexoid != relid)
+			continue;
+		if (slot->cache != NULL)
+		{
+			if (slot->cache->pins > 0)
+				slot->cache->orphan = true;
+			else
+				cache_free(slot->cache);
+		}
+		hash_search(caches, &slot->indexoid, HASH_REMOVE, NULL);
+	}
+}
+
+void
+kdtree_cache_unpin(KdtreeCache *cache)
+{
+	Assert(cache->pins > 0);
+	if (--cache->pins == 0 && cache->orphan)
+		cache_free(cache);
+}
+
+static void
+unpin_callback(void *arg)
+{
+	kdtree_cache_unpin((KdtreeCache *) arg);
+}
+
 KdtreeCache *
 kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
 				 bool need_boxes)
 {
-	KdtreeCache *cache = (KdtreeCache *) index->rd_amcache;
-	MemoryContext old_ctx;
+	Oid			oid = RelationGetRelid(index);
+	CacheSlot  *slot;
+	KdtreeCache *cache;
+	bool		found;
 
 	Assert(meta->dims > 0);
-	/* the structure never changes but by REINDEX, which gives a new relcache entry */
+	if (caches == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CacheSlot);
+		ctl.hcxt = TopMemoryContext;
+		caches = hash_create("kdtree caches", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(invalidate_callback, (Datum) 0);
+	}
+	slot = hash_search(caches, &oid, HASH_ENTER, &found);
+	if (!found)
+		slot->cache = NULL;
+	cache = slot->cache;
+	/* the structure never changes but by a rebuild (REINDEX, TRUNCATE: a new relfilenode) */
 	if (cache != NULL &&
-		(cache->relfilenode != index->rd_node.relNode || cache->meta.pca_start != meta->pca_start || cache->meta.nodes_start != meta->nodes_start ||
-		 cache->meta.n_nodes != meta->n_nodes || cache->meta.dims != meta->dims ||
-		 cache->dim != (int) header->store.dim))
-		cache = NULL;			/* the old one stays in rd_indexcxt until the entry goes */
+		(cache->relfilenode != index->rd_node.relNode || cache->meta.pca_start != meta->pca_start ||
+		 cache->meta.nodes_start != meta->nodes_start || cache->meta.n_nodes != meta->n_nodes ||
+		 cache->meta.dims != meta->dims || cache->dim != (int) header->store.dim))
+	{
+		slot->cache = NULL;
+		if (cache->pins > 0)
+			cache->orphan = true;
+		else
+			cache_free(cache);
+		cache = NULL;
+	}
 	if (cache == NULL)
 	{
-		index->rd_amcache = NULL;
-		old_ctx = MemoryContextSwitchTo(index->rd_indexcxt);
-		cache = palloc0(sizeof(KdtreeCache));
+		MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "kdtree cache",
+												  ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old_ctx = MemoryContextSwitchTo(cxt);
+
 		PG_TRY();
 		{
+			cache = palloc0(sizeof(KdtreeCache));
+			cache->cxt = cxt;
 			load_structure(index, cache, header, meta);
 		}
-		PG_FINALLY();
+		PG_CATCH();
 		{
 			MemoryContextSwitchTo(old_ctx);
+			MemoryContextDelete(cxt);
+			PG_RE_THROW();
 		}
 		PG_END_TRY();
+		MemoryContextSwitchTo(old_ctx);
 		cache->meta = *meta;
 		cache->relfilenode = index->rd_node.relNode;
 		cache->boxes_valid = false;
-		index->rd_amcache = cache;
+		slot->cache = cache;
 	}
 	if (need_boxes && (!cache->boxes_valid || cache->meta.version != meta->version))
 	{
-		/* tagged with the version read before the boxes: never newer than they are */
+		/*
+		 * Tagged with the version read before the boxes: never newer than
+		 * they are. A pinned search may see boxes grow under it: still
+		 * bounds of every row it can see.
+		 */
 		cache->boxes_valid = false;
 		load_boxes(index, cache, meta);
 		cache->meta = *meta;
 		cache->boxes_valid = true;
 	}
 	return cache;
+}
+
+void
+kdtree_cache_pin(KdtreeCache *cache, MemoryContext until)
+{
+	MemoryContextCallback *cb = MemoryContextAlloc(until, sizeof(MemoryContextCallback));
+
+	cache->pins++;
+	cb->func = unpin_callback;
+	cb->arg = cache;
+	MemoryContextRegisterResetCallback(until, cb);
 }
 
 void
