@@ -29,18 +29,22 @@ into shared buffers (pg_prewarm). Methods:
                      IndexHNSWFlat (same parameters, in process, 1 thread) is
                      timed instead, as faiss_hnsw_efN.
 recall@30 is against argsort's answers (faiss_flat's where --no-argsort).
-Also: CREATE INDEX times (one process each: max_parallel_maintenance_workers
-= 0), index sizes (pg_relation_size) against the raw vectors (n x dim x 4).
+Also: what exact kdtree searches examine (fractions of the vectors and of the
+leaves, from the scan's DEBUG1 line, in an untimed pass), CREATE INDEX times
+(one process each: max_parallel_maintenance_workers = 0), index sizes
+(pg_relation_size) against the raw vectors (n x dim x 4).
 
 Writes bench/results/kdtree.json and kdtree.md and prints the ratios.
     /usr/bin/python3 bench/kdtree_bench.py [--quick] [--sets cnn512,hard512,cnn4096,demo512]
                                            [--queries 50] [--budgets 8,32,128,512]
 """
 import argparse
+import collections
 import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -216,6 +220,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     query_s = time.perf_counter() - t_q
     for c in sessions:
         c.close()
+    examined = kdtree_scan_stats(dsn, sql, nq, n)
 
     truth_name = 'faiss_flat' if args.no_argsort else 'argsort'
     truth = answers[truth_name]
@@ -246,6 +251,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'kdtree_options': {'dims': args.kd_dims, 'leaf_size': args.kd_leaf},
         'recall_truth': truth_name,
         'kdtree_exact_wrong_answers': kd_exact_wrong,
+        'kdtree_exact_scan': examined,
         'latency_ms': lat,
         'build_s': builds,
         'index_bytes': sizes,
@@ -258,6 +264,36 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     return out
 
 
+def kdtree_scan_stats(dsn, sql, nq, n):
+    """What exact searches did (the scan's DEBUG1 line), untimed: the
+    fraction of the vectors whose exact distance was computed and of the
+    leaves opened, median and max over the queries."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    conn.notices = collections.deque(maxlen=100)
+    c = conn.cursor()
+    c.execute("LOAD 'imgsearch'")
+    c.execute("SET imgsearch.method = 'kdtree'")
+    c.execute('SET kdtree.max_leaves = 0')
+    c.execute('SET client_min_messages = debug1')
+    keys, leaves = [], []
+    for i in range(nq):
+        conn.notices.clear()
+        c.execute(sql, (i,))
+        c.fetchall()
+        for line in conn.notices:
+            m = re.search(r'kdtree scan of .*?: \d+ rows, (\d+) of (\d+) leaves opened, \d+ entries seen, '
+                          r'(\d+) exact distances', line)
+            if m:
+                leaves.append(int(m.group(1)) / max(int(m.group(2)), 1))
+                keys.append(int(m.group(3)) / n)
+    conn.close()
+    if not keys:
+        return None
+    return {'exact_distances_fraction': {'median': round(statistics.median(keys), 4), 'max': round(max(keys), 4)},
+            'leaves_opened_fraction': {'median': round(statistics.median(leaves), 4), 'max': round(max(leaves), 4)}}
+
+
 def print_set(r):
     lat = r['latency_ms']
     print(f"  {r['set']} {r['n']} x {r['dim']}: median ms (recall@30)", flush=True)
@@ -266,7 +302,8 @@ def print_set(r):
     print(f"  builds s: {r['build_s']}; index / raw: kdtree {r['ratios']['kdtree_size_over_raw']}, "
           f"faissflat {r['ratios']['faissflat_size_over_raw']}, hnsw {r['ratios']['hnsw_size_over_raw']}")
     print(f"  ratios: {json.dumps(r['ratios'])}; kdtree exact answers differing from "
-          f"{r['recall_truth']}: {r['kdtree_exact_wrong_answers']} of {r['queries']}", flush=True)
+          f"{r['recall_truth']}: {r['kdtree_exact_wrong_answers']} of {r['queries']}; "
+          f"exact scans: {json.dumps(r['kdtree_exact_scan'])}", flush=True)
 
 
 def fmt(v, digits=2):
@@ -291,7 +328,12 @@ def markdown(report):
                   f"PCA variance kept by the top 16 / 32 / 64 components: "
                   f"{' / '.join(str(v) for v in r['pca_variance_kept_by_top_m'].values())}. "
                   f"kdtree exact answers differing from {r['recall_truth']}: "
-                  f"{r['kdtree_exact_wrong_answers']} of {r['queries']}.", '',
+                  f"{r['kdtree_exact_wrong_answers']} of {r['queries']}."
+                  + (f" An exact kdtree search computed the distance of "
+                     f"{r['kdtree_exact_scan']['exact_distances_fraction']['median'] * 100:.1f}% of the vectors "
+                     f"(median; max {r['kdtree_exact_scan']['exact_distances_fraction']['max'] * 100:.1f}%) and "
+                     f"opened {r['kdtree_exact_scan']['leaves_opened_fraction']['median'] * 100:.1f}% of the leaves."
+                     if r['kdtree_exact_scan'] else ''), '',
                   '| method | median ms | p95 ms | recall@30 |', '|---|---|---|---|']
         for name, v in r['latency_ms'].items():
             lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['recall_at_30']} |")
