@@ -71,7 +71,9 @@ typedef struct KdtreeMeta
 	double		orth_err;		/* of the projection (kdtree_core.h) */
 	uint64		version;		/* bumped by every insert into a leaf */
 	uint64		build_points;	/* vectors in the tree at build */
-	float8		examined;		/* fraction of the vectors a k = 30 search examined at build */
+	float8		keys_fraction;	/* of the vectors whose exact distance a k = 30 search
+								 * computed, at build (a mean over a few searches) */
+	float8		entries_fraction;	/* of the leaf entries it read */
 	BlockNumber pca_start;		/* consecutive pages: mean, then rows */
 	uint32		pca_pages;
 	BlockNumber nodes_start;
@@ -203,10 +205,7 @@ typedef struct KdtreeSearch
 	KdSearch   *core;
 	MemoryContextCallback free_core;	/* ends core with the caller's context */
 	struct HTAB *tids;			/* slot -> heap TID of slots with keys, not yet emitted */
-	/* buffers for one leaf page and one key batch */
-	int64	   *slots;
-	float	   *resid;
-	float	   *proj;
+	/* buffers for one key batch */
 	uint32	   *key_slots;
 	double	   *key_values;
 	ImgsSlotHeader *key_headers;

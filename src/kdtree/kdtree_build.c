@@ -283,16 +283,18 @@ write_metapage(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *me
 }
 
 /*
- * The fraction of the vectors exact k = 30 searches for a few sampled
- * vectors examine (keys computed / vectors), for the cost estimate.
+ * What exact k = 30 searches for a few sampled vectors do, as fractions of
+ * the vectors: exact distances computed and leaf entries read (into meta),
+ * for the cost estimate.
  */
-static double
-measure_examined(Relation index, KdtreeBuildState *bs, const KdtreeMeta *meta)
+static void
+measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 {
 	KdtreeCache *cache = kdtree_get_cache(index, &bs->header, meta, true);
 	ImgsStoreReader reader;
 	int			queries = (int) Min(COST_QUERIES, bs->sample_count);
-	double		sum = 0;
+	double		keys_sum = 0;
+	double		entries_sum = 0;
 	MemoryContext query_ctx = AllocSetContextCreate(CurrentMemoryContext, "kdtree cost sample",
 													ALLOCSET_DEFAULT_SIZES);
 
@@ -316,13 +318,15 @@ measure_examined(Relation index, KdtreeBuildState *bs, const KdtreeMeta *meta)
 			;
 		kdtree_search_stats(&ks, &stats);
 		kdtree_search_end(&ks);
-		sum += (double) stats.keys_computed / (double) bs->n;
+		keys_sum += (double) stats.keys_computed / (double) bs->n;
+		entries_sum += (double) stats.entries_seen / (double) bs->n;
 		MemoryContextSwitchTo(old_ctx);
 		MemoryContextReset(query_ctx);
 	}
 	MemoryContextDelete(query_ctx);
 	imgs_store_close(&reader);
-	return queries > 0 ? sum / queries : 1.0;
+	meta->keys_fraction = queries > 0 ? keys_sum / queries : 1.0;
+	meta->entries_fraction = queries > 0 ? entries_sum / queries : 1.0;
 }
 
 /* Steps 2 and 3: PCA, projections, tree, pages. */
@@ -419,7 +423,7 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	write_metapage(index, &bs->header, &meta);
 	if (bs->n > 0)
 	{
-		meta.examined = measure_examined(index, bs, &meta);
+		measure_search(index, bs, &meta);
 		write_metapage(index, &bs->header, &meta);
 	}
 	else

@@ -311,6 +311,7 @@ struct CandItem {
 // a leaf's entries, sorted by bound; the candidate queue holds one item per chunk
 struct Chunk {
     size_t next, end;  // into KdSearch::pool
+    bool sorted;       // sorted when its first entry comes up: most never do
 };
 struct ChunkItem {
     double lb;  // of the chunk's next entry
@@ -375,6 +376,11 @@ struct KdSearch {
         std::pop_heap(cands.begin(), cands.end(), ChunkAfter());
         cands.pop_back();
         Chunk &c = chunks[top.chunk];
+        if (!c.sorted) {
+            auto less = [](const CandItem &a, const CandItem &b) { return CandAfter()(b, a); };
+            std::sort(pool.begin() + c.next, pool.begin() + c.end, less);
+            c.sorted = true;
+        }
         int64_t slot = pool[c.next++].slot;
         if (c.next < c.end) {
             cands.push_back({pool[c.next].lb, top.chunk});
@@ -893,23 +899,31 @@ int kd_search_next(KdSearch *s, KdAction *a) {
     return KD_ERROR;
 }
 
-KD_KERNEL int kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slots, const float *resid,
-                                 const float *proj) {
-    if (s->failed || s->pending != P_LEAF)
+}  // extern "C"
+
+// Appends count entries to the candidates as one run sorted by bound: entry j
+// has its slot at slot_at(j) (skipped when negative), residual at resid_at(j)
+// and coordinates at proj_at(j).
+template <class Slot, class Resid, class Proj>
+static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_t count, Slot slot_at, Resid resid_at, Proj proj_at) {
+    if (s->failed || s->pending != P_LEAF || count < 0)
         return -1;
+    if (count == 0)
+        return 0;
     try {
         const int m = s->m;
         const float *q = s->q.data();
-        if (count <= 0) {
-            s->st.entries_seen += count > 0 ? count : 0;
-            return count < 0 ? -1 : 0;
-        }
         // grow geometrically: reserve(size + count) alone would copy the pool on every leaf
         size_t begin = s->pool.size();
         if (s->pool.capacity() < begin + count)
             s->pool.reserve(std::max(2 * s->pool.capacity(), begin + count));
+        int32_t added = 0;
+        double min_lb = INFINITY;
         for (int32_t j = 0; j < count; j++) {
-            const float *y = proj + (size_t)j * m;
+            int64_t slot = slot_at(j);
+            if (slot < 0)
+                continue;
+            const float *y = proj_at(j);
             double a2 = 0, nx2 = 0;
 #pragma omp simd reduction(+ : a2, nx2)
             for (int i = 0; i < m; i++) {
@@ -917,21 +931,52 @@ KD_KERNEL int kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slot
                 a2 += d * d;
                 nx2 += (double)y[i] * (double)y[i];
             }
-            double rx = resid[j];
+            double rx = resid_at(j);
             double lb = bound_from(s->bc, a2, std::fabs(s->rq - rx), s->nq + s->rq + std::sqrt(nx2) + rx);
-            s->pool.push_back({std::isnan(lb) ? 0.0 : lb, slots[j]});  // 0 bounds anything
+            if (std::isnan(lb))
+                lb = 0;  // 0 bounds anything
+            s->pool.push_back({lb, slot});
+            min_lb = std::min(min_lb, lb);
+            added++;
         }
-        auto less = [](const CandItem &a, const CandItem &b) { return CandAfter()(b, a); };
-        std::sort(s->pool.begin() + begin, s->pool.end(), less);
-        s->chunks.push_back({begin, s->pool.size()});
-        s->cands.push_back({s->pool[begin].lb, (uint32_t)(s->chunks.size() - 1)});
+        s->st.entries_seen += added;
+        if (added == 0)
+            return 0;
+        s->chunks.push_back({begin, s->pool.size(), false});
+        s->cands.push_back({min_lb, (uint32_t)(s->chunks.size() - 1)});
         std::push_heap(s->cands.begin(), s->cands.end(), ChunkAfter());
-        s->st.entries_seen += count;
         return 0;
     } catch (...) {
         s->fail("kd_search_add_leaf: out of memory");
         return -1;
     }
+}
+
+extern "C" {
+
+KD_KERNEL int kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slots, const float *resid,
+                                 const float *proj) {
+    const int m = s->m;
+    return add_entries(
+        s, count, [&](int32_t j) { return slots[j]; },
+        [&](int32_t j) { return (double)resid[j]; }, [&](int32_t j) { return proj + (size_t)j * m; });
+}
+
+KD_KERNEL int kd_search_add_packed(KdSearch *s, int32_t count, const void *entries, size_t stride) {
+    const char *base = (const char *)entries;
+    return add_entries(
+        s, count,
+        [&](int32_t j) {
+            uint32_t slot;
+            std::memcpy(&slot, base + (size_t)j * stride, sizeof(slot));
+            return slot == UINT32_MAX ? (int64_t)-1 : (int64_t)slot;
+        },
+        [&](int32_t j) {
+            float r;
+            std::memcpy(&r, base + (size_t)j * stride + 4, sizeof(r));
+            return (double)r;
+        },
+        [&](int32_t j) { return (const float *)(base + (size_t)j * stride + 8); });
 }
 
 static int supply(KdSearch *s, int64_t slot, double key, bool drop) {

@@ -236,11 +236,19 @@ extern int	kd_search_next(KdSearch *s, KdAction *action);
 
 /*
  * Entries of the requested leaf: slots[count], resid[count] and proj
- * (count x m, row-major, as kd_project wrote them). 0, or -1 when no leaf
+ * (count x m, row-major, as kd_project wrote them); a negative slot is a
+ * dead entry, skipped. 0, or -1 when no leaf
  * was requested or out of memory.
  */
 extern int	kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slots, const float *resid,
 							   const float *proj);
+
+/*
+ * The same from packed entries: count records of `stride` bytes, each a
+ * uint32_t slot (UINT32_MAX: a dead entry, skipped), a float residual norm
+ * and m floats of coordinates, at offsets 0, 4 and 8 (4-byte aligned).
+ */
+extern int	kd_search_add_packed(KdSearch *s, int32_t count, const void *entries, size_t stride);
 
 /* The exact key of a requested slot. 0, or -1 when that slot was not requested. */
 extern int	kd_search_set_exact(KdSearch *s, int64_t slot, double key);

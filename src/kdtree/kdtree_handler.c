@@ -69,19 +69,23 @@ kdtree_reloptions(Relation index, int *dims, int *leaf_size)
 }
 
 /*
- * Cost model. The build measured the fraction f of the vectors an exact
- * k = 30 search examines (KdtreeMeta.examined). A search computes the
- * leaves' bounds, reads the leaves it opens and the vectors it examines,
- * one at a time and out of block order, so each examined vector costs
- * about three times what a flat scan's sequential distance does:
- *   startup = f * (the pages) + 3 f N cpu_operator_cost
- *             + (number of nodes) cpu_operator_cost
- *   total   = startup + one cpu_index_tuple_cost per row
- * So kdtree is chosen over faissflat where it examines under about a third
- * of the vectors. A budget (kdtree.max_leaves) caps f at the leaves it
- * allows. An index without a tree costs what faissflat does.
+ * Cost model, from what the build measured: the fractions of the vectors an
+ * exact k = 30 search reads leaf entries of (e) and computes the exact
+ * distance of (f). Against faissflat, which reads every vector in block
+ * order and computes one distance each (N cpu_operator_cost and the pages):
+ *  - an entry holds m of the dim coordinates and costs a bound and a place
+ *    in a queue: 2 m / dim of a distance;
+ *  - an exact distance reads a slot page and a vector page out of order:
+ *    8 sequential distances;
+ *  - pages: the share of faissflat's that those bytes are;
+ *  - every node's bound, once: m / dim of a distance each.
+ * So kdtree wins where it examines a small part of the vectors, and loses
+ * to faissflat where its bounds cannot prune (the examined fractions near 1).
+ * A budget (kdtree.max_leaves) caps e at the leaves it allows. An index
+ * without a tree (built on no rows) costs what faissflat does.
  */
-#define EXAMINED_KEY_COST	3.0
+#define ENTRY_COST_FACTOR	2.0
+#define KEY_COST_FACTOR		8.0
 
 static void
 kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -90,9 +94,8 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 {
 	IndexOptInfo *info = path->indexinfo;
 	double		tuples = Max(info->tuples, 0);
-	double		examined = 1.0;
-	double		nodes = 0;
-	double		key_cost = 1.0;
+	double		page_share = 1.0;	/* of the index's pages read */
+	double		distances = tuples;	/* in units of one sequential distance */
 	Relation	index;
 	ImgsIndexMeta header;
 	KdtreeMeta	meta;
@@ -104,20 +107,29 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(info->indexoid, NoLock);
 	kdtree_read_meta(index, &header, &meta);
 	index_close(index, NoLock);
-	if (meta.dims > 0)
+	if (meta.dims > 0 && header.store.dim > 0)
 	{
-		examined = Min(Max(meta.examined, 0.0), 1.0);
+		double		e = Min(Max(meta.entries_fraction, 0.0), 1.0);
+		double		f = Min(Max(meta.keys_fraction, 0.0), 1.0);
+		double		ratio = (double) meta.dims / header.store.dim;
+		double		entry_bytes = kdtree_entry_size(meta.dims);
+		double		vector_bytes = sizeof(float) * (double) header.store.dim;
+
 		if (kdtree_max_leaves > 0 && meta.n_leaves > 0)
-			examined = Min(examined, (double) kdtree_max_leaves / meta.n_leaves);
-		nodes = meta.n_nodes;
-		key_cost = EXAMINED_KEY_COST;
+		{
+			e = Min(e, (double) kdtree_max_leaves / meta.n_leaves);
+			f = Min(f, e);
+		}
+		page_share = Min(1.0, (e * entry_bytes + f * vector_bytes) / (entry_bytes + vector_bytes));
+		distances = tuples * (ENTRY_COST_FACTOR * ratio * e + KEY_COST_FACTOR * f) +
+			meta.n_nodes * ratio;
 	}
-	*startup_cost = imgs_cost_sequential_pages(path, examined * info->pages) +
-		key_cost * examined * tuples * cpu_operator_cost + nodes * cpu_operator_cost;
+	*startup_cost = page_share * imgs_cost_sequential_pages(path, info->pages) +
+		distances * cpu_operator_cost;
 	*total_cost = *startup_cost + tuples * cpu_index_tuple_cost;
 	*selectivity = 1.0;
 	*correlation = 0;
-	*pages = examined * info->pages;
+	*pages = page_share * info->pages;
 }
 
 static char *

@@ -446,7 +446,6 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 					ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves)
 {
 	uint32		m = cache->meta.dims;
-	uint32		per_page = kdtree_entries_per_page(m);
 	float	   *q_proj = palloc(sizeof(float) * m);
 	float		q_resid;
 	KdSearchOptions opts;
@@ -457,9 +456,6 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	ks->cache = cache;
 	ks->store = store;
 	ks->keys = keys;
-	ks->slots = palloc(sizeof(int64) * per_page);
-	ks->resid = palloc(sizeof(float) * per_page);
-	ks->proj = palloc(sizeof(float) * per_page * m);
 	ks->key_slots = palloc(sizeof(uint32));
 	ks->key_values = palloc(sizeof(double));
 	ks->key_headers = palloc(sizeof(ImgsSlotHeader));
@@ -480,7 +476,10 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &ks->free_core);
 }
 
-/* Supplies the entries of leaf `leaf`, page by page, newest first. */
+/*
+ * Supplies the entries of leaf `leaf`, page by page, newest first, straight
+ * from the page (the core reads the packed entries; dead ones it skips).
+ */
 static void
 add_leaf(KdtreeSearch *ks, int32 leaf)
 {
@@ -493,7 +492,7 @@ add_leaf(KdtreeSearch *ks, int32 leaf)
 		Buffer		buf;
 		Page		page;
 		const KdtreeLeafPageHeader *ph;
-		int32		n = 0;
+		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
 		buf = ReadBuffer(ks->index, blkno);
@@ -508,20 +507,11 @@ add_leaf(KdtreeSearch *ks, int32 leaf)
 			UnlockReleaseBuffer(buf);
 			imgs_index_corrupted(ks->index, "has a malformed page %u in the chain of leaf %d", blkno, leaf);
 		}
-		for (uint32 i = 0; i < ph->count; i++)
-		{
-			const KdtreeEntry *e = kdtree_page_entry(page, m, i);
-
-			if (e->slot == IMGS_NO_SLOT)
-				continue;		/* dead: vacuum forgot it */
-			ks->slots[n] = e->slot;
-			ks->resid[n] = e->resid;
-			memcpy(ks->proj + (Size) n * m, e->proj, sizeof(float) * m);
-			n++;
-		}
+		rc = kd_search_add_packed(ks->core, (int32) ph->count, kdtree_page_entry(page, m, 0),
+								  kdtree_entry_size(m));
 		blkno = ph->prev_blkno;
 		UnlockReleaseBuffer(buf);
-		if (kd_search_add_leaf(ks->core, n, ks->slots, ks->resid, ks->proj) != 0)
+		if (rc != 0)
 			search_failed(ks);
 	}
 }
