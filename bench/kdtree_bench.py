@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -395,6 +396,8 @@ def main():
         else:
             print(f'kdtree_bench: no pgvector ({p.stderr.strip()}): HNSW is timed in process (faiss)')
 
+    # SIGTERM (and SIGINT, ignored in a background job) stop the throwaway cluster too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = os.getloadavg()
     cluster = None if args.dsn else Cluster(args.shared_buffers)
     dsn = args.dsn or cluster.dsn
