@@ -26,8 +26,9 @@ into shared buffers (pg_prewarm). Methods:
                      hnsw.ef_search = N, on a copy of the table as vector(dim)
                      (bench/pgvector.sh builds it from ../shared/vendor).
                      pgvector indexes at most 2000 dimensions: at 4096 faiss
-                     IndexHNSWFlat (same parameters, in process, 1 thread) is
-                     timed instead, as faiss_hnsw_efN.
+                     IndexHNSWFlat (same parameters, in process, searched
+                     on 1 thread, built on all) is timed instead, as
+                     faiss_hnsw_efN; no build ratio there.
 recall@30 is against argsort's answers (faiss_flat's where --no-argsort).
 Also: what exact kdtree searches examine (fractions of the vectors and of the
 leaves, from the scan's DEBUG1 line, in an untimed pass), CREATE INDEX times
@@ -154,13 +155,16 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     flat.add(x)
     faiss_hnsw = None
     if not pg_hnsw and not args.no_hnsw:
-        faiss.omp_set_num_threads(1)
+        # built on every core (one thread took 194 s at 20k x 4096), searched on one
+        faiss.omp_set_num_threads(os.cpu_count())
         t = time.perf_counter()
         faiss_hnsw = faiss.IndexHNSWFlat(dim, HNSW_M)
         faiss_hnsw.hnsw.efConstruction = HNSW_EFC
         faiss_hnsw.add(x)
-        builds['faiss_hnsw_in_process'] = round(time.perf_counter() - t, 2)
-        print(f'  faiss hnsw build (in process, 1 thread) {builds["faiss_hnsw_in_process"]} s', flush=True)
+        builds['faiss_hnsw_in_process_all_cores'] = round(time.perf_counter() - t, 2)
+        faiss.omp_set_num_threads(1)
+        print(f'  faiss hnsw build (in process, {os.cpu_count()} threads) '
+              f'{builds["faiss_hnsw_in_process_all_cores"]} s', flush=True)
 
     sessions = []
 
@@ -205,13 +209,19 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
             methods[f'faiss_hnsw_ef{ef}'] = run_hnsw
 
     # Round robin, query by query, so that load from other jobs falls on
-    # every method alike; the first queries warm the caches.
+    # every method alike, in an order shuffled for each query (a method timed
+    # right after one that streamed hundreds of MB through the caches, or
+    # after the in-process faiss call, would otherwise always pay for it);
+    # the first queries warm the caches.
     warmup = 3
     seconds = {m: [] for m in methods}
     answers = {m: [] for m in methods}
+    order = np.random.default_rng(seed).permutation
+    names = list(methods)
     t_q = time.perf_counter()
     for i in range(warmup + nq):
-        for m, run in methods.items():
+        for m in (names[j] for j in order(len(names))):
+            run = methods[m]
             t = time.perf_counter()
             ids = run(i % nq)
             dt = time.perf_counter() - t
@@ -222,6 +232,11 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     for c in sessions:
         c.close()
     examined = kdtree_scan_stats(dsn, sql, nq, n)
+    # What the planner takes with both imgsearch indexes there (imgsearch.method = auto).
+    cur.execute('EXPLAIN ' + sql, (0,))
+    plan = '\n'.join(r[0] for r in cur.fetchall())
+    auto = re.search(r'Index Scan using (\w+)', plan)
+    auto = {f'{table}_kd': 'kdtree', f'{table}_ff': 'faissflat'}.get(auto.group(1), auto.group(1)) if auto else 'seq scan'
 
     truth_name = 'faiss_flat' if args.no_argsort else 'argsort'
     truth = answers[truth_name]
@@ -232,7 +247,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     raw = n * dim * 4
     med = {m: v['median'] for m, v in lat.items()}
     hnsw40 = 'hnsw_ef40' if 'hnsw_ef40' in med else ('faiss_hnsw_ef40' if 'faiss_hnsw_ef40' in med else None)
-    hnsw_build = builds.get('hnsw', builds.get('faiss_hnsw_in_process'))
+    hnsw_build = builds.get('hnsw')
     ratios = {
         'kdtree_exact_over_hnsw_ef40': round(med['kdtree_exact'] / med[hnsw40], 2) if hnsw40 else None,
         'hnsw_ef40_is': hnsw40 and ('pgvector, in database' if hnsw40 == 'hnsw_ef40'
@@ -253,6 +268,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'recall_truth': truth_name,
         'kdtree_exact_wrong_answers': kd_exact_wrong,
         'kdtree_exact_scan': examined,
+        'auto_picks': auto,
         'latency_ms': lat,
         'build_s': builds,
         'index_bytes': sizes,
@@ -304,7 +320,7 @@ def print_set(r):
           f"faissflat {r['ratios']['faissflat_size_over_raw']}, hnsw {r['ratios']['hnsw_size_over_raw']}")
     print(f"  ratios: {json.dumps(r['ratios'])}; kdtree exact answers differing from "
           f"{r['recall_truth']}: {r['kdtree_exact_wrong_answers']} of {r['queries']}; "
-          f"exact scans: {json.dumps(r['kdtree_exact_scan'])}", flush=True)
+          f"exact scans: {json.dumps(r['kdtree_exact_scan'])}; auto takes {r['auto_picks']}", flush=True)
 
 
 def fmt(v, digits=2):
@@ -334,7 +350,8 @@ def markdown(report):
                      f"{r['kdtree_exact_scan']['exact_distances_fraction']['median'] * 100:.1f}% of the vectors "
                      f"(median; max {r['kdtree_exact_scan']['exact_distances_fraction']['max'] * 100:.1f}%) and "
                      f"opened {r['kdtree_exact_scan']['leaves_opened_fraction']['median'] * 100:.1f}% of the leaves."
-                     if r['kdtree_exact_scan'] else ''), '',
+                     if r['kdtree_exact_scan'] else '')
+                  + f" With both indexes, imgsearch.method = auto takes {r['auto_picks']}.", '',
                   '| method | median ms | p95 ms | recall@30 |', '|---|---|---|---|']
         for name, v in r['latency_ms'].items():
             lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['recall_at_30']} |")
@@ -344,8 +361,9 @@ def markdown(report):
                 size = r['index_bytes'].get(am)
                 lines.append(f"| {am} | {r['build_s'][am]} | {fmt(size / 1e6 if size else None, 1)} | "
                              f"{fmt(size / r['raw_vector_bytes'] if size else None, 3)} |")
-        if 'faiss_hnsw_in_process' in r['build_s']:
-            lines.append(f"| faiss HNSW (in process, 1 thread) | {r['build_s']['faiss_hnsw_in_process']} | – | – |")
+        if 'faiss_hnsw_in_process_all_cores' in r['build_s']:
+            lines.append(f"| faiss HNSW (in process, all cores) | "
+                         f"{r['build_s']['faiss_hnsw_in_process_all_cores']} | – | – |")
         lines += ['', f"Ratios: kdtree exact / HNSW ef40 = {fmt(rt['kdtree_exact_over_hnsw_ef40'])}"
                       f" (HNSW: {rt['hnsw_ef40_is']}); faissflat / kdtree exact = "
                       f"{fmt(rt['faissflat_over_kdtree_exact'], 3)}; argsort / kdtree exact = "
