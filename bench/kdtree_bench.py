@@ -35,6 +35,10 @@ leaves, from the scan's DEBUG1 line, in an untimed pass), CREATE INDEX times
 (one process each: max_parallel_maintenance_workers = 0), index sizes
 (pg_relation_size) against the raw vectors (n x dim x 4).
 
+Last, when to REINDEX (--no-inserts skips it): a demo-like index built on 40k
+vectors, 40k more inserted (same distribution, or another), REINDEX; and one
+built on an empty table.
+
 Writes bench/results/kdtree.json and kdtree.md and prints the ratios.
     /usr/bin/python3 bench/kdtree_bench.py [--quick] [--sets cnn512,hard512,cnn4096,demo512]
                                            [--queries 50] [--budgets 8,32,128,512]
@@ -311,6 +315,81 @@ def kdtree_scan_stats(dsn, sql, nq, n):
             'leaves_opened_fraction': {'median': round(statistics.median(leaves), 4), 'max': round(max(leaves), 4)}}
 
 
+def inserts_experiment(conn, dsn, n, seed):
+    """When to REINDEX: a demo-like index built on n vectors, then n inserted
+    (of the same distribution, or of another one: another random basis, the
+    queries from it), then REINDEX; and an index built on an empty table.
+    Median latency and exact-distance fraction of 30 exact kdtree searches
+    each time, and the index the planner takes under auto."""
+    rng = np.random.default_rng(seed)
+    a, b = cnn_like_model(rng, 512, 1.87), cnn_like_model(rng, 512, 1.87)
+    xa, xb = cnn_like(rng, a, 2 * n), cnn_like(rng, b, n)
+    qa, qb = cnn_like(rng, a, 30), cnn_like(rng, b, 30)
+    cur = conn.cursor()
+    # Not bench_set's 2GB: VACUUM of a kdtree index fails with "invalid memory
+    # alloc request size 1288490184" above about 1.6GB (vector_store.c sizes
+    # its dead-TID array from maintenance_work_mem, capped for 4-byte items only).
+    cur.execute("SET maintenance_work_mem = '1GB'")
+    sql = 'SELECT id FROM kdi ORDER BY v <-> (SELECT v FROM kdi_q WHERE id = %s) LIMIT 30'
+
+    def measure(rows):
+        c = psycopg2.connect(dsn)
+        c.autocommit = True
+        c.notices = collections.deque(maxlen=50)
+        cc = c.cursor()
+        cc.execute("LOAD 'imgsearch'")
+        cc.execute("SET imgsearch.method = 'kdtree'")
+        cc.execute('SET client_min_messages = debug1')
+        fr, ms = [], []
+        for i in list(range(3)) + list(range(30)):
+            c.notices.clear()
+            t = time.perf_counter()
+            cc.execute(sql, (i,))
+            cc.fetchall()
+            ms.append((time.perf_counter() - t) * 1000)
+            fr += [int(m.group(1)) / rows for m in (re.search(r'(\d+) exact distances', x) for x in c.notices) if m]
+        c.close()
+        cur.execute('EXPLAIN ' + sql, (0,))
+        plan = '\n'.join(r[0] for r in cur.fetchall())
+        auto = re.search(r'Index Scan using kdi_(kd|ff)', plan)
+        return {'ms_median': round(statistics.median(ms[3:]), 2),
+                'exact_distances_fraction': round(statistics.median(fr[3:]), 4) if fr else 'no tree: every vector',
+                'auto_picks': {'kd': 'kdtree', 'ff': 'faissflat'}[auto.group(1)] if auto else 'seq scan'}
+
+    def table(q):
+        cur.execute('DROP TABLE IF EXISTS kdi, kdi_q')
+        cur.execute('CREATE TABLE kdi (id int4, v imgfeat(512))')
+        cur.execute('CREATE TABLE kdi_q (id int4, v imgfeat(512))')
+        copy_binary(cur, 'kdi_q', q)
+
+    out = {'n': n}
+    for case, more, q in (('same_distribution', xa[n:], qa), ('another_distribution', xb, qb)):
+        table(q)
+        copy_binary(cur, 'kdi', xa[:n])
+        cur.execute('VACUUM ANALYZE kdi')
+        cur.execute('CREATE INDEX kdi_kd ON kdi USING kdtree (v)')
+        cur.execute('CREATE INDEX kdi_ff ON kdi USING faissflat (v)')
+        r = {'built': measure(n)}
+        copy_binary(cur, 'kdi', more)
+        cur.execute('VACUUM ANALYZE kdi')
+        r['after_inserts'] = measure(2 * n)
+        cur.execute('REINDEX INDEX kdi_kd')
+        r['after_reindex'] = measure(2 * n)
+        out[case] = r
+    table(qa)
+    cur.execute('CREATE INDEX kdi_kd ON kdi USING kdtree (v)')
+    cur.execute('CREATE INDEX kdi_ff ON kdi USING faissflat (v)')
+    copy_binary(cur, 'kdi', xa[:n])
+    cur.execute('VACUUM ANALYZE kdi')
+    r = {'built_empty_then_inserted': measure(n)}
+    cur.execute('REINDEX INDEX kdi_kd')
+    r['after_reindex'] = measure(n)
+    out['built_empty'] = r
+    cur.execute('DROP TABLE kdi, kdi_q')
+    print(f'  inserts: {json.dumps(out)}', flush=True)
+    return out
+
+
 def print_set(r):
     lat = r['latency_ms']
     print(f"  {r['set']} {r['n']} x {r['dim']}: median ms (recall@30)", flush=True)
@@ -371,6 +450,28 @@ def markdown(report):
                       f"{fmt(rt['kdtree_exact_over_faiss_flat'], 3)}; kdtree build / HNSW build = "
                       f"{fmt(rt['kdtree_build_over_hnsw_build'], 3)}; kdtree size / raw = "
                       f"{fmt(rt['kdtree_size_over_raw'], 3)}.", '']
+    ins = report.get('inserts')
+    if ins:
+        lines += [f"## When to REINDEX: demo-like {ins['n']} x 512, then {ins['n']} inserted", '',
+                  '30 exact kdtree searches each (median ms, median fraction of the vectors whose exact distance '
+                  'was computed) and the index imgsearch.method = auto takes (kdtree and faissflat both there).', '',
+                  '| case | built | after the inserts | after REINDEX |', '|---|---|---|---|']
+
+        def cell(m):
+            f = m['exact_distances_fraction']
+            f = f'{f * 100:.2f}%' if isinstance(f, float) else f
+            return f"{m['ms_median']} ms, {f}, auto: {m['auto_picks']}"
+        for case in ('same_distribution', 'another_distribution'):
+            r = ins[case]
+            label = {'same_distribution': 'inserts of the same distribution',
+                     'another_distribution': 'inserts of another distribution'}[case]
+            lines.append(f"| {label} | {cell(r['built'])} | "
+                         f"{cell(r['after_inserts'])} | {cell(r['after_reindex'])} |")
+        r = ins['built_empty']
+        lines += [f"| built on an empty table | – | {cell(r['built_empty_then_inserted'])} | "
+                  f"{cell(r['after_reindex'])} |", '',
+                  '(Another distribution: another random basis; the queries come from it, so before the inserts '
+                  'they are far from every row.)', '']
     return '\n'.join(lines)
 
 
@@ -387,6 +488,8 @@ def main():
     ap.add_argument('--no-argsort', action='store_true', help='skip the sequential scan (1M runs); '
                     'recall is then against faiss IndexFlatL2')
     ap.add_argument('--no-hnsw', action='store_true', help='no HNSW (pgvector or faiss)')
+    ap.add_argument('--no-inserts', action='store_true',
+                    help='skip the inserts / REINDEX / built-empty experiment (demo-like, 40k + 40k)')
     ap.add_argument('--dsn', help='use this running server (with pg_prewarm and, for HNSW, pgvector '
                     'available) instead of a throwaway cluster')
     ap.add_argument('--shared-buffers', default='1536MB')
@@ -431,6 +534,7 @@ def main():
         version = cur.fetchone()[0]
         runs = [bench_set(conn, dsn, name, n, args, seed=2000 + i, have_pgvector=bool(pgvector))
                 for i, (name, n) in enumerate(plan)]
+        inserts = None if args.no_inserts else inserts_experiment(conn, dsn, 8_000 if args.quick else 40_000, 3000)
         conn.close()
     finally:
         if cluster:
@@ -449,6 +553,7 @@ def main():
         'quick': args.quick, 'queries': args.queries,
         'kdtree_options': {'dims': args.kd_dims, 'leaf_size': args.kd_leaf},
         'sets': runs,
+        'inserts': inserts,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
