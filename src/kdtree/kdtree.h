@@ -194,8 +194,32 @@ extern void kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint
 /*
  * The search driver a scan and the build's cost sample share: best-first
  * over the cached tree, leaves read from their pages, exact keys from the
- * store. kdtree_search_next returns the next row in (key, slot) order.
+ * store. kdtree_search_next returns the next row in (key, slot) order, or
+ * KDTREE_GAVE_UP once the exact distances it computed exceed work_limit (in
+ * units of one distance of a flat scan: an exact distance read out of order
+ * costs KDTREE_KEY_WORK; 0: no limit), so that a scan can finish with a flat
+ * pass where the bounds do not prune. (A leaf entry costs about
+ * KDTREE_ENTRY_WORK m / dim: for the cost estimate.)
  */
+#define KDTREE_KEY_WORK		12.0
+#define KDTREE_ENTRY_WORK	2.5
+/* An exact scan's work limit, in flat scans (kdtree_scan.c). */
+#define KDTREE_FLAT_FALLBACK	0.1
+
+/* Whether the build's sample searches passed that limit: exact scans are flat. */
+static inline bool
+kdtree_tree_useless(const KdtreeMeta *meta)
+{
+	return KDTREE_KEY_WORK * meta->keys_fraction > KDTREE_FLAT_FALLBACK;
+}
+
+typedef enum KdtreeNext
+{
+	KDTREE_DONE,
+	KDTREE_ROW,
+	KDTREE_GAVE_UP
+} KdtreeNext;
+
 typedef struct KdtreeSearch
 {
 	Relation	index;
@@ -206,14 +230,16 @@ typedef struct KdtreeSearch
 	MemoryContextCallback free_core;	/* ends core with the caller's context */
 	struct HTAB *tids;			/* slot -> heap TID of slots with keys, not yet emitted */
 	/* buffers for one key batch */
+	double		work_limit;
 	uint32	   *key_slots;
 	double	   *key_values;
 	ImgsSlotHeader *key_headers;
 } KdtreeSearch;
 
 extern void kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
-								ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves);
-extern bool kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid);
+								ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves,
+								double work_limit);
+extern KdtreeNext kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid);
 extern void kdtree_search_stats(const KdtreeSearch *ks, KdSearchStats *stats);
 extern void kdtree_search_end(KdtreeSearch *ks);
 

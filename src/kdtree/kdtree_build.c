@@ -313,8 +313,8 @@ measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 		keys.metric = bs->header.metric != 0 ? bs->header.metric : IMGS_METRIC_L2;
 		keys.x = x;
 		keys.norm_sq = imgs_norm_squared(x, bs->dim);
-		kdtree_search_begin(&ks, index, cache, &reader, &keys, 0);
-		for (int k = 0; k < COST_K && kdtree_search_next(&ks, &slot, &key, &tid); k++)
+		kdtree_search_begin(&ks, index, cache, &reader, &keys, 0, 0);
+		for (int k = 0; k < COST_K && kdtree_search_next(&ks, &slot, &key, &tid) == KDTREE_ROW; k++)
 			;
 		kdtree_search_stats(&ks, &stats);
 		kdtree_search_end(&ks);

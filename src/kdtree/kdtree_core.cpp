@@ -832,7 +832,7 @@ int kd_search_next(KdSearch *s, KdAction *a) {
                     std::pop_heap(s->results.begin(), s->results.end(), ResAfter());
                     s->results.pop_back();
                     if (s->have_last && key_less(r.key, r.slot, s->last_key, s->last_slot)) {
-                        s->st.rows_dropped++;  // budget mode only
+                        s->st.rows_dropped++;  // budget mode only: missed by the budget
                         continue;
                     }
                     s->have_last = true;
@@ -862,6 +862,13 @@ int kd_search_next(KdSearch *s, KdAction *a) {
                 a->count = s->req_left;
                 a->slots = s->req_slots.data();
                 return KD_NEED_KEYS;
+            }
+            if (s->budget_spent && s->cands.empty() && s->results.empty()) {
+                // the budget's rows are out: the rest comes in exact order after the
+                // last of them (rows below it that the budget missed are dropped)
+                s->budget_spent = false;
+                s->max_leaves = 0;
+                continue;
             }
             if (!s->nodes.empty() && (nodes_count || (s->cands.empty() && s->results.empty()))) {
                 NodeItem it = s->nodes.front();

@@ -177,7 +177,7 @@ typedef struct KdSearch KdSearch;
 typedef struct KdSearchOptions
 {
 	int32_t		max_leaves;		/* 0: exact; else open at most this many leaves before
-								 * emitting what they held (see KD_EMIT) */
+								 * emitting what they held, then go on exactly (see KD_EMIT) */
 	int32_t		key_batch;		/* most slots per KD_NEED_KEYS (>= 1; 1 computes fewest keys) */
 } KdSearchOptions;
 
@@ -227,10 +227,13 @@ extern KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const flo
  * kd_search_drop, for a slot that no longer holds a live row) once for
  * each slot listed, then kd_search_next again. KD_EMIT: the next row in
  * (key, slot) order (NaN keys last). In budget mode (max_leaves > 0), once
- * that many leaves are open the rows found so far come out in exact order;
- * only when they are exhausted is another leaf opened, and a row found later
- * with a key below one already emitted is dropped (counted), so keys never
- * decrease. KD_DONE: nothing left; KD_DONE again on later calls.
+ * that many leaves are open the rows found so far come out in exact order
+ * without waiting for the leaves not opened; when they are exhausted the
+ * search goes on exactly, and rows below the last one emitted, which the
+ * budget missed, are dropped (counted). So keys never decrease, and every
+ * row ranking after the budget's last row still comes out: a consumer that
+ * wants more rows than the budget's leaves held gets them. KD_DONE: nothing
+ * left; KD_DONE again on later calls.
  */
 extern int	kd_search_next(KdSearch *s, KdAction *action);
 

@@ -74,19 +74,18 @@ kdtree_reloptions(Relation index, int *dims, int *leaf_size)
  * distance of (f). Against faissflat, which reads every vector in block
  * order and computes one distance each (N cpu_operator_cost and the pages):
  *  - an entry holds m of the dim coordinates and costs a bound and a place
- *    in a queue: 2 m / dim of a distance;
+ *    in a queue: KDTREE_ENTRY_WORK (2.5) m / dim of a distance;
  *  - an exact distance reads a slot page and a vector page out of order:
- *    8 sequential distances;
+ *    KDTREE_KEY_WORK (12) sequential distances (measured);
  *  - pages: the share of faissflat's that those bytes are;
  *  - every node's bound, once: m / dim of a distance each.
  * So kdtree wins where it examines a small part of the vectors, and loses
- * to faissflat where its bounds cannot prune (the examined fractions near 1).
+ * to faissflat where its bounds cannot prune: where the build's searches
+ * passed a tenth of a flat scan's work in exact distances, exact scans are
+ * flat passes (kdtree_scan.c), which cost what faissflat's do.
  * A budget (kdtree.max_leaves) caps e at the leaves it allows. An index
  * without a tree (built on no rows) costs what faissflat does.
  */
-#define ENTRY_COST_FACTOR	2.0
-#define KEY_COST_FACTOR		8.0
-
 static void
 kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 					Cost *startup_cost, Cost *total_cost,
@@ -121,8 +120,14 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 			f = Min(f, e);
 		}
 		page_share = Min(1.0, (e * entry_bytes + f * vector_bytes) / (entry_bytes + vector_bytes));
-		distances = tuples * (ENTRY_COST_FACTOR * ratio * e + KEY_COST_FACTOR * f) +
+		distances = tuples * (KDTREE_ENTRY_WORK * ratio * e + KDTREE_KEY_WORK * f) +
 			meta.n_nodes * ratio;
+		/* where the build's searches computed too many distances, exact scans are flat */
+		if (kdtree_max_leaves == 0 && kdtree_tree_useless(&meta))
+		{
+			distances = tuples;
+			page_share = 1.0;
+		}
 	}
 	*startup_cost = page_share * imgs_cost_sequential_pages(path, info->pages) +
 		distances * cpu_operator_cost;

@@ -443,7 +443,8 @@ end_core_search(void *arg)
 
 void
 kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
-					ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves)
+					ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves,
+					double work_limit)
 {
 	uint32		m = cache->meta.dims;
 	float	   *q_proj = palloc(sizeof(float) * m);
@@ -456,6 +457,7 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	ks->cache = cache;
 	ks->store = store;
 	ks->keys = keys;
+	ks->work_limit = work_limit;
 	ks->key_slots = palloc(sizeof(uint32));
 	ks->key_values = palloc(sizeof(double));
 	ks->key_headers = palloc(sizeof(ImgsSlotHeader));
@@ -516,7 +518,25 @@ add_leaf(KdtreeSearch *ks, int32 leaf)
 	}
 }
 
-bool
+/*
+ * Whether the search has done more than its work limit. Only exact
+ * distances count: reading the leaves costs at most a third of a flat scan
+ * (m of dim coordinates per vector, in order), and a search that reads many
+ * of them may still compute few distances, as on data with a few dominant
+ * directions, where it is many times faster than a flat scan.
+ */
+static bool
+over_limit(KdtreeSearch *ks)
+{
+	KdSearchStats st;
+
+	if (ks->work_limit <= 0)
+		return false;
+	kd_search_stats(ks->core, &st);
+	return KDTREE_KEY_WORK * st.keys_computed > ks->work_limit;
+}
+
+KdtreeNext
 kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 {
 	for (;;)
@@ -528,9 +548,11 @@ kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 		switch (kd_search_next(ks->core, &a))
 		{
 			case KD_DONE:
-				return false;
+				return KDTREE_DONE;
 			case KD_NEED_LEAF:
 				add_leaf(ks, a.leaf);
+				if (over_limit(ks))
+					return KDTREE_GAVE_UP;
 				break;
 			case KD_NEED_KEYS:
 				for (int32 i = 0; i < a.count; i++)
@@ -554,6 +576,8 @@ kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 					if (rc != 0)
 						search_failed(ks);
 				}
+				if (over_limit(ks))
+					return KDTREE_GAVE_UP;
 				break;
 			case KD_EMIT:
 				*slot = (uint32) a.slot;
@@ -563,7 +587,7 @@ kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 					search_failed(ks);
 				*tid = entry->tid;
 				hash_search(ks->tids, slot, HASH_REMOVE, NULL);
-				return true;
+				return KDTREE_ROW;
 			default:
 				search_failed(ks);
 		}
