@@ -330,9 +330,8 @@ def inserts_experiment(conn, dsn, n, seed):
     xa, xb = cnn_like(rng, a, 2 * n), cnn_like(rng, b, n)
     qa, qb = cnn_like(rng, a, 30), cnn_like(rng, b, 30)
     cur = conn.cursor()
-    # Not bench_set's 2GB: VACUUM of a kdtree index fails with "invalid memory
-    # alloc request size 1288490184" above about 1.6GB (vector_store.c sizes
-    # its dead-TID array from maintenance_work_mem, capped for 4-byte items only).
+    # Not bench_set's 2GB: before 0cfb152 a kdtree VACUUM failed above ~1.6GB
+    # ("invalid memory alloc request size"); 1GB is plenty here anyway.
     cur.execute("SET maintenance_work_mem = '1GB'")
     sql = 'SELECT id FROM kdi ORDER BY v <-> (SELECT v FROM kdi_q WHERE id = %s) LIMIT 30'
 
