@@ -13,6 +13,7 @@
 #include "utils/memutils.h"
 
 #include "faissflat/faissflat.h"
+#include "index/index_am.h"
 #include "type/imgfeat.h"
 
 typedef struct FaissflatBuildState
@@ -40,15 +41,6 @@ void
 faissflat_read_meta(Relation index, ImgsIndexMeta *meta)
 {
 	imgs_meta_read(index, &faissflat_am, meta, NULL, 0);
-}
-
-/* The dimension the column's type modifier fixes, or 0 (the first vector fixes it). */
-static int
-index_dim(Relation index)
-{
-	int32		typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
-
-	return typmod > 0 ? typmod : 0;
 }
 
 static void
@@ -91,7 +83,7 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 	/* block 0 first; it gets its final contents at the end */
 	metric = imgs_index_metric(index);
 	metabuf = imgs_extend(index, MAIN_FORKNUM);
-	imgs_meta_init(BufferGetPage(metabuf), &faissflat_am, metric, index_dim(index));
+	imgs_meta_init(BufferGetPage(metabuf), &faissflat_am, metric, imgs_index_typmod_dim(index));
 	bs->meta = *ImgsMetaGetHeader(BufferGetPage(metabuf));
 	MarkBufferDirty(metabuf);
 	imgs_store_build_begin(&bs->store, index, &bs->meta);
@@ -119,17 +111,9 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 	return result;
 }
 
-/* The init fork of an unlogged index: a metapage, WAL-logged. */
+/* The init fork of an unlogged index: an empty metapage (index/index_am.h). */
 void
 faissflat_buildempty(Relation index)
 {
-	int			metric = imgs_index_metric(index);
-	Buffer		metabuf = imgs_extend(index, INIT_FORKNUM);
-
-	START_CRIT_SECTION();
-	imgs_meta_init(BufferGetPage(metabuf), &faissflat_am, metric, index_dim(index));
-	MarkBufferDirty(metabuf);
-	log_newpage_buffer(metabuf, true);
-	END_CRIT_SECTION();
-	UnlockReleaseBuffer(metabuf);
+	imgs_buildempty(index, &faissflat_am);
 }

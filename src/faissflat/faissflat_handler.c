@@ -6,9 +6,9 @@
 
 #include "access/reloptions.h"
 #include "commands/progress.h"
-#include "commands/vacuum.h"
 #include "optimizer/optimizer.h"
 
+#include "index/index_am.h"
 #include "index/index_cost.h"
 #include "index/index_scan.h"
 #include "index/index_validate.h"
@@ -85,50 +85,21 @@ PG_FUNCTION_INFO_V1(faissflat_handler);
 Datum
 faissflat_handler(PG_FUNCTION_ARGS)
 {
-	IndexAmRoutine *am = makeNode(IndexAmRoutine);
-
-	am->amstrategies = IMGS_NUM_STRATEGIES;
-	am->amsupport = 0;
-	am->amoptsprocnum = 0;
-	am->amcanorder = false;
-	am->amcanorderbyop = true;
-	am->amcanbackward = false;
-	am->amcanunique = false;
-	am->amcanmulticol = false;
-	am->amoptionalkey = true;
-	am->amsearcharray = false;
-	am->amsearchnulls = false;
-	am->amstorage = false;
-	am->amclusterable = false;
-	am->ampredlocks = false;
-	am->amcanparallel = false;
-	am->amcaninclude = false;
-	am->amusemaintenanceworkmem = false;
-	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
-	am->amkeytype = InvalidOid;
+	IndexAmRoutine *am = imgs_am_routine();
 
 	am->ambuild = faissflat_build;
 	am->ambuildempty = faissflat_buildempty;
 	am->aminsert = faissflat_insert;
 	am->ambulkdelete = faissflat_bulkdelete;
 	am->amvacuumcleanup = faissflat_vacuumcleanup;
-	am->amcanreturn = NULL;
 	am->amcostestimate = faissflat_costestimate;
 	am->amoptions = faissflat_options;
-	am->amproperty = NULL;
 	am->ambuildphasename = faissflat_buildphasename;
 	am->amvalidate = faissflat_validate;
-	am->amadjustmembers = NULL;
 	am->ambeginscan = faissflat_beginscan;
 	am->amrescan = faissflat_rescan;
 	am->amgettuple = faissflat_gettuple;
-	am->amgetbitmap = NULL;
 	am->amendscan = faissflat_endscan;
-	am->ammarkpos = NULL;
-	am->amrestrpos = NULL;
-	am->amestimateparallelscan = NULL;
-	am->aminitparallelscan = NULL;
-	am->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(am);
 }

@@ -813,10 +813,14 @@ imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta
 	/* without a callback, each slot page's dead slots are freed at once; else in big batches */
 	dead.capacity = IMGS_GROUP_SLOTS;
 	if (forget != NULL)
-		dead.capacity = (int) Max(Min((uint64) maintenance_work_mem * 1024 /
-									  (sizeof(uint32) + sizeof(ItemPointerData)),
-									  MaxAllocSize / sizeof(uint32)),
-								  IMGS_GROUP_SLOTS);
+	{
+		/* bounded by maintenance_work_mem, by what one palloc may take, by the slots there are */
+		uint64		cap = (uint64) maintenance_work_mem * 1024 / (sizeof(uint32) + sizeof(ItemPointerData));
+
+		cap = Min(cap, MaxAllocSize / sizeof(ItemPointerData));
+		cap = Min(cap, (uint64) meta->store.nslots);
+		dead.capacity = (int) Max(cap, IMGS_GROUP_SLOTS);
+	}
 	dead.slots = palloc(sizeof(uint32) * dead.capacity);
 	dead.tids = palloc(sizeof(ItemPointerData) * dead.capacity);
 	dead.n = 0;

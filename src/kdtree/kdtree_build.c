@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 
 #include "kdtree/kdtree.h"
+#include "index/index_am.h"
 #include "type/imgfeat.h"
 
 /* The PCA sample: at most this many vectors, and this many bytes. */
@@ -51,14 +52,6 @@ typedef struct KdtreeBuildState
 	pg_prng_state prng;
 	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
 } KdtreeBuildState;
-
-static int
-index_dim(Relation index)
-{
-	int32		typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
-
-	return typmod > 0 ? typmod : 0;
-}
 
 static void
 sample_add(KdtreeBuildState *bs, const float *x, int dim)
@@ -406,7 +399,7 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	/* block 0 first; it gets its final contents at the end */
 	metric = imgs_index_metric(index);
 	metabuf = imgs_extend(index, MAIN_FORKNUM);
-	imgs_meta_init(BufferGetPage(metabuf), &kdtree_am, metric, index_dim(index));
+	imgs_meta_init(BufferGetPage(metabuf), &kdtree_am, metric, imgs_index_typmod_dim(index));
 	bs->header = *ImgsMetaGetHeader(BufferGetPage(metabuf));
 	MarkBufferDirty(metabuf);
 	imgs_store_build_begin(&bs->store, index, &bs->header);
@@ -444,18 +437,9 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	return result;
 }
 
-/* The init fork of an unlogged index: a metapage without a tree, WAL-logged. */
+/* The init fork of an unlogged index: an empty metapage (index/index_am.h). */
 void
 kdtree_buildempty(Relation index)
 {
-	int			metric = imgs_index_metric(index);
-	Buffer		metabuf = imgs_extend(index, INIT_FORKNUM);
-
-	START_CRIT_SECTION();
-	imgs_meta_init(BufferGetPage(metabuf), &kdtree_am, metric, index_dim(index));
-	memset(ImgsMetaGetMethodData(BufferGetPage(metabuf)), 0, sizeof(KdtreeMeta));
-	MarkBufferDirty(metabuf);
-	log_newpage_buffer(metabuf, true);
-	END_CRIT_SECTION();
-	UnlockReleaseBuffer(metabuf);
+	imgs_buildempty(index, &kdtree_am);
 }

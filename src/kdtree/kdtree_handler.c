@@ -6,10 +6,10 @@
 
 #include "access/reloptions.h"
 #include "commands/progress.h"
-#include "commands/vacuum.h"
 #include "optimizer/optimizer.h"
 #include "utils/guc.h"
 
+#include "index/index_am.h"
 #include "index/index_cost.h"
 #include "index/index_scan.h"
 #include "index/index_validate.h"
@@ -167,50 +167,21 @@ PG_FUNCTION_INFO_V1(kdtree_handler);
 Datum
 kdtree_handler(PG_FUNCTION_ARGS)
 {
-	IndexAmRoutine *am = makeNode(IndexAmRoutine);
-
-	am->amstrategies = IMGS_NUM_STRATEGIES;
-	am->amsupport = 0;
-	am->amoptsprocnum = 0;
-	am->amcanorder = false;
-	am->amcanorderbyop = true;
-	am->amcanbackward = false;
-	am->amcanunique = false;
-	am->amcanmulticol = false;
-	am->amoptionalkey = true;
-	am->amsearcharray = false;
-	am->amsearchnulls = false;
-	am->amstorage = false;
-	am->amclusterable = false;
-	am->ampredlocks = false;
-	am->amcanparallel = false;
-	am->amcaninclude = false;
-	am->amusemaintenanceworkmem = false;
-	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
-	am->amkeytype = InvalidOid;
+	IndexAmRoutine *am = imgs_am_routine();
 
 	am->ambuild = kdtree_build;
 	am->ambuildempty = kdtree_buildempty;
 	am->aminsert = kdtree_insert;
 	am->ambulkdelete = kdtree_bulkdelete;
 	am->amvacuumcleanup = kdtree_vacuumcleanup;
-	am->amcanreturn = NULL;
 	am->amcostestimate = kdtree_costestimate;
 	am->amoptions = kdtree_options;
-	am->amproperty = NULL;
 	am->ambuildphasename = kdtree_buildphasename;
 	am->amvalidate = kdtree_validate;
-	am->amadjustmembers = NULL;
 	am->ambeginscan = kdtree_beginscan;
 	am->amrescan = kdtree_rescan;
 	am->amgettuple = kdtree_gettuple;
-	am->amgetbitmap = NULL;
 	am->amendscan = kdtree_endscan;
-	am->ammarkpos = NULL;
-	am->amrestrpos = NULL;
-	am->amestimateparallelscan = NULL;
-	am->aminitparallelscan = NULL;
-	am->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(am);
 }

@@ -229,6 +229,12 @@ SELECT entries, heap_rows, dead_entries FROM imgsearch_index_check('kd_many_l2')
 VACUUM (INDEX_CLEANUP ON) kd_many;
 SELECT entries, heap_rows, dead_entries FROM imgsearch_index_check('kd_many_l2');
 SELECT reltuples FROM pg_class WHERE relname = 'kd_many_l2';
+-- a maintenance_work_mem larger than one allocation may take (a VACUUM once failed)
+SET maintenance_work_mem = '4GB';
+DELETE FROM kd_many WHERE id % 7 = 0;
+VACUUM (INDEX_CLEANUP ON) kd_many;
+RESET maintenance_work_mem;
+SELECT entries, heap_rows, dead_entries FROM imgsearch_index_check('kd_many_l2');
 SELECT pg_temp.err($$SELECT imgsearch_index_check('kd_many')$$);
 
 DROP TABLE kd_empty, kd_nulls, kd_line, kd_many, kd_untyped, kd_mixed, kd_unlogged, kd_temp;

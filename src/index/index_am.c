@@ -1,0 +1,71 @@
+/*
+ * index_am.c — handler and build pieces shared by the imgsearch index access
+ * methods (see index_am.h).
+ */
+#include "postgres.h"
+
+#include "access/xloginsert.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+
+#include "index/index_am.h"
+#include "index/index_pages.h"
+#include "index/index_scan.h"
+
+IndexAmRoutine *
+imgs_am_routine(void)
+{
+	IndexAmRoutine *am = makeNode(IndexAmRoutine);
+
+	am->amstrategies = IMGS_NUM_STRATEGIES;
+	am->amsupport = 0;
+	am->amoptsprocnum = 0;
+	am->amcanorder = false;
+	am->amcanorderbyop = true;
+	am->amcanbackward = false;
+	am->amcanunique = false;
+	am->amcanmulticol = false;
+	am->amoptionalkey = true;
+	am->amsearcharray = false;
+	am->amsearchnulls = false;
+	am->amstorage = false;
+	am->amclusterable = false;
+	am->ampredlocks = false;
+	am->amcanparallel = false;
+	am->amcaninclude = false;
+	am->amusemaintenanceworkmem = false;
+	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	am->amkeytype = InvalidOid;
+	am->amcanreturn = NULL;
+	am->amproperty = NULL;
+	am->amadjustmembers = NULL;
+	am->amgetbitmap = NULL;
+	am->ammarkpos = NULL;
+	am->amrestrpos = NULL;
+	am->amestimateparallelscan = NULL;
+	am->aminitparallelscan = NULL;
+	am->amparallelrescan = NULL;
+	return am;
+}
+
+void
+imgs_buildempty(Relation index, const ImgsIndexAm *am)
+{
+	int			metric = imgs_index_metric(index);
+	Buffer		metabuf = imgs_extend(index, INIT_FORKNUM);
+
+	START_CRIT_SECTION();
+	imgs_meta_init(BufferGetPage(metabuf), am, metric, imgs_index_typmod_dim(index));
+	MarkBufferDirty(metabuf);
+	log_newpage_buffer(metabuf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(metabuf);
+}
+
+int
+imgs_index_typmod_dim(Relation index)
+{
+	int32		typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+
+	return typmod > 0 ? typmod : 0;
+}

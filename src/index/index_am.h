@@ -1,0 +1,28 @@
+/*
+ * index_am.h — what the imgsearch index access methods share in their
+ * handler and build: the access method's properties, the init fork of an
+ * unlogged index, the dimension a column's type modifier fixes.
+ */
+#ifndef IMGS_INDEX_AM_H
+#define IMGS_INDEX_AM_H
+
+#include "access/amapi.h"
+#include "utils/rel.h"
+
+#include "index/index_meta.h"
+
+/*
+ * A new IndexAmRoutine with the properties every imgsearch method has: one
+ * column, ORDER BY operators only (IMGS_NUM_STRATEGIES, no support
+ * functions), tuples from amgettuple, no bitmap, no parallel scan, parallel
+ * bulk delete. The method fills in its callbacks.
+ */
+extern IndexAmRoutine *imgs_am_routine(void);
+
+/* ambuildempty: the init fork of an unlogged index is a metapage of an empty index of am, WAL-logged. */
+extern void imgs_buildempty(Relation index, const ImgsIndexAm *am);
+
+/* The dimension the indexed column's type modifier fixes, or 0 (the first vector fixes it). */
+extern int	imgs_index_typmod_dim(Relation index);
+
+#endif							/* IMGS_INDEX_AM_H */
