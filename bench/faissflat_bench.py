@@ -37,6 +37,9 @@ import faiss
 import numpy as np
 import psycopg2
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_data import clustered_unit_nonneg  # noqa: E402  (the hard set, shared with the kdtree benches)
+
 K = 30
 DATASETS = [(100_000, 512), (20_000, 4096)]
 # Reference figures from DESIGN.md ("Performance figures that matter"),
@@ -44,16 +47,6 @@ DATASETS = [(100_000, 512), (20_000, 4096)]
 # not packaged for Debian 12).
 PGVECTOR_EXACT_MS_100K_512 = 79.0
 DESIGN_FLOOR_MS_100K_512 = 48.0  # one core at about 4.3 GB/s, as measured for DESIGN.md
-
-
-def clustered_unit_nonneg(rng, n, dim, clusters=100):
-    """Points around random non-negative centres, ReLU'd and L2-normalised."""
-    centres = np.abs(rng.standard_normal((clusters, dim), dtype=np.float32))
-    labels = rng.integers(0, clusters, n)
-    x = centres[labels] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
-    np.maximum(x, 0, out=x)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def copy_binary(cur, table, x):

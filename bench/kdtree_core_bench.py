@@ -5,7 +5,7 @@ Data (float32, 200 held-out queries from the same distribution, k = 30, L2):
   cnn512   CNN-like: power-law PCA spectrum (lambda_i ~ 1/i) in a random
            basis, a positive mean direction (mostly positive), unit norm; a
            continuum, no clusters. 100k x 512.
-  hard512  clustered_unit_nonneg from bench/faissflat_bench.py. 100k x 512.
+  hard512  clustered_unit_nonneg (bench/bench_data.py). 100k x 512.
   cnn4096  CNN-like as above, 20k x 4096.
 
 For m in {16,32,48,64} and L in {16,32,64,128}: fraction of vectors whose
@@ -34,37 +34,13 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faissflat_bench import clustered_unit_nonneg  # noqa: E402  (the hard set, shared)
+from bench_data import clustered_unit_nonneg, cnn_like, cnn_like_model  # noqa: E402  (shared sets)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 30
 MS = [16, 32, 48, 64]
 LS = [16, 32, 64, 128]
 BUDGETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-
-
-def cnn_like_model(rng, dim):
-    """A random basis (full QR up to 512; block-diagonal 512-blocks, permuted, above) and a positive mean."""
-    b = min(dim, 512)
-    blocks = [np.linalg.qr(rng.standard_normal((b, b)))[0] for _ in range(dim // b)]
-    perm = rng.permutation(dim)
-    lam = 1.0 / np.arange(1, dim + 1)
-    mu = np.abs(rng.standard_normal(dim))
-    mu *= 2 * np.sqrt(lam.sum()) / np.linalg.norm(mu)
-    return blocks, perm, np.sqrt(lam), mu
-
-
-def cnn_like(rng, model, n):
-    blocks, perm, sd, mu = model
-    dim = len(sd)
-    z = rng.standard_normal((n, dim)) * sd
-    b = blocks[0].shape[0]
-    y = np.empty_like(z)
-    for i, q in enumerate(blocks):
-        y[:, i * b:(i + 1) * b] = z[:, i * b:(i + 1) * b] @ q.T
-    x = y[:, perm] + mu
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def make_set(name, nq, seed=7):

@@ -9,7 +9,12 @@ each skipped when already done, so an interrupted load resumes:
   2. images, names, groups, thumbnails and the queries;
   3. features, extracted inside the database by vgg16_features() in batches,
      one transaction each, with a progress bar and ETA;
-  4. the faissflat index on the features.
+  4. the indexes on the features (L2): images_feat_faissflat (exact flat
+     scan) and images_feat_kdtree (exact k-d tree; only where the installed
+     imgsearch has the kdtree method). Each is built when missing; the
+     kdtree index is rebuilt (REINDEX) when this run added features to more
+     than a tenth of the rows after it was built (its leaf boxes grow with
+     inserts and prune less).
 With --model, the database's imgsearch.model is set to PATH; features made
 with another model are extracted again.
 """
@@ -65,9 +70,11 @@ def set_model(conn, path):
         row = cur.fetchone()
         if row and row[0] != model:
             print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], model))
-            # The index keeps the old features' dimension (512 for pool, 4096
-            # for fc7); step 4 builds it again once the new ones are in.
-            cur.execute("DROP INDEX IF EXISTS gallery.images_feat_faissflat")
+            # The indexes keep the old features' dimension (512 for pool, 4096
+            # for fc7), and kdtree its PCA of them; step 4 builds them again
+            # once the new ones are in.
+            for name, *_ in INDEXES:
+                cur.execute("DROP INDEX IF EXISTS gallery.%s" % name)
             cur.execute("UPDATE gallery.images SET feat = NULL")
         cur.execute("INSERT INTO gallery.settings VALUES ('model', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [model])
@@ -112,7 +119,8 @@ def extract_features(conn, batch):
         cur.execute("SELECT count(*) FROM gallery.images WHERE feat IS NULL")
         remaining = cur.fetchone()[0]
     if remaining == 0:
-        return
+        return 0
+    total = 0
     with tqdm(total=remaining, desc='features', unit='img') as bar:
         while True:
             with conn.cursor() as cur:
@@ -128,15 +136,40 @@ def extract_features(conn, batch):
             conn.commit()
             if done <= 0:
                 break
+            total += done
             bar.update(done)
+    return total
 
 
-def build_index(conn):
+# (index name, access method, what goes in USING ... (), REINDEX when this
+# fraction of the rows got new features since), built in this order. kdtree
+# is built after the features are in: built on an empty table, its PCA and
+# leaf boxes would learn nothing and every search would scan every vector
+# until a REINDEX.
+INDEXES = [
+    ('images_feat_faissflat', 'faissflat', 'feat imgfeat_l2_ops', None),
+    ('images_feat_kdtree', 'kdtree', 'feat imgfeat_l2_ops', 0.1),
+]
+
+
+def build_indexes(conn, new_features):
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_indexes WHERE schemaname = 'gallery' AND indexname = 'images_feat_faissflat'")
-        if cur.fetchone() is None:
-            print('load_dataset: building the faissflat index', flush=True)
-            cur.execute("CREATE INDEX images_feat_faissflat ON gallery.images USING faissflat (feat imgfeat_l2_ops)")
+        cur.execute("SELECT count(feat) FROM gallery.images")
+        rows = cur.fetchone()[0]
+        for name, am, columns, rebuild_after in INDEXES:
+            cur.execute("SELECT 1 FROM pg_am WHERE amname = %s", [am])
+            if cur.fetchone() is None:
+                print('load_dataset: this imgsearch has no %s method; no %s index' % (am, am), flush=True)
+                continue
+            cur.execute("SELECT 1 FROM pg_indexes WHERE schemaname = 'gallery' AND indexname = %s", [name])
+            if cur.fetchone() is None:
+                print('load_dataset: building the %s index' % am, flush=True)
+                cur.execute("CREATE INDEX %s ON gallery.images USING %s (%s)" % (name, am, columns))
+            elif rebuild_after is not None and new_features > rebuild_after * rows:
+                print('load_dataset: this run added %d of the %d features after the %s index was built: REINDEX'
+                      % (new_features, rows, am), flush=True)
+                cur.execute("REINDEX INDEX gallery.%s" % name)
+            conn.commit()   # each index in its own transaction: one that fails leaves the others
         cur.execute("ANALYZE gallery.images")
     conn.commit()
 
@@ -146,7 +179,7 @@ def main():
     ap.add_argument('dataset')
     ap.add_argument('--model', help='TorchScript model file; sets imgsearch.model for the database')
     ap.add_argument('--batch', type=int, default=8, help='images per vgg16_features() call')
-    ap.add_argument('--no-index', action='store_true', help='do not build the faissflat index')
+    ap.add_argument('--no-index', action='store_true', help='do not build the indexes (faissflat, kdtree)')
     args = ap.parse_args()
 
     conn = psycopg2.connect('')
@@ -154,9 +187,9 @@ def main():
     if args.model:
         set_model(conn, args.model)
     load_images(conn, args.dataset, args.batch)
-    extract_features(conn, args.batch)
+    new_features = extract_features(conn, args.batch)
     if not args.no_index:
-        build_index(conn)
+        build_indexes(conn, new_features)
     conn.close()
     print('load_dataset: done')
 

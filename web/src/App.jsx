@@ -4,6 +4,14 @@ import { boxFromDrag, boxFromKey, boxToArray, boxToView } from './box.js';
 
 const API = apiBase(window.location, import.meta.env.VITE_API_URL);
 
+// What the method select says about the methods api.methods() offers (an
+// unknown one is shown by its name alone).
+const METHOD_LABELS = {
+  argsort: 'argsort (scan + sort, exact)',
+  faissflat: 'faissflat (flat index, exact)',
+  kdtree: 'kdtree (k-d tree index, exact)',
+};
+
 function ErrorBox({ error }) {
   if (!error) return null;
   return (
@@ -203,7 +211,7 @@ export default function App() {
               Method
               <select value={method} onChange={(e) => setMethod(e.target.value)} data-testid="method">
                 <option value="auto">auto (planner's choice)</option>
-                {methods.map((m) => <option key={m} value={m}>{m}</option>)}
+                {methods.map((m) => <option key={m} value={m}>{METHOD_LABELS[m] || m}</option>)}
               </select>
             </label>
             <label>

@@ -1,6 +1,7 @@
 // The search API on the small test dataset (run.sh setup loads it): results
 // checked against an independent ranking computed here from the stored
-// features, argsort against faissflat, box queries, errors, over SQL and HTTP.
+// features, argsort against faissflat and kdtree, box queries, errors, over
+// SQL and HTTP.
 //   API_URL=... PGDATABASE=imgsearch_web WEB_TEST_DIR=... node --test test/api.test.js
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,16 +64,18 @@ test('every image of the dataset is loaded with its feature', async () => {
   assert.deepEqual(rows.map((r) => ({ ...r, id: Number(r.id) })), manifest);
 });
 
-test('methods(): argsort and the faissflat index the loader built', async () => {
+test('methods(): argsort and the faissflat and kdtree indexes the loader built', async () => {
   const res = await fetch(`${api}/rpc/methods`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
   const rows = await res.json();
-  assert.deepEqual(rows.map((r) => r.method), ['argsort', 'faissflat']);
+  assert.deepEqual(rows.map((r) => r.method), ['argsort', 'faissflat', 'kdtree']);
+  assert.equal(rows[0].index_name, null);
   assert.equal(rows[1].index_name, 'images_feat_faissflat');
+  assert.equal(rows[2].index_name, 'images_feat_kdtree');
   // An index on another column or of another kind is no search method.
   await db.query('CREATE INDEX images_grp_test ON gallery.images (grp)');
   try {
     const { rows: m } = await db.query('SELECT method FROM api.methods()');
-    assert.deepEqual(m.map((r) => r.method), ['argsort', 'faissflat']);
+    assert.deepEqual(m.map((r) => r.method), ['argsort', 'faissflat', 'kdtree']);
   } finally {
     await db.query('DROP INDEX gallery.images_grp_test');
   }
@@ -84,11 +87,11 @@ test('stats(): counts agree with the dataset manifest; the model says it is rand
   assert.equal(s.images, manifest.length);
   assert.equal(s.with_features, manifest.length);
   assert.equal(s.groups, new Set(manifest.map((m) => m.grp)).size);
-  assert.deepEqual(s.methods, ['argsort', 'faissflat']);
+  assert.deepEqual(s.methods, ['argsort', 'faissflat', 'kdtree']);
   assert.match(s.model.weights, /^random/);
 });
 
-for (const method of ['argsort', 'faissflat', 'auto']) {
+for (const method of ['argsort', 'faissflat', 'kdtree', 'auto']) {
   test(`search with ${method} returns the exact k nearest, a dataset image first at distance 0`, async () => {
     for (const m of [manifest[1], manifest[manifest.length - 2]]) {
       const b64 = image(m.name);
@@ -104,16 +107,18 @@ for (const method of ['argsort', 'faissflat', 'auto']) {
   });
 }
 
-test('argsort and faissflat return the same ids for every query, k = all images', async () => {
-  for (const q of queries.slice(0, 3)) {
-    const b64 = queryImage(q.name);
-    const a = (await search({ image: b64, k: manifest.length, method: 'argsort', box: q.box })).body;
-    const f = (await search({ image: b64, k: manifest.length, method: 'faissflat', box: q.box })).body;
-    assert.equal(a.length, manifest.length);
-    assert.deepEqual(f.map((r) => r.id), a.map((r) => r.id), q.name);
-    f.forEach((r, i) => assert.ok(Math.abs(r.distance - a[i].distance) < 1e-5));
-  }
-});
+for (const method of ['faissflat', 'kdtree']) {
+  test(`argsort and ${method} return the same ids for every query, k = all images`, async () => {
+    for (const q of queries.slice(0, 3)) {
+      const b64 = queryImage(q.name);
+      const a = (await search({ image: b64, k: manifest.length, method: 'argsort', box: q.box })).body;
+      const f = (await search({ image: b64, k: manifest.length, method, box: q.box })).body;
+      assert.equal(a.length, manifest.length);
+      assert.deepEqual(f.map((r) => r.id), a.map((r) => r.id), q.name);
+      f.forEach((r, i) => assert.ok(Math.abs(r.distance - a[i].distance) < 1e-5));
+    }
+  });
+}
 
 test('box queries rank by the feature of the area', async () => {
   for (const q of queries.slice(0, 3)) {
@@ -132,7 +137,7 @@ test('box queries rank by the feature of the area', async () => {
   assert.ok(part[0].distance > 1e-3);
 });
 
-test('search runs the chosen method: faissflat scans the index, argsort does not', async () => {
+test('search runs the chosen method: faissflat and kdtree scan their index, argsort none', async () => {
   const c = new pg.Client();
   await c.connect();
   try {
@@ -150,16 +155,25 @@ test('search runs the chosen method: faissflat scans the index, argsort does not
     // (plpgsql switches to a generic plan after five runs) would show.
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < 6; i++) {
-        assert.match(await run('faissflat'), /Index Scan using images_feat_faissflat/);
+        const f = await run('faissflat');
+        assert.match(f, /Index Scan using images_feat_faissflat/);
+        assert.doesNotMatch(f, /images_feat_kdtree/);
+      }
+      for (let i = 0; i < 6; i++) {
+        const kd = await run('kdtree');
+        assert.match(kd, /Index Scan using images_feat_kdtree/);
+        assert.doesNotMatch(kd, /images_feat_faissflat/);
       }
       for (let i = 0; i < 6; i++) {
         const a = await run('argsort');
-        assert.doesNotMatch(a, /images_feat_faissflat/);
+        assert.doesNotMatch(a, /images_feat_(faissflat|kdtree)/);
         assert.match(a, /Seq Scan on images/);
       }
     }
     const { rows } = await c.query('SHOW imgsearch.method');
     assert.equal(rows[0]['imgsearch.method'], 'auto', 'the method does not leak out of the call');
+    const { rows: seq } = await c.query('SHOW enable_seqscan');
+    assert.equal(seq[0].enable_seqscan, 'on', 'nor does the sequential scan setting');
   } finally {
     await c.end();
   }
@@ -180,8 +194,8 @@ test('bad requests get a clear 400 error over HTTP', async () => {
     assert.equal(body.code, code);
     assert.match(body.message, message);
   }
-  const { body } = await search({ image: b64, method: 'kdtree' });
-  assert.equal(body.hint, 'Use auto or one of: argsort, faissflat.');
+  const { body } = await search({ image: b64, method: 'lsh' });   // a method without an index here
+  assert.equal(body.hint, 'Use auto or one of: argsort, faissflat, kdtree.');
   const junk = await search({ image: Buffer.from('this is not an image at all').toString('base64') });
   assert.ok(junk.status >= 400 && junk.status < 600, 'a non-image is refused');
   assert.equal(typeof junk.body.message, 'string');

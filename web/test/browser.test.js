@@ -33,7 +33,7 @@ before(async () => {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   await page.goto(pageUrl);
-  await page.waitForSelector('[data-testid=method] option[value=faissflat]', { state: 'attached' });
+  await page.waitForSelector('[data-testid=method] option[value=kdtree]', { state: 'attached' });
 });
 after(async () => { await context?.close(); });
 
@@ -84,6 +84,21 @@ test('upload, select the whole image, faissflat, k=10: the image itself comes fi
   assert.match(await page.getByTestId('timing').textContent(), /^10 results in \d+ ms · faissflat, k = 10/);
   assert.equal(await page.getByTestId('random-notice').count(), 1, 'the page says the model is random');
   await page.screenshot({ path: path.join(shots, 'results-1280.png'), fullPage: true });
+});
+
+test('the method select offers every method; kdtree returns what faissflat returned', async () => {
+  const options = await page.locator('[data-testid=method] option').evaluateAll((os) => os.map((o) => o.value));
+  assert.deepEqual(options, ['auto', 'argsort', 'faissflat', 'kdtree']);
+  const cards = page.locator('[data-testid=results] li');
+  const shown = async () => cards.evaluateAll((ls) => ls.map((l) => l.querySelector('.name').textContent));
+  const flat = await shown();
+  assert.equal(flat.length, 10);
+  await page.getByTestId('method').selectOption('kdtree');
+  const sent = await searchAndCapture();
+  assert.equal(sent.method, 'kdtree');
+  assert.equal(sent.k, 10);
+  assert.deepEqual(await shown(), flat);
+  assert.match(await page.getByTestId('timing').textContent(), /^10 results in \d+ ms · kdtree, k = 10/);
 });
 
 test('a dragged area is sent in the image pixels', async () => {
