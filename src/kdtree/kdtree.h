@@ -229,11 +229,11 @@ typedef struct KdtreeSearch
 	KdSearch   *core;
 	MemoryContextCallback free_core;	/* ends core with the caller's context */
 	struct HTAB *tids;			/* slot -> heap TID of slots with keys, not yet emitted */
-	/* buffers for one key batch */
 	double		work_limit;
-	uint32	   *key_slots;
-	double	   *key_values;
-	ImgsSlotHeader *key_headers;
+	/* one exact key at a time (key_batch 1: the core asks for the fewest) */
+	uint32		key_slot;
+	double		key_value;
+	ImgsSlotHeader key_header;
 } KdtreeSearch;
 
 extern void kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,

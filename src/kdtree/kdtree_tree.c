@@ -458,9 +458,6 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	ks->store = store;
 	ks->keys = keys;
 	ks->work_limit = work_limit;
-	ks->key_slots = palloc(sizeof(uint32));
-	ks->key_values = palloc(sizeof(double));
-	ks->key_headers = palloc(sizeof(ImgsSlotHeader));
 	ctl.keysize = sizeof(uint32);
 	ctl.entrysize = sizeof(TidEntry);
 	ctl.hcxt = CurrentMemoryContext;
@@ -562,14 +559,14 @@ kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 					if (a.slots[i] < 0 || a.slots[i] >= IMGS_NO_SLOT)
 						imgs_index_corrupted(ks->index, "has a leaf entry of slot " INT64_FORMAT,
 											 a.slots[i]);
-					ks->key_slots[0] = (uint32) a.slots[i];
-					imgs_store_keys(ks->store, ks->key_slots, 1, ks->keys, ks->key_values,
-									ks->key_headers);
-					if (ks->key_headers[0].state == IMGS_SLOT_LIVE)
+					ks->key_slot = (uint32) a.slots[i];
+					imgs_store_keys(ks->store, &ks->key_slot, 1, ks->keys, &ks->key_value,
+									&ks->key_header);
+					if (ks->key_header.state == IMGS_SLOT_LIVE)
 					{
-						entry = hash_search(ks->tids, &ks->key_slots[0], HASH_ENTER, &found);
-						entry->tid = ks->key_headers[0].tid;
-						rc = kd_search_set_exact(ks->core, a.slots[i], ks->key_values[0]);
+						entry = hash_search(ks->tids, &ks->key_slot, HASH_ENTER, &found);
+						entry->tid = ks->key_header.tid;
+						rc = kd_search_set_exact(ks->core, a.slots[i], ks->key_value);
 					}
 					else
 						rc = kd_search_drop(ks->core, a.slots[i]);
