@@ -493,7 +493,7 @@ def main():
                     help='comma-separated NAME or NAME:N (%s)' % ', '.join(SETS))
     ap.add_argument('--queries', type=int, default=50, help='timed queries per method and set')
     ap.add_argument('--budgets', default='8,32,128,512', help='kdtree.max_leaves values to time')
-    ap.add_argument('--kd-dims', type=int, default=64)
+    ap.add_argument('--kd-dims', type=int, default=32)
     ap.add_argument('--kd-leaf', type=int, default=128)
     ap.add_argument('--quick', action='store_true',
                     help='a fifth of each size, 20 queries, budgets 8,128 (a few minutes)')
