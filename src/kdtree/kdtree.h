@@ -104,7 +104,6 @@ typedef struct KdtreeNodeDisk
 typedef struct KdtreeLeafRecord
 {
 	BlockNumber last_blkno;		/* its newest page */
-	uint32		entries;		/* entries written (dead ones included) */
 	float4		r_min;
 	float4		r_max;
 } KdtreeLeafRecord;
@@ -195,8 +194,6 @@ extern void kdtree_cache_pin(KdtreeCache *cache, MemoryContext until);
 extern void kdtree_cache_unpin(KdtreeCache *cache);
 extern void kdtree_project(const KdtreeCache *cache, const float *x, float *y, float *resid);
 extern int32 kdtree_descend(const KdtreeCache *cache, const float *y);
-extern void kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint32 leaf,
-									KdtreeLeafRecord *rec, float *lo, float *hi);
 
 /*
  * The search driver a scan and the build's cost sample share: best-first

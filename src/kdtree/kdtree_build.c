@@ -241,7 +241,6 @@ write_tree(Relation index, KdtreeBuildState *bs, const KdPca *pca, const KdTree 
 			imgs_build_write_page(index, first_blkno + p, buf.data);
 		}
 		rec->last_blkno = first_blkno + pages - 1;
-		rec->entries = node->count;
 		rec->r_min = node->r_min;
 		rec->r_max = node->r_max;
 		memcpy((char *) rec + sizeof(KdtreeLeafRecord), kd_node_lo(tree, tree->leaf_node[leaf]),

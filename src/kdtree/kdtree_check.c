@@ -27,10 +27,13 @@ slot_unchanged(Relation index, ImgsCheckedStore *store, uint32 slot, float *x)
 
 static void
 check_entry(Relation index, ImgsCheckedStore *store, const KdtreeCache *cache, uint32 leaf,
-			const float *lo, const float *hi, const KdtreeLeafRecord *rec,
 			const KdtreeEntry *e, bool *seen, float *x, float *y)
 {
 	uint32		m = cache->meta.dims;
+	int32		node = cache->tree.leaf_node[leaf];
+	const float *lo = kd_node_lo(&cache->tree, node);
+	const float *hi = kd_node_hi(&cache->tree, node);
+	const KdNode *nd = &cache->tree.nodes[node];
 	uint32		nslots = store->header.store.nslots;
 	float		r;
 
@@ -53,7 +56,7 @@ check_entry(Relation index, ImgsCheckedStore *store, const KdtreeCache *cache, u
 	for (uint32 d = 0; d < m; d++)
 		if (!(e->proj[d] >= lo[d] && e->proj[d] <= hi[d]))
 			imgs_index_corrupted(index, "has an entry for slot %u outside the box of leaf %u", e->slot, leaf);
-	if (!(e->resid >= rec->r_min && e->resid <= rec->r_max))
+	if (!(e->resid >= nd->r_min && e->resid <= nd->r_max))
 		imgs_index_corrupted(index, "has an entry for slot %u outside the residual range of leaf %u",
 							 e->slot, leaf);
 	if (!slot_unchanged(index, store, e->slot, x))
@@ -75,8 +78,6 @@ kdtree_check(Relation index, ImgsCheckedStore *store)
 	bool	   *seen;
 	float	   *x;
 	float	   *y;
-	float	   *lo;
-	float	   *hi;
 
 	imgs_store_check(index, &kdtree_am, &store->header, &store->groups, &store->headers);
 	if (typmod > 0 && store->header.store.nslots > 0 && store->header.store.dim != (uint32) typmod)
@@ -102,16 +103,11 @@ kdtree_check(Relation index, ImgsCheckedStore *store)
 	seen = palloc0(sizeof(bool) * Max(nslots, 1));
 	x = palloc(sizeof(float) * header.store.dim);
 	y = palloc(sizeof(float) * meta.dims);
-	lo = palloc(sizeof(float) * meta.dims);
-	hi = palloc(sizeof(float) * meta.dims);
 	for (uint32 leaf = 0; leaf < meta.n_leaves; leaf++)
 	{
-		KdtreeLeafRecord rec;
-		BlockNumber blkno;
+		BlockNumber blkno = cache.leaf_last[leaf];
 		uint32		pages = 0;
 
-		kdtree_read_leaf_record(index, &meta, leaf, &rec, lo, hi);
-		blkno = rec.last_blkno;
 		while (BlockNumberIsValid(blkno))
 		{
 			Buffer		buf;
@@ -136,7 +132,7 @@ kdtree_check(Relation index, ImgsCheckedStore *store)
 				const KdtreeEntry *e = kdtree_page_entry(page, meta.dims, i);
 
 				if (e->slot != IMGS_NO_SLOT)
-					check_entry(index, store, &cache, leaf, lo, hi, &rec, e, seen, x, y);
+					check_entry(index, store, &cache, leaf, e, seen, x, y);
 			}
 			blkno = ph->prev_blkno;
 		}

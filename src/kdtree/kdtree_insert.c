@@ -25,7 +25,6 @@ grow_record(KdtreeLeafRecord *rec, uint32 m, const float *y, float r)
 	}
 	rec->r_min = Min(rec->r_min, r);
 	rec->r_max = Max(rec->r_max, r);
-	rec->entries++;
 }
 
 /* Writes the entry for ins->slot into its leaf, in the commit record; returns the buffers to release. */

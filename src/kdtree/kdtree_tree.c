@@ -151,27 +151,6 @@ load_structure(Relation index, KdtreeCache *cache, const ImgsIndexMeta *header,
 	cache->leaf_last = palloc(sizeof(BlockNumber) * meta->n_leaves);
 }
 
-void
-kdtree_read_leaf_record(Relation index, const KdtreeMeta *meta, uint32 leaf,
-						KdtreeLeafRecord *rec, float *lo, float *hi)
-{
-	uint32		per_page = kdtree_leaves_per_page(meta->dims);
-	BlockNumber blkno = meta->leafdir_start + leaf / per_page;
-	Buffer		buf = ReadBuffer(index, blkno);
-	const char *data;
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	imgs_page_check(index, BufferGetPage(buf), blkno, KDTREE_PAGE_LEAFDIR);
-	data = ImgsPageGetData(BufferGetPage(buf)) + (leaf % per_page) * kdtree_leaf_record_size(meta->dims);
-	memcpy(rec, data, sizeof(KdtreeLeafRecord));
-	if (lo)
-		memcpy(lo, data + sizeof(KdtreeLeafRecord), sizeof(float) * meta->dims);
-	if (hi)
-		memcpy(hi, data + sizeof(KdtreeLeafRecord) + sizeof(float) * meta->dims,
-			   sizeof(float) * meta->dims);
-	UnlockReleaseBuffer(buf);
-}
-
 /* The leaves' boxes, as the leaf directory holds them now; inner boxes are their unions. */
 static void
 load_boxes(Relation index, KdtreeCache *cache, const KdtreeMeta *meta)

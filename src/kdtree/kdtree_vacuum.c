@@ -17,6 +17,7 @@
 
 typedef struct ForgetState
 {
+	ImgsIndexMeta header;
 	KdtreeMeta	meta;
 	BufferAccessStrategy strategy;
 } ForgetState;
@@ -36,15 +37,14 @@ forget_entries(Relation index, const uint32 *slots, const ItemPointerData *tids,
 {
 	ForgetState *fs = (ForgetState *) arg;
 	uint32		m = fs->meta.dims;
+	/* the leaves' newest pages, as of the metapage vacuum read (or newer) */
+	KdtreeCache *cache = kdtree_get_cache(index, &fs->header, &fs->meta, true);
 
 	for (uint32 leaf = 0; leaf < fs->meta.n_leaves; leaf++)
 	{
-		KdtreeLeafRecord rec;
-		BlockNumber blkno;
+		BlockNumber blkno = cache->leaf_last[leaf];
 		uint32		pages = 0;
 
-		kdtree_read_leaf_record(index, &fs->meta, leaf, &rec, NULL, NULL);
-		blkno = rec.last_blkno;
 		while (BlockNumberIsValid(blkno))
 		{
 			Buffer		buf;
@@ -100,6 +100,7 @@ kdtree_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	/* counted afresh by each pass */
 	stats->num_index_tuples = 0;
 	kdtree_read_meta(info->index, &header, &fs.meta);
+	fs.header = header;
 	fs.strategy = info->strategy;
 	imgs_store_bulkdelete(info->index, &kdtree_am, &header, callback, callback_state,
 						  fs.meta.dims > 0 ? forget_entries : NULL, &fs, stats, info->strategy);
