@@ -211,9 +211,10 @@ def round_robin(methods, nq, seed, warmup=3):
     shuffled for each query (a method timed right after one that streamed
     hundreds of MB through the caches, or after an in-process faiss call,
     would otherwise always pay for it); the first queries warm the caches.
-    Returns ({method: [seconds]}, {method: [ids]}, seconds in all)."""
+    Returns ({method: [seconds]}, {method: [ids of query 0, 1, ...]},
+    seconds in all)."""
     seconds = {m: [] for m in methods}
-    answers = {m: [] for m in methods}
+    answers = {m: [None] * nq for m in methods}
     order = np.random.default_rng(seed).permutation
     names = list(methods)
     t_q = time.perf_counter()
@@ -225,7 +226,7 @@ def round_robin(methods, nq, seed, warmup=3):
             dt = time.perf_counter() - t
             if i >= warmup:
                 seconds[m].append(dt)
-                answers[m].append(ids)
+                answers[m][i % nq] = ids
     return seconds, answers, time.perf_counter() - t_q
 
 
