@@ -130,7 +130,7 @@ def lsh_scan_stats(dsn, sql, nq, n):
     first = None
     for notices in debug1_notices(dsn, ["SET imgsearch.method = 'lsh'"], sql, nq):
         for line in notices:
-            m = re.search(r'lsh scan of .*?: \d+ rows, (\d+) of (\d+) buckets probed, (\d+) entries scanned, '
+            m = re.search(r'lsh scan of .*?: \d+ rows, (?:\d+ rounds?, )?(\d+) of (\d+) buckets probed, (\d+) entries scanned, '
                           r'(\d+) exact distances', line)
             if m:
                 probed.append(int(m.group(1)) / max(int(m.group(2)), 1))

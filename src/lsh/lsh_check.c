@@ -50,12 +50,14 @@ check_entry(Relation index, ImgsCheckedStore *store, LshCache *cache, uint32 buc
 	seen[e->slot] = true;
 	if (!slot_unchanged(index, store, e->slot, x))
 		return;					/* vacuumed and reused under a check in recovery */
-	b = lsh_hash(&cache->model, x, expected->code, &expected->norm2, &expected->scale, cache->scratch);
+	b = lsh_hash(&cache->model, x, expected->code, &expected->norm2, &expected->scale,
+				 &expected->cdot, cache->scratch);
 	if ((uint32) b != bucket)
 		imgs_index_corrupted(index, "has the entry for slot %u in bucket %u; its vector hashes to %d",
 							 e->slot, bucket, b);
 	if (memcmp(&expected->norm2, &e->norm2, sizeof(float)) != 0 ||
 		memcmp(&expected->scale, &e->scale, sizeof(float)) != 0 ||
+		memcmp(&expected->cdot, &e->cdot, sizeof(float)) != 0 ||
 		memcmp(expected->code, e->code, lsh_code_bytes((int32) cache->meta.bits)) != 0)
 		imgs_index_corrupted(index, "has an entry for slot %u that is not the hash of its vector", e->slot);
 }

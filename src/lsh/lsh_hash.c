@@ -63,6 +63,12 @@ load_hash(Relation index, LshCache *cache, const ImgsIndexMeta *header, const Ls
 static void
 load_directory(Relation index, LshCache *cache, const ImgsIndexMeta *header, const LshMeta *meta)
 {
+	/*
+	 * Not header->next_block: an insert may have linked a page allocated
+	 * after the metapage was read. A linked page was written, so it exists.
+	 */
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+
 	for (uint32 p = 0; p < meta->bucketdir_pages; p++)
 	{
 		BlockNumber blkno = meta->bucketdir_start + p;
@@ -78,7 +84,7 @@ load_directory(Relation index, LshCache *cache, const ImgsIndexMeta *header, con
 		last = (const BlockNumber *) ImgsPageGetData(BufferGetPage(buf));
 		for (uint32 j = 0; j < n; j++)
 		{
-			if (last[j] == 0 || last[j] >= header->next_block)
+			if (last[j] == 0 || last[j] >= nblocks)
 			{
 				UnlockReleaseBuffer(buf);
 				imgs_index_corrupted(index, "has bucket %u whose newest page is block %u", first + j, last[j]);

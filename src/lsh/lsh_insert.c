@@ -61,7 +61,7 @@ lsh_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 							   RelationGetRelationName(index), header.store.dim)));
 		cache = lsh_get_cache(index, &header, &meta);
 		bucket = lsh_hash(&cache->model, v->x, hashed->code, &hashed->norm2, &hashed->scale,
-						  cache->scratch);
+						  &hashed->cdot, cache->scratch);
 
 		imgs_store_insert_begin(&ins, index, &lsh_am, heap_tid, v->x, v->dim);
 		state = imgs_store_insert_commit(&ins);
