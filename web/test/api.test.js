@@ -175,6 +175,32 @@ test('search with lsh: exact distances in order, the same first row as argsort, 
   assert.ok(found / (k * cases.length) >= 0.9, `recall@${k} over every case ${found / (k * cases.length)}`);
 });
 
+// The budget bounds a round, not the answer: a search asking for more rows
+// than a round finds widens (probes and candidates x4 a round) until it has
+// them, in exact order (the lsh spec: LIMIT n returns min(n, rows) rows). A
+// budget of one bucket and one candidate, k = every image: all of them, in
+// argsort's order.
+test('search with lsh under a tiny budget still returns every image asked for, in exact order', async () => {
+  const c = new pg.Client();
+  await c.connect();
+  try {
+    await c.query("LOAD 'imgsearch'");
+    await c.query('SET lsh.probes = 1');
+    await c.query('SET lsh.candidates = 1');
+    const cases = [
+      ...[manifest[1], manifest[manifest.length - 2]].map((m) => ({ b64: image(m.name), box: null })),
+      ...queries.slice(0, 3).map((q) => ({ b64: queryImage(q.name), box: q.box })),
+    ];
+    for (const { b64, box } of cases) {
+      const { rows } = await c.query("SELECT rank, id, distance FROM api.search($1, $2, 'lsh', $3)",
+        [b64, manifest.length, box]);
+      assertSameRanking(rows.map((r) => ({ ...r, id: Number(r.id) })), await expected(b64, manifest.length, box));
+    }
+  } finally {
+    await c.end();
+  }
+});
+
 test('box queries rank by the feature of the area', async () => {
   for (const q of queries.slice(0, 3)) {
     const b64 = queryImage(q.name);
