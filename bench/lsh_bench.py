@@ -66,7 +66,7 @@ REINDEX; imgsearch_index_check run on it) and after REINDEX.
 
 Writes bench/results/lsh.json and lsh.md and prints the ratios.
     /usr/bin/python3 bench/lsh_bench.py [--quick] [--sets cnn512,hard512,cnn4096,demo512]
-                                        [--queries 50] [--budgets 8:250,32:1000,...]
+                                        [--queries 50] [--budgets 8:250,64:300,...]
 """
 import argparse
 import datetime
@@ -93,7 +93,7 @@ TARGET_BUILD_OVER_HNSW = 0.25
 TARGET_SIZE_OVER_RAW = 1.3
 TARGET_RECALL_AFTER_INSERTS = 0.93
 RECALL_FOR_RATIO = 0.95
-DEFAULT_BUDGETS = '4:100,8:250,16:500,32:1000,64:2000,128:4000'
+DEFAULT_BUDGETS = '8:250,16:500,32:1000,64:300,128:2000,256:4000'
 QUICK_BUDGETS = '8:250,64:2000'
 
 

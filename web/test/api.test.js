@@ -126,8 +126,8 @@ for (const method of ['argsort', 'faissflat', 'kdtree', 'auto']) {
 }
 
 // lsh too: on this small set its default budget covers everything (24 rows:
-// ceil(sqrt(24)) = 5 buckets, within lsh.probes' 32; fewer entries than
-// lsh.candidates' 1000), so its first round is exact.
+// ceil(sqrt(24)) = 5 buckets, within lsh.probes' 64; fewer entries than
+// lsh.candidates' 1500), so its first round is exact.
 for (const method of ['faissflat', 'kdtree', 'lsh']) {
   test(`argsort and ${method} return the same ids for every query, k = all images`, async () => {
     for (const q of queries.slice(0, 3)) {
