@@ -55,9 +55,10 @@ centroid_norms(const float *centroids, int32_t k, int32_t dim, float *out)
         out[c] = (float) imgs_norm_squared(centroids + (size_t) c * dim, dim);
 }
 
-// Seeded Gaussian rows, orthonormalised (modified Gram-Schmidt in double).
-void
-make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
+// Seeded Gaussian rows, orthonormalised (modified Gram-Schmidt in double);
+// false when cancel said stop.
+bool
+make_rotation(int32_t bits, int32_t dim, uint64_t seed, int (*cancel)(void), float *out)
 {
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> gauss;
@@ -66,6 +67,8 @@ make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
         v = gauss(rng);
     for (int32_t i = 0; i < bits; i++) {
         double *ri = &rows[(size_t) i * dim];
+        if (cancel && (i & 15) == 0 && cancel())
+            return false;
         for (int pass = 0; pass < 2; pass++)
             for (int32_t j = 0; j < i; j++) {
                 const double *rj = &rows[(size_t) j * dim];
@@ -84,6 +87,7 @@ make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
             out[(size_t) i * dim + d] = (float) ri[d];
         }
     }
+    return true;
 }
 
 }  // namespace
@@ -113,7 +117,8 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
             std::snprintf(err, errlen, "bad parameters (dim %d, bits %d, buckets %d)", dim, bits, n_buckets);
             return -1;
         }
-        make_rotation(bits, dim, seed, rotation_out);
+        if (!make_rotation(bits, dim, seed, cancel, rotation_out))
+            return -2;
 
         // the usable sample vectors, prepared
         std::vector<float> xs;
