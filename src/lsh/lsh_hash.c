@@ -106,6 +106,23 @@ lsh_load(Relation index, const ImgsIndexMeta *header, const LshMeta *meta, LshCa
 	cache->meta = *meta;
 }
 
+typedef struct LoadArgs
+{
+	const ImgsIndexMeta *header;
+	const LshMeta *meta;
+} LoadArgs;
+
+static void
+load_new_cache(Relation index, ImgsIndexCache *base, void *arg)
+{
+	LshCache   *cache = (LshCache *) base;
+	LoadArgs   *args = (LoadArgs *) arg;
+
+	load_hash(index, cache, args->header, args->meta);
+	load_directory(index, cache, args->header, args->meta);
+	cache->meta = *args->meta;
+}
+
 LshCache *
 lsh_get_cache(Relation index, const ImgsIndexMeta *header, const LshMeta *meta)
 {
@@ -125,25 +142,9 @@ lsh_get_cache(Relation index, const ImgsIndexMeta *header, const LshMeta *meta)
 	}
 	if (cache == NULL)
 	{
-		MemoryContext old_ctx;
+		LoadArgs	args = {header, meta};
 
-		cache = (LshCache *) imgs_cache_create(index, "lsh cache", sizeof(LshCache));
-		old_ctx = MemoryContextSwitchTo(cache->base.cxt);
-		PG_TRY();
-		{
-			load_hash(index, cache, header, meta);
-			load_directory(index, cache, header, meta);
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(old_ctx);
-			imgs_cache_abandon(&cache->base);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(old_ctx);
-		cache->meta = *meta;
-		imgs_cache_install(index, &cache->base);
+		cache = (LshCache *) imgs_cache_load(index, "lsh cache", sizeof(LshCache), load_new_cache, &args);
 	}
 	else if (cache->meta.version != meta->version)
 	{
