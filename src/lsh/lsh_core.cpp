@@ -3,6 +3,7 @@
 #include "lsh/lsh_core.h"
 
 #include "index/distance_core.h"
+#include "index/orthonormal.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -55,8 +56,7 @@ centroid_norms(const float *centroids, int32_t k, int32_t dim, float *out)
         out[c] = (float) imgs_norm_squared(centroids + (size_t) c * dim, dim);
 }
 
-// Seeded Gaussian rows, orthonormalised (modified Gram-Schmidt in double);
-// false when cancel said stop.
+// Seeded Gaussian rows, orthonormalised; false when cancel said stop.
 bool
 make_rotation(int32_t bits, int32_t dim, uint64_t seed, int (*cancel)(void), float *out)
 {
@@ -65,28 +65,10 @@ make_rotation(int32_t bits, int32_t dim, uint64_t seed, int (*cancel)(void), flo
     std::vector<double> rows((size_t) bits * dim);
     for (auto &v : rows)
         v = gauss(rng);
-    for (int32_t i = 0; i < bits; i++) {
-        double *ri = &rows[(size_t) i * dim];
-        if (cancel && (i & 15) == 0 && cancel())
-            return false;
-        for (int pass = 0; pass < 2; pass++)
-            for (int32_t j = 0; j < i; j++) {
-                const double *rj = &rows[(size_t) j * dim];
-                double dot = 0;
-                for (int32_t d = 0; d < dim; d++)
-                    dot += ri[d] * rj[d];
-                for (int32_t d = 0; d < dim; d++)
-                    ri[d] -= dot * rj[d];
-            }
-        double n = 0;
-        for (int32_t d = 0; d < dim; d++)
-            n += ri[d] * ri[d];
-        n = std::sqrt(n);
-        for (int32_t d = 0; d < dim; d++) {
-            ri[d] /= n;
-            out[(size_t) i * dim + d] = (float) ri[d];
-        }
-    }
+    if (!imgs::orthonormalise(rows, bits, dim, rng, [cancel] { return cancel && cancel(); }))
+        return false;
+    for (size_t i = 0; i < rows.size(); i++)
+        out[i] = (float) rows[i];
     return true;
 }
 
