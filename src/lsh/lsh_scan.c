@@ -10,6 +10,11 @@
  * round found starts the next, four times wider in probes and candidates,
  * which returns only rows after the last one returned: rows never go
  * backwards, so rows the earlier rounds missed below it are not returned.
+ * That is why a round that did not cover everything returns only the
+ * nearest quarter of what it found: its far rows are the likeliest to have
+ * nearer rows it missed, and the next round, four times wider, finds them
+ * again (a LIMIT below a quarter of lsh.candidates never needs a second
+ * round).
  * Rows at the last row's very distance are (ties: duplicates), unless
  * already returned.
  * Once a round probes every bucket and keeps every entry, it is exact, and
@@ -308,6 +313,8 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 
 	/* exact once every bucket was probed and no entry dropped */
 	so->exhausted = probes == n_buckets && (limit <= 0 || !c.dropped);
+	if (!so->exhausted)
+		so->nresults = Min(so->nresults, Max(1, (int) ((c.nall + c.heap.count) / ROUND_GROWTH)));
 	if (so->probes > 0)
 		so->probes = Min(so->probes * ROUND_GROWTH, (int64) n_buckets);
 	if (so->candidates > 0)
