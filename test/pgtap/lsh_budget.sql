@@ -14,6 +14,9 @@
 -- a sequential scan and sort (imgsearch.method = 'argsort') is reported with
 -- diag(); at the smallest budget it is below 1 (else the settings are ignored).
 SET client_min_messages = warning;
+-- enable_seqscan = off costs the seq scans of the helper queries past
+-- jit_above_cost: JIT compiling each of them would take most of the time
+SET jit = off;
 SET statement_timeout = '60s';
 
 CREATE TABLE lb_tables (tbl text PRIMARY KEY, dim int, n int, ncl int, off float8, spread float8);

@@ -15,6 +15,8 @@ use Test::More;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
+# enable_seqscan = off prices the helper queries past jit_above_cost
+$primary->append_conf('postgresql.conf', 'jit = off');
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION imgsearch');
 $primary->backup('base');

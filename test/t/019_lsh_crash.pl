@@ -16,6 +16,8 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
+# enable_seqscan = off prices the helper queries past jit_above_cost
+$node->append_conf('postgresql.conf', 'jit = off');
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION imgsearch;

@@ -16,7 +16,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('concurrency');
 $node->init;
-$node->append_conf('postgresql.conf', 'max_connections = 30');
+$node->append_conf('postgresql.conf', "max_connections = 30\njit = off");
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION imgsearch;
