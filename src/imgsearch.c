@@ -12,6 +12,7 @@
 
 #include "imgsearch.h"
 #include "kdtree/kdtree.h"
+#include "lsh/lsh.h"
 #include "model/model.h"
 
 PG_MODULE_MAGIC;
@@ -43,6 +44,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 	imgs_model_init();
 	kdtree_init_gucs();
+	lsh_init_gucs();
 
 	MarkGUCPrefixReserved("imgsearch");
 }

@@ -57,12 +57,14 @@
 #include "index/index_check.h"
 #include "faissflat/faissflat.h"
 #include "kdtree/kdtree.h"
+#include "lsh/lsh.h"
 #include "type/imgfeat.h"
 
-/* The methods the check knows; lsh adds a line. */
+/* The methods the check knows. */
 static const ImgsIndexCheckMethod check_methods[] = {
 	{"faissflat", faissflat_build, faissflat_check},
 	{"kdtree", kdtree_build, kdtree_check},
+	{"lsh", lsh_build, lsh_check},
 };
 
 typedef struct CheckEntry

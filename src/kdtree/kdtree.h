@@ -18,8 +18,8 @@
  *    newest page. An insert grows its leaf's box; inner nodes' boxes are not
  *    stored: a reader computes them as the union of their children's.
  *  - leaf pages: the entries of one leaf (slot, residual norm, projected
- *    coordinates), newest page first: each page names the one before it.
- *    At build a leaf's pages are consecutive blocks.
+ *    coordinates), an entry list of index/method_pages.h (newest page
+ *    first; at build on consecutive blocks).
  *
  * Crash safety: an insert writes its entry and grows its leaf's record in
  * the store's commit record (vector_store.h), so a slot is live exactly when
@@ -41,7 +41,9 @@
 #include "access/genam.h"
 #include "nodes/execnodes.h"
 
+#include "index/index_cache.h"
 #include "index/index_check.h"
+#include "index/method_pages.h"
 #include "index/vector_store.h"
 #include "kdtree/kdtree_core.h"
 
@@ -98,7 +100,6 @@ typedef struct KdtreeNodeDisk
 } KdtreeNodeDisk;
 
 #define KDTREE_NODES_PER_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(KdtreeNodeDisk)))
-#define KDTREE_FLOATS_PER_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(float)))
 
 /* A leaf's record; lo[m] and hi[m] follow it. */
 typedef struct KdtreeLeafRecord
@@ -120,15 +121,6 @@ kdtree_leaves_per_page(uint32 m)
 	return (uint32) (IMGS_PAGE_CAPACITY / kdtree_leaf_record_size(m));
 }
 
-/* A leaf page starts with this, then its entries. */
-typedef struct KdtreeLeafPageHeader
-{
-	BlockNumber prev_blkno;		/* the leaf's page before this one, or InvalidBlockNumber */
-	uint32		leaf;			/* the leaf's number */
-	uint32		count;			/* entries on this page */
-	uint32		unused;
-} KdtreeLeafPageHeader;
-
 /* An entry: slot (IMGS_NO_SLOT when dead), residual norm, then m coordinates. */
 typedef struct KdtreeEntry
 {
@@ -143,19 +135,10 @@ kdtree_entry_size(uint32 m)
 	return offsetof(KdtreeEntry, proj) + sizeof(float) * (Size) m;
 }
 
-static inline uint32
-kdtree_entries_per_page(uint32 m)
-{
-	return (uint32) ((IMGS_PAGE_CAPACITY - sizeof(KdtreeLeafPageHeader)) / kdtree_entry_size(m));
-}
-
-#define KdtreeLeafPageHeaderOf(page) ((KdtreeLeafPageHeader *) ImgsPageGetData(page))
-
 static inline KdtreeEntry *
 kdtree_page_entry(Page page, uint32 m, uint32 i)
 {
-	return (KdtreeEntry *) (ImgsPageGetData(page) + sizeof(KdtreeLeafPageHeader) +
-							(Size) i * kdtree_entry_size(m));
+	return (KdtreeEntry *) imgs_list_entry(page, kdtree_entry_size(m), i);
 }
 
 /*
@@ -164,12 +147,9 @@ kdtree_page_entry(Page page, uint32 m, uint32 i)
  */
 typedef struct KdtreeCache
 {
-	MemoryContext cxt;			/* holds it all */
-	int			pins;			/* scans searching it */
-	bool		orphan;			/* replaced: freed at the last unpin */
+	ImgsIndexCache base;		/* index/index_cache.h */
 	KdtreeMeta	meta;			/* as the tree was read; version: of the boxes */
 	bool		boxes_valid;
-	Oid			relfilenode;	/* of the data it was read from */
 	int			dim;
 	int			metric;
 	KdPca		pca;
@@ -189,9 +169,6 @@ extern void kdtree_load(Relation index, const ImgsIndexMeta *header, const Kdtre
  */
 extern KdtreeCache *kdtree_get_cache(Relation index, const ImgsIndexMeta *header,
 									 const KdtreeMeta *meta, bool need_boxes);
-/* Keeps cache until the memory context `until` is reset or deleted. */
-extern void kdtree_cache_pin(KdtreeCache *cache, MemoryContext until);
-extern void kdtree_cache_unpin(KdtreeCache *cache);
 extern void kdtree_project(const KdtreeCache *cache, const float *x, float *y, float *resid);
 extern int32 kdtree_descend(const KdtreeCache *cache, const float *y);
 

@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 
 #include "kdtree/kdtree.h"
+#include "index/build_load.h"
 #include "index/index_am.h"
 #include "type/imgfeat.h"
 
@@ -40,65 +41,10 @@
 
 typedef struct KdtreeBuildState
 {
-	ImgsIndexMeta header;
-	ImgsStoreBuilder store;
+	ImgsBuildLoad load;			/* header, store, n, dim, sample */
 	int			dims;			/* reloption */
 	int			leaf_size;		/* reloption */
-	int64		n;				/* vectors loaded */
-	int			dim;			/* their dimension, once known */
-	float	   *sample;			/* [capacity * dim] */
-	int64		sample_count;
-	int64		sample_capacity;
-	pg_prng_state prng;
-	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
 } KdtreeBuildState;
-
-static void
-sample_add(KdtreeBuildState *bs, const float *x, int dim)
-{
-	int64		pos;
-
-	if (bs->sample == NULL)
-	{
-		bs->dim = dim;
-		bs->sample_capacity = Min(SAMPLE_MAX_VECTORS,
-								  Max(1, SAMPLE_MAX_BYTES / (sizeof(float) * (Size) dim)));
-		bs->sample = MemoryContextAllocHuge(CurrentMemoryContext,
-											sizeof(float) * (Size) dim * bs->sample_capacity);
-	}
-	/* reservoir sampling (Algorithm R), seeded: the same table gives the same index */
-	if (bs->sample_count < bs->sample_capacity)
-		pos = bs->sample_count++;
-	else
-	{
-		pos = (int64) pg_prng_uint64_range(&bs->prng, 0, (uint64) bs->n - 1);
-		if (pos >= bs->sample_capacity)
-			return;
-	}
-	memcpy(bs->sample + (Size) pos * dim, x, sizeof(float) * dim);
-}
-
-static void
-build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
-			   bool tuple_is_alive, void *state)
-{
-	KdtreeBuildState *bs = (KdtreeBuildState *) state;
-	MemoryContext old_ctx;
-	ImgFeat    *v;
-
-	if (isnull[0])
-		return;
-	old_ctx = MemoryContextSwitchTo(bs->tmp_ctx);
-	v = DatumGetImgFeatP(values[0]);
-	imgs_store_build_add(&bs->store, tid, v->x, v->dim);
-	MemoryContextSwitchTo(old_ctx);
-	bs->n++;
-	sample_add(bs, v->x, v->dim);
-	MemoryContextReset(bs->tmp_ctx);
-
-	if (bs->n % 1024 == 0)
-		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->n);
-}
 
 /* Projects every vector of the store (slots 0..n-1) into proj (n x m) and resid (n). */
 static void
@@ -107,19 +53,19 @@ project_all(Relation index, KdtreeBuildState *bs, const KdPca *pca, float *proj,
 	ImgsStoreReader reader;
 	ImgsSlotHeader *headers = palloc(sizeof(ImgsSlotHeader) * IMGS_GROUP_SLOTS);
 	float	   *vectors = MemoryContextAllocHuge(CurrentMemoryContext,
-												 sizeof(float) * (Size) bs->dim * IMGS_GROUP_SLOTS);
+												 sizeof(float) * (Size) bs->load.dim * IMGS_GROUP_SLOTS);
 	uint32		ngroups;
 
-	imgs_store_open(&reader, index, &kdtree_am, &bs->header);
-	ngroups = imgs_store_ngroups(&bs->header.store);
+	imgs_store_open(&reader, index, &kdtree_am, &bs->load.header);
+	ngroups = imgs_store_ngroups(&bs->load.header.store);
 	for (uint32 g = 0; g < ngroups; g++)
 	{
 		uint32		first = g * IMGS_GROUP_SLOTS;
-		uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) bs->n - first);
+		uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) bs->load.n - first);
 
 		imgs_store_read_vectors(&reader, g, n, headers, vectors);
 		for (uint32 j = 0; j < n; j++)
-			kd_project(pca, vectors + (Size) j * bs->dim, proj + (Size) (first + j) * pca->m,
+			kd_project(pca, vectors + (Size) j * bs->load.dim, proj + (Size) (first + j) * pca->m,
 					   &resid[first + j]);
 	}
 	imgs_store_close(&reader);
@@ -134,26 +80,27 @@ page_start(PGAlignedBlock *buf, uint16 kind)
 	imgs_page_init(buf->data, kind);
 }
 
-/* Writes `count` floats over consecutive fresh pages of kind from blkno. */
+/* The entries of one leaf, for imgs_list_build. */
+typedef struct LeafFill
+{
+	const KdTree *tree;
+	const KdNode *node;
+	const float *proj;
+	const float *resid;
+} LeafFill;
+
 static void
-write_float_pages(Relation index, BlockNumber blkno, uint16 kind, const float *x, Size count)
+fill_leaf_entry(uint32 i, char *entry, void *arg)
 {
-	PGAlignedBlock buf;
+	LeafFill   *lf = (LeafFill *) arg;
+	uint32		m = lf->tree->m;
+	int64		id = lf->tree->perm[lf->node->begin + i];
+	KdtreeEntry *e = (KdtreeEntry *) entry;
 
-	for (Size done = 0; done < count; done += KDTREE_FLOATS_PER_PAGE, blkno++)
-	{
-		Size		n = Min(count - done, KDTREE_FLOATS_PER_PAGE);
-
-		page_start(&buf, kind);
-		memcpy(ImgsPageGetData(buf.data), x + done, n * sizeof(float));
-		imgs_build_write_page(index, blkno, buf.data);
-	}
-}
-
-static uint32
-pages_for(Size items, Size per_page)
-{
-	return (uint32) Max(1, (items + per_page - 1) / per_page);
+	/* ids are slots: the store gave slots 0..n-1 in load order */
+	e->slot = (uint32) id;
+	e->resid = lf->resid[id];
+	memcpy(e->proj, lf->proj + (Size) id * m, sizeof(float) * m);
 }
 
 /* Writes the projection, the tree and the leaves; fills meta. */
@@ -162,10 +109,9 @@ write_tree(Relation index, KdtreeBuildState *bs, const KdPca *pca, const KdTree 
 		   const float *proj, const float *resid, KdtreeMeta *meta)
 {
 	uint32		m = pca->m;
-	Size		pca_floats = (Size) bs->dim + (Size) m * bs->dim;
+	Size		pca_floats = (Size) bs->load.dim + (Size) m * bs->load.dim;
 	float	   *pca_data = palloc(sizeof(float) * pca_floats);
 	uint32		per_dir_page = kdtree_leaves_per_page(m);
-	uint32		per_leaf_page = kdtree_entries_per_page(m);
 	Size		rec_size = kdtree_leaf_record_size(m);
 	char	   *records = palloc0(rec_size * tree->n_leaves);
 	PGAlignedBlock buf;
@@ -176,18 +122,18 @@ write_tree(Relation index, KdtreeBuildState *bs, const KdPca *pca, const KdTree 
 	meta->n_leaves = tree->n_leaves;
 	meta->orth_err = pca->orth_err;
 	meta->version = 0;
-	meta->build_points = bs->n;
+	meta->build_points = bs->load.n;
 
 	/* the projection */
-	memcpy(pca_data, pca->mean, sizeof(float) * bs->dim);
-	memcpy(pca_data + bs->dim, pca->rows, sizeof(float) * (Size) m * bs->dim);
-	meta->pca_pages = pages_for(pca_floats, KDTREE_FLOATS_PER_PAGE);
-	meta->pca_start = imgs_alloc_blocks(index, &bs->header, meta->pca_pages);
-	write_float_pages(index, meta->pca_start, KDTREE_PAGE_PCA, pca_data, pca_floats);
+	memcpy(pca_data, pca->mean, sizeof(float) * bs->load.dim);
+	memcpy(pca_data + bs->load.dim, pca->rows, sizeof(float) * (Size) m * bs->load.dim);
+	meta->pca_pages = imgs_pages_for(pca_floats, IMGS_FLOATS_PER_PAGE);
+	meta->pca_start = imgs_alloc_blocks(index, &bs->load.header, meta->pca_pages);
+	imgs_build_write_floats(index, meta->pca_start, KDTREE_PAGE_PCA, pca_data, pca_floats);
 
 	/* the nodes */
-	meta->nodes_pages = pages_for(tree->n_nodes, KDTREE_NODES_PER_PAGE);
-	meta->nodes_start = imgs_alloc_blocks(index, &bs->header, meta->nodes_pages);
+	meta->nodes_pages = imgs_pages_for(tree->n_nodes, KDTREE_NODES_PER_PAGE);
+	meta->nodes_start = imgs_alloc_blocks(index, &bs->load.header, meta->nodes_pages);
 	for (uint32 p = 0; p < meta->nodes_pages; p++)
 	{
 		KdtreeNodeDisk *disk = (KdtreeNodeDisk *) ImgsPageGetData(buf.data);
@@ -208,39 +154,18 @@ write_tree(Relation index, KdtreeBuildState *bs, const KdPca *pca, const KdTree 
 	}
 
 	/* the leaves: the directory's blocks first, its records once the leaves' pages are known */
-	meta->leafdir_pages = pages_for(tree->n_leaves, per_dir_page);
-	meta->leafdir_start = imgs_alloc_blocks(index, &bs->header, meta->leafdir_pages);
+	meta->leafdir_pages = imgs_pages_for(tree->n_leaves, per_dir_page);
+	meta->leafdir_start = imgs_alloc_blocks(index, &bs->load.header, meta->leafdir_pages);
 	for (int32 leaf = 0; leaf < tree->n_leaves; leaf++)
 	{
 		const KdNode *node = &tree->nodes[tree->leaf_node[leaf]];
 		KdtreeLeafRecord *rec = (KdtreeLeafRecord *) (records + leaf * rec_size);
-		uint32		pages = pages_for(node->count, per_leaf_page);
-		BlockNumber first_blkno = imgs_alloc_blocks(index, &bs->header, pages);
+		LeafFill	lf = {tree, node, proj, resid};
 
 		CHECK_FOR_INTERRUPTS();
-		for (uint32 p = 0; p < pages; p++)
-		{
-			KdtreeLeafPageHeader *ph = KdtreeLeafPageHeaderOf(buf.data);
-			uint32		from = p * per_leaf_page;
-			uint32		count = Min(per_leaf_page, (uint32) node->count - Min(from, (uint32) node->count));
-
-			page_start(&buf, KDTREE_PAGE_LEAF);
-			ph->prev_blkno = p == 0 ? InvalidBlockNumber : first_blkno + p - 1;
-			ph->leaf = leaf;
-			ph->count = count;
-			for (uint32 i = 0; i < count; i++)
-			{
-				int64		id = tree->perm[node->begin + from + i];
-				KdtreeEntry *e = kdtree_page_entry(buf.data, m, i);
-
-				/* ids are slots: the store gave slots 0..n-1 in load order */
-				e->slot = (uint32) id;
-				e->resid = resid[id];
-				memcpy(e->proj, proj + (Size) id * m, sizeof(float) * m);
-			}
-			imgs_build_write_page(index, first_blkno + p, buf.data);
-		}
-		rec->last_blkno = first_blkno + pages - 1;
+		rec->last_blkno = imgs_list_build(index, &bs->load.header, KDTREE_PAGE_LEAF, (uint32) leaf,
+										  kdtree_entry_size(m), (uint32) node->count,
+										  fill_leaf_entry, &lf);
 		rec->r_min = node->r_min;
 		rec->r_max = node->r_max;
 		memcpy((char *) rec + sizeof(KdtreeLeafRecord), kd_node_lo(tree, tree->leaf_node[leaf]),
@@ -259,21 +184,6 @@ write_tree(Relation index, KdtreeBuildState *bs, const KdPca *pca, const KdTree 
 	pfree(pca_data);
 }
 
-static void
-write_metapage(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta)
-{
-	Buffer		buf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
-	Page		page;
-
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	page = BufferGetPage(buf);
-	imgs_page_init(page, IMGS_PAGE_META);
-	*ImgsMetaGetHeader(page) = *header;
-	memcpy(ImgsMetaGetMethodData(page), meta, sizeof(KdtreeMeta));
-	MarkBufferDirty(buf);
-	UnlockReleaseBuffer(buf);
-}
-
 /*
  * What exact k = 30 searches for a few sampled vectors do, as fractions of
  * the vectors: exact distances computed and leaf entries read (into meta),
@@ -282,19 +192,19 @@ write_metapage(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *me
 static void
 measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 {
-	KdtreeCache *cache = kdtree_get_cache(index, &bs->header, meta, true);
+	KdtreeCache *cache = kdtree_get_cache(index, &bs->load.header, meta, true);
 	ImgsStoreReader reader;
-	int			queries = (int) Min(COST_QUERIES, bs->sample_count);
+	int			queries = (int) Min(COST_QUERIES, bs->load.sample_count);
 	double		keys_sum = 0;
 	double		entries_sum = 0;
 	MemoryContext query_ctx = AllocSetContextCreate(CurrentMemoryContext, "kdtree cost sample",
 													ALLOCSET_DEFAULT_SIZES);
 
-	imgs_store_open(&reader, index, &kdtree_am, &bs->header);
+	imgs_store_open(&reader, index, &kdtree_am, &bs->load.header);
 	for (int q = 0; q < queries; q++)
 	{
 		MemoryContext old_ctx = MemoryContextSwitchTo(query_ctx);
-		const float *x = bs->sample + (Size) (q * (bs->sample_count / queries)) * bs->dim;
+		const float *x = bs->load.sample + (Size) (q * (bs->load.sample_count / queries)) * bs->load.dim;
 		ImgsKeyQuery keys;
 		KdtreeSearch ks;
 		KdSearchStats stats;
@@ -302,16 +212,16 @@ measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 		double		key;
 		ItemPointerData tid;
 
-		keys.metric = bs->header.metric != 0 ? bs->header.metric : IMGS_METRIC_L2;
+		keys.metric = bs->load.header.metric != 0 ? bs->load.header.metric : IMGS_METRIC_L2;
 		keys.x = x;
-		keys.norm_sq = imgs_norm_squared(x, bs->dim);
+		keys.norm_sq = imgs_norm_squared(x, bs->load.dim);
 		kdtree_search_begin(&ks, index, cache, &reader, &keys, 0, 0);
 		for (int k = 0; k < COST_K && kdtree_search_next(&ks, &slot, &key, &tid) == KDTREE_ROW; k++)
 			;
 		kdtree_search_stats(&ks, &stats);
 		kdtree_search_end(&ks);
-		keys_sum += (double) stats.keys_computed / (double) bs->n;
-		entries_sum += (double) stats.entries_seen / (double) bs->n;
+		keys_sum += (double) stats.keys_computed / (double) bs->load.n;
+		entries_sum += (double) stats.entries_seen / (double) bs->load.n;
 		MemoryContextSwitchTo(old_ctx);
 		MemoryContextReset(query_ctx);
 	}
@@ -326,15 +236,15 @@ static void
 build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 {
 	char		err[256];
-	int			m = Min(bs->dims, bs->dim);
+	int			m = Min(bs->dims, bs->load.dim);
 	KdPca	   *pca;
 	KdTree	   *tree;
 	float	   *proj;
 	float	   *resid;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TRAIN);
-	pca = kd_pca_train(bs->sample, bs->sample_count, bs->dim, m,
-					   bs->header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2,
+	pca = kd_pca_train(bs->load.sample, bs->load.sample_count, bs->load.dim, m,
+					   bs->load.header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2,
 					   BUILD_SEED, err, sizeof(err));
 	if (pca == NULL)
 		ereport(ERROR,
@@ -344,10 +254,10 @@ build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 	PG_TRY();
 	{
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TREE);
-		proj = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) m * bs->n);
-		resid = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) bs->n);
+		proj = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) m * bs->load.n);
+		resid = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) bs->load.n);
 		project_all(index, bs, pca, proj, resid);
-		tree = kd_tree_build(proj, resid, bs->n, m, bs->leaf_size, err, sizeof(err));
+		tree = kd_tree_build(proj, resid, bs->load.n, m, bs->leaf_size, err, sizeof(err));
 		if (tree == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -379,44 +289,24 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	KdtreeMeta	meta;
 	IndexBuildResult *result;
 	double		heap_tuples;
-	Buffer		metabuf;
-	int			metric;
 	MemoryContext build_ctx;
 	MemoryContext old_ctx;
-
-	if (RelationGetNumberOfBlocks(index) != 0)
-		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 
 	build_ctx = AllocSetContextCreate(CurrentMemoryContext, "kdtree build", ALLOCSET_DEFAULT_SIZES);
 	old_ctx = MemoryContextSwitchTo(build_ctx);
 	bs = palloc0(sizeof(KdtreeBuildState));
-	bs->tmp_ctx = AllocSetContextCreate(build_ctx, "kdtree build tuple", ALLOCSET_DEFAULT_SIZES);
 	kdtree_reloptions(index, &bs->dims, &bs->leaf_size);
-	pg_prng_seed(&bs->prng, BUILD_SEED);
 	memset(&meta, 0, sizeof(meta));
+	heap_tuples = imgs_build_load(&bs->load, heap, index, index_info, &kdtree_am, KDTREE_PHASE_LOAD,
+								  SAMPLE_MAX_VECTORS, SAMPLE_MAX_BYTES, BUILD_SEED);
 
-	/* block 0 first; it gets its final contents at the end */
-	metric = imgs_index_metric(index);
-	metabuf = imgs_extend(index, MAIN_FORKNUM);
-	imgs_meta_init(BufferGetPage(metabuf), &kdtree_am, metric, imgs_index_typmod_dim(index));
-	bs->header = *ImgsMetaGetHeader(BufferGetPage(metabuf));
-	MarkBufferDirty(metabuf);
-	imgs_store_build_begin(&bs->store, index, &bs->header);
-	UnlockReleaseBuffer(metabuf);
-
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_LOAD);
-	heap_tuples = table_index_build_scan(heap, index, index_info, true, true,
-										 build_callback, bs, NULL);
-	imgs_store_build_end(&bs->store);
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->n);
-
-	if (bs->n > 0)
+	if (bs->load.n > 0)
 		build_tree(index, bs, &meta);
-	write_metapage(index, &bs->header, &meta);
-	if (bs->n > 0)
+	imgs_build_write_meta(index, &bs->load.header, &meta, sizeof(meta));
+	if (bs->load.n > 0)
 	{
 		measure_search(index, bs, &meta);
-		write_metapage(index, &bs->header, &meta);
+		imgs_build_write_meta(index, &bs->load.header, &meta, sizeof(meta));
 	}
 	else
 		ereport(NOTICE,
@@ -431,7 +321,7 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	MemoryContextSwitchTo(old_ctx);
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = heap_tuples;
-	result->index_tuples = bs->n;
+	result->index_tuples = bs->load.n;
 	MemoryContextDelete(build_ctx);
 	return result;
 }

@@ -113,20 +113,17 @@ kdtree_check(Relation index, ImgsCheckedStore *store)
 			Buffer		buf;
 			Page		page;
 			PGAlignedBlock copy;
-			const KdtreeLeafPageHeader *ph;
+			const ImgsListPageHeader *ph;
 
 			CHECK_FOR_INTERRUPTS();
 			if (blkno >= header.next_block || blkno == 0 || ++pages > header.next_block)
 				imgs_index_corrupted(index, "has a chain of leaf %u through block %u", leaf, blkno);
-			buf = ReadBuffer(index, blkno);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			imgs_page_check(index, BufferGetPage(buf), blkno, KDTREE_PAGE_LEAF);
+			buf = imgs_list_read_page(index, blkno, KDTREE_PAGE_LEAF, leaf, kdtree_entry_size(meta.dims),
+									  pages, BUFFER_LOCK_SHARE, NULL);
 			memcpy(copy.data, BufferGetPage(buf), BLCKSZ);
 			UnlockReleaseBuffer(buf);
 			page = copy.data;
-			ph = KdtreeLeafPageHeaderOf(page);
-			if (ph->leaf != leaf || ph->count > kdtree_entries_per_page(meta.dims))
-				imgs_index_corrupted(index, "has a malformed page %u in the chain of leaf %u", blkno, leaf);
+			ph = ImgsListPageHeaderOf(page);
 			for (uint32 i = 0; i < ph->count; i++)
 			{
 				const KdtreeEntry *e = kdtree_page_entry(page, meta.dims, i);

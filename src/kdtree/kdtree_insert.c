@@ -37,11 +37,8 @@ add_entry(ImgsStoreInsert *ins, GenericXLogState *state, const KdtreeMeta *meta,
 	uint32		per_page = kdtree_leaves_per_page(m);
 	BlockNumber dir_blkno = meta->leafdir_start + leaf / per_page;
 	Buffer		dirbuf;
-	Buffer		leafbuf;
 	Page		dirpage;
-	Page		leafpage;
 	KdtreeLeafRecord *rec;
-	KdtreeLeafPageHeader *ph;
 	KdtreeEntry *e;
 
 	dirbuf = ReadBuffer(index, dir_blkno);
@@ -50,42 +47,11 @@ add_entry(ImgsStoreInsert *ins, GenericXLogState *state, const KdtreeMeta *meta,
 	imgs_page_check(index, BufferGetPage(dirbuf), dir_blkno, KDTREE_PAGE_LEAFDIR);
 	dirpage = GenericXLogRegisterBuffer(state, dirbuf, 0);
 	rec = (KdtreeLeafRecord *) (ImgsPageGetData(dirpage) + (leaf % per_page) * kdtree_leaf_record_size(m));
-	if (!BlockNumberIsValid(rec->last_blkno) || rec->last_blkno >= ins->meta.next_block)
-		imgs_index_corrupted(index, "has leaf %u whose newest page is block %u", leaf, rec->last_blkno);
-
-	leafbuf = ReadBuffer(index, rec->last_blkno);
-	LockBuffer(leafbuf, BUFFER_LOCK_EXCLUSIVE);
-	bufs[1] = leafbuf;
-	imgs_page_check(index, BufferGetPage(leafbuf), rec->last_blkno, KDTREE_PAGE_LEAF);
-	ph = KdtreeLeafPageHeaderOf(BufferGetPage(leafbuf));
-	if (ph->leaf != leaf || ph->count > kdtree_entries_per_page(m))
-		imgs_index_corrupted(index, "has a malformed page %u in the chain of leaf %u",
-							 rec->last_blkno, leaf);
-	if (ph->count < kdtree_entries_per_page(m))
-		leafpage = GenericXLogRegisterBuffer(state, leafbuf, 0);
-	else
-	{
-		/* the newest page is full: a new one, linked to it */
-		BlockNumber prev = rec->last_blkno;
-		BlockNumber blkno = imgs_alloc_blocks(index, &ins->meta, 1);
-
-		UnlockReleaseBuffer(leafbuf);
-		leafbuf = imgs_write_extending(index, blkno);
-		bufs[1] = leafbuf;
-		leafpage = GenericXLogRegisterBuffer(state, leafbuf, GENERIC_XLOG_FULL_IMAGE);
-		imgs_page_init(leafpage, KDTREE_PAGE_LEAF);
-		ph = KdtreeLeafPageHeaderOf(leafpage);
-		ph->prev_blkno = prev;
-		ph->leaf = leaf;
-		ph->count = 0;
-		rec->last_blkno = blkno;
-	}
-	ph = KdtreeLeafPageHeaderOf(leafpage);
-	e = kdtree_page_entry(leafpage, m, ph->count);
+	e = (KdtreeEntry *) imgs_list_append(ins, state, KDTREE_PAGE_LEAF, leaf, kdtree_entry_size(m),
+										 &rec->last_blkno, &bufs[1]);
 	e->slot = ins->slot;
 	e->resid = r;
 	memcpy(e->proj, y, sizeof(float) * m);
-	ph->count++;
 	grow_record(rec, m, y, r);
 	return 2;
 }

@@ -105,7 +105,7 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 		return;
 	}
 	so->cache = kdtree_get_cache(index, &header, &meta, true);
-	kdtree_cache_pin(so->cache, so->ctx);
+	imgs_cache_pin(&so->cache->base, so->ctx);
 	imgs_store_open(&so->store, index, &kdtree_am, &header);
 	kdtree_search_begin(&so->search, index, so->cache, &so->store, &so->ss.query.keys,
 						kdtree_max_leaves,

@@ -10,7 +10,6 @@
 
 #include "miscadmin.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/memutils.h"
 
 #include "kdtree/kdtree.h"
@@ -29,28 +28,6 @@ kdtree_read_meta(Relation index, ImgsIndexMeta *header, KdtreeMeta *meta)
 							 meta->dims, meta->n_nodes, meta->n_leaves);
 }
 
-/* Reads `count` floats from the consecutive pages of kind `kind` starting at blkno. */
-static void
-read_float_pages(Relation index, BlockNumber blkno, uint16 kind, float *out, Size count)
-{
-	Size		done = 0;
-
-	while (done < count)
-	{
-		Size		n = Min(count - done, KDTREE_FLOATS_PER_PAGE);
-		Buffer		buf;
-
-		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		imgs_page_check(index, BufferGetPage(buf), blkno, kind);
-		memcpy(out + done, ImgsPageGetData(BufferGetPage(buf)), n * sizeof(float));
-		UnlockReleaseBuffer(buf);
-		done += n;
-		blkno++;
-	}
-}
-
 /* The projection and the nodes: written once by the build. */
 static void
 load_structure(Relation index, KdtreeCache *cache, const ImgsIndexMeta *header,
@@ -63,11 +40,11 @@ load_structure(Relation index, KdtreeCache *cache, const ImgsIndexMeta *header,
 	KdTree	   *t = &cache->tree;
 	uint32		n_leaves_seen = 0;
 
-	if (pca_floats > (Size) meta->pca_pages * KDTREE_FLOATS_PER_PAGE ||
+	if (pca_floats > (Size) meta->pca_pages * IMGS_FLOATS_PER_PAGE ||
 		(Size) meta->n_nodes > (Size) meta->nodes_pages * KDTREE_NODES_PER_PAGE ||
 		meta->n_leaves > meta->leafdir_pages * kdtree_leaves_per_page(m))
 		imgs_index_corrupted(index, "has a metapage whose page counts do not fit its tree");
-	read_float_pages(index, meta->pca_start, KDTREE_PAGE_PCA, pca, pca_floats);
+	imgs_read_floats(index, meta->pca_start, KDTREE_PAGE_PCA, pca, pca_floats);
 	cache->dim = dim;
 	cache->metric = header->metric;
 	cache->pca.dim = dim;
@@ -211,137 +188,51 @@ void
 kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta, KdtreeCache *cache)
 {
 	memset(cache, 0, sizeof(*cache));
-	cache->cxt = CurrentMemoryContext;
+	cache->base.cxt = CurrentMemoryContext;
+	cache->base.relfilenode = index->rd_node.relNode;
 	load_structure(index, cache, header, meta);
 	load_boxes(index, cache, meta);
 	cache->meta = *meta;
-	cache->relfilenode = index->rd_node.relNode;
 	cache->boxes_valid = true;
-}
-
-/*
- * The backend's caches, by index OID, in memory contexts of their own under
- * TopMemoryContext (not rd_amcache: the relcache frees that with a plain
- * pfree on any invalidation, even under a running scan). A scan pins the
- * cache it searches; a cache replaced while pinned (its index rebuilt) is
- * freed when the last pin goes.
- */
-typedef struct CacheSlot
-{
-	Oid			indexoid;		/* hash key */
-	KdtreeCache *cache;			/* current, or NULL */
-} CacheSlot;
-
-static HTAB *caches = NULL;
-
-static void
-cache_free(KdtreeCache *cache)
-{
-	MemoryContextDelete(cache->cxt);
-}
-
-/*
- * A relcache invalidation of an index (DROP, REINDEX, and also VACUUM's and
- * ANALYZE's statistics) lets its cache go, so that dropped indexes leave
- * nothing behind; the next search reads the tree again.
- */
-static void
-invalidate_callback(Datum arg, Oid relid)
-{
-	HASH_SEQ_STATUS seq;
-	CacheSlot  *slot;
-
-	hash_seq_init(&seq, caches);
-	while ((slot = hash_seq_search(&seq)) != NULL)
-	{
-		if (OidIsValid(relid) && slot->indexoid != relid)
-			continue;
-		if (slot->cache != NULL)
-		{
-			if (slot->cache->pins > 0)
-				slot->cache->orphan = true;
-			else
-				cache_free(slot->cache);
-		}
-		hash_search(caches, &slot->indexoid, HASH_REMOVE, NULL);
-	}
-}
-
-void
-kdtree_cache_unpin(KdtreeCache *cache)
-{
-	Assert(cache->pins > 0);
-	if (--cache->pins == 0 && cache->orphan)
-		cache_free(cache);
-}
-
-static void
-unpin_callback(void *arg)
-{
-	kdtree_cache_unpin((KdtreeCache *) arg);
 }
 
 KdtreeCache *
 kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
 				 bool need_boxes)
 {
-	Oid			oid = RelationGetRelid(index);
-	CacheSlot  *slot;
-	KdtreeCache *cache;
-	bool		found;
+	KdtreeCache *cache = (KdtreeCache *) imgs_cache_find(index);
 
 	Assert(meta->dims > 0);
-	if (caches == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(CacheSlot);
-		ctl.hcxt = TopMemoryContext;
-		caches = hash_create("kdtree caches", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(invalidate_callback, (Datum) 0);
-	}
-	slot = hash_search(caches, &oid, HASH_ENTER, &found);
-	if (!found)
-		slot->cache = NULL;
-	cache = slot->cache;
 	/* the structure never changes but by a rebuild (REINDEX, TRUNCATE: a new relfilenode) */
 	if (cache != NULL &&
-		(cache->relfilenode != index->rd_node.relNode || cache->meta.pca_start != meta->pca_start ||
+		(cache->meta.pca_start != meta->pca_start ||
 		 cache->meta.nodes_start != meta->nodes_start || cache->meta.n_nodes != meta->n_nodes ||
 		 cache->meta.dims != meta->dims || cache->dim != (int) header->store.dim))
 	{
-		slot->cache = NULL;
-		if (cache->pins > 0)
-			cache->orphan = true;
-		else
-			cache_free(cache);
+		imgs_cache_drop(index);
 		cache = NULL;
 	}
 	if (cache == NULL)
 	{
-		MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "kdtree cache",
-												  ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old_ctx = MemoryContextSwitchTo(cxt);
+		MemoryContext old_ctx;
 
+		cache = (KdtreeCache *) imgs_cache_create(index, "kdtree cache", sizeof(KdtreeCache));
+		old_ctx = MemoryContextSwitchTo(cache->base.cxt);
 		PG_TRY();
 		{
-			cache = palloc0(sizeof(KdtreeCache));
-			cache->cxt = cxt;
 			load_structure(index, cache, header, meta);
 		}
 		PG_CATCH();
 		{
 			MemoryContextSwitchTo(old_ctx);
-			MemoryContextDelete(cxt);
+			imgs_cache_abandon(&cache->base);
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(old_ctx);
 		cache->meta = *meta;
-		cache->relfilenode = index->rd_node.relNode;
 		cache->boxes_valid = false;
-		slot->cache = cache;
+		imgs_cache_install(index, &cache->base);
 	}
 	if (need_boxes && (!cache->boxes_valid || cache->meta.version != meta->version))
 	{
@@ -356,17 +247,6 @@ kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *
 		cache->boxes_valid = true;
 	}
 	return cache;
-}
-
-void
-kdtree_cache_pin(KdtreeCache *cache, MemoryContext until)
-{
-	MemoryContextCallback *cb = MemoryContextAlloc(until, sizeof(MemoryContextCallback));
-
-	cache->pins++;
-	cb->func = unpin_callback;
-	cb->arg = cache;
-	MemoryContextRegisterResetCallback(until, cb);
 }
 
 void
@@ -469,22 +349,14 @@ add_leaf(KdtreeSearch *ks, int32 leaf)
 	{
 		Buffer		buf;
 		Page		page;
-		const KdtreeLeafPageHeader *ph;
+		const ImgsListPageHeader *ph;
 		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(ks->index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		buf = imgs_list_read_page(ks->index, blkno, KDTREE_PAGE_LEAF, (uint32) leaf,
+								  kdtree_entry_size(m), ++pages, BUFFER_LOCK_SHARE, NULL);
 		page = BufferGetPage(buf);
-		imgs_page_check(ks->index, page, blkno, KDTREE_PAGE_LEAF);
-		ph = KdtreeLeafPageHeaderOf(page);
-		/* a chain longer than the relation is a cycle */
-		if (ph->leaf != (uint32) leaf || ph->count > kdtree_entries_per_page(m) ||
-			(++pages > 1000 && pages > RelationGetNumberOfBlocks(ks->index)))
-		{
-			UnlockReleaseBuffer(buf);
-			imgs_index_corrupted(ks->index, "has a malformed page %u in the chain of leaf %d", blkno, leaf);
-		}
+		ph = ImgsListPageHeaderOf(page);
 		rc = kd_search_add_packed(ks->core, (int32) ph->count, kdtree_page_entry(page, m, 0),
 								  kdtree_entry_size(m));
 		blkno = ph->prev_blkno;

@@ -1,0 +1,45 @@
+/*
+ * build_load.h — the first step of every imgsearch index build: the
+ * metapage, every non-NULL vector of the table into a fresh vector store
+ * (slots 0..n-1 in scan order), and a seeded reservoir sample for what the
+ * method learns (kdtree's PCA, lsh's centroids).
+ */
+#ifndef IMGS_BUILD_LOAD_H
+#define IMGS_BUILD_LOAD_H
+
+#include "common/pg_prng.h"
+#include "nodes/execnodes.h"
+
+#include "index/vector_store.h"
+
+typedef struct ImgsBuildLoad
+{
+	ImgsIndexMeta header;		/* the metapage's, as the build keeps it (allocator, store) */
+	ImgsStoreBuilder store;
+	int64		n;				/* vectors loaded */
+	int			dim;			/* their dimension, once known */
+	float	   *sample;			/* [sample_capacity * dim] */
+	int64		sample_count;
+	int64		sample_capacity;
+	int64		sample_max_vectors;
+	Size		sample_max_bytes;
+	pg_prng_state prng;
+	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
+} ImgsBuildLoad;
+
+/*
+ * Writes block 0 (a metapage of am for the index's metric, completed by the
+ * method at the end) and loads the table; the sample keeps at most
+ * max_vectors vectors and max_bytes bytes, the same for the same table.
+ * Reports phase `phase` and the tuples done. Allocates in the current
+ * memory context; returns the heap tuples scanned.
+ */
+extern double imgs_build_load(ImgsBuildLoad *load, Relation heap, Relation index,
+							  IndexInfo *index_info, const ImgsIndexAm *am, int phase,
+							  int64 max_vectors, Size max_bytes, uint64 seed);
+
+/* Writes the metapage: header and the method's data (build, no WAL: logged with the index). */
+extern void imgs_build_write_meta(Relation index, const ImgsIndexMeta *header,
+								  const void *method_data, Size method_len);
+
+#endif							/* IMGS_BUILD_LOAD_H */

@@ -1,0 +1,147 @@
+/*
+ * lsh.h — the lsh index method: locality-sensitive hashing by a learned
+ * hash (each vector's nearest k-means centroid: its bucket) with a sign
+ * sketch of each vector's residual, scanned with a table-lookup estimator
+ * and re-ranked exactly from the vector store (lsh_core.h). Approximate:
+ * a scan probes the buckets nearest the query (lsh.probes), keeps the best
+ * estimates (lsh.candidates) and returns them in exact order with their
+ * exact distances; a consumer that wants more rows gets them from wider
+ * rounds (lsh_scan.c).
+ *
+ * Pages. Block 0 is the metapage: the shared header, then LshMeta. Then,
+ * from the block allocator (index/index_meta.h), the store's groups and
+ * these pages of lsh's own, written at build but the bucket pages inserts
+ * add:
+ *  - rotation pages: bits x dim floats (index/method_pages.h float array);
+ *  - centroid pages: n_buckets x dim floats;
+ *  - bucket directory pages: each bucket's newest page (a BlockNumber);
+ *  - bucket pages: each bucket an entry list (index/method_pages.h) of
+ *    LshEntry: slot, norm2, scale, sketch.
+ *
+ * Crash safety: an insert writes its entry in the store's commit record
+ * (vector_store.h), so a slot is live exactly when its entry exists: the
+ * bucket's newest page, or a new page linked to it plus the directory page
+ * naming it. Vacuum's forget callback marks entries of dead slots dead in
+ * place (index/method_pages.h). The hash never changes but by REINDEX.
+ */
+#ifndef LSH_H
+#define LSH_H
+
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "nodes/execnodes.h"
+
+#include "index/index_cache.h"
+#include "index/index_check.h"
+#include "index/method_pages.h"
+#include "index/vector_store.h"
+#include "lsh/lsh_core.h"
+
+#define LSH_MAGIC		0x15A00001
+#define LSH_VERSION		1
+
+extern const ImgsIndexAm lsh_am;
+
+/* Page kinds of lsh's own */
+#define LSH_PAGE_ROTATION	(IMGS_PAGE_METHOD_FIRST + 0)
+#define LSH_PAGE_CENTROIDS	(IMGS_PAGE_METHOD_FIRST + 1)
+#define LSH_PAGE_BUCKETDIR	(IMGS_PAGE_METHOD_FIRST + 2)
+#define LSH_PAGE_BUCKET		(IMGS_PAGE_METHOD_FIRST + 3)
+
+/* Reloption defaults (README.md "lsh"; bench/results/lsh.md) */
+#define LSH_DEFAULT_BITS		1024	/* cut to the vectors' dimension */
+#define LSH_DEFAULT_BUCKETS		0		/* 0: sqrt(rows) at build */
+/* GUC defaults */
+#define LSH_DEFAULT_PROBES		32
+#define LSH_DEFAULT_CANDIDATES	1000
+
+/* The metapage's lsh data, after the shared header. */
+typedef struct LshMeta
+{
+	uint32		bits;			/* sketch bits; 0: no hash (built empty) */
+	uint32		n_buckets;
+	uint64		version;		/* bumped when an insert links a new bucket page */
+	uint64		build_points;	/* vectors hashed at build */
+	BlockNumber rotation_start;
+	uint32		rotation_pages;
+	BlockNumber centroids_start;
+	uint32		centroids_pages;
+	BlockNumber bucketdir_start;
+	uint32		bucketdir_pages;
+} LshMeta;
+
+#define LSH_BUCKETS_PER_DIR_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(BlockNumber)))
+
+/* An entry: slot (IMGS_NO_SLOT when dead), the estimator's two floats, the sketch. */
+typedef struct LshEntry
+{
+	uint32		slot;
+	float4		norm2;
+	float4		scale;
+	uint8		code[FLEXIBLE_ARRAY_MEMBER];
+} LshEntry;
+
+static inline Size
+lsh_entry_size(uint32 bits)
+{
+	return offsetof(LshEntry, code) + (Size) lsh_code_bytes((int32) bits);
+}
+
+/* What a backend keeps of an index between statements (lsh_hash.c). */
+typedef struct LshCache
+{
+	ImgsIndexCache base;		/* index/index_cache.h */
+	LshMeta		meta;			/* as read; version: of bucket_last */
+	LshModel	model;
+	BlockNumber *bucket_last;	/* [n_buckets] newest page of each bucket */
+	float	   *scratch;		/* dim + bits floats, for lsh_hash */
+} LshCache;
+
+/* lsh_hash.c */
+extern int	lsh_probes;
+extern int	lsh_candidates;
+extern void lsh_read_meta(Relation index, ImgsIndexMeta *header, LshMeta *meta);
+/*
+ * The backend's copy of the index's hash, with the buckets' newest pages as
+ * of meta->version. Valid until the next call, unless pinned.
+ */
+extern LshCache *lsh_get_cache(Relation index, const ImgsIndexMeta *header, const LshMeta *meta);
+/* Reads the hash and the directory into cache, allocated in the current context (the check). */
+extern void lsh_load(Relation index, const ImgsIndexMeta *header, const LshMeta *meta, LshCache *cache);
+
+/* lsh_build.c */
+extern IndexBuildResult *lsh_build(Relation heap, Relation index, IndexInfo *index_info);
+extern void lsh_buildempty(Relation index);
+
+/* lsh_insert.c */
+extern bool lsh_insert(Relation index, Datum *values, bool *isnull,
+					   ItemPointer heap_tid, Relation heap,
+					   IndexUniqueCheck check_unique, bool index_unchanged,
+					   IndexInfo *index_info);
+
+/* lsh_scan.c */
+extern IndexScanDesc lsh_beginscan(Relation index, int nkeys, int norderbys);
+extern void lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+					   ScanKey orderbys, int norderbys);
+extern bool lsh_gettuple(IndexScanDesc scan, ScanDirection dir);
+extern void lsh_endscan(IndexScanDesc scan);
+
+/* lsh_vacuum.c */
+extern IndexBulkDeleteResult *lsh_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+											 IndexBulkDeleteCallback callback, void *callback_state);
+extern IndexBulkDeleteResult *lsh_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
+
+/* lsh_check.c */
+extern void lsh_check(Relation index, ImgsCheckedStore *store);
+
+/* lsh_handler.c */
+extern void lsh_init_gucs(void);
+extern void lsh_reloptions(Relation index, int *bits, int *buckets);
+
+/* Build phases reported in pg_stat_progress_create_index (after "initializing") */
+#define LSH_PHASE_LOAD		2
+#define LSH_PHASE_TRAIN		3
+#define LSH_PHASE_HASH		4
+#define LSH_PHASE_WAL		5
+
+#endif							/* LSH_H */

@@ -1,0 +1,239 @@
+/*
+ * lsh_build.c — ambuild and ambuildempty.
+ *
+ * 1. Load: every non-NULL vector into a fresh vector store, with a seeded
+ *    sample (index/build_load.h).
+ * 2. Train: the centroids (k-means on the sample) and the rotation
+ *    (lsh_train).
+ * 3. Hash: every vector, read back from the store, to its bucket and sketch;
+ *    the buckets are written one after another, each on consecutive pages.
+ * Everything is written without WAL, then logged once (log_newpage_range).
+ *
+ * An empty table gives an index without a hash (bits 0): inserts go to the
+ * store only and scans read every vector, until REINDEX learns a hash.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "commands/progress.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+
+#include "index/build_load.h"
+#include "index/index_am.h"
+#include "lsh/lsh.h"
+
+/* The k-means sample: at most this many vectors, and this many bytes. */
+#define SAMPLE_MAX_VECTORS	50000
+#define SAMPLE_MAX_BYTES	((Size) 64 * 1024 * 1024)
+/* Lloyd steps: k-means++ would not pay on samples this size */
+#define KMEANS_ITERATIONS	10
+#define BUILD_SEED			UINT64CONST(0x6c73680000000001)
+
+/* For lsh_train: stop when a cancel or termination is pending (then CHECK_FOR_INTERRUPTS). */
+static int
+interrupt_pending(void)
+{
+	return InterruptPending ? 1 : 0;
+}
+
+/* The number of buckets for n vectors: the reloption, or sqrt(n) (README.md "lsh"). */
+static uint32
+choose_buckets(int64 n, int buckets_option)
+{
+	double		b = buckets_option > 0 ? buckets_option : ceil(sqrt((double) n));
+
+	return (uint32) Max(1, Min(b, Min((double) LSH_MAX_BUCKETS, (double) n)));
+}
+
+typedef struct BucketFill
+{
+	const int32 *members;		/* slots of the bucket, ascending */
+	const uint8 *codes;			/* all slots' entries, by slot */
+	Size		entry_size;
+} BucketFill;
+
+static void
+fill_bucket_entry(uint32 i, char *entry, void *arg)
+{
+	BucketFill *bf = (BucketFill *) arg;
+
+	memcpy(entry, bf->codes + (Size) bf->members[i] * bf->entry_size, bf->entry_size);
+}
+
+/* Steps 2 and 3; fills meta. */
+static void
+build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_option, LshMeta *meta)
+{
+	uint32		dim = (uint32) load->dim;
+	uint32		bits = Min((uint32) bits_option, dim);
+	uint32		n_buckets = choose_buckets(load->n, buckets_option);
+	Size		entry_size = lsh_entry_size(bits);
+	float	   *rotation = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bits * dim);
+	float	   *centroids = MemoryContextAllocHuge(CurrentMemoryContext,
+												   sizeof(float) * (Size) n_buckets * dim);
+	LshCache	cache;
+	char		err[256];
+	int32		trained;
+	uint8	   *entries;
+	int32	   *bucket_of;
+	uint32	   *counts;
+	uint32	   *starts;
+	int32	   *members;
+	BlockNumber *last;
+	ImgsStoreReader reader;
+	ImgsSlotHeader *headers;
+	float	   *vectors;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_TRAIN);
+	trained = lsh_train(load->sample, load->sample_count, (int32) dim, (int32) bits,
+						(int32) n_buckets, load->header.metric, KMEANS_ITERATIONS, BUILD_SEED,
+						interrupt_pending, rotation, centroids, err, sizeof(err));
+	if (trained == -2)
+		CHECK_FOR_INTERRUPTS();
+	if (trained < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not learn the hash of lsh index \"%s\": %s",
+						RelationGetRelationName(index), trained == -2 ? "canceled" : err)));
+	n_buckets = (uint32) trained;
+
+	meta->bits = bits;
+	meta->n_buckets = n_buckets;
+	meta->version = 0;
+	meta->build_points = load->n;
+	meta->rotation_pages = imgs_pages_for((Size) bits * dim, IMGS_FLOATS_PER_PAGE);
+	meta->rotation_start = imgs_alloc_blocks(index, &load->header, meta->rotation_pages);
+	imgs_build_write_floats(index, meta->rotation_start, LSH_PAGE_ROTATION, rotation, (Size) bits * dim);
+	meta->centroids_pages = imgs_pages_for((Size) n_buckets * dim, IMGS_FLOATS_PER_PAGE);
+	meta->centroids_start = imgs_alloc_blocks(index, &load->header, meta->centroids_pages);
+	imgs_build_write_floats(index, meta->centroids_start, LSH_PAGE_CENTROIDS, centroids,
+							(Size) n_buckets * dim);
+	meta->bucketdir_pages = imgs_pages_for(n_buckets, LSH_BUCKETS_PER_DIR_PAGE);
+	meta->bucketdir_start = imgs_alloc_blocks(index, &load->header, meta->bucketdir_pages);
+
+	/* the model as a scan would load it */
+	memset(&cache, 0, sizeof(cache));
+	cache.model.dim = (int32) dim;
+	cache.model.bits = (int32) bits;
+	cache.model.n_buckets = (int32) n_buckets;
+	cache.model.metric = load->header.metric;
+	cache.model.rotation = rotation;
+	cache.model.centroids = centroids;
+	cache.model.rot_centroids = MemoryContextAllocHuge(CurrentMemoryContext,
+													   sizeof(float) * n_buckets * bits);
+	cache.model.c_norms = palloc(sizeof(float) * n_buckets);
+	lsh_model_prepare(&cache.model);
+
+	/* every vector's entry, by slot */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_HASH);
+	entries = MemoryContextAllocHuge(CurrentMemoryContext, entry_size * (Size) load->n);
+	bucket_of = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * (Size) load->n);
+	headers = palloc(sizeof(ImgsSlotHeader) * IMGS_GROUP_SLOTS);
+	vectors = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) dim * IMGS_GROUP_SLOTS);
+	{
+		float	   *scratch = palloc(sizeof(float) * (dim + bits));
+		uint32		ngroups;
+
+		imgs_store_open(&reader, index, &lsh_am, &load->header);
+		ngroups = imgs_store_ngroups(&load->header.store);
+		for (uint32 g = 0; g < ngroups; g++)
+		{
+			uint32		first = g * IMGS_GROUP_SLOTS;
+			uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) load->n - first);
+
+			imgs_store_read_vectors(&reader, g, n, headers, vectors);
+			for (uint32 j = 0; j < n; j++)
+			{
+				LshEntry   *e = (LshEntry *) (entries + (Size) (first + j) * entry_size);
+
+				if ((j & 63) == 0)
+					CHECK_FOR_INTERRUPTS();
+				e->slot = first + j;
+				bucket_of[first + j] = lsh_hash(&cache.model, vectors + (Size) j * dim, e->code,
+												&e->norm2, &e->scale, scratch);
+			}
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, first + n);
+		}
+		imgs_store_close(&reader);
+	}
+
+	/* the buckets, by counting sort of the slots */
+	counts = palloc0(sizeof(uint32) * n_buckets);
+	starts = palloc0(sizeof(uint32) * (n_buckets + 1));
+	members = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * (Size) load->n);
+	for (int64 i = 0; i < load->n; i++)
+		counts[bucket_of[i]]++;
+	for (uint32 b = 0; b < n_buckets; b++)
+		starts[b + 1] = starts[b] + counts[b];
+	memset(counts, 0, sizeof(uint32) * n_buckets);
+	for (int64 i = 0; i < load->n; i++)
+		members[starts[bucket_of[i]] + counts[bucket_of[i]]++] = (int32) i;
+	last = palloc(sizeof(BlockNumber) * n_buckets);
+	for (uint32 b = 0; b < n_buckets; b++)
+	{
+		BucketFill	bf = {members + starts[b], entries, entry_size};
+
+		CHECK_FOR_INTERRUPTS();
+		last[b] = imgs_list_build(index, &load->header, LSH_PAGE_BUCKET, b, entry_size, counts[b],
+								  fill_bucket_entry, &bf);
+	}
+	for (uint32 p = 0; p < meta->bucketdir_pages; p++)
+	{
+		PGAlignedBlock buf;
+		uint32		first = p * LSH_BUCKETS_PER_DIR_PAGE;
+		uint32		n = Min(LSH_BUCKETS_PER_DIR_PAGE, n_buckets - first);
+
+		imgs_page_init(buf.data, LSH_PAGE_BUCKETDIR);
+		memcpy(ImgsPageGetData(buf.data), last + first, sizeof(BlockNumber) * n);
+		imgs_build_write_page(index, meta->bucketdir_start + p, buf.data);
+	}
+}
+
+IndexBuildResult *
+lsh_build(Relation heap, Relation index, IndexInfo *index_info)
+{
+	ImgsBuildLoad load;
+	LshMeta		meta;
+	IndexBuildResult *result;
+	double		heap_tuples;
+	int			bits;
+	int			buckets;
+	MemoryContext build_ctx;
+	MemoryContext old_ctx;
+
+	build_ctx = AllocSetContextCreate(CurrentMemoryContext, "lsh build", ALLOCSET_DEFAULT_SIZES);
+	old_ctx = MemoryContextSwitchTo(build_ctx);
+	lsh_reloptions(index, &bits, &buckets);
+	memset(&meta, 0, sizeof(meta));
+	heap_tuples = imgs_build_load(&load, heap, index, index_info, &lsh_am, LSH_PHASE_LOAD,
+								  SAMPLE_MAX_VECTORS, SAMPLE_MAX_BYTES, BUILD_SEED);
+	if (load.n > 0)
+		build_hash(index, &load, bits, buckets, &meta);
+	else
+		ereport(NOTICE,
+				(errmsg("lsh index \"%s\" was built on no rows: it has no hash",
+						RelationGetRelationName(index)),
+				 errdetail("Its scans read every vector, as faissflat's do."),
+				 errhint("REINDEX it once the table holds its data.")));
+	imgs_build_write_meta(index, &load.header, &meta, sizeof(meta));
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_WAL);
+	imgs_log_built_index(index);
+
+	MemoryContextSwitchTo(old_ctx);
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = heap_tuples;
+	result->index_tuples = load.n;
+	MemoryContextDelete(build_ctx);
+	return result;
+}
+
+/* The init fork of an unlogged index: an empty metapage (index/index_am.h). */
+void
+lsh_buildempty(Relation index)
+{
+	imgs_buildempty(index, &lsh_am);
+}

@@ -1,0 +1,125 @@
+/*
+ * lsh_core.h — the lsh index method's core (C API over plain buffers; no
+ * PostgreSQL header). Implemented in C++ in lsh_core.cpp; no entry point
+ * throws.
+ *
+ * The hash. A vector x (normalised first for the cosine metric: x' = x/|x|)
+ * hashes to the bucket b of its nearest centroid (k-means on a sample: a
+ * learned hash function, which measured far better than random hyperplanes
+ * on our features; README.md "lsh") and to a sketch of its residual
+ * r = x' - c_b: the signs of y = R r, where R (bits x dim, orthonormal rows,
+ * seeded Gaussian) is a random rotation, plus two floats:
+ *     norm2 = |r|^2,   scale = (dim / bits) |y|^2 / |y|_1.
+ * For a query q (q' likewise) the sketch estimates (the 1-bit estimator of
+ * RaBitQ, Gao & Long 2024)
+ *     <q' - c_b, r>  ~  scale * sum_j (R (q' - c_b))_j s_j,   s_j = +-1,
+ * so the key of x is estimated as
+ *     L2, cosine: |q' - c_b|^2 + norm2 - 2 scale dot      (|q' - x'|^2)
+ *     IP:         -<q, c_b> - scale sum_j (R q)_j s_j      (-<q, x>)
+ * The estimate only ranks candidates: the caller re-ranks them with exact
+ * keys from its own copy of the vectors.
+ *
+ * Sums over sign bits use a table per byte of the sketch: for byte k,
+ * lut[k][v] = 2 sum over the set bits i of v of qy[8k + i], so that
+ * sum_j qy_j s_j = sum_k lut[k][code_k] - sum_j qy_j.
+ */
+#ifndef IMGS_LSH_CORE_H
+#define IMGS_LSH_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+/* Metrics: IMGS_METRIC_* of distance_core.h */
+#define LSH_METRIC_L2		1
+#define LSH_METRIC_COSINE	2
+#define LSH_METRIC_IP		3
+
+#define LSH_MAX_BITS		4096
+#define LSH_MAX_BUCKETS		65536
+
+/* Bytes of a sketch of `bits` bits: a multiple of 4, so entries stay aligned. */
+static inline int32_t
+lsh_code_bytes(int32_t bits)
+{
+	return ((bits + 31) / 32) * 4;
+}
+
+/* The hash as a backend holds it (arrays owned by the caller). */
+typedef struct LshModel
+{
+	int32_t		dim;
+	int32_t		bits;			/* 1..min(dim, LSH_MAX_BITS) */
+	int32_t		n_buckets;
+	int32_t		metric;
+	const float *rotation;		/* [bits * dim] */
+	const float *centroids;		/* [n_buckets * dim] */
+	float	   *rot_centroids;	/* [n_buckets * bits]: R c_b (lsh_model_prepare) */
+	float	   *c_norms;		/* [n_buckets]: |c_b|^2 (lsh_model_prepare) */
+} LshModel;
+
+/*
+ * Learns the hash from n sample vectors (n x dim, raw): k-means with
+ * n_buckets centroids (cut to the number of distinct usable vectors; at
+ * least 1), `iterations` Lloyd steps from seeded sample points, and the
+ * rotation. Writes rotation_out[bits * dim] and centroids_out[n_buckets *
+ * dim]; returns the number of centroids, or -1 with a message in err, or
+ * -2 when cancel (may be NULL), polled every few million operations,
+ * returned nonzero.
+ */
+extern int32_t lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits,
+						 int32_t n_buckets, int32_t metric, int32_t iterations, uint64_t seed,
+						 int (*cancel) (void), float *rotation_out, float *centroids_out,
+						 char *err, size_t errlen);
+
+/* Fills model->rot_centroids and c_norms (the caller allocates them). */
+extern void lsh_model_prepare(LshModel *model);
+
+/*
+ * Hashes one raw vector: returns its bucket, writes its sketch
+ * (lsh_code_bytes(bits) bytes), norm2 and scale. A zero vector under the
+ * cosine metric (no direction) goes to bucket 0 with norm2 = +inf (ranked
+ * last; its exact key is NaN anyway). scratch: dim + bits floats.
+ */
+extern int32_t lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2,
+						float *scale, float *scratch);
+
+/* Nearest centroids of a set of vectors (build): out[i] for x[i]. */
+extern void lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out,
+					   float *scratch);
+
+/* ---- Query ------------------------------------------------------------ */
+
+typedef struct LshQuery LshQuery;
+
+/* Prepares a query (raw vector); NULL when out of memory. */
+extern LshQuery *lsh_query_begin(const LshModel *model, const float *q);
+extern void lsh_query_end(LshQuery *query);
+
+/* The key of each bucket's centroid, the probe order's measure (smaller first). */
+extern const double *lsh_query_bucket_keys(const LshQuery *query);
+
+/*
+ * Buckets in probe order: the `count` smallest bucket keys (ties by
+ * number), sorted. count <= n_buckets.
+ */
+extern void lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out);
+
+/*
+ * Estimates the keys of `count` entries of bucket b, entry i at
+ * entries + i * entry_size with its norm2, scale and sketch at the given
+ * offsets; out[i] = estimate.
+ */
+extern void lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries,
+							   int32_t count, size_t entry_size, size_t norm2_offset,
+							   size_t scale_offset, size_t code_offset, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* IMGS_LSH_CORE_H */

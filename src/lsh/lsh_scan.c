@@ -1,0 +1,344 @@
+/*
+ * lsh_scan.c — ambeginscan, amrescan, amgettuple, amendscan.
+ *
+ * A scan works in rounds. A round probes the lsh.probes buckets whose
+ * centroids are nearest the query, estimates the key of every entry there
+ * from its sketch (lsh_core.h), keeps the lsh.candidates best estimates,
+ * computes their exact keys from the vector store and returns them in
+ * exact (key, slot) order, with the operator's own distance
+ * (xs_recheckorderby stays false). A consumer that wants more rows than a
+ * round found starts the next, four times wider in probes and candidates,
+ * which returns only rows after the last one returned: rows never go
+ * backwards, so rows the earlier rounds missed below it are not returned.
+ * Once a round probes every bucket and keeps every entry, it is exact, and
+ * the scan ends after it. With lsh.probes = 0 and lsh.candidates = 0 (every
+ * bucket, every entry) the first round is that one: ids and distances of a
+ * sequential scan.
+ *
+ * Without a hash (built on no rows), or for a NULL query (every distance
+ * NULL), the scan reads every vector (index/flat_scan.h).
+ */
+#include "postgres.h"
+
+#include "access/relscan.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "index/flat_scan.h"
+#include "lsh/lsh.h"
+
+/* How much wider each round is than the one before */
+#define ROUND_GROWTH	4
+
+typedef struct LshScanStats
+{
+	int64		rounds;
+	int64		buckets;		/* probed, over all rounds */
+	int64		entries;		/* estimated */
+	int64		keys;			/* exact keys computed */
+} LshScanStats;
+
+typedef struct LshScanOpaqueData
+{
+	MemoryContext ctx;			/* everything below lives here, until the next rescan */
+	MemoryContext round_ctx;	/* a round's candidates and results */
+	ImgsScanState ss;			/* the query, the last row returned */
+	bool		started;
+	bool		flat;			/* no hash to search: a flat scan */
+	ImgsFlatScan *flat_scan;
+	LshCache   *cache;			/* pinned until the next rescan */
+	ImgsStoreReader store;
+	LshQuery   *query;
+	MemoryContextCallback free_query;	/* ends query with ctx */
+	int64		probes;			/* of the next round; 0: every bucket */
+	int64		candidates;		/* of the next round; 0: every entry */
+	bool		exhausted;		/* the last round was exact: nothing is left */
+	ImgsCandidate *results;		/* of the current round, in order */
+	int			nresults;
+	int			next;
+	LshScanStats stats;
+} LshScanOpaqueData;
+
+typedef LshScanOpaqueData *LshScanOpaque;
+
+static void
+report_stats(IndexScanDesc scan, LshScanOpaque so)
+{
+	if (so->cache == NULL || !so->started || so->flat || !message_level_is_interesting(DEBUG1))
+		return;
+	elog(DEBUG1, "lsh scan of \"%s\": %lld rows, %lld rounds, %lld of %u buckets probed, "
+		 "%lld entries scanned, %lld exact distances",
+		 RelationGetRelationName(scan->indexRelation), (long long) so->ss.returned,
+		 (long long) so->stats.rounds, (long long) so->stats.buckets, so->cache->meta.n_buckets,
+		 (long long) so->stats.entries, (long long) so->stats.keys);
+}
+
+static void
+end_query(void *arg)
+{
+	LshScanOpaque so = (LshScanOpaque) arg;
+
+	if (so->query)
+		lsh_query_end(so->query);
+	so->query = NULL;
+}
+
+IndexScanDesc
+lsh_beginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = imgs_scan_begin(index, nkeys, norderbys);
+	LshScanOpaque so = palloc0(sizeof(LshScanOpaqueData));
+
+	so->ctx = AllocSetContextCreate(CurrentMemoryContext, "lsh scan", ALLOCSET_DEFAULT_SIZES);
+	scan->opaque = so;
+	return scan;
+}
+
+void
+lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
+{
+	LshScanOpaque so = (LshScanOpaque) scan->opaque;
+	MemoryContext old_ctx;
+
+	report_stats(scan, so);
+	/* ends the query of the last scan too (its reset callback), and unpins its cache */
+	MemoryContextReset(so->ctx);
+	so->started = false;
+	so->flat_scan = NULL;
+	so->cache = NULL;
+	so->query = NULL;
+	so->results = NULL;
+	so->nresults = so->next = 0;
+	memset(&so->stats, 0, sizeof(so->stats));
+	old_ctx = MemoryContextSwitchTo(so->ctx);
+	imgs_scan_rescan(scan, &so->ss, orderbys, "lsh");
+	MemoryContextSwitchTo(old_ctx);
+}
+
+/* A candidate: the estimate's rank while selecting, then the exact key. */
+typedef struct Candidates
+{
+	ImgsCandidateHeap heap;		/* the best `limit` estimates (limit > 0) */
+	uint32	   *all;			/* every entry (limit 0) */
+	int64		nall;
+	int64		cap;
+	bool		dropped;		/* an entry fell out of the heap */
+} Candidates;
+
+static void
+offer(Candidates *c, int64 limit, float est, uint32 slot)
+{
+	if (limit > 0)
+	{
+		/* the TID comes with the exact key */
+		ItemPointerData no_tid = {{0, 0}, 0};
+
+		if (c->heap.count == c->heap.capacity)
+			c->dropped = true;
+		imgs_heap_offer(&c->heap, est, slot, &no_tid);
+		return;
+	}
+	if (c->nall == c->cap)
+	{
+		c->cap *= 2;
+		c->all = repalloc_huge(c->all, sizeof(uint32) * c->cap);
+	}
+	c->all[c->nall++] = slot;
+}
+
+/* Estimates every entry of bucket b and offers the live ones. */
+static void
+scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limit, float *est)
+{
+	Size		entry_size = lsh_entry_size(so->cache->meta.bits);
+	BlockNumber blkno = so->cache->bucket_last[b];
+	uint32		pages = 0;
+
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf;
+		Page		page;
+		const ImgsListPageHeader *ph;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = imgs_list_read_page(index, blkno, LSH_PAGE_BUCKET, (uint32) b, entry_size, ++pages,
+								  BUFFER_LOCK_SHARE, NULL);
+		page = BufferGetPage(buf);
+		ph = ImgsListPageHeaderOf(page);
+		lsh_query_estimate(so->query, b, imgs_list_entry(page, entry_size, 0), (int32) ph->count,
+						   entry_size, offsetof(LshEntry, norm2), offsetof(LshEntry, scale),
+						   offsetof(LshEntry, code), est);
+		for (uint32 i = 0; i < ph->count; i++)
+		{
+			uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));
+
+			if (slot != IMGS_NO_SLOT)
+				offer(c, limit, est[i], slot);
+		}
+		so->stats.entries += ph->count;
+		blkno = ph->prev_blkno;
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const ImgsCandidate *x = (const ImgsCandidate *) a;
+	const ImgsCandidate *y = (const ImgsCandidate *) b;
+
+	if (imgs_key_less(x->key, x->slot, y->key, y->slot))
+		return -1;
+	return imgs_key_less(y->key, y->slot, x->key, x->slot) ? 1 : 0;
+}
+
+/* One round: fills so->results with the rows after the last one returned, in order. */
+static void
+run_round(IndexScanDesc scan, LshScanOpaque so)
+{
+	Relation	index = scan->indexRelation;
+	int32		n_buckets = (int32) so->cache->meta.n_buckets;
+	int32		probes = so->probes <= 0 || so->probes >= n_buckets ? n_buckets : (int32) so->probes;
+	int64		limit = so->candidates;
+	int32	   *order;
+	float	   *est;
+	Candidates	c;
+	uint32	   *slots;
+	int64		n;
+	double	   *keys;
+	ImgsSlotHeader *headers;
+	MemoryContext old_ctx;
+
+	MemoryContextReset(so->round_ctx);
+	old_ctx = MemoryContextSwitchTo(so->round_ctx);
+	so->stats.rounds++;
+	order = palloc(sizeof(int32) * probes);
+	est = palloc(sizeof(float) * (imgs_list_per_page(lsh_entry_size(so->cache->meta.bits)) + 1));
+	memset(&c, 0, sizeof(c));
+	if (limit > 0)
+		imgs_heap_init(&c.heap, (int) Min(limit, (int64) MaxAllocSize / sizeof(ImgsCandidate) / 2));
+	else
+	{
+		c.cap = 1024;
+		c.all = palloc(sizeof(uint32) * c.cap);
+	}
+	lsh_query_probe_order(so->query, probes, order);
+	for (int32 i = 0; i < probes; i++)
+		scan_bucket(so, index, order[i], &c, limit, est);
+	so->stats.buckets += probes;
+
+	/* exact keys, from the store */
+	if (limit > 0)
+	{
+		n = c.heap.count;
+		slots = palloc(sizeof(uint32) * Max(n, 1));
+		for (int64 i = 0; i < n; i++)
+			slots[i] = c.heap.items[i].slot;
+	}
+	else
+	{
+		n = c.nall;
+		slots = c.all;
+	}
+	keys = MemoryContextAllocHuge(so->round_ctx, sizeof(double) * Max(n, 1));
+	headers = MemoryContextAllocHuge(so->round_ctx, sizeof(ImgsSlotHeader) * Max(n, 1));
+	imgs_store_keys(&so->store, slots, (int) n, &so->ss.query.keys, keys, headers);
+	so->stats.keys += n;
+	so->results = MemoryContextAllocHuge(so->round_ctx, sizeof(ImgsCandidate) * Max(n, 1));
+	so->nresults = 0;
+	for (int64 i = 0; i < n; i++)
+	{
+		ImgsCandidate *r;
+
+		/* a slot freed since its entry was read (and maybe reused) is no row of this scan */
+		if (headers[i].state != IMGS_SLOT_LIVE || !imgs_scan_after_last(&so->ss, keys[i], slots[i]))
+			continue;
+		r = &so->results[so->nresults++];
+		r->key = keys[i];
+		r->slot = slots[i];
+		r->tid = headers[i].tid;
+	}
+	qsort(so->results, so->nresults, sizeof(ImgsCandidate), candidate_cmp);
+	so->next = 0;
+
+	/* exact once every bucket was probed and no entry dropped */
+	so->exhausted = probes == n_buckets && (limit <= 0 || !c.dropped);
+	if (so->probes > 0)
+		so->probes = Min(so->probes * ROUND_GROWTH, (int64) n_buckets);
+	if (so->candidates > 0)
+		so->candidates = Min(so->candidates * ROUND_GROWTH, (int64) PG_INT32_MAX);
+	MemoryContextSwitchTo(old_ctx);
+}
+
+static void
+start(IndexScanDesc scan, LshScanOpaque so)
+{
+	Relation	index = scan->indexRelation;
+	ImgsIndexMeta header;
+	LshMeta		meta;
+
+	lsh_read_meta(index, &header, &meta);
+	imgs_scan_start(scan, &so->ss, &header);
+	so->flat = meta.bits == 0 || so->ss.query.isnull;
+	if (so->flat)
+	{
+		so->flat_scan = palloc0(sizeof(ImgsFlatScan));
+		imgs_flat_scan_start(so->flat_scan, scan, &so->ss, &lsh_am, &header);
+		return;
+	}
+	so->cache = lsh_get_cache(index, &header, &meta);
+	imgs_cache_pin(&so->cache->base, so->ctx);
+	imgs_store_open(&so->store, index, &lsh_am, &header);
+	so->round_ctx = AllocSetContextCreate(so->ctx, "lsh scan round", ALLOCSET_DEFAULT_SIZES);
+	so->query = lsh_query_begin(&so->cache->model, so->ss.query.keys.x);
+	if (so->query == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	so->free_query.func = end_query;
+	so->free_query.arg = so;
+	MemoryContextRegisterResetCallback(so->ctx, &so->free_query);
+	so->probes = lsh_probes;
+	so->candidates = lsh_candidates;
+	so->exhausted = false;
+	so->nresults = so->next = 0;
+}
+
+bool
+lsh_gettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	LshScanOpaque so = (LshScanOpaque) scan->opaque;
+	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
+	bool		found = false;
+
+	if (!so->started)
+	{
+		start(scan, so);
+		so->started = true;
+	}
+	if (so->flat)
+		found = imgs_flat_scan_next(so->flat_scan, scan, &so->ss);
+	else
+	{
+		while (so->next >= so->nresults && !so->exhausted)
+			run_round(scan, so);
+		if (so->next < so->nresults)
+		{
+			ImgsCandidate *r = &so->results[so->next++];
+
+			imgs_scan_return(scan, &so->ss, r->key, r->slot, &r->tid);
+			found = true;
+		}
+	}
+	MemoryContextSwitchTo(old_ctx);
+	return found;
+}
+
+void
+lsh_endscan(IndexScanDesc scan)
+{
+	LshScanOpaque so = (LshScanOpaque) scan->opaque;
+
+	report_stats(scan, so);
+	MemoryContextDelete(so->ctx);
+	pfree(so);
+	scan->opaque = NULL;
+}
