@@ -36,9 +36,9 @@ $primary->safe_psql('postgres', q{
 	INSERT INTO big SELECT i, clu_vec(4096, i) FROM generate_series(1, 250) i;
 	INSERT INTO big VALUES (-1, NULL);
 	INSERT INTO small SELECT i, clu_vec(24, i) FROM generate_series(1, 3000) i;
-	CREATE INDEX big_l2 ON big USING lsh (v) WITH (bucket_size = 4);
-	CREATE INDEX big_cos ON big USING lsh (v imgfeat_cosine_ops) WITH (bits = 64, bucket_size = 8);
-	CREATE INDEX small_ip ON small USING lsh (v imgfeat_ip_ops) WITH (bucket_size = 8);
+	CREATE INDEX big_l2 ON big USING lsh (v) WITH (buckets = 60);
+	CREATE INDEX big_cos ON big USING lsh (v imgfeat_cosine_ops) WITH (bits = 64, buckets = 30);
+	CREATE INDEX small_ip ON small USING lsh (v imgfeat_ip_ops) WITH (buckets = 300);
 	CREATE INDEX small_l2 ON small USING lsh (v);
 	CREATE TABLE queries AS
 	SELECT 'big' AS tbl, n, clu_vec(4096, n) AS q FROM generate_series(1, 3) n

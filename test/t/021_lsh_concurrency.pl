@@ -27,9 +27,9 @@ $node->safe_psql('postgres', q{
 	  'SELECT array_agg((6 * random() - 3)::real)::imgfeat FROM generate_series(1, dim)';
 	CREATE TABLE f (id serial, v imgfeat(32));
 	INSERT INTO f (v) SELECT rand_vec(32) FROM generate_series(1, 2000);
-	CREATE INDEX f_l2 ON f USING lsh (v) WITH (bucket_size = 8);
-	CREATE INDEX f_cos ON f USING lsh (v imgfeat_cosine_ops) WITH (bits = 16, bucket_size = 4);
-	CREATE INDEX f_ip ON f USING lsh (v imgfeat_ip_ops) WITH (bucket_size = 16);
+	CREATE INDEX f_l2 ON f USING lsh (v) WITH (buckets = 250);
+	CREATE INDEX f_cos ON f USING lsh (v imgfeat_cosine_ops) WITH (bits = 16, buckets = 500);
+	CREATE INDEX f_ip ON f USING lsh (v imgfeat_ip_ops) WITH (buckets = 125);
 
 	-- the index's answer and a sort's, in the caller's snapshot
 	CREATE FUNCTION check_knn(op text, q imgfeat) RETURNS void LANGUAGE plpgsql AS $$
