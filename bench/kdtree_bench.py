@@ -48,11 +48,9 @@ import collections
 import datetime
 import json
 import os
-import platform
 import re
 import signal
 import statistics
-import subprocess
 import sys
 import time
 
@@ -61,53 +59,13 @@ import numpy as np
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_data import clustered_unit_nonneg, cnn_like, cnn_like_model  # noqa: E402
+from bench_common import (K, SETS, Hnsw, Sessions, auto_picks, debug1_notices, ensure_pgvector,  # noqa: E402
+                          fmt, hnsw40_of, load_set, drop_set, machine, make_set, parse_sets, query_sql,
+                          recall, round_robin, timed_sql, variance_kept)
+from bench_data import cnn_like, cnn_like_model  # noqa: E402
 from faissflat_bench import Cluster, copy_binary, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-K = 30
-# name: (default n, dim, generator, spectrum exponent)
-SETS = {
-    'cnn512': (100_000, 512, 'cnn', 1.0),
-    'hard512': (100_000, 512, 'hard', None),
-    'cnn4096': (20_000, 4096, 'cnn', 1.0),
-    'demo512': (100_000, 512, 'cnn', 1.87),
-}
-PGVECTOR_MAX_DIMS = 2000      # pgvector's HNSW limit for vector
-HNSW_M, HNSW_EFC, HNSW_EFS = 16, 64, (40, 100)
-
-
-def make_set(name, n, nq, seed):
-    _, dim, kind, alpha = SETS[name]
-    rng = np.random.default_rng(seed)
-    if kind == 'hard':
-        return clustered_unit_nonneg(rng, n, dim), clustered_unit_nonneg(rng, nq, dim)
-    model = cnn_like_model(rng, dim, alpha)
-    return cnn_like(rng, model, n), cnn_like(rng, model, nq)
-
-
-def variance_kept(x, ms=(16, 32, 64)):
-    """PCA variance kept by the top m components, on a 20k sample."""
-    s = x[:20_000].astype(np.float64)
-    s -= s.mean(0)
-    ev = np.linalg.eigvalsh(s.T @ s / len(s))[::-1] if s.shape[1] <= 1024 else None
-    if ev is None:      # 4096: the Gram matrix of a 4000-row sample (same nonzero spectrum)
-        g = s[:4000] @ s[:4000].T / 4000
-        ev = np.linalg.eigvalsh(g)[::-1]
-        total = (s[:4000] ** 2).sum() / 4000
-    else:
-        total = ev.sum()
-    return {str(m): round(float(ev[:m].sum() / total), 3) for m in ms}
-
-
-def timed_sql(cur, sql):
-    t = time.perf_counter()
-    cur.execute(sql)
-    return round(time.perf_counter() - t, 2)
-
-
-def recall(got, truth):
-    return statistics.mean(len(set(a) & set(b)) / K for a, b in zip(got, truth))
 
 
 def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
@@ -118,13 +76,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     print(f'{name}: {n} x {dim}, {nq} queries (data {time.perf_counter() - t0:.0f} s)', flush=True)
     table = f'kdb_{name}'
     cur = conn.cursor()
-    cur.execute(f'DROP TABLE IF EXISTS {table}, {table}_q, {table}_pgv, {table}_pgv_q')
-    cur.execute(f'CREATE TABLE {table} (id int4, v imgfeat({dim}))')
-    cur.execute(f'CREATE TABLE {table}_q (id int4, v imgfeat({dim}))')
-    copy_binary(cur, table, x)
-    copy_binary(cur, f'{table}_q', xq)
-    cur.execute(f'VACUUM ANALYZE {table}')
-    cur.execute(f'VACUUM ANALYZE {table}_q')
+    load_set(cur, table, x, xq)
     cur.execute("SET maintenance_work_mem = '2GB'")
     cur.execute('SET max_parallel_maintenance_workers = 0')
 
@@ -140,107 +92,34 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         cur.execute('SELECT pg_relation_size(%s)', (rel,))
         sizes[am] = cur.fetchone()[0]
 
-    pg_hnsw = have_pgvector and dim <= PGVECTOR_MAX_DIMS and not args.no_hnsw
-    if pg_hnsw:
-        cur.execute(f'CREATE TABLE {table}_pgv AS SELECT id, v::real[]::vector({dim}) AS v FROM {table}')
-        cur.execute(f'CREATE TABLE {table}_pgv_q AS SELECT id, v::real[]::vector({dim}) AS v FROM {table}_q')
-        cur.execute(f'VACUUM ANALYZE {table}_pgv')
-        builds['hnsw'] = timed_sql(cur, f'CREATE INDEX {table}_hnsw ON {table}_pgv USING hnsw (v vector_l2_ops) '
-                                        f'WITH (m = {HNSW_M}, ef_construction = {HNSW_EFC})')
-        print(f'  pgvector hnsw build {builds["hnsw"]} s', flush=True)
-        cur.execute('SELECT pg_relation_size(%s)', (f'{table}_hnsw',))
-        sizes['hnsw'] = cur.fetchone()[0]
-        relations += [f'{table}_pgv', f'{table}_pgv_q', f'{table}_hnsw']
+    hnsw = Hnsw(have_pgvector, dim, args.no_hnsw)
+    hnsw.build(cur, table, x, builds, sizes, relations)
     for rel in relations:
         cur.execute('SELECT pg_prewarm(%s)', (rel,))
 
     faiss.omp_set_num_threads(1)
     flat = faiss.IndexFlatL2(dim)
     flat.add(x)
-    faiss_hnsw = None
-    if not pg_hnsw and not args.no_hnsw:
-        # built on every core (one thread took 194 s at 20k x 4096), searched on one
-        faiss.omp_set_num_threads(os.cpu_count())
-        t = time.perf_counter()
-        faiss_hnsw = faiss.IndexHNSWFlat(dim, HNSW_M)
-        faiss_hnsw.hnsw.efConstruction = HNSW_EFC
-        faiss_hnsw.add(x)
-        builds['faiss_hnsw_in_process_all_cores'] = round(time.perf_counter() - t, 2)
-        faiss.omp_set_num_threads(1)
-        print(f'  faiss hnsw build (in process, {os.cpu_count()} threads) '
-              f'{builds["faiss_hnsw_in_process_all_cores"]} s', flush=True)
 
-    sessions = []
-
-    def postgres(settings, sql, plan_node):
-        c = psycopg2.connect(dsn)
-        c.autocommit = True
-        sessions.append(c)
-        cc = c.cursor()
-        cc.execute("LOAD 'imgsearch'")
-        for s in settings:
-            cc.execute(s)
-        cc.execute('EXPLAIN ' + sql, (0,))
-        plan = '\n'.join(r[0] for r in cc.fetchall())
-        assert plan_node in plan, plan
-
-        def run(i):
-            cc.execute(sql, (i,))
-            return [r[0] for r in cc.fetchall()]
-        return run
-
-    # The query vector comes from a table (an InitPlan): no large literal to parse.
-    sql = f'SELECT id FROM {table} ORDER BY v <-> (SELECT v FROM {table}_q WHERE id = %s) LIMIT {K}'
-    pgv_sql = f'SELECT id FROM {table}_pgv ORDER BY v <-> (SELECT v FROM {table}_pgv_q WHERE id = %s) LIMIT {K}'
+    sessions = Sessions(dsn)
+    sql = query_sql(table)
     kd_node = f'Index Scan using {table}_kd'
-    methods = {'kdtree_exact': postgres(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
-                                        sql, kd_node)}
+    methods = {'kdtree_exact': sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
+                                               sql, kd_node)}
     for b in args.budgets:
-        methods[f'kdtree_leaves_{b}'] = postgres(["SET imgsearch.method = 'kdtree'", f'SET kdtree.max_leaves = {b}'],
-                                                 sql, kd_node)
-    methods['faissflat'] = postgres(["SET imgsearch.method = 'faissflat'"], sql, f'Index Scan using {table}_ff')
+        methods[f'kdtree_leaves_{b}'] = sessions.method(["SET imgsearch.method = 'kdtree'",
+                                                         f'SET kdtree.max_leaves = {b}'], sql, kd_node)
+    methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql, f'Index Scan using {table}_ff')
     if not args.no_argsort:
-        methods['argsort'] = postgres(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
+        methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
     methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
-    for ef in HNSW_EFS:
-        if pg_hnsw:
-            methods[f'hnsw_ef{ef}'] = postgres([f'SET hnsw.ef_search = {ef}'], pgv_sql,
-                                               f'Index Scan using {table}_hnsw')
-        elif faiss_hnsw is not None:
-            def run_hnsw(i, ef=ef):
-                faiss_hnsw.hnsw.efSearch = ef
-                return faiss_hnsw.search(xq[i:i + 1], K)[1][0].tolist()
-            methods[f'faiss_hnsw_ef{ef}'] = run_hnsw
+    hnsw.add_methods(methods, sessions, table, xq)
 
-    # Round robin, query by query, so that load from other jobs falls on
-    # every method alike, in an order shuffled for each query (a method timed
-    # right after one that streamed hundreds of MB through the caches, or
-    # after the in-process faiss call, would otherwise always pay for it);
-    # the first queries warm the caches.
-    warmup = 3
-    seconds = {m: [] for m in methods}
-    answers = {m: [] for m in methods}
-    order = np.random.default_rng(seed).permutation
-    names = list(methods)
-    t_q = time.perf_counter()
-    for i in range(warmup + nq):
-        for m in (names[j] for j in order(len(names))):
-            run = methods[m]
-            t = time.perf_counter()
-            ids = run(i % nq)
-            dt = time.perf_counter() - t
-            if i >= warmup:
-                seconds[m].append(dt)
-                answers[m].append(ids)
-    query_s = time.perf_counter() - t_q
-    for c in sessions:
-        c.close()
+    seconds, answers, query_s = round_robin(methods, nq, seed)
+    sessions.close()
     examined = kdtree_scan_stats(dsn, sql, nq, n)
     # What the planner takes with both imgsearch indexes there (imgsearch.method = auto).
-    cur.execute('EXPLAIN ' + sql, (0,))
-    plan = '\n'.join(r[0] for r in cur.fetchall())
-    auto = re.search(r'Index Scan using (\w+)', plan)
-    auto = {f'{table}_kd': 'kdtree', f'{table}_ff': 'faissflat'}.get(auto.group(1), auto.group(1)) if auto else 'seq scan'
+    auto = auto_picks(cur, sql, {f'{table}_kd': 'kdtree', f'{table}_ff': 'faissflat'})
 
     truth_name = 'faiss_flat' if args.no_argsort else 'argsort'
     truth = answers[truth_name]
@@ -250,12 +129,11 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     kd_exact_wrong = sum(a != b for a, b in zip(answers['kdtree_exact'], truth))
     raw = n * dim * 4
     med = {m: v['median'] for m, v in lat.items()}
-    hnsw40 = 'hnsw_ef40' if 'hnsw_ef40' in med else ('faiss_hnsw_ef40' if 'faiss_hnsw_ef40' in med else None)
+    hnsw40, hnsw40_is = hnsw40_of(med)
     hnsw_build = builds.get('hnsw')
     ratios = {
         'kdtree_exact_over_hnsw_ef40': round(med['kdtree_exact'] / med[hnsw40], 2) if hnsw40 else None,
-        'hnsw_ef40_is': hnsw40 and ('pgvector, in database' if hnsw40 == 'hnsw_ef40'
-                                    else 'faiss in process (pgvector indexes at most 2000 dims)'),
+        'hnsw_ef40_is': hnsw40_is,
         'faissflat_over_kdtree_exact': round(med['faissflat'] / med['kdtree_exact'], 3),
         'argsort_over_kdtree_exact': round(med['argsort'] / med['kdtree_exact'], 2) if 'argsort' in med else None,
         'kdtree_exact_over_faiss_flat': round(med['kdtree_exact'] / med['faiss_flat'], 3),
@@ -280,7 +158,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'ratios': ratios,
         'seconds': {'queries': round(query_s, 1), 'total': round(time.perf_counter() - t0, 1)},
     }
-    cur.execute(f'DROP TABLE IF EXISTS {table}, {table}_q, {table}_pgv, {table}_pgv_q')
+    drop_set(cur, table)
     print_set(out)
     return out
 
@@ -289,27 +167,15 @@ def kdtree_scan_stats(dsn, sql, nq, n):
     """What exact searches did (the scan's DEBUG1 line), untimed: the
     fraction of the vectors whose exact distance was computed and of the
     leaves opened, median and max over the queries."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    conn.notices = collections.deque(maxlen=100)
-    c = conn.cursor()
-    c.execute("LOAD 'imgsearch'")
-    c.execute("SET imgsearch.method = 'kdtree'")
-    c.execute('SET kdtree.max_leaves = 0')
-    c.execute('SET client_min_messages = debug1')
     keys, leaves, gave_up = [], [], 0
-    for i in range(nq):
-        conn.notices.clear()
-        c.execute(sql, (i,))
-        c.fetchall()
-        for line in conn.notices:
+    for notices in debug1_notices(dsn, ["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'], sql, nq):
+        for line in notices:
             m = re.search(r'kdtree scan of .*?: \d+ rows, (\d+) of (\d+) leaves opened, \d+ entries seen, '
                           r'(\d+) exact distances', line)
             if m:
                 leaves.append(int(m.group(1)) / max(int(m.group(2)), 1))
                 keys.append(int(m.group(3)) / n)
                 gave_up += 'went on as a flat scan' in line
-    conn.close()
     if not keys:
         # No tree search at all: the build's sample searches found that the
         # bounds do not prune, so exact scans are flat passes from the start.
@@ -418,10 +284,6 @@ def scan_sentence(st, nq):
     return text
 
 
-def fmt(v, digits=2):
-    return '–' if v is None else (f'{v:.{digits}f}' if isinstance(v, float) else str(v))
-
-
 def markdown(report):
     m = report['machine']
     lines = ['# kdtree in the database: measurements (bench/kdtree_bench.py)', '',
@@ -512,22 +374,10 @@ def main():
         if args.budgets == ap.get_default('budgets'):
             args.budgets = '8,128'
     args.budgets = [int(b) for b in args.budgets.split(',') if b]
-    plan = []
-    for item in args.sets.split(','):
-        name, _, size = item.partition(':')
-        if name not in SETS:
-            ap.error(f'unknown set {name} (one of {", ".join(SETS)})')
-        n = int(size) if size else SETS[name][0] // (5 if args.quick else 1)
-        plan.append((name, n))
+    plan = parse_sets(ap, args.sets, 5 if args.quick else 1)
 
-    pgvector = None
-    if not args.no_hnsw:
-        # Builds and installs pgvector 0.8.6 once (benchmarks only).
-        p = subprocess.run([os.path.join(HERE, 'pgvector.sh')], capture_output=True, text=True)
-        if p.returncode == 0:
-            pgvector = '0.8.6'
-        else:
-            print(f'kdtree_bench: no pgvector ({p.stderr.strip()}): HNSW is timed in process (faiss)')
+    # Builds and installs pgvector 0.8.6 once (benchmarks only).
+    pgvector = None if args.no_hnsw else ensure_pgvector('kdtree_bench')
 
     # SIGTERM (and SIGINT, ignored in a background job) stop the throwaway cluster too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -552,16 +402,11 @@ def main():
         if cluster:
             cluster.stop()
 
-    cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                if line.startswith('model name')), platform.processor())
     report = {
         'benchmark': 'kdtree index (exact and leaf budgets) beside faissflat, argsort, faiss Flat and HNSW; '
                      'single query, k=30, L2',
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'machine': {'cpu': cpu, 'cores': os.cpu_count(), 'postgres': version, 'faiss': faiss.__version__,
-                    'pgvector': pgvector,
-                    'load_average_1min_before_after': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-                    'note': 'shared machine: other jobs may run; methods are timed round robin'},
+        'machine': machine(version, pgvector, load_before),
         'quick': args.quick, 'queries': args.queries,
         'kdtree_options': {'dims': args.kd_dims, 'leaf_size': args.kd_leaf},
         'sets': runs,

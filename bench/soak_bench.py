@@ -3,7 +3,7 @@
 then every index is verified.
 
 For every index method of the extension (pg_am rows that belong to
-imgsearch; faissflat today) it makes two tables: a small-vector one (100-d,
+imgsearch: faissflat, kdtree and lsh today) it makes two tables: a small-vector one (100-d,
 indexes for <-> and, where the method has the opclass, <=>) and a wide one
 (2100-d: every vector spans pages). Then --clients clients (default 8) run
 for --seconds (default 600), each in its own session, a random mix of:
@@ -24,6 +24,11 @@ VACUUM may skip index vacuuming when few pages have dead rows), the check
 again (no dead entries may be left), and for --queries sample queries per index (random
 vectors and stored rows) the index's top 30 and its whole order against
 argsort's.
+
+lsh is approximate by default: its top k is compared in its exact mode
+(lsh.probes = lsh.candidates = 0), its whole order at the default budget
+(a scan past what the budget found widens until it has every row, in
+exact order, so it must equal argsort's too).
 
 An error is any exception a client gets (whatever its SQLSTATE: the
 workload is built so that none is expected: single-row writes, no lock
@@ -147,6 +152,8 @@ def top(cur, table, op, q, k, method):
                     "SET LOCAL enable_indexscan = on")
     else:
         cur.execute(f"SET LOCAL imgsearch.method = '{method}'; SET LOCAL enable_seqscan = off")
+        if method == 'lsh' and k is not None:
+            cur.execute('SET LOCAL lsh.probes = 0; SET LOCAL lsh.candidates = 0')
     # every row: the index leaves out NULL vectors (a sort puts them last)
     where, limit = ('WHERE v IS NOT NULL', '') if k is None else ('', f'LIMIT {k}')
     cur.execute(f'SELECT id, v {op} %s::imgfeat FROM {table} {where} ORDER BY v {op} %s::imgfeat {limit}', (q, q))

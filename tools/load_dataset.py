@@ -10,11 +10,13 @@ each skipped when already done, so an interrupted load resumes:
   3. features, extracted inside the database by vgg16_features() in batches,
      one transaction each, with a progress bar and ETA;
   4. the indexes on the features (L2): images_feat_faissflat (exact flat
-     scan) and images_feat_kdtree (exact k-d tree; only where the installed
-     imgsearch has the kdtree method). Each is built when missing; the
-     kdtree index is rebuilt (REINDEX) when this run added features to more
-     than a tenth of the rows after it was built (its leaf boxes grow with
-     inserts and prune less).
+     scan), images_feat_kdtree (exact k-d tree) and images_feat_lsh
+     (hashing, approximate), the last two only where the installed
+     imgsearch has their method. Each is built when missing; the kdtree and
+     lsh indexes are rebuilt (REINDEX) when this run added features to more
+     than a tenth of the rows after they were built (kdtree's leaf boxes
+     grow with inserts and prune less; lsh's buckets fill past the size its
+     build chose from the row count).
 With --model, the database's imgsearch.model is set to PATH; features made
 with another model are extracted again.
 """
@@ -71,8 +73,8 @@ def set_model(conn, path):
         if row and row[0] != model:
             print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], model))
             # The indexes keep the old features' dimension (512 for pool, 4096
-            # for fc7), and kdtree its PCA of them; step 4 builds them again
-            # once the new ones are in.
+            # for fc7), kdtree its PCA of them, lsh its hashes of them; step
+            # 4 builds them again once the new ones are in.
             for name, *_ in INDEXES:
                 cur.execute("DROP INDEX IF EXISTS gallery.%s" % name)
             cur.execute("UPDATE gallery.images SET feat = NULL")
@@ -143,12 +145,14 @@ def extract_features(conn, batch):
 
 # (index name, access method, what goes in USING ... (), REINDEX when this
 # fraction of the rows got new features since), built in this order. kdtree
-# is built after the features are in: built on an empty table, its PCA and
-# leaf boxes would learn nothing and every search would scan every vector
-# until a REINDEX.
+# and lsh are built after the features are in: built on an empty table,
+# kdtree's PCA and leaf boxes would learn nothing, and lsh (which sizes its
+# buckets from the row count) would have nothing to size them by, so every
+# search would read every vector until a REINDEX.
 INDEXES = [
     ('images_feat_faissflat', 'faissflat', 'feat imgfeat_l2_ops', None),
     ('images_feat_kdtree', 'kdtree', 'feat imgfeat_l2_ops', 0.1),
+    ('images_feat_lsh', 'lsh', 'feat imgfeat_l2_ops', 0.1),
 ]
 
 
@@ -179,7 +183,7 @@ def main():
     ap.add_argument('dataset')
     ap.add_argument('--model', help='TorchScript model file; sets imgsearch.model for the database')
     ap.add_argument('--batch', type=int, default=8, help='images per vgg16_features() call')
-    ap.add_argument('--no-index', action='store_true', help='do not build the indexes (faissflat, kdtree)')
+    ap.add_argument('--no-index', action='store_true', help='do not build the indexes (faissflat, kdtree, lsh)')
     args = ap.parse_args()
 
     conn = psycopg2.connect('')

@@ -682,25 +682,74 @@ imgs_store_read_vectors(ImgsStoreReader *reader, uint32 group, uint32 n,
 	walk_group(reader, group, n, headers, consume_copy, &cc);
 }
 
+/* A page kept pinned across the lookups of a re-rank (imgs_store_keys). */
+typedef struct PinnedPage
+{
+	Buffer		buf;
+	BlockNumber blkno;
+} PinnedPage;
+
+/* Block blkno of kind, pinned (the one already pinned if it is that block) and share-locked. */
+static Page
+pin_and_lock(Relation index, PinnedPage *pp, BlockNumber blkno, uint16 kind)
+{
+	bool		fresh = pp->blkno != blkno || !BufferIsValid(pp->buf);
+
+	if (fresh)
+	{
+		if (BufferIsValid(pp->buf))
+			ReleaseBuffer(pp->buf);
+		pp->buf = InvalidBuffer;
+		pp->buf = ReadBuffer(index, blkno);
+		pp->blkno = blkno;
+	}
+	LockBuffer(pp->buf, BUFFER_LOCK_SHARE);
+	if (fresh)
+		imgs_page_check(index, BufferGetPage(pp->buf), blkno, kind);
+	return BufferGetPage(pp->buf);
+}
+
+static int
+slot_order_cmp(const void *a, const void *b, void *arg)
+{
+	const uint32 *slots = (const uint32 *) arg;
+	uint32		x = slots[*(const int *) a];
+	uint32		y = slots[*(const int *) b];
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 void
 imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
 				const ImgsKeyQuery *query, double *keys_out, ImgsSlotHeader *headers_out)
 {
 	Relation	index = reader->index;
+	int			one = 0;
+	/* kdtree asks for one key at a time */
+	int		   *order = n > 1 ? palloc(sizeof(int) * n) : &one;
+	PinnedPage	slot_page = {InvalidBuffer, InvalidBlockNumber};
+	PinnedPage	vector_page = {InvalidBuffer, InvalidBlockNumber};
 
+	/* in slot order, so that neighbouring slots share their pages' pins */
 	for (int i = 0; i < n; i++)
+		order[i] = i;
+	qsort_arg(order, n, sizeof(int), slot_order_cmp, (void *) slots);
+	for (int k = 0; k < n; k++)
 	{
+		int			i = order[k];
 		uint32		slot = slots[i];
 		BlockNumber start = reader_group(reader, slot / IMGS_GROUP_SLOTS);
 		const ImgsStoreMeta *meta = &reader->meta;
 		Size		left = VECTOR_BYTES(meta);
 		BlockNumber blkno;
 		Size		offset;
-		Buffer		buf;
+		Page		page;
 		ImgsSlotHeader header;
 
 		CHECK_FOR_INTERRUPTS();
-		header = read_slot_header(index, start, slot);
+		page = pin_and_lock(index, &slot_page, start, IMGS_PAGE_SLOTS);
+		header = ((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % IMGS_GROUP_SLOTS];
+		LockBuffer(slot_page.buf, BUFFER_LOCK_UNLOCK);
 		headers_out[i] = header;
 		keys_out[i] = NAN;
 		if (header.state != IMGS_SLOT_LIVE)
@@ -710,17 +759,22 @@ imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
 		if (offset + left <= IMGS_PAGE_CAPACITY)
 		{
 			/* the whole vector on one page: no copy */
-			buf = ReadBuffer(index, blkno);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			imgs_page_check(index, BufferGetPage(buf), blkno, IMGS_PAGE_VECTORS);
-			imgs_keys_many(query, (const float *) (ImgsPageGetData(BufferGetPage(buf)) + offset),
+			page = pin_and_lock(index, &vector_page, blkno, IMGS_PAGE_VECTORS);
+			imgs_keys_many(query, (const float *) (ImgsPageGetData(page) + offset),
 						   meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
-			UnlockReleaseBuffer(buf);
+			LockBuffer(vector_page.buf, BUFFER_LOCK_UNLOCK);
 			continue;
 		}
 		copy_vector_pages(index, blkno, offset, left, (char *) reader->scratch);
 		imgs_keys_many(query, reader->scratch, meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
 	}
+	/* only pins are kept between lookups; on error the resource owner drops them */
+	if (BufferIsValid(slot_page.buf))
+		ReleaseBuffer(slot_page.buf);
+	if (BufferIsValid(vector_page.buf))
+		ReleaseBuffer(vector_page.buf);
+	if (order != &one)
+		pfree(order);
 }
 
 /* ---------------------------------------------------------------------------

@@ -52,8 +52,8 @@ extern const ImgsIndexAm lsh_am;
 #define LSH_DEFAULT_BITS		1024	/* cut to the vectors' dimension */
 #define LSH_DEFAULT_BUCKETS		0		/* 0: sqrt(rows) at build */
 /* GUC defaults */
-#define LSH_DEFAULT_PROBES		32
-#define LSH_DEFAULT_CANDIDATES	1000
+#define LSH_DEFAULT_PROBES		64
+#define LSH_DEFAULT_CANDIDATES	1500
 
 /* The metapage's lsh data, after the shared header. */
 typedef struct LshMeta

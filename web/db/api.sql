@@ -21,7 +21,10 @@ DO $$ BEGIN
 END $$;
 
 -- Methods usable here: argsort (sequential scan + sort) always, and the
--- access method of each valid index on gallery.images' imgfeat column.
+-- access method of each valid index on gallery.images' imgfeat column whose
+-- operator class serves ORDER BY <-> (what search() asks for). Methods come
+-- from the catalog, none is named here: faissflat, kdtree and lsh alike, as
+-- soon as such an index exists. An index for <=> or <#> only is none.
 CREATE OR REPLACE FUNCTION api.methods()
 RETURNS TABLE (method text, index_name text)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -34,9 +37,13 @@ AS $$
 	   JOIN pg_class ic ON ic.oid = x.indexrelid
 	   JOIN pg_am am ON am.oid = ic.relam
 	   JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+	   JOIN pg_opclass oc ON oc.oid = x.indclass[0]
 	  WHERE x.indrelid = 'gallery.images'::regclass
 	    AND x.indisvalid AND x.indisready
 	    AND a.atttypid = 'public.imgfeat'::regtype
+	    AND EXISTS (SELECT 1 FROM pg_amop o
+	                 WHERE o.amopfamily = oc.opcfamily AND o.amoppurpose = 'o'
+	                   AND o.amopopr = 'public.<->(public.imgfeat, public.imgfeat)'::regoperator)
 	  GROUP BY am.amname
 	  ORDER BY am.amname)
 $$;
@@ -83,7 +90,8 @@ BEGIN
 	-- imgsearch.method = an index method rules out the other index methods,
 	-- not the sequential scan: on a small table the planner may still find
 	-- scan + sort cheaper (on the 24-row test set at k = 24, for faissflat
-	-- and kdtree alike). The page asked for that index: use it.
+	-- and kdtree alike). The page asked for that index (faissflat, kdtree,
+	-- lsh: whichever methods() lists): use it.
 	IF method NOT IN ('auto', 'argsort') THEN
 		PERFORM set_config('enable_seqscan', 'off', true);
 	END IF;

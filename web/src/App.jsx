@@ -10,6 +10,7 @@ const METHOD_LABELS = {
   argsort: 'argsort (scan + sort, exact)',
   faissflat: 'faissflat (flat index, exact)',
   kdtree: 'kdtree (k-d tree index, exact)',
+  lsh: 'lsh (hashing index, approximate)',
 };
 
 function ErrorBox({ error }) {

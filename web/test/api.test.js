@@ -1,7 +1,7 @@
 // The search API on the small test dataset (run.sh setup loads it): results
 // checked against an independent ranking computed here from the stored
-// features, argsort against faissflat and kdtree, box queries, errors, over
-// SQL and HTTP.
+// features, argsort against faissflat, kdtree and lsh (approximate: recall
+// against the exact ranking), box queries, errors, over SQL and HTTP.
 //   API_URL=... PGDATABASE=imgsearch_web WEB_TEST_DIR=... node --test test/api.test.js
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -64,20 +64,38 @@ test('every image of the dataset is loaded with its feature', async () => {
   assert.deepEqual(rows.map((r) => ({ ...r, id: Number(r.id) })), manifest);
 });
 
-test('methods(): argsort and the faissflat and kdtree indexes the loader built', async () => {
+const METHODS = ['argsort', 'faissflat', 'kdtree', 'lsh'];
+
+test('methods(): argsort and the faissflat, kdtree and lsh indexes the loader built', async () => {
   const res = await fetch(`${api}/rpc/methods`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
   const rows = await res.json();
-  assert.deepEqual(rows.map((r) => r.method), ['argsort', 'faissflat', 'kdtree']);
+  assert.deepEqual(rows.map((r) => r.method), METHODS);
   assert.equal(rows[0].index_name, null);
   assert.equal(rows[1].index_name, 'images_feat_faissflat');
   assert.equal(rows[2].index_name, 'images_feat_kdtree');
+  assert.equal(rows[3].index_name, 'images_feat_lsh');
   // An index on another column or of another kind is no search method.
   await db.query('CREATE INDEX images_grp_test ON gallery.images (grp)');
   try {
     const { rows: m } = await db.query('SELECT method FROM api.methods()');
-    assert.deepEqual(m.map((r) => r.method), ['argsort', 'faissflat', 'kdtree']);
+    assert.deepEqual(m.map((r) => r.method), METHODS);
   } finally {
     await db.query('DROP INDEX gallery.images_grp_test');
+  }
+  // Nor is one whose operator class does not serve <-> (search's ORDER BY):
+  // with faissflat's only index for <=>, faissflat is gone; back with <->.
+  await db.query('BEGIN');
+  try {
+    await db.query('DROP INDEX gallery.images_feat_faissflat');
+    await db.query('CREATE INDEX images_feat_cosine_test ON gallery.images USING faissflat (feat imgfeat_cosine_ops)');
+    const { rows: m } = await db.query('SELECT method FROM api.methods()');
+    assert.deepEqual(m.map((r) => r.method), METHODS.filter((x) => x !== 'faissflat'));
+    await db.query('CREATE INDEX images_feat_l2_test ON gallery.images USING faissflat (feat imgfeat_l2_ops)');
+    const { rows: m2 } = await db.query('SELECT method, index_name FROM api.methods()');
+    assert.deepEqual(m2.map((r) => r.method), METHODS);
+    assert.equal(m2[1].index_name, 'images_feat_l2_test');
+  } finally {
+    await db.query('ROLLBACK');
   }
 });
 
@@ -87,7 +105,7 @@ test('stats(): counts agree with the dataset manifest; the model says it is rand
   assert.equal(s.images, manifest.length);
   assert.equal(s.with_features, manifest.length);
   assert.equal(s.groups, new Set(manifest.map((m) => m.grp)).size);
-  assert.deepEqual(s.methods, ['argsort', 'faissflat', 'kdtree']);
+  assert.deepEqual(s.methods, METHODS);
   assert.match(s.model.weights, /^random/);
 });
 
@@ -107,7 +125,10 @@ for (const method of ['argsort', 'faissflat', 'kdtree', 'auto']) {
   });
 }
 
-for (const method of ['faissflat', 'kdtree']) {
+// lsh too: a search that asks for more rows than its budget found widens
+// until it has them, always in exact distance order, so every row in order
+// is the exact ranking.
+for (const method of ['faissflat', 'kdtree', 'lsh']) {
   test(`argsort and ${method} return the same ids for every query, k = all images`, async () => {
     for (const q of queries.slice(0, 3)) {
       const b64 = queryImage(q.name);
@@ -119,6 +140,40 @@ for (const method of ['faissflat', 'kdtree']) {
     }
   });
 }
+
+// lsh is approximate: a row may be missing, never out of order or at a wrong
+// distance. On this small set its default budget (probes, candidates) covers
+// nearly every row, so its answers must agree closely with the exact ones:
+// the same first row, recall@10 >= 0.9 (a row at the k-th row's distance
+// counts: ties may swap places).
+test('search with lsh: exact distances in order, the same first row as argsort, recall@10 >= 0.9', async () => {
+  const k = 10;
+  const cases = [
+    ...[manifest[1], manifest[manifest.length - 2]].map((m) => ({ b64: image(m.name), box: null, first: m.id })),
+    ...queries.slice(0, 3).map((q) => ({ b64: queryImage(q.name), box: q.box, first: null })),
+  ];
+  let found = 0;
+  for (const { b64, box, first } of cases) {
+    const { status, body } = await search({ image: b64, k, method: 'lsh', ...(box ? { box } : {}) });
+    assert.equal(status, 200, JSON.stringify(body));
+    const all = await expected(b64, manifest.length, box);
+    const exact = new Map(all.map((r) => [r.id, r.distance]));
+    assert.equal(body.length, k, 'LIMIT k rows, however few the budget found');
+    assert.equal(new Set(body.map((r) => r.id)).size, k, 'no row twice');
+    body.forEach((r, i) => {
+      assert.equal(r.rank, i + 1);
+      assert.ok(Math.abs(r.distance - exact.get(r.id)) < 1e-4, `rank ${i + 1}: id ${r.id} at ${r.distance}, exact ${exact.get(r.id)}`);
+      if (i > 0) assert.ok(r.distance >= body[i - 1].distance, `rank ${i + 1} is nearer than rank ${i}`);
+    });
+    assert.ok(Math.abs(body[0].distance - all[0].distance) < 1e-5, 'the nearest row first');
+    if (first !== null) assert.equal(body[0].id, first, 'a dataset image finds itself first');
+    const kth = all[k - 1].distance + 1e-5;
+    const hits = body.filter((r) => exact.get(r.id) <= kth).length;
+    assert.ok(hits / k >= 0.9, `recall@${k} ${hits / k}`);
+    found += hits;
+  }
+  assert.ok(found / (k * cases.length) >= 0.9, `recall@${k} over every case ${found / (k * cases.length)}`);
+});
 
 test('box queries rank by the feature of the area', async () => {
   for (const q of queries.slice(0, 3)) {
@@ -137,7 +192,7 @@ test('box queries rank by the feature of the area', async () => {
   assert.ok(part[0].distance > 1e-3);
 });
 
-test('search runs the chosen method: faissflat and kdtree scan their index, argsort none', async () => {
+test('search runs the chosen method: faissflat, kdtree and lsh scan their index, argsort none', async () => {
   const c = new pg.Client();
   await c.connect();
   try {
@@ -154,19 +209,17 @@ test('search runs the chosen method: faissflat and kdtree scan their index, args
     // Repeated calls in one session, so that a plan cached under one method
     // (plpgsql switches to a generic plan after five runs) would show.
     for (let round = 0; round < 2; round++) {
-      for (let i = 0; i < 6; i++) {
-        const f = await run('faissflat');
-        assert.match(f, /Index Scan using images_feat_faissflat/);
-        assert.doesNotMatch(f, /images_feat_kdtree/);
-      }
-      for (let i = 0; i < 6; i++) {
-        const kd = await run('kdtree');
-        assert.match(kd, /Index Scan using images_feat_kdtree/);
-        assert.doesNotMatch(kd, /images_feat_faissflat/);
+      for (const method of ['faissflat', 'kdtree', 'lsh']) {
+        for (let i = 0; i < 6; i++) {
+          const plan = await run(method);
+          assert.match(plan, new RegExp(`Index Scan using images_feat_${method}\\b`));
+          assert.equal(plan.match(/images_feat_\w+/g).filter((x) => x !== `images_feat_${method}`).length, 0,
+            `${method} scans no other index`);
+        }
       }
       for (let i = 0; i < 6; i++) {
         const a = await run('argsort');
-        assert.doesNotMatch(a, /images_feat_(faissflat|kdtree)/);
+        assert.doesNotMatch(a, /images_feat_/);
         assert.match(a, /Seq Scan on images/);
       }
     }
@@ -194,8 +247,8 @@ test('bad requests get a clear 400 error over HTTP', async () => {
     assert.equal(body.code, code);
     assert.match(body.message, message);
   }
-  const { body } = await search({ image: b64, method: 'lsh' });   // a method without an index here
-  assert.equal(body.hint, 'Use auto or one of: argsort, faissflat, kdtree.');
+  const { body } = await search({ image: b64, method: 'hash' });   // an access method without an index here
+  assert.equal(body.hint, 'Use auto or one of: argsort, faissflat, kdtree, lsh.');
   const junk = await search({ image: Buffer.from('this is not an image at all').toString('base64') });
   assert.ok(junk.status >= 400 && junk.status < 600, 'a non-image is refused');
   assert.equal(typeof junk.body.message, 'string');
@@ -210,6 +263,10 @@ test('the loader is idempotent and resumes: it extracts only missing features, t
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, new RegExp(`${manifest.length} images \\(0 new\\)`));
   assert.match(run.stderr, /features: 100%\|[^|]*\| 3\/3 /);
+  // 3 new features of 24 rows: over a tenth, so kdtree and lsh are rebuilt
+  for (const am of ['kdtree', 'lsh']) {
+    assert.match(run.stdout, new RegExp(`added 3 of the ${manifest.length} features after the ${am} index was built: REINDEX`));
+  }
   const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
   assert.equal(rows.length, manifest.length);
   for (const r of rows) assert.ok(l2(Float64Array.from(r.f), feats.get(Number(r.id))) < 1e-5, `image ${r.id}`);

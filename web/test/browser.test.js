@@ -33,7 +33,7 @@ before(async () => {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   await page.goto(pageUrl);
-  await page.waitForSelector('[data-testid=method] option[value=kdtree]', { state: 'attached' });
+  await page.waitForSelector('[data-testid=method] option[value=lsh]', { state: 'attached' });
 });
 after(async () => { await context?.close(); });
 
@@ -88,7 +88,9 @@ test('upload, select the whole image, faissflat, k=10: the image itself comes fi
 
 test('the method select offers every method; kdtree returns what faissflat returned', async () => {
   const options = await page.locator('[data-testid=method] option').evaluateAll((os) => os.map((o) => o.value));
-  assert.deepEqual(options, ['auto', 'argsort', 'faissflat', 'kdtree']);
+  assert.deepEqual(options, ['auto', 'argsort', 'faissflat', 'kdtree', 'lsh']);
+  assert.equal(await page.locator('[data-testid=method] option[value=lsh]').textContent(),
+    'lsh (hashing index, approximate)');
   const cards = page.locator('[data-testid=results] li');
   const shown = async () => cards.evaluateAll((ls) => ls.map((l) => l.querySelector('.name').textContent));
   const flat = await shown();
@@ -99,6 +101,25 @@ test('the method select offers every method; kdtree returns what faissflat retur
   assert.equal(sent.k, 10);
   assert.deepEqual(await shown(), flat);
   assert.match(await page.getByTestId('timing').textContent(), /^10 results in \d+ ms · kdtree, k = 10/);
+});
+
+// lsh is approximate; on the small test set its default budget finds the
+// same first image and at least 9 of the 10 shown (kdtree's, which are
+// faissflat's).
+test('lsh returns nearly what faissflat returned, the same image first', async () => {
+  const cards = page.locator('[data-testid=results] li');
+  const shown = async () => cards.evaluateAll((ls) => ls.map((l) => l.querySelector('.name').textContent));
+  const flat = await shown();
+  assert.equal(flat.length, 10);
+  await page.getByTestId('method').selectOption('lsh');
+  const sent = await searchAndCapture();
+  assert.equal(sent.method, 'lsh');
+  assert.equal(sent.k, 10);
+  const got = await shown();
+  assert.equal(got.length, 10);
+  assert.equal(got[0], flat[0]);
+  assert.ok(got.filter((n) => flat.includes(n)).length >= 9, `${got} against ${flat}`);
+  assert.match(await page.getByTestId('timing').textContent(), /^10 results in \d+ ms · lsh, k = 10/);
 });
 
 test('a dragged area is sent in the image pixels', async () => {

@@ -1,0 +1,273 @@
+"""What the index benchmarks share (a module, not a bench: `make bench` runs
+bench/*_bench.py only): the data sets and their sizes, loading a set into a
+table, pgvector's HNSW (or faiss's in process, beyond pgvector's 2000
+dimensions) beside the imgsearch indexes, one session per method, the round
+robin that times them, recall, the DEBUG1 lines of index scans and the
+machine's description. Used by kdtree_bench.py and lsh_bench.py; the cluster,
+COPY and latency summary come from faissflat_bench.py.
+"""
+import collections
+import os
+import platform
+import re
+import statistics
+import subprocess
+import time
+
+import faiss
+import numpy as np
+import psycopg2
+
+from bench_data import clustered_unit_nonneg, cnn_like, cnn_like_model
+from faissflat_bench import copy_binary
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+K = 30
+# name: (default n, dim, generator, spectrum exponent)
+SETS = {
+    'cnn512': (100_000, 512, 'cnn', 1.0),
+    'hard512': (100_000, 512, 'hard', None),
+    'cnn4096': (20_000, 4096, 'cnn', 1.0),
+    'demo512': (100_000, 512, 'cnn', 1.87),
+}
+PGVECTOR_MAX_DIMS = 2000      # pgvector's HNSW limit for vector
+PGVECTOR_VERSION = '0.8.6'
+HNSW_M, HNSW_EFC, HNSW_EFS = 16, 64, (40, 100)
+
+
+def make_set(name, n, nq, seed):
+    """n vectors of the set and nq held-out queries of the same distribution."""
+    _, dim, kind, alpha = SETS[name]
+    rng = np.random.default_rng(seed)
+    if kind == 'hard':
+        return clustered_unit_nonneg(rng, n, dim), clustered_unit_nonneg(rng, nq, dim)
+    model = cnn_like_model(rng, dim, alpha)
+    return cnn_like(rng, model, n), cnn_like(rng, model, nq)
+
+
+def parse_sets(ap, spec, divide=1):
+    """'NAME,NAME:N,...' -> [(name, n)]; a NAME alone is its default size
+    divided by divide (--quick)."""
+    plan = []
+    for item in spec.split(','):
+        name, _, size = item.partition(':')
+        if name not in SETS:
+            ap.error(f'unknown set {name} (one of {", ".join(SETS)})')
+        plan.append((name, int(size) if size else SETS[name][0] // divide))
+    return plan
+
+
+def variance_kept(x, ms=(16, 32, 64)):
+    """PCA variance kept by the top m components, on a 20k sample."""
+    s = x[:20_000].astype(np.float64)
+    s -= s.mean(0)
+    ev = np.linalg.eigvalsh(s.T @ s / len(s))[::-1] if s.shape[1] <= 1024 else None
+    if ev is None:      # 4096: the Gram matrix of a 4000-row sample (same nonzero spectrum)
+        g = s[:4000] @ s[:4000].T / 4000
+        ev = np.linalg.eigvalsh(g)[::-1]
+        total = (s[:4000] ** 2).sum() / 4000
+    else:
+        total = ev.sum()
+    return {str(m): round(float(ev[:m].sum() / total), 3) for m in ms}
+
+
+def timed_sql(cur, sql):
+    t = time.perf_counter()
+    cur.execute(sql)
+    return round(time.perf_counter() - t, 2)
+
+
+def recall(got, truth):
+    return statistics.mean(len(set(a) & set(b)) / K for a, b in zip(got, truth))
+
+
+def load_set(cur, table, x, xq):
+    """Tables TABLE (id, v imgfeat(dim)) holding x and TABLE_q holding the
+    queries xq, ids 0.., vacuumed and analysed."""
+    dim = x.shape[1]
+    drop_set(cur, table)
+    cur.execute(f'CREATE TABLE {table} (id int4, v imgfeat({dim}))')
+    cur.execute(f'CREATE TABLE {table}_q (id int4, v imgfeat({dim}))')
+    copy_binary(cur, table, x)
+    copy_binary(cur, f'{table}_q', xq)
+    cur.execute(f'VACUUM ANALYZE {table}')
+    cur.execute(f'VACUUM ANALYZE {table}_q')
+
+
+def drop_set(cur, table):
+    cur.execute(f'DROP TABLE IF EXISTS {table}, {table}_q, {table}_pgv, {table}_pgv_q')
+
+
+def query_sql(table):
+    """The timed query: the vector comes from a table (an InitPlan), so there
+    is no large literal to parse."""
+    return f'SELECT id FROM {table} ORDER BY v <-> (SELECT v FROM {table}_q WHERE id = %s) LIMIT {K}'
+
+
+def ensure_pgvector(who):
+    """Builds and installs pgvector once (bench/pgvector.sh); its version,
+    or None (then HNSW runs in process, faiss)."""
+    p = subprocess.run([os.path.join(HERE, 'pgvector.sh')], capture_output=True, text=True)
+    if p.returncode == 0:
+        return PGVECTOR_VERSION
+    print(f'{who}: no pgvector ({p.stderr.strip()}): HNSW is timed in process (faiss)')
+    return None
+
+
+class Hnsw:
+    """HNSW (m 16, ef_construction 64) on the set: pgvector's, on a copy of
+    the table as vector(dim), where pgvector is there and the dimension is
+    at most 2000; else faiss IndexHNSWFlat in process (built on every core,
+    searched on one). build() fills builds, sizes and relations."""
+
+    def __init__(self, have_pgvector, dim, disabled):
+        self.in_db = have_pgvector and dim <= PGVECTOR_MAX_DIMS and not disabled
+        self.in_process = not self.in_db and not disabled
+        self.index = None
+
+    def build(self, cur, table, x, builds, sizes, relations):
+        dim = x.shape[1]
+        if self.in_db:
+            cur.execute(f'CREATE TABLE {table}_pgv AS SELECT id, v::real[]::vector({dim}) AS v FROM {table}')
+            cur.execute(f'CREATE TABLE {table}_pgv_q AS SELECT id, v::real[]::vector({dim}) AS v FROM {table}_q')
+            cur.execute(f'VACUUM ANALYZE {table}_pgv')
+            builds['hnsw'] = timed_sql(cur, f'CREATE INDEX {table}_hnsw ON {table}_pgv USING hnsw (v vector_l2_ops) '
+                                            f'WITH (m = {HNSW_M}, ef_construction = {HNSW_EFC})')
+            print(f'  pgvector hnsw build {builds["hnsw"]} s', flush=True)
+            cur.execute('SELECT pg_relation_size(%s)', (f'{table}_hnsw',))
+            sizes['hnsw'] = cur.fetchone()[0]
+            relations += [f'{table}_pgv', f'{table}_pgv_q', f'{table}_hnsw']
+        elif self.in_process:
+            # built on every core (one thread took 194 s at 20k x 4096), searched on one
+            faiss.omp_set_num_threads(os.cpu_count())
+            t = time.perf_counter()
+            self.index = faiss.IndexHNSWFlat(dim, HNSW_M)
+            self.index.hnsw.efConstruction = HNSW_EFC
+            self.index.add(x)
+            builds['faiss_hnsw_in_process_all_cores'] = round(time.perf_counter() - t, 2)
+            faiss.omp_set_num_threads(1)
+            print(f'  faiss hnsw build (in process, {os.cpu_count()} threads) '
+                  f'{builds["faiss_hnsw_in_process_all_cores"]} s', flush=True)
+
+    def add_methods(self, methods, sessions, table, xq):
+        """hnsw_efN (pgvector) or faiss_hnsw_efN (in process) for each ef_search."""
+        pgv_sql = (f'SELECT id FROM {table}_pgv ORDER BY v <-> (SELECT v FROM {table}_pgv_q WHERE id = %s) '
+                   f'LIMIT {K}')
+        for ef in HNSW_EFS:
+            if self.in_db:
+                methods[f'hnsw_ef{ef}'] = sessions.method([f'SET hnsw.ef_search = {ef}'], pgv_sql,
+                                                          f'Index Scan using {table}_hnsw')
+            elif self.index is not None:
+                def run_hnsw(i, ef=ef):
+                    self.index.hnsw.efSearch = ef
+                    return self.index.search(xq[i:i + 1], K)[1][0].tolist()
+                methods[f'faiss_hnsw_ef{ef}'] = run_hnsw
+
+
+def hnsw40_of(med):
+    """The name of the HNSW ef_search 40 method timed, and what it is."""
+    if 'hnsw_ef40' in med:
+        return 'hnsw_ef40', 'pgvector, in database'
+    if 'faiss_hnsw_ef40' in med:
+        return 'faiss_hnsw_ef40', 'faiss in process (pgvector indexes at most 2000 dims)'
+    return None, None
+
+
+class Sessions:
+    """One autocommit session per method, its settings made once; method()
+    checks the plan (EXPLAIN shows plan_node) and returns run(i): the ids
+    the query gives for query i."""
+
+    def __init__(self, dsn):
+        self.dsn = dsn
+        self.conns = []
+
+    def method(self, settings, sql, plan_node):
+        c = psycopg2.connect(self.dsn)
+        c.autocommit = True
+        self.conns.append(c)
+        cc = c.cursor()
+        cc.execute("LOAD 'imgsearch'")
+        for s in settings:
+            cc.execute(s)
+        cc.execute('EXPLAIN ' + sql, (0,))
+        plan = '\n'.join(r[0] for r in cc.fetchall())
+        assert plan_node in plan, plan
+
+        def run(i):
+            cc.execute(sql, (i,))
+            return [r[0] for r in cc.fetchall()]
+        return run
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.conns = []
+
+
+def round_robin(methods, nq, seed, warmup=3):
+    """Times every method on queries 0..nq-1: round robin, query by query,
+    so that load from other jobs falls on every method alike, in an order
+    shuffled for each query (a method timed right after one that streamed
+    hundreds of MB through the caches, or after an in-process faiss call,
+    would otherwise always pay for it); the first queries warm the caches.
+    Returns ({method: [seconds]}, {method: [ids of query 0, 1, ...]},
+    seconds in all)."""
+    seconds = {m: [] for m in methods}
+    answers = {m: [None] * nq for m in methods}
+    order = np.random.default_rng(seed).permutation
+    names = list(methods)
+    t_q = time.perf_counter()
+    for i in range(warmup + nq):
+        for m in (names[j] for j in order(len(names))):
+            run = methods[m]
+            t = time.perf_counter()
+            ids = run(i % nq)
+            dt = time.perf_counter() - t
+            if i >= warmup:
+                seconds[m].append(dt)
+                answers[m][i % nq] = ids
+    return seconds, answers, time.perf_counter() - t_q
+
+
+def debug1_notices(dsn, settings, sql, nq):
+    """The DEBUG1 lines each of queries 0..nq-1 prints under settings
+    (untimed): a list of lists of lines."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    conn.notices = collections.deque(maxlen=100)
+    c = conn.cursor()
+    c.execute("LOAD 'imgsearch'")
+    for s in settings:
+        c.execute(s)
+    c.execute('SET client_min_messages = debug1')
+    out = []
+    for i in range(nq):
+        conn.notices.clear()
+        c.execute(sql, (i,))
+        c.fetchall()
+        out.append(list(conn.notices))
+    conn.close()
+    return out
+
+
+def auto_picks(cur, sql, index_names):
+    """The index the planner takes for sql under imgsearch.method = auto:
+    index_names maps index relation names to method names."""
+    cur.execute('EXPLAIN ' + sql, (0,))
+    plan = '\n'.join(r[0] for r in cur.fetchall())
+    m = re.search(r'Index Scan using (\w+)', plan)
+    return index_names.get(m.group(1), m.group(1)) if m else 'seq scan'
+
+
+def machine(version, pgvector, load_before):
+    cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
+                if line.startswith('model name')), platform.processor())
+    return {'cpu': cpu, 'cores': os.cpu_count(), 'postgres': version, 'faiss': faiss.__version__,
+            'pgvector': pgvector,
+            'load_average_1min_before_after': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            'note': 'shared machine: other jobs may run; methods are timed round robin'}
+
+
+def fmt(v, digits=2):
+    return '–' if v is None else (f'{v:.{digits}f}' if isinstance(v, float) else str(v))

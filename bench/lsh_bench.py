@@ -1,0 +1,589 @@
+#!/usr/bin/python3
+"""lsh benchmark: the lsh index inside PostgreSQL, at its default budget and
+at a grid of budgets (lsh.probes, lsh.candidates) and exact (both 0), beside
+faissflat, kdtree (exact), the sequential scan + sort (argsort), pgvector's
+HNSW index and faiss in this process (IndexFlatL2 and IndexLSH, 1 thread), on
+the same data in one run.
+
+Data (bench/bench_data.py, as bench/kdtree_bench.py; queries are held out:
+drawn from the same distribution, never in the table):
+  cnn512   CNN-like: power-law PCA spectrum lambda_i ~ 1/i in a random basis,
+           a positive mean (mostly positive), unit norm; a continuum. 100k x 512.
+  hard512  the hard clustered set of faissflat_bench.py. 100k x 512.
+  cnn4096  CNN-like as cnn512, 20k x 4096.
+  demo512  CNN-like with lambda_i ~ i^-1.87, the spectrum measured on the
+           demo's features (bench/results/feature_spectrum.json). 100k x 512.
+A set's size can be given as NAME:N: `--sets hard512:1000000,cnn512:1000000
+--no-argsort --no-hnsw --shared-buffers 8GB --out bench/results/lsh_1m.json`
+is the 1M x 512 run (not a default: it takes long). A set named at two sizes
+in one run (demo512,demo512:1000000), or in this run and a report given by
+--growth-against, gives each method's latency growth between the sizes.
+
+Each query asks for the 30 nearest (L2), one at a time, timed by the client,
+methods round robin query by query after warm-up, every relation prewarmed
+into shared buffers (pg_prewarm). Methods:
+  lsh_default        imgsearch.method = lsh, lsh.probes and lsh.candidates at
+                     their defaults (approximate)
+  lsh_pP_cC          lsh.probes = P, lsh.candidates = C (--budgets P:C,...;
+                     0 = every bucket / every entry of the probed buckets)
+  lsh_exact          lsh.probes = 0 and lsh.candidates = 0: exact; its answers
+                     must equal the truth's (a mismatch fails the bench)
+  kdtree_exact       imgsearch.method = kdtree, kdtree.max_leaves = 0
+  faissflat, argsort imgsearch.method = faissflat / argsort
+  faiss_flat         faiss IndexFlatL2, in process, 1 thread
+  faiss_lsh          faiss IndexLSH (random rotation, trained thresholds,
+                     --faiss-lsh-bits bits), in process, 1 thread: the 30
+                     nearest codes in Hamming distance, no re-rank
+  faiss_lsh_refineR  the same, its R nearest codes re-ranked exactly
+                     (IndexRefine over faiss_flat's vectors; --faiss-lsh-refine)
+  hnsw_efN           pgvector 0.8.6 HNSW (m 16, ef_construction 64),
+                     hnsw.ef_search = 40 and 100, on a copy of the table as
+                     vector(dim) (bench/pgvector.sh builds it). pgvector
+                     indexes at most 2000 dimensions: at 4096 faiss
+                     IndexHNSWFlat (same parameters, in process, searched on 1
+                     thread, built on all) is timed instead, as faiss_hnsw_efN;
+                     no build ratio there.
+recall@30 is against argsort's answers (faiss_flat's where --no-argsort).
+Every lsh answer is also checked against the spec: 30 rows, none twice, in
+non-decreasing exact distance (recomputed here); a violation fails the bench.
+Also: what lsh_default scans examine (buckets probed, entries scanned, exact
+distances, from the scan's DEBUG1 line, in an untimed pass), CREATE INDEX
+times (one process each: max_parallel_maintenance_workers = 0), index sizes
+(pg_relation_size) against the raw vectors (n x dim x 4), the index
+imgsearch.method = auto takes.
+
+Targets, reported (not enforced): lsh build <= 0.25x pgvector's HNSW build,
+lsh index <= 1.3x the raw vectors, recall@30 >= 0.93 after inserts without
+REINDEX. Printed ratios: the fastest lsh setting with recall@30 >= 0.95 over
+HNSW ef_search 40, lsh default over HNSW ef40, faissflat and kdtree exact.
+
+Last, inserts (--no-inserts skips it): per set of --inserts-sets, an lsh
+index built on N rows (--inserts-n), 20% more of the same distribution
+inserted, recall@30 and latency of lsh_default before, after the inserts (no
+REINDEX; imgsearch_index_check run on it) and after REINDEX.
+
+Writes bench/results/lsh.json and lsh.md and prints the ratios.
+    /usr/bin/python3 bench/lsh_bench.py [--quick] [--sets cnn512,hard512,cnn4096,demo512]
+                                        [--queries 50] [--budgets 8:250,32:1000,...]
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import signal
+import statistics
+import sys
+import time
+
+import faiss
+import numpy as np
+import psycopg2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import (K, SETS, Hnsw, Sessions, auto_picks, debug1_notices, drop_set,  # noqa: E402
+                          ensure_pgvector, fmt, hnsw40_of, load_set, machine, make_set, parse_sets,
+                          query_sql, recall, round_robin, timed_sql)
+from faissflat_bench import Cluster, copy_binary, summary  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGET_BUILD_OVER_HNSW = 0.25
+TARGET_SIZE_OVER_RAW = 1.3
+TARGET_RECALL_AFTER_INSERTS = 0.93
+RECALL_FOR_RATIO = 0.95
+DEFAULT_BUDGETS = '4:100,8:250,16:500,32:1000,64:2000,128:4000'
+QUICK_BUDGETS = '8:250,64:2000'
+
+
+def lsh_with(args):
+    opts = []
+    if args.lsh_bits:
+        opts.append(f'bits = {args.lsh_bits}')
+    if args.lsh_bucket_size:
+        opts.append(f'bucket_size = {args.lsh_bucket_size}')
+    return f' WITH ({", ".join(opts)})' if opts else ''
+
+
+def budget_name(p, c):
+    return f'lsh_p{p}_c{c}'
+
+
+def order_violations(x, xq, answers, expect_rows):
+    """Answers that break the spec: not expect_rows rows, a row twice, or a
+    row nearer than the one before it (exact distances recomputed here in
+    double; a float rounding's worth of slack)."""
+    bad = 0
+    for i, ids in enumerate(answers):
+        if len(ids) != expect_rows or len(set(ids)) != len(ids):
+            bad += 1
+            continue
+        d = np.linalg.norm(x[ids].astype(np.float64) - xq[i].astype(np.float64), axis=1)
+        bad += bool(np.any(np.diff(d) < -1e-6 * max(1.0, float(d.max()))))
+    return bad
+
+
+def lsh_scan_stats(dsn, sql, nq, n):
+    """What default-budget lsh searches did (the scan's DEBUG1 line),
+    untimed: fractions of the buckets probed, of the entries scanned and of
+    the vectors whose exact distance was computed, median and max."""
+    probed, entries, exact, buckets = [], [], [], []
+    first = None
+    for notices in debug1_notices(dsn, ["SET imgsearch.method = 'lsh'"], sql, nq):
+        for line in notices:
+            m = re.search(r'lsh scan of .*?: \d+ rows, (\d+) of (\d+) buckets probed, (\d+) entries scanned, '
+                          r'(\d+) exact distances', line)
+            if m:
+                probed.append(int(m.group(1)) / max(int(m.group(2)), 1))
+                buckets.append(int(m.group(2)))
+                entries.append(int(m.group(3)) / n)
+                exact.append(int(m.group(4)) / n)
+            elif first is None and 'lsh' in line:
+                first = line.strip()
+    if not probed:
+        return {'no_debug1_line': first}
+
+    def mm(v):
+        return {'median': round(statistics.median(v), 4), 'max': round(max(v), 4)}
+    return {'buckets': statistics.median(buckets), 'buckets_probed_fraction': mm(probed),
+            'entries_scanned_fraction': mm(entries), 'exact_distances_fraction': mm(exact)}
+
+
+def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
+    _, dim, _, alpha = SETS[name]
+    nq = args.queries
+    t0 = time.perf_counter()
+    x, xq = make_set(name, n, nq, seed)
+    print(f'{name}: {n} x {dim}, {nq} queries (data {time.perf_counter() - t0:.0f} s)', flush=True)
+    table = f'lsb_{name}'
+    cur = conn.cursor()
+    load_set(cur, table, x, xq)
+    cur.execute("SET maintenance_work_mem = '2GB'")
+    cur.execute('SET max_parallel_maintenance_workers = 0')
+
+    builds, sizes = {}, {}
+    index = {'lsh': f'{table}_lsh', 'kdtree': f'{table}_kd', 'faissflat': f'{table}_ff'}
+    builds['lsh'] = timed_sql(cur, f'CREATE INDEX {index["lsh"]} ON {table} USING lsh (v imgfeat_l2_ops)'
+                                   + lsh_with(args))
+    print(f'  lsh build {builds["lsh"]} s', flush=True)
+    builds['kdtree'] = timed_sql(cur, f'CREATE INDEX {index["kdtree"]} ON {table} USING kdtree (v imgfeat_l2_ops)')
+    print(f'  kdtree build {builds["kdtree"]} s', flush=True)
+    builds['faissflat'] = timed_sql(cur, f'CREATE INDEX {index["faissflat"]} ON {table} '
+                                         'USING faissflat (v imgfeat_l2_ops)')
+    print(f'  faissflat build {builds["faissflat"]} s', flush=True)
+    relations = [table, f'{table}_q'] + list(index.values())
+    for am, rel in index.items():
+        cur.execute('SELECT pg_relation_size(%s)', (rel,))
+        sizes[am] = cur.fetchone()[0]
+
+    hnsw = Hnsw(have_pgvector, dim, args.no_hnsw)
+    hnsw.build(cur, table, x, builds, sizes, relations)
+    for rel in relations:
+        cur.execute('SELECT pg_prewarm(%s)', (rel,))
+
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexFlatL2(dim)
+    flat.add(x)
+    bits = args.faiss_lsh_bits or args.lsh_bits or min(dim, 1024)
+    t = time.perf_counter()
+    flsh = faiss.IndexLSH(dim, bits, True, True)     # random rotation, trained (median) thresholds
+    flsh.train(x)
+    flsh.add(x)
+    builds['faiss_lsh_in_process_1_thread'] = round(time.perf_counter() - t, 2)
+    print(f'  faiss IndexLSH ({bits} bits) build {builds["faiss_lsh_in_process_1_thread"]} s', flush=True)
+    refine = faiss.IndexRefine(flsh, flat)           # re-ranks from flat's vectors: no second copy
+    refine.k_factor = (args.faiss_lsh_refine + 0.5) / K      # faiss re-ranks int(K * k_factor) codes
+
+    sessions = Sessions(dsn)
+    sql = query_sql(table)
+    lsh_node = f'Index Scan using {index["lsh"]}'
+    lsh = ["SET imgsearch.method = 'lsh'"]
+    methods = {'lsh_default': sessions.method(lsh, sql, lsh_node)}
+    for p, c in args.budgets:
+        methods[budget_name(p, c)] = sessions.method(lsh + [f'SET lsh.probes = {p}', f'SET lsh.candidates = {c}'],
+                                                     sql, lsh_node)
+    if not args.no_lsh_exact:
+        methods['lsh_exact'] = sessions.method(lsh + ['SET lsh.probes = 0', 'SET lsh.candidates = 0'], sql, lsh_node)
+    methods['kdtree_exact'] = sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
+                                              sql, f'Index Scan using {index["kdtree"]}')
+    methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql,
+                                           f'Index Scan using {index["faissflat"]}')
+    if not args.no_argsort:
+        methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
+    methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
+    methods['faiss_lsh'] = lambda i: flsh.search(xq[i:i + 1], K)[1][0].tolist()
+    methods[f'faiss_lsh_refine{args.faiss_lsh_refine}'] = lambda i: refine.search(xq[i:i + 1], K)[1][0].tolist()
+    hnsw.add_methods(methods, sessions, table, xq)
+
+    seconds, answers, query_s = round_robin(methods, nq, seed)
+    sessions.close()
+    scan = lsh_scan_stats(dsn, sql, nq, n)
+    # What the planner takes with the three imgsearch indexes there (imgsearch.method = auto).
+    auto = auto_picks(cur, sql, {rel: am for am, rel in index.items()})
+
+    truth_name = 'faiss_flat' if args.no_argsort else 'argsort'
+    truth = answers[truth_name]
+    lat = {m: summary(s) for m, s in seconds.items()}
+    for m in lat:
+        lat[m]['recall_at_30'] = round(recall(answers[m], truth), 4)
+    lsh_names = [m for m in methods if m.startswith('lsh_')]
+    violations = {m: order_violations(x, xq, answers[m], min(K, n)) for m in lsh_names}
+    exact_wrong = sum(a != b for a, b in zip(answers['lsh_exact'], truth)) if 'lsh_exact' in answers else None
+    raw = n * dim * 4
+    med = {m: v['median'] for m, v in lat.items()}
+    hnsw40, hnsw40_is = hnsw40_of(med)
+    hnsw_build = builds.get('hnsw')
+    # the fastest lsh setting that reaches the recall (lsh_exact reaches it by definition)
+    good = [m for m in lsh_names if lat[m]['recall_at_30'] >= RECALL_FOR_RATIO]
+    best = min(good, key=lambda m: med[m]) if good else None
+    ratios = {
+        'lsh_at_recall_0.95': best and {
+            'method': best, 'median_ms': med[best], 'recall_at_30': lat[best]['recall_at_30'],
+            'over_hnsw_ef40': round(med[best] / med[hnsw40], 2) if hnsw40 else None},
+        'hnsw_ef40_is': hnsw40_is,
+        'hnsw_ef40_recall_at_30': lat[hnsw40]['recall_at_30'] if hnsw40 else None,
+        'lsh_default_over_hnsw_ef40': round(med['lsh_default'] / med[hnsw40], 2) if hnsw40 else None,
+        'lsh_default_over_faissflat': round(med['lsh_default'] / med['faissflat'], 3),
+        'lsh_default_over_kdtree_exact': round(med['lsh_default'] / med['kdtree_exact'], 3),
+        'lsh_exact_over_faissflat': round(med['lsh_exact'] / med['faissflat'], 3) if 'lsh_exact' in med else None,
+        'lsh_build_over_hnsw_build': round(builds['lsh'] / hnsw_build, 3) if hnsw_build else None,
+        'lsh_build_over_kdtree_build': round(builds['lsh'] / builds['kdtree'], 2) if builds['kdtree'] else None,
+        'lsh_size_over_raw': round(sizes['lsh'] / raw, 4),
+        'kdtree_size_over_raw': round(sizes['kdtree'] / raw, 4),
+        'faissflat_size_over_raw': round(sizes['faissflat'] / raw, 4),
+        'hnsw_size_over_raw': round(sizes['hnsw'] / raw, 4) if 'hnsw' in sizes else None,
+    }
+    targets = {
+        'lsh_build_over_hnsw_build_le_0.25': (ratios['lsh_build_over_hnsw_build'] <= TARGET_BUILD_OVER_HNSW
+                                              if hnsw_build else None),
+        'lsh_size_over_raw_le_1.3': ratios['lsh_size_over_raw'] <= TARGET_SIZE_OVER_RAW,
+    }
+    out = {
+        'set': name, 'n': n, 'dim': dim, 'spectrum_exponent': alpha, 'k': K, 'queries': nq,
+        'lsh_options': lsh_with(args).strip() or 'defaults',
+        'faiss_lsh': {'bits': bits, 'refine': args.faiss_lsh_refine},
+        'recall_truth': truth_name,
+        'lsh_exact_wrong_answers': exact_wrong,
+        'lsh_spec_violations': violations,
+        'lsh_default_scan': scan,
+        'auto_picks': auto,
+        'latency_ms': lat,
+        'build_s': builds,
+        'index_bytes': sizes,
+        'raw_vector_bytes': raw,
+        'ratios': ratios,
+        'targets': targets,
+        'seconds': {'queries': round(query_s, 1), 'total': round(time.perf_counter() - t0, 1)},
+    }
+    drop_set(cur, table)
+    print_set(out)
+    return out
+
+
+def inserts_experiment(conn, dsn, name, n, args, seed):
+    """An lsh index built on n rows of the set, then n/5 more of the same
+    distribution inserted (no REINDEX), then REINDEX: recall@30 (against the
+    exact answers over the rows there) and median latency of 30 default-
+    budget searches each time; imgsearch_index_check after the inserts."""
+    _, dim, _, _ = SETS[name]
+    more = n // 5
+    x, xq = make_set(name, n + more, 30, seed)
+    cur = conn.cursor()
+    cur.execute("SET maintenance_work_mem = '1GB'")
+    cur.execute('SET max_parallel_maintenance_workers = 0')
+    table = 'lsi'
+    load_set(cur, table, x[:n], xq)
+    sql = query_sql(table)
+
+    def measure(rows):
+        flat = faiss.IndexFlatL2(dim)
+        flat.add(x[:rows])
+        truth = flat.search(xq, K)[1].tolist()
+        c = psycopg2.connect(dsn)
+        c.autocommit = True
+        cc = c.cursor()
+        cc.execute("LOAD 'imgsearch'")
+        cc.execute("SET imgsearch.method = 'lsh'")
+        got, ms = [], []
+        for i in list(range(3)) + list(range(30)):
+            t = time.perf_counter()
+            cc.execute(sql, (i,))
+            ids = [r[0] for r in cc.fetchall()]
+            ms.append((time.perf_counter() - t) * 1000)
+            got.append(ids)
+        c.close()
+        got = got[3:]
+        return {'rows': rows, 'recall_at_30': round(recall(got, truth), 4),
+                'ms_median': round(statistics.median(ms[3:]), 2),
+                'spec_violations': order_violations(x, xq, got, K)}
+
+    t = time.perf_counter()
+    cur.execute(f'CREATE INDEX lsi_lsh ON {table} USING lsh (v imgfeat_l2_ops)' + lsh_with(args))
+    r = {'set': name, 'n': n, 'inserted': more, 'build_s': round(time.perf_counter() - t, 2),
+         'built': measure(n)}
+    copy_binary(cur, table, x[n:], first_id=n)
+    cur.execute(f'ANALYZE {table}')
+    r['after_inserts'] = measure(n + more)
+    try:
+        cur.execute("SELECT * FROM imgsearch_index_check('lsi_lsh')")
+        cols = [d[0] for d in cur.description]
+        r['index_check_after_inserts'] = dict(zip(cols, cur.fetchone()))
+    except psycopg2.Error as e:
+        r['index_check_after_inserts'] = f'ERROR {e.pgcode}: {e.pgerror.strip() if e.pgerror else e}'
+    cur.execute('REINDEX INDEX lsi_lsh')
+    r['after_reindex'] = measure(n + more)
+    r['target_recall_after_inserts_ge_0.93'] = r['after_inserts']['recall_at_30'] >= TARGET_RECALL_AFTER_INSERTS
+    drop_set(cur, table)
+    print(f'  inserts: {json.dumps(r, default=str)}', flush=True)
+    return r
+
+
+def growth(runs, others):
+    """Per set named at two or more sizes (in this run or in the reports
+    given): each method's median latency at the largest size over the
+    smallest."""
+    by_set = {}
+    for r in runs + others:
+        by_set.setdefault(r['set'], {})[r['n']] = r     # this run's replaces an older report's
+    out = []
+    for name, sized in by_set.items():
+        if len(sized) < 2:
+            continue
+        small, large = sized[min(sized)], sized[max(sized)]
+        out.append({'set': name, 'n_small': small['n'], 'n_large': large['n'],
+                    'median_ms_large_over_small': {
+                        m: round(large['latency_ms'][m]['median'] / small['latency_ms'][m]['median'], 2)
+                        for m in large['latency_ms'] if m in small['latency_ms']}})
+    return out
+
+
+def print_set(r):
+    lat = r['latency_ms']
+    print(f"  {r['set']} {r['n']} x {r['dim']}: median ms (recall@30)", flush=True)
+    for m, v in lat.items():
+        print(f"    {m:22s} {v['median']:9.2f}  p95 {v['p95']:9.2f}  recall {v['recall_at_30']:.4f}")
+    rt = r['ratios']
+    print(f"  builds s: {r['build_s']}; index / raw: lsh {rt['lsh_size_over_raw']}, "
+          f"kdtree {rt['kdtree_size_over_raw']}, faissflat {rt['faissflat_size_over_raw']}, "
+          f"hnsw {rt['hnsw_size_over_raw']}")
+    print(f"  ratios: {json.dumps(rt)}", flush=True)
+    print(f"  targets: {json.dumps(r['targets'])}; lsh_exact answers differing from {r['recall_truth']}: "
+          f"{r['lsh_exact_wrong_answers']} of {r['queries']}; lsh answers breaking the spec: "
+          f"{json.dumps(r['lsh_spec_violations'])}; lsh default scans: {json.dumps(r['lsh_default_scan'])}; "
+          f"auto takes {r['auto_picks']}", flush=True)
+
+
+def scan_sentence(st):
+    if not st or 'no_debug1_line' in st:
+        return ' (The lsh scan printed no DEBUG1 line of the expected form.)'
+    return (f" A default-budget lsh search probed {st['buckets_probed_fraction']['median'] * 100:.1f}% of "
+            f"the {st['buckets']:.0f} buckets, scanned {st['entries_scanned_fraction']['median'] * 100:.2f}% "
+            f"of the entries and computed {st['exact_distances_fraction']['median'] * 100:.2f}% of the exact "
+            f"distances (medians).")
+
+
+def yes_no(v):
+    return '–' if v is None else ('met' if v else '**missed**')
+
+
+def markdown(report):
+    m = report['machine']
+    lines = ['# lsh in the database: measurements (bench/lsh_bench.py)', '',
+             f"{report['date']}, {m['cpu']}, {m['cores']} cores, PostgreSQL {m['postgres']}, "
+             f"faiss {m['faiss']}, pgvector {m['pgvector'] or 'absent'}; load average before/after "
+             f"{m['load_average_1min_before_after']}. Single queries, k = 30, L2, held-out queries, "
+             f"methods round robin in one run, every relation prewarmed; medians of {report['queries']} "
+             f"queries. lsh index options: {report['lsh_options']}; budgets lsh_pP_cC: lsh.probes = P, "
+             "lsh.candidates = C. Builds run in one process (max_parallel_maintenance_workers = 0). "
+             "Raw figures: " + os.path.basename(report['json']) + '.'
+             + (' **Quick run (small sizes): not the figures to quote.**' if report['quick'] else ''), '']
+    for r in report['sets']:
+        rt, tg = r['ratios'], r['targets']
+        best = rt['lsh_at_recall_0.95']
+        lines += [f"## {r['set']}: {r['n']} x {r['dim']}"
+                  + (f", spectrum lambda_i ~ i^-{r['spectrum_exponent']}" if r['spectrum_exponent'] else
+                     ', hard clustered'), '',
+                  f"Recall against {r['recall_truth']}. lsh_exact answers differing from it: "
+                  f"{fmt(r['lsh_exact_wrong_answers'])} of {r['queries']}; lsh answers breaking the spec "
+                  f"(rows, order, duplicates): {sum(r['lsh_spec_violations'].values())}."
+                  + scan_sentence(r['lsh_default_scan'])
+                  + f" With all three imgsearch indexes, imgsearch.method = auto takes {r['auto_picks']}.", '',
+                  '| method | median ms | p95 ms | recall@30 |', '|---|---|---|---|']
+        for name, v in r['latency_ms'].items():
+            lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['recall_at_30']} |")
+        lines += ['', '| index | build s | size MB | size / raw vectors |', '|---|---|---|---|']
+        for am in ('lsh', 'kdtree', 'faissflat', 'hnsw'):
+            if am in r['build_s']:
+                size = r['index_bytes'].get(am)
+                lines.append(f"| {am} | {r['build_s'][am]} | {fmt(size / 1e6 if size else None, 1)} | "
+                             f"{fmt(size / r['raw_vector_bytes'] if size else None, 3)} |")
+        for key, label in (('faiss_hnsw_in_process_all_cores', 'faiss HNSW (in process, all cores)'),
+                           ('faiss_lsh_in_process_1_thread',
+                            f"faiss IndexLSH, {r['faiss_lsh']['bits']} bits (in process, 1 thread)")):
+            if key in r['build_s']:
+                lines.append(f"| {label} | {r['build_s'][key]} | – | – |")
+        lines += ['', 'Ratios: fastest lsh setting at recall@30 >= 0.95: '
+                  + (f"{best['method']}, {best['median_ms']} ms (recall {best['recall_at_30']})"
+                     + (f", {fmt(best['over_hnsw_ef40'])}x HNSW ef40" if best['over_hnsw_ef40'] else '')
+                     if best else 'none reached it')
+                  + (f" (HNSW ef40: {rt['hnsw_ef40_is']}, recall {fmt(rt['hnsw_ef40_recall_at_30'])})"
+                     if rt['hnsw_ef40_is'] else ' (no HNSW timed)')
+                  + f"; lsh default / HNSW ef40 = {fmt(rt['lsh_default_over_hnsw_ef40'])}; lsh default / faissflat = "
+                  f"{fmt(rt['lsh_default_over_faissflat'], 3)}; lsh default / kdtree exact = "
+                  f"{fmt(rt['lsh_default_over_kdtree_exact'], 3)}; lsh exact / faissflat = "
+                  f"{fmt(rt['lsh_exact_over_faissflat'], 3)}.",
+                  '', f"Targets: lsh build / HNSW build = {fmt(rt['lsh_build_over_hnsw_build'], 3)} "
+                  f"(<= {TARGET_BUILD_OVER_HNSW}: {yes_no(tg['lsh_build_over_hnsw_build_le_0.25'])}); lsh size / "
+                  f"raw = {fmt(rt['lsh_size_over_raw'], 3)} (<= {TARGET_SIZE_OVER_RAW}: "
+                  f"{yes_no(tg['lsh_size_over_raw_le_1.3'])}).", '']
+    if report['growth']:
+        lines += ['## Latency growth with the table', '',
+                  '| set | sizes | ' + ' | '.join(['lsh_default', 'faissflat', 'kdtree_exact', 'hnsw_ef40'])
+                  + ' |', '|---|---|---|---|---|---|']
+        for g in report['growth']:
+            gm = g['median_ms_large_over_small']
+            lines.append(f"| {g['set']} | {g['n_large']} / {g['n_small']} | "
+                         + ' | '.join(fmt(gm.get(mm)) for mm in ('lsh_default', 'faissflat', 'kdtree_exact',
+                                                                 'hnsw_ef40')) + ' |')
+        lines += ['', 'Every method: ' + os.path.basename(report['json']) + ' ("growth").', '']
+    if report['inserts']:
+        lines += ['## Inserts without REINDEX', '',
+                  'lsh index built on N rows, N/5 of the same distribution inserted, then REINDEX; 30 '
+                  'default-budget searches each (recall@30 against the exact answers over the rows there, '
+                  'median ms).', '',
+                  '| set | built on N | after N/5 inserts | after REINDEX | recall >= 0.93 after the inserts |'
+                  ' index check |', '|---|---|---|---|---|---|']
+
+        def cell(mm):
+            return f"{mm['rows']} rows: recall {mm['recall_at_30']}, {mm['ms_median']} ms"
+        for r in report['inserts']:
+            chk = r['index_check_after_inserts']
+            chk = 'ok' if isinstance(chk, dict) else chk
+            lines.append(f"| {r['set']} | {cell(r['built'])} | {cell(r['after_inserts'])} | "
+                         f"{cell(r['after_reindex'])} | {yes_no(r['target_recall_after_inserts_ge_0.93'])} | "
+                         f"{chk} |")
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--sets', default='cnn512,hard512,cnn4096,demo512',
+                    help='comma-separated NAME or NAME:N (%s)' % ', '.join(SETS))
+    ap.add_argument('--queries', type=int, default=50, help='timed queries per method and set')
+    ap.add_argument('--budgets', default=DEFAULT_BUDGETS,
+                    help='lsh budgets to time, probes:candidates,... (0: every bucket / every entry)')
+    ap.add_argument('--lsh-bits', type=int, help="the lsh index's bits (default: the index's default)")
+    ap.add_argument('--lsh-bucket-size', type=int, help="the lsh index's bucket_size (default: its default)")
+    ap.add_argument('--faiss-lsh-bits', type=int,
+                    help='faiss IndexLSH bits (default: --lsh-bits, else min(dim, 1024))')
+    ap.add_argument('--faiss-lsh-refine', type=int, default=1000,
+                    help='codes faiss_lsh_refine re-ranks exactly (default 1000)')
+    ap.add_argument('--quick', action='store_true',
+                    help=f'a smoke test: a twentieth of each size, 10 queries, budgets {QUICK_BUDGETS}, '
+                         'inserts on 4000 rows of demo512 (a minute or two)')
+    ap.add_argument('--no-argsort', action='store_true', help='skip the sequential scan (1M runs); '
+                    'recall is then against faiss IndexFlatL2')
+    ap.add_argument('--no-hnsw', action='store_true', help='no HNSW (pgvector or faiss)')
+    ap.add_argument('--no-lsh-exact', action='store_true', help='do not time lsh_exact')
+    ap.add_argument('--no-inserts', action='store_true', help='skip the inserts experiment')
+    ap.add_argument('--inserts-sets', default='demo512,hard512', help='sets of the inserts experiment')
+    ap.add_argument('--inserts-n', type=int, default=50_000, help='rows the inserts experiment builds on')
+    ap.add_argument('--growth-against', action='append', default=[], metavar='JSON',
+                    help='an earlier lsh_bench report (e.g. bench/results/lsh.json for a 1M run): latency '
+                         'growth of sets it has at another size')
+    ap.add_argument('--dsn', help='use this running server (with pg_prewarm and, for HNSW, pgvector '
+                    'available) instead of a throwaway cluster')
+    ap.add_argument('--shared-buffers', default='1536MB')
+    ap.add_argument('--out', default=os.path.join(HERE, 'results', 'lsh.json'))
+    args = ap.parse_args()
+    if args.quick:
+        args.queries = min(args.queries, 10)
+        if args.budgets == DEFAULT_BUDGETS:
+            args.budgets = QUICK_BUDGETS
+        if args.inserts_n == ap.get_default('inserts_n'):
+            args.inserts_n = 4000
+        if args.inserts_sets == ap.get_default('inserts_sets'):
+            args.inserts_sets = 'demo512'
+    try:
+        args.budgets = [tuple(int(v) for v in b.split(':')) for b in args.budgets.split(',') if b]
+        assert all(len(b) == 2 and min(b) >= 0 for b in args.budgets)
+    except (ValueError, AssertionError):
+        ap.error('--budgets: probes:candidates,... (integers >= 0)')
+    plan = parse_sets(ap, args.sets, 20 if args.quick else 1)
+    inserts_plan = [] if args.no_inserts else [name for name, _ in parse_sets(ap, args.inserts_sets)]
+    others = []
+    for path in args.growth_against:
+        with open(path) as f:
+            others += json.load(f)['sets']
+
+    # Builds and installs pgvector 0.8.6 once (benchmarks only).
+    pgvector = None if args.no_hnsw else ensure_pgvector('lsh_bench')
+
+    # SIGTERM (and SIGINT, ignored in a background job) stop the throwaway cluster too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    load_before = os.getloadavg()
+    cluster = None if args.dsn else Cluster(args.shared_buffers)
+    dsn = args.dsn or cluster.dsn
+    try:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute('CREATE EXTENSION IF NOT EXISTS imgsearch')
+        cur.execute('CREATE EXTENSION IF NOT EXISTS pg_prewarm')
+        if pgvector:
+            cur.execute('CREATE EXTENSION IF NOT EXISTS vector')
+        cur.execute('SHOW server_version')
+        version = cur.fetchone()[0]
+        cur.execute("SELECT 1 FROM pg_am WHERE amname = 'lsh'")
+        if cur.fetchone() is None:
+            print('lsh_bench: the installed imgsearch has no lsh access method', file=sys.stderr)
+            return 1
+        runs = [bench_set(conn, dsn, name, n, args, seed=4000 + i, have_pgvector=bool(pgvector))
+                for i, (name, n) in enumerate(plan)]
+        inserts = [inserts_experiment(conn, dsn, name, args.inserts_n, args, seed=5000 + i)
+                   for i, name in enumerate(inserts_plan)]
+        conn.close()
+    finally:
+        if cluster:
+            cluster.stop()
+
+    report = {
+        'benchmark': 'lsh index (default budget, a grid of lsh.probes / lsh.candidates, exact) beside faissflat, '
+                     'kdtree, argsort, faiss Flat and LSH, and HNSW; single query, k=30, L2',
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'machine': machine(version, pgvector, load_before),
+        'quick': args.quick, 'queries': args.queries, 'json': args.out,
+        'lsh_options': lsh_with(args).strip() or 'defaults',
+        'budgets': [f'{p}:{c}' for p, c in args.budgets],
+        'sets': runs,
+        'growth': growth(runs, others),
+        'inserts': inserts,
+    }
+    for g in report['growth']:
+        print(f"growth {g['set']} {g['n_large']} / {g['n_small']}: {json.dumps(g['median_ms_large_over_small'])}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(report, f, indent=2, default=str)
+        f.write('\n')
+    md = os.path.splitext(args.out)[0] + '.md'
+    with open(md, 'w') as f:
+        f.write(markdown(report))
+        f.write('\n')
+    print(f'wrote {args.out} and {md}')
+    missed = [f"{r['set']}: {k}" for r in runs for k, v in r['targets'].items() if v is False]
+    missed += [f"inserts {r['set']}: recall after inserts {r['after_inserts']['recall_at_30']}"
+               for r in inserts if not r['target_recall_after_inserts_ge_0.93']]
+    if missed:
+        print('lsh_bench: targets missed (reported, not a failure): ' + '; '.join(missed))
+    wrong = [r['set'] for r in runs if r['lsh_exact_wrong_answers'] or sum(r['lsh_spec_violations'].values())]
+    wrong += [f"inserts {r['set']}" for r in inserts
+              if any(r[s]['spec_violations'] for s in ('built', 'after_inserts', 'after_reindex'))]
+    if wrong:
+        print('lsh_bench: lsh answers wrong (exact mode differs from the truth, or rows out of order, '
+              'missing or twice): ' + ', '.join(wrong), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
