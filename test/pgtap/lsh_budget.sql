@@ -3,7 +3,8 @@
 -- more rows than a round yields widens the search (probes and candidates x4
 -- per round) and goes on returning rows in order. What must hold for tiny
 -- budgets, lsh.probes = 1, 2 and lsh.candidates = 1, 5, 30 and mixes, on
--- clustered 32-d and 256-d data with many small buckets, for L2, cosine and
+-- clustered 32-d and 256-d data and uniform 32-d data with many small
+-- buckets, for L2, cosine and
 -- inner product, with LIMIT 1, 50 and 200 (more than a budget yields): LIMIT k
 -- returns exactly k rows (the tables have more), ids are distinct, each row
 -- carries the operator's exact distance (recomputed from the table by id),
@@ -22,12 +23,14 @@ SET jit = off;
 SET statement_timeout = '60s';
 
 CREATE TABLE lb_tables (tbl text PRIMARY KEY, dim int, n int, ncl int, off float8, spread float8);
-INSERT INTO lb_tables VALUES ('lb_c32', 32, 3000, 20, 0, 0.8), ('lb_c256', 256, 1200, 12, 0.5, 1.0);
+-- (lb_r32: one centre and noise of width 2, i.e. uniform random in a cube)
+INSERT INTO lb_tables VALUES ('lb_c32', 32, 3000, 20, 0, 0.8), ('lb_c256', 256, 1200, 12, 0.5, 1.0),
+	('lb_r32', 32, 2000, 1, 0, 2.0);
 CREATE TABLE lb_budgets (probes int, candidates int);
 INSERT INTO lb_budgets VALUES (1, 0), (2, 0), (0, 1), (0, 5), (0, 30), (1, 1), (2, 5), (1, 30), (2, 30);
 
--- tables x operators x budgets x 2, the recall check
-SELECT plan(2 * 3 * 9 * 2 + 1);
+-- tables x operators x budgets x 2, the recall check, duplicates and ties: operators x budgets
+SELECT plan(3 * 3 * 9 * 2 + 1 + 2 * 4 + 1 + 2 * 4);
 
 SELECT setseed(0.1875);
 CREATE TABLE lb_center AS
@@ -72,7 +75,13 @@ CREATE INDEX lb_c256_ip ON lb_c256 USING lsh (v imgfeat_ip_ops) WITH (bits = 256
 INSERT INTO lb_c32 SELECT id, v FROM lb_src WHERE tbl = 'lb_c32' AND id > 2000 AND id <= 3000 ORDER BY id;
 INSERT INTO lb_c256 SELECT id, v FROM lb_src WHERE tbl = 'lb_c256' AND id > 800 AND id <= 1200 ORDER BY id;
 INSERT INTO lb_c32 VALUES (-3, NULL);
-ANALYZE lb_c32, lb_c256;
+CREATE TABLE lb_r32 (id int, v imgfeat(32));
+INSERT INTO lb_r32 SELECT id, v FROM lb_src WHERE tbl = 'lb_r32' AND id <= 2000;
+INSERT INTO lb_r32 VALUES (-1, NULL);
+CREATE INDEX lb_r32_l2 ON lb_r32 USING lsh (v) WITH (buckets = 250);
+CREATE INDEX lb_r32_cos ON lb_r32 USING lsh (v imgfeat_cosine_ops) WITH (buckets = 250);
+CREATE INDEX lb_r32_ip ON lb_r32 USING lsh (v imgfeat_ip_ops) WITH (buckets = 250);
+ANALYZE lb_c32, lb_c256, lb_r32;
 
 CREATE FUNCTION pg_temp.explain_lines(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
@@ -189,7 +198,7 @@ BEGIN
 END $$;
 
 SELECT pg_temp.check_budget(tbl, op, probes, candidates)
-FROM (VALUES (1, 'lb_c32'), (2, 'lb_c256')) t(tn, tbl), (VALUES (1, '<->'), (2, '<=>'), (3, '<#>')) o(opn, op),
+FROM (VALUES (1, 'lb_c32'), (2, 'lb_c256'), (3, 'lb_r32')) t(tn, tbl), (VALUES (1, '<->'), (2, '<=>'), (3, '<#>')) o(opn, op),
      lb_budgets b
 ORDER BY tn, opn, probes, candidates;
 
@@ -202,6 +211,100 @@ FROM lb_recall ORDER BY tbl, op, probes, candidates;
 SELECT cmp_ok((SELECT recall FROM lb_recall WHERE tbl = 'lb_c32' AND op = '<->' AND probes = 1 AND candidates = 1),
               '<', 1::float8, 'lsh.probes = 1, lsh.candidates = 1 on lb_c32 is approximate: recall@30 below 1');
 
+-- Exact duplicates: 40 distinct 32-d vectors, each 25 times (1000 rows);
+-- the query is one of them. Its 25 copies are at distance 0 (cosine: the
+-- same value for each), nothing is nearer, so no copy can be "below" a row
+-- returned before it: with any budget, LIMIT 25 returns the 25 copies and
+-- LIMIT 60 returns 60 distinct rows in order.
+SELECT setseed(0.625);
+CREATE TABLE lb_dup_base AS
+SELECT j, (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 32) WHERE j >= 0)::imgfeat AS v
+FROM generate_series(0, 39) j;
+CREATE TABLE lb_dup (id int, v imgfeat(32));
+INSERT INTO lb_dup SELECT i, v FROM generate_series(1, 1000) i JOIN lb_dup_base ON j = (i * 7) % 40 ORDER BY i;
+CREATE INDEX lb_dup_l2 ON lb_dup USING lsh (v) WITH (buckets = 100);
+CREATE INDEX lb_dup_cos ON lb_dup USING lsh (v imgfeat_cosine_ops) WITH (buckets = 100);
+ANALYZE lb_dup;
+CREATE FUNCTION pg_temp.check_dup(op text, probes int, candidates int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	idx text := 'lb_dup' || CASE op WHEN '<->' THEN '_l2' ELSE '_cos' END;
+	c record;
+	f record;
+	bad text := '';
+	p text;
+BEGIN
+	FOR c IN SELECT j, v FROM lb_dup_base WHERE j IN (0, 13, 27) ORDER BY j LOOP
+		SELECT * INTO f FROM pg_temp.knn('lb_dup', op, c.v, 25, 'lsh', probes, candidates);
+		p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, 25, idx);
+		IF p = '' AND EXISTS (SELECT FROM unnest(f.ids) i JOIN lb_dup d ON d.id = i WHERE d.v::text <> c.v::text) THEN
+			p := 'a row that is not a copy of the query';
+		END IF;
+		IF p <> '' THEN
+			bad := bad || format('copies of base %s, LIMIT 25: %s. ', c.j, p);
+		END IF;
+		SELECT * INTO f FROM pg_temp.knn('lb_dup', op, c.v, 60, 'lsh', probes, candidates);
+		p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, 60, idx);
+		IF p <> '' THEN
+			bad := bad || format('copies of base %s, LIMIT 60: %s. ', c.j, p);
+		END IF;
+	END LOOP;
+	RETURN bad;
+END $$;
+SELECT is(pg_temp.check_dup(op, probes, candidates), '',
+          format('lb_dup %s lsh.probes=%s lsh.candidates=%s: LIMIT 25 gives the 25 copies of the query, LIMIT 60 60 distinct rows in order',
+                 op, probes, candidates))
+FROM (VALUES (1, '<->'), (2, '<=>')) o(opn, op), (VALUES (1, 1), (1, 0), (0, 1), (2, 5)) b(probes, candidates)
+ORDER BY opn, probes, candidates;
+
+-- Ties between different vectors (integer coordinates: the distances are
+-- exact): 64 rows q + e_i and q - e_i, all at L2 distance 1 from q = (5, ..,
+-- 5), nearer than any other row; 100 permutations of (0, 1, .., 31), all
+-- with inner product 496 with (1, .., 1), more than any other row's; 800
+-- other rows. The tied rows are the nearest: none can be below a row
+-- returned before it, so with any budget LIMIT 64 (L2) and LIMIT 100 (inner
+-- product) return exactly the tied rows.
+SELECT setseed(0.8125);
+CREATE TABLE lb_tie (id int, grp text, v imgfeat(32));
+INSERT INTO lb_tie
+SELECT 100 * s + i, 'l2', (SELECT array_agg(CASE WHEN c = i THEN 5 + s ELSE 5 END::real ORDER BY c) FROM generate_series(1, 32) c)::imgfeat
+FROM generate_series(1, 32) i, (VALUES (-1), (1)) ss(s);
+INSERT INTO lb_tie
+SELECT 1000 + n, 'ip', (SELECT array_agg(w::real ORDER BY random() + 0 * n) FROM generate_series(0, 31) w)::imgfeat
+FROM generate_series(1, 100) n;
+INSERT INTO lb_tie
+SELECT 2000 + n, 'other', v FROM (
+	SELECT n, (SELECT array_agg(floor(random() * 13)::real) FROM generate_series(1, 32) WHERE n > 0)::imgfeat AS v
+	FROM generate_series(1, 800) n) o
+WHERE v <-> (SELECT array_agg(5::real) FROM generate_series(1, 32))::imgfeat > 1.5;
+CREATE INDEX lb_tie_l2 ON lb_tie USING lsh (v) WITH (buckets = 100);
+CREATE INDEX lb_tie_ip ON lb_tie USING lsh (v imgfeat_ip_ops) WITH (buckets = 100);
+ANALYZE lb_tie;
+CREATE FUNCTION pg_temp.check_tie(op text, probes int, candidates int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	q imgfeat := (SELECT array_agg(CASE op WHEN '<->' THEN 5 ELSE 1 END::real) FROM generate_series(1, 32))::imgfeat;
+	want_grp text := CASE op WHEN '<->' THEN 'l2' ELSE 'ip' END;
+	k int;
+	f record;
+	p text;
+BEGIN
+	SELECT count(*) INTO k FROM lb_tie t WHERE t.grp = want_grp;
+	SELECT * INTO f FROM pg_temp.knn('lb_tie', op, q, k, 'lsh', probes, candidates);
+	p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, k, 'lb_tie_' || want_grp);
+	IF p = '' AND EXISTS (SELECT FROM unnest(f.ids) i JOIN lb_tie t ON t.id = i WHERE t.grp <> want_grp) THEN
+		p := 'a row not of the tied group';
+	END IF;
+	RETURN p;
+END $$;
+SELECT cmp_ok((SELECT count(DISTINCT v <-> (SELECT array_agg(5::real) FROM generate_series(1, 32))::imgfeat)
+               FROM lb_tie WHERE grp = 'l2')
+              + (SELECT count(DISTINCT v <#> (SELECT array_agg(1::real) FROM generate_series(1, 32))::imgfeat)
+                 FROM lb_tie WHERE grp = 'ip'), '=', 2::bigint, 'lb_tie: the tied groups do tie (one distance each)');
+SELECT is(pg_temp.check_tie(op, probes, candidates), '',
+          format('lb_tie %s lsh.probes=%s lsh.candidates=%s: LIMIT (group size) returns exactly the tied nearest group',
+                 op, probes, candidates))
+FROM (VALUES (1, '<->'), (2, '<#>')) o(opn, op), (VALUES (1, 1), (1, 0), (0, 1), (2, 5)) b(probes, candidates)
+ORDER BY opn, probes, candidates;
+
 SELECT * FROM finish();
 
-DROP TABLE lb_c32, lb_c256, lb_src, lb_center, lb_query, lb_tables, lb_budgets, lb_recall;
+DROP TABLE lb_c32, lb_c256, lb_r32, lb_src, lb_center, lb_query, lb_tables, lb_budgets, lb_recall, lb_dup, lb_dup_base, lb_tie;

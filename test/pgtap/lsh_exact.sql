@@ -17,8 +17,9 @@
 -- default budget, until REINDEX) and a table of one row.
 --
 -- Data: clusters (a few centres per table, each row a centre plus uniform
--- noise), seeded. Many buckets (4 to 20 rows each at the build) even with a
--- few hundred rows; one index keeps the defaults. Rows whose distance
+-- noise), seeded. Many buckets (2 to 8 rows each at the build), so that the
+-- default budget (lsh.probes buckets, lsh.candidates entries) does not cover
+-- the table; one index keeps the defaults (and is covered). Rows whose distance
 -- to a query ties another row's (for any of the three operators) are dropped
 -- before anything is loaded, so a sort has one right order and the index
 -- must reproduce it exactly.
@@ -35,9 +36,9 @@ SET statement_timeout = '60s';
 CREATE TABLE ls_tables (tbl text PRIMARY KEY, dim int, n_build int, n_insert int, ncl int, off float8,
                         spread float8, l2_opts text, cos_opts text, ip_opts text);
 INSERT INTO ls_tables VALUES
-	('ls_c3', 3, 1500, 2000, 12, 0, 0.4, 'buckets = 96', 'bits = 8, buckets = 96', 'bits = 64, buckets = 200'),
-	('ls_c512', 512, 1100, 1500, 16, 0.5, 1.0, 'buckets = 64', 'bits = 128, buckets = 64', ''),
-	('ls_c4096', 4096, 220, 300, 6, 0, 1.0, 'buckets = 16', 'bits = 256, buckets = 55', 'bits = 8, buckets = 16');
+	('ls_c3', 3, 1500, 2000, 12, 0, 0.4, 'buckets = 300', 'bits = 8, buckets = 200', 'bits = 64, buckets = 400'),
+	('ls_c512', 512, 1100, 1500, 16, 0.5, 1.0, 'buckets = 250', 'bits = 128, buckets = 150', ''),
+	('ls_c4096', 4096, 220, 300, 6, 0, 1.0, 'buckets = 100', 'bits = 256, buckets = 110', 'bits = 8, buckets = 70');
 
 -- stages x tables x operators x (plan + exact + approximate + index check),
 -- recall floors, cursors, rescans, the empty and one-row tables

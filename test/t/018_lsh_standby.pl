@@ -36,7 +36,7 @@ $primary->safe_psql('postgres', q{
 	INSERT INTO big SELECT i, clu_vec(4096, i) FROM generate_series(1, 250) i;
 	INSERT INTO big VALUES (-1, NULL);
 	INSERT INTO small SELECT i, clu_vec(24, i) FROM generate_series(1, 3000) i;
-	CREATE INDEX big_l2 ON big USING lsh (v) WITH (buckets = 60);
+	CREATE INDEX big_l2 ON big USING lsh (v) WITH (bits = 256, buckets = 60);
 	CREATE INDEX big_cos ON big USING lsh (v imgfeat_cosine_ops) WITH (bits = 64, buckets = 30);
 	CREATE INDEX small_ip ON small USING lsh (v imgfeat_ip_ops) WITH (buckets = 300);
 	CREATE INDEX small_l2 ON small USING lsh (v);
