@@ -57,7 +57,8 @@ def build_bench():
     os.makedirs(out, exist_ok=True)
     exe = os.path.join(out, 'kdtree_core_bench')
     flags = '-std=c++17 -O3 -Wall -fopenmp-simd -fno-math-errno -I' + os.path.join(ROOT, 'src')
-    srcs = ['bench/kdtree_core_bench.cpp', 'src/kdtree/kdtree_core.cpp', 'src/index/distance_core.cpp']
+    srcs = ['bench/kdtree_core_bench.cpp', 'src/kdtree/kdtree_core.cpp', 'src/index/distance_core.cpp',
+            'src/index/orthonormal.cpp']
     cmd = f'g++ {flags} ' + ' '.join(os.path.join(ROOT, s) for s in srcs) + \
         f' -o {exe} -lfaiss -lblas -llapack -fopenmp -lm'
     subprocess.run(cmd, shell=True, check=True)

@@ -45,7 +45,11 @@ into shared buffers (pg_prewarm). Methods:
                      no build ratio there.
 recall@30 is against argsort's answers (faiss_flat's where --no-argsort).
 Every lsh answer is also checked against the spec: 30 rows, none twice, in
-non-decreasing exact distance (recomputed here); a violation fails the bench.
+non-decreasing exact distance (recomputed here); and a default-budget scan
+with no LIMIT (3 queries, untimed) must return rows none twice, in order,
+and every row farther than the farthest row it missed (the search widens;
+rows never go backwards, so rows a first round missed below the last row
+returned are lost; their share is reported). A violation fails the bench.
 Also: what lsh_default scans examine (buckets probed, entries scanned, exact
 distances, from the scan's DEBUG1 line, in an untimed pass), CREATE INDEX
 times (one process each: max_parallel_maintenance_workers = 0), index sizes
@@ -64,7 +68,7 @@ REINDEX; imgsearch_index_check run on it) and after REINDEX.
 
 Writes bench/results/lsh.json and lsh.md and prints the ratios.
     /usr/bin/python3 bench/lsh_bench.py [--quick] [--sets cnn512,hard512,cnn4096,demo512]
-                                        [--queries 50] [--budgets 8:250,32:1000,...]
+                                        [--queries 50] [--budgets 8:250,64:300,...]
 """
 import argparse
 import datetime
@@ -91,7 +95,7 @@ TARGET_BUILD_OVER_HNSW = 0.25
 TARGET_SIZE_OVER_RAW = 1.3
 TARGET_RECALL_AFTER_INSERTS = 0.93
 RECALL_FOR_RATIO = 0.95
-DEFAULT_BUDGETS = '4:100,8:250,16:500,32:1000,64:2000,128:4000'
+DEFAULT_BUDGETS = '8:250,16:500,32:1000,64:300,128:2000,256:4000'
 QUICK_BUDGETS = '8:250,64:2000'
 
 
@@ -99,8 +103,8 @@ def lsh_with(args):
     opts = []
     if args.lsh_bits:
         opts.append(f'bits = {args.lsh_bits}')
-    if args.lsh_bucket_size:
-        opts.append(f'bucket_size = {args.lsh_bucket_size}')
+    if args.lsh_buckets is not None:
+        opts.append(f'buckets = {args.lsh_buckets}')
     return f' WITH ({", ".join(opts)})' if opts else ''
 
 
@@ -122,21 +126,57 @@ def order_violations(x, xq, answers, expect_rows):
     return bad
 
 
+def lsh_unbounded_rows(dsn, table, index, nq):
+    """Rows an lsh scan with no LIMIT returns at the default budget, for
+    queries 0..nq-1 (untimed), and whether they keep the widening search's
+    promise: none twice, non-decreasing, and every row farther than the
+    farthest one missed (distances recomputed by a sequential scan)."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    c = conn.cursor()
+    c.execute("LOAD 'imgsearch'")
+    c.execute("SET imgsearch.method = 'lsh'")
+    c.execute('SET enable_seqscan = off')     # a whole sort may look cheaper to the planner
+    q = f'(SELECT v FROM {table}_q WHERE id = %s)'
+    sql = f'SELECT id, v <-> {q} FROM {table} ORDER BY v <-> {q}'
+    c.execute('EXPLAIN ' + sql, (0, 0))
+    plan = '\n'.join(r[0] for r in c.fetchall())
+    assert f'Index Scan using {index}' in plan, plan
+    counts, kept = [], True
+    for i in range(nq):
+        c.execute(sql, (i, i))
+        got = c.fetchall()
+        c.execute("SET imgsearch.method = 'argsort'")
+        c.execute(f'SELECT id, v <-> {q} FROM {table} WHERE v IS NOT NULL', (i,))
+        truth = dict(c.fetchall())
+        c.execute("SET imgsearch.method = 'lsh'")
+        ids = [r[0] for r in got]
+        d = [r[1] for r in got]
+        missed = set(truth) - set(ids)
+        floor = max((truth[m] for m in missed), default=float('-inf'))
+        kept &= (len(set(ids)) == len(ids) and all(a <= b for a, b in zip(d, d[1:]))
+                 and all(m in set(ids) for m, v in truth.items() if v > floor))
+        counts.append(len(ids))
+    conn.close()
+    return counts, kept
+
+
 def lsh_scan_stats(dsn, sql, nq, n):
     """What default-budget lsh searches did (the scan's DEBUG1 line),
     untimed: fractions of the buckets probed, of the entries scanned and of
     the vectors whose exact distance was computed, median and max."""
-    probed, entries, exact, buckets = [], [], [], []
+    probed, entries, exact, buckets, rounds = [], [], [], [], []
     first = None
     for notices in debug1_notices(dsn, ["SET imgsearch.method = 'lsh'"], sql, nq):
         for line in notices:
-            m = re.search(r'lsh scan of .*?: \d+ rows, (\d+) of (\d+) buckets probed, (\d+) entries scanned, '
-                          r'(\d+) exact distances', line)
+            m = re.search(r'lsh scan of .*?: \d+ rows, (\d+) rounds, (\d+) of (\d+) buckets probed, '
+                          r'(\d+) entries scanned, (\d+) exact distances', line)
             if m:
-                probed.append(int(m.group(1)) / max(int(m.group(2)), 1))
-                buckets.append(int(m.group(2)))
-                entries.append(int(m.group(3)) / n)
-                exact.append(int(m.group(4)) / n)
+                rounds.append(int(m.group(1)))
+                probed.append(int(m.group(2)) / max(int(m.group(3)), 1))
+                buckets.append(int(m.group(3)))
+                entries.append(int(m.group(4)) / n)
+                exact.append(int(m.group(5)) / n)
             elif first is None and 'lsh' in line:
                 first = line.strip()
     if not probed:
@@ -144,7 +184,7 @@ def lsh_scan_stats(dsn, sql, nq, n):
 
     def mm(v):
         return {'median': round(statistics.median(v), 4), 'max': round(max(v), 4)}
-    return {'buckets': statistics.median(buckets), 'buckets_probed_fraction': mm(probed),
+    return {'buckets': statistics.median(buckets), 'rounds': mm(rounds), 'buckets_probed_fraction': mm(probed),
             'entries_scanned_fraction': mm(entries), 'exact_distances_fraction': mm(exact)}
 
 
@@ -217,6 +257,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     seconds, answers, query_s = round_robin(methods, nq, seed)
     sessions.close()
     scan = lsh_scan_stats(dsn, sql, nq, n)
+    unbounded, unbounded_kept = lsh_unbounded_rows(dsn, table, index['lsh'], min(3, nq))
     # What the planner takes with the three imgsearch indexes there (imgsearch.method = auto).
     auto = auto_picks(cur, sql, {rel: am for am, rel in index.items()})
 
@@ -264,6 +305,8 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'recall_truth': truth_name,
         'lsh_exact_wrong_answers': exact_wrong,
         'lsh_spec_violations': violations,
+        'lsh_default_unbounded_scan_rows': unbounded,
+        'lsh_default_unbounded_scan_kept_promise': unbounded_kept,
         'lsh_default_scan': scan,
         'auto_picks': auto,
         'latency_ms': lat,
@@ -368,7 +411,8 @@ def print_set(r):
     print(f"  ratios: {json.dumps(rt)}", flush=True)
     print(f"  targets: {json.dumps(r['targets'])}; lsh_exact answers differing from {r['recall_truth']}: "
           f"{r['lsh_exact_wrong_answers']} of {r['queries']}; lsh answers breaking the spec: "
-          f"{json.dumps(r['lsh_spec_violations'])}; lsh default scans: {json.dumps(r['lsh_default_scan'])}; "
+          f"{json.dumps(r['lsh_spec_violations'])}; rows of unbounded default scans (of {r['n']}): "
+          f"{r['lsh_default_unbounded_scan_rows']}; lsh default scans: {json.dumps(r['lsh_default_scan'])}; "
           f"auto takes {r['auto_picks']}", flush=True)
 
 
@@ -404,7 +448,9 @@ def markdown(report):
                      ', hard clustered'), '',
                   f"Recall against {r['recall_truth']}. lsh_exact answers differing from it: "
                   f"{fmt(r['lsh_exact_wrong_answers'])} of {r['queries']}; lsh answers breaking the spec "
-                  f"(rows, order, duplicates): {sum(r['lsh_spec_violations'].values())}."
+                  f"(rows, order, duplicates): {sum(r['lsh_spec_violations'].values())}; rows an lsh scan with "
+                  f"no LIMIT returned at the default budget: {', '.join(map(str, r['lsh_default_unbounded_scan_rows']))}"
+                  f" of {r['n']} (all, by the spec)."
                   + scan_sentence(r['lsh_default_scan'])
                   + f" With all three imgsearch indexes, imgsearch.method = auto takes {r['auto_picks']}.", '',
                   '| method | median ms | p95 ms | recall@30 |', '|---|---|---|---|']
@@ -473,7 +519,8 @@ def main():
     ap.add_argument('--budgets', default=DEFAULT_BUDGETS,
                     help='lsh budgets to time, probes:candidates,... (0: every bucket / every entry)')
     ap.add_argument('--lsh-bits', type=int, help="the lsh index's bits (default: the index's default)")
-    ap.add_argument('--lsh-bucket-size', type=int, help="the lsh index's bucket_size (default: its default)")
+    ap.add_argument('--lsh-buckets', type=int,
+                    help="the lsh index's buckets (default: its default, 0: sqrt(rows) at build)")
     ap.add_argument('--faiss-lsh-bits', type=int,
                     help='faiss IndexLSH bits (default: --lsh-bits, else min(dim, 1024))')
     ap.add_argument('--faiss-lsh-refine', type=int, default=1000,
@@ -575,12 +622,13 @@ def main():
                for r in inserts if not r['target_recall_after_inserts_ge_0.93']]
     if missed:
         print('lsh_bench: targets missed (reported, not a failure): ' + '; '.join(missed))
-    wrong = [r['set'] for r in runs if r['lsh_exact_wrong_answers'] or sum(r['lsh_spec_violations'].values())]
+    wrong = [r['set'] for r in runs if r['lsh_exact_wrong_answers'] or sum(r['lsh_spec_violations'].values())
+             or not r['lsh_default_unbounded_scan_kept_promise']]
     wrong += [f"inserts {r['set']}" for r in inserts
               if any(r[s]['spec_violations'] for s in ('built', 'after_inserts', 'after_reindex'))]
     if wrong:
-        print('lsh_bench: lsh answers wrong (exact mode differs from the truth, or rows out of order, '
-              'missing or twice): ' + ', '.join(wrong), file=sys.stderr)
+        print('lsh_bench: lsh answers wrong (exact mode differs from the truth; rows out of order, missing or '
+              'twice; or a scan with no LIMIT missing a row farther than one it missed): ' + ', '.join(wrong), file=sys.stderr)
         return 1
     return 0
 

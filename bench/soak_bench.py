@@ -25,10 +25,9 @@ again (no dead entries may be left), and for --queries sample queries per index 
 vectors and stored rows) the index's top 30 and its whole order against
 argsort's.
 
-lsh is approximate by default: its top k is compared in its exact mode
-(lsh.probes = lsh.candidates = 0), its whole order at the default budget
-(a scan past what the budget found widens until it has every row, in
-exact order, so it must equal argsort's too).
+lsh is approximate by default (a row its budget missed is never returned,
+even by a scan that widens past it), so it is compared in its exact mode,
+lsh.probes = lsh.candidates = 0, where it must equal argsort.
 
 An error is any exception a client gets (whatever its SQLSTATE: the
 workload is built so that none is expected: single-row writes, no lock
@@ -152,7 +151,7 @@ def top(cur, table, op, q, k, method):
                     "SET LOCAL enable_indexscan = on")
     else:
         cur.execute(f"SET LOCAL imgsearch.method = '{method}'; SET LOCAL enable_seqscan = off")
-        if method == 'lsh' and k is not None:
+        if method == 'lsh':
             cur.execute('SET LOCAL lsh.probes = 0; SET LOCAL lsh.candidates = 0')
     # every row: the index leaves out NULL vectors (a sort puts them last)
     where, limit = ('WHERE v IS NOT NULL', '') if k is None else ('', f'LIMIT {k}')

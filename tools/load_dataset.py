@@ -15,8 +15,9 @@ each skipped when already done, so an interrupted load resumes:
      imgsearch has their method. Each is built when missing; the kdtree and
      lsh indexes are rebuilt (REINDEX) when this run added features to more
      than a tenth of the rows after they were built (kdtree's leaf boxes
-     grow with inserts and prune less; lsh's buckets fill past the size its
-     build chose from the row count).
+     grow with inserts and prune less; lsh's buckets, the sqrt(rows)
+     k-means centroids of its build, fill up and a search's budget covers
+     less of them).
 With --model, the database's imgsearch.model is set to PATH; features made
 with another model are extracted again.
 """
@@ -73,8 +74,8 @@ def set_model(conn, path):
         if row and row[0] != model:
             print('load_dataset: model changed (%s -> %s): features will be extracted again' % (row[0], model))
             # The indexes keep the old features' dimension (512 for pool, 4096
-            # for fc7), kdtree its PCA of them, lsh its hashes of them; step
-            # 4 builds them again once the new ones are in.
+            # for fc7), kdtree its PCA of them, lsh its centroids and rotation;
+            # step 4 builds them again once the new ones are in.
             for name, *_ in INDEXES:
                 cur.execute("DROP INDEX IF EXISTS gallery.%s" % name)
             cur.execute("UPDATE gallery.images SET feat = NULL")
@@ -146,9 +147,9 @@ def extract_features(conn, batch):
 # (index name, access method, what goes in USING ... (), REINDEX when this
 # fraction of the rows got new features since), built in this order. kdtree
 # and lsh are built after the features are in: built on an empty table,
-# kdtree's PCA and leaf boxes would learn nothing, and lsh (which sizes its
-# buckets from the row count) would have nothing to size them by, so every
-# search would read every vector until a REINDEX.
+# kdtree's PCA and leaf boxes and lsh's centroids would learn nothing (lsh
+# would have no hash at all), and every search would read every vector
+# until a REINDEX.
 INDEXES = [
     ('images_feat_faissflat', 'faissflat', 'feat imgfeat_l2_ops', None),
     ('images_feat_kdtree', 'kdtree', 'feat imgfeat_l2_ops', 0.1),

@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "index/index_am.h"
 #include "faissflat/faissflat.h"
 
 IndexBulkDeleteResult *
@@ -29,10 +30,5 @@ faissflat_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 IndexBulkDeleteResult *
 faissflat_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
-	if (info->analyze_only)
-		return stats;
-	/* no bulkdelete pass ran (nothing to delete): count the live vectors */
-	if (stats == NULL)
-		stats = faissflat_bulkdelete(info, NULL, NULL, NULL);
-	return stats;
+	return imgs_vacuumcleanup(info, stats, faissflat_bulkdelete);
 }

@@ -69,3 +69,14 @@ imgs_index_typmod_dim(Relation index)
 
 	return typmod > 0 ? typmod : 0;
 }
+
+IndexBulkDeleteResult *
+imgs_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+				   ambulkdelete_function bulkdelete)
+{
+	if (info->analyze_only)
+		return stats;
+	if (stats == NULL)
+		stats = bulkdelete(info, NULL, NULL, NULL);
+	return stats;
+}

@@ -22,6 +22,14 @@ extern IndexAmRoutine *imgs_am_routine(void);
 /* ambuildempty: the init fork of an unlogged index is a metapage of an empty index of am, WAL-logged. */
 extern void imgs_buildempty(Relation index, const ImgsIndexAm *am);
 
+/*
+ * amvacuumcleanup of every imgsearch method: where no bulkdelete pass ran
+ * (nothing to delete), one with no dead TIDs (bulkdelete's callback NULL)
+ * counts the live vectors.
+ */
+extern IndexBulkDeleteResult *imgs_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+												 ambulkdelete_function bulkdelete);
+
 /* The dimension the indexed column's type modifier fixes, or 0 (the first vector fixes it). */
 extern int	imgs_index_typmod_dim(Relation index);
 

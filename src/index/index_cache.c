@@ -113,6 +113,28 @@ imgs_cache_abandon(ImgsIndexCache *cache)
 	MemoryContextDelete(cache->cxt);
 }
 
+ImgsIndexCache *
+imgs_cache_load(Relation index, const char *name, Size size, ImgsCacheLoad load, void *arg)
+{
+	ImgsIndexCache *cache = imgs_cache_create(index, name, size);
+	MemoryContext old_ctx = MemoryContextSwitchTo(cache->cxt);
+
+	PG_TRY();
+	{
+		load(index, cache, arg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old_ctx);
+		imgs_cache_abandon(cache);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old_ctx);
+	imgs_cache_install(index, cache);
+	return cache;
+}
+
 void
 imgs_cache_drop(Relation index)
 {

@@ -39,6 +39,16 @@ extern ImgsIndexCache *imgs_cache_create(Relation index, const char *name, Size 
 extern void imgs_cache_install(Relation index, ImgsIndexCache *cache);
 extern void imgs_cache_abandon(ImgsIndexCache *cache);
 
+/* Fills a new cache, in the current memory context (its own). */
+typedef void (*ImgsCacheLoad) (Relation index, ImgsIndexCache *cache, void *arg);
+
+/*
+ * imgs_cache_create, then load in the cache's context, then
+ * imgs_cache_install; on error the half-loaded cache is freed.
+ */
+extern ImgsIndexCache *imgs_cache_load(Relation index, const char *name, Size size,
+									   ImgsCacheLoad load, void *arg);
+
 /* Drops the index's cache (freed now, or at its last unpin). */
 extern void imgs_cache_drop(Relation index);
 

@@ -447,3 +447,82 @@ imgsearch_index_check(PG_FUNCTION_ARGS)
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/* ---------------------------------------------------------------------------
+ * Entry lists (imgs_check_lists)
+ */
+
+/* Whether slot is live now with the TID the store check saw, its vector in x. */
+static bool
+slot_unchanged(Relation index, ImgsCheckedStore *store, uint32 slot, float *x)
+{
+	ImgsSlotHeader now;
+
+	imgs_store_read_slot(index, &store->header.store, store->groups, slot, &now, x);
+	return now.state == IMGS_SLOT_LIVE && ItemPointerEquals(&now.tid, &store->headers[slot].tid);
+}
+
+void
+imgs_check_lists(Relation index, ImgsCheckedStore *store, uint16 kind, Size entry_size,
+				 uint32 nlists, const BlockNumber *last, const char *what,
+				 ImgsCheckEntry check, void *arg)
+{
+	BlockNumber next_block = store->header.next_block;
+	uint32		nslots = store->header.store.nslots;
+	bool	   *seen = palloc0(sizeof(bool) * Max(nslots, 1));
+	float	   *x = palloc(sizeof(float) * Max(store->header.store.dim, 1));
+
+	for (uint32 list = 0; list < nlists; list++)
+	{
+		BlockNumber blkno = last[list];
+		uint32		pages = 0;
+
+		while (BlockNumberIsValid(blkno))
+		{
+			Buffer		buf;
+			PGAlignedBlock copy;
+			const ImgsListPageHeader *ph;
+
+			CHECK_FOR_INTERRUPTS();
+			/* a page linked by an insert since the store was read may lie past next_block */
+			if (blkno == 0 || blkno >= RelationGetNumberOfBlocks(index) || ++pages > next_block + 1)
+				imgs_index_corrupted(index, "has a chain of %s %u through block %u", what, list, blkno);
+			buf = imgs_list_read_page(index, blkno, kind, list, entry_size, pages, BUFFER_LOCK_SHARE, NULL);
+			memcpy(copy.data, BufferGetPage(buf), BLCKSZ);
+			UnlockReleaseBuffer(buf);
+			ph = ImgsListPageHeaderOf(copy.data);
+			for (uint32 i = 0; i < ph->count; i++)
+			{
+				const char *entry = imgs_list_entry(copy.data, entry_size, i);
+				uint32		slot = imgs_list_entry_slot(entry);
+
+				if (slot == IMGS_NO_SLOT || slot >= nslots)
+					continue;	/* dead, or inserted since the store was read */
+				if (store->headers[slot].state != IMGS_SLOT_LIVE)
+				{
+					ImgsSlotHeader now;
+
+					/* a free slot reused by an insert since is fine; else a stale reference */
+					imgs_store_read_slot(index, &store->header.store, store->groups, slot, &now, x);
+					if (now.state != IMGS_SLOT_LIVE)
+						imgs_index_corrupted(index, "has an entry in %s %u for slot %u, which is not live",
+											 what, list, slot);
+					continue;
+				}
+				if (seen[slot])
+					imgs_index_corrupted(index, "has two entries for slot %u", slot);
+				seen[slot] = true;
+				/* vacuumed and reused under a check in recovery: nothing to compare */
+				if (slot_unchanged(index, store, slot, x))
+					check(index, list, entry, x, arg);
+			}
+			blkno = ph->prev_blkno;
+		}
+	}
+	for (uint32 slot = 0; slot < nslots; slot++)
+		if (store->headers[slot].state == IMGS_SLOT_LIVE && !seen[slot] &&
+			slot_unchanged(index, store, slot, x))
+			imgs_index_corrupted(index, "has no %s entry for live slot %u", what, slot);
+	pfree(seen);
+	pfree(x);
+}

@@ -19,6 +19,7 @@
 
 #include "access/amapi.h"
 
+#include "index/method_pages.h"
 #include "index/vector_store.h"
 
 /* The store of a checked index: its state and every slot header, at one moment. */
@@ -37,5 +38,25 @@ typedef struct ImgsIndexCheckMethod
 	ambuild_function ambuild;	/* the method's ambuild tells its indexes apart */
 	ImgsIndexCheckHook check;
 } ImgsIndexCheckMethod;
+
+/*
+ * A method's check of one entry of its lists (index/method_pages.h) whose
+ * slot is live and unchanged: x is the slot's vector as stored.
+ */
+typedef void (*ImgsCheckEntry) (Relation index, uint32 list, const char *entry, const float *x,
+								void *arg);
+
+/*
+ * Checks the entry lists 0..nlists-1 of kind (newest pages in last[]; `what`
+ * names a list in messages: "leaf", "bucket") against the store that
+ * imgs_store_check read into *store: every chain lies within the allocated
+ * blocks and ends; every live entry names a live slot (or one an insert
+ * reused since), no slot twice; check runs on each entry whose slot is live
+ * and unchanged; every live slot has an entry. Entries and slots that
+ * inserts add meanwhile are skipped.
+ */
+extern void imgs_check_lists(Relation index, ImgsCheckedStore *store, uint16 kind, Size entry_size,
+							 uint32 nlists, const BlockNumber *last, const char *what,
+							 ImgsCheckEntry check, void *arg);
 
 #endif							/* IMGS_INDEX_CHECK_H */

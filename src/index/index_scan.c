@@ -36,14 +36,21 @@ imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
 }
 
 void
-imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim)
+imgs_check_dim(Relation index, uint32 index_dim, int dim)
 {
-	if (!query->isnull && index_dim != 0 && (uint32) query->dim != index_dim)
+	if (index_dim != 0 && (uint32) dim != index_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different imgfeat dimensions %u and %d", index_dim, query->dim),
+				 errmsg("different imgfeat dimensions %u and %d", index_dim, dim),
 				 errdetail("Index \"%s\" holds %u-dimensional vectors.",
 						   RelationGetRelationName(index), index_dim)));
+}
+
+void
+imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim)
+{
+	if (!query->isnull)
+		imgs_check_dim(index, index_dim, query->dim);
 }
 
 IndexScanDesc

@@ -46,6 +46,9 @@ typedef struct ImgsQuery
 /* Reads the ORDER BY key of scan into query, allocated in the current context. */
 extern void imgs_query_init(ImgsQuery *query, IndexScanDesc scan);
 
+/* Errors (22000) unless a vector of dim fits an index of index_dim (0: any). */
+extern void imgs_check_dim(Relation index, uint32 index_dim, int dim);
+
 /* Errors (22000) unless the query has the index's dimension. */
 extern void imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim);
 

@@ -682,31 +682,93 @@ imgs_store_read_vectors(ImgsStoreReader *reader, uint32 group, uint32 n,
 	walk_group(reader, group, n, headers, consume_copy, &cc);
 }
 
-/* A page kept pinned across the lookups of a re-rank (imgs_store_keys). */
-typedef struct PinnedPage
-{
-	Buffer		buf;
-	BlockNumber blkno;
-} PinnedPage;
+/*
+ * Re-rank lookahead: imgs_store_keys pins the pages of the slot LOOKAHEAD
+ * places ahead and prefetches its header and vector into the CPU cache
+ * while it computes the current one, so that the memory latency of many
+ * scattered vectors overlaps (it was half of an lsh scan's time).
+ */
+#define LOOKAHEAD	8
 
-/* Block blkno of kind, pinned (the one already pinned if it is that block) and share-locked. */
-static Page
-pin_and_lock(Relation index, PinnedPage *pp, BlockNumber blkno, uint16 kind)
+typedef struct KeyLookup
 {
-	bool		fresh = pp->blkno != blkno || !BufferIsValid(pp->buf);
+	int			i;				/* index into the caller's arrays */
+	BlockNumber start;			/* group's first block: its slot page */
+	Buffer		slot_buf;
+	Buffer		vector_buf;		/* InvalidBuffer: a vector that spans pages */
+	BlockNumber vector_blkno;
+	Size		offset;
+} KeyLookup;
 
-	if (fresh)
+static void
+prefetch_bytes(const char *p, Size bytes)
+{
+	for (Size b = 0; b < bytes; b += 64)
+		__builtin_prefetch(p + b);
+}
+
+static void
+lookup_pin(ImgsStoreReader *reader, KeyLookup *lk, uint32 slot)
+{
+	const ImgsStoreMeta *meta;
+	Page		page;
+
+	lk->start = reader_group(reader, slot / IMGS_GROUP_SLOTS);
+	meta = &reader->meta;
+	lk->slot_buf = ReadBuffer(reader->index, lk->start);
+	page = BufferGetPage(lk->slot_buf);
+	__builtin_prefetch(ImgsPageGetOpaque(page));
+	__builtin_prefetch(&((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % IMGS_GROUP_SLOTS]);
+	vector_position(meta, lk->start, slot, &lk->vector_blkno, &lk->offset);
+	lk->vector_buf = InvalidBuffer;
+	if (lk->offset + VECTOR_BYTES(meta) <= IMGS_PAGE_CAPACITY)
 	{
-		if (BufferIsValid(pp->buf))
-			ReleaseBuffer(pp->buf);
-		pp->buf = InvalidBuffer;
-		pp->buf = ReadBuffer(index, blkno);
-		pp->blkno = blkno;
+		lk->vector_buf = ReadBuffer(reader->index, lk->vector_blkno);
+		page = BufferGetPage(lk->vector_buf);
+		__builtin_prefetch(ImgsPageGetOpaque(page));
+		prefetch_bytes(ImgsPageGetData(page) + lk->offset, VECTOR_BYTES(meta));
 	}
-	LockBuffer(pp->buf, BUFFER_LOCK_SHARE);
-	if (fresh)
-		imgs_page_check(index, BufferGetPage(pp->buf), blkno, kind);
-	return BufferGetPage(pp->buf);
+}
+
+static void
+lookup_key(ImgsStoreReader *reader, KeyLookup *lk, uint32 slot, const ImgsKeyQuery *query,
+		   double *key_out, ImgsSlotHeader *header_out)
+{
+	Relation	index = reader->index;
+	const ImgsStoreMeta *meta = &reader->meta;
+	Page		page;
+	ImgsSlotHeader header;
+
+	LockBuffer(lk->slot_buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(lk->slot_buf);
+	imgs_page_check(index, page, lk->start, IMGS_PAGE_SLOTS);
+	header = ((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % IMGS_GROUP_SLOTS];
+	LockBuffer(lk->slot_buf, BUFFER_LOCK_UNLOCK);
+	*header_out = header;
+	*key_out = NAN;
+	if (header.state != IMGS_SLOT_LIVE)
+		return;
+	if (BufferIsValid(lk->vector_buf))
+	{
+		/* the whole vector on one page: no copy */
+		LockBuffer(lk->vector_buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(lk->vector_buf);
+		imgs_page_check(index, page, lk->vector_blkno, IMGS_PAGE_VECTORS);
+		imgs_keys_many(query, (const float *) (ImgsPageGetData(page) + lk->offset),
+					   meta->dim, 1, &header.u.norm_sq, key_out);
+		LockBuffer(lk->vector_buf, BUFFER_LOCK_UNLOCK);
+		return;
+	}
+	copy_vector_pages(index, lk->vector_blkno, lk->offset, VECTOR_BYTES(meta), (char *) reader->scratch);
+	imgs_keys_many(query, reader->scratch, meta->dim, 1, &header.u.norm_sq, key_out);
+}
+
+static void
+lookup_release(KeyLookup *lk)
+{
+	ReleaseBuffer(lk->slot_buf);
+	if (BufferIsValid(lk->vector_buf))
+		ReleaseBuffer(lk->vector_buf);
 }
 
 static int
@@ -723,56 +785,38 @@ void
 imgs_store_keys(ImgsStoreReader *reader, const uint32 *slots, int n,
 				const ImgsKeyQuery *query, double *keys_out, ImgsSlotHeader *headers_out)
 {
-	Relation	index = reader->index;
 	int			one = 0;
 	/* kdtree asks for one key at a time */
 	int		   *order = n > 1 ? palloc(sizeof(int) * n) : &one;
-	PinnedPage	slot_page = {InvalidBuffer, InvalidBlockNumber};
-	PinnedPage	vector_page = {InvalidBuffer, InvalidBlockNumber};
+	KeyLookup	ring[LOOKAHEAD];
 
-	/* in slot order, so that neighbouring slots share their pages' pins */
+	/* in slot order: neighbouring slots share pages, and the pages come in block order */
 	for (int i = 0; i < n; i++)
 		order[i] = i;
-	qsort_arg(order, n, sizeof(int), slot_order_cmp, (void *) slots);
-	for (int k = 0; k < n; k++)
+	if (n > 1)
+		qsort_arg(order, n, sizeof(int), slot_order_cmp, (void *) slots);
+	/* pins only are held between steps; on error the resource owner drops them */
+	for (int k = 0; k < n + LOOKAHEAD; k++)
 	{
-		int			i = order[k];
-		uint32		slot = slots[i];
-		BlockNumber start = reader_group(reader, slot / IMGS_GROUP_SLOTS);
-		const ImgsStoreMeta *meta = &reader->meta;
-		Size		left = VECTOR_BYTES(meta);
-		BlockNumber blkno;
-		Size		offset;
-		Page		page;
-		ImgsSlotHeader header;
-
-		CHECK_FOR_INTERRUPTS();
-		page = pin_and_lock(index, &slot_page, start, IMGS_PAGE_SLOTS);
-		header = ((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % IMGS_GROUP_SLOTS];
-		LockBuffer(slot_page.buf, BUFFER_LOCK_UNLOCK);
-		headers_out[i] = header;
-		keys_out[i] = NAN;
-		if (header.state != IMGS_SLOT_LIVE)
-			continue;
-
-		vector_position(meta, start, slot, &blkno, &offset);
-		if (offset + left <= IMGS_PAGE_CAPACITY)
+		/* first the slot LOOKAHEAD places back, whose place in the ring k takes */
+		if (k >= LOOKAHEAD)
 		{
-			/* the whole vector on one page: no copy */
-			page = pin_and_lock(index, &vector_page, blkno, IMGS_PAGE_VECTORS);
-			imgs_keys_many(query, (const float *) (ImgsPageGetData(page) + offset),
-						   meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
-			LockBuffer(vector_page.buf, BUFFER_LOCK_UNLOCK);
-			continue;
+			KeyLookup  *lk = &ring[k % LOOKAHEAD];
+
+			CHECK_FOR_INTERRUPTS();
+			lookup_key(reader, lk, slots[lk->i], query, &keys_out[lk->i], &headers_out[lk->i]);
+			lookup_release(lk);
 		}
-		copy_vector_pages(index, blkno, offset, left, (char *) reader->scratch);
-		imgs_keys_many(query, reader->scratch, meta->dim, 1, &header.u.norm_sq, &keys_out[i]);
+		if (k < n)
+		{
+			KeyLookup  *lk = &ring[k % LOOKAHEAD];
+
+			lk->i = order[k];
+			lookup_pin(reader, lk, slots[lk->i]);
+		}
+		else if (k < LOOKAHEAD)
+			k = LOOKAHEAD - 1;	/* fewer than LOOKAHEAD: go straight to computing */
 	}
-	/* only pins are kept between lookups; on error the resource owner drops them */
-	if (BufferIsValid(slot_page.buf))
-		ReleaseBuffer(slot_page.buf);
-	if (BufferIsValid(vector_page.buf))
-		ReleaseBuffer(vector_page.buf);
 	if (order != &one)
 		pfree(order);
 }

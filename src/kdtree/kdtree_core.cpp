@@ -1,6 +1,7 @@
 // kdtree_core.cpp — PCA projection, nanoflann tree export and the resumable
 // best-first search of the kdtree index method (see kdtree_core.h).
 #include "kdtree/kdtree_core.h"
+#include "index/orthonormal.hpp"
 
 #include <algorithm>
 #include <cfloat>
@@ -25,6 +26,8 @@
 #endif
 
 namespace {
+
+using imgs::orthonormalise;
 
 constexpr double kU = 0x1p-24;    // float unit roundoff
 constexpr double kU2 = 0x1p-22;   // stored-value error per unit of magnitude (see header)
@@ -57,42 +60,6 @@ KD_KERNEL void axpy_f(float *__restrict y, float a, const float *__restrict x, s
 #pragma omp simd
     for (size_t i = 0; i < n; i++)
         y[i] += a * x[i];
-}
-
-// Modified Gram-Schmidt on the rows of q (k x d, double), twice for
-// stability; a row that vanishes is replaced by a random one.
-void orthonormalise(std::vector<double> &q, int k, int d, std::mt19937_64 &rng) {
-    std::normal_distribution<double> nd;
-    for (int i = 0; i < k; i++) {
-        double *qi = &q[(size_t)i * d];
-        for (int attempt = 0;; attempt++) {
-            double before = 0;
-            for (int t = 0; t < d; t++)
-                before += qi[t] * qi[t];
-            for (int pass = 0; pass < 2; pass++)
-                for (int j = 0; j < i; j++) {
-                    const double *qj = &q[(size_t)j * d];
-                    double c = 0;
-                    for (int t = 0; t < d; t++)
-                        c += qi[t] * qj[t];
-                    for (int t = 0; t < d; t++)
-                        qi[t] -= c * qj[t];
-                }
-            double nn = 0;
-            for (int t = 0; t < d; t++)
-                nn += qi[t] * qi[t];
-            if (nn > 1e-20 * std::max(before, 1e-300) && nn > 0) {
-                double inv = 1 / std::sqrt(nn);
-                for (int t = 0; t < d; t++)
-                    qi[t] *= inv;
-                break;
-            }
-            if (attempt > 20)
-                throw std::runtime_error("cannot complete an orthonormal basis");
-            for (int t = 0; t < d; t++)
-                qi[t] = nd(rng);
-        }
-    }
 }
 
 // Symmetric eigendecomposition by cyclic Jacobi (small p x p, double).

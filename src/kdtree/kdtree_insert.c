@@ -9,6 +9,7 @@
 #include "utils/memutils.h"
 
 #include "kdtree/kdtree.h"
+#include "index/index_scan.h"
 #include "type/imgfeat.h"
 
 /* Grows a leaf's record to hold (y, r). */
@@ -94,12 +95,7 @@ kdtree_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		KdtreeMeta *record_meta;
 
 		/* the dimension first: the projection reads dim floats */
-		if ((uint32) v->dim != header.store.dim)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different imgfeat dimensions %u and %d", header.store.dim, v->dim),
-					 errdetail("Index \"%s\" holds %u-dimensional vectors.",
-							   RelationGetRelationName(index), header.store.dim)));
+		imgs_check_dim(index, header.store.dim, v->dim);
 		/* the projection and the split planes never change: no boxes needed */
 		cache = kdtree_get_cache(index, &header, &meta, false);
 		kdtree_project(cache, v->x, y, &r);

@@ -196,6 +196,24 @@ kdtree_load(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
 	cache->boxes_valid = true;
 }
 
+typedef struct LoadArgs
+{
+	const ImgsIndexMeta *header;
+	const KdtreeMeta *meta;
+} LoadArgs;
+
+/* The structure only: the boxes when a caller needs them. */
+static void
+load_new_cache(Relation index, ImgsIndexCache *base, void *arg)
+{
+	KdtreeCache *cache = (KdtreeCache *) base;
+	LoadArgs   *args = (LoadArgs *) arg;
+
+	load_structure(index, cache, args->header, args->meta);
+	cache->meta = *args->meta;
+	cache->boxes_valid = false;
+}
+
 KdtreeCache *
 kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *meta,
 				 bool need_boxes)
@@ -214,25 +232,10 @@ kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *
 	}
 	if (cache == NULL)
 	{
-		MemoryContext old_ctx;
+		LoadArgs	args = {header, meta};
 
-		cache = (KdtreeCache *) imgs_cache_create(index, "kdtree cache", sizeof(KdtreeCache));
-		old_ctx = MemoryContextSwitchTo(cache->base.cxt);
-		PG_TRY();
-		{
-			load_structure(index, cache, header, meta);
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(old_ctx);
-			imgs_cache_abandon(&cache->base);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(old_ctx);
-		cache->meta = *meta;
-		cache->boxes_valid = false;
-		imgs_cache_install(index, &cache->base);
+		cache = (KdtreeCache *) imgs_cache_load(index, "kdtree cache", sizeof(KdtreeCache),
+												load_new_cache, &args);
 	}
 	if (need_boxes && (!cache->boxes_valid || cache->meta.version != meta->version))
 	{

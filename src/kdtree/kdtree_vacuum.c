@@ -13,6 +13,7 @@
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 
+#include "index/index_am.h"
 #include "kdtree/kdtree.h"
 
 typedef struct ForgetState
@@ -56,10 +57,5 @@ kdtree_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 IndexBulkDeleteResult *
 kdtree_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
-	if (info->analyze_only)
-		return stats;
-	/* no bulkdelete pass ran (nothing to delete): count the live vectors */
-	if (stats == NULL)
-		stats = kdtree_bulkdelete(info, NULL, NULL, NULL);
-	return stats;
+	return imgs_vacuumcleanup(info, stats, kdtree_bulkdelete);
 }

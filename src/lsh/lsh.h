@@ -16,7 +16,7 @@
  *  - centroid pages: n_buckets x dim floats;
  *  - bucket directory pages: each bucket's newest page (a BlockNumber);
  *  - bucket pages: each bucket an entry list (index/method_pages.h) of
- *    LshEntry: slot, norm2, scale, sketch.
+ *    LshEntry: slot, norm2, scale, cdot, sketch.
  *
  * Crash safety: an insert writes its entry in the store's commit record
  * (vector_store.h), so a slot is live exactly when its entry exists: the
@@ -72,12 +72,13 @@ typedef struct LshMeta
 
 #define LSH_BUCKETS_PER_DIR_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(BlockNumber)))
 
-/* An entry: slot (IMGS_NO_SLOT when dead), the estimator's two floats, the sketch. */
+/* An entry: slot (IMGS_NO_SLOT when dead), the estimator's floats (lsh_core.h), the sketch. */
 typedef struct LshEntry
 {
 	uint32		slot;
 	float4		norm2;
 	float4		scale;
+	float4		cdot;
 	uint8		code[FLEXIBLE_ARRAY_MEMBER];
 } LshEntry;
 

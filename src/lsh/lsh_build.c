@@ -32,11 +32,14 @@
 #define KMEANS_ITERATIONS	10
 #define BUILD_SEED			UINT64CONST(0x6c73680000000001)
 
-/* For lsh_train: stop when a cancel or termination is pending (then CHECK_FOR_INTERRUPTS). */
+/*
+ * For lsh_train: stop when a cancel or termination is pending (not on every
+ * interrupt: most, such as a catchup signal, are handled without an error).
+ */
 static int
-interrupt_pending(void)
+cancel_pending(void)
 {
-	return InterruptPending ? 1 : 0;
+	return QueryCancelPending || ProcDiePending;
 }
 
 /* The number of buckets for n vectors: the reloption, or sqrt(n) (README.md "lsh"). */
@@ -90,14 +93,20 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_TRAIN);
 	trained = lsh_train(load->sample, load->sample_count, (int32) dim, (int32) bits,
 						(int32) n_buckets, load->header.metric, KMEANS_ITERATIONS, BUILD_SEED,
-						interrupt_pending, rotation, centroids, err, sizeof(err));
+						cancel_pending, rotation, centroids, err, sizeof(err));
 	if (trained == -2)
+	{
 		CHECK_FOR_INTERRUPTS();
+		/* interrupts held off: the cancel still stands */
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling the build of lsh index \"%s\"", RelationGetRelationName(index))));
+	}
 	if (trained < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not learn the hash of lsh index \"%s\": %s",
-						RelationGetRelationName(index), trained == -2 ? "canceled" : err)));
+						RelationGetRelationName(index), err)));
 	n_buckets = (uint32) trained;
 
 	meta->bits = bits;
@@ -153,7 +162,7 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 					CHECK_FOR_INTERRUPTS();
 				e->slot = first + j;
 				bucket_of[first + j] = lsh_hash(&cache.model, vectors + (Size) j * dim, e->code,
-												&e->norm2, &e->scale, scratch);
+												&e->norm2, &e->scale, &e->cdot, scratch);
 			}
 			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, first + n);
 		}

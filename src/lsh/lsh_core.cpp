@@ -3,6 +3,7 @@
 #include "lsh/lsh_core.h"
 
 #include "index/distance_core.h"
+#include "index/orthonormal.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -55,35 +56,20 @@ centroid_norms(const float *centroids, int32_t k, int32_t dim, float *out)
         out[c] = (float) imgs_norm_squared(centroids + (size_t) c * dim, dim);
 }
 
-// Seeded Gaussian rows, orthonormalised (modified Gram-Schmidt in double).
-void
-make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
+// Seeded Gaussian rows, orthonormalised; false when cancel said stop.
+bool
+make_rotation(int32_t bits, int32_t dim, uint64_t seed, int (*cancel)(void), float *out)
 {
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> gauss;
     std::vector<double> rows((size_t) bits * dim);
     for (auto &v : rows)
         v = gauss(rng);
-    for (int32_t i = 0; i < bits; i++) {
-        double *ri = &rows[(size_t) i * dim];
-        for (int pass = 0; pass < 2; pass++)
-            for (int32_t j = 0; j < i; j++) {
-                const double *rj = &rows[(size_t) j * dim];
-                double dot = 0;
-                for (int32_t d = 0; d < dim; d++)
-                    dot += ri[d] * rj[d];
-                for (int32_t d = 0; d < dim; d++)
-                    ri[d] -= dot * rj[d];
-            }
-        double n = 0;
-        for (int32_t d = 0; d < dim; d++)
-            n += ri[d] * ri[d];
-        n = std::sqrt(n);
-        for (int32_t d = 0; d < dim; d++) {
-            ri[d] /= n;
-            out[(size_t) i * dim + d] = (float) ri[d];
-        }
-    }
+    if (!imgs::orthonormalise(rows, bits, dim, rng, [cancel] { return cancel && cancel(); }))
+        return false;
+    for (size_t i = 0; i < rows.size(); i++)
+        out[i] = (float) rows[i];
+    return true;
 }
 
 }  // namespace
@@ -93,9 +79,9 @@ struct LshQuery {
     std::vector<float> q;          // q'
     std::vector<float> rq;         // R q'
     std::vector<double> bucket_keys;
-    std::vector<float> qy;         // of the bucket the tables are for
+    std::vector<float> qy;         // R q', padded to whole bytes
     std::vector<float> lut;        // [code_bytes * 256]
-    int32_t lut_bucket = -2;       // -1: IP's one table
+    int32_t lut_bucket = -2;       // -1 once the tables are built
     double qy_sum = 0;
     bool null_dir = false;         // a zero query under cosine: no direction
 };
@@ -113,7 +99,8 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
             std::snprintf(err, errlen, "bad parameters (dim %d, bits %d, buckets %d)", dim, bits, n_buckets);
             return -1;
         }
-        make_rotation(bits, dim, seed, rotation_out);
+        if (!make_rotation(bits, dim, seed, cancel, rotation_out))
+            return -2;
 
         // the usable sample vectors, prepared
         std::vector<float> xs;
@@ -229,7 +216,7 @@ lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out, float
 
 int32_t
 lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2, float *scale,
-         float *scratch)
+         float *cdot, float *scratch)
 {
     int32_t dim = model->dim, bits = model->bits;
     float *xp = scratch;
@@ -238,21 +225,25 @@ lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2, flo
     if (!prepare_vector(model->metric, x, dim, xp)) {
         *norm2 = INFINITY;
         *scale = 0;
+        *cdot = 0;
         return 0;
     }
     int32_t b = nearest(model->centroids, model->c_norms, model->n_buckets, xp, dim);
     const float *c = model->centroids + (size_t) b * dim;
     for (int32_t d = 0; d < dim; d++)
         xp[d] -= c[d];
-    double l1 = 0, l2 = 0;
+    const float *rc = model->rot_centroids + (size_t) b * bits;
+    double l1 = 0, l2 = 0, cd = 0;
     for (int32_t j = 0; j < bits; j++) {
         double v = imgs_inner_product(model->rotation + (size_t) j * dim, xp, dim);
         y[j] = (float) v;
         if (v > 0)
             code[j >> 3] |= (uint8_t) (1u << (j & 7));
+        cd += v > 0 ? rc[j] : -rc[j];
         l1 += std::fabs(v);
         l2 += v * v;
     }
+    *cdot = std::isfinite(cd) ? (float) cd : 0.0f;
     *norm2 = (float) imgs_norm_squared(xp, dim);
     *scale = l1 > 0 ? (float) ((double) dim / bits * l2 / l1) : 0.0f;
     if (!std::isfinite(*norm2))
@@ -327,21 +318,17 @@ lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out)
 
 void
 lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t count,
-                   size_t entry_size, size_t norm2_offset, size_t scale_offset, size_t code_offset,
-                   float *out)
+                   size_t entry_size, size_t floats_offset, size_t code_offset, float *out)
 {
     const LshModel *model = query->model;
-    int32_t bits = model->bits;
-    int32_t nbytes = lsh_code_bytes(bits);
+    int32_t nbytes = lsh_code_bytes(model->bits);
     bool ip = model->metric == LSH_METRIC_IP;
-    int32_t table_for = ip ? -1 : bucket;
 
-    if (query->lut_bucket != table_for) {
-        // qy: R (q' - c_b), or R q' for inner product; then the tables
-        const float *rc = model->rot_centroids + (size_t) bucket * bits;
+    if (query->lut_bucket != -1) {
+        // one table, of R q', for every bucket (lsh_core.h)
         double sum = 0;
-        for (int32_t j = 0; j < bits; j++) {
-            query->qy[j] = ip ? query->rq[j] : query->rq[j] - rc[j];
+        for (int32_t j = 0; j < model->bits; j++) {
+            query->qy[j] = query->rq[j];
             sum += query->qy[j];
         }
         query->qy_sum = sum;
@@ -349,26 +336,23 @@ lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t
             float *t = &query->lut[(size_t) k * 256];
             const float *w = &query->qy[(size_t) k * 8];
             t[0] = 0;
-            for (int v = 1; v < 256; v++) {
-                int low = __builtin_ctz(v);
-                t[v] = t[v & (v - 1)] + 2 * w[low];
-            }
+            for (int v = 1; v < 256; v++)
+                t[v] = t[v & (v - 1)] + 2 * w[__builtin_ctz(v)];
         }
-        query->lut_bucket = table_for;
+        query->lut_bucket = -1;
     }
     double base = query->bucket_keys[bucket];   // |q'-c_b|^2, or -<q', c_b>
     float qsum = (float) query->qy_sum;
     const float *lut = query->lut.data();
     for (int32_t i = 0; i < count; i++) {
         const char *e = entries + (size_t) i * entry_size;
-        float norm2, scale;
-        std::memcpy(&norm2, e + norm2_offset, sizeof(float));
-        std::memcpy(&scale, e + scale_offset, sizeof(float));
+        float f[3];   // norm2, scale, cdot
+        std::memcpy(f, e + floats_offset, sizeof(f));
         const uint8_t *code = (const uint8_t *) (e + code_offset);
         float dot = -qsum;
         for (int32_t k = 0; k < nbytes; k++)
             dot += lut[(size_t) k * 256 + code[k]];
-        out[i] = ip ? (float) (base - scale * dot) : (float) (base + norm2 - 2 * scale * dot);
+        out[i] = ip ? (float) (base - f[1] * dot) : (float) (base + f[0] - 2 * f[1] * (dot - f[2]));
         if (std::isnan(out[i]))
             out[i] = INFINITY;
     }

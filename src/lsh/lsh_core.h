@@ -12,10 +12,13 @@
  *     norm2 = |r|^2,   scale = (dim / bits) |y|^2 / |y|_1.
  * For a query q (q' likewise) the sketch estimates (the 1-bit estimator of
  * RaBitQ, Gao & Long 2024)
- *     <q' - c_b, r>  ~  scale * sum_j (R (q' - c_b))_j s_j,   s_j = +-1,
- * so the key of x is estimated as
- *     L2, cosine: |q' - c_b|^2 + norm2 - 2 scale dot      (|q' - x'|^2)
- *     IP:         -<q, c_b> - scale sum_j (R q)_j s_j      (-<q, x>)
+ *     <q' - c_b, r>  ~  scale * sum_j (R (q' - c_b))_j s_j,   s_j = +-1.
+ * The sum splits into sum_j (R q')_j s_j, one table for every bucket, and
+ * cdot = sum_j (R c_b)_j s_j, which depends on the entry alone and is
+ * stored with it. So the key of x is estimated as
+ *     L2, cosine: |q' - c_b|^2 + norm2 - 2 scale (dot - cdot)   (|q' - x'|^2)
+ *     IP:         -<q, c_b> - scale dot                          (-<q, x>)
+ * with dot = sum_j (R q')_j s_j.
  * The estimate only ranks candidates: the caller re-ranks them with exact
  * keys from its own copy of the vectors.
  *
@@ -81,12 +84,12 @@ extern void lsh_model_prepare(LshModel *model);
 
 /*
  * Hashes one raw vector: returns its bucket, writes its sketch
- * (lsh_code_bytes(bits) bytes), norm2 and scale. A zero vector under the
+ * (lsh_code_bytes(bits) bytes), norm2, scale and cdot. A zero vector under the
  * cosine metric (no direction) goes to bucket 0 with norm2 = +inf (ranked
  * last; its exact key is NaN anyway). scratch: dim + bits floats.
  */
 extern int32_t lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2,
-						float *scale, float *scratch);
+						float *scale, float *cdot, float *scratch);
 
 /* Nearest centroids of a set of vectors (build): out[i] for x[i]. */
 extern void lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out,
@@ -111,12 +114,12 @@ extern void lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out);
 
 /*
  * Estimates the keys of `count` entries of bucket b, entry i at
- * entries + i * entry_size with its norm2, scale and sketch at the given
- * offsets; out[i] = estimate.
+ * entries + i * entry_size with its norm2, scale, cdot (three floats from
+ * floats_offset) and sketch (from code_offset); out[i] = estimate.
  */
 extern void lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries,
-							   int32_t count, size_t entry_size, size_t norm2_offset,
-							   size_t scale_offset, size_t code_offset, float *out);
+							   int32_t count, size_t entry_size, size_t floats_offset,
+							   size_t code_offset, float *out);
 
 #ifdef __cplusplus
 }

@@ -63,6 +63,12 @@ load_hash(Relation index, LshCache *cache, const ImgsIndexMeta *header, const Ls
 static void
 load_directory(Relation index, LshCache *cache, const ImgsIndexMeta *header, const LshMeta *meta)
 {
+	/*
+	 * Not header->next_block: an insert may have linked a page allocated
+	 * after the metapage was read. A linked page was written, so it exists.
+	 */
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+
 	for (uint32 p = 0; p < meta->bucketdir_pages; p++)
 	{
 		BlockNumber blkno = meta->bucketdir_start + p;
@@ -78,7 +84,7 @@ load_directory(Relation index, LshCache *cache, const ImgsIndexMeta *header, con
 		last = (const BlockNumber *) ImgsPageGetData(BufferGetPage(buf));
 		for (uint32 j = 0; j < n; j++)
 		{
-			if (last[j] == 0 || last[j] >= header->next_block)
+			if (last[j] == 0 || last[j] >= nblocks)
 			{
 				UnlockReleaseBuffer(buf);
 				imgs_index_corrupted(index, "has bucket %u whose newest page is block %u", first + j, last[j]);
@@ -100,6 +106,23 @@ lsh_load(Relation index, const ImgsIndexMeta *header, const LshMeta *meta, LshCa
 	cache->meta = *meta;
 }
 
+typedef struct LoadArgs
+{
+	const ImgsIndexMeta *header;
+	const LshMeta *meta;
+} LoadArgs;
+
+static void
+load_new_cache(Relation index, ImgsIndexCache *base, void *arg)
+{
+	LshCache   *cache = (LshCache *) base;
+	LoadArgs   *args = (LoadArgs *) arg;
+
+	load_hash(index, cache, args->header, args->meta);
+	load_directory(index, cache, args->header, args->meta);
+	cache->meta = *args->meta;
+}
+
 LshCache *
 lsh_get_cache(Relation index, const ImgsIndexMeta *header, const LshMeta *meta)
 {
@@ -119,25 +142,9 @@ lsh_get_cache(Relation index, const ImgsIndexMeta *header, const LshMeta *meta)
 	}
 	if (cache == NULL)
 	{
-		MemoryContext old_ctx;
+		LoadArgs	args = {header, meta};
 
-		cache = (LshCache *) imgs_cache_create(index, "lsh cache", sizeof(LshCache));
-		old_ctx = MemoryContextSwitchTo(cache->base.cxt);
-		PG_TRY();
-		{
-			load_hash(index, cache, header, meta);
-			load_directory(index, cache, header, meta);
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(old_ctx);
-			imgs_cache_abandon(&cache->base);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(old_ctx);
-		cache->meta = *meta;
-		imgs_cache_install(index, &cache->base);
+		cache = (LshCache *) imgs_cache_load(index, "lsh cache", sizeof(LshCache), load_new_cache, &args);
 	}
 	else if (cache->meta.version != meta->version)
 	{

@@ -9,6 +9,7 @@
 #include "utils/memutils.h"
 
 #include "lsh/lsh.h"
+#include "index/index_scan.h"
 #include "type/imgfeat.h"
 
 bool
@@ -53,15 +54,10 @@ lsh_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		LshMeta    *record_meta;
 
 		/* the dimension first: the hash reads dim floats */
-		if ((uint32) v->dim != header.store.dim)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different imgfeat dimensions %u and %d", header.store.dim, v->dim),
-					 errdetail("Index \"%s\" holds %u-dimensional vectors.",
-							   RelationGetRelationName(index), header.store.dim)));
+		imgs_check_dim(index, header.store.dim, v->dim);
 		cache = lsh_get_cache(index, &header, &meta);
 		bucket = lsh_hash(&cache->model, v->x, hashed->code, &hashed->norm2, &hashed->scale,
-						  cache->scratch);
+						  &hashed->cdot, cache->scratch);
 
 		imgs_store_insert_begin(&ins, index, &lsh_am, heap_tid, v->x, v->dim);
 		state = imgs_store_insert_commit(&ins);

@@ -166,8 +166,7 @@ scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limi
 		page = BufferGetPage(buf);
 		ph = ImgsListPageHeaderOf(page);
 		lsh_query_estimate(so->query, b, imgs_list_entry(page, entry_size, 0), (int32) ph->count,
-						   entry_size, offsetof(LshEntry, norm2), offsetof(LshEntry, scale),
-						   offsetof(LshEntry, code), est);
+						   entry_size, offsetof(LshEntry, norm2), offsetof(LshEntry, code), est);
 		for (uint32 i = 0; i < ph->count; i++)
 		{
 			uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));

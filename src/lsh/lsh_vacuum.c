@@ -10,6 +10,7 @@
 
 #include "commands/vacuum.h"
 
+#include "index/index_am.h"
 #include "lsh/lsh.h"
 
 typedef struct ForgetState
@@ -50,10 +51,5 @@ lsh_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 IndexBulkDeleteResult *
 lsh_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
-	if (info->analyze_only)
-		return stats;
-	/* no bulkdelete pass ran (nothing to delete): count the live vectors */
-	if (stats == NULL)
-		stats = lsh_bulkdelete(info, NULL, NULL, NULL);
-	return stats;
+	return imgs_vacuumcleanup(info, stats, lsh_bulkdelete);
 }

@@ -9,7 +9,8 @@ mkdir -p "$out"
 FLAGS="-O3 -fPIC -Wall -Wextra -Wno-unused-parameter -fopenmp-simd -fno-math-errno -Isrc"
 g++ -std=c++17 $FLAGS -c src/kdtree/kdtree_core.cpp -o "$out/kdtree_core.o"
 g++ -std=c++17 $FLAGS -c src/index/distance_core.cpp -o "$out/distance_core.o"
+g++ -std=c++17 $FLAGS -c src/index/orthonormal.cpp -o "$out/orthonormal.o"
 gcc -std=c11 -D_DEFAULT_SOURCE $FLAGS -c test/kdtree/kdtree_core_test.c -o "$out/kdtree_core_test.o"
-g++ -o "$out/kdtree_core_test" "$out/kdtree_core_test.o" "$out/kdtree_core.o" "$out/distance_core.o" \
+g++ -o "$out/kdtree_core_test" "$out/kdtree_core_test.o" "$out/kdtree_core.o" "$out/distance_core.o" "$out/orthonormal.o" \
 	-lfaiss -lblas -llapack -fopenmp -lm
 exec "$out/kdtree_core_test" "$@"
