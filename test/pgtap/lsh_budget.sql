@@ -13,10 +13,10 @@
 -- in the sort's order. (Rows never go backwards: a row a round missed below
 -- the last row returned never comes, so LIMIT ALL cannot be held to every
 -- row; LIMIT k, k at most 200 of 1000 to 3000 rows, is held to k rows, as
--- /tmp/lsh/spec.md promises: "LIMIT n always returns min(n, live non-NULL
--- rows) rows".) Rows tied with the nearest are never below a row returned
--- before them: exact duplicates of the query, and different vectors at
--- exactly the same distance, must all come. Recall@30 against
+-- the method's interface promises (README.md "lsh": LIMIT n returns n rows
+-- unless n nears the table's size).) Rows tied with the nearest are never
+-- below a row returned before them: exact duplicates of the query, and
+-- different vectors at exactly the same distance, must all come. Recall@30 against
 -- a sequential scan and sort (imgsearch.method = 'argsort') is reported with
 -- diag(); at the smallest budget it is below 1 (else the settings are ignored).
 SET client_min_messages = warning;
