@@ -10,6 +10,8 @@
  * round found starts the next, four times wider in probes and candidates,
  * which returns only rows after the last one returned: rows never go
  * backwards, so rows the earlier rounds missed below it are not returned.
+ * Rows at the last row's very distance are (ties: duplicates), unless
+ * already returned.
  * Once a round probes every bucket and keeps every entry, it is exact, and
  * the scan ends after it. With lsh.probes = 0 and lsh.candidates = 0 (every
  * bucket, every entry) the first round is that one: ids and distances of a
@@ -19,6 +21,8 @@
  * NULL), the scan reads every vector (index/flat_scan.h).
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "access/relscan.h"
 #include "miscadmin.h"
@@ -53,6 +57,9 @@ typedef struct LshScanOpaqueData
 	int64		probes;			/* of the next round; 0: every bucket */
 	int64		candidates;		/* of the next round; 0: every entry */
 	bool		exhausted;		/* the last round was exact: nothing is left */
+	uint32	   *ties;			/* slots returned at the last row's key */
+	int			nties;
+	int			ties_cap;
 	ImgsCandidate *results;		/* of the current round, in order */
 	int			nresults;
 	int			next;
@@ -109,6 +116,8 @@ lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int no
 	so->query = NULL;
 	so->results = NULL;
 	so->nresults = so->next = 0;
+	so->ties = NULL;
+	so->nties = so->ties_cap = 0;
 	memset(&so->stats, 0, sizeof(so->stats));
 	old_ctx = MemoryContextSwitchTo(so->ctx);
 	imgs_scan_rescan(scan, &so->ss, orderbys, "lsh");
@@ -181,6 +190,37 @@ scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limi
 }
 
 static int
+slot_cmp(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Whether key is the last row's key (NaN matching NaN). */
+static bool
+at_last_key(const ImgsScanState *ss, double key)
+{
+	return ss->has_last && (key == ss->last_key || (isnan(key) && isnan(ss->last_key)));
+}
+
+/* Remembers a row returned, for the ties of the next round. */
+static void
+note_returned(LshScanOpaque so, double key, uint32 slot)
+{
+	if (!at_last_key(&so->ss, key))
+		so->nties = 0;
+	if (so->nties == so->ties_cap)
+	{
+		so->ties_cap = Max(16, so->ties_cap * 2);
+		so->ties = so->ties ? repalloc_huge(so->ties, sizeof(uint32) * so->ties_cap) :
+			MemoryContextAlloc(so->ctx, sizeof(uint32) * so->ties_cap);
+	}
+	so->ties[so->nties++] = slot;
+}
+
+static int
 candidate_cmp(const void *a, const void *b)
 {
 	const ImgsCandidate *x = (const ImgsCandidate *) a;
@@ -245,12 +285,18 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	so->stats.keys += n;
 	so->results = MemoryContextAllocHuge(so->round_ctx, sizeof(ImgsCandidate) * Max(n, 1));
 	so->nresults = 0;
+	qsort(so->ties, so->nties, sizeof(uint32), slot_cmp);
 	for (int64 i = 0; i < n; i++)
 	{
 		ImgsCandidate *r;
 
 		/* a slot freed since its entry was read (and maybe reused) is no row of this scan */
-		if (headers[i].state != IMGS_SLOT_LIVE || !imgs_scan_after_last(&so->ss, keys[i], slots[i]))
+		if (headers[i].state != IMGS_SLOT_LIVE)
+			continue;
+		/* after the last row; or tied with it and not returned yet */
+		if (!imgs_scan_after_last(&so->ss, keys[i], slots[i]) &&
+			!(at_last_key(&so->ss, keys[i]) &&
+			  bsearch(&slots[i], so->ties, so->nties, sizeof(uint32), slot_cmp) == NULL))
 			continue;
 		r = &so->results[so->nresults++];
 		r->key = keys[i];
@@ -323,6 +369,7 @@ lsh_gettuple(IndexScanDesc scan, ScanDirection dir)
 		{
 			ImgsCandidate *r = &so->results[so->next++];
 
+			note_returned(so, r->key, r->slot);
 			imgs_scan_return(scan, &so->ss, r->key, r->slot, &r->tid);
 			found = true;
 		}
