@@ -14,7 +14,7 @@
  * nearest quarter of what it found: its far rows are the likeliest to have
  * nearer rows it missed, and the next round, four times wider, finds them
  * again (a LIMIT below a quarter of lsh.candidates never needs a second
- * round).
+ * round); a round of fewer than 16 candidates returns none.
  * Rows at the last row's very distance are (ties: duplicates), unless
  * already returned.
  * Once a round probes every bucket and keeps every entry, it is exact, and
@@ -38,6 +38,8 @@
 
 /* How much wider each round is than the one before */
 #define ROUND_GROWTH	4
+/* Candidates a round that does not cover everything needs to return any */
+#define MIN_ROUND_ROWS	16
 
 typedef struct LshScanStats
 {
@@ -314,7 +316,12 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	/* exact once every bucket was probed and no entry dropped */
 	so->exhausted = probes == n_buckets && (limit <= 0 || !c.dropped);
 	if (!so->exhausted)
-		so->nresults = Min(so->nresults, Max(1, (int) ((c.nall + c.heap.count) / ROUND_GROWTH)));
+	{
+		int64		found = c.nall + c.heap.count;
+
+		/* a handful of candidates says too little: widen before returning any */
+		so->nresults = found < MIN_ROUND_ROWS ? 0 : Min(so->nresults, (int) (found / ROUND_GROWTH));
+	}
 	if (so->probes > 0)
 		so->probes = Min(so->probes * ROUND_GROWTH, (int64) n_buckets);
 	if (so->candidates > 0)
