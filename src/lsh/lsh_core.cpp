@@ -159,13 +159,17 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
                     s[d] += x[d];
                 counts[assign[i]]++;
             }
+            // every mean first: a reseed below must not change a count still to be divided by
             for (int32_t c = 0; c < k; c++) {
                 float *cent = centroids_out + (size_t) c * dim;
-                if (counts[c] > 0) {
+                if (counts[c] > 0)
                     for (int32_t d = 0; d < dim; d++)
                         cent[d] = (float) (sums[(size_t) c * dim + d] / counts[c]);
+            }
+            for (int32_t c = 0; c < k; c++) {
+                float *cent = centroids_out + (size_t) c * dim;
+                if (counts[c] > 0)
                     continue;
-                }
                 // an empty cluster takes a random member of the largest, nudged
                 int32_t big = (int32_t) (std::max_element(counts.begin(), counts.end()) - counts.begin());
                 std::uniform_int_distribution<int64_t> pick(0, m - 1);
@@ -266,7 +270,7 @@ lsh_query_begin(const LshModel *model, const float *q)
         query->lut.resize((size_t) lsh_code_bytes(bits) * 256);
         query->bucket_keys.resize(model->n_buckets);
         if (!prepare_vector(model->metric, q, dim, query->q.data())) {
-            // no direction: every key is NaN; any order will do
+            // no direction: every exact key is NaN, so the order does not matter (q' = 0 here)
             query->null_dir = true;
             std::fill(query->q.begin(), query->q.end(), 0.0f);
         }

@@ -67,8 +67,8 @@ typedef struct LshModel
 
 /*
  * Learns the hash from n sample vectors (n x dim, raw): k-means with
- * n_buckets centroids (cut to the number of distinct usable vectors; at
- * least 1), `iterations` Lloyd steps from seeded sample points, and the
+ * n_buckets centroids (cut to the number of usable vectors: finite, and
+ * not zero under cosine; at least 1), `iterations` Lloyd steps from seeded sample points, and the
  * rotation. Writes rotation_out[bits * dim] and centroids_out[n_buckets *
  * dim]; returns the number of centroids, or -1 with a message in err, or
  * -2 when cancel (may be NULL), polled every few million operations,

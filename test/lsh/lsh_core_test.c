@@ -32,11 +32,7 @@
  *     centroids, and the `count` smallest in order, ties by number, NaN last.
  *  5. Small cases: dim 1..3, bits 1..dim, one bucket, n = 1, 2 (dim 1 is
  *     exact: the sketch loses nothing).
- *
- * A known core bug is tolerated unless built with -DTOLERATE_RESEED_BUG=0:
- * lsh_train's empty-cluster reseed decrements the largest cluster's count
- * before that cluster's mean is taken (when its number is higher), so that
- * centroid is sum / (count - m), not the mean (see test_kmeans).
+
  */
 #include "lsh/lsh_core.h"
 
@@ -1158,24 +1154,18 @@ test_train(void)
  * After 30 iterations the SSE to the nearest centroid is well below the SSE
  * to the global mean.
  */
-#ifndef TOLERATE_RESEED_BUG
-#define TOLERATE_RESEED_BUG 1
-#endif
-static int	known_bug = 0;
 
 static void
 test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 {
 	clock_t		c0 = clock();
 	uint64_t	saved_rng = rng_state;
-	int			known_before = known_bug;
 	float	   *centres = malloc(sizeof(float) * true_k * dim),
 			   *x = malloc(sizeof(float) * (size_t) n * dim);
 	double	   *xs = malloc(sizeof(double) * (size_t) n * dim),
 			   *mean = calloc(dim, sizeof(double)),
 			   *sums = malloc(sizeof(double) * (size_t) nb * dim);
-	int64_t    *cnt = malloc(sizeof(int64_t) * nb),
-			   *divisor = malloc(sizeof(int64_t) * nb);
+	int64_t    *cnt = malloc(sizeof(int64_t) * nb);
 	char	   *ambiguous = malloc(nb);
 	int		   *assign = malloc(sizeof(int) * n);
 	static const int steps[] = {0, 1, 3, 29};
@@ -1266,36 +1256,9 @@ test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 			sse += best;
 			cnt[assign[i]]++;
 		}
-#if TOLERATE_RESEED_BUG
-		/*
-		 * The core's bookkeeping when it reseeds an empty centroid c (a member of
-		 * the largest cluster `big`): counts[big]-- before big's own mean is
-		 * taken when big > c, so that centroid becomes sum / (count - m).
-		 */
-		{
-			int64_t    *counts = malloc(sizeof(int64_t) * nb);
-
-			memcpy(counts, cnt, sizeof(int64_t) * nb);
-			for (int c = 0; c < nb; c++)
-			{
-				int			big = 0;
-
-				divisor[c] = counts[c];
-				if (counts[c] > 0)
-					continue;
-				for (int c2 = 1; c2 < nb; c2++)
-					if (counts[c2] > counts[big])
-						big = c2;
-				counts[c] = 1;
-				counts[big] = counts[big] - 1 > 1 ? counts[big] - 1 : 1;
-			}
-			free(counts);
-		}
-#endif
 		for (int c = 0; c < nb; c++)
 		{
 			double		e = 0,
-						eb = 0,
 						cn = 0;
 
 			if (cnt[c] == 0 || ambiguous[c])
@@ -1310,22 +1273,8 @@ test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 
 				e += (a - m) * (a - m);
 				cn += m * m;
-#if TOLERATE_RESEED_BUG
-				m = sums[(size_t) c * dim + d] / divisor[c];
-				eb += (a - m) * (a - m);
-#endif
 			}
 			e = sqrt(e / (cn + 1e-30));
-			eb = sqrt(eb / (cn + 1e-30));
-			if (TOLERATE_RESEED_BUG && divisor[c] != cnt[c] && e >= 1e-5 && eb < 1e-5)
-			{
-				if (known_bug++ == 0)
-					printf("KNOWN CORE BUG (lsh_train, empty-cluster reseed): %s step %d: centroid %d = "
-						   "sum of its %ld points / %ld, %.2e from their mean\n", metric_names[metric],
-						   steps[t] + 1, c, (long) cnt[c], (long) divisor[c], e);
-				checked++;
-				continue;
-			}
 			CHECK(e < 1e-5, "%s k-means step %d: centroid %d is %.2e (relative) from the mean of its %ld points",
 				  metric_names[metric], steps[t] + 1, c, e, (long) cnt[c]);
 			if (e > worst_step)
@@ -1360,18 +1309,13 @@ test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 	CHECK(sse < 0.3 * sse0, "k-means SSE %.4g not below 0.3 x SSE to the mean %.4g", sse, sse0);
 	CHECK(checked >= 2 * nb, "k-means: only %d centroid steps checked", checked);
 	if (data_seed)
-	{
 		rng_state = saved_rng;
-		/* this data set hits the reseed bug (empty centroids in step 2) */
-		CHECK(!TOLERATE_RESEED_BUG || known_bug > known_before, "the reseed bug no longer shows: build with -DTOLERATE_RESEED_BUG=0");
-	}
 	free(centres);
 	free(x);
 	free(xs);
 	free(mean);
 	free(sums);
 	free(cnt);
-	free(divisor);
 	free(ambiguous);
 	free(assign);
 }
@@ -1904,10 +1848,6 @@ main(int argc, char **argv)
 	test_nan();
 	test_small();
 
-	if (known_bug)
-		printf("KNOWN CORE BUG tolerated for %d centroid(s): lsh_train's empty-cluster reseed decrements the "
-			   "largest cluster's count before its mean is taken (build with -DTOLERATE_RESEED_BUG=0 to fail)\n",
-			   known_bug);
 	printf("%s: %d failure(s), %.1f s\n", failures ? "FAILED" : "ok", failures,
 		   (double) (clock() - c0) / CLOCKS_PER_SEC);
 	return failures ? 1 : 0;
