@@ -95,7 +95,6 @@ typedef struct LshCache
 	LshMeta		meta;			/* as read; version: of bucket_last */
 	LshModel	model;
 	BlockNumber *bucket_last;	/* [n_buckets] newest page of each bucket */
-	float	   *scratch;		/* dim + bits floats, for lsh_hash */
 } LshCache;
 
 /* lsh_hash.c */

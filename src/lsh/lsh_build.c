@@ -31,6 +31,8 @@
 /* Lloyd steps: k-means++ would not pay on samples this size */
 #define KMEANS_ITERATIONS	10
 #define BUILD_SEED			UINT64CONST(0x6c73680000000001)
+/* Vectors hashed between interrupt checks */
+#define HASH_CHUNK			64
 
 /*
  * For lsh_train: stop when a cancel or termination is pending (not on every
@@ -143,7 +145,9 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	headers = palloc(sizeof(ImgsSlotHeader) * IMGS_GROUP_SLOTS);
 	vectors = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) dim * IMGS_GROUP_SLOTS);
 	{
-		float	   *scratch = palloc(sizeof(float) * (dim + bits));
+		Size		code_bytes = lsh_code_bytes((int32) bits);
+		uint8	   *codes = palloc(code_bytes * HASH_CHUNK);
+		float	   *floats = palloc(sizeof(float) * 3 * HASH_CHUNK);
 		uint32		ngroups;
 
 		imgs_store_open(&reader, index, &lsh_am, &load->header);
@@ -154,15 +158,24 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 			uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) load->n - first);
 
 			imgs_store_read_vectors(&reader, g, n, headers, vectors);
-			for (uint32 j = 0; j < n; j++)
+			for (uint32 j = 0; j < n; j += HASH_CHUNK)
 			{
-				LshEntry   *e = (LshEntry *) (entries + (Size) (first + j) * entry_size);
+				uint32		m = Min(HASH_CHUNK, n - j);
 
-				if ((j & 63) == 0)
-					CHECK_FOR_INTERRUPTS();
-				e->slot = first + j;
-				bucket_of[first + j] = lsh_hash(&cache.model, vectors + (Size) j * dim, e->code,
-												&e->norm2, &e->scale, &e->cdot, scratch);
+				CHECK_FOR_INTERRUPTS();
+				if (lsh_hash_many(&cache.model, vectors + (Size) j * dim, m, &bucket_of[first + j], codes,
+								  floats, floats + HASH_CHUNK, floats + 2 * HASH_CHUNK) != 0)
+					ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+				for (uint32 i = 0; i < m; i++)
+				{
+					LshEntry   *e = (LshEntry *) (entries + (Size) (first + j + i) * entry_size);
+
+					e->slot = first + j + i;
+					e->norm2 = floats[i];
+					e->scale = floats[HASH_CHUNK + i];
+					e->cdot = floats[2 * HASH_CHUNK + i];
+					memcpy(e->code, codes + (Size) i * code_bytes, code_bytes);
+				}
 			}
 			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, first + n);
 		}

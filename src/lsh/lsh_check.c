@@ -31,7 +31,9 @@ check_entry(Relation index, uint32 bucket, const char *entry, const float *x, vo
 	int32		b;
 
 	b = lsh_hash(&ec->cache->model, x, expected->code, &expected->norm2, &expected->scale,
-				 &expected->cdot, ec->cache->scratch);
+				 &expected->cdot);
+	if (b < 0)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if ((uint32) b != bucket)
 		imgs_index_corrupted(index, "has the entry for slot %u in bucket %u; its vector hashes to %d",
 							 e->slot, bucket, b);

@@ -6,6 +6,7 @@
 #include "index/orthonormal.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -32,21 +33,65 @@ prepare_vector(int32_t metric, const float *x, int32_t dim, float *out)
     return true;
 }
 
-// Index of the centroid nearest to x (L2), ties to the lowest number.
-int32_t
-nearest(const float *centroids, const float *c_norms, int32_t k, const float *x, int32_t dim)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LSH_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LSH_KERNEL
+#endif
+
+// Vectors are hashed LANES at a time: each row of a matrix (a centroid, a
+// rotation row) is read once for all of them, from a transposed block.
+constexpr int LANES = 8;
+
+// out[r * LANES + j] = sum over d of rows[r][d] * xt[d * LANES + j], in
+// float, d ascending: one lane's sum does not depend on the others, so a
+// vector hashes to the same bits alone (insert, check) or in a block (build).
+LSH_KERNEL void
+dots_lanes(const float *__restrict xt, const float *__restrict rows, int32_t nrows, int32_t dim,
+           float *__restrict out)
 {
-    int32_t best = 0;
-    double best_d = INFINITY;
-    for (int32_t c = 0; c < k; c++) {
-        // |x - c|^2 - |x|^2: the ranking needs no |x|^2
-        double d = (double) c_norms[c] - 2 * imgs_inner_product(x, centroids + (size_t) c * dim, dim);
-        if (d < best_d) {
-            best_d = d;
-            best = c;
+    for (int32_t r = 0; r < nrows; r++) {
+        const float *row = rows + (size_t) r * dim;
+        float acc[LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int32_t d = 0; d < dim; d++) {
+            float v = row[d];
+            const float *x = xt + (size_t) d * LANES;
+#pragma omp simd
+            for (int j = 0; j < LANES; j++)
+                acc[j] += v * x[j];
+        }
+        for (int j = 0; j < LANES; j++)
+            out[(size_t) r * LANES + j] = acc[j];
+    }
+}
+
+// Lane j of xt (dim x LANES) := x (dim floats).
+void
+set_lane(float *xt, int32_t dim, int j, const float *x)
+{
+    for (int32_t d = 0; d < dim; d++)
+        xt[(size_t) d * LANES + j] = x[d];
+}
+
+// The nearest of k centroids (L2) to each of the first n lanes of xt, ties
+// to the lowest number; dots: k * LANES floats of scratch.
+void
+nearest_lanes(const float *centroids, const float *c_norms, int32_t k, const float *xt, int32_t dim,
+              int n, int32_t *best, float *dots)
+{
+    dots_lanes(xt, centroids, k, dim, dots);
+    for (int j = 0; j < n; j++) {
+        double best_d = INFINITY;
+        best[j] = 0;
+        for (int32_t c = 0; c < k; c++) {
+            // |x - c|^2 - |x|^2: the ranking needs no |x|^2
+            double d = (double) c_norms[c] - 2.0 * dots[(size_t) c * LANES + j];
+            if (d < best_d) {
+                best_d = d;
+                best[j] = c;
+            }
         }
     }
-    return best;
 }
 
 void
@@ -138,12 +183,17 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
         std::vector<int32_t> assign(m);
         std::vector<double> sums((size_t) k * dim);
         std::vector<int64_t> counts(k);
+        std::vector<float> xt((size_t) dim * LANES), dots((size_t) k * LANES);
         int64_t work = 0;
         for (int32_t it = 0; it < iterations; it++) {
             centroid_norms(centroids_out, k, dim, norms.data());
-            for (int64_t i = 0; i < m; i++) {
-                assign[i] = nearest(centroids_out, norms.data(), k, &xs[(size_t) i * dim], dim);
-                work += (int64_t) k * dim;
+            for (int64_t i = 0; i < m; i += LANES) {
+                int n = (int) std::min<int64_t>(LANES, m - i);
+                std::fill(xt.begin(), xt.end(), 0.0f);
+                for (int j = 0; j < n; j++)
+                    set_lane(xt.data(), dim, j, &xs[(size_t) (i + j) * dim]);
+                nearest_lanes(centroids_out, norms.data(), k, xt.data(), dim, n, &assign[i], dots.data());
+                work += (int64_t) k * dim * n;
                 if (work > 50000000) {
                     work = 0;
                     if (cancel && cancel())
@@ -206,55 +256,122 @@ lsh_model_prepare(LshModel *model)
                                            model->centroids + (size_t) c * model->dim, model->dim);
 }
 
+namespace {
+
+// Hashes n (<= LANES) raw vectors xs[j]: bucket, sketch (zeroed first), floats.
+void
+hash_lanes(const LshModel *model, const float *const *xs, int n, int32_t *bucket, uint8_t *const *code,
+           float *norm2, float *scale, float *cdot)
+{
+    int32_t dim = model->dim, bits = model->bits;
+    std::vector<float> xp((size_t) LANES * dim), xt((size_t) dim * LANES, 0.0f);
+    std::vector<float> dots((size_t) std::max(model->n_buckets, bits) * LANES);
+    bool has_dir[LANES];
+
+    for (int j = 0; j < n; j++) {
+        has_dir[j] = prepare_vector(model->metric, xs[j], dim, &xp[(size_t) j * dim]);
+        if (has_dir[j])
+            set_lane(xt.data(), dim, j, &xp[(size_t) j * dim]);
+    }
+    nearest_lanes(model->centroids, model->c_norms, model->n_buckets, xt.data(), dim, n, bucket,
+                  dots.data());
+    // the residuals, then their rotation
+    std::fill(xt.begin(), xt.end(), 0.0f);
+    for (int j = 0; j < n; j++) {
+        float *r = &xp[(size_t) j * dim];
+        if (!has_dir[j])
+            continue;
+        const float *c = model->centroids + (size_t) bucket[j] * dim;
+        for (int32_t d = 0; d < dim; d++)
+            r[d] -= c[d];
+        set_lane(xt.data(), dim, j, r);
+    }
+    dots_lanes(xt.data(), model->rotation, bits, dim, dots.data());
+    for (int j = 0; j < n; j++) {
+        std::memset(code[j], 0, lsh_code_bytes(bits));
+        if (!has_dir[j]) {
+            // a zero vector under cosine: no direction, ranked last
+            bucket[j] = 0;
+            norm2[j] = INFINITY;
+            scale[j] = 0;
+            cdot[j] = 0;
+            continue;
+        }
+        const float *rc = model->rot_centroids + (size_t) bucket[j] * bits;
+        double l1 = 0, l2 = 0, cd = 0;
+        for (int32_t b = 0; b < bits; b++) {
+            double v = dots[(size_t) b * LANES + j];
+            if (v > 0)
+                code[j][b >> 3] |= (uint8_t) (1u << (b & 7));
+            cd += v > 0 ? rc[b] : -rc[b];
+            l1 += std::fabs(v);
+            l2 += v * v;
+        }
+        double n2 = imgs_norm_squared(&xp[(size_t) j * dim], dim);
+        norm2[j] = std::isfinite(n2) && n2 <= FLT_MAX ? (float) n2 : INFINITY;
+        double sc = l1 > 0 ? (double) dim / bits * l2 / l1 : 0.0;
+        scale[j] = std::isfinite(sc) && sc <= FLT_MAX ? (float) sc : 0.0f;
+        cdot[j] = std::isfinite(cd) && std::fabs(cd) <= FLT_MAX ? (float) cd : 0.0f;
+    }
+}
+
+}  // namespace
+
 void
 lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out, float *scratch)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = x + (size_t) i * model->dim;
-        if (!prepare_vector(model->metric, xi, model->dim, scratch))
-            out[i] = 0;
-        else
-            out[i] = nearest(model->centroids, model->c_norms, model->n_buckets, scratch, model->dim);
+    int32_t dim = model->dim;
+    std::vector<float> xt((size_t) dim * LANES), dots((size_t) model->n_buckets * LANES);
+    for (int64_t i = 0; i < n; i += LANES) {
+        int m = (int) std::min<int64_t>(LANES, n - i);
+        bool has_dir[LANES];
+        std::fill(xt.begin(), xt.end(), 0.0f);
+        for (int j = 0; j < m; j++) {
+            has_dir[j] = prepare_vector(model->metric, x + (size_t) (i + j) * dim, dim, scratch);
+            if (has_dir[j])
+                set_lane(xt.data(), dim, j, scratch);
+        }
+        nearest_lanes(model->centroids, model->c_norms, model->n_buckets, xt.data(), dim, m, &out[i],
+                      dots.data());
+        for (int j = 0; j < m; j++)
+            if (!has_dir[j])
+                out[i + j] = 0;
     }
 }
 
 int32_t
 lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2, float *scale,
-         float *cdot, float *scratch)
+         float *cdot)
 {
-    int32_t dim = model->dim, bits = model->bits;
-    float *xp = scratch;
-    float *y = scratch + dim;
-    std::memset(code, 0, lsh_code_bytes(bits));
-    if (!prepare_vector(model->metric, x, dim, xp)) {
-        *norm2 = INFINITY;
-        *scale = 0;
-        *cdot = 0;
-        return 0;
+    int32_t bucket;
+    try {
+        hash_lanes(model, &x, 1, &bucket, &code, norm2, scale, cdot);
+    } catch (...) {
+        return -1;
     }
-    int32_t b = nearest(model->centroids, model->c_norms, model->n_buckets, xp, dim);
-    const float *c = model->centroids + (size_t) b * dim;
-    for (int32_t d = 0; d < dim; d++)
-        xp[d] -= c[d];
-    const float *rc = model->rot_centroids + (size_t) b * bits;
-    double l1 = 0, l2 = 0, cd = 0;
-    for (int32_t j = 0; j < bits; j++) {
-        double v = imgs_inner_product(model->rotation + (size_t) j * dim, xp, dim);
-        y[j] = (float) v;
-        if (v > 0)
-            code[j >> 3] |= (uint8_t) (1u << (j & 7));
-        cd += v > 0 ? rc[j] : -rc[j];
-        l1 += std::fabs(v);
-        l2 += v * v;
+    return bucket;
+}
+
+int
+lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket, uint8_t *codes,
+              float *norm2, float *scale, float *cdot)
+{
+    try {
+        size_t nbytes = lsh_code_bytes(model->bits);
+        for (int64_t i = 0; i < n; i += LANES) {
+            int m = (int) std::min<int64_t>(LANES, n - i);
+            const float *xs[LANES];
+            uint8_t *cs[LANES];
+            for (int j = 0; j < m; j++) {
+                xs[j] = x + (size_t) (i + j) * model->dim;
+                cs[j] = codes + (size_t) (i + j) * nbytes;
+            }
+            hash_lanes(model, xs, m, &bucket[i], cs, &norm2[i], &scale[i], &cdot[i]);
+        }
+    } catch (...) {
+        return -1;
     }
-    *cdot = std::isfinite(cd) ? (float) cd : 0.0f;
-    *norm2 = (float) imgs_norm_squared(xp, dim);
-    *scale = l1 > 0 ? (float) ((double) dim / bits * l2 / l1) : 0.0f;
-    if (!std::isfinite(*norm2))
-        *norm2 = INFINITY;
-    if (!std::isfinite(*scale))
-        *scale = 0;
-    return b;
+    return 0;
 }
 
 LshQuery *

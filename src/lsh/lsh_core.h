@@ -86,12 +86,21 @@ extern void lsh_model_prepare(LshModel *model);
  * Hashes one raw vector: returns its bucket, writes its sketch
  * (lsh_code_bytes(bits) bytes), norm2, scale and cdot. A zero vector under the
  * cosine metric (no direction) goes to bucket 0 with norm2 = +inf (ranked
- * last; its exact key is NaN anyway). scratch: dim + bits floats.
+ * last; its exact key is NaN anyway). Returns -1 when out of memory.
  */
 extern int32_t lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2,
-						float *scale, float *cdot, float *scratch);
+						float *scale, float *cdot);
 
-/* Nearest centroids of a set of vectors (build): out[i] for x[i]. */
+/*
+ * lsh_hash for n vectors (n x dim) at a time (the build: each centroid and
+ * rotation row is read once per eight vectors; the same bits as lsh_hash):
+ * bucket[i], sketch i at codes + i * lsh_code_bytes(bits), the floats.
+ * Returns 0, or -1 when out of memory.
+ */
+extern int	lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket,
+						  uint8_t *codes, float *norm2, float *scale, float *cdot);
+
+/* Nearest centroids of a set of vectors: out[i] for x[i]. scratch: dim floats. */
 extern void lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out,
 					   float *scratch);
 

@@ -56,7 +56,6 @@ load_hash(Relation index, LshCache *cache, const ImgsIndexMeta *header, const Ls
 	cache->model.c_norms = palloc(sizeof(float) * meta->n_buckets);
 	lsh_model_prepare(&cache->model);
 	cache->bucket_last = palloc(sizeof(BlockNumber) * meta->n_buckets);
-	cache->scratch = palloc(sizeof(float) * (dim + meta->bits));
 }
 
 /* Each bucket's newest page, as the directory holds them now. */

@@ -340,7 +340,7 @@ check_hash(const Model *md, const float *x, uint8_t *code, float f[3], HashStats
 	for (int i = 0; i < 8; i++)
 		scratch[dim + bits + i] = 1234.5f;
 	memset(code2 + nbytes, 0xA5, 8);
-	b = lsh_hash(m, x, code2, &f[0], &f[1], &f[2], scratch);
+	b = lsh_hash(m, x, code2, &f[0], &f[1], &f[2]);
 	for (int i = 0; i < 8; i++)
 		CHECK(scratch[dim + bits + i] == 1234.5f && code2[nbytes + i] == 0xA5,
 			  "lsh_hash wrote past scratch (dim + bits floats) or the sketch (%d bytes)", nbytes);
@@ -351,7 +351,7 @@ check_hash(const Model *md, const float *x, uint8_t *code, float f[3], HashStats
 	for (int i = 0; i < dim + bits; i++)
 		scratch[i] = (float) (i * 7.25 - 3);
 	memset(code2, 0x5A, nbytes);
-	b2 = lsh_hash(m, x, code2, &f2[0], &f2[1], &f2[2], scratch);
+	b2 = lsh_hash(m, x, code2, &f2[0], &f2[1], &f2[2]);
 	CHECK(b2 == b && memcmp(code, code2, nbytes) == 0 && memcmp(f, f2, sizeof f2) == 0,
 		  "lsh_hash not deterministic");
 
@@ -1395,7 +1395,7 @@ test_hash(int metric, int dim, int bits, int nb)
 			v[d] = (float) (gauss() * s);
 		if (i % 5 == 0)
 			v[next_u64() % dim] = (i & 1 ? 1 : -1) * 3.0e38f;
-		b = lsh_hash(&md.m, v, code, &f[0], &f[1], &f[2], scratch);
+		b = lsh_hash(&md.m, v, code, &f[0], &f[1], &f[2]);
 		CHECK(b >= 0 && b < k && !isnan(f[0]) && !isnan(f[1]) && !isnan(f[2]) && f[0] >= 0 && f[1] >= 0,
 			  "extreme vector (scale %.0e): bucket %d, floats %g %g %g", s, b, f[0], f[1], f[2]);
 		free(scratch);
