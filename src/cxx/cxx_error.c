@@ -32,5 +32,11 @@ imgs_raise_cxx_error(const ImgsError *err)
 bool
 imgs_interrupt_pending(void)
 {
-	return InterruptPending;
+	/*
+	 * Not InterruptPending alone: most interrupts (a catchup signal, the idle
+	 * statistics timeout, a barrier) are handled by CHECK_FOR_INTERRUPTS
+	 * without an error, and a loop that stopped for one of them would fail a
+	 * statement nobody canceled (an lsh CREATE INDEX did).
+	 */
+	return QueryCancelPending || ProcDiePending || CheckClientConnectionPending || ClientConnectionLost;
 }

@@ -48,8 +48,9 @@ extern void imgs_raise_cxx_error(const ImgsError *err)
 			;
 
 /*
- * True when PostgreSQL has an interrupt pending. Long C++ loops poll this and
- * return early (IMGS_SQLSTATE_QUERY_CANCELED); only a plain variable read, so
+ * True when PostgreSQL has an interrupt pending that will end the statement
+ * (a cancel, a statement timeout, termination, a lost client). Long C++
+ * loops poll this and return early (IMGS_SQLSTATE_QUERY_CANCELED); only a plain variable read, so
  * it is safe anywhere on the backend's main thread (never from other threads).
  */
 extern bool imgs_interrupt_pending(void);

@@ -21,6 +21,7 @@
 #include "pgstat.h"
 #include "utils/memutils.h"
 
+#include "cxx/cxx_error.h"
 #include "index/build_load.h"
 #include "index/index_am.h"
 #include "lsh/lsh.h"
@@ -34,14 +35,11 @@
 /* Vectors hashed between interrupt checks */
 #define HASH_CHUNK			64
 
-/*
- * For lsh_train: stop when a cancel or termination is pending (not on every
- * interrupt: most, such as a catchup signal, are handled without an error).
- */
+/* For lsh_train (a C callback): whether the statement is to end (cxx/cxx_error.h). */
 static int
 cancel_pending(void)
 {
-	return QueryCancelPending || ProcDiePending;
+	return imgs_interrupt_pending() ? 1 : 0;
 }
 
 /* The number of buckets for n vectors: the reloption, or sqrt(n) (README.md "lsh"). */
