@@ -165,10 +165,11 @@ def lsh_unbounded_rows(dsn, table, index, nq):
         c.execute("SET imgsearch.method = 'lsh'")
         ids = [r[0] for r in got]
         d = [r[1] for r in got]
-        missed = set(truth) - set(ids)
+        got_ids = set(ids)
+        missed = set(truth) - got_ids
         floor = max((truth[m] for m in missed), default=float('-inf'))
-        kept &= (len(set(ids)) == len(ids) and all(a <= b for a, b in zip(d, d[1:]))
-                 and all(m in set(ids) for m, v in truth.items() if v > floor))
+        kept &= (len(got_ids) == len(ids) and all(a <= b for a, b in zip(d, d[1:]))
+                 and all(m in got_ids for m, v in truth.items() if v > floor))
         counts.append(len(ids))
     conn.close()
     return counts, kept
@@ -237,14 +238,15 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     flat = faiss.IndexFlatL2(dim)
     flat.add(x)
     bits = args.faiss_lsh_bits or args.lsh_bits or min(dim, 1024)
-    t = time.perf_counter()
-    flsh = faiss.IndexLSH(dim, bits, True, True)     # random rotation, trained (median) thresholds
-    flsh.train(x)
-    flsh.add(x)
-    builds['faiss_lsh_in_process_1_thread'] = round(time.perf_counter() - t, 2)
-    print(f'  faiss IndexLSH ({bits} bits) build {builds["faiss_lsh_in_process_1_thread"]} s', flush=True)
-    refine = faiss.IndexRefine(flsh, flat)           # re-ranks from flat's vectors: no second copy
-    refine.k_factor = (args.faiss_lsh_refine + 0.5) / K      # faiss re-ranks int(K * k_factor) codes
+    if not args.no_faiss_lsh:
+        t = time.perf_counter()
+        flsh = faiss.IndexLSH(dim, bits, True, True)     # random rotation, trained (median) thresholds
+        flsh.train(x)
+        flsh.add(x)
+        builds['faiss_lsh_in_process_1_thread'] = round(time.perf_counter() - t, 2)
+        print(f'  faiss IndexLSH ({bits} bits) build {builds["faiss_lsh_in_process_1_thread"]} s', flush=True)
+        refine = faiss.IndexRefine(flsh, flat)           # re-ranks from flat's vectors: no second copy
+        refine.k_factor = (args.faiss_lsh_refine + 0.5) / K      # faiss re-ranks int(K * k_factor) codes
 
     sessions = Sessions(dsn)
     sql = query_sql(table)
@@ -263,8 +265,9 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     if not args.no_argsort:
         methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
     methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
-    methods['faiss_lsh'] = lambda i: flsh.search(xq[i:i + 1], K)[1][0].tolist()
-    methods[f'faiss_lsh_refine{args.faiss_lsh_refine}'] = lambda i: refine.search(xq[i:i + 1], K)[1][0].tolist()
+    if not args.no_faiss_lsh:
+        methods['faiss_lsh'] = lambda i: flsh.search(xq[i:i + 1], K)[1][0].tolist()
+        methods[f'faiss_lsh_refine{args.faiss_lsh_refine}'] = lambda i: refine.search(xq[i:i + 1], K)[1][0].tolist()
     hnsw.add_methods(methods, sessions, table, xq)
 
     seconds, answers, query_s = round_robin(methods, nq, seed)
@@ -546,6 +549,8 @@ def main():
                     'recall is then against faiss IndexFlatL2')
     ap.add_argument('--no-hnsw', action='store_true', help='no HNSW (pgvector or faiss)')
     ap.add_argument('--no-lsh-exact', action='store_true', help='do not time lsh_exact')
+    ap.add_argument('--no-faiss-lsh', action='store_true',
+                    help='no faiss IndexLSH (its build takes minutes at 1M: 1M runs)')
     ap.add_argument('--no-inserts', action='store_true', help='skip the inserts experiment')
     ap.add_argument('--inserts-sets', default='demo512,hard512', help='sets of the inserts experiment')
     ap.add_argument('--inserts-n', type=int, default=50_000, help='rows the inserts experiment builds on')
