@@ -172,6 +172,18 @@ BEGIN
 END
 $$;
 
+-- One image of the collection, whole (base64): the page's larger view, and
+-- "search with this image".
+CREATE OR REPLACE FUNCTION api.image(id bigint)
+RETURNS TABLE (name text, grp text, width int, height int, image text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT i.name, i.grp, i.width, i.height, encode(i.img, 'base64')
+	  FROM gallery.images i
+	 WHERE i.id = image.id
+$$;
+
 -- What the page shows about the collection and the model.
 CREATE OR REPLACE FUNCTION api.stats()
 RETURNS json

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall } from './api.js';
 import { boxFromDrag, boxFromKey, boxToArray, boxToView } from './box.js';
 import { sendPlan } from './image.js';
+import { groupResults, labelFor, labelsFor } from './labels.js';
 
 const API = apiBase(window.location, import.meta.env.VITE_API_URL);
 
@@ -175,6 +176,57 @@ function Preview({ src, natural, box, setBox }) {
   );
 }
 
+function Card({ r, th, onOpen, more }) {
+  const label = labelFor(r.distance, th);
+  return (
+    <li className="card" data-group={r.grp}>
+      <button type="button" className="open" onClick={() => onOpen(r)} aria-label={`Open ${r.name} larger`}>
+        <img src={`data:image/jpeg;base64,${r.thumb}`} alt={r.name} loading="lazy" />
+      </button>
+      <div className="meta">
+        <span className="rank">#{r.rank}</span>
+        {label && <span className={`label ${label}`} data-testid="label">{label}</span>}
+        <span className="dist" title="L2 distance">{r.distance.toFixed(4)}</span>
+      </div>
+      <div className="name" title={r.name}>{r.name}</div>
+      {more > 0 && <div className="more" data-testid="more">+{more} more view{more > 1 ? 's' : ''} of this photograph</div>}
+    </li>
+  );
+}
+
+// A result, larger (the whole image, from api.image), with "search with
+// this image".
+function Lightbox({ item, onClose, onSearch }) {
+  const [full, setFull] = useState(null);
+  const [error, setError] = useState(null);
+  const closeRef = useRef(null);
+  useEffect(() => {
+    let live = true;
+    rpc(API, 'image', { id: item.id })
+      .then((rows) => { if (live) setFull(rows[0] || null); })
+      .catch((e) => { if (live) setError(e); });
+    closeRef.current?.focus();
+    const onKey = (e) => { if (e.key === 'Escape') onClose(); };
+    window.addEventListener('keydown', onKey);
+    return () => { live = false; window.removeEventListener('keydown', onKey); };
+  }, [item, onClose]);
+  const src = full ? `data:image/jpeg;base64,${full.image}` : `data:image/jpeg;base64,${item.thumb}`;
+  return (
+    <div className="lightbox" role="dialog" aria-modal="true" aria-label={item.name} data-testid="lightbox"
+      onClick={(e) => { if (e.target === e.currentTarget) onClose(); }}>
+      <div className="lightbox-body">
+        <img src={src} alt={item.name} data-testid="lightbox-img" data-full={full ? 'yes' : 'no'} />
+        <p>{item.name} · photograph {item.grp}{full && <> · {full.width}×{full.height}</>} · distance {item.distance.toFixed(4)}</p>
+        {error && <ErrorBox error={error} />}
+        <div className="lightbox-actions">
+          <button type="button" className="primary" disabled={!full} onClick={() => onSearch(full)} data-testid="search-this">Search with this image</button>
+          <button type="button" ref={closeRef} onClick={onClose} data-testid="close">Close</button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
 export default function App() {
   const [stats, setStats] = useState(null);
   const [methods, setMethods] = useState(['argsort']);
@@ -187,9 +239,12 @@ export default function App() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [dragOver, setDragOver] = useState(false);
+  const [grouped, setGrouped] = useState(false);
+  const [opened, setOpened] = useState(null);   // the result shown larger
   const inflight = useRef(null);                // the AbortController of the running search
   const fileSeq = useRef(0);                    // the latest file taken: older loads are dropped
   const resultsRef = useRef(null);
+  const scrollPending = useRef(false);         // a search answered: show its results once drawn
   const kValue = parseK(k);
   // Dropping needs a mouse; phones and tablets choose or paste.
   const canDrop = typeof window.matchMedia === 'function' && window.matchMedia('(hover: hover) and (pointer: fine)').matches;
@@ -198,6 +253,16 @@ export default function App() {
     rpc(API, 'methods').then((rows) => setMethods(rows.map((r) => r.method))).catch(setError);
     rpc(API, 'stats').then(setStats).catch(setError);
   }, []);
+
+  // In one column (phones), the results are below the query: scroll to them
+  // once they are drawn.
+  useEffect(() => {
+    if (!scrollPending.current || !results) return;
+    scrollPending.current = false;
+    if (window.matchMedia?.('(max-width: 820px)').matches) {
+      resultsRef.current?.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    }
+  }, [results, timing]);
 
   // Stops the running search, if any: its answer is for another query.
   const stopSearch = useCallback(() => {
@@ -225,12 +290,14 @@ export default function App() {
       const img = await loadImage(url);
       const prepared = await prepareImage(file, img);
       if (seq !== fileSeq.current) { URL.revokeObjectURL(url); return undefined; }
+      const next = { name: file.name || 'pasted image', url, base64: prepared.base64,
+        natural: { width: prepared.width, height: prepared.height }, sent: prepared.sent };
       setQuery((old) => {
         if (old) URL.revokeObjectURL(old.url);
-        return { name: file.name || 'pasted image', url, base64: prepared.base64,
-          natural: { width: prepared.width, height: prepared.height }, sent: prepared.sent };
+        return next;
       });
       setError(null);
+      return next;
     } catch (err) {
       URL.revokeObjectURL(url);
       reject(err instanceof ApiError ? err.message : `The browser cannot show ${file.name || 'that file'}`);
@@ -259,20 +326,20 @@ export default function App() {
     };
   }, [takeFile]);
 
-  const runSearch = async () => {
-    if (!query || kValue === null) return;
+  const runSearch = async (q = query, area = box) => {
+    if (!q || kValue === null) return;
     stopSearch();
     const controller = new AbortController();
     inflight.current = controller;
     setBusy(true);
     setError(null);
     try {
-      const args = { image: query.base64, k: kValue, method };
-      if (box) {
+      const args = { image: q.base64, k: kValue, method };
+      if (area) {
         // The box is in the pixels shown; the server sees the sent image.
-        const a = boxToArray(box);
-        args.box = query.sent ? a.map((v, i) => Math.round(v * (i % 2 === 0
-          ? query.sent.width / query.natural.width : query.sent.height / query.natural.height))) : a;
+        const a = boxToArray(area);
+        args.box = q.sent ? a.map((v, i) => Math.round(v * (i % 2 === 0
+          ? q.sent.width / q.natural.width : q.sent.height / q.natural.height))) : a;
       }
       const { rows, headers, ms } = await rpcCall(API, 'search', args, { signal: controller.signal });
       if (inflight.current !== controller) return;
@@ -280,11 +347,9 @@ export default function App() {
       setResults(rows);
       setTiming({
         ms, model: server.model, db: server.db,
-        ran: headers.get('X-Search-Method') || method, method, k: kValue, area: !!box,
+        ran: headers.get('X-Search-Method') || method, method, k: kValue, area: !!area,
       });
-      if (window.matchMedia?.('(max-width: 820px)').matches) {
-        resultsRef.current?.scrollIntoView({ behavior: 'smooth', block: 'start' });
-      }
+      scrollPending.current = true;
     } catch (err) {
       if (err && err.name === 'AbortError') return;   // canceled, or replaced by a newer search
       if (inflight.current !== controller) return;
@@ -300,6 +365,15 @@ export default function App() {
   };
 
   const onSubmit = (e) => { e.preventDefault(); runSearch(); };
+  const closeLightbox = useCallback(() => setOpened(null), []);
+  const searchWith = async (full) => {
+    setOpened(null);
+    const bytes = Uint8Array.from(atob(full.image), (c) => c.charCodeAt(0));
+    const q = await takeFile(new File([bytes], full.name, { type: 'image/jpeg' }));
+    if (q) runSearch(q, null);
+  };
+  const th = labelsFor(stats?.model);
+  const closest = results && results.length > 0 ? results[0] : null;
   const cancel = () => { stopSearch(); setError(new ApiError('Search canceled.')); };
 
   const split = timing && timing.model !== undefined && timing.db !== undefined
@@ -358,7 +432,7 @@ export default function App() {
             </button>
           </div>
           {kValue === null && <p className="field-error" id="k-error" data-testid="k-error">k must be a whole number from 1 to 1000.</p>}
-          <ErrorBox error={error} onRetry={query ? runSearch : null} />
+          <ErrorBox error={error} onRetry={query ? () => runSearch() : null} />
         </form>
 
         <section className={`results${busy ? ' stale' : ''}`} aria-label="Results" aria-busy={busy} ref={resultsRef}>
@@ -369,22 +443,31 @@ export default function App() {
           )}
           {results && results.length === 0 && <p className="empty">No images have features yet.</p>}
           {!results && !error && <p className="empty">{busy ? 'Searching…' : 'Results appear here.'}</p>}
+          {results && results.length > 0 && (
+            <div className="result-tools">
+              {th && closest && !labelFor(closest.distance, th) && (
+                <p className="no-close" data-testid="no-close">
+                  No close match: the nearest image is at distance {closest.distance.toFixed(3)};
+                  other views of one demo photograph are within {th.near_duplicate.toFixed(3)}.
+                </p>
+              )}
+              {!th && stats && <p className="hint">Match labels are measured for the demo's model only.</p>}
+              <label className="check">
+                <input type="checkbox" checked={grouped} onChange={(e) => setGrouped(e.target.checked)} data-testid="group" />
+                group the views of one photograph
+              </label>
+            </div>
+          )}
           {results && (
             <ol className="grid" data-testid="results">
-              {results.map((r) => (
-                <li key={r.id} className="card" data-group={r.grp}>
-                  <img src={`data:image/jpeg;base64,${r.thumb}`} alt={r.name} loading="lazy" />
-                  <div className="meta">
-                    <span className="rank">#{r.rank}</span>
-                    <span className="dist" title="L2 distance">{r.distance.toFixed(4)}</span>
-                  </div>
-                  <div className="name" title={r.name}>{r.name}</div>
-                </li>
-              ))}
+              {grouped
+                ? groupResults(results).map((g) => <Card key={g.grp} r={g.rows[0]} th={th} onOpen={setOpened} more={g.rows.length - 1} />)
+                : results.map((r) => <Card key={r.id} r={r} th={th} onOpen={setOpened} />)}
             </ol>
           )}
         </section>
       </main>
+      {opened && <Lightbox item={opened} onClose={closeLightbox} onSearch={searchWith} />}
     </div>
   );
 }
