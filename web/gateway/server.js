@@ -166,9 +166,11 @@ function callSql(schema, f, keys) {
     current_setting('response.headers', true) AS headers FROM pgrst_source t`;
 }
 
-async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRequest, heldClient = null) {
+// running, when given, is told the session's backend pid while the call runs.
+async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRequest, heldClient = null, running = null) {
   if (heldClient) return callWith(heldClient, cfg, schema, fn, args, viaJsonBody, readOnlyRequest);
   const client = await pool.connect();
+  if (running) running.pid = client.processID;
   let broken = false;
   try {
     return await callWith(client, cfg, schema, fn, args, viaJsonBody, readOnlyRequest);
@@ -176,7 +178,25 @@ async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRe
     if (err.brokenSession || !(err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5))) broken = true;
     throw err;
   } finally {
+    if (running) {
+      running.pid = null;
+      // not back into the pool before a cancel is through: it would hit another request
+      await running.canceling;
+    }
     client.release(broken ? true : undefined);
+  }
+}
+
+// Cancels what backend pid runs (a client that went away waits for nothing):
+// from a session of its own, as the same login, which may signal it.
+async function cancelBackend(cfg, pid) {
+  const c = new pg.Client({ connectionString: cfg.dbUri, application_name: 'imgsearch-gateway-cancel' });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.query('SELECT pg_cancel_backend($1)', [pid]);
+  } catch { /* gone already */ } finally {
+    c.end().catch(() => {});
   }
 }
 
@@ -327,7 +347,14 @@ export function createGateway(cfg) {
     }
 
     await warming;
-    const row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST');
+    // A client that leaves before the answer (the page's Cancel) stops the
+    // statement: under load its search would hold a session for nothing.
+    const running = { pid: null, canceling: null };
+    const onClose = () => {
+      if (!res.writableFinished && running.pid) running.canceling = cancelBackend(cfg, running.pid);
+    };
+    res.on('close', onClose);
+    const row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST', null, running);
     const n = Number(row.n);
     send(req, res, 200, row.body, {
       ...responseHeaders(row.headers),

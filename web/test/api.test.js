@@ -435,3 +435,33 @@ test('12 concurrent searches: 200 or 503 busy, never 500', async (t) => {
   });
   assert.ok(statuses.includes(200), 'some complete');
 });
+
+// The page's Cancel aborts its request; the gateway then cancels the
+// statement, so that the search does not hold a session for nothing. The
+// session's last statement tells: ROLLBACK (canceled) or COMMIT (ran out).
+test('a search whose client leaves is canceled in the database', async () => {
+  const running = async () => (await db.query(`SELECT pid FROM pg_stat_activity
+    WHERE application_name = 'imgsearch-gateway' AND state = 'active' AND query LIKE '%pgrst_source%'`)).rows;
+  const controller = new AbortController();
+  const call = fetch(`${api}/rpc/search`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: controller.signal,
+    body: JSON.stringify({ image: makeJpeg(1999, 1333).toString('base64'), k: 3 }),
+  }).catch((e) => e);
+  let pids = [];
+  for (let i = 0; i < 200 && pids.length === 0; i++) {
+    pids = await running();
+    if (pids.length === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(pids.length, 1, 'the search is seen running');
+  controller.abort();
+  assert.equal((await call).name, 'AbortError');
+  let last;
+  for (let i = 0; i < 300; i++) {
+    const { rows } = await db.query('SELECT state, query FROM pg_stat_activity WHERE pid = $1', [pids[0].pid]);
+    last = rows[0];
+    if (last.state === 'idle') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(last.state, 'idle');
+  assert.equal(last.query, 'ROLLBACK');
+});
