@@ -30,8 +30,8 @@ def main():
     args = ap.parse_args()
     conn = psycopg2.connect('')
     cur = conn.cursor()
-    cur.execute('SELECT layer, weights, sha256 FROM imgsearch_model_info()')
-    layer, weights, sha256 = cur.fetchone()
+    cur.execute('SELECT layer, weights FROM imgsearch_model_info()')
+    layer, weights = cur.fetchone()
     cur.execute('SELECT id, grp, feat::real[] FROM gallery.images WHERE feat IS NOT NULL ORDER BY id')
     rows = cur.fetchall()
     ids = np.array([r[0] for r in rows])
@@ -69,7 +69,7 @@ def main():
            f'{(within <= near).mean():.1%} of pairs within the threshold, {(nearest_view <= near).mean():.1%} of images '
            f'have another view within it; the same image re-encoded as JPEG 80-95 moves at most {reenc.max():.4f} '
            f'({len(reenc)} tries; identical below 1.2 times that)')
-    out = {'model': {'layer': layer, 'weights': weights, 'sha256': sha256},
+    out = {'model': {'layer': layer, 'weights': weights},
            'identical': identical, 'near_duplicate': near, 'how': how}
     print(json.dumps(out, indent=2))
     if args.out:
