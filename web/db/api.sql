@@ -48,8 +48,43 @@ AS $$
 	  ORDER BY am.amname)
 $$;
 
+-- The scan of gallery.images in the plan of query (parameters $1 = q, $2 =
+-- k), as the page shows it: "faissflat index scan", "sequential scan".
+-- VOLATILE: plpgsql allows EXPLAIN only there (api.search is STABLE). Not in
+-- schema api: HTTP cannot call it.
+CREATE OR REPLACE FUNCTION gallery.search_scan(query text, q imgfeat, k int)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	plan json;
+	scan json;
+BEGIN
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan USING q, k;
+	scan := jsonb_path_query_first(plan::jsonb, 'strict $.**?(@."Relation Name" == "images")')::json;
+	RETURN CASE
+		WHEN scan->>'Node Type' IN ('Index Scan', 'Index Only Scan') THEN
+			coalesce((SELECT am.amname::text FROM pg_class c JOIN pg_am am ON am.oid = c.relam
+			           WHERE c.relname = scan->>'Index Name'
+			             AND c.relnamespace = 'gallery'::regnamespace), scan->>'Index Name') || ' index scan'
+		WHEN scan->>'Node Type' = 'Seq Scan' THEN 'sequential scan'
+		ELSE lower(coalesce(scan->>'Node Type', 'unknown scan'))
+	END;
+END
+$$;
+ALTER FUNCTION gallery.search_scan(text, imgfeat, int) OWNER TO imgsearch_api;
+REVOKE ALL ON FUNCTION gallery.search_scan(text, imgfeat, int) FROM PUBLIC;
+
 -- The k images nearest to the query image (base64), optionally to the area
 -- box = {x, y, width, height} of it, under imgsearch.method = method.
+-- Errors a user can cause are 4xx (PostgREST's PTnnn SQLSTATEs set the HTTP
+-- status): a bad argument 400, an image too large or with too many pixels
+-- 413; a statement timeout under load is 503 "busy, try again".
+-- What ran goes back in response headers (PostgREST's response.headers):
+-- X-Search-Method, the scan the plan chose ("faissflat index scan",
+-- "sequential scan"), and Server-Timing: model (the feature extraction)
+-- and db (the query), in ms.
 CREATE OR REPLACE FUNCTION api.search(image text, k int DEFAULT 30,
 	method text DEFAULT 'auto', box int[] DEFAULT NULL)
 RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
@@ -63,6 +98,20 @@ AS $$
 DECLARE
 	img bytea;
 	q imgfeat;
+	t0 timestamptz;
+	t1 timestamptz;
+	ran text;
+	query constant text := $query$
+	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
+	       r.distance, r.width, r.height, encode(r.thumb, 'base64')
+	  FROM (SELECT i.id, i.name, i.grp, i.width, i.height, i.thumb,
+	               (i.feat <-> $1)::float8 AS distance
+	          FROM gallery.images i
+	         WHERE i.feat IS NOT NULL
+	         ORDER BY i.feat <-> $1
+	         LIMIT $2) r
+	 ORDER BY 1
+	$query$;
 BEGIN
 	IF image IS NULL OR k IS NULL OR method IS NULL THEN
 		RAISE EXCEPTION 'image, k and method must not be null' USING ERRCODE = '22004';
@@ -83,7 +132,8 @@ BEGIN
 		RAISE EXCEPTION 'image is not valid base64' USING ERRCODE = '22023';
 	END;
 	IF length(img) > 8 * 1024 * 1024 THEN
-		RAISE EXCEPTION 'image is larger than 8 MB' USING ERRCODE = '54000';
+		RAISE EXCEPTION 'The image is too large: % MB; the limit is 8 MB.', round(length(img) / 1048576.0, 1)
+			USING ERRCODE = 'PT413', HINT = 'Use a smaller image (the model sees 224 x 224 pixels).';
 	END IF;
 
 	PERFORM set_config('imgsearch.method', method, true);
@@ -95,22 +145,43 @@ BEGIN
 	IF method NOT IN ('auto', 'argsort') THEN
 		PERFORM set_config('enable_seqscan', 'off', true);
 	END IF;
-	q := CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
 
-	-- EXECUTE plans the query on every call, under the method just set: a
-	-- plan cached by plpgsql would keep the index choice of an earlier call.
-	RETURN QUERY EXECUTE $query$
-	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
-	       r.distance, r.width, r.height, encode(r.thumb, 'base64')
-	  FROM (SELECT i.id, i.name, i.grp, i.width, i.height, i.thumb,
-	               (i.feat <-> $1)::float8 AS distance
-	          FROM gallery.images i
-	         WHERE i.feat IS NOT NULL
-	         ORDER BY i.feat <-> $1
-	         LIMIT $2) r
-	 ORDER BY 1
-	$query$ USING q, k;
+	BEGIN
+		t0 := clock_timestamp();
+		q := CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
+		t1 := clock_timestamp();
+		-- The plan the query below gets names the method that runs.
+		ran := gallery.search_scan(query, q, k);
+		-- EXECUTE plans the query on every call, under the method just set: a
+		-- plan cached by plpgsql would keep the index choice of an earlier call.
+		RETURN QUERY EXECUTE query USING q, k;
+	EXCEPTION
+		WHEN program_limit_exceeded THEN        -- imgsearch.max_pixels, decode limits
+			RAISE EXCEPTION 'The image has too many pixels for the server.' USING ERRCODE = 'PT413',
+				DETAIL = regexp_replace(SQLERRM, 'exceeds imgsearch\.max_pixels \((\d+)\)', 'is over the limit of \1 pixels'),
+				HINT = 'Use a smaller image (the model sees 224 x 224 pixels).';
+		WHEN query_canceled THEN                -- the statement timeout, under load
+			RAISE EXCEPTION 'The server is busy: the search did not finish in time. Try again.'
+				USING ERRCODE = 'PT503', DETAIL = SQLERRM;
+	END;
+	PERFORM set_config('response.headers', json_build_array(
+		json_build_object('X-Search-Method', ran),
+		json_build_object('Server-Timing', format('model;dur=%s, db;dur=%s',
+			round(extract(epoch FROM t1 - t0) * 1000, 1),
+			round(extract(epoch FROM clock_timestamp() - t1) * 1000, 1))))::text, true);
 END
+$$;
+
+-- One image of the collection, whole (base64): the page's larger view, and
+-- "search with this image".
+CREATE OR REPLACE FUNCTION api.image(id bigint)
+RETURNS TABLE (name text, grp text, width int, height int, image text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT i.name, i.grp, i.width, i.height, encode(i.img, 'base64')
+	  FROM gallery.images i
+	 WHERE i.id = image.id
 $$;
 
 -- What the page shows about the collection and the model.
@@ -124,7 +195,10 @@ AS $$
 		'with_features', count(feat),
 		'groups', count(DISTINCT grp),
 		'methods', (SELECT json_agg(m.method) FROM api.methods() m),
-		'model', (SELECT to_json(mi) FROM imgsearch_model_info() mi))
+		-- the model file's name, not its path on the server
+		'model', (SELECT json_build_object('file', regexp_replace(mi.path, '^.*/', ''),
+			'layer', mi.layer, 'dims', mi.dims, 'weights', mi.weights, 'sha256', mi.sha256,
+			'note', mi.note) FROM imgsearch_model_info() mi))
 	  FROM gallery.images
 $$;
 

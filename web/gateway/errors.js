@@ -91,6 +91,8 @@ export const pgrst = {
   // PostgREST has no body limit of its own (a proxy in front sets one); the
   // gateway is that proxy too. 54000: program_limit_exceeded.
   tooLarge(limit) {
-    return [413, errorBody('54000', 'Request body too large', `The limit is ${limit} bytes.`)];
+    const mb = (limit / 1048576).toFixed(1).replace(/\.0$/, '');
+    return [413, errorBody('54000', `The image is too large to upload: the limit is ${mb} MB.`,
+      `The limit is ${limit} bytes of request body.`, 'Use a smaller image.')];
   },
 };

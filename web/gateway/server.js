@@ -45,12 +45,16 @@ export function loadConfig(file, env = process.env) {
     port: Number(get('server-port', '3000')),
     openapiMode: get('openapi-mode', 'follow-privileges'),
     maxBody: Number(env.GATEWAY_MAX_BODY ?? 12 * 1024 * 1024),
+    // Sessions warmed up at start (each holds the model: about 200 MB).
+    warm: Number(env.GATEWAY_WARM ?? 2),
   };
 }
 
 // --- HTTP helpers ------------------------------------------------------------
 
-const EXPOSED = 'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit';
+// PostgREST's list, and the headers api.search sets (so the page, served
+// from another origin, can read them).
+const EXPOSED = 'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, X-Search-Method, Server-Timing';
 
 function corsHeaders(req) {
   // PostgREST with no server-cors-allowed-origins: any origin, no credentials.
@@ -158,52 +162,127 @@ function callSql(schema, f, keys) {
   let body;
   if (f.retset) body = scalar ? `coalesce(json_agg(t.pgrst_scalar), '[]')` : `coalesce(json_agg(t), '[]')`;
   else body = scalar ? `coalesce(json_agg(t.pgrst_scalar)->0, 'null')` : `coalesce(json_agg(t)->0, 'null')`;
-  return `WITH pgrst_source AS (${source}) SELECT count(*) AS n, ${body}::text AS body FROM pgrst_source t`;
+  return `WITH pgrst_source AS (${source}) SELECT count(*) AS n, ${body}::text AS body,
+    current_setting('response.headers', true) AS headers FROM pgrst_source t`;
 }
 
-async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRequest) {
-  const keys = Object.keys(args);
+// running, when given, is told the session's backend pid while the call runs.
+async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRequest, heldClient = null, running = null) {
+  if (heldClient) return callWith(heldClient, cfg, schema, fn, args, viaJsonBody, readOnlyRequest);
   const client = await pool.connect();
+  if (running) running.pid = client.processID;
   let broken = false;
   try {
-    const { rows: candidates } = await client.query(FUNCTIONS_SQL, [schema, fn]);
-    const matches = pickFunction(candidates, keys);
-    if (matches.length === 0) throw new HttpError(pgrst.noRpc(schema, fn, keys, viaJsonBody));
-    if (matches.length > 1) {
-      throw new HttpError(pgrst.ambiguousRpc(matches.map((f) =>
-        `${schema}.${f.proname}(${f.params.map((p) => `${p.name} => ${p.type}`).join(', ')})`)));
-    }
-    const f = matches[0];
-    const { rows: settings } = await client.query(ROLE_SETTINGS_SQL, [cfg.anonRole]);
-    const readOnly = readOnlyRequest || f.volatility !== 'v';
-    await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${readOnly ? 'READ ONLY' : 'READ WRITE'}`);
-    try {
-      const searchPath = [schema, ...cfg.extraSearchPath].map(pg.escapeIdentifier).join(', ');
-      const names = ['search_path', 'role'];
-      const values = [searchPath, cfg.anonRole];
-      for (const s of settings) { names.push(s.name); values.push(s.value); }
-      await client.query('SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)',
-        [names, values]);
-      const { rows } = await client.query(callSql(schema, f, keys), keys.length ? [JSON.stringify(args)] : []);
-      await client.query('COMMIT');
-      return rows[0];
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => { broken = true; });
-      throw err;
-    }
+    return await callWith(client, cfg, schema, fn, args, viaJsonBody, readOnlyRequest);
   } catch (err) {
-    if (!(err instanceof HttpError) && !(typeof err.code === 'string' && err.code.length === 5)) broken = true;
+    if (err.brokenSession || !(err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5))) broken = true;
     throw err;
   } finally {
+    if (running) {
+      running.pid = null;
+      // not back into the pool before a cancel is through: it would hit another request
+      await running.canceling;
+    }
     client.release(broken ? true : undefined);
   }
 }
 
+// Cancels what backend pid runs (a client that went away waits for nothing):
+// from a session of its own, as the same login, which may signal it.
+async function cancelBackend(cfg, pid) {
+  const c = new pg.Client({ connectionString: cfg.dbUri, application_name: 'imgsearch-gateway-cancel' });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.query('SELECT pg_cancel_backend($1)', [pid]);
+  } catch { /* gone already */ } finally {
+    c.end().catch(() => {});
+  }
+}
+
+async function callWith(client, cfg, schema, fn, args, viaJsonBody, readOnlyRequest) {
+  const keys = Object.keys(args);
+  const { rows: candidates } = await client.query(FUNCTIONS_SQL, [schema, fn]);
+  const matches = pickFunction(candidates, keys);
+  if (matches.length === 0) throw new HttpError(pgrst.noRpc(schema, fn, keys, viaJsonBody));
+  if (matches.length > 1) {
+    throw new HttpError(pgrst.ambiguousRpc(matches.map((f) =>
+      `${schema}.${f.proname}(${f.params.map((p) => `${p.name} => ${p.type}`).join(', ')})`)));
+  }
+  const f = matches[0];
+  const { rows: settings } = await client.query(ROLE_SETTINGS_SQL, [cfg.anonRole]);
+  const readOnly = readOnlyRequest || f.volatility !== 'v';
+  await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${readOnly ? 'READ ONLY' : 'READ WRITE'}`);
+  try {
+    const searchPath = [schema, ...cfg.extraSearchPath].map(pg.escapeIdentifier).join(', ');
+    const names = ['search_path', 'role'];
+    const values = [searchPath, cfg.anonRole];
+    for (const s of settings) { names.push(s.name); values.push(s.value); }
+    await client.query('SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)',
+      [names, values]);
+    const { rows } = await client.query(callSql(schema, f, keys), keys.length ? [JSON.stringify(args)] : []);
+    await client.query('COMMIT');
+    return rows[0];
+  } catch (err) {
+    // A failed ROLLBACK leaves the session unusable: its error is no SQLSTATE.
+    await client.query('ROLLBACK').catch((e) => { throw Object.assign(err, { brokenSession: e }); });
+    throw err;
+  }
+}
+
+// The headers a function set in response.headers (PostgREST's format: a
+// JSON array of {name: value} objects); anything else is ignored.
+export function responseHeaders(text) {
+  const out = {};
+  let list;
+  try { list = JSON.parse(text || '[]'); } catch { return out; }
+  if (!Array.isArray(list)) return out;
+  for (const o of list) {
+    if (!o || typeof o !== 'object') continue;
+    for (const [k, v] of Object.entries(o)) {
+      if (/^[A-Za-z0-9-]+$/.test(k) && typeof v === 'string' && !/[\r\n]/.test(v)) out[k] = v;
+    }
+  }
+  return out;
+}
+
+// The search the gateway runs in each session it opens at start, so that the
+// model (libtorch and its weights: seconds to load) is loaded and has run
+// before the first request. A 32x32 grey PNG.
+const WARMUP_IMAGE = 'iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAKUlEQVR4nO3NMQEAAAjDMED5pGMCvlRA00nqs3m9AwAAAAAAAAAAgMMWvj0BwDVKG0sAAAAASUVORK5CYII=';
+
+const WARMUP_WAIT_MS = 30000;
+
 // --- request handling ----------------------------------------------------------
 
 export function createGateway(cfg) {
-  const pool = new pg.Pool({ connectionString: cfg.dbUri, max: cfg.pool, application_name: 'imgsearch-gateway' });
+  // Sessions stay open (idleTimeoutMillis 0; the library's default drops them
+  // after 10 s idle): a new session loads the model again, seconds of work.
+  const pool = new pg.Pool({
+    connectionString: cfg.dbUri, max: cfg.pool, idleTimeoutMillis: 0, application_name: 'imgsearch-gateway',
+  });
   pool.on('error', () => {});   // an idle client that died is dropped; the next request reconnects
+
+  // Opens cfg.warm sessions and runs a small search in each (as web_anon,
+  // like a request), so that the first searches find the model loaded. A
+  // failure (no database yet, no api.search) only leaves them cold.
+  // Requests wait for it (at most WARMUP_WAIT_MS): else the first ones
+  // would open more sessions, cold ones.
+  async function warmUp() {
+    const n = Math.min(cfg.warm, cfg.pool);
+    const clients = [];
+    for (let i = 0; i < n; i++) clients.push(await pool.connect().catch(() => null));
+    await Promise.all(clients.filter(Boolean).map(async (client) => {
+      let broken = false;
+      try {
+        await callFunction(null, cfg, cfg.schemas[0], 'search', { image: WARMUP_IMAGE, k: 1 }, true, false, client);
+      } catch (err) {
+        if (err.brokenSession || !(err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5))) broken = true;
+      } finally {
+        client.release(broken ? true : undefined);
+      }
+    }));
+  }
 
   async function handle(req, res) {
     const url = new URL(req.url, 'http://gateway');
@@ -267,9 +346,20 @@ export function createGateway(cfg) {
       return sendError(req, res, pgrst.invalidRpcMethod(method));
     }
 
-    const row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST');
+    await warming;
+    // A client that leaves before the answer (the page's Cancel) stops the
+    // statement: under load its search would hold a session for nothing.
+    const running = { pid: null, canceling: null };
+    const onClose = () => {
+      if (!res.writableFinished && running.pid) running.canceling = cancelBackend(cfg, running.pid);
+    };
+    res.on('close', onClose);
+    const row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST', null, running);
     const n = Number(row.n);
-    send(req, res, 200, row.body, { 'Content-Range': n > 0 ? `0-${n - 1}/*` : '*/*' });
+    send(req, res, 200, row.body, {
+      ...responseHeaders(row.headers),
+      'Content-Range': n > 0 ? `0-${n - 1}/*` : '*/*',
+    });
   }
 
   const server = http.createServer((req, res) => {
@@ -284,6 +374,11 @@ export function createGateway(cfg) {
       sendError(req, res, [500, errorBody('PGRSTX00', 'Internal error', String(err.message))]);
     });
   });
+  const t0 = Date.now();
+  const warming = Promise.race([
+    warmUp().then(() => console.log(`gateway: ${cfg.warm} sessions warmed up in ${Date.now() - t0} ms`)),
+    new Promise((resolve) => { setTimeout(resolve, WARMUP_WAIT_MS).unref(); }),
+  ]);
   server.on('close', () => pool.end());
   return server;
 }

@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { ApiError, apiBase, bytesToBase64, rpc } from './api.js';
+import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall } from './api.js';
 import { boxFromDrag, boxFromKey, boxToArray, boxToView } from './box.js';
+import { sendPlan } from './image.js';
+import { groupResults, labelFor, labelsFor } from './labels.js';
 
 const API = apiBase(window.location, import.meta.env.VITE_API_URL);
 
@@ -13,7 +15,10 @@ const METHOD_LABELS = {
   lsh: 'lsh (hashing index, approximate)',
 };
 
-function ErrorBox({ error }) {
+// A busy server (503) or no answer at all: worth trying again as it is.
+const retryable = (error) => error.status === 503 || error.status === 0;
+
+function ErrorBox({ error, onRetry }) {
   if (!error) return null;
   return (
     <div className="error" role="alert">
@@ -21,14 +26,71 @@ function ErrorBox({ error }) {
       {error.details && <div className="error-more">{error.details}</div>}
       {error.hint && <div className="error-more">Hint: {error.hint}</div>}
       {error.code && <div className="error-code">{error.status ? `HTTP ${error.status} · ` : ''}{error.code}</div>}
+      {onRetry && retryable(error) && (
+        <button type="button" className="retry" onClick={onRetry} data-testid="retry">Try again</button>
+      )}
     </div>
   );
+}
+
+// k as the API takes it, or null: a whole number from 1 to 1000.
+function parseK(text) {
+  const s = String(text).trim();
+  if (!/^[0-9]+$/.test(s)) return null;
+  const k = Number(s);
+  return k >= 1 && k <= 1000 ? k : null;
+}
+
+// What is sent for a chosen file: its bytes as they are when the server
+// reads them, else re-encoded by the browser (a GIF, an SVG...) and scaled
+// down when large (see image.js). img is the file, loaded.
+async function prepareImage(file, img) {
+  const width = img.naturalWidth || 1024;     // an SVG without a size: drawn at 1024
+  const height = img.naturalHeight || 1024;
+  const plan = sendPlan(file.type, file.size, width, height);
+  if (!plan.reencode) {
+    return { base64: bytesToBase64(new Uint8Array(await file.arrayBuffer())), width, height, sent: null };
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = plan.width;
+  canvas.height = plan.height;
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#fff';                       // transparent areas: white, as most pages show them
+  g.fillRect(0, 0, plan.width, plan.height);
+  g.drawImage(img, 0, 0, plan.width, plan.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.92));
+  if (!blob) throw new ApiError(`The browser cannot re-encode ${file.name}`);
+  return {
+    base64: bytesToBase64(new Uint8Array(await blob.arrayBuffer())),
+    width, height, sent: { width: plan.width, height: plan.height },
+  };
+}
+
+// Loads a file into an <img>: resolves with it, or rejects when the browser
+// cannot show it.
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = reject;
+    img.src = url;
+  });
+}
+
+// The first image file in a DataTransfer (drop or paste), or null.
+function imageFile(data) {
+  if (!data) return null;
+  for (const f of data.files || []) if (f.type.startsWith('image/')) return f;
+  for (const item of data.items || []) {
+    if (item.kind === 'file' && item.type.startsWith('image/')) return item.getAsFile();
+  }
+  return data.files && data.files[0] ? data.files[0] : null;
 }
 
 function Stats({ stats }) {
   if (!stats) return null;
   const model = stats.model || {};
-  const file = model.path ? String(model.path).split('/').pop() : null;
+  const file = model.file || null;
   const about = [model.layer, model.dims && `${model.dims}-d`, model.weights && `${model.weights} weights`].filter(Boolean);
   return (
     <>
@@ -114,86 +176,227 @@ function Preview({ src, natural, box, setBox }) {
   );
 }
 
+function Card({ r, th, onOpen, more }) {
+  const label = labelFor(r.distance, th);
+  return (
+    <li className="card" data-group={r.grp}>
+      <button type="button" className="open" onClick={() => onOpen(r)} aria-label={`Open ${r.name} larger`}>
+        <img src={`data:image/jpeg;base64,${r.thumb}`} alt={r.name} loading="lazy" />
+      </button>
+      <div className="meta">
+        <span className="rank">#{r.rank}</span>
+        {label && <span className={`label ${label}`} data-testid="label">{label}</span>}
+        <span className="dist" title="L2 distance">{r.distance.toFixed(4)}</span>
+      </div>
+      <div className="name" title={r.name}>{r.name}</div>
+      {more > 0 && <div className="more" data-testid="more">+{more} more view{more > 1 ? 's' : ''} of this photograph</div>}
+    </li>
+  );
+}
+
+// A result, larger (the whole image, from api.image), with "search with
+// this image".
+function Lightbox({ item, onClose, onSearch }) {
+  const [full, setFull] = useState(null);
+  const [error, setError] = useState(null);
+  const closeRef = useRef(null);
+  useEffect(() => {
+    let live = true;
+    rpc(API, 'image', { id: item.id })
+      .then((rows) => { if (live) setFull(rows[0] || null); })
+      .catch((e) => { if (live) setError(e); });
+    closeRef.current?.focus();
+    const onKey = (e) => { if (e.key === 'Escape') onClose(); };
+    window.addEventListener('keydown', onKey);
+    return () => { live = false; window.removeEventListener('keydown', onKey); };
+  }, [item, onClose]);
+  const src = full ? `data:image/jpeg;base64,${full.image}` : `data:image/jpeg;base64,${item.thumb}`;
+  return (
+    <div className="lightbox" role="dialog" aria-modal="true" aria-label={item.name} data-testid="lightbox"
+      onClick={(e) => { if (e.target === e.currentTarget) onClose(); }}>
+      <div className="lightbox-body">
+        <img src={src} alt={item.name} data-testid="lightbox-img" data-full={full ? 'yes' : 'no'} />
+        <p>{item.name} · photograph {item.grp}{full && <> · {full.width}×{full.height}</>} · distance {item.distance.toFixed(4)}</p>
+        {error && <ErrorBox error={error} />}
+        <div className="lightbox-actions">
+          <button type="button" className="primary" disabled={!full} onClick={() => onSearch(full)} data-testid="search-this">Search with this image</button>
+          <button type="button" ref={closeRef} onClick={onClose} data-testid="close">Close</button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
 export default function App() {
   const [stats, setStats] = useState(null);
   const [methods, setMethods] = useState(['argsort']);
   const [method, setMethod] = useState('auto');
-  const [k, setK] = useState(30);
-  const [query, setQuery] = useState(null);     // {name, url, base64, natural}
+  const [k, setK] = useState('30');
+  const [query, setQuery] = useState(null);     // {name, url, base64, natural, sent}
   const [box, setBox] = useState(null);
   const [results, setResults] = useState(null);
   const [timing, setTiming] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [dragOver, setDragOver] = useState(false);
+  const [grouped, setGrouped] = useState(false);
+  const [opened, setOpened] = useState(null);   // the result shown larger
+  const inflight = useRef(null);                // the AbortController of the running search
+  const fileSeq = useRef(0);                    // the latest file taken: older loads are dropped
+  const resultsRef = useRef(null);
+  const scrollPending = useRef(false);         // a search answered: show its results once drawn
+  const kValue = parseK(k);
+  // Dropping needs a mouse; phones and tablets choose or paste.
+  const canDrop = typeof window.matchMedia === 'function' && window.matchMedia('(hover: hover) and (pointer: fine)').matches;
 
   useEffect(() => {
     rpc(API, 'methods').then((rows) => setMethods(rows.map((r) => r.method))).catch(setError);
     rpc(API, 'stats').then(setStats).catch(setError);
   }, []);
 
-  const takeFile = useCallback(async (file) => {
-    if (!file) return;
-    if (file.type && !file.type.startsWith('image/')) {
-      setError(new ApiError(`${file.name} is not an image`));
-      return;
+  // In one column (phones), the results are below the query: scroll to them
+  // once they are drawn.
+  useEffect(() => {
+    if (!scrollPending.current || !results) return;
+    scrollPending.current = false;
+    if (window.matchMedia?.('(max-width: 820px)').matches) {
+      resultsRef.current?.scrollIntoView({ behavior: 'smooth', block: 'start' });
     }
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const url = URL.createObjectURL(file);
-    const img = new Image();
-    img.onload = () => {
-      setQuery((old) => {
-        if (old) URL.revokeObjectURL(old.url);
-        return { name: file.name, url, base64: bytesToBase64(bytes), natural: { width: img.naturalWidth, height: img.naturalHeight } };
-      });
-      setBox(null);
-      setError(null);
-    };
-    img.onerror = () => setError(new ApiError(`The browser cannot decode ${file.name}`));
-    img.src = url;
+  }, [results, timing]);
+
+  // Stops the running search, if any: its answer is for another query.
+  const stopSearch = useCallback(() => {
+    if (inflight.current) inflight.current.abort();
+    inflight.current = null;
+    setBusy(false);
   }, []);
 
-  const search = async (e) => {
-    e.preventDefault();
-    if (!query || busy) return;
+  // A new query image: whatever was shown for the old one goes.
+  const takeFile = useCallback(async (file) => {
+    if (!file) return;
+    const seq = ++fileSeq.current;
+    stopSearch();
+    setResults(null);
+    setTiming(null);
+    setBox(null);
+    const reject = (message) => {
+      if (seq !== fileSeq.current) return;
+      setQuery((old) => { if (old) URL.revokeObjectURL(old.url); return null; });
+      setError(new ApiError(message));
+    };
+    if (file.type && !file.type.startsWith('image/')) return reject(`${file.name || 'That file'} is not an image`);
+    const url = URL.createObjectURL(file);
+    try {
+      const img = await loadImage(url);
+      const prepared = await prepareImage(file, img);
+      if (seq !== fileSeq.current) { URL.revokeObjectURL(url); return undefined; }
+      const next = { name: file.name || 'pasted image', url, base64: prepared.base64,
+        natural: { width: prepared.width, height: prepared.height }, sent: prepared.sent };
+      setQuery((old) => {
+        if (old) URL.revokeObjectURL(old.url);
+        return next;
+      });
+      setError(null);
+      return next;
+    } catch (err) {
+      URL.revokeObjectURL(url);
+      reject(err instanceof ApiError ? err.message : `The browser cannot show ${file.name || 'that file'}`);
+    }
+    return undefined;
+  }, [stopSearch]);
+
+  // Drop anywhere on the page (where there is a mouse); paste anywhere.
+  useEffect(() => {
+    const over = (e) => { if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) { e.preventDefault(); setDragOver(true); } };
+    const leave = (e) => { if (!e.relatedTarget) setDragOver(false); };
+    const drop = (e) => { e.preventDefault(); setDragOver(false); takeFile(imageFile(e.dataTransfer)); };
+    const paste = (e) => {
+      const f = imageFile(e.clipboardData);
+      if (f) { e.preventDefault(); takeFile(f); }
+    };
+    window.addEventListener('dragover', over);
+    window.addEventListener('dragleave', leave);
+    window.addEventListener('drop', drop);
+    window.addEventListener('paste', paste);
+    return () => {
+      window.removeEventListener('dragover', over);
+      window.removeEventListener('dragleave', leave);
+      window.removeEventListener('drop', drop);
+      window.removeEventListener('paste', paste);
+    };
+  }, [takeFile]);
+
+  const runSearch = async (q = query, area = box) => {
+    if (!q || kValue === null) return;
+    stopSearch();
+    const controller = new AbortController();
+    inflight.current = controller;
     setBusy(true);
     setError(null);
-    const t0 = performance.now();
     try {
-      const args = { image: query.base64, k: Number(k), method };
-      if (box) args.box = boxToArray(box);
-      const rows = await rpc(API, 'search', args);
+      const args = { image: q.base64, k: kValue, method };
+      if (area) {
+        // The box is in the pixels shown; the server sees the sent image.
+        const a = boxToArray(area);
+        args.box = q.sent ? a.map((v, i) => Math.round(v * (i % 2 === 0
+          ? q.sent.width / q.natural.width : q.sent.height / q.natural.height))) : a;
+      }
+      const { rows, headers, ms } = await rpcCall(API, 'search', args, { signal: controller.signal });
+      if (inflight.current !== controller) return;
+      const server = parseServerTiming(headers.get('Server-Timing'));
       setResults(rows);
-      setTiming({ ms: Math.round(performance.now() - t0), method, k: Number(k), area: !!box });
+      setTiming({
+        ms, model: server.model, db: server.db,
+        ran: headers.get('X-Search-Method') || method, method, k: kValue, area: !!area,
+      });
+      scrollPending.current = true;
     } catch (err) {
+      if (err && err.name === 'AbortError') return;   // canceled, or replaced by a newer search
+      if (inflight.current !== controller) return;
       setResults(null);
       setTiming(null);
       setError(err instanceof ApiError ? err : new ApiError(String(err.message || err)));
     } finally {
-      setBusy(false);
+      if (inflight.current === controller) {
+        inflight.current = null;
+        setBusy(false);
+      }
     }
   };
 
+  const onSubmit = (e) => { e.preventDefault(); runSearch(); };
+  const closeLightbox = useCallback(() => setOpened(null), []);
+  const searchWith = async (full) => {
+    setOpened(null);
+    const bytes = Uint8Array.from(atob(full.image), (c) => c.charCodeAt(0));
+    const q = await takeFile(new File([bytes], full.name, { type: 'image/jpeg' }));
+    if (q) runSearch(q, null);
+  };
+  const th = labelsFor(stats?.model);
+  const closest = results && results.length > 0 ? results[0] : null;
+  const cancel = () => { stopSearch(); setError(new ApiError('Search canceled.')); };
+
+  const split = timing && timing.model !== undefined && timing.db !== undefined
+    ? ` (model ${Math.round(timing.model)} ms, database ${Math.round(timing.db)} ms, transfer and page ${Math.max(0, Math.round(timing.ms - timing.model - timing.db))} ms)`
+    : '';
+
   return (
-    <div className="page">
+    <div className={`page${dragOver ? ' drag-over' : ''}`}>
       <header>
         <h1>imgsearch</h1>
         <p className="tagline">Find similar images with a query that runs inside PostgreSQL.</p>
         <Stats stats={stats} />
       </header>
       <main>
-        <form className="query" onSubmit={search} aria-label="Search" noValidate>
-          <div
-            className={`drop${dragOver ? ' over' : ''}`}
-            onDragOver={(e) => { e.preventDefault(); setDragOver(true); }}
-            onDragLeave={() => setDragOver(false)}
-            onDrop={(e) => { e.preventDefault(); setDragOver(false); takeFile(e.dataTransfer.files[0]); }}
-          >
+        <form className="query" onSubmit={onSubmit} aria-label="Search" noValidate>
+          <div className={`drop${dragOver ? ' over' : ''}`}>
             <label className="file">
-              <input type="file" accept="image/*" onChange={(e) => takeFile(e.target.files[0])} data-testid="file" />
+              <input type="file" accept="image/*" onChange={(e) => { takeFile(e.target.files[0]); e.target.value = ''; }} data-testid="file" />
               <span>{query ? 'Choose another image' : 'Choose an image'}</span>
             </label>
-            <span className="drop-hint">or drop one here</span>
+            <span className="drop-hint" data-testid="drop-hint">
+              {canDrop ? 'or drop one anywhere on the page, or paste one' : 'or paste one'}
+            </span>
           </div>
 
           {query && (
@@ -201,6 +404,7 @@ export default function App() {
               <Preview src={query.url} natural={query.natural} box={box} setBox={setBox} />
               <p className="area" aria-live="polite">
                 {query.name} · {query.natural.width}×{query.natural.height}
+                {query.sent && <> · sent as {query.sent.width}×{query.sent.height} JPEG</>}
                 {box ? <> · area {box.x},{box.y} {box.w}×{box.h} <button type="button" className="link" onClick={() => setBox(null)}>clear</button></>
                   : <> · drag on the image to search for a part of it</>}
               </p>
@@ -217,39 +421,53 @@ export default function App() {
             </label>
             <label>
               k
-              <input type="number" min="1" max="1000" value={k} onChange={(e) => setK(e.target.value)} data-testid="k" />
+              <input type="number" min="1" max="1000" step="1" value={k} onChange={(e) => setK(e.target.value)}
+                aria-invalid={kValue === null} aria-describedby="k-error" data-testid="k" />
             </label>
-            <button type="submit" disabled={!query || busy} data-testid="search">
+            {busy ? (
+              <button type="button" className="cancel" onClick={cancel} data-testid="cancel">Cancel</button>
+            ) : null}
+            <button type="submit" disabled={!query || busy || kValue === null} data-testid="search">
               {busy ? 'Searching…' : 'Search'}
             </button>
           </div>
-          <ErrorBox error={error} />
+          {kValue === null && <p className="field-error" id="k-error" data-testid="k-error">k must be a whole number from 1 to 1000.</p>}
+          <ErrorBox error={error} onRetry={query ? () => runSearch() : null} />
         </form>
 
-        <section className="results" aria-label="Results" aria-busy={busy}>
+        <section className={`results${busy ? ' stale' : ''}`} aria-label="Results" aria-busy={busy} ref={resultsRef}>
           {timing && (
             <p className="timing" data-testid="timing">
-              {results.length} results in {timing.ms} ms · {timing.method}, k = {timing.k}{timing.area ? ', selected area' : ''}
+              {results.length} results in {timing.ms} ms{split} · <span data-testid="ran">{timing.ran}</span>, k = {timing.k}{timing.area ? ', selected area' : ''}
             </p>
           )}
           {results && results.length === 0 && <p className="empty">No images have features yet.</p>}
-          {!results && !error && <p className="empty">Results appear here.</p>}
+          {!results && !error && <p className="empty">{busy ? 'Searching…' : 'Results appear here.'}</p>}
+          {results && results.length > 0 && (
+            <div className="result-tools">
+              {th && closest && !labelFor(closest.distance, th) && (
+                <p className="no-close" data-testid="no-close">
+                  No close match: the nearest image is at distance {closest.distance.toFixed(3)};
+                  other views of one demo photograph are within {th.near_duplicate.toFixed(3)}.
+                </p>
+              )}
+              {!th && stats && <p className="hint">Match labels are measured for the demo's model only.</p>}
+              <label className="check">
+                <input type="checkbox" checked={grouped} onChange={(e) => setGrouped(e.target.checked)} data-testid="group" />
+                group the views of one photograph
+              </label>
+            </div>
+          )}
           {results && (
             <ol className="grid" data-testid="results">
-              {results.map((r) => (
-                <li key={r.id} className="card" data-group={r.grp}>
-                  <img src={`data:image/jpeg;base64,${r.thumb}`} alt={r.name} loading="lazy" />
-                  <div className="meta">
-                    <span className="rank">#{r.rank}</span>
-                    <span className="dist" title="L2 distance">{r.distance.toFixed(4)}</span>
-                  </div>
-                  <div className="name" title={r.name}>{r.name}</div>
-                </li>
-              ))}
+              {grouped
+                ? groupResults(results).map((g) => <Card key={g.grp} r={g.rows[0]} th={th} onOpen={setOpened} more={g.rows.length - 1} />)
+                : results.map((r) => <Card key={r.id} r={r} th={th} onOpen={setOpened} />)}
             </ol>
           )}
         </section>
       </main>
+      {opened && <Lightbox item={opened} onClose={closeLightbox} onSearch={searchWith} />}
     </div>
   );
 }

@@ -30,19 +30,40 @@ export function errorFromResponse(status, statusText, text) {
 }
 
 export async function rpc(base, fn, args = {}, fetchImpl = fetch) {
+  return (await rpcCall(base, fn, args, { fetchImpl })).rows;
+}
+
+// rpc with what the page shows about a call: {rows, headers, ms}. signal
+// aborts it (an AbortError is thrown as is, not as an ApiError).
+export async function rpcCall(base, fn, args = {}, { fetchImpl = fetch, signal } = {}) {
+  const t0 = Date.now();
   let res;
+  let text;
   try {
     res = await fetchImpl(`${base}/rpc/${fn}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(args),
+      signal,
     });
+    text = await res.text();
   } catch (e) {
+    if (e && e.name === 'AbortError') throw e;
     throw new ApiError(`Cannot reach the API at ${base}`, { details: String(e.message || e) });
   }
-  const text = await res.text();
   if (!res.ok) throw errorFromResponse(res.status, res.statusText, text);
-  return JSON.parse(text);
+  return { rows: JSON.parse(text), headers: res.headers, ms: Date.now() - t0 };
+}
+
+// Server-Timing's durations: "model;dur=12.5, db;dur=3" -> {model: 12.5, db: 3}.
+export function parseServerTiming(header) {
+  const out = {};
+  for (const part of String(header || '').split(',')) {
+    const [name, ...params] = part.split(';').map((x) => x.trim());
+    const dur = params.map((p) => /^dur=([0-9.]+)$/.exec(p)).find(Boolean);
+    if (name && dur) out[name] = Number(dur[1]);
+  }
+  return out;
 }
 
 // Base64 of bytes (the API takes images as base64 text).

@@ -55,3 +55,13 @@ test('bytesToBase64 matches Node for all byte values and large inputs', () => {
   expect(bytesToBase64(big)).toBe(Buffer.from(big).toString('base64'));
   expect(bytesToBase64(new Uint8Array(0))).toBe('');
 });
+
+describe('parseServerTiming', () => {
+  test('reads each duration by name', async () => {
+    const { parseServerTiming } = await import('./api.js');
+    expect(parseServerTiming('model;dur=12.5, db;dur=3')).toEqual({ model: 12.5, db: 3 });
+    expect(parseServerTiming('db;desc="x";dur=0.4')).toEqual({ db: 0.4 });
+    expect(parseServerTiming(null)).toEqual({});
+    expect(parseServerTiming('junk, x;dur=abc')).toEqual({});
+  });
+});

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { execFileSync } from 'node:child_process';
 
 const api = process.env.API_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -321,4 +322,146 @@ test('the loader is idempotent and resumes: it extracts only missing features, t
   const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
   assert.equal(rows.length, manifest.length);
   for (const r of rows) assert.ok(l2(Float64Array.from(r.f), feats.get(Number(r.id))) < 1e-5, `image ${r.id}`);
+});
+
+// The scan the plan of a search ran, read independently: auto_explain's
+// log of the same call in SQL ("Index Scan using <index>" or "Seq Scan on
+// images"), the index's access method from the catalog.
+async function plannedScan(c, b64, k, method) {
+  const plans = [];
+  const onNotice = (n) => plans.push(n.message);
+  c.on('notice', onNotice);
+  try {
+    await c.query('SELECT * FROM api.search($1, $2, $3)', [b64, k, method]);
+  } finally {
+    c.off('notice', onNotice);
+  }
+  const plan = plans.join('\n');
+  const idx = /Index (?:Only )?Scan using (\w+) on images/.exec(plan);
+  if (idx) {
+    const { rows } = await c.query(`SELECT am.amname FROM pg_class i JOIN pg_am am ON am.oid = i.relam
+      WHERE i.relname = $1 AND i.relnamespace = 'gallery'::regnamespace`, [idx[1]]);
+    return `${rows[0].amname} index scan`;
+  }
+  assert.match(plan, /Seq Scan on images/);
+  return 'sequential scan';
+}
+
+test('search says which scan ran (X-Search-Method, as the plan has it) and splits its time (Server-Timing)', async () => {
+  const c = new pg.Client();
+  await c.connect();
+  try {
+    await c.query("LOAD 'auto_explain'");
+    await c.query('SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = notice');
+    const b64 = image(manifest[3].name);
+    const seen = new Set();
+    for (const [method, k] of [['argsort', 5], ['faissflat', 5], ['kdtree', 5], ['lsh', 5], ['auto', 5], ['auto', 24]]) {
+      const res = await fetch(`${api}/rpc/search`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Origin: 'http://page.example' },
+        body: JSON.stringify({ image: b64, k, method }),
+      });
+      assert.equal(res.status, 200);
+      const ran = res.headers.get('X-Search-Method');
+      assert.equal(ran, await plannedScan(c, b64, k, method), `${method}, k = ${k}`);
+      if (method !== 'auto') assert.equal(ran, method === 'argsort' ? 'sequential scan' : `${method} index scan`);
+      seen.add(ran);
+      const timing = res.headers.get('Server-Timing');
+      assert.match(timing, /^model;dur=[0-9.]+, db;dur=[0-9.]+$/);
+      // the page, on another origin, may read both
+      const exposed = res.headers.get('Access-Control-Expose-Headers');
+      assert.match(exposed, /X-Search-Method/);
+      assert.match(exposed, /Server-Timing/);
+    }
+    assert.equal(seen.size, 4);
+  } finally {
+    await c.end();
+  }
+});
+
+// JPEGs made with PIL; the server's pixel limit (imgsearch.max_pixels) is
+// 50 million by default.
+function makeJpeg(width, height) {
+  return execFileSync('/usr/bin/python3', ['-c', `
+import io, sys
+from PIL import Image
+b = io.BytesIO()
+Image.new('RGB', (${width}, ${height}), (10, 120, 200)).save(b, 'JPEG', quality=70)
+sys.stdout.buffer.write(b.getvalue())
+`], { maxBuffer: 64 << 20 });
+}
+
+test('user mistakes are 4xx with plain messages, never 500: too many pixels, too many bytes', async () => {
+  const { rows } = await db.query('SHOW imgsearch.max_pixels');
+  assert.equal(rows[0]['imgsearch.max_pixels'], '50000000');
+  const huge = await search({ image: makeJpeg(8000, 7000).toString('base64'), k: 3 });
+  assert.equal(huge.status, 413, JSON.stringify(huge.body));
+  assert.equal(huge.body.code, 'PT413');
+  assert.equal(huge.body.message, 'The image has too many pixels for the server.');
+  assert.match(huge.body.details, /8000x7000 pixels is over the limit of 50000000 pixels/);
+  const heavy = await search({ image: Buffer.alloc(9_000_000, 7).toString('base64'), k: 3 });
+  assert.equal(heavy.status, 413, JSON.stringify(heavy.body));
+  assert.equal(heavy.body.code, 'PT413');
+  assert.equal(heavy.body.message, 'The image is too large: 8.6 MB; the limit is 8 MB.');
+  // within the limits it is searched
+  const fine = await search({ image: makeJpeg(3000, 2000).toString('base64'), k: 3 });
+  assert.equal(fine.status, 200, JSON.stringify(fine.body));
+  assert.equal(fine.body.length, 3);
+});
+
+test('stats() names the model file, not its path on the server', async () => {
+  const { rows } = await db.query('SHOW imgsearch.model');
+  const modelPath = rows[0]['imgsearch.model'];
+  assert.ok(modelPath.includes('/'));
+  const s = await (await fetch(`${api}/rpc/stats`)).json();
+  assert.equal(s.model.file, path.basename(modelPath));
+  assert.equal(s.model.path, undefined);
+  const text = JSON.stringify(s);
+  assert.ok(!text.includes(path.dirname(modelPath)), text);
+  assert.doesNotMatch(text, /"\/|\/tmp|\/home|\/root|\/var/);
+});
+
+// 12 searches at once on a 2-core machine, each a different image: every
+// one completes (with the right first row) or is refused as busy (503), none
+// is an internal error.
+test('12 concurrent searches: 200 or 503 busy, never 500', async (t) => {
+  const picks = manifest.slice(0, 12);
+  const answers = await Promise.all(picks.map((m) => search({ image: image(m.name), k: 5, method: 'auto' })));
+  const statuses = answers.map((a) => a.status);
+  t.diagnostic(`statuses: ${statuses.join(' ')}`);
+  answers.forEach((a, i) => {
+    assert.ok(a.status === 200 || a.status === 503, `${picks[i].name}: ${a.status} ${JSON.stringify(a.body)}`);
+    if (a.status === 200) assert.equal(a.body[0].id, picks[i].id);
+    else assert.match(a.body.message, /busy.*Try again/);
+  });
+  assert.ok(statuses.includes(200), 'some complete');
+});
+
+// The page's Cancel aborts its request; the gateway then cancels the
+// statement, so that the search does not hold a session for nothing. The
+// session's last statement tells: ROLLBACK (canceled) or COMMIT (ran out).
+test('a search whose client leaves is canceled in the database', async () => {
+  const running = async () => (await db.query(`SELECT pid FROM pg_stat_activity
+    WHERE application_name = 'imgsearch-gateway' AND state = 'active' AND query LIKE '%pgrst_source%'`)).rows;
+  const controller = new AbortController();
+  const call = fetch(`${api}/rpc/search`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: controller.signal,
+    body: JSON.stringify({ image: makeJpeg(1999, 1333).toString('base64'), k: 3 }),
+  }).catch((e) => e);
+  let pids = [];
+  for (let i = 0; i < 200 && pids.length === 0; i++) {
+    pids = await running();
+    if (pids.length === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(pids.length, 1, 'the search is seen running');
+  controller.abort();
+  assert.equal((await call).name, 'AbortError');
+  let last;
+  for (let i = 0; i < 300; i++) {
+    const { rows } = await db.query('SELECT state, query FROM pg_stat_activity WHERE pid = $1', [pids[0].pid]);
+    last = rows[0];
+    if (last.state === 'idle') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(last.state, 'idle');
+  assert.equal(last.query, 'ROLLBACK');
 });

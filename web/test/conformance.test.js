@@ -215,3 +215,13 @@ test('a body over the limit is refused with 413', { skip: impl !== 'gateway' && 
   const fits = JSON.stringify({ label: 'y'.repeat(limit - 100) });
   assert.equal((await call('/rpc/echo', { method: 'POST', body: fits })).status, 200);
 });
+
+test('headers a function sets in response.headers are sent', async () => {
+  const r = await call('/rpc/with_headers?v=hello');
+  assert.equal(r.status, 200);
+  assert.equal(r.json, 1);
+  assert.equal(r.headers.get('x-fixture'), 'hello');
+  assert.equal(r.headers.get('server-timing'), 'db;dur=1.5');
+  const plain = await call('/rpc/add?a=1&b=2');
+  assert.equal(plain.headers.get('x-fixture'), null);
+});

@@ -32,6 +32,15 @@ $$;
 CREATE FUNCTION api.whoami_volatile() RETURNS json LANGUAGE sql VOLATILE AS
 $$ SELECT json_build_object('read_only', current_setting('transaction_read_only')) $$;
 
+-- Sets response headers as PostgREST reads them (response.headers).
+CREATE FUNCTION api.with_headers(v text) RETURNS int LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM set_config('response.headers',
+		json_build_array(json_build_object('X-Fixture', v), json_build_object('Server-Timing', 'db;dur=1.5'))::text, true);
+	RETURN 1;
+END
+$$;
+
 -- Raises the given SQLSTATE with a message, detail and hint.
 CREATE FUNCTION api.fail(code text, msg text DEFAULT 'failed on purpose') RETURNS int
 LANGUAGE plpgsql STABLE AS $$

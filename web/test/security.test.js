@@ -98,8 +98,11 @@ test('a statement timeout bounds web_anon in SQL sessions and in HTTP requests',
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ image: img, k: 5 }),
     });
     const body = await res.json();
-    assert.equal(res.status, 500);
-    assert.equal(body.code, '57014');
+    // api.search answers a timeout as "busy" (503), not as an internal error.
+    assert.equal(res.status, 503);
+    assert.equal(body.code, 'PT503');
+    assert.match(body.message, /busy.*Try again/);
+    assert.match(body.details, /statement timeout/);
   } finally {
     await admin.query('ALTER ROLE web_anon IN DATABASE imgsearch_web RESET statement_timeout');
   }
@@ -126,5 +129,7 @@ test('an oversized body is refused with 413 before it reaches the database', asy
   const big = JSON.stringify({ image: 'A'.repeat(13 * 1024 * 1024), k: 1 });
   const res = await fetch(`${api}/rpc/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: big });
   assert.equal(res.status, 413);
-  assert.equal((await res.json()).message, 'Request body too large');
+  const body = await res.json();
+  assert.equal(body.code, '54000');
+  assert.equal(body.message, 'The image is too large to upload: the limit is 12 MB.');
 });
