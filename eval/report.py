@@ -61,15 +61,15 @@ def plot(run, path):
     import matplotlib.pyplot as plt
 
     colours = {'argsort': 'tab:gray', 'faissflat': 'tab:blue', 'kdtree': 'tab:green', 'lsh': 'tab:red'}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    markers = 'osD^v<>p'
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    seen = {}
     for r in run['results']:
-        c = colours.get(r['method'], 'black')
-        left.scatter(r['db_ms_median'], r['recall_at_k'], color=c)
-        left.annotate(r['label'], (r['db_ms_median'], r['recall_at_k']), fontsize=7,
-                      xytext=(4, 4), textcoords='offset points')
-        right.scatter(r['e2e_ms_median'], r['map_at_k'], color=c)
-        right.annotate(r['label'], (r['e2e_ms_median'], r['map_at_k']), fontsize=7,
-                       xytext=(4, 4), textcoords='offset points')
+        # one colour per method, one marker per budget of it; the legend names them
+        n = seen[r['method']] = seen.get(r['method'], -1) + 1
+        style = dict(color=colours.get(r['method'], 'black'), marker=markers[n % len(markers)], s=45, alpha=0.8)
+        left.scatter(r['db_ms_median'], r['recall_at_k'], label=r['label'], **style)
+        right.scatter(r['e2e_ms_median'], r['map_at_k'], **style)
     k = run['k']
     left.set(xscale='log', xlabel='median database ms per query (log)', ylabel='recall@%d against argsort' % k,
              title='recall vs latency')
@@ -77,9 +77,12 @@ def plot(run, path):
               ylabel='mAP@%d' % k, title='mAP vs time')
     for ax in (left, right):
         ax.grid(True, which='both', alpha=0.3)
+        low, _ = ax.get_ylim()
+        ax.set_ylim(min(low, 0.9), 1.02)
+    fig.legend(loc='center right', fontsize=8)
+    fig.subplots_adjust(right=0.8)
     fig.suptitle('imgsearch eval: %s, %d images, %d queries (%s)' %
                  (run['collection'], run['images'], run['queries'], run['date']))
-    fig.tight_layout()
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
