@@ -6,6 +6,9 @@
 #   make demo             deps, build, install, start the demo (see README.md)
 #   make demo-stop        stop the demo
 #   make bench            build, install, run every bench/*_bench.py (never part of check)
+#   make eval             build, install, reproduce the paper's Table I on the demo
+#                         collection (tools/eval.sh; EVAL_ARGS="--large" or
+#                         EVAL_ARGS="--layout oxford DIR": README, Reproducing Table I)
 #   make model            export the default VGG16 model (pool, random weights)
 #                         to models/vgg16_pool_random.pt
 #   make fuzz             build the libFuzzer harnesses (fuzz/, into build/fuzz), run
@@ -21,7 +24,7 @@ JOBS       ?= $(shell nproc)
 # Goals that set things up and run them. They never mix with the PGXS build
 # in one make process (PGXS defines a `check` of its own); they call it as a
 # sub-make instead.
-DRIVER_GOALS := deps check demo demo-stop bench model fuzz
+DRIVER_GOALS := deps check demo demo-stop bench eval model fuzz
 
 ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
 
@@ -39,6 +42,11 @@ demo-stop:
 bench: deps
 	@$(MAKE) --no-print-directory -s install
 	@for b in bench/*_bench.py; do /usr/bin/python3 $$b || exit 1; done
+
+EVAL_ARGS ?=
+eval: deps
+	@$(MAKE) --no-print-directory -s install
+	@tools/eval.sh $(EVAL_ARGS)
 
 FUZZ_SECONDS ?= 300
 FUZZ_HARNESSES ?=

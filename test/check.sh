@@ -5,7 +5,7 @@
 #
 # Suites: pg_regress (test/sql -> expected/), pgTAP (test/pgtap/*.sql via
 # pg_prove), perl TAP (test/t/*.pl via prove, PostgreSQL::Test::Cluster), web,
-# fuzz (the libFuzzer harnesses of fuzz/, briefly: fuzz/run.sh check), unit
+# eval (make eval: test/eval/run.sh), fuzz (the libFuzzer harnesses of fuzz/, briefly: fuzz/run.sh check), unit
 # (C/C++ cores tested without PostgreSQL: test/*/run.sh).
 # Each test file counts once; the last line is "N passed, N failed".
 set -uo pipefail
@@ -136,6 +136,12 @@ for s in setup unit conformance api security browser; do
 	run_case "web/$s" "$repo/web/test/run.sh" "$s" "$work/web"
 done
 
+# --- eval: make eval's metrics, and tools/eval.py on a tiny collection per layout
+echo "eval:"
+for s in metrics demo oxford classes; do
+	run_case "eval/$s" "$repo/test/eval/run.sh" "$s" "$work/eval"
+done
+
 stop_cluster
 trap - EXIT
 
@@ -163,7 +169,7 @@ done
 echo "unit:"
 for t in "$repo"/test/*/run.sh; do
 	[ -e "$t" ] || continue
-	case "$t" in */web/*) continue ;; esac
+	case "$t" in "$repo"/test/eval/*) continue ;; esac   # eval has a section of its own above
 	run_case "unit/$(basename "$(dirname "$t")")" env BUILD_DIR="$repo/build" "$t"
 done
 

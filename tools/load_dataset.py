@@ -117,9 +117,11 @@ def load_images(conn, dataset, batch):
     print('load_dataset: %d images (%d new), %d queries' % (len(rows), len(todo), len(queries)))
 
 
-def extract_features(conn, batch):
+def extract_features(conn, batch, table='gallery.images'):
+    """Fills table.feat (NULL so far) from table.img, batch images per
+    vgg16_features() call; table has an integer key id. Used by make eval too."""
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM gallery.images WHERE feat IS NULL")
+        cur.execute("SELECT count(*) FROM %s WHERE feat IS NULL" % table)
         remaining = cur.fetchone()[0]
     if remaining == 0:
         return 0
@@ -129,12 +131,12 @@ def extract_features(conn, batch):
             with conn.cursor() as cur:
                 # One batch per transaction: an interrupted run keeps what it did.
                 cur.execute("""
-                    WITH b AS (SELECT id, img FROM gallery.images WHERE feat IS NULL ORDER BY id LIMIT %s),
+                    WITH b AS (SELECT id, img FROM {t} WHERE feat IS NULL ORDER BY id LIMIT %s),
                          f AS (SELECT array_agg(id ORDER BY id) AS ids,
                                       vgg16_features(array_agg(img ORDER BY id)) AS feats FROM b)
-                    UPDATE gallery.images i SET feat = u.feat
+                    UPDATE {t} i SET feat = u.feat
                       FROM f, unnest(f.ids, f.feats) AS u(id, feat)
-                     WHERE i.id = u.id""", [batch])
+                     WHERE i.id = u.id""".format(t=table), [batch])
                 done = cur.rowcount
             conn.commit()
             if done <= 0:

@@ -1,0 +1,1 @@
+"""imgsearch's evaluation (make eval): collections, metrics, the run and its report."""
