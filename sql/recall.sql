@@ -95,14 +95,14 @@ BEGIN
 	                'FROM (SELECT %1$I %2$s $1 AS d FROM %3$s WHERE %1$I IS NOT NULL ORDER BY %1$I %2$s $1 LIMIT $2) s',
 	                col, op, tbl);
 
-	EXECUTE format('SELECT count(%I) FROM %s', col, tbl) INTO table_rows;
-	IF table_rows = 0 THEN
-		RAISE EXCEPTION 'table % has no row with a non-NULL %, nothing to sample', tbl, quote_ident(col)
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
 	EXECUTE format('SELECT array_agg(s.v) FROM (SELECT %1$I AS v FROM %2$s WHERE %1$I IS NOT NULL ORDER BY random() LIMIT $1) s',
 	               col, tbl)
 		INTO sample USING queries;
+	IF sample IS NULL THEN
+		RAISE EXCEPTION 'table % has no row with a non-NULL %, nothing to sample', tbl, quote_ident(col)
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	EXECUTE format('SELECT count(%I) FROM %s', col, tbl) INTO table_rows;
 END
 $$;
 
