@@ -92,44 +92,40 @@ $$;
 COMMENT ON FUNCTION imgsearch_shard_methods(regclass, text[]) IS
 	'for each foreign partition P of parent and method M: a server and foreign table P_M whose sessions run under imgsearch.method = M';
 
--- The k rows of parent nearest to q by op (<->, <=> or <#>), with their
--- distances, under method (default: imgsearch.method): each leaf partition
--- is queried on its own with ORDER BY and LIMIT k, which postgres_fdw sends
--- to the shard, in one Append, which runs foreign scans of async_capable
--- servers concurrently; the N * k rows are merged here. The distances are the
--- operator's values, computed as on one node. A partitioned table's own plan
--- (Merge Append) keeps LIMIT on the coordinator and reads shards one after
--- another.
-CREATE FUNCTION imgsearch_sharded_search(parent regclass, q imgfeat, k integer,
-	op text DEFAULT '<->', method text DEFAULT NULL,
-	id_column name DEFAULT 'id', feat_column name DEFAULT 'feat')
-RETURNS TABLE (id bigint, distance double precision)
+-- The query imgsearch_sharded_search runs ($1: the query vector, $2: k),
+-- for EXPLAIN: PREPARE s(imgfeat, int) AS <this>; EXPLAIN VERBOSE EXECUTE s(q, k).
+-- Each leaf partition is queried on its own with ORDER BY and LIMIT k, which
+-- postgres_fdw sends to the shard, in one Append, which runs the foreign
+-- scans of async_capable servers concurrently; the N * k rows are merged
+-- here. (A partitioned table's own plan, Merge Append, keeps LIMIT on the
+-- coordinator and reads the shards one after another.) Under a method other
+-- than auto, a foreign leaf P is read through P_method (imgsearch_shard_methods).
+CREATE FUNCTION imgsearch_sharded_query(parent regclass, op text DEFAULT '<->',
+	method text DEFAULT NULL, id_column name DEFAULT 'id', feat_column name DEFAULT 'feat')
+RETURNS text
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	m text := coalesce(method, current_setting('imgsearch.method', true), 'auto');
 	parts text;
 	missing text;
 BEGIN
-	IF parent IS NULL OR q IS NULL OR k IS NULL OR op IS NULL OR id_column IS NULL OR feat_column IS NULL THEN
-		RAISE EXCEPTION 'parent, q, k, op, id_column and feat_column must not be null' USING ERRCODE = '22004';
+	IF parent IS NULL OR op IS NULL OR id_column IS NULL OR feat_column IS NULL THEN
+		RAISE EXCEPTION 'parent, op, id_column and feat_column must not be null' USING ERRCODE = '22004';
 	END IF;
 	IF op NOT IN ('<->', '<=>', '<#>') THEN
 		RAISE EXCEPTION 'unknown operator "%"', op USING ERRCODE = '22023', HINT = 'Use <->, <=> or <#>.';
-	END IF;
-	IF k < 1 THEN
-		RAISE EXCEPTION 'k must be at least 1, not %', k USING ERRCODE = '22023';
 	END IF;
 	IF m NOT IN ('auto', 'argsort', 'faissflat', 'kdtree', 'lsh') THEN
 		RAISE EXCEPTION 'unknown method "%"', m USING ERRCODE = '22023',
 			HINT = 'Use auto, argsort, faissflat, kdtree or lsh.';
 	END IF;
-	-- each leaf, or under a method its foreign leaves' tables of that method
-	SELECT string_agg(format('(SELECT %1$I::bigint AS id, (%2$I %3$s $1)::float8 AS distance FROM %4$s'
-	                         ' WHERE %2$I IS NOT NULL ORDER BY %2$I %3$s $1 LIMIT $2)',
-	                         id_column, feat_column, op, coalesce(l.rel::text, '')),
+	SELECT string_agg(format('(SELECT %1$I::bigint AS id, (%2$I OPERATOR(@extschema@.%3$s) $1)::float8 AS distance'
+	                         ' FROM %4$s WHERE %2$I IS NOT NULL ORDER BY %2$I OPERATOR(@extschema@.%3$s) $1 LIMIT $2)',
+	                         id_column, feat_column, op, l.rel::text),
 	                  ' UNION ALL ' ORDER BY l.leaf::text),
-	       string_agg(l.want, ', ') FILTER (WHERE l.rel IS NULL)
+	       string_agg(l.want, ', ' ORDER BY l.want) FILTER (WHERE l.rel IS NULL)
 	  INTO parts, missing
 	  FROM (SELECT t.relid AS leaf, w.want,
 	               CASE WHEN w.want IS NULL THEN t.relid ELSE to_regclass(w.want) END AS rel
@@ -144,10 +140,37 @@ BEGIN
 			HINT = format('SELECT imgsearch_shard_methods(%L) makes them.', parent::text);
 	END IF;
 	IF parts IS NULL THEN
-		RETURN;
+		RAISE EXCEPTION '% has no partitions', parent USING ERRCODE = '42P01';
 	END IF;
-	RETURN QUERY EXECUTE format('SELECT id, distance FROM (%s) s ORDER BY distance, id LIMIT $2', parts)
-		USING q, k;
+	-- A materialized CTE: its plan is the cheapest, an Append (asynchronous),
+	-- not the Merge Append of the ordered branches that the outer ORDER BY
+	-- would choose, which reads them one after another.
+	RETURN format('WITH s AS MATERIALIZED (%s) SELECT id, distance FROM s ORDER BY distance, id LIMIT $2', parts);
+END
+$$;
+
+COMMENT ON FUNCTION imgsearch_sharded_query(regclass, text, text, name, name) IS
+	'the query imgsearch_sharded_search runs ($1 = q, $2 = k), for EXPLAIN';
+
+-- The k rows of parent nearest to q by op (<->, <=> or <#>), with their
+-- distances, under method (default: imgsearch.method), by
+-- imgsearch_sharded_query. The distances are the operator's values, computed
+-- as on one node (from the k vectors each shard returns).
+CREATE FUNCTION imgsearch_sharded_search(parent regclass, q imgfeat, k integer,
+	op text DEFAULT '<->', method text DEFAULT NULL,
+	id_column name DEFAULT 'id', feat_column name DEFAULT 'feat')
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF q IS NULL OR k IS NULL THEN
+		RAISE EXCEPTION 'q and k must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF k < 1 THEN
+		RAISE EXCEPTION 'k must be at least 1, not %', k USING ERRCODE = '22023';
+	END IF;
+	RETURN QUERY EXECUTE @extschema@.imgsearch_sharded_query(parent, op, method, id_column, feat_column) USING q, k;
 END
 $$;
 
