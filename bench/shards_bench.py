@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -57,17 +58,22 @@ def connect(d, name):
     return conn
 
 
-def timed(cur, sql, args, nq, repeat):
-    """seconds per query over queries 0..nq-1, repeat rounds, and the last answers"""
-    times, answers = [], []
-    for r in range(repeat):
+def round_robin(runs, nq, repeat):
+    """runs: name -> (cursor, sql, args(i)). Each query in turn through every
+    run, repeat rounds after a warm-up round, so that the machine's load
+    falls on all alike. name -> (seconds per query, last round's answers)"""
+    times = {name: [] for name in runs}
+    answers = {name: [] for name in runs}
+    for r in range(repeat + 1):
         for i in range(nq):
-            t = time.perf_counter()
-            cur.execute(sql, args(i))
-            rows = cur.fetchall()
-            times.append(time.perf_counter() - t)
-            if r == repeat - 1:
-                answers.append(rows)
+            for name, (cur, sql, args) in runs.items():
+                t = time.perf_counter()
+                cur.execute(sql, args(i))
+                rows = cur.fetchall()
+                if r > 0:
+                    times[name].append(time.perf_counter() - t)
+                if r == repeat:
+                    answers[name].append(rows)
     return times, answers
 
 
@@ -76,6 +82,7 @@ def main():
     ap.add_argument('--rows', type=int, default=100_000)
     ap.add_argument('--queries', type=int, default=30)
     ap.add_argument('--repeat', type=int, default=3)
+    ap.add_argument('--out', default=os.path.join(HERE, 'results', 'shards.json'))
     ap.add_argument('--stop', action='store_true', help='stop the clusters at the end')
     args = ap.parse_args()
     d = os.environ.setdefault('IMGSEARCH_SHARDS_DIR', '/var/tmp/imgsearch-shards-bench')
@@ -117,27 +124,24 @@ def main():
     cc.execute("SELECT count(*) FROM imgsearch_shard_methods('items', '{faissflat}')")
     q = [str(v.tolist()) for v in xq]
 
-    results = {}
-    one_sql = ('SELECT id, v <-> %s::imgfeat FROM one ORDER BY v <-> %s::imgfeat LIMIT ' + str(K))
     for c in [coord] + shard_conns:
         c.cursor().execute("SET imgsearch.method = 'faissflat'; SET enable_seqscan = off")
-    timed(cc, one_sql, lambda i: (q[i], q[i]), args.queries, 1)   # warm-up
-    t, one_answers = timed(cc, one_sql, lambda i: (q[i], q[i]), args.queries, args.repeat)
-    results['one'] = summary(t)
+    one_sql = 'SELECT id, v <-> %s::imgfeat FROM one ORDER BY v <-> %s::imgfeat LIMIT ' + str(K)
     shard_sql = one_sql.replace('FROM one', 'FROM items')
+    sharded_sql = ("SELECT id, distance FROM imgsearch_sharded_search("
+                   f"'items', %s::imgfeat, {K}, '<->', 'faissflat', 'id', 'v')")
+    runs = {'one': (cc, one_sql, lambda i: (q[i], q[i]))}
     for i, sc in enumerate(shard_conns):
-        s = sc.cursor()
-        timed(s, shard_sql, lambda j: (q[j], q[j]), args.queries, 1)
-        t, _ = timed(s, shard_sql, lambda j: (q[j], q[j]), args.queries, args.repeat)
-        results[f'shard{i}'] = summary(t)
-    sharded_sql = f"SELECT id, distance FROM imgsearch_sharded_search('items', %s::imgfeat, {K}, '<->', 'faissflat')"
-    timed(cc, sharded_sql, lambda i: (q[i],), args.queries, 1)
-    t, sharded_answers = timed(cc, sharded_sql, lambda i: (q[i],), args.queries, args.repeat)
-    results['sharded'] = summary(t)
-    plain_sql = one_sql.replace('FROM one', 'FROM items')
-    timed(cc, plain_sql, lambda i: (q[i], q[i]), args.queries, 1)
-    t, plain_answers = timed(cc, plain_sql, lambda i: (q[i], q[i]), args.queries, 1)
-    results['plain'] = summary(t)
+        runs[f'shard{i}'] = (sc.cursor(), shard_sql, lambda j: (q[j], q[j]))
+    runs['sharded'] = (cc, sharded_sql, lambda i: (q[i],))
+    times, answers = round_robin(runs, args.queries, args.repeat)
+    # the partitioned table's own plan: slow, one round
+    plain_times, plain_answers = round_robin({'plain': (cc, shard_sql, lambda i: (q[i], q[i]))},
+                                             args.queries, 1)
+    times.update(plain_times)
+    answers.update(plain_answers)
+    results = {name: summary(t) for name, t in times.items()}
+    one_answers, sharded_answers, plain_answers = answers['one'], answers['sharded'], answers['plain']
 
     def key(rows):
         return sorted((float(dist), int(i)) for i, dist in rows)
@@ -145,22 +149,24 @@ def main():
     plain_same = all(key(a) == key(b) for a, b in zip(one_answers, plain_answers))
 
     # Model for N shards on N separate machines like this one: a shard's
-    # exact scan is proportional to its rows (measured: shard at n/2 against
-    # one node at n), the coordinator adds what sharded costs beyond its
+    # exact scan costs a + b * rows (fitted to one node at n and the mean
+    # shard at n / 2), and the coordinator adds what sharded costs beyond its
     # slowest shard (merge, libpq round trips, k vectors per shard).
     t_one = results['one']['median']
-    t_shard = max(results[f'shard{i}']['median'] for i in range(SHARDS))
-    overhead = max(results['sharded']['median'] - t_shard, 0.0)
-    per_row_ms = t_shard / (args.rows / SHARDS)
+    t_half = statistics.mean(results[f'shard{i}']['median'] for i in range(SHARDS))
+    t_slowest = max(results[f'shard{i}']['median'] for i in range(SHARDS))
+    overhead = max(results['sharded']['median'] - t_slowest, 0.0)
+    per_row_ms = max((t_one - t_half) / (args.rows - args.rows / SHARDS), 0.0)
     fixed_ms = max(t_one - per_row_ms * args.rows, 0.0)
     model = []
     for n in (1, 2, 4, 8, 16):
         shard_ms = fixed_ms + per_row_ms * args.rows / n
-        lat = shard_ms + (overhead if n > 1 else 0.0)
-        model.append({'shards': n, 'latency_ms': round(lat, 2),
-                      # every query runs on every shard: a cluster of N machines with
-                      # c cores each answers about c / shard time queries a second
+        model.append({'shards': n,
+                      'latency_ms': round(shard_ms + (overhead if n > 1 else 0.0), 2),
+                      # every query runs on every shard: N machines of c cores
+                      # answer about c * this many queries a second
                       'qps_per_core': round(1000.0 / shard_ms, 1)})
+    fit = {'fixed_ms': round(fixed_ms, 2), 'per_100k_rows_ms': round(per_row_ms * 100_000, 2)}
 
     out = {
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
@@ -173,10 +179,11 @@ def main():
         'sharded_identical_to_one': identical,
         'plain_identical_to_one': plain_same,
         'coordinator_overhead_ms': round(overhead, 2),
+        'shard_scan_fit': fit,
         'model': model,
     }
-    os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
-    with open(os.path.join(HERE, 'results', 'shards.json'), 'w') as f:
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, 'w') as f:
         json.dump(out, f, indent=2)
     print(json.dumps(out, indent=2))
     if args.stop:

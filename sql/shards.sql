@@ -15,7 +15,7 @@
 CREATE FUNCTION imgsearch_shard_methods(parent regclass,
 	methods text[] DEFAULT ARRAY['argsort', 'faissflat', 'kdtree', 'lsh'])
 RETURNS SETOF regclass
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -103,7 +103,7 @@ COMMENT ON FUNCTION imgsearch_shard_methods(regclass, text[]) IS
 CREATE FUNCTION imgsearch_sharded_query(parent regclass, op text DEFAULT '<->',
 	method text DEFAULT NULL, id_column name DEFAULT 'id', feat_column name DEFAULT 'feat')
 RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -160,7 +160,7 @@ CREATE FUNCTION imgsearch_sharded_search(parent regclass, q imgfeat, k integer,
 	op text DEFAULT '<->', method text DEFAULT NULL,
 	id_column name DEFAULT 'id', feat_column name DEFAULT 'feat')
 RETURNS TABLE (id bigint, distance double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -6,6 +6,8 @@
 #   tools/shards.sh start N    create (or reuse) and start them
 #   tools/shards.sh stop       stop them all
 #   tools/shards.sh status     ports and row counts
+#   tools/shards.sh reindex    REINDEX gallery.images on every shard (after a
+#                              load: kdtree and lsh built on no rows have no tree)
 #   tools/shards.sh sql HOST:PORT ...   print the coordinator's SQL for these
 #                              shards (what start runs; for real servers too)
 #
@@ -31,7 +33,7 @@ fi
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port_of() { sed -n 's/^port = //p' "$dir/$1/postgresql.conf" | tail -n 1; }
-psql_at() { local port=$1; shift; psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+psql_at() { local port=$1; shift; PGOPTIONS='-c client_min_messages=warning' psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 
 # The shard's part: the table and its indexes (L2 and cosine for the exact
 # index methods, L2 for lsh).
@@ -150,10 +152,19 @@ status() {
 	done
 }
 
+reindex() {
+	local data
+	for data in "$dir"/shard*; do
+		[ -f "$data/PG_VERSION" ] || continue
+		psql_at "$(port_of "$(basename "$data")")" -d "$db" -c 'REINDEX TABLE gallery.images'
+	done
+}
+
 case "${1:-}" in
 	start) start "${2:-}" ;;
 	stop) stop ;;
 	status) status ;;
+	reindex) reindex ;;
 	sql) shift; coordinator_sql "$@" ;;
-	*) echo "usage: tools/shards.sh start N | stop | status | sql HOST:PORT ..." >&2; exit 2 ;;
+	*) echo "usage: tools/shards.sh start N | stop | status | reindex | sql HOST:PORT ..." >&2; exit 2 ;;
 esac
