@@ -76,7 +76,7 @@ CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/shards.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 

@@ -49,16 +49,16 @@ PGVECTOR_EXACT_MS_100K_512 = 79.0
 DESIGN_FLOOR_MS_100K_512 = 48.0  # one core at about 4.3 GB/s, as measured for DESIGN.md
 
 
-def copy_binary(cur, table, x, first_id=0):
+def copy_binary(cur, table, x, first_id=0, ids=None):
     """COPY (id int4, v imgfeat) in PostgreSQL's binary format, built by numpy;
-    ids first_id, first_id + 1, ..."""
+    ids first_id, first_id + 1, ..., or the array ids"""
     n, dim = x.shape
     row = np.dtype([('nfields', '>i2'), ('id_len', '>i4'), ('id', '>i4'),
                     ('v_len', '>i4'), ('dim', '>i2'), ('unused', '>i2'), ('x', '>f4', dim)])
     rows = np.zeros(n, dtype=row)
     rows['nfields'] = 2
     rows['id_len'] = 4
-    rows['id'] = np.arange(first_id, first_id + n)
+    rows['id'] = np.arange(first_id, first_id + n) if ids is None else ids
     rows['v_len'] = 4 + 4 * dim
     rows['dim'] = dim
     rows['x'] = x

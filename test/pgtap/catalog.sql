@@ -34,8 +34,9 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.o
            WHERE e.extname = 'imgsearch' AND p.proparallel <> 's'
              AND p.proname NOT LIKE 'imgsearch\_cxx\_%'
              AND p.proname NOT IN ('vgg16_features', 'imgsearch_model_info', 'imgsearch_index_check',
-                                   'imgsearch_recall', 'imgsearch_recall_prepare', 'imgsearch_recall_run', 'imgsearch_tune')),
-          0, 'every function but the self-test, the model ones, the index check and the recall ones is PARALLEL SAFE');
+                                   'imgsearch_recall', 'imgsearch_recall_prepare', 'imgsearch_recall_run', 'imgsearch_tune',
+                                   'imgsearch_sharded_search', 'imgsearch_shard_methods')),
+          0, 'every function but the self-test, the model ones, the index check, the recall ones and the shard ones that query or make foreign tables is PARALLEL SAFE');
 
 SELECT has_cast('real[]', 'imgfeat');
 SELECT has_cast('double precision[]', 'imgfeat');

@@ -1,0 +1,229 @@
+# Scale-out over postgres_fdw: a coordinator whose partitioned table has a
+# foreign-table partition on each of 2 shard clusters answers
+# imgsearch_sharded_search with the ids and distances a single cluster holding
+# the same rows gives with ORDER BY ... LIMIT k (L2 and cosine; k = 1, 30,
+# 100; argsort, faissflat, kdtree), under the method asked for on the shards;
+# each shard receives ORDER BY with the imgsearch operator and LIMIT, in
+# concurrent (async) foreign scans; rows inserted through the coordinator land
+# on the shard their hash says; a stopped shard is an error naming it, at once,
+# and one that does not answer after connect_timeout.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $connect_timeout = 5;    # seconds, on the server definitions
+
+my @nodes;
+for my $name (qw(single shard0 shard1 coord))
+{
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION imgsearch');
+	push @nodes, $node;
+}
+my ($single, $shard0, $shard1, $coord) = @nodes;
+
+# The same rows everywhere: made by one seeded query, on the single node
+# directly and through the coordinator (whose partitions route them).
+my $rows = q{
+	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
+	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
+	SELECT setseed(0.37);
+	INSERT INTO items SELECT i, CASE WHEN i % 97 = 0 THEN NULL ELSE rand_vec(64, i) END
+	  FROM generate_series(1, 2000) i;
+	CREATE TABLE queries AS SELECT n, rand_vec(64, n) AS q FROM generate_series(1, 3) n;
+};
+my $indexes = q{
+	CREATE INDEX items_ff_l2 ON items USING faissflat (feat);
+	CREATE INDEX items_ff_cos ON items USING faissflat (feat imgfeat_cosine_ops);
+	CREATE INDEX items_kd_l2 ON items USING kdtree (feat) WITH (leaf_size = 16);
+	CREATE INDEX items_kd_cos ON items USING kdtree (feat imgfeat_cosine_ops) WITH (leaf_size = 16);
+};
+$single->safe_psql('postgres', "CREATE TABLE items (id bigint PRIMARY KEY, feat imgfeat(64)); $rows $indexes");
+for my $shard ($shard0, $shard1)
+{
+	$shard->safe_psql('postgres', "CREATE TABLE items (id bigint PRIMARY KEY, feat imgfeat(64)); $indexes
+		CREATE VIEW session_settings AS
+		SELECT current_setting('imgsearch.method', true) AS method, current_setting('enable_seqscan') AS seqscan;");
+}
+
+my $setup = q{
+	CREATE EXTENSION postgres_fdw;
+	CREATE TABLE items (id bigint, feat imgfeat(64)) PARTITION BY HASH (id);
+};
+my $i = 0;
+for my $shard ($shard0, $shard1)
+{
+	my $port = $shard->port;
+	my $host = $shard->host;
+	$setup .= qq{
+		CREATE SERVER shard$i FOREIGN DATA WRAPPER postgres_fdw
+		  OPTIONS (host '$host', port '$port', dbname 'postgres', extensions 'imgsearch',
+		           async_capable 'true', connect_timeout '$connect_timeout');
+		CREATE USER MAPPING FOR PUBLIC SERVER shard$i OPTIONS (user '@{[ $shard->safe_psql('postgres', 'SELECT current_user') ]}');
+		CREATE FOREIGN TABLE items_$i PARTITION OF items FOR VALUES WITH (MODULUS 2, REMAINDER $i)
+		  SERVER shard$i OPTIONS (table_name 'items');
+	};
+	$i++;
+}
+$setup .= q{
+	SELECT count(*) FROM imgsearch_shard_methods('items', '{argsort,faissflat,kdtree}');
+	-- what a shard's session runs under, through each server
+	CREATE FOREIGN TABLE settings_kdtree (method text, seqscan text) SERVER shard1_kdtree
+	  OPTIONS (table_name 'session_settings');
+	CREATE FOREIGN TABLE settings_argsort (method text, seqscan text) SERVER shard0_argsort
+	  OPTIONS (table_name 'session_settings');
+	CREATE FOREIGN TABLE settings_auto (method text, seqscan text) SERVER shard0
+	  OPTIONS (table_name 'session_settings');
+};
+is($coord->safe_psql('postgres', $setup), '6', 'one table per foreign partition and method');
+$coord->safe_psql('postgres', $rows);
+
+# --- rows land on the shard their hash says --------------------------------
+# Routed independently: a local hash-partitioned table on the single node.
+$single->safe_psql('postgres', q{
+	CREATE TABLE routed (id bigint) PARTITION BY HASH (id);
+	CREATE TABLE routed_0 PARTITION OF routed FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+	CREATE TABLE routed_1 PARTITION OF routed FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+	INSERT INTO routed SELECT id FROM items;
+});
+my $ids = q{SELECT count(*) || ' ' || md5(string_agg(id::text, ',' ORDER BY id)) FROM };
+for my $r (0, 1)
+{
+	my $shard = ($shard0, $shard1)[$r];
+	my $want = $single->safe_psql('postgres', $ids . "routed_$r");
+	like($want, qr/^[1-9]\d* /, "remainder $r has rows");
+	is($shard->safe_psql('postgres', $ids . 'items'), $want, "shard$r holds the rows of remainder $r");
+}
+is($coord->safe_psql('postgres', 'SELECT count(*), count(feat) FROM items'),
+	$single->safe_psql('postgres', 'SELECT count(*), count(feat) FROM items'),
+	'the coordinator sees every row');
+
+# --- the method reaches the shards --------------------------------------------
+is($coord->safe_psql('postgres', 'SELECT method, seqscan FROM settings_kdtree'), 'kdtree|off',
+	'a kdtree server runs the shard session under kdtree, without sequential scans');
+is($coord->safe_psql('postgres', 'SELECT method, seqscan FROM settings_argsort'), 'argsort|on',
+	'an argsort server runs it under argsort');
+is($coord->safe_psql('postgres', 'SELECT coalesce(method, \'auto\'), seqscan FROM settings_auto'),
+	'auto|on', 'the partition\'s own server leaves the shard\'s defaults');
+
+# --- answers identical to one node --------------------------------------------
+# "id:distance" lists, one line per operator, method, k and query.
+my @ks = (1, 30, 100);
+for my $op ('<->', '<=>')
+{
+	for my $method (qw(argsort faissflat kdtree))
+	{
+		my $seqscan = $method eq 'argsort' ? 'on' : 'off';
+		my ($one, $sharded) = ('', '');
+		for my $k (@ks)
+		{
+			$one .= qq{
+				SELECT n, (SELECT string_agg(id || ':' || d, ',' ORDER BY d, id)
+				           FROM (SELECT id, feat $op q AS d FROM items WHERE feat IS NOT NULL
+				                 ORDER BY feat $op q LIMIT $k) r)
+				FROM queries ORDER BY n;
+			};
+			$sharded .= qq{
+				SELECT n, (SELECT string_agg(s.id || ':' || s.distance, ',' ORDER BY s.ord)
+				           FROM imgsearch_sharded_search('items', q, $k, '$op', '$method')
+				                WITH ORDINALITY AS s(id, distance, ord))
+				FROM queries ORDER BY n;
+			};
+		}
+		my $want = $single->safe_psql('postgres',
+			"SET imgsearch.method = '$method'; SET enable_seqscan = $seqscan; $one");
+		my $got = $coord->safe_psql('postgres', $sharded);
+		is(scalar(() = $want =~ /:/g), 3 * (1 + 30 + 100), "$op $method: one node answers every k");
+		is($got, $want, "$op $method: ids and distances identical to one node, k = @ks");
+		# the method set on the coordinator is the default
+		is($coord->safe_psql('postgres', "SET imgsearch.method = '$method';
+			SELECT string_agg(s.id || ':' || s.distance, ',' ORDER BY s.ord)
+			FROM queries, imgsearch_sharded_search('items', q, 30, '$op') WITH ORDINALITY AS s(id, distance, ord)
+			WHERE n = 2"),
+			$single->safe_psql('postgres', "SET imgsearch.method = '$method'; SET enable_seqscan = $seqscan;
+			SELECT string_agg(id || ':' || d, ',' ORDER BY d, id)
+			FROM (SELECT id, feat $op q AS d FROM items, queries WHERE n = 2 AND feat IS NOT NULL
+			      ORDER BY feat $op q LIMIT 30) r"),
+			"$op $method: imgsearch.method on the coordinator picks the shards' method");
+	}
+}
+
+# The index methods ran on the shards: every index was scanned there.
+# (Statistics reach pg_stat_user_indexes when the fdw session is idle.)
+for my $shard ($shard0, $shard1)
+{
+	ok($shard->poll_query_until('postgres',
+		q{SELECT count(*) = 4 FROM pg_stat_user_indexes WHERE relname = 'items' AND idx_scan > 0 AND indexrelname LIKE 'items\_%\_%'}),
+		$shard->name . ': faissflat and kdtree indexes (L2, cosine) were scanned');
+}
+
+# --- the pushdown ---------------------------------------------------------------
+my $plan = $coord->safe_psql('postgres', q{
+	SELECT format('PREPARE s(imgfeat, int) AS %s', imgsearch_sharded_query('items', '<=>', 'faissflat')) \gexec
+	SELECT q AS qv FROM queries WHERE n = 1 \gset
+	EXPLAIN (VERBOSE, COSTS OFF) EXECUTE s(:'qv', 30);
+});
+my @remote = $plan =~ /Remote SQL: (.*)/g;
+is(scalar(@remote), 2, 'one remote query per shard');
+like($_, qr/ORDER BY \(feat OPERATOR\(public\.<=>\) '\[[^]]+\]'\) ASC NULLS LAST LIMIT 30\b/,
+	'the shard receives ORDER BY with the imgsearch operator and LIMIT k') for @remote;
+is(scalar(() = $plan =~ /Async Foreign Scan on public\.items_\d_faissflat/g), 2,
+	'the shards are queried concurrently (async foreign scans)');
+like($plan, qr/^ *-> +Append/m, 'in one Append');
+unlike($plan, qr/Merge Append/, 'not a Merge Append (which reads its branches one after another)');
+
+# For comparison: the partitioned table's own plan keeps LIMIT here
+my $own = $coord->safe_psql('postgres', q{
+	EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY feat <-> (SELECT q FROM queries WHERE n = 1) LIMIT 30;
+});
+like($own, qr/Merge Append/, 'plain partitioned planning merges the shards\' ordered scans');
+unlike($own, qr/Remote SQL: .* LIMIT/, 'plain partitioned planning sends no LIMIT to the shards');
+
+# --- a shard that is down ------------------------------------------------------
+$shard1->stop;
+my $start = time;
+my ($ret, $stdout, $stderr) = $coord->psql('postgres',
+	q{SELECT count(*) FROM queries, imgsearch_sharded_search('items', q, 5, '<->', 'faissflat')});
+my $elapsed = time - $start;
+isnt($ret, 0, 'a query with a shard down fails');
+like($stderr, qr/could not connect to server "shard1_faissflat"/, 'the error names the shard\'s server');
+cmp_ok($elapsed, '<', $connect_timeout + 5, "within connect_timeout ($connect_timeout s) and a margin");
+($ret, $stdout, $stderr) = $coord->psql('postgres', q{SELECT count(*) FROM items});
+like($stderr, qr/could not connect to server "shard1"/, 'a plain query on the partitioned table names it too');
+$shard1->start;
+
+# A shard that accepts the connection but never answers (its postmaster
+# stopped by SIGSTOP): the error comes after connect_timeout, not a hang.
+my $postmaster = (split /\n/, slurp_file($shard1->data_dir . '/postmaster.pid'))[0];
+kill 'STOP', $postmaster;
+$start = time;
+($ret, $stdout, $stderr) = $coord->psql('postgres',
+	q{SELECT count(*) FROM queries, imgsearch_sharded_search('items', q, 5, '<->', 'kdtree')});
+$elapsed = time - $start;
+kill 'CONT', $postmaster;
+isnt($ret, 0, 'a query with a shard that does not answer fails');
+like($stderr, qr/could not connect to server "shard1_kdtree"/, 'naming the shard\'s server');
+cmp_ok($elapsed, '>=', $connect_timeout - 1, "after connect_timeout ($connect_timeout s)");
+cmp_ok($elapsed, '<', $connect_timeout + 10, 'not much later');
+is($coord->safe_psql('postgres',
+	q{SELECT count(*) FROM queries, imgsearch_sharded_search('items', q, 5, '<->', 'faissflat')}),
+	'15', 'back when the shard is');
+
+# --- bad input ----------------------------------------------------------------
+for my $case ([ q{'items', q, 5, '<+>'}, qr/unknown operator/ ],
+	[ q{'items', q, 5, '<->', 'bogus'}, qr/unknown method "bogus"/ ],
+	[ q{'items', q, 0}, qr/k must be at least 1/ ],
+	[ q{'items', q, 5, '<->', 'lsh'}, qr/no foreign table public\.items_0_lsh, public\.items_1_lsh for method lsh/ ])
+{
+	($ret, $stdout, $stderr) = $coord->psql('postgres',
+		"SELECT * FROM queries, imgsearch_sharded_search($case->[0]) WHERE n = 1");
+	like($stderr, $case->[1], "error: $case->[0]");
+}
+
+$_->stop for @nodes;
+done_testing();
