@@ -24,13 +24,13 @@ result=$work/results-$layout/$layout-$(date +%F).json
 
 eval_run() { # log
 	local start=$SECONDS status=0
-	/usr/bin/python3 "$repo/tools/eval.py" "$work/collections/$layout" --k 10 --per-class $per_class \
+	"$repo/tools/eval.sh" "$work/collections/$layout" --k 10 --per-class $per_class \
 		--out "$work/results-$layout" >"$1" 2>&1 || status=$?
 	cat "$1"
-	[ $status -eq 0 ] || { echo "FAIL tools/eval.py exited with $status"; exit 1; }
+	[ $status -eq 0 ] || { echo "FAIL tools/eval.sh exited with $status"; exit 1; }
 	local took=$((SECONDS - start))
-	[ $took -lt 60 ] || { echo "FAIL tools/eval.py took $took s (the issue allows under a minute)"; exit 1; }
-	echo "ok   tools/eval.py took $took s"
+	[ $took -lt 60 ] || { echo "FAIL tools/eval.sh took $took s (the issue allows under a minute)"; exit 1; }
+	echo "ok   tools/eval.sh took $took s"
 }
 eval_run "$work/eval-$layout.log"
 /usr/bin/python3 "$here/check_result.py" "$layout" "$work/collections/$layout" "$result" $per_class
