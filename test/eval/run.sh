@@ -1,7 +1,7 @@
 #!/bin/bash
 # make eval's tests (test/check.sh runs them against its cluster, PG* set):
 #   run.sh metrics                  the AP and recall code against hand-worked cases
-#   run.sh demo|oxford|classes WORK tools/eval.py end to end on a tiny collection
+#   run.sh demo|oxford|classes WORK make eval's tools/eval.sh, on the PG* database, end to end on a tiny collection
 #                                   in that layout (built in WORK), checked by
 #                                   check_result.py against numpy; under a minute
 set -euo pipefail
