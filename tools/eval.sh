@@ -58,6 +58,6 @@ trap 'as_owner pg_ctl -D "$data" -m fast -w stop >/dev/null' EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=imgsearch_eval
 psql -qX -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PGDATABASE'" | grep -q 1 ||
 	psql -qX -d postgres -c "CREATE DATABASE $PGDATABASE"
-psql -qX -c "CREATE EXTENSION IF NOT EXISTS imgsearch"
+psql -qX -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS imgsearch"
 psql -qX -c "ALTER DATABASE $PGDATABASE SET imgsearch.model = '$model'"
 /usr/bin/python3 "$repo/tools/eval.py" "$@"
