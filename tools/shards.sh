@@ -9,7 +9,10 @@
 #   tools/shards.sh reindex    REINDEX gallery.images on every shard (after a
 #                              load: kdtree and lsh built on no rows have no tree)
 #   tools/shards.sh sql HOST:PORT ...   print the coordinator's SQL for these
-#                              shards (what start runs; for real servers too)
+#                              shards (what start runs; for real servers too:
+#                              IMGSEARCH_SHARDS_DB and IMGSEARCH_SHARDS_USER name
+#                              the shards' database and user, default imgsearch
+#                              and postgres)
 #
 # Every cluster has a database imgsearch with the extension. Each shard holds
 # an ordinary gallery.images (web/db/schema.sql) with the same indexes; the
@@ -22,6 +25,8 @@ PGBIN=$(pg_config --bindir)
 export PATH=$PGBIN:$PATH
 dir=${IMGSEARCH_SHARDS_DIR:-/var/tmp/imgsearch-shards}
 db=imgsearch
+shard_db=${IMGSEARCH_SHARDS_DB:-$db}
+shard_user=${IMGSEARCH_SHARDS_USER:-postgres}
 
 if [ "$(id -u)" -eq 0 ]; then
 	owner=postgres
@@ -75,10 +80,10 @@ SQL
 		host=${s%:*} port=${s##*:}
 		cat <<SQL
 CREATE SERVER IF NOT EXISTS shard$i FOREIGN DATA WRAPPER postgres_fdw
-	OPTIONS (host '$host', port '$port', dbname '$db', extensions 'imgsearch',
+	OPTIONS (host '$host', port '$port', dbname '$shard_db', extensions 'imgsearch',
 	         async_capable 'true', connect_timeout '5', fetch_size '1000');
 CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER shard$i
-	OPTIONS (user 'postgres', password_required 'false');
+	OPTIONS (user '$shard_user', password_required 'false');
 CREATE FOREIGN TABLE IF NOT EXISTS gallery.images_$i PARTITION OF gallery.images
 	FOR VALUES WITH (MODULUS $n, REMAINDER $i) SERVER shard$i
 	OPTIONS (schema_name 'gallery', table_name 'images');
