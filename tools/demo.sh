@@ -120,7 +120,7 @@ stop() {
 	if [ -f "$data/PG_VERSION" ] && as_owner pg_ctl -D "$data" status >/dev/null 2>&1; then
 		as_owner pg_ctl -D "$data" -m fast -w stop >/dev/null
 		echo "demo: stopped"
-	else
+	elif [ ! -d "$shards_dir" ]; then
 		echo "demo: not running"
 	fi
 }

@@ -93,7 +93,7 @@ start() {
 	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "shards: N must be a positive number" >&2; exit 2; }
 	own_dir "$dir"
 	local have
-	have=$(find "$dir" -maxdepth 1 -name 'shard*' -type d 2>/dev/null | wc -l)
+	have=$(find "$dir" -mindepth 1 -maxdepth 1 -name 'shard*' -type d 2>/dev/null | wc -l)
 	if [ "$have" -ne 0 ] && [ "$have" -ne "$n" ]; then
 		echo "shards: $dir has $have shards; tools/shards.sh stop and remove it to change N" >&2
 		exit 2
