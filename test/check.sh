@@ -29,6 +29,10 @@ work=$(mktemp -d /tmp/imgsearch-check.XXXXXX)
 chmod 755 "$work"
 # The clusters' owner may not be able to read the checkout (e.g. under /root).
 cp -a "$repo/test" "$repo/expected" "$work/"
+# the API's SQL and tools/shards.sh, for t/022_shards (the web API on a coordinator)
+mkdir -p "$work/src/web"
+cp -a "$repo/web/db" "$work/src/web/"
+cp -a "$repo/tools" "$work/src/"
 # results/ must be writable by the server too (COPY TO a file in tests)
 mkdir -p "$work/regress/sql" "$work/regress/out/results" "$work/tap"
 cp "$repo"/test/sql/*.sql "$work/regress/sql/"
@@ -126,7 +130,7 @@ echo "perl TAP:"
 for f in "$work"/test/t/*.pl; do
 	[ -e "$f" ] || continue
 	run_case "t/$(basename "$f" .pl)" as_owner env -C "$work" \
-		PATH="$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$work/tap" PERL5LIB="$PERL_TEST_LIB" \
+		PATH="$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$work/tap" PERL5LIB="$PERL_TEST_LIB" IMGSEARCH_SRC="$work/src" \
 		prove --verbose "$f"
 done
 

@@ -1,67 +1,40 @@
 #!/bin/bash
 # The demo's local PostgreSQL cluster: `tools/demo.sh start|stop|status`.
 # start is idempotent: it reuses the cluster under .demo/ when it exists.
+# With IMGSEARCH_DEMO_SHARDS=N, the database is a coordinator over N shards
+# instead (tools/shards.sh, in .demo/shards; README, "Scale-out"): the same
+# load, API and page on it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=$(pg_config --bindir)
-export PATH=$PGBIN:$PATH
+. "$repo/tools/local_cluster.sh"
 port=${IMGSEARCH_DEMO_PORT:-54329}
 api_port=${IMGSEARCH_API_PORT:-3000}
 page_port=${IMGSEARCH_PAGE_PORT:-8080}
+shards=${IMGSEARCH_DEMO_SHARDS:-}
 db=imgsearch
 
-if [ "$(id -u)" -eq 0 ]; then
-	owner=postgres
-	as_owner() { runuser -u "$owner" -- "$@"; }
-else
-	owner=$(id -un)
-	as_owner() { "$@"; }
-fi
-
-# The cluster's owner must reach the data directory; a checkout under /root
-# is closed to it, so fall back to a directory of its own.
-demo_dir=$repo/.demo
-if ! as_owner test -x "$repo"; then
-	demo_dir=/var/tmp/imgsearch-demo
-fi
+demo_dir=$(local_dir demo /var/tmp/imgsearch-demo)
 data=$demo_dir/pgdata
+shards_dir=$demo_dir/shards
 
 start() {
-	mkdir -p "$demo_dir"
-	chown "$owner" "$demo_dir"
-	if [ ! -f "$data/PG_VERSION" ]; then
-		echo "demo: creating a cluster in $data"
-		as_owner initdb -D "$data" -U postgres -A trust --locale=C -E UTF8 >"$demo_dir/initdb.log"
-		cat >>"$data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$demo_dir'
-shared_buffers = 512MB
-CONF
+	own_dir "$demo_dir"
+	if [ -n "$shards" ]; then
+		IMGSEARCH_SHARDS_DIR=$shards_dir "$repo/tools/shards.sh" start "$shards"
+		port=$(port_of "$shards_dir/coordinator")
+	else
+		[ -f "$data/PG_VERSION" ] || echo "demo: creating a cluster in $data"
+		init_cluster "$data" "$port" "$demo_dir" "$demo_dir/initdb.log" "shared_buffers = 512MB"
+		start_cluster "$data" "$demo_dir/postgres.log"
+		ensure_database "$port" "$db"
 	fi
-	if ! as_owner pg_ctl -D "$data" status >/dev/null 2>&1; then
-		as_owner pg_ctl -D "$data" -l "$demo_dir/postgres.log" -w start >/dev/null
-	fi
-	psql -qX -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
-		"SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
-		psql -qX -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE $db"
-	psql -qX -h 127.0.0.1 -p "$port" -U postgres -d "$db" -c "CREATE EXTENSION IF NOT EXISTS imgsearch"
 	start_web
 }
 
 # The model, the dataset and the load are made once; later starts reuse them.
 start_web() {
-	local model=${IMGSEARCH_MODEL:-}
-	if [ -z "$model" ]; then
-		make -s -C "$repo" model
-		model=$repo/models/vgg16_pool_random.pt
-	fi
-	# The server runs as $owner: it reads its own copy of the model.
-	mkdir -p "$demo_dir/models"
-	cp -u "$model" "$demo_dir/models/"
-	model=$demo_dir/models/$(basename "$model")
-	chmod 755 "$demo_dir/models"
-	chmod 644 "$model"
+	local model
+	model=$(server_model "$demo_dir")
 
 	local data=$demo_dir/dataset${IMGSEARCH_DEMO_LARGE:+-large}
 	if [ ! -f "$data/manifest.tsv" ]; then
@@ -81,12 +54,19 @@ start_web() {
 	fi
 
 	local api_url=http://127.0.0.1:$api_port
+	# an API server of an earlier start on the other database (one node or shards) goes
+	if running api && [ "$(cat "$demo_dir/api.port" 2>/dev/null)" != "$port" ]; then
+		kill "$(cat "$demo_dir/api.pid")"
+		rm -f "$demo_dir/api.pid"
+		sleep 1
+	fi
 	if ! running api; then
 		local api_cmd=(node "$repo/web/gateway/server.js")
 		command -v postgrest >/dev/null && api_cmd=(postgrest)
 		PGRST_DB_URI="postgresql://authenticator@127.0.0.1:$port/$db" PGRST_SERVER_PORT=$api_port \
 			nohup "${api_cmd[@]}" "$repo/web/postgrest.conf" >"$demo_dir/api.log" 2>&1 &
 		echo $! >"$demo_dir/api.pid"
+		echo "$port" >"$demo_dir/api.port"
 		[ "${api_cmd[0]}" = postgrest ] && echo PostgREST >"$demo_dir/api.kind" ||
 			echo "the gateway (web/gateway/server.js)" >"$demo_dir/api.kind"
 	fi
@@ -106,8 +86,9 @@ start_web() {
 demo: ready.
   page:     $page_url
   API:      $api_url/rpc/search (PostgREST protocol, served by $(cat "$demo_dir/api.kind"))
-  database: psql -h 127.0.0.1 -p $port -U postgres $db
-  logs:     $demo_dir/{api,page,postgres}.log
+  database: psql -h 127.0.0.1 -p $port -U postgres $db${shards:+ (the coordinator over $shards shards:
+            IMGSEARCH_SHARDS_DIR=$shards_dir tools/shards.sh status)}
+  logs:     $demo_dir/{api,page,postgres}.log${shards:+, $shards_dir/*.log}
   stop:     make demo-stop
 
   The model is $(basename "$model"). The default one has RANDOM weights: it finds
@@ -132,17 +113,26 @@ stop() {
 		fi
 		rm -f "$demo_dir/$name.pid"
 	done
+	if [ -d "$shards_dir" ]; then
+		IMGSEARCH_SHARDS_DIR=$shards_dir "$repo/tools/shards.sh" stop
+		echo "demo: stopped the shards"
+	fi
 	if [ -f "$data/PG_VERSION" ] && as_owner pg_ctl -D "$data" status >/dev/null 2>&1; then
 		as_owner pg_ctl -D "$data" -m fast -w stop >/dev/null
 		echo "demo: stopped"
-	else
+	elif [ ! -d "$shards_dir" ]; then
 		echo "demo: not running"
 	fi
+}
+
+status() {
+	[ ! -d "$shards_dir" ] || IMGSEARCH_SHARDS_DIR=$shards_dir "$repo/tools/shards.sh" status
+	[ ! -f "$data/PG_VERSION" ] || as_owner pg_ctl -D "$data" status
 }
 
 case "${1:-}" in
 	start) start ;;
 	stop) stop ;;
-	status) as_owner pg_ctl -D "$data" status ;;
+	status) status ;;
 	*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

@@ -20,6 +20,14 @@ each skipped when already done, so an interrupted load resumes:
      less of them).
 With --model, the database's imgsearch.model is set to PATH; features made
 with another model are extracted again.
+
+On a coordinator (gallery.images partitioned over postgres_fdw foreign
+tables: tools/shards.sh, README "Scale-out"), rows are inserted through it
+(each goes to its shard), features are extracted on it (vgg16_features runs
+where the UPDATE is evaluated: the coordinator, under its imgsearch.model)
+and written to the shards, and the indexes are built on each shard, over a
+connection made from its server's options and user mapping (host, port,
+dbname; user, password); the coordinator has none.
 """
 import argparse
 import csv
@@ -58,7 +66,31 @@ def apply_sql(conn):
     conn.commit()
 
 
-def set_model(conn, path):
+# libpq options among a postgres_fdw server's and user mapping's options
+LIBPQ_OPTIONS = {'host', 'hostaddr', 'port', 'dbname', 'connect_timeout', 'sslmode', 'sslrootcert',
+                 'sslcert', 'sslkey', 'user', 'password'}
+
+
+def shard_connections(conn):
+    """Connections to the shards of a coordinator's gallery.images (none on a
+    single node), as the coordinator's user mapping for the current user (or
+    PUBLIC) says."""
+    with conn.cursor() as cur:
+        cur.execute("""
+            SELECT DISTINCT ON (l.srvname) l.srvname, s.srvoptions, um.umoptions
+              FROM gallery.shard_leaves() l
+              JOIN pg_foreign_server s ON s.srvname = l.srvname
+              LEFT JOIN pg_user_mappings um ON um.srvid = s.oid AND um.usename IN (current_user, 'public')
+             ORDER BY l.srvname, um.usename = 'public'""")
+        servers = cur.fetchall()
+    shards = []
+    for name, srv_options, um_options in servers:
+        options = dict(o.split('=', 1) for o in (srv_options or []) + (um_options or []))
+        shards.append(psycopg2.connect(**{k: v for k, v in options.items() if k in LIBPQ_OPTIONS}))
+    return shards
+
+
+def set_model(conn, path, shards):
     """Points the database at the model; forgets features of another model."""
     path = os.path.abspath(path)
     with conn.cursor() as cur:
@@ -76,15 +108,19 @@ def set_model(conn, path):
             # The indexes keep the old features' dimension (512 for pool, 4096
             # for fc7), kdtree its PCA of them, lsh its centroids and rotation;
             # step 4 builds them again once the new ones are in.
-            for name, *_ in INDEXES:
-                cur.execute("DROP INDEX IF EXISTS gallery.%s" % name)
+            for c in [conn] + shards:
+                with c.cursor() as shard_cur:
+                    for name, *_ in INDEXES:
+                        shard_cur.execute("DROP INDEX IF EXISTS gallery.%s" % name)
+                if c is not conn:
+                    c.commit()
             cur.execute("UPDATE gallery.images SET feat = NULL")
         cur.execute("INSERT INTO gallery.settings VALUES ('model', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [model])
     conn.commit()
 
 
-def load_images(conn, dataset, batch):
+def load_images(conn, dataset, batch, sharded=False):
     rows = read_tsv(os.path.join(dataset, 'manifest.tsv'))
     with conn.cursor() as cur:
         cur.execute("SELECT id FROM gallery.images")
@@ -102,7 +138,8 @@ def load_images(conn, dataset, batch):
                 with conn.cursor() as cur:
                     psycopg2.extras.execute_values(
                         cur, "INSERT INTO gallery.images (id, name, grp, width, height, img, thumb) "
-                             "VALUES %s ON CONFLICT (id) DO NOTHING", values)
+                             # a coordinator's table has no unique index to name (the shards have)
+                             "VALUES %s ON CONFLICT " + ("" if sharded else "(id) ") + "DO NOTHING", values)
                 conn.commit()
                 bar.update(len(values))
     queries = read_tsv(os.path.join(dataset, 'queries.tsv'))
@@ -191,13 +228,22 @@ def main():
 
     conn = psycopg2.connect('')
     apply_sql(conn)
+    shards = shard_connections(conn)
+    if shards:
+        print('load_dataset: a coordinator over %d shards' % len(shards))
     if args.model:
-        set_model(conn, args.model)
-    load_images(conn, args.dataset, args.batch)
+        set_model(conn, args.model, shards)
+    load_images(conn, args.dataset, args.batch, sharded=bool(shards))
     new_features = extract_features(conn, args.batch)
     if not args.no_index:
-        build_indexes(conn, new_features)
-    conn.close()
+        for shard in shards or [conn]:
+            build_indexes(shard, new_features)
+        if shards:
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE gallery.images")
+            conn.commit()
+    for c in shards + [conn]:
+        c.close()
     print('load_dataset: done')
 
 

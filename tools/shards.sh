@@ -9,7 +9,10 @@
 #   tools/shards.sh reindex    REINDEX gallery.images on every shard (after a
 #                              load: kdtree and lsh built on no rows have no tree)
 #   tools/shards.sh sql HOST:PORT ...   print the coordinator's SQL for these
-#                              shards (what start runs; for real servers too)
+#                              shards (what start runs; for real servers too:
+#                              IMGSEARCH_SHARDS_DB and IMGSEARCH_SHARDS_USER name
+#                              the shards' database and user, default imgsearch
+#                              and postgres)
 #
 # Every cluster has a database imgsearch with the extension. Each shard holds
 # an ordinary gallery.images (web/db/schema.sql) with the same indexes; the
@@ -18,22 +21,13 @@
 # holds the clusters.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=$(pg_config --bindir)
-export PATH=$PGBIN:$PATH
+. "$repo/tools/local_cluster.sh"
 dir=${IMGSEARCH_SHARDS_DIR:-/var/tmp/imgsearch-shards}
 db=imgsearch
+shard_db=${IMGSEARCH_SHARDS_DB:-$db}
+shard_user=${IMGSEARCH_SHARDS_USER:-postgres}
 
-if [ "$(id -u)" -eq 0 ]; then
-	owner=postgres
-	as_owner() { runuser -u "$owner" -- "$@"; }
-else
-	owner=$(id -un)
-	as_owner() { "$@"; }
-fi
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port_of() { sed -n 's/^port = //p' "$dir/$1/postgresql.conf" | tail -n 1; }
-psql_at() { local port=$1; shift; PGOPTIONS='-c client_min_messages=warning' psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+shard_port() { port_of "$dir/$1"; }
 
 # The shard's part: the table and its indexes (L2 and cosine for the exact
 # index methods, L2 for lsh).
@@ -75,10 +69,10 @@ SQL
 		host=${s%:*} port=${s##*:}
 		cat <<SQL
 CREATE SERVER IF NOT EXISTS shard$i FOREIGN DATA WRAPPER postgres_fdw
-	OPTIONS (host '$host', port '$port', dbname '$db', extensions 'imgsearch',
+	OPTIONS (host '$host', port '$port', dbname '$shard_db', extensions 'imgsearch',
 	         async_capable 'true', connect_timeout '5', fetch_size '1000');
 CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER shard$i
-	OPTIONS (user 'postgres', password_required 'false');
+	OPTIONS (user '$shard_user', password_required 'false');
 CREATE FOREIGN TABLE IF NOT EXISTS gallery.images_$i PARTITION OF gallery.images
 	FOR VALUES WITH (MODULUS $n, REMAINDER $i) SERVER shard$i
 	OPTIONS (schema_name 'gallery', table_name 'images');
@@ -88,46 +82,30 @@ SQL
 	echo "SELECT count(*) AS method_tables FROM imgsearch_shard_methods('gallery.images');"
 }
 
-start_cluster() { # name
-	local data=$dir/$1
-	if [ ! -f "$data/PG_VERSION" ]; then
-		as_owner initdb -D "$data" -U postgres -A trust --locale=C -E UTF8 >"$dir/$1-initdb.log"
-		cat >>"$data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $(free_port)
-unix_socket_directories = '$dir'
-shared_buffers = 256MB
-lc_messages = 'C'
-CONF
-	fi
-	as_owner pg_ctl -D "$data" status >/dev/null 2>&1 ||
-		as_owner pg_ctl -D "$data" -l "$dir/$1.log" -w start >/dev/null
-	local port
-	port=$(port_of "$1")
-	psql_at "$port" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
-		psql_at "$port" -d postgres -c "CREATE DATABASE $db"
-	psql_at "$port" -d "$db" -c "CREATE EXTENSION IF NOT EXISTS imgsearch"
+start_node() { # name
+	init_cluster "$dir/$1" free "$dir" "$dir/$1-initdb.log" "shared_buffers = 256MB" "lc_messages = 'C'"
+	start_cluster "$dir/$1" "$dir/$1.log"
+	ensure_database "$(shard_port "$1")" "$db"
 }
 
 start() {
 	local n=${1:?usage: tools/shards.sh start N}
 	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "shards: N must be a positive number" >&2; exit 2; }
-	mkdir -p "$dir"
-	chown "$owner" "$dir"
+	own_dir "$dir"
 	local have
-	have=$(find "$dir" -maxdepth 1 -name 'shard*' -type d 2>/dev/null | wc -l)
+	have=$(find "$dir" -mindepth 1 -maxdepth 1 -name 'shard*' -type d 2>/dev/null | wc -l)
 	if [ "$have" -ne 0 ] && [ "$have" -ne "$n" ]; then
 		echo "shards: $dir has $have shards; tools/shards.sh stop and remove it to change N" >&2
 		exit 2
 	fi
 	local shards=() i
 	for i in $(seq 0 $((n - 1))); do
-		start_cluster "shard$i"
-		shard_sql | psql_at "$(port_of "shard$i")" -d "$db" >/dev/null
-		shards+=("127.0.0.1:$(port_of "shard$i")")
+		start_node "shard$i"
+		shard_sql | psql_at "$(shard_port "shard$i")" -d "$db" >/dev/null
+		shards+=("127.0.0.1:$(shard_port "shard$i")")
 	done
-	start_cluster coordinator
-	coordinator_sql "${shards[@]}" | psql_at "$(port_of coordinator)" -d "$db" >/dev/null
+	start_node coordinator
+	coordinator_sql "${shards[@]}" | psql_at "$(shard_port coordinator)" -d "$db" >/dev/null
 	status
 }
 
@@ -143,7 +121,7 @@ status() {
 	local data name port
 	for data in "$dir"/coordinator "$dir"/shard*; do
 		[ -f "$data/PG_VERSION" ] || continue
-		name=$(basename "$data") port=$(port_of "$name")
+		name=$(basename "$data") port=$(shard_port "$name")
 		if as_owner pg_ctl -D "$data" status >/dev/null 2>&1; then
 			echo "$name: 127.0.0.1:$port, $(psql_at "$port" -d "$db" -tAc 'SELECT count(*) FROM gallery.images') images"
 		else
@@ -156,7 +134,7 @@ reindex() {
 	local data
 	for data in "$dir"/shard*; do
 		[ -f "$data/PG_VERSION" ] || continue
-		psql_at "$(port_of "$(basename "$data")")" -d "$db" -c 'REINDEX TABLE gallery.images'
+		psql_at "$(shard_port "$(basename "$data")")" -d "$db" -c 'REINDEX TABLE gallery.images'
 	done
 }
 

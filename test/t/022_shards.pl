@@ -6,13 +6,17 @@
 # each shard receives ORDER BY with the imgsearch operator and LIMIT, in
 # concurrent (async) foreign scans; rows inserted through the coordinator land
 # on the shard their hash says; a stopped shard is an error naming it, at once,
-# and one that does not answer after connect_timeout.
+# and one that does not answer after connect_timeout. The web API
+# (web/db/api.sql) on a coordinator made by tools/shards.sh's SQL: api.search
+# answers as plain SQL on one node does, api.methods lists what every shard
+# has an index for, api.stats counts.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use MIME::Base64 qw(encode_base64);
 
 my $connect_timeout = 5;    # seconds, on the server definitions
 
@@ -183,6 +187,95 @@ my $own = $coord->safe_psql('postgres', q{
 });
 like($own, qr/Merge Append/, 'plain partitioned planning merges the shards\' ordered scans');
 unlike($own, qr/Remote SQL: .* LIMIT/, 'plain partitioned planning sends no LIMIT to the shards');
+
+# --- the web API on a coordinator -------------------------------------------------
+# web/db's api.search, api.methods and api.stats on a coordinator made by
+# tools/shards.sh's SQL (database web on the same clusters) give what plain
+# SQL on the single node holding the same rows gives.
+SKIP:
+{
+	my $src = $ENV{IMGSEARCH_SRC};
+	my $data = $ENV{IMGSEARCH_TEST_DATA};
+	skip 'IMGSEARCH_SRC or IMGSEARCH_TEST_DATA is not set (run test/check.sh)', 1 unless $src && $data;
+
+	my $user = $coord->safe_psql('postgres', 'SELECT current_user');
+	my $web_sql = join '', map { slurp_file("$src/web/db/$_") } qw(roles.sql schema.sql api.sql);
+	my $gallery = q{
+		CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
+		  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
+		SELECT setseed(0.61);
+		INSERT INTO gallery.images
+		SELECT i, 'img' || i, 'g' || i % 7, 100 + i, 80, '\x00', decode(lpad(to_hex(i), 4, '0'), 'hex'),
+		       CASE WHEN i % 50 = 0 THEN NULL ELSE rand_vec(512, i) END
+		  FROM generate_series(1, 400) i;
+	};
+	for my $node (@nodes)
+	{
+		$node->safe_psql('postgres', 'CREATE DATABASE web');
+		$node->safe_psql('web', 'CREATE EXTENSION imgsearch');
+	}
+	for my $node ($single, $coord)
+	{
+		$node->append_conf('postgresql.conf', "imgsearch.model = '$data/vgg16_pool.pt'");
+		$node->reload;
+	}
+	# faissflat and kdtree on every shard, lsh on one: no lsh on the coordinator
+	my $index_sql = q{
+		CREATE INDEX images_feat_faissflat ON gallery.images USING faissflat (feat);
+		CREATE INDEX images_feat_kdtree ON gallery.images USING kdtree (feat);
+	};
+	$shard0->safe_psql('web', slurp_file("$src/web/db/schema.sql") . $index_sql
+		. 'CREATE INDEX images_feat_lsh ON gallery.images USING lsh (feat);');
+	$shard1->safe_psql('web', slurp_file("$src/web/db/schema.sql") . $index_sql);
+	$single->safe_psql('web', $web_sql . $gallery . $index_sql);
+	my @shards = map { $_->host . ':' . $_->port } ($shard0, $shard1);
+	my ($coord_sql, $err) = run_command([ 'env', 'IMGSEARCH_SHARDS_DB=web', "IMGSEARCH_SHARDS_USER=$user",
+		'bash', "$src/tools/shards.sh", 'sql', @shards ]);
+	like($coord_sql, qr/PARTITION OF gallery\.images/, 'tools/shards.sh sql: the coordinator\'s SQL') or diag $err;
+	$coord->safe_psql('web', $coord_sql . $web_sql . $gallery);
+	is($shard0->safe_psql('web', 'SELECT count(*) FROM gallery.images')
+		+ $shard1->safe_psql('web', 'SELECT count(*) FROM gallery.images'), 400,
+		'api: rows inserted through the coordinator are on the shards');
+
+	is($coord->safe_psql('web', q{SELECT string_agg(method || ':' || coalesce(index_name, '-'), ' ') FROM api.methods()}),
+		'argsort:- faissflat:images_feat_faissflat kdtree:images_feat_kdtree',
+		'api.methods() on the coordinator: the methods every shard has an index for');
+	is($coord->safe_psql('web', q{SELECT s->>'images', s->>'with_features', s->>'groups', s->'methods' FROM api.stats() s}),
+		'400|392|7|["argsort", "faissflat", "kdtree"]', 'api.stats() on the coordinator');
+
+	my $b64 = encode_base64(slurp_file("$data/images/gray.jpg"), '');
+	# independent: the single node's plain scan of the same rows, under the same model
+	my $want_sql = sub {
+		my $k = shift;
+		return qq{SELECT string_agg(concat_ws(':', r, id, name, d, width, encode(thumb, 'base64')), ',' ORDER BY r)
+			FROM (SELECT row_number() OVER (ORDER BY d, id) AS r, * FROM
+			      (SELECT id, name, width, thumb, (feat <-> (SELECT vgg16_features(decode('$b64', 'base64'))))::float8 AS d
+			         FROM gallery.images WHERE feat IS NOT NULL ORDER BY d, id LIMIT $k) x) y};
+	};
+	for my $k (1, 30, 392)
+	{
+		my $want = $single->safe_psql('web', 'SET enable_indexscan = off; ' . $want_sql->($k));
+		is(scalar(() = $want =~ /,/g), $k - 1, "api: the single node's scan has k = $k rows");
+		for my $method (qw(auto argsort faissflat kdtree))
+		{
+			my $got = $coord->safe_psql('web', qq{SET ROLE web_anon;
+				SELECT string_agg(concat_ws(':', rank, id, name, distance, width, thumb), ',' ORDER BY rank)
+				FROM api.search('$b64', $k, '$method')});
+			is($got, $want, "api.search on the coordinator, $method, k = $k: ranks, ids, rows, distances of one node");
+		}
+	}
+	like($coord->safe_psql('web', qq{BEGIN; SELECT count(*) FROM api.search('$b64', 5, 'kdtree');
+		SELECT current_setting('response.headers'); COMMIT;}),
+		qr/"X-Search-Method" : "kdtree index scan on 2 shards \(sharded\)"/, 'X-Search-Method says what ran where');
+	for my $shard ($shard0, $shard1)
+	{
+		ok($shard->poll_query_until('web',
+			q{SELECT count(*) = 2 FROM pg_stat_user_indexes WHERE relname = 'images' AND idx_scan > 0 AND indexrelname IN ('images_feat_faissflat', 'images_feat_kdtree')}),
+			$shard->name . ': the faissflat and kdtree indexes ran there');
+	}
+	my ($ret, $out, $stderr) = $coord->psql('web', qq{SELECT * FROM api.search('$b64', 5, 'lsh')});
+	like($stderr, qr/unknown method "lsh"/, 'a method one shard lacks is refused');
+}
 
 # --- a shard that is down ------------------------------------------------------
 $shard1->stop;

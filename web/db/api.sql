@@ -12,7 +12,6 @@ GRANT USAGE ON SCHEMA api TO web_anon, imgsearch_api;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 REVOKE ALL ON SCHEMA gallery FROM PUBLIC;
 GRANT USAGE ON SCHEMA public, gallery TO imgsearch_api;
-GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
 -- pg_catalog stays usable (json functions, operators); its sleeps do not.
 REVOKE EXECUTE ON FUNCTION pg_sleep(float8), pg_sleep_for(interval),
 	pg_sleep_until(timestamptz) FROM PUBLIC;
@@ -20,32 +19,70 @@ DO $$ BEGIN
 	EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
 END $$;
 
--- Methods usable here: argsort (sequential scan + sort) always, and the
--- access method of each valid index on gallery.images' imgfeat column whose
--- operator class serves ORDER BY <-> (what search() asks for). Methods come
--- from the catalog, none is named here: faissflat, kdtree and lsh alike, as
--- soon as such an index exists. An index for <=> or <#> only is none.
-CREATE OR REPLACE FUNCTION api.methods()
-RETURNS TABLE (method text, index_name text)
-LANGUAGE sql STABLE SECURITY DEFINER
+-- On a coordinator (README.md, "Scale-out: shards over postgres_fdw")
+-- gallery.images is partitioned and its leaf partitions are foreign tables
+-- on shards: these. None on a single node.
+CREATE OR REPLACE FUNCTION gallery.shard_leaves()
+RETURNS TABLE (leaf regclass, nspname name, relname name, srvname name)
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT 'argsort', NULL::text
-	UNION ALL
-	(SELECT am.amname::text, min(ic.relname)::text
-	   FROM pg_index x
-	   JOIN pg_class ic ON ic.oid = x.indexrelid
-	   JOIN pg_am am ON am.oid = ic.relam
-	   JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
-	   JOIN pg_opclass oc ON oc.oid = x.indclass[0]
-	  WHERE x.indrelid = 'gallery.images'::regclass
-	    AND x.indisvalid AND x.indisready
-	    AND a.atttypid = 'public.imgfeat'::regtype
-	    AND EXISTS (SELECT 1 FROM pg_amop o
-	                 WHERE o.amopfamily = oc.opcfamily AND o.amoppurpose = 'o'
-	                   AND o.amopopr = 'public.<->(public.imgfeat, public.imgfeat)'::regoperator)
-	  GROUP BY am.amname
-	  ORDER BY am.amname)
+	SELECT c.oid::regclass, n.nspname, c.relname, s.srvname
+	  FROM pg_partition_tree('gallery.images') t
+	  JOIN pg_class c ON c.oid = t.relid
+	  JOIN pg_namespace n ON n.oid = c.relnamespace
+	  JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+	  JOIN pg_foreign_server s ON s.oid = ft.ftserver
+	 WHERE t.isleaf
+	 ORDER BY c.relname
+$$;
+
+-- A shard's indexes are its own: for each foreign leaf P, the foreign table
+-- P_feat_methods reads the shard's gallery.feat_methods (schema.sql). Run
+-- this file again after adding shards.
+DO $$
+DECLARE
+	p record;
+BEGIN
+	FOR p IN SELECT * FROM gallery.shard_leaves() LOOP
+		EXECUTE format('CREATE FOREIGN TABLE IF NOT EXISTS %I.%I (method text, index_name text)'
+		               ' SERVER %I OPTIONS (schema_name %L, table_name %L)',
+		               p.nspname, p.relname || '_feat_methods', p.srvname, 'gallery', 'feat_methods');
+	END LOOP;
+END $$;
+GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
+
+-- Methods usable here: gallery.feat_methods (argsort, and each index method
+-- with an index for <->). On a coordinator: those every shard has, and for
+-- which imgsearch_shard_methods made the tables that run a shard's session
+-- under that method (P_method, for each foreign leaf P); index_name is the
+-- shards' index (the first by name).
+CREATE OR REPLACE FUNCTION api.methods()
+RETURNS TABLE (method text, index_name text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	shards text;
+	n int;
+BEGIN
+	SELECT string_agg(format('SELECT method, index_name FROM %I.%I', l.nspname, l.relname || '_feat_methods'),
+	                  ' UNION ALL '), count(*)
+	  INTO shards, n
+	  FROM gallery.shard_leaves() l;
+	IF n = 0 THEN
+		RETURN QUERY SELECT m.method, m.index_name FROM gallery.feat_methods m;
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE format($q$
+		SELECT m.method, min(m.index_name)
+		  FROM (%s) m
+		 WHERE NOT EXISTS (SELECT FROM gallery.shard_leaves() l
+		                    WHERE to_regclass(format('%%I.%%I', l.nspname, l.relname || '_' || m.method)) IS NULL)
+		 GROUP BY m.method
+		HAVING count(*) = $1
+		 ORDER BY m.method <> 'argsort', m.method$q$, shards) USING n;
+END
 $$;
 
 -- The scan of gallery.images in the plan of query (parameters $1 = q, $2 =
@@ -83,8 +120,9 @@ REVOKE ALL ON FUNCTION gallery.search_scan(text, imgfeat, int) FROM PUBLIC;
 -- 413; a statement timeout under load is 503 "busy, try again".
 -- What ran goes back in response headers (PostgREST's response.headers):
 -- X-Search-Method, the scan the plan chose ("faissflat index scan",
--- "sequential scan"), and Server-Timing: model (the feature extraction)
--- and db (the query), in ms.
+-- "sequential scan"; on a coordinator "faissflat index scan on 2 shards
+-- (sharded)"), and Server-Timing: model (the feature extraction) and db
+-- (the query), in ms.
 CREATE OR REPLACE FUNCTION api.search(image text, k int DEFAULT 30,
 	method text DEFAULT 'auto', box int[] DEFAULT NULL)
 RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
@@ -112,6 +150,24 @@ DECLARE
 	         LIMIT $2) r
 	 ORDER BY 1
 	$query$;
+	-- On a coordinator: the k nearest ids from imgsearch_sharded_search
+	-- (ORDER BY and LIMIT sent to every shard, concurrently; $1 = q, $2 = k,
+	-- $3 = method), then those rows' columns ($4 = the ids), fetched from
+	-- the shards by id.
+	sharded_ids constant text := $query$
+	SELECT array_agg(s.id), array_agg(s.distance)
+	  FROM imgsearch_sharded_search('gallery.images', $1, $2, '<->', $3) s
+	$query$;
+	sharded_rows constant text := $query$
+	SELECT (row_number() OVER (ORDER BY u.distance, u.id))::int, u.id, i.name, i.grp,
+	       u.distance, i.width, i.height, encode(i.thumb, 'base64')
+	  FROM unnest($1::bigint[], $2::float8[]) u(id, distance)
+	  JOIN (SELECT * FROM gallery.images WHERE id = ANY ($1)) i ON i.id = u.id
+	 ORDER BY 1
+	$query$;
+	shards int := (SELECT count(*) FROM gallery.shard_leaves());
+	ids bigint[];
+	distances float8[];
 BEGIN
 	IF image IS NULL OR k IS NULL OR method IS NULL THEN
 		RAISE EXCEPTION 'image, k and method must not be null' USING ERRCODE = '22004';
@@ -150,11 +206,23 @@ BEGIN
 		t0 := clock_timestamp();
 		q := CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
 		t1 := clock_timestamp();
-		-- The plan the query below gets names the method that runs.
-		ran := gallery.search_scan(query, q, k);
-		-- EXECUTE plans the query on every call, under the method just set: a
-		-- plan cached by plpgsql would keep the index choice of an earlier call.
-		RETURN QUERY EXECUTE query USING q, k;
+		IF shards > 0 THEN
+			-- Each shard's session runs under the method (its server's
+			-- options), with the index methods() found there; under auto,
+			-- each shard's planner chooses and the coordinator cannot see it.
+			ran := CASE method WHEN 'auto' THEN 'auto (each shard''s planner)'
+			                   WHEN 'argsort' THEN 'sequential scan'
+			                   ELSE method || ' index scan' END
+			       || format(' on %s shards (sharded)', shards);
+			EXECUTE sharded_ids INTO ids, distances USING q, k, method;
+			RETURN QUERY EXECUTE sharded_rows USING ids, distances;
+		ELSE
+			-- The plan the query below gets names the method that runs.
+			ran := gallery.search_scan(query, q, k);
+			-- EXECUTE plans the query on every call, under the method just set: a
+			-- plan cached by plpgsql would keep the index choice of an earlier call.
+			RETURN QUERY EXECUTE query USING q, k;
+		END IF;
 	EXCEPTION
 		WHEN program_limit_exceeded THEN        -- imgsearch.max_pixels, decode limits
 			RAISE EXCEPTION 'The image has too many pixels for the server.' USING ERRCODE = 'PT413',

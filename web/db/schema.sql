@@ -27,3 +27,29 @@ CREATE TABLE IF NOT EXISTS gallery.settings (
 	key   text PRIMARY KEY,
 	value text NOT NULL
 );
+
+-- The search methods this database's gallery.images has indexes for (with
+-- argsort, a sequential scan, always): the access method of each valid index
+-- on its imgfeat column whose operator class serves ORDER BY <-> (what
+-- api.search asks for). None is named here: faissflat, kdtree and lsh alike,
+-- as soon as such an index exists; an index for <=> or <#> only is none.
+-- api.methods() reads it here, and on a coordinator from every shard (their
+-- indexes are theirs). to_regclass: no dependency on the table, which a
+-- coordinator replaces by a partitioned one.
+CREATE OR REPLACE VIEW gallery.feat_methods (method, index_name) AS
+	SELECT 'argsort', NULL::text
+	UNION ALL
+	(SELECT am.amname::text, min(ic.relname)::text
+	   FROM pg_index x
+	   JOIN pg_class ic ON ic.oid = x.indexrelid
+	   JOIN pg_am am ON am.oid = ic.relam
+	   JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+	   JOIN pg_opclass oc ON oc.oid = x.indclass[0]
+	  WHERE x.indrelid = to_regclass('gallery.images')
+	    AND x.indisvalid AND x.indisready
+	    AND a.atttypid = 'imgfeat'::regtype
+	    AND EXISTS (SELECT 1 FROM pg_amop o
+	                 WHERE o.amopfamily = oc.opcfamily AND o.amoppurpose = 'o'
+	                   AND o.amopopr = '<->(imgfeat, imgfeat)'::regoperator)
+	  GROUP BY am.amname
+	  ORDER BY am.amname);
