@@ -16,6 +16,8 @@ packages=(
 	# python side: model export, independent checks, loaders, benchmarks
 	python3 python3-torch python3-torchvision python3-numpy python3-faiss
 	python3-psycopg2 python3-pil python3-tqdm
+	# make eval's figure
+	python3-matplotlib
 	# web: browser tests (Debian's chromium, never a downloaded one), the demo
 	# dataset's photographs; web/deps.sh installs the node packages
 	chromium chromium-driver mate-backgrounds plasma-workspace-wallpapers curl
