@@ -196,10 +196,11 @@ INDEXES = [
 ]
 
 
-def build_indexes(conn, new_features):
+def build_indexes(conn, new_features, rows):
+    """The indexes on conn's gallery.images: a node's, or a shard's. rows:
+    the features in the whole collection (on a coordinator, of all shards:
+    hashing spreads the new ones evenly, so the share is each shard's)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT count(feat) FROM gallery.images")
-        rows = cur.fetchone()[0]
         for name, am, columns, rebuild_after in INDEXES:
             cur.execute("SELECT 1 FROM pg_am WHERE amname = %s", [am])
             if cur.fetchone() is None:
@@ -236,8 +237,12 @@ def main():
     load_images(conn, args.dataset, args.batch, sharded=bool(shards))
     new_features = extract_features(conn, args.batch)
     if not args.no_index:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(feat) FROM gallery.images")
+            rows = cur.fetchone()[0]
+        conn.commit()
         for shard in shards or [conn]:
-            build_indexes(shard, new_features)
+            build_indexes(shard, new_features, rows)
         if shards:
             with conn.cursor() as cur:
                 cur.execute("ANALYZE gallery.images")
