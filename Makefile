@@ -21,31 +21,39 @@ PG_CONFIG  ?= pg_config
 BUILD_DIR  ?= build
 JOBS       ?= $(shell nproc)
 
-# Goals that set things up and run them. They never mix with the PGXS build
-# in one make process (PGXS defines a `check` of its own); they call it as a
-# sub-make instead.
-DRIVER_GOALS := deps check demo demo-stop bench eval model fuzz
+# This Makefile is two: the driver (the goals below, which set things up and
+# run them) and, in a sub-make with IMGS_PGXS=1, the PGXS build (PGXS has a
+# `check` of its own). Any mix of goals works: make clean check, make install check.
+ifndef IMGS_PGXS
 
-ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
+.NOTPARALLEL:
+PGXS_GOALS := all install uninstall installcheck clean distclean
+.DEFAULT_GOAL := all
+.PHONY: $(PGXS_GOALS) deps check demo demo-stop bench eval model fuzz
+$(PGXS_GOALS):
+	@$(MAKE) --no-print-directory IMGS_PGXS=1 $@
 
-.PHONY: $(DRIVER_GOALS)
 deps:
 	@tools/install_deps.sh
+# make check: packages (root only when some are missing), build, install
+# (root, or the owner of PostgreSQL's directories), every suite (test/check.sh).
+# CHECK_SUITES picks some: make check CHECK_SUITES="pgtap/lsh_exact t/019_lsh_crash"
+CHECK_SUITES ?=
 check: deps
-	@$(MAKE) --no-print-directory -s install
-	@test/check.sh
+	@$(MAKE) --no-print-directory -s IMGS_PGXS=1 install
+	@test/check.sh $(CHECK_SUITES)
 demo: deps
-	@$(MAKE) --no-print-directory -s install
+	@$(MAKE) --no-print-directory -s IMGS_PGXS=1 install
 	@tools/demo.sh start
 demo-stop:
 	@tools/demo.sh stop
 bench: deps
-	@$(MAKE) --no-print-directory -s install
+	@$(MAKE) --no-print-directory -s IMGS_PGXS=1 install
 	@for b in bench/*_bench.py; do /usr/bin/python3 $$b || exit 1; done
 
 EVAL_ARGS ?=
 eval: deps
-	@$(MAKE) --no-print-directory -s install
+	@$(MAKE) --no-print-directory -s IMGS_PGXS=1 install
 	@tools/eval.sh $(EVAL_ARGS)
 
 FUZZ_SECONDS ?= 300
@@ -79,6 +87,17 @@ MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/shards.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+# make installcheck: pg_regress (test/sql against test/expected) on the running
+# server that PG* point to. vgg16_features needs the fixtures test/check.sh
+# makes (IMGSEARCH_TEST_DATA) and that server's imgsearch.model set to them.
+REGRESS     = $(filter-out $(if $(IMGSEARCH_TEST_DATA),,vgg16_features),$(basename $(notdir $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --outputdir=$(BUILD_DIR)/regress --load-extension=imgsearch --dbname=imgsearch_regress
+REGRESS_PREP = regress-outputdir
+.PHONY: regress-outputdir
+regress-outputdir:
+	@mkdir -p $(BUILD_DIR)/regress/results
+	@$(if $(IMGSEARCH_TEST_DATA),,echo "installcheck: vgg16_features left out (IMGSEARCH_TEST_DATA is not set; test/check.sh regress runs it)")
 
 PG_CPPFLAGS = -I$(CURDIR)/src
 # The core archive first, then what it uses (PGXS links with --as-needed).
