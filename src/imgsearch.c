@@ -10,6 +10,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "cxx/cxx_error.h"
 #include "imgsearch.h"
 #include "kdtree/kdtree.h"
 #include "lsh/lsh.h"
@@ -42,6 +43,14 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomStringVariable("imgsearch.inject_fault",
+							   "For tests: a C++ core fault point that fails as if out of memory.",
+							   "Names a point of imgs::fault_point (src/cxx/guard.hpp); empty for none.",
+							   &imgs_injected_fault,
+							   "",
+							   PGC_SUSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 	imgs_model_init();
 	kdtree_init_gucs();
 	lsh_init_gucs();

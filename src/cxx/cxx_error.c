@@ -8,6 +8,8 @@
 
 #include "cxx/cxx_error.h"
 
+char	   *imgs_injected_fault = NULL;
+
 void
 imgs_raise_cxx_error(const ImgsError *err)
 {

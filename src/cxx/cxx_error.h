@@ -19,6 +19,13 @@ extern "C"
 
 #define IMGS_ERROR_TEXT_LEN 1024
 
+/* Every core entry point carries this: in C++ the compiler holds it to it. */
+#ifdef __cplusplus
+#define IMGS_NOEXCEPT noexcept
+#else
+#define IMGS_NOEXCEPT
+#endif
+
 /* SQLSTATEs the C++ core uses (the five-character form of ERRCODE_*). */
 #define IMGS_SQLSTATE_INVALID_PARAMETER	"22023"	/* invalid_parameter_value */
 #define IMGS_SQLSTATE_DATA_EXCEPTION	"22000"	/* data_exception */
@@ -54,6 +61,15 @@ extern void imgs_raise_cxx_error(const ImgsError *err)
  * it is safe anywhere on the backend's main thread (never from other threads).
  */
 extern bool imgs_interrupt_pending(void);
+
+/*
+ * Fault injection, for tests: the name of a fault point (imgs::fault_point in
+ * guard.hpp) at which the C++ core throws std::bad_alloc, as if an
+ * allocation failed there; NULL or "" for none. The superuser-only setting
+ * imgsearch.inject_fault sets it (imgsearch.c); the cores' standalone tests
+ * define it themselves.
+ */
+extern char *imgs_injected_fault;
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include <exception>
 #include <new>
 #include <stdexcept>
+#include <cstring>
 #include <string>
 
 #include "cxx/cxx_error.h"
@@ -43,6 +44,14 @@ public:
 inline void check_interrupts() {
     if (imgs_interrupt_pending())
         throw Interrupted();
+}
+
+// A place where a test may make the core fail as if out of memory (the
+// setting imgsearch.inject_fault names it): a core's allocations and its
+// error path are tested without exhausting the server's memory.
+inline void fault_point(const char *name) {
+    if (imgs_injected_fault && imgs_injected_fault[0] && std::strcmp(imgs_injected_fault, name) == 0)
+        throw std::bad_alloc();
 }
 
 void set_error(ImgsError *err, const char *sqlstate, const char *message, const char *detail = nullptr) noexcept;

@@ -35,13 +35,6 @@
 /* Vectors hashed between interrupt checks */
 #define HASH_CHUNK			64
 
-/* For lsh_train (a C callback): whether the statement is to end (cxx/cxx_error.h). */
-static int
-cancel_pending(void)
-{
-	return imgs_interrupt_pending() ? 1 : 0;
-}
-
 /* The number of buckets for n vectors: the reloption, or sqrt(n) (README.md "lsh"). */
 static uint32
 choose_buckets(int64 n, int buckets_option)
@@ -78,7 +71,7 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	float	   *centroids = MemoryContextAllocHuge(CurrentMemoryContext,
 												   sizeof(float) * (Size) n_buckets * dim);
 	LshCache	cache;
-	char		err[256];
+	ImgsError	err;
 	int32		trained;
 	uint8	   *entries;
 	int32	   *bucket_of;
@@ -93,20 +86,9 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_TRAIN);
 	trained = lsh_train(load->sample, load->sample_count, (int32) dim, (int32) bits,
 						(int32) n_buckets, load->header.metric, KMEANS_ITERATIONS, BUILD_SEED,
-						cancel_pending, rotation, centroids, err, sizeof(err));
-	if (trained == -2)
-	{
-		CHECK_FOR_INTERRUPTS();
-		/* interrupts held off: the cancel still stands */
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("canceling the build of lsh index \"%s\"", RelationGetRelationName(index))));
-	}
+						rotation, centroids, &err);
 	if (trained < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not learn the hash of lsh index \"%s\": %s",
-						RelationGetRelationName(index), err)));
+		imgs_raise_cxx_error(&err);
 	n_buckets = (uint32) trained;
 
 	meta->bits = bits;
@@ -162,8 +144,8 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 
 				CHECK_FOR_INTERRUPTS();
 				if (lsh_hash_many(&cache.model, vectors + (Size) j * dim, m, &bucket_of[first + j], codes,
-								  floats, floats + HASH_CHUNK, floats + 2 * HASH_CHUNK) != 0)
-					ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+								  floats, floats + HASH_CHUNK, floats + 2 * HASH_CHUNK, &err))
+					imgs_raise_cxx_error(&err);
 				for (uint32 i = 0; i < m; i++)
 				{
 					LshEntry   *e = (LshEntry *) (entries + (Size) (first + j + i) * entry_size);

@@ -29,11 +29,12 @@ check_entry(Relation index, uint32 bucket, const char *entry, const float *x, vo
 	const LshEntry *e = (const LshEntry *) entry;
 	LshEntry   *expected = ec->expected;
 	int32		b;
+	ImgsError	err;
 
 	b = lsh_hash(&ec->cache->model, x, expected->code, &expected->norm2, &expected->scale,
-				 &expected->cdot);
+				 &expected->cdot, &err);
 	if (b < 0)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		imgs_raise_cxx_error(&err);
 	if ((uint32) b != bucket)
 		imgs_index_corrupted(index, "has the entry for slot %u in bucket %u; its vector hashes to %d",
 							 e->slot, bucket, b);

@@ -4,12 +4,14 @@
 
 #include "index/distance_core.h"
 #include "index/orthonormal.hpp"
+#include "cxx/guard.hpp"
 
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <random>
 #include <vector>
@@ -101,20 +103,19 @@ centroid_norms(const float *centroids, int32_t k, int32_t dim, float *out)
         out[c] = (float) imgs_norm_squared(centroids + (size_t) c * dim, dim);
 }
 
-// Seeded Gaussian rows, orthonormalised; false when cancel said stop.
-bool
-make_rotation(int32_t bits, int32_t dim, uint64_t seed, int (*cancel)(void), float *out)
+// Seeded Gaussian rows, orthonormalised; throws imgs::Interrupted on a cancel.
+void
+make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
 {
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> gauss;
     std::vector<double> rows((size_t) bits * dim);
     for (auto &v : rows)
         v = gauss(rng);
-    if (!imgs::orthonormalise(rows, bits, dim, rng, [cancel] { return cancel && cancel(); }))
-        return false;
+    if (!imgs::orthonormalise(rows, bits, dim, rng, [] { return imgs_interrupt_pending(); }))
+        throw imgs::Interrupted();
     for (size_t i = 0; i < rows.size(); i++)
         out[i] = (float) rows[i];
-    return true;
 }
 
 }  // namespace
@@ -135,17 +136,18 @@ extern "C" {
 
 int32_t
 lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_buckets,
-          int32_t metric, int32_t iterations, uint64_t seed, int (*cancel)(void),
-          float *rotation_out, float *centroids_out, char *err, size_t errlen)
+          int32_t metric, int32_t iterations, uint64_t seed, float *rotation_out,
+          float *centroids_out, ImgsError *err) noexcept
 {
-    try {
+    int32_t trained = -1;
+    imgs::guard(err, [&] {
         if (dim < 1 || bits < 1 || bits > dim || bits > LSH_MAX_BITS || n_buckets < 1 ||
-            n_buckets > LSH_MAX_BUCKETS) {
-            std::snprintf(err, errlen, "bad parameters (dim %d, bits %d, buckets %d)", dim, bits, n_buckets);
-            return -1;
-        }
-        if (!make_rotation(bits, dim, seed, cancel, rotation_out))
-            return -2;
+            n_buckets > LSH_MAX_BUCKETS)
+            throw imgs::Error(IMGS_SQLSTATE_INTERNAL_ERROR,
+                              "lsh_train: bad parameters (dim " + std::to_string(dim) + ", bits " +
+                                  std::to_string(bits) + ", buckets " + std::to_string(n_buckets) + ")");
+        imgs::fault_point("lsh_train");
+        make_rotation(bits, dim, seed, rotation_out);
 
         // the usable sample vectors, prepared
         std::vector<float> xs;
@@ -166,7 +168,8 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
         if (m == 0) {
             // nothing to learn from: one centroid at the origin
             std::fill(centroids_out, centroids_out + dim, 0.0f);
-            return 1;
+            trained = 1;
+            return;
         }
         int32_t k = (int32_t) std::min<int64_t>(n_buckets, m);
         std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
@@ -196,8 +199,7 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
                 work += (int64_t) k * dim * n;
                 if (work > 50000000) {
                     work = 0;
-                    if (cancel && cancel())
-                        return -2;
+                    imgs::check_interrupts();
                 }
             }
             std::fill(sums.begin(), sums.end(), 0.0);
@@ -234,19 +236,13 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
                 counts[big] = std::max<int64_t>(1, counts[big] - 1);
             }
         }
-        return k;
-    } catch (const std::bad_alloc &) {
-        std::snprintf(err, errlen, "out of memory");
-    } catch (const std::exception &e) {
-        std::snprintf(err, errlen, "%s", e.what());
-    } catch (...) {
-        std::snprintf(err, errlen, "unknown error");
-    }
-    return -1;
+        trained = k;
+    });
+    return err->sqlstate[0] ? -1 : trained;
 }
 
 void
-lsh_model_prepare(LshModel *model)
+lsh_model_prepare(LshModel *model) noexcept
 {
     centroid_norms(model->centroids, model->n_buckets, model->dim, model->c_norms);
     for (int32_t c = 0; c < model->n_buckets; c++)
@@ -317,10 +313,13 @@ hash_lanes(const LshModel *model, const float *const *xs, int n, int32_t *bucket
 
 }  // namespace
 
-void
-lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out, float *scratch)
+bool
+lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out, float *scratch,
+           ImgsError *err) noexcept
 {
+  return imgs::guard(err, [&] {
     int32_t dim = model->dim;
+    imgs::fault_point("lsh_assign");
     std::vector<float> xt((size_t) dim * LANES), dots((size_t) model->n_buckets * LANES);
     for (int64_t i = 0; i < n; i += LANES) {
         int m = (int) std::min<int64_t>(LANES, n - i);
@@ -337,26 +336,28 @@ lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out, float
             if (!has_dir[j])
                 out[i + j] = 0;
     }
+  });
 }
 
 int32_t
 lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2, float *scale,
-         float *cdot)
+         float *cdot, ImgsError *err) noexcept
 {
-    int32_t bucket;
-    try {
-        hash_lanes(model, &x, 1, &bucket, &code, norm2, scale, cdot);
-    } catch (...) {
+    int32_t bucket = -1;
+    if (!imgs::guard(err, [&] {
+            imgs::fault_point("lsh_hash");
+            hash_lanes(model, &x, 1, &bucket, &code, norm2, scale, cdot);
+        }))
         return -1;
-    }
     return bucket;
 }
 
-int
+bool
 lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket, uint8_t *codes,
-              float *norm2, float *scale, float *cdot)
+              float *norm2, float *scale, float *cdot, ImgsError *err) noexcept
 {
-    try {
+    return imgs::guard(err, [&] {
+        imgs::fault_point("lsh_hash_many");
         size_t nbytes = lsh_code_bytes(model->bits);
         for (int64_t i = 0; i < n; i += LANES) {
             int m = (int) std::min<int64_t>(LANES, n - i);
@@ -368,17 +369,17 @@ lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket,
             }
             hash_lanes(model, xs, m, &bucket[i], cs, &norm2[i], &scale[i], &cdot[i]);
         }
-    } catch (...) {
-        return -1;
-    }
-    return 0;
+    });
 }
 
 LshQuery *
-lsh_query_begin(const LshModel *model, const float *q)
+lsh_query_begin(const LshModel *model, const float *q, ImgsError *err) noexcept
 {
-    try {
-        LshQuery *query = new LshQuery;
+    LshQuery *query = nullptr;
+    imgs::guard(err, [&] {
+        imgs::fault_point("lsh_query_begin");
+        std::unique_ptr<LshQuery> owned(new LshQuery);
+        query = owned.get();
         int32_t dim = model->dim, bits = model->bits;
         query->model = model;
         query->q.resize(dim);
@@ -399,27 +400,28 @@ lsh_query_begin(const LshModel *model, const float *q)
                 ? -imgs_inner_product(query->q.data(), cent, dim)
                 : imgs_l2_squared(query->q.data(), cent, dim);
         }
-        return query;
-    } catch (...) {
-        return nullptr;
-    }
+        owned.release();
+    });
+    return err->sqlstate[0] ? nullptr : query;
 }
 
 void
-lsh_query_end(LshQuery *query)
+lsh_query_end(LshQuery *query) noexcept
 {
     delete query;
 }
 
 const double *
-lsh_query_bucket_keys(const LshQuery *query)
+lsh_query_bucket_keys(const LshQuery *query) noexcept
 {
     return query->bucket_keys.data();
 }
 
-void
-lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out)
+bool
+lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out, ImgsError *err) noexcept
 {
+  return imgs::guard(err, [&] {
+    imgs::fault_point("lsh_query_probe_order");
     int32_t n = query->model->n_buckets;
     std::vector<int32_t> order(n);
     for (int32_t c = 0; c < n; c++)
@@ -435,11 +437,12 @@ lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out)
     count = std::min(count, n);
     std::partial_sort(order.begin(), order.begin() + count, order.end(), less);
     std::memcpy(out, order.data(), sizeof(int32_t) * count);
+  });
 }
 
 void
 lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t count,
-                   size_t entry_size, size_t floats_offset, size_t code_offset, float *out)
+                   size_t entry_size, size_t floats_offset, size_t code_offset, float *out) noexcept
 {
     const LshModel *model = query->model;
     int32_t nbytes = lsh_code_bytes(model->bits);

@@ -29,8 +29,11 @@
 #ifndef IMGS_LSH_CORE_H
 #define IMGS_LSH_CORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cxx/cxx_error.h"
 
 #ifdef __cplusplus
 extern "C"
@@ -70,56 +73,59 @@ typedef struct LshModel
  * n_buckets centroids (cut to the number of usable vectors: finite, and
  * not zero under cosine; at least 1), `iterations` Lloyd steps from seeded sample points, and the
  * rotation. Writes rotation_out[bits * dim] and centroids_out[n_buckets *
- * dim]; returns the number of centroids, or -1 with a message in err, or
- * -2 when cancel (may be NULL), polled every few million operations,
- * returned nonzero.
+ * dim]; returns the number of centroids, or -1 with err filled (57014 when
+ * an interrupt was seen: polled every few million operations).
+ *
+ * Every function here is noexcept; those that can fail fill an ImgsError
+ * (cxx/cxx_error.h) and say so by their return value.
  */
 extern int32_t lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits,
 						 int32_t n_buckets, int32_t metric, int32_t iterations, uint64_t seed,
-						 int (*cancel) (void), float *rotation_out, float *centroids_out,
-						 char *err, size_t errlen);
+						 float *rotation_out, float *centroids_out, ImgsError *err) IMGS_NOEXCEPT;
 
 /* Fills model->rot_centroids and c_norms (the caller allocates them). */
-extern void lsh_model_prepare(LshModel *model);
+extern void lsh_model_prepare(LshModel *model) IMGS_NOEXCEPT;
 
 /*
  * Hashes one raw vector: returns its bucket, writes its sketch
  * (lsh_code_bytes(bits) bytes), norm2, scale and cdot. A zero vector under the
  * cosine metric (no direction) goes to bucket 0 with norm2 = +inf (ranked
- * last; its exact key is NaN anyway). Returns -1 when out of memory.
+ * last; its exact key is NaN anyway). Returns -1 with err filled on failure.
  */
 extern int32_t lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2,
-						float *scale, float *cdot);
+						float *scale, float *cdot, ImgsError *err) IMGS_NOEXCEPT;
 
 /*
  * lsh_hash for n vectors (n x dim) at a time (the build: each centroid and
  * rotation row is read once per eight vectors; the same bits as lsh_hash):
  * bucket[i], sketch i at codes + i * lsh_code_bytes(bits), the floats.
- * Returns 0, or -1 when out of memory.
+ * False with err filled on failure.
  */
-extern int	lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket,
-						  uint8_t *codes, float *norm2, float *scale, float *cdot);
+extern bool lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket,
+						  uint8_t *codes, float *norm2, float *scale, float *cdot,
+						  ImgsError *err) IMGS_NOEXCEPT;
 
 /* Nearest centroids of a set of vectors: out[i] for x[i]. scratch: dim floats. */
-extern void lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out,
-					   float *scratch);
+extern bool lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out,
+					   float *scratch, ImgsError *err) IMGS_NOEXCEPT;
 
 /* ---- Query ------------------------------------------------------------ */
 
 typedef struct LshQuery LshQuery;
 
-/* Prepares a query (raw vector); NULL when out of memory. */
-extern LshQuery *lsh_query_begin(const LshModel *model, const float *q);
-extern void lsh_query_end(LshQuery *query);
+/* Prepares a query (raw vector); NULL with err filled on failure. */
+extern LshQuery *lsh_query_begin(const LshModel *model, const float *q, ImgsError *err) IMGS_NOEXCEPT;
+extern void lsh_query_end(LshQuery *query) IMGS_NOEXCEPT;
 
 /* The key of each bucket's centroid, the probe order's measure (smaller first). */
-extern const double *lsh_query_bucket_keys(const LshQuery *query);
+extern const double *lsh_query_bucket_keys(const LshQuery *query) IMGS_NOEXCEPT;
 
 /*
  * Buckets in probe order: the `count` smallest bucket keys (ties by
- * number), sorted. count <= n_buckets.
+ * number), sorted. count <= n_buckets. False with err filled on failure.
  */
-extern void lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out);
+extern bool lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out,
+								  ImgsError *err) IMGS_NOEXCEPT;
 
 /*
  * Estimates the keys of `count` entries of bucket b, entry i at
@@ -128,7 +134,7 @@ extern void lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out);
  */
 extern void lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries,
 							   int32_t count, size_t entry_size, size_t floats_offset,
-							   size_t code_offset, float *out);
+							   size_t code_offset, float *out) IMGS_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,7 @@ lsh_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		Size		entry_size = lsh_entry_size(meta.bits);
 		LshEntry   *hashed = palloc(entry_size);
 		int32		bucket;
+		ImgsError	err;
 		ImgsStoreInsert ins;
 		GenericXLogState *state;
 		Buffer		dirbuf;
@@ -57,9 +58,9 @@ lsh_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		imgs_check_dim(index, header.store.dim, v->dim);
 		cache = lsh_get_cache(index, &header, &meta);
 		bucket = lsh_hash(&cache->model, v->x, hashed->code, &hashed->norm2, &hashed->scale,
-						  &hashed->cdot);
+						  &hashed->cdot, &err);
 		if (bucket < 0)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+			imgs_raise_cxx_error(&err);
 
 		imgs_store_insert_begin(&ins, index, &lsh_am, heap_tid, v->x, v->dim);
 		state = imgs_store_insert_commit(&ins);

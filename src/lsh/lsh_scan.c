@@ -254,6 +254,7 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	double	   *keys;
 	ImgsSlotHeader *headers;
 	MemoryContext old_ctx;
+	ImgsError	err;
 
 	MemoryContextReset(so->round_ctx);
 	old_ctx = MemoryContextSwitchTo(so->round_ctx);
@@ -268,7 +269,8 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 		c.cap = 1024;
 		c.all = palloc(sizeof(uint32) * c.cap);
 	}
-	lsh_query_probe_order(so->query, probes, order);
+	if (!lsh_query_probe_order(so->query, probes, order, &err))
+		imgs_raise_cxx_error(&err);
 	for (int32 i = 0; i < probes; i++)
 		scan_bucket(so, index, order[i], &c, limit, est);
 	so->stats.buckets += probes;
@@ -335,6 +337,7 @@ start(IndexScanDesc scan, LshScanOpaque so)
 	Relation	index = scan->indexRelation;
 	ImgsIndexMeta header;
 	LshMeta		meta;
+	ImgsError	err;
 
 	lsh_read_meta(index, &header, &meta);
 	imgs_scan_start(scan, &so->ss, &header);
@@ -349,9 +352,9 @@ start(IndexScanDesc scan, LshScanOpaque so)
 	imgs_cache_pin(&so->cache->base, so->ctx);
 	imgs_store_open(&so->store, index, &lsh_am, &header);
 	so->round_ctx = AllocSetContextCreate(so->ctx, "lsh scan round", ALLOCSET_DEFAULT_SIZES);
-	so->query = lsh_query_begin(&so->cache->model, so->ss.query.keys.x);
+	so->query = lsh_query_begin(&so->cache->model, so->ss.query.keys.x, &err);
 	if (so->query == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		imgs_raise_cxx_error(&err);
 	so->free_query.func = end_query;
 	so->free_query.arg = so;
 	MemoryContextRegisterResetCallback(so->ctx, &so->free_query);
