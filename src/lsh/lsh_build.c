@@ -42,7 +42,7 @@ cancel_pending(void)
 	return imgs_interrupt_pending() ? 1 : 0;
 }
 
-/* The number of buckets for n vectors: the reloption, or sqrt(n) (README.md "lsh"). */
+/* The number of buckets for n vectors: the reloption, or sqrt(n) (docs/methods.md "lsh"). */
 static uint32
 choose_buckets(int64 n, int buckets_option)
 {
