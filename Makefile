@@ -3,12 +3,12 @@
 #   make / make install   build with PGXS (C glue) and CMake (C++ core)
 #   make deps             install every Debian package the project needs
 #   make check            deps, build, install, run every test suite
-#   make demo             deps, build, install, start the demo (see README.md)
+#   make demo             deps, build, install, start the demo (see docs/web.md)
 #   make demo-stop        stop the demo
 #   make bench            build, install, run every bench/*_bench.py (never part of check)
 #   make eval             build, install, reproduce the paper's Table I on the demo
 #                         collection (tools/eval.sh; EVAL_ARGS="--large" or
-#                         EVAL_ARGS="--layout oxford DIR": README, Reproducing Table I)
+#                         EVAL_ARGS="--layout oxford DIR": docs/eval.md)
 #   make model            export the default VGG16 model (pool, random weights)
 #                         to models/vgg16_pool_random.pt
 #   make fuzz             build the libFuzzer harnesses (fuzz/, into build/fuzz), run
@@ -63,7 +63,7 @@ fuzz: deps
 	@status=0; fuzz/run.sh regress $(FUZZ_HARNESSES) || status=1; \
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh fuzz $(FUZZ_HARNESSES) || status=1; exit $$status
 
-# Random weights: no semantic quality (see README.md for ImageNet weights).
+# Random weights: no semantic quality (see docs/model.md for ImageNet weights).
 DEFAULT_MODEL := models/vgg16_pool_random.pt
 model: $(DEFAULT_MODEL)
 bench: model   # bench/vgg16_bench.py runs the default model

@@ -54,6 +54,31 @@ def write_json(run, path):
         f.write('\n')
 
 
+def _time_axis(ax, values, label):
+    """An x axis of times whose tick labels stay readable: log only when the
+    times span a wide range (max/min >= 10), where a linear axis would crowd
+    the fast methods into one corner; linear otherwise (a log axis over, say,
+    153-156 ms labels its minor ticks, and they overlap into a smear). At
+    most about 6 labelled ticks either way, in plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
+
+    values = [v for v in values if v is not None and v > 0]
+    lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
+    if hi / lo >= 10:
+        ax.set_xscale('log')
+        # 1-2-5 ticks over up to two decades or so, decades beyond that
+        subs = (1.0, 2.0, 5.0) if hi / lo <= 300 else (1.0,)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=7))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: '%g' % v))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        label += ' (log)'
+    else:
+        ax.set_xscale('linear')
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    ax.set_xlabel(label)
+
+
 def plot(run, path):
     """Recall vs latency and mAP vs time: one point per method and budget."""
     import matplotlib
@@ -71,14 +96,16 @@ def plot(run, path):
         left.scatter(r['db_ms_median'], r['recall_at_k'], label=r['label'], **style)
         right.scatter(r['e2e_ms_median'], r['map_at_k'], **style)
     k = run['k']
-    left.set(xscale='log', xlabel='median database ms per query (log)', ylabel='recall@%d against argsort' % k,
-             title='recall vs latency')
-    right.set(xscale='log', xlabel='median end-to-end ms per query, with feature extraction (log)',
-              ylabel='mAP@%d' % k, title='mAP vs time')
+    left.set(ylabel='recall@%d against argsort' % k, title='recall vs latency')
+    _time_axis(left, [r['db_ms_median'] for r in run['results']], 'median database ms per query')
+    right.set(ylabel='mAP@%d' % k, title='mAP vs time')
+    _time_axis(right, [r['e2e_ms_median'] for r in run['results']],
+               'median end-to-end ms per query, with feature extraction')
     for ax in (left, right):
         ax.grid(True, which='both', alpha=0.3)
-        low, _ = ax.get_ylim()
-        ax.set_ylim(min(low, 0.9), 1.02)
+        # down to 0.9 at least, and a little below the lowest point, so that its marker is not cut in half
+        low = min(ax.get_ylim()[0], 0.9)
+        ax.set_ylim(low - 0.03 * (1.02 - low), 1.02)
     fig.legend(loc='center right', fontsize=8)
     fig.subplots_adjust(right=0.8)
     fig.suptitle('imgsearch eval: %s, %d images, %d queries (%s)' %

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Builds and runs the libFuzzer harnesses (see README.md, "Fuzzing").
+# Builds and runs the libFuzzer harnesses (see docs/development.md, "Fuzzing").
 #
 #   fuzz/run.sh build              configure and build them into build/fuzz (clang-14)
 #   fuzz/run.sh list               the harness names

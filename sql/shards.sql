@@ -1,7 +1,7 @@
 
--- Scale-out over postgres_fdw (README.md, "Scale-out: shards over
--- postgres_fdw"): a coordinator's partitioned table whose partitions are
--- foreign tables on shard servers, each a plain PostgreSQL with imgsearch.
+-- Scale-out over postgres_fdw (docs/sharding.md): a coordinator's
+-- partitioned table whose partitions are foreign tables on shard servers,
+-- each a plain PostgreSQL with imgsearch.
 -- Only catalogs and dynamic SQL here: the extension needs no postgres_fdw.
 
 -- postgres_fdw ships no settings of the coordinator's session, so

@@ -2,7 +2,7 @@
 # The demo's local PostgreSQL cluster: `tools/demo.sh start|stop|status`.
 # start is idempotent: it reuses the cluster under .demo/ when it exists.
 # With IMGSEARCH_DEMO_SHARDS=N, the database is a coordinator over N shards
-# instead (tools/shards.sh, in .demo/shards; README, "Scale-out"): the same
+# instead (tools/shards.sh, in .demo/shards; docs/sharding.md): the same
 # load, API and page on it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -22,7 +22,7 @@ With --model, the database's imgsearch.model is set to PATH; features made
 with another model are extracted again.
 
 On a coordinator (gallery.images partitioned over postgres_fdw foreign
-tables: tools/shards.sh, README "Scale-out"), rows are inserted through it
+tables: tools/shards.sh, docs/sharding.md), rows are inserted through it
 (each goes to its shard), features are extracted on it (vgg16_features runs
 where the UPDATE is evaluated: the coordinator, under its imgsearch.model)
 and written to the shards, and the indexes are built on each shard, over a

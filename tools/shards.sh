@@ -1,7 +1,7 @@
 #!/bin/bash
 # A coordinator and N shard clusters on this machine, on free loopback ports,
-# for trying and testing scale-out over postgres_fdw (see README.md,
-# "Scale-out: shards over postgres_fdw"):
+# for trying and testing scale-out over postgres_fdw (see
+# docs/sharding.md):
 #
 #   tools/shards.sh start N    create (or reuse) and start them
 #   tools/shards.sh stop       stop them all

@@ -1,7 +1,7 @@
 /*
  * index_check.h — imgsearch_index_check(index regclass): verifies an index of
  * any imgsearch method against its table (the SQL function is in
- * index_check.c; see README.md "Checking an index").
+ * index_check.c; see docs/methods.md "Checking an index").
  *
  * The shared part checks what every method has: the vector store (its layout
  * and free list, vector_store.h), each live slot's heap TID and vector

@@ -59,7 +59,7 @@ extern const ImgsIndexAm kdtree_am;
 #define KDTREE_PAGE_LEAF	(IMGS_PAGE_METHOD_FIRST + 3)
 
 /*
- * Reloption defaults and limits (README.md "kdtree"; bench/results/kdtree.md).
+ * Reloption defaults and limits (docs/methods.md "kdtree"; bench/results/kdtree.md).
  * dims 32: on the demo features' spectrum (96% of the variance in 32
  * components) the tree opens the same leaves at 32, 48 or 64 dimensions (it
  * splits on the top ten or so), and the entries read cost half of 64's;

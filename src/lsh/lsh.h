@@ -48,7 +48,7 @@ extern const ImgsIndexAm lsh_am;
 #define LSH_PAGE_BUCKETDIR	(IMGS_PAGE_METHOD_FIRST + 2)
 #define LSH_PAGE_BUCKET		(IMGS_PAGE_METHOD_FIRST + 3)
 
-/* Reloption defaults (README.md "lsh"; bench/results/lsh.md) */
+/* Reloption defaults (docs/methods.md "lsh"; bench/results/lsh.md) */
 #define LSH_DEFAULT_BITS		1024	/* cut to the vectors' dimension */
 #define LSH_DEFAULT_BUCKETS		0		/* 0: sqrt(rows) at build */
 /* GUC defaults */

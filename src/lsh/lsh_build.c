@@ -35,7 +35,7 @@
 /* Vectors hashed between interrupt checks */
 #define HASH_CHUNK			64
 
-/* The number of buckets for n vectors: the reloption, or sqrt(n) (README.md "lsh"). */
+/* The number of buckets for n vectors: the reloption, or sqrt(n) (docs/methods.md "lsh"). */
 static uint32
 choose_buckets(int64 n, int buckets_option)
 {

@@ -6,7 +6,7 @@
  * The hash. A vector x (normalised first for the cosine metric: x' = x/|x|)
  * hashes to the bucket b of its nearest centroid (k-means on a sample: a
  * learned hash function, which measured far better than random hyperplanes
- * on our features; README.md "lsh") and to a sketch of its residual
+ * on our features; docs/methods.md "lsh") and to a sketch of its residual
  * r = x' - c_b: the signs of y = R r, where R (bits x dim, orthonormal rows,
  * seeded Gaussian) is a random rotation, plus two floats:
  *     norm2 = |r|^2,   scale = (dim / bits) |y|^2 / |y|_1.

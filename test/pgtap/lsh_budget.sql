@@ -13,7 +13,7 @@
 -- in the sort's order. (Rows never go backwards: a row a round missed below
 -- the last row returned never comes, so LIMIT ALL cannot be held to every
 -- row; LIMIT k, k at most 200 of 1000 to 3000 rows, is held to k rows, as
--- the method's interface promises (README.md "lsh": LIMIT n returns n rows
+-- the method's interface promises (docs/methods.md "lsh": LIMIT n returns n rows
 -- unless n nears the table's size).) Rows tied with the nearest are never
 -- below a row returned before them: exact duplicates of the query, and
 -- different vectors at exactly the same distance, must all come. Recall@30 against

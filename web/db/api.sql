@@ -19,7 +19,7 @@ DO $$ BEGIN
 	EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
 END $$;
 
--- On a coordinator (README.md, "Scale-out: shards over postgres_fdw")
+-- On a coordinator (docs/sharding.md)
 -- gallery.images is partitioned and its leaf partitions are foreign tables
 -- on shards: these. None on a single node.
 CREATE OR REPLACE FUNCTION gallery.shard_leaves()
