@@ -68,7 +68,7 @@ for arg in "$@"; do
 	esac
 	if [ "$section" = "$arg" ]; then
 		wanted[$section]=all
-	elif ! list_suites "$section" | grep -qxF "$name"; then
+	elif ! list_suites "$section" | grep -xF "$name" >/dev/null; then
 		echo "check.sh: no suite '$arg' (test/check.sh --list)" >&2; exit 2
 	elif [ "${wanted[$section]:-}" != all ]; then
 		wanted[$section]+=" $name "

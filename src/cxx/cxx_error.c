@@ -13,6 +13,12 @@ char	   *imgs_injected_fault = NULL;
 void
 imgs_raise_cxx_error(const ImgsError *err)
 {
+	imgs_raise_cxx_error_in(err, NULL);
+}
+
+void
+imgs_raise_cxx_error_in(const ImgsError *err, const char *what)
+{
 	const char *s = err->sqlstate;
 	int			code;
 
@@ -26,7 +32,7 @@ imgs_raise_cxx_error(const ImgsError *err)
 
 	ereport(ERROR,
 			(errcode(code),
-			 errmsg_internal("%s", err->message),
+			 what ? errmsg_internal("%s: %s", what, err->message) : errmsg_internal("%s", err->message),
 			 err->detail[0] ? errdetail_internal("%s", err->detail) : 0));
 	pg_unreachable();
 }

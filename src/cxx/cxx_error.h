@@ -54,6 +54,13 @@ extern void imgs_raise_cxx_error(const ImgsError *err)
 #endif
 			;
 
+/* The same, its message prefixed by what failed: "WHAT: message". */
+extern void imgs_raise_cxx_error_in(const ImgsError *err, const char *what)
+#if defined(__GNUC__)
+			__attribute__((noreturn))
+#endif
+			;
+
 /*
  * True when PostgreSQL has an interrupt pending that will end the statement
  * (a cancel, a statement timeout, termination, a lost client). Long C++

@@ -64,9 +64,11 @@ project_all(Relation index, KdtreeBuildState *bs, const KdPca *pca, float *proj,
 		uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) bs->load.n - first);
 
 		imgs_store_read_vectors(&reader, g, n, headers, vectors);
+		CHECK_FOR_INTERRUPTS();
 		for (uint32 j = 0; j < n; j++)
-			kd_project(pca, vectors + (Size) j * bs->load.dim, proj + (Size) (first + j) * pca->m,
-					   &resid[first + j]);
+			if (kd_project(pca, vectors + (Size) j * bs->load.dim, proj + (Size) (first + j) * pca->m,
+						   &resid[first + j]) < 0)
+				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
 	imgs_store_close(&reader);
 	pfree(vectors);
@@ -235,7 +237,7 @@ measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 static void
 build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 {
-	char		err[256];
+	ImgsError	err;
 	int			m = Min(bs->dims, bs->load.dim);
 	KdPca	   *pca;
 	KdTree	   *tree;
@@ -245,24 +247,20 @@ build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TRAIN);
 	pca = kd_pca_train(bs->load.sample, bs->load.sample_count, bs->load.dim, m,
 					   bs->load.header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2,
-					   BUILD_SEED, err, sizeof(err));
+					   BUILD_SEED, &err);
 	if (pca == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not learn the projection of kdtree index \"%s\": %s",
-						RelationGetRelationName(index), err)));
+		imgs_raise_cxx_error_in(&err, psprintf("could not learn the projection of kdtree index \"%s\"",
+											   RelationGetRelationName(index)));
 	PG_TRY();
 	{
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TREE);
 		proj = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) m * bs->load.n);
 		resid = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) bs->load.n);
 		project_all(index, bs, pca, proj, resid);
-		tree = kd_tree_build(proj, resid, bs->load.n, m, bs->leaf_size, err, sizeof(err));
+		tree = kd_tree_build(proj, resid, bs->load.n, m, bs->leaf_size, &err);
 		if (tree == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not build the tree of kdtree index \"%s\": %s",
-							RelationGetRelationName(index), err)));
+			imgs_raise_cxx_error_in(&err, psprintf("could not build the tree of kdtree index \"%s\"",
+												   RelationGetRelationName(index)));
 		PG_TRY();
 		{
 			write_tree(index, bs, pca, tree, proj, resid, meta);

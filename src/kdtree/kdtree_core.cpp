@@ -2,6 +2,7 @@
 // best-first search of the kdtree index method (see kdtree_core.h).
 #include "kdtree/kdtree_core.h"
 #include "index/orthonormal.hpp"
+#include "cxx/guard.hpp"
 
 #include <algorithm>
 #include <cfloat>
@@ -32,10 +33,8 @@ using imgs::orthonormalise;
 constexpr double kU = 0x1p-24;    // float unit roundoff
 constexpr double kU2 = 0x1p-22;   // stored-value error per unit of magnitude (see header)
 
-void set_err(char *err, size_t errlen, const char *msg) {
-    if (err && errlen > 0) {
-        std::snprintf(err, errlen, "%s", msg);
-    }
+[[noreturn]] void bad_arguments(const char *msg) {
+    throw imgs::Error(IMGS_SQLSTATE_INTERNAL_ERROR, msg);
 }
 
 float to_stored(double v) {
@@ -112,13 +111,15 @@ void subspace_pca(const std::vector<float> &x, int64_t n, int d, int m, uint64_t
     std::vector<double> q((size_t)p * d);
     for (auto &v : q)
         v = nd(rng);
-    orthonormalise(q, p, d, rng);
+    orthonormalise(q, p, d, rng, [] { return imgs_interrupt_pending(); });
     std::vector<float> qf((size_t)p * d), yt((size_t)p * d), z((size_t)p);
     auto mult = [&]() {  // yt = (X^T X) q, rows of q as columns
         for (size_t i = 0; i < qf.size(); i++)
             qf[i] = (float)q[i];
         std::fill(yt.begin(), yt.end(), 0.0f);
         for (int64_t i = 0; i < n; i++) {
+            if ((i & 1023) == 0)
+                imgs::check_interrupts();
             const float *xi = &x[(size_t)i * d];
             for (int j = 0; j < p; j++)
                 z[j] = dot_f(xi, &qf[(size_t)j * d], d);
@@ -127,6 +128,7 @@ void subspace_pca(const std::vector<float> &x, int64_t n, int d, int m, uint64_t
         }
     };
     for (int it = 0; it < 4; it++) {
+        imgs::check_interrupts();
         mult();
         for (size_t i = 0; i < q.size(); i++)
             q[i] = yt[i];
@@ -365,7 +367,7 @@ struct KdSearch {
     double last_key = 0;
     int64_t last_slot = 0;
     bool failed = false;
-    std::string error;
+    ImgsError error{};
     KdSearchStats st{};
 
     double node_bound(int32_t node) const {
@@ -393,22 +395,28 @@ struct KdSearch {
         nodes.push_back({node_bound(node), node});
         std::push_heap(nodes.begin(), nodes.end(), NodeAfter());
     }
-    void fail(const char *msg) {
+    void fail(const char *sqlstate, const char *msg) {
         failed = true;
-        error = msg;
+        imgs::set_error(&error, sqlstate, msg);
+    }
+    void fail_internal(const char *msg) { fail(IMGS_SQLSTATE_INTERNAL_ERROR, msg); }
+    // in a catch block: the exception being handled, with its SQLSTATE
+    void fail_current() {
+        failed = true;
+        imgs::set_error_from_current_exception(&error);
     }
 };
 
 extern "C" {
 
 KdPca *kd_pca_train(const float *sample, int64_t n, int32_t dim, int32_t m, int32_t metric, uint64_t seed,
-                    char *err, size_t errlen) {
+                    ImgsError *err) noexcept {
     KdPca *pca = nullptr;
-    try {
-        if (dim < 1 || m < 1 || n < 0 || (metric != KD_METRIC_L2 && metric != KD_METRIC_COSINE)) {
-            set_err(err, errlen, "kd_pca_train: bad arguments (dim, m, n or metric)");
-            return nullptr;
-        }
+    KdPca *trained = nullptr;
+    imgs::guard(err, [&] {
+        if (dim < 1 || m < 1 || n < 0 || (metric != KD_METRIC_L2 && metric != KD_METRIC_COSINE))
+            bad_arguments("kd_pca_train: bad arguments (dim, m, n or metric)");
+        imgs::fault_point("kd_pca_train");
         m = std::min(m, std::min(dim, (int32_t)KD_MAX_PROJ_DIMS));
         // the sample as the index sees it (unit vectors for cosine)
         std::vector<float> xs;
@@ -416,6 +424,8 @@ KdPca *kd_pca_train(const float *sample, int64_t n, int32_t dim, int32_t m, int3
         xs.reserve((size_t)n * dim);
         std::vector<float> tmp(dim);
         for (int64_t i = 0; i < n; i++) {
+            if ((i & 4095) == 0)
+                imgs::check_interrupts();
             const float *x = sample + (size_t)i * dim;
             if (metric == KD_METRIC_COSINE) {
                 if (!normalise(x, dim, tmp.data()))
@@ -507,17 +517,14 @@ KdPca *kd_pca_train(const float *sample, int64_t n, int32_t dim, int32_t m, int3
             }
         // the sum above is itself rounded: pad by its own error bound
         pca->orth_err = std::sqrt(fro) + 4.0 * dim * 0x1p-53 * m;
-        return pca;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "kd_pca_train: unknown error");
-    }
-    kd_pca_free(pca);
-    return nullptr;
+        trained = pca;
+    });
+    if (!trained)
+        kd_pca_free(pca);
+    return trained;
 }
 
-void kd_pca_free(KdPca *pca) {
+void kd_pca_free(KdPca *pca) noexcept {
     if (!pca)
         return;
     std::free(pca->mean);
@@ -525,7 +532,7 @@ void kd_pca_free(KdPca *pca) {
     std::free(pca);
 }
 
-KD_KERNEL int kd_project(const KdPca *pca, const float *x, float *y, float *resid) {
+KD_KERNEL int kd_project(const KdPca *pca, const float *x, float *y, float *resid) noexcept {
     const int dim = pca->dim, m = pca->m;
     int ret = 0;
     // v = x' - mean, in double; on the stack up to 16000 dims is 128 kB:
@@ -586,7 +593,8 @@ KD_KERNEL int kd_project(const KdPca *pca, const float *x, float *y, float *resi
     return ret;
 }
 
-double kd_point_bound(const KdPca *pca, const float *q_proj, float q_resid, const float *x_proj, float x_resid) {
+double kd_point_bound(const KdPca *pca, const float *q_proj, float q_resid, const float *x_proj,
+                      float x_resid) noexcept {
     BoundConsts bc = bound_consts(pca);
     double a2 = 0, nq2 = 0, nx2 = 0;
     for (int i = 0; i < pca->m; i++) {
@@ -599,14 +607,15 @@ double kd_point_bound(const KdPca *pca, const float *q_proj, float q_resid, cons
                       std::sqrt(nq2) + q_resid + std::sqrt(nx2) + x_resid);
 }
 
-KdTree *kd_tree_build(const float *proj, const float *resid, int64_t n, int32_t m, int32_t leaf_size, char *err,
-                      size_t errlen) {
+KdTree *kd_tree_build(const float *proj, const float *resid, int64_t n, int32_t m, int32_t leaf_size,
+                      ImgsError *err) noexcept {
     KdTree *t = nullptr;
-    try {
-        if (m < 1 || m > KD_MAX_PROJ_DIMS || leaf_size < 1 || n < 0 || n > (int64_t)UINT32_MAX) {
-            set_err(err, errlen, "kd_tree_build: bad arguments (m, leaf_size or n)");
-            return nullptr;
-        }
+    KdTree *built = nullptr;
+    imgs::guard(err, [&] {
+        if (m < 1 || m > KD_MAX_PROJ_DIMS || leaf_size < 1 || n < 0 || n > (int64_t)UINT32_MAX)
+            bad_arguments("kd_tree_build: bad arguments (m, leaf_size or n)");
+        imgs::fault_point("kd_tree_build");
+        imgs::check_interrupts();
         if (n == 0) {
             t = alloc_tree(m, leaf_size, 1, 1, 0);
             KdNode &nd = t->nodes[0];
@@ -617,10 +626,12 @@ KdTree *kd_tree_build(const float *proj, const float *resid, int64_t n, int32_t 
             nd.count = 0;
             empty_box(t, 0);
             t->leaf_node[0] = 0;
-            return t;
+            built = t;
+            return;
         }
         ProjCloud cloud{proj, n, m};
         NfTree index(m, cloud, nanoflann::KDTreeSingleIndexAdaptorParams((size_t)leaf_size));
+        imgs::check_interrupts();   // nanoflann's build itself cannot be interrupted
         // count nodes and leaves (iteratively: nanoflann's tree may be deep)
         using NodePtr = NfTree::NodePtr;
         int64_t n_nodes = 0, n_leaves = 0;
@@ -700,17 +711,14 @@ KdTree *kd_tree_build(const float *proj, const float *resid, int64_t n, int32_t 
                 }
             }
         }
-        return t;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "kd_tree_build: unknown error");
-    }
-    kd_tree_free(t);
-    return nullptr;
+        built = t;
+    });
+    if (!built)
+        kd_tree_free(t);
+    return built;
 }
 
-void kd_tree_free(KdTree *t) {
+void kd_tree_free(KdTree *t) noexcept {
     if (!t)
         return;
     std::free(t->nodes);
@@ -720,7 +728,7 @@ void kd_tree_free(KdTree *t) {
     std::free(t);
 }
 
-void kd_node_extend(KdTree *t, int32_t node, const float *y, float r) {
+void kd_node_extend(KdTree *t, int32_t node, const float *y, float r) noexcept {
     float *lo = kd_node_lo(t, node), *hi = kd_node_hi(t, node);
     for (int i = 0; i < t->m; i++) {
         lo[i] = std::min(lo[i], y[i]);
@@ -731,7 +739,8 @@ void kd_node_extend(KdTree *t, int32_t node, const float *y, float r) {
     nd.r_max = std::max(nd.r_max, r);
 }
 
-int32_t kd_tree_insert(KdTree *t, const float *y, float r, int32_t *path, int32_t path_cap, int32_t *path_len) {
+int32_t kd_tree_insert(KdTree *t, const float *y, float r, int32_t *path, int32_t path_cap,
+                       int32_t *path_len) noexcept {
     int32_t len = 0, node = t->n_nodes > 0 ? 0 : -1;
     while (node >= 0) {
         kd_node_extend(t, node, y, r);
@@ -749,9 +758,10 @@ int32_t kd_tree_insert(KdTree *t, const float *y, float r, int32_t *path, int32_
 }
 
 KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const float *q_proj, float q_resid,
-                          const KdSearchOptions *opts) {
+                          const KdSearchOptions *opts, ImgsError *err) noexcept {
     KdSearch *s = nullptr;
-    try {
+    imgs::guard(err, [&] {
+        imgs::fault_point("kd_search_begin");
         s = new KdSearch();
         s->pca = pca;
         s->tree = tree;
@@ -768,16 +778,17 @@ KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const float *q_p
             s->key_batch = std::max(1, opts->key_batch);
         }
         if (pca->m != tree->m)
-            s->fail("kd_search_begin: projection and tree disagree on m");
+            s->fail_internal("kd_search_begin: projection and tree disagree on m");
         s->push_node(0);
-        return s;
-    } catch (...) {
+    });
+    if (err->sqlstate[0]) {
         delete s;
         return nullptr;
     }
+    return s;
 }
 
-int kd_search_next(KdSearch *s, KdAction *a) {
+int kd_search_next(KdSearch *s, KdAction *a) noexcept {
     std::memset(a, 0, sizeof(*a));
     a->kind = KD_ERROR;
     if (s->failed)
@@ -785,12 +796,15 @@ int kd_search_next(KdSearch *s, KdAction *a) {
     try {
         if (s->pending == P_KEYS) {
             if (s->req_left > 0) {
-                s->fail("kd_search_next: keys requested were not all supplied");
+                s->fail_internal("kd_search_next: keys requested were not all supplied");
                 return KD_ERROR;
             }
         }
         s->pending = P_NONE;
-        for (;;) {
+        imgs::fault_point("kd_search_next");
+        for (uint64_t steps = 1;; steps++) {
+            if ((steps & 1023) == 0)
+                imgs::check_interrupts();
             bool nodes_count = !s->nodes.empty() && !s->budget_spent;
             double min_node = nodes_count ? s->nodes.front().lb : INFINITY;
             double min_cand = s->cands.empty() ? INFINITY : s->cands_min();
@@ -866,13 +880,11 @@ int kd_search_next(KdSearch *s, KdAction *a) {
                 return KD_DONE;
             }
             // unreachable: results non-empty with nothing queued emits above
-            s->fail("kd_search_next: inconsistent state");
+            s->fail_internal("kd_search_next: inconsistent state");
             return KD_ERROR;
         }
-    } catch (const std::exception &e) {
-        s->fail(e.what());
     } catch (...) {
-        s->fail("kd_search_next: unknown error");
+        s->fail_current();
     }
     return KD_ERROR;
 }
@@ -925,7 +937,7 @@ static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_
         std::push_heap(s->cands.begin(), s->cands.end(), ChunkAfter());
         return 0;
     } catch (...) {
-        s->fail("kd_search_add_leaf: out of memory");
+        s->fail_current();
         return -1;
     }
 }
@@ -933,14 +945,14 @@ static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_
 extern "C" {
 
 KD_KERNEL int kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slots, const float *resid,
-                                 const float *proj) {
+                                 const float *proj) noexcept {
     const int m = s->m;
     return add_entries(
         s, count, [&](int32_t j) { return slots[j]; },
         [&](int32_t j) { return (double)resid[j]; }, [&](int32_t j) { return proj + (size_t)j * m; });
 }
 
-KD_KERNEL int kd_search_add_packed(KdSearch *s, int32_t count, const void *entries, size_t stride) {
+KD_KERNEL int kd_search_add_packed(KdSearch *s, int32_t count, const void *entries, size_t stride) noexcept {
     const char *base = (const char *)entries;
     return add_entries(
         s, count,
@@ -957,7 +969,7 @@ KD_KERNEL int kd_search_add_packed(KdSearch *s, int32_t count, const void *entri
         [&](int32_t j) { return (const float *)(base + (size_t)j * stride + 8); });
 }
 
-static int supply(KdSearch *s, int64_t slot, double key, bool drop) {
+static int supply(KdSearch *s, int64_t slot, double key, bool drop) noexcept {
     if (s->failed || s->pending != P_KEYS)
         return -1;
     for (size_t i = 0; i < s->req_slots.size(); i++)
@@ -968,7 +980,7 @@ static int supply(KdSearch *s, int64_t slot, double key, bool drop) {
                 try {
                     s->results.push_back({key, slot});
                 } catch (...) {
-                    s->fail("kd_search_set_exact: out of memory");
+                    s->fail_current();
                     return -1;
                 }
                 std::push_heap(s->results.begin(), s->results.end(), ResAfter());
@@ -978,14 +990,14 @@ static int supply(KdSearch *s, int64_t slot, double key, bool drop) {
     return -1;
 }
 
-int kd_search_set_exact(KdSearch *s, int64_t slot, double key) { return supply(s, slot, key, false); }
+int kd_search_set_exact(KdSearch *s, int64_t slot, double key) noexcept { return supply(s, slot, key, false); }
 
-int kd_search_drop(KdSearch *s, int64_t slot) { return supply(s, slot, 0, true); }
+int kd_search_drop(KdSearch *s, int64_t slot) noexcept { return supply(s, slot, 0, true); }
 
-void kd_search_stats(const KdSearch *s, KdSearchStats *stats) { *stats = s->st; }
+void kd_search_stats(const KdSearch *s, KdSearchStats *stats) noexcept { *stats = s->st; }
 
-const char *kd_search_error(const KdSearch *s) { return s->failed ? s->error.c_str() : nullptr; }
+const ImgsError *kd_search_error(const KdSearch *s) noexcept { return s->failed ? &s->error : nullptr; }
 
-void kd_search_end(KdSearch *s) { delete s; }
+void kd_search_end(KdSearch *s) noexcept { delete s; }
 
 }  // extern "C"

@@ -61,6 +61,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cxx/cxx_error.h"
+
 #ifdef __cplusplus
 extern "C"
 {
@@ -91,20 +93,25 @@ typedef struct KdPca
  * are skipped). Uses faiss PCAMatrix for dim <= 1024 and a seeded subspace
  * iteration above (faiss's full eigendecomposition on the reference LAPACK
  * takes minutes at 4096). m is cut to dim. Directions the sample does not
- * span are completed to an orthonormal set. Returns NULL on failure (message
- * in err). Free with kd_pca_free.
+ * span are completed to an orthonormal set. Returns NULL on failure, with
+ * err filled (57014 when an interrupt was seen: polled as it goes). Free
+ * with kd_pca_free.
+ *
+ * Every function here is noexcept; those that can fail say so by their
+ * return value and fill an ImgsError (cxx/cxx_error.h).
  */
 extern KdPca *kd_pca_train(const float *sample, int64_t n, int32_t dim, int32_t m, int32_t metric,
-						   uint64_t seed, char *err, size_t errlen);
-extern void kd_pca_free(KdPca *pca);
+						   uint64_t seed, ImgsError *err) IMGS_NOEXCEPT;
+extern void kd_pca_free(KdPca *pca) IMGS_NOEXCEPT;
 
 /*
  * Projects one raw vector: y[m] = P (x' - mean), *resid = |x' - mean - P^T y|
  * (double, then clamped to float range). Returns 0, or 1 when the metric is
  * COSINE and x is a zero vector (it is projected as the zero vector; its key
- * is NaN whatever the query, so its bound does not matter).
+ * is NaN whatever the query, so its bound does not matter), or -1 when out
+ * of memory (above 1024 dimensions it needs a buffer).
  */
-extern int	kd_project(const KdPca *pca, const float *x, float *y, float *resid);
+extern int	kd_project(const KdPca *pca, const float *x, float *y, float *resid) IMGS_NOEXCEPT;
 
 /* ---- 2. Tree ---------------------------------------------------------- */
 
@@ -150,14 +157,14 @@ kd_node_hi(const KdTree *t, int32_t node)
  * Builds the tree over n points: proj (n x m, as kd_project wrote them) and
  * resid (n). leaf_size >= 1. n == 0 gives one empty leaf (an empty box:
  * lo = +inf, hi = -inf, r_min = +inf, r_max = -inf) that inserts can grow.
- * Returns NULL on failure (message in err).
+ * Returns NULL on failure, with err filled (57014 on an interrupt).
  */
 extern KdTree *kd_tree_build(const float *proj, const float *resid, int64_t n, int32_t m,
-							 int32_t leaf_size, char *err, size_t errlen);
-extern void kd_tree_free(KdTree *tree);
+							 int32_t leaf_size, ImgsError *err) IMGS_NOEXCEPT;
+extern void kd_tree_free(KdTree *tree) IMGS_NOEXCEPT;
 
 /* Grows node's box (and residual range) to hold the point (y, r). */
-extern void kd_node_extend(KdTree *tree, int32_t node, const float *y, float r);
+extern void kd_node_extend(KdTree *tree, int32_t node, const float *y, float r) IMGS_NOEXCEPT;
 
 /*
  * For an insert after build: the leaf node (y, r) descends to (by the split
@@ -168,7 +175,7 @@ extern void kd_node_extend(KdTree *tree, int32_t node, const float *y, float r);
  * Returns the leaf's node number, or -1 for an empty tree.
  */
 extern int32_t kd_tree_insert(KdTree *tree, const float *y, float r, int32_t *path, int32_t path_cap,
-							  int32_t *path_len);
+							  int32_t *path_len) IMGS_NOEXCEPT;
 
 /* ---- 3. Search -------------------------------------------------------- */
 
@@ -215,10 +222,11 @@ typedef struct KdSearchStats
  * Starts a search for the query whose kd_project output is (q_proj, q_resid).
  * pca and tree must outlive the search and not change during it (an insert
  * that grows boxes must wait, or restart the scan). opts may be NULL (exact,
- * key_batch 1). Returns NULL when out of memory.
+ * key_batch 1). Returns NULL on failure, with err filled.
  */
 extern KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const float *q_proj,
-								 float q_resid, const KdSearchOptions *opts);
+								 float q_resid, const KdSearchOptions *opts,
+								 ImgsError *err) IMGS_NOEXCEPT;
 
 /*
  * The next step. KD_NEED_LEAF: call kd_search_add_leaf for every entry of
@@ -235,7 +243,7 @@ extern KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const flo
  * wants more rows than the budget's leaves held gets them. KD_DONE: nothing
  * left; KD_DONE again on later calls.
  */
-extern int	kd_search_next(KdSearch *s, KdAction *action);
+extern int	kd_search_next(KdSearch *s, KdAction *action) IMGS_NOEXCEPT;
 
 /*
  * Entries of the requested leaf: slots[count], resid[count] and proj
@@ -244,24 +252,26 @@ extern int	kd_search_next(KdSearch *s, KdAction *action);
  * was requested or out of memory.
  */
 extern int	kd_search_add_leaf(KdSearch *s, int32_t count, const int64_t *slots, const float *resid,
-							   const float *proj);
+							   const float *proj) IMGS_NOEXCEPT;
 
 /*
  * The same from packed entries: count records of `stride` bytes, each a
  * uint32_t slot (UINT32_MAX: a dead entry, skipped), a float residual norm
  * and m floats of coordinates, at offsets 0, 4 and 8 (4-byte aligned).
  */
-extern int	kd_search_add_packed(KdSearch *s, int32_t count, const void *entries, size_t stride);
+extern int	kd_search_add_packed(KdSearch *s, int32_t count, const void *entries,
+								 size_t stride) IMGS_NOEXCEPT;
 
 /* The exact key of a requested slot. 0, or -1 when that slot was not requested. */
-extern int	kd_search_set_exact(KdSearch *s, int64_t slot, double key);
+extern int	kd_search_set_exact(KdSearch *s, int64_t slot, double key) IMGS_NOEXCEPT;
 
 /* A requested slot whose row is gone: it is not emitted. 0, or -1 as above. */
-extern int	kd_search_drop(KdSearch *s, int64_t slot);
+extern int	kd_search_drop(KdSearch *s, int64_t slot) IMGS_NOEXCEPT;
 
-extern void kd_search_stats(const KdSearch *s, KdSearchStats *stats);
-extern const char *kd_search_error(const KdSearch *s);
-extern void kd_search_end(KdSearch *s);
+extern void kd_search_stats(const KdSearch *s, KdSearchStats *stats) IMGS_NOEXCEPT;
+/* After KD_ERROR or a -1: what failed, with its SQLSTATE (NULL if nothing did). */
+extern const ImgsError *kd_search_error(const KdSearch *s) IMGS_NOEXCEPT;
+extern void kd_search_end(KdSearch *s) IMGS_NOEXCEPT;
 
 /*
  * The bound of one point, as the search computes it (for tests and for the
@@ -269,7 +279,7 @@ extern void kd_search_end(KdSearch *s);
  * is never below it.
  */
 extern double kd_point_bound(const KdPca *pca, const float *q_proj, float q_resid, const float *x_proj,
-							 float x_resid);
+							 float x_resid) IMGS_NOEXCEPT;
 
 #ifdef __cplusplus
 }

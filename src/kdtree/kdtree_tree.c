@@ -255,7 +255,8 @@ kdtree_get_cache(Relation index, const ImgsIndexMeta *header, const KdtreeMeta *
 void
 kdtree_project(const KdtreeCache *cache, const float *x, float *y, float *resid)
 {
-	kd_project(&cache->pca, x, y, resid);
+	if (kd_project(&cache->pca, x, y, resid) < 0)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 }
 
 int32
@@ -283,13 +284,17 @@ typedef struct TidEntry
 	ItemPointerData tid;
 } TidEntry;
 
+/* The core's error (with its SQLSTATE), or an internal error of this driver. */
 static void
-search_failed(KdtreeSearch *ks)
+search_failed(KdtreeSearch *ks, const ImgsError *err)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INTERNAL_ERROR),
-			 errmsg("kdtree search of index \"%s\" failed: %s", RelationGetRelationName(ks->index),
-					ks->core ? kd_search_error(ks->core) : "out of memory")));
+	char	   *what = psprintf("kdtree search of index \"%s\" failed", RelationGetRelationName(ks->index));
+
+	if (err == NULL && ks->core)
+		err = kd_search_error(ks->core);
+	if (err && err->sqlstate[0])
+		imgs_raise_cxx_error_in(err, what);
+	ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("%s: its rows and the index disagree", what)));
 }
 
 /* Frees the core's search with the memory context of the scan, also on error. */
@@ -313,6 +318,7 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	float		q_resid;
 	KdSearchOptions opts;
 	HASHCTL		ctl;
+	ImgsError	err;
 
 	memset(ks, 0, sizeof(*ks));
 	ks->index = index;
@@ -329,9 +335,9 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	/* one key at a time: the core asks for the fewest keys, and the store reads each alone anyway */
 	opts.max_leaves = max_leaves;
 	opts.key_batch = 1;
-	ks->core = kd_search_begin(&cache->pca, &cache->tree, q_proj, q_resid, &opts);
+	ks->core = kd_search_begin(&cache->pca, &cache->tree, q_proj, q_resid, &opts, &err);
 	if (ks->core == NULL)
-		search_failed(ks);
+		search_failed(ks, &err);
 	ks->free_core.func = end_core_search;
 	ks->free_core.arg = ks;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &ks->free_core);
@@ -365,7 +371,7 @@ add_leaf(KdtreeSearch *ks, int32 leaf)
 		blkno = ph->prev_blkno;
 		UnlockReleaseBuffer(buf);
 		if (rc != 0)
-			search_failed(ks);
+			search_failed(ks, NULL);
 	}
 }
 
@@ -425,7 +431,7 @@ kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 					else
 						rc = kd_search_drop(ks->core, a.slots[i]);
 					if (rc != 0)
-						search_failed(ks);
+						search_failed(ks, NULL);
 				}
 				if (over_limit(ks))
 					return KDTREE_GAVE_UP;
@@ -435,12 +441,12 @@ kdtree_search_next(KdtreeSearch *ks, uint32 *slot, double *key, ItemPointer tid)
 				*key = a.key;
 				entry = hash_search(ks->tids, slot, HASH_FIND, &found);
 				if (!found)
-					search_failed(ks);
+					search_failed(ks, NULL);
 				*tid = entry->tid;
 				hash_search(ks->tids, slot, HASH_REMOVE, NULL);
 				return KDTREE_ROW;
 			default:
-				search_failed(ks);
+				search_failed(ks, NULL);
 		}
 	}
 }
