@@ -20,10 +20,16 @@ void
 imgs_raise_cxx_error_in(const ImgsError *err, const char *what)
 {
 	const char *s = err->sqlstate;
+	const char *message = err->message;
 	int			code;
 
 	if (strlen(s) != 5)
+	{
+		/* a failure the core did not describe is still a failure */
 		s = IMGS_SQLSTATE_INTERNAL_ERROR;
+		if (!message[0])
+			message = "imgsearch C++ core failed without saying why";
+	}
 	code = MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
 
 	/* Let the pending interrupt raise its own, more precise error. */
@@ -32,7 +38,7 @@ imgs_raise_cxx_error_in(const ImgsError *err, const char *what)
 
 	ereport(ERROR,
 			(errcode(code),
-			 what ? errmsg_internal("%s: %s", what, err->message) : errmsg_internal("%s", err->message),
+			 what ? errmsg_internal("%s: %s", what, message) : errmsg_internal("%s", message),
 			 err->detail[0] ? errdetail_internal("%s", err->detail) : 0));
 	pg_unreachable();
 }

@@ -143,7 +143,7 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 				uint32		m = Min(HASH_CHUNK, n - j);
 
 				CHECK_FOR_INTERRUPTS();
-				if (lsh_hash_many(&cache.model, vectors + (Size) j * dim, m, &bucket_of[first + j], codes,
+				if (!lsh_hash_many(&cache.model, vectors + (Size) j * dim, m, &bucket_of[first + j], codes,
 								  floats, floats + HASH_CHUNK, floats + 2 * HASH_CHUNK, &err))
 					imgs_raise_cxx_error(&err);
 				for (uint32 i = 0; i < m; i++)
