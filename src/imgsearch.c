@@ -12,6 +12,7 @@
 
 #include "cxx/cxx_error.h"
 #include "imgsearch.h"
+#include "faissflat/faissflat.h"
 #include "kdtree/kdtree.h"
 #include "lsh/lsh.h"
 #include "model/model.h"
@@ -52,8 +53,10 @@ _PG_init(void)
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 	imgs_model_init();
-	kdtree_init_gucs();
-	lsh_init_gucs();
+	/* the index methods: one line each */
+	faissflat_init();
+	kdtree_init();
+	lsh_init();
 
 	MarkGUCPrefixReserved("imgsearch");
 }

@@ -62,4 +62,7 @@ extern IndexBulkDeleteResult *faissflat_vacuumcleanup(IndexVacuumInfo *info,
 /* faissflat_check.c */
 extern void faissflat_check(Relation index, ImgsCheckedStore *store);
 
+/* faissflat_handler.c: from _PG_init, the method's registration. */
+extern void faissflat_init(void);
+
 #endif							/* FAISSFLAT_H */

@@ -24,7 +24,8 @@ typedef struct FaissflatBuildState
 	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
 } FaissflatBuildState;
 
-const ImgsIndexAm faissflat_am = {"faissflat", FAISSFLAT_MAGIC, FAISSFLAT_VERSION};
+const ImgsIndexAm faissflat_am = {"faissflat", FAISSFLAT_MAGIC, FAISSFLAT_VERSION, faissflat_build,
+	faissflat_check};
 
 /* Writes the metapage into buf (locked), without WAL. */
 static void

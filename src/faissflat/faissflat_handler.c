@@ -81,6 +81,12 @@ faissflat_validate(Oid opclassoid)
 	return imgs_validate_opclass(opclassoid, "faissflat");
 }
 
+void
+faissflat_init(void)
+{
+	imgs_register_index_am(&faissflat_am);
+}
+
 PG_FUNCTION_INFO_V1(faissflat_handler);
 Datum
 faissflat_handler(PG_FUNCTION_ARGS)

@@ -6,6 +6,7 @@
 
 #include "access/xloginsert.h"
 #include "commands/vacuum.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 
 #include "index/index_am.h"
@@ -79,4 +80,44 @@ imgs_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	if (stats == NULL)
 		stats = bulkdelete(info, NULL, NULL, NULL);
 	return stats;
+}
+
+/* ---------------------------------------------------------------------------
+ * The registry of methods
+ */
+
+#define IMGS_MAX_INDEX_AMS	8
+
+static const ImgsIndexAm *registered_ams[IMGS_MAX_INDEX_AMS];
+static int	n_registered_ams = 0;
+
+void
+imgs_register_index_am(const ImgsIndexAm *am)
+{
+	for (int i = 0; i < n_registered_ams; i++)
+		if (registered_ams[i] == am)
+			return;
+	if (n_registered_ams == IMGS_MAX_INDEX_AMS)
+		elog(ERROR, "too many imgsearch index methods (at most %d)", IMGS_MAX_INDEX_AMS);
+	registered_ams[n_registered_ams++] = am;
+}
+
+const ImgsIndexAm *
+imgs_index_am_of(Relation index)
+{
+	for (int i = 0; i < n_registered_ams; i++)
+		if (index->rd_indam->ambuild == registered_ams[i]->ambuild)
+			return registered_ams[i];
+	return NULL;
+}
+
+char *
+imgs_index_am_names(void)
+{
+	StringInfoData names;
+
+	initStringInfo(&names);
+	for (int i = 0; i < n_registered_ams; i++)
+		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", registered_ams[i]->name);
+	return names.data;
 }

@@ -30,6 +30,16 @@ extern void imgs_buildempty(Relation index, const ImgsIndexAm *am);
 extern IndexBulkDeleteResult *imgs_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 												 ambulkdelete_function bulkdelete);
 
+/*
+ * The registry of methods: each method's init (called from _PG_init)
+ * registers its descriptor; imgs_index_am_of finds an index's, or NULL for
+ * an index of another access method; imgs_index_am_names lists them all
+ * ("faissflat, kdtree, lsh"), for messages.
+ */
+extern void imgs_register_index_am(const ImgsIndexAm *am);
+extern const ImgsIndexAm *imgs_index_am_of(Relation index);
+extern char *imgs_index_am_names(void);
+
 /* The dimension the indexed column's type modifier fixes, or 0 (the first vector fixes it). */
 extern int	imgs_index_typmod_dim(Relation index);
 

@@ -54,18 +54,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "index/index_am.h"
 #include "index/index_check.h"
-#include "faissflat/faissflat.h"
-#include "kdtree/kdtree.h"
-#include "lsh/lsh.h"
 #include "type/imgfeat.h"
-
-/* The methods the check knows. */
-static const ImgsIndexCheckMethod check_methods[] = {
-	{"faissflat", faissflat_build, faissflat_check},
-	{"kdtree", kdtree_build, kdtree_check},
-	{"lsh", lsh_build, lsh_check},
-};
 
 typedef struct CheckEntry
 {
@@ -106,23 +97,18 @@ not_an_index(Oid relid)
 			 errhint("imgsearch_index_check verifies an index of an imgsearch access method.")));
 }
 
-static const ImgsIndexCheckMethod *
+static const ImgsIndexAm *
 find_method(Relation index)
 {
-	StringInfoData names;
+	const ImgsIndexAm *am = imgs_index_am_of(index);
 
-	for (int i = 0; i < lengthof(check_methods); i++)
-		if (index->rd_indam->ambuild == check_methods[i].ambuild)
-			return &check_methods[i];
-
-	initStringInfo(&names);
-	for (int i = 0; i < lengthof(check_methods); i++)
-		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", check_methods[i].name);
+	if (am != NULL)
+		return am;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("index \"%s\" is not an imgsearch index", RelationGetRelationName(index)),
 			 errdetail("Its access method is %s; imgsearch_index_check verifies indexes of %s.",
-					   get_am_name(index->rd_rel->relam), names.data)));
+					   get_am_name(index->rd_rel->relam), imgs_index_am_names())));
 	return NULL;				/* not reached */
 }
 
@@ -337,7 +323,7 @@ imgsearch_index_check(PG_FUNCTION_ARGS)
 	Oid			indexoid;
 	Oid			heapoid;
 	LOCKMODE	heap_lock;
-	const ImgsIndexCheckMethod *method;
+	const ImgsIndexAm *method;
 	CheckState	state;
 	Snapshot	snapshot;
 	IndexInfo  *index_info;

@@ -6,8 +6,8 @@
  * The shared part checks what every method has: the vector store (its layout
  * and free list, vector_store.h), each live slot's heap TID and vector
  * against the table. A method adds what is its own (its metapage fields, and
- * for kdtree and lsh their trees, buckets and codes) in a hook, listed in
- * index_check.c's table of methods:
+ * for kdtree and lsh their trees, buckets and codes) in the check hook of its
+ * descriptor (ImgsIndexAm, index_meta.h):
  *
  *   void kdtree_check(Relation index, ImgsCheckedStore *store);
  *
@@ -30,14 +30,6 @@ typedef struct ImgsCheckedStore
 	ImgsSlotHeader *headers;	/* header.store.nslots of them */
 } ImgsCheckedStore;
 
-typedef void (*ImgsIndexCheckHook) (Relation index, ImgsCheckedStore *store);
-
-typedef struct ImgsIndexCheckMethod
-{
-	const char *name;
-	ambuild_function ambuild;	/* the method's ambuild tells its indexes apart */
-	ImgsIndexCheckHook check;
-} ImgsIndexCheckMethod;
 
 /*
  * A method's check of one entry of its lists (index/method_pages.h) whose

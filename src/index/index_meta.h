@@ -31,6 +31,7 @@
 #ifndef IMGS_INDEX_META_H
 #define IMGS_INDEX_META_H
 
+#include "access/amapi.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
@@ -79,12 +80,27 @@ typedef struct ImgsIndexMeta
 #define ImgsMetaGetHeader(page)		((ImgsIndexMeta *) ImgsPageGetData(page))
 #define ImgsMetaGetMethodData(page)	(ImgsPageGetData(page) + IMGS_META_METHOD_OFFSET)
 
-/* What names a method on disk. */
+struct ImgsCheckedStore;
+
+/*
+ * A method's part of imgsearch_index_check (index_check.h): checks what is
+ * its own and fills *store by calling imgs_store_check.
+ */
+typedef void (*ImgsIndexCheckHook) (Relation index, struct ImgsCheckedStore *store);
+
+/*
+ * The method contract: what names a method on disk, and what the base asks
+ * of it. Each method registers its descriptor from its init
+ * (imgs_register_index_am, index_am.h); the base finds a relation's method
+ * there, and knows no method by name.
+ */
 typedef struct ImgsIndexAm
 {
 	const char *name;			/* "faissflat" */
 	uint32		magic;
 	uint32		version;
+	ambuild_function ambuild;	/* tells the method's indexes apart (rd_indam) */
+	ImgsIndexCheckHook check;
 } ImgsIndexAm;
 
 /*

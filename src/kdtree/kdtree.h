@@ -253,7 +253,8 @@ extern IndexBulkDeleteResult *kdtree_vacuumcleanup(IndexVacuumInfo *info,
 extern void kdtree_check(Relation index, ImgsCheckedStore *store);
 
 /* kdtree_handler.c */
-extern void kdtree_init_gucs(void);
+/* From _PG_init: reloptions, settings, and the method's registration. */
+extern void kdtree_init(void);
 /* The build's options: the index's, or the defaults. */
 extern void kdtree_reloptions(Relation index, int *dims, int *leaf_size);
 

@@ -25,8 +25,9 @@ typedef struct KdtreeOptions
 static relopt_kind kdtree_relopt_kind;
 
 void
-kdtree_init_gucs(void)
+kdtree_init(void)
 {
+	imgs_register_index_am(&kdtree_am);
 	kdtree_relopt_kind = add_reloption_kind();
 	add_int_reloption(kdtree_relopt_kind, "dims",
 					  "Dimensions of the PCA projection the tree is built on (cut to the vectors' dimension)",

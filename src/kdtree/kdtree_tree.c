@@ -16,7 +16,7 @@
 
 int			kdtree_max_leaves = 0;
 
-const ImgsIndexAm kdtree_am = {"kdtree", KDTREE_MAGIC, KDTREE_VERSION};
+const ImgsIndexAm kdtree_am = {"kdtree", KDTREE_MAGIC, KDTREE_VERSION, kdtree_build, kdtree_check};
 
 void
 kdtree_read_meta(Relation index, ImgsIndexMeta *header, KdtreeMeta *meta)

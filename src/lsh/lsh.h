@@ -135,7 +135,8 @@ extern IndexBulkDeleteResult *lsh_vacuumcleanup(IndexVacuumInfo *info, IndexBulk
 extern void lsh_check(Relation index, ImgsCheckedStore *store);
 
 /* lsh_handler.c */
-extern void lsh_init_gucs(void);
+/* From _PG_init: reloptions, settings, and the method's registration. */
+extern void lsh_init(void);
 extern void lsh_reloptions(Relation index, int *bits, int *buckets);
 
 /* Build phases reported in pg_stat_progress_create_index (after "initializing") */

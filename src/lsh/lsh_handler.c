@@ -25,8 +25,9 @@ typedef struct LshOptions
 static relopt_kind lsh_relopt_kind;
 
 void
-lsh_init_gucs(void)
+lsh_init(void)
 {
+	imgs_register_index_am(&lsh_am);
 	lsh_relopt_kind = add_reloption_kind();
 	add_int_reloption(lsh_relopt_kind, "bits",
 					  "Bits of each vector's sketch (cut to the vectors' dimension)",

@@ -13,7 +13,7 @@
 int			lsh_probes = LSH_DEFAULT_PROBES;
 int			lsh_candidates = LSH_DEFAULT_CANDIDATES;
 
-const ImgsIndexAm lsh_am = {"lsh", LSH_MAGIC, LSH_VERSION};
+const ImgsIndexAm lsh_am = {"lsh", LSH_MAGIC, LSH_VERSION, lsh_build, lsh_check};
 
 void
 lsh_read_meta(Relation index, ImgsIndexMeta *header, LshMeta *meta)
