@@ -49,7 +49,9 @@ extern const ImgsIndexAm lsh_am;
 #define LSH_PAGE_BUCKET		(IMGS_PAGE_METHOD_FIRST + 3)
 
 /* Reloption defaults (docs/methods.md "lsh"; bench/results/lsh.md) */
-#define LSH_DEFAULT_BITS		1024	/* cut to the vectors' dimension */
+#define LSH_DEFAULT_BITS		0		/* 0: chosen at build (lsh_build.c choose_bits) */
+#define LSH_AUTO_MAX_BITS		1024	/* the most bits the build chooses by itself */
+#define LSH_AUTO_MIN_BITS		64		/* the fewest, however few the rows */
 #define LSH_DEFAULT_BUCKETS		0		/* 0: sqrt(rows) at build */
 /* GUC defaults */
 #define LSH_DEFAULT_PROBES		64

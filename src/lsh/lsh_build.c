@@ -59,12 +59,64 @@ fill_bucket_entry(uint32 i, char *entry, void *arg)
 	memcpy(entry, bf->codes + (Size) bf->members[i] * bf->entry_size, bf->entry_size);
 }
 
+/*
+ * Bytes the build holds for the rotation of `bits` rows: lsh_train makes it
+ * in double (orthonormalised there), then keeps it in float.
+ */
+static Size
+rotation_bytes(uint32 bits, uint32 dim)
+{
+	return (Size) bits * dim * (sizeof(double) + sizeof(float));
+}
+
+/*
+ * The sketch bits for n vectors of dim: the reloption (cut to dim), or, for
+ * 0, the most of LSH_AUTO_MAX_BITS that the rows can use and the rotation's
+ * memory allows. Few rows need few bits: every candidate is re-ranked
+ * exactly, and a table of n rows has at most n of them; so a small table of
+ * wide vectors gets a small index. Either way the rotation must fit in
+ * maintenance_work_mem: a clear error (54000) where the reloption asks for
+ * more, rather than minutes and gigabytes.
+ */
+static uint32
+choose_bits(Relation index, int bits_option, uint32 dim, int64 n)
+{
+	Size		budget = (Size) maintenance_work_mem * 1024;
+	uint32		bits;
+
+	if (bits_option > 0)
+	{
+		bits = Min((uint32) bits_option, dim);
+		if (rotation_bytes(bits, dim) > budget)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("lsh index \"%s\" with %u bits at %u dimensions needs %zu MB to build; "
+							"maintenance_work_mem is %d MB",
+							RelationGetRelationName(index), bits, dim,
+							rotation_bytes(bits, dim) / (1024 * 1024) + 1, maintenance_work_mem / 1024),
+					 errhint("Raise maintenance_work_mem, or ask for fewer bits (WITH (bits = ...), or 0 to let the build choose).")));
+		return bits;
+	}
+	bits = (uint32) Min((int64) LSH_AUTO_MAX_BITS, Max((int64) LSH_AUTO_MIN_BITS, (n + 31) / 32 * 32));
+	bits = Min(bits, dim);
+	while (bits > 32 && rotation_bytes(bits, dim) > budget)
+		bits -= 32;
+	if (rotation_bytes(bits, dim) > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lsh index \"%s\" at %u dimensions needs %zu MB to build; maintenance_work_mem is %d MB",
+						RelationGetRelationName(index), dim, rotation_bytes(bits, dim) / (1024 * 1024) + 1,
+						maintenance_work_mem / 1024),
+				 errhint("Raise maintenance_work_mem.")));
+	return bits;
+}
+
 /* Steps 2 and 3; fills meta. */
 static void
 build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_option, LshMeta *meta)
 {
 	uint32		dim = (uint32) load->dim;
-	uint32		bits = Min((uint32) bits_option, dim);
+	uint32		bits = choose_bits(index, bits_option, dim, load->n);
 	uint32		n_buckets = choose_buckets(load->n, buckets_option);
 	Size		entry_size = lsh_entry_size(bits);
 	float	   *rotation = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bits * dim);

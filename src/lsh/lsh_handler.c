@@ -30,8 +30,9 @@ lsh_init(void)
 	imgs_register_index_am(&lsh_am);
 	lsh_relopt_kind = add_reloption_kind();
 	add_int_reloption(lsh_relopt_kind, "bits",
-					  "Bits of each vector's sketch (cut to the vectors' dimension)",
-					  LSH_DEFAULT_BITS, 1, LSH_MAX_BITS, AccessExclusiveLock);
+					  "Bits of each vector's sketch (cut to the vectors' dimension); 0: chosen by the rows, "
+					  "the dimension and maintenance_work_mem at build",
+					  LSH_DEFAULT_BITS, 0, LSH_MAX_BITS, AccessExclusiveLock);
 	add_int_reloption(lsh_relopt_kind, "buckets",
 					  "Buckets (k-means centroids) to hash into; 0: the square root of the rows at build",
 					  LSH_DEFAULT_BUCKETS, 0, LSH_MAX_BUCKETS, AccessExclusiveLock);

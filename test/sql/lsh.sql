@@ -191,9 +191,9 @@ SELECT array_agg(id) = :'lsh' AS same_as_sort FROM (SELECT id FROM lsh_many ORDE
 SELECT array_agg(id) = :'lsh_ip' AS same_as_sort FROM (SELECT id FROM lsh_many ORDER BY v <#> '[1,0,0,1]' LIMIT 5) s;
 RESET imgsearch.method;
 
--- reloptions: bits 1..4096 (cut to the vectors' dimension), buckets
+-- reloptions: bits 0..4096 (0: chosen at build; cut to the vectors' dimension), buckets
 -- 0..65536 (0: the square root of the rows; cut to the rows)
-SELECT pg_temp.err($$CREATE INDEX ON lsh_line USING lsh (v) WITH (bits = 0)$$);
+SELECT pg_temp.err($$CREATE INDEX ON lsh_line USING lsh (v) WITH (bits = -1)$$);
 SELECT pg_temp.err($$CREATE INDEX ON lsh_line USING lsh (v) WITH (bits = 4097)$$);
 SELECT pg_temp.err($$CREATE INDEX ON lsh_line USING lsh (v) WITH (bits = 100000)$$);
 SELECT pg_temp.err($$CREATE INDEX ON lsh_line USING lsh (v) WITH (bits = -8)$$);
