@@ -12,7 +12,6 @@
 
 #include "index/distance_core.h"
 #include "index/index_meta.h"
-#include "index/vector_store.h"
 
 StaticAssertDecl(offsetof(ImgsIndexMeta, store) == 8,
 				 "magic and version open every imgsearch metapage, as in version 1");

@@ -3,7 +3,7 @@
  * block allocator that lives in it.
  *
  * Block 0 holds one shared header (ImgsIndexMeta): the method's magic and
- * on-disk version, the vector store's state (vector_store.h), the block
+ * on-disk version, the vector store's state (store_layout.h), the block
  * allocator and the metric learned at build. The method's own metapage data
  * follows it, at ImgsMetaGetMethodData(page). The header is read and checked
  * in one place (imgs_meta_check) on every path: build, insert, scan, vacuum.
@@ -36,32 +36,7 @@
 #include "utils/rel.h"
 
 #include "index/index_pages.h"
-
-/*
- * The vector store's directory: the start block of every group. The first
- * IMGS_STORE_INLINE_GROUPS live in the metapage (348k vectors); then come
- * directory pages of IMGS_DIR_PAGE_ENTRIES each, whose blocks the metapage
- * lists (up to IMGS_STORE_DIR_PAGES of them: 355M vectors in all).
- */
-#define IMGS_STORE_INLINE_GROUPS	512
-#define IMGS_STORE_DIR_PAGES		256
-#define IMGS_DIR_PAGE_ENTRIES		((uint32) (IMGS_PAGE_CAPACITY / sizeof(BlockNumber)))
-#define IMGS_STORE_MAX_GROUPS \
-	((uint32) IMGS_STORE_INLINE_GROUPS + (uint32) IMGS_STORE_DIR_PAGES * IMGS_DIR_PAGE_ENTRIES)
-
-/* Where the vector store stands (vector_store.h). */
-typedef struct ImgsStoreMeta
-{
-	uint32		dim;			/* vector dimension; 0 until the first vector */
-	uint32		group_pages;	/* pages per group: 1 slot page + vector pages */
-	uint32		ngroups;		/* groups allocated */
-	uint32		nslots;			/* slots ever used (live or free) */
-	uint32		free_head;		/* first free slot, or IMGS_NO_SLOT */
-	uint32		nfree;			/* number of free slots */
-	uint32		ndirpages;		/* directory pages allocated */
-	BlockNumber dir_pages[IMGS_STORE_DIR_PAGES];	/* their blocks */
-	BlockNumber groups[IMGS_STORE_INLINE_GROUPS];	/* start blocks of the first groups */
-} ImgsStoreMeta;
+#include "index/store_layout.h"
 
 /* The shared header of block 0. */
 typedef struct ImgsIndexMeta

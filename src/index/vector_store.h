@@ -2,19 +2,8 @@
  * vector_store.h — heap TIDs and their vectors, in index pages, for the
  * imgsearch index methods.
  *
- * Layout. Every vector lives in a numbered slot. Slots come in groups of
- * IMGS_GROUP_SLOTS (680): a group is group_pages consecutive blocks, one page
- * of 12-byte slot headers (heap TID, state, squared norm) followed by the
- * group's vectors packed back to back over as many pages as they need, so a
- * vector may span pages (a 4096-d vector is 16 kB) and the kernels see long
- * runs of contiguous vectors. Slot s has its header in the first block of
- * group s / 680 and its vector at byte (s % 680) * dim * 4 of the pages after
- * it. Groups are allocated one at a time from the index's block allocator
- * (index_meta.h), so a method's own pages may lie between them; the start
- * block of each group is in the store's directory: in the metapage for the
- * first 512 groups, then in directory pages that the metapage lists. Overhead
- * over the raw vectors is about one page in dim / 3 (1.2% at 512-d, 0.5% at
- * 4096-d), plus one directory page per 2040 groups after the first 512.
+ * Layout: store_layout.h (slots in groups of IMGS_GROUP_SLOTS, each a slot
+ * page and the vector pages after it; the directory of the groups).
  *
  * Crash safety and concurrency:
  *  - A slot becomes visible only when its header says IMGS_SLOT_LIVE, and that
@@ -71,35 +60,10 @@
 #include "index/distance_core.h"
 #include "index/index_meta.h"
 #include "index/index_pages.h"
-
-typedef struct ImgsSlotHeader
-{
-	ItemPointerData tid;		/* heap tuple of a live slot */
-	uint16		state;			/* IMGS_SLOT_*; 0 = never written */
-	union
-	{
-		float4		norm_sq;	/* live: imgs_norm_squared_to_store(|vector|^2) */
-		uint32		next_free;	/* free: next slot of the free list */
-	}			u;
-} ImgsSlotHeader;
-
-#define IMGS_SLOT_LIVE		1
-#define IMGS_SLOT_FREE		2
-#define IMGS_NO_SLOT		PG_UINT32_MAX
-
-#define IMGS_GROUP_SLOTS	((uint32) (IMGS_PAGE_CAPACITY / sizeof(ImgsSlotHeader)))
+#include "index/store_layout.h"
 
 /* Pages a method may register in the commit record of an insert. */
 #define IMGS_COMMIT_METHOD_PAGES	(MAX_GENERIC_XLOG_PAGES - 2)
-
-/* An empty store; dim 0: fixed by the first vector. */
-extern void imgs_store_meta_init(ImgsStoreMeta *meta, int dim);
-
-static inline uint32
-imgs_store_ngroups(const ImgsStoreMeta *meta)
-{
-	return (meta->nslots + IMGS_GROUP_SLOTS - 1) / IMGS_GROUP_SLOTS;
-}
 
 /* ---------------------------------------------------------------------------
  * Build

@@ -24,8 +24,8 @@ $node->safe_psql('postgres', q{
 	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
 	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
 	-- slots in use, read from the metapage: after the 24-byte page header come
-	-- magic, version, then the store's dim, group_pages, first_block, nslots
-	-- (faissflat.h, index/vector_store.h)
+	-- magic, version, then the store's dim, group_pages, ngroups, nslots
+	-- (faissflat.h, index/store_layout.h)
 	CREATE FUNCTION nslots(idx regclass) RETURNS bigint LANGUAGE sql AS $$
 	  SELECT get_byte(p, 44) + (get_byte(p, 45) << 8) + (get_byte(p, 46) << 16) + (get_byte(p, 47)::bigint << 24)
 	  FROM get_raw_page(idx::text, 0) p $$;

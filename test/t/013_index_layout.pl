@@ -1,4 +1,4 @@
-# The shared index base (src/index/index_meta.h, vector_store.h):
+# The shared index base (src/index/index_meta.h, store_layout.h, vector_store.h):
 # (1) an index whose metapage names another on-disk version is never read:
 #     scan, insert and vacuum fail with 55000 and a hint to REINDEX, and
 #     REINDEX mends it; a metapage of another method fails with XX002;

@@ -3,7 +3,7 @@
 # (as a disk fault or a bug would leave it), starts the server again and
 # expects XX002 (index_corrupted) with a message naming the problem.
 #
-# Page layout (index/index_pages.h, index/index_meta.h, index/vector_store.h),
+# Page layout (index/index_pages.h, index/index_meta.h, index/store_layout.h),
 # all little-endian: a 24-byte page header, then the data; the special area is
 # the last 8 bytes (kind u16, page id u16). Metapage (block 0): the shared
 # header ImgsIndexMeta: magic, version, then the store (dim, group_pages,
@@ -281,7 +281,7 @@ corrupt_case('an entry of a vacuumed row', sub {
 	write_slot($file, $head, { block => $gone[0], offset => $gone[1], state => 1, u => 0 });
 }, qr/for row \($gone[0],$gone[1]\) of table "f", which is an unused line pointer/, 'c_vac');
 
-# The allocator and the directory (index_meta.h): groups are found through
+# The allocator and the directory (index_meta.h, store_layout.h): groups are found through
 # the directory, allocated below next_block, in allocation order, never
 # overlapping; pages a method allocated for itself (faissflat_test_reserve)
 # lie between them and are neither taken for nor mistaken as store pages.
