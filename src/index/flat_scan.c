@@ -25,8 +25,8 @@ run_pass(ImgsFlatScan *fs, ImgsScanState *ss, int capacity)
 
 	for (uint32 group = 0; group < ngroups; group++)
 	{
-		uint32		first = group * IMGS_GROUP_SLOTS;
-		uint32		n = Min(IMGS_GROUP_SLOTS, nslots - first);
+		uint32		first = group * imgs_group_slots(store);
+		uint32		n = Min(imgs_group_slots(store), nslots - first);
 
 		imgs_store_read_group(&fs->store, group, n, fs->headers, keys, fs->keys);
 		for (uint32 j = 0; j < n; j++)

@@ -26,8 +26,8 @@ typedef struct ImgsFlatScan
 	int			next;			/* next result to return */
 	bool		more;			/* a later pass may find more rows */
 	/* per group buffers */
-	ImgsSlotHeader headers[IMGS_GROUP_SLOTS];
-	double		keys[IMGS_GROUP_SLOTS];
+	ImgsSlotHeader headers[IMGS_MAX_GROUP_SLOTS];
+	double		keys[IMGS_MAX_GROUP_SLOTS];
 } ImgsFlatScan;
 
 /*

@@ -56,7 +56,8 @@ imgs_meta_check(Relation index, Page page, const ImgsIndexAm *am)
 		meta->next_block <= IMGS_METAPAGE_BLKNO ||
 		meta->store.ngroups > IMGS_STORE_MAX_GROUPS ||
 		meta->store.ndirpages > IMGS_STORE_DIR_PAGES ||
-		(uint64) meta->store.nslots > (uint64) meta->store.ngroups * IMGS_GROUP_SLOTS)
+		meta->store.group_slots > IMGS_MAX_GROUP_SLOTS ||
+		(uint64) meta->store.nslots > (uint64) meta->store.ngroups * imgs_group_slots(&meta->store))
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has a corrupted metapage",

@@ -87,10 +87,10 @@ imgs_store_build_add(ImgsStoreBuilder *builder, ItemPointer tid, const float *x,
 	imgs_store_check_dim(builder->index, meta, dim);
 	imgs_store_check_room(builder->index, meta);
 
-	if (slot == meta->ngroups * IMGS_GROUP_SLOTS)
+	if (slot == meta->ngroups * imgs_group_slots(meta))
 		build_new_group(builder);
 	Assert(builder->slots_blkno != InvalidBlockNumber);
-	header = (ImgsSlotHeader *) ImgsPageGetData(builder->slots.data) + slot % IMGS_GROUP_SLOTS;
+	header = (ImgsSlotHeader *) ImgsPageGetData(builder->slots.data) + slot % imgs_group_slots(meta);
 	header->tid = *tid;
 	header->state = IMGS_SLOT_LIVE;
 	header->u.norm_sq = imgs_norm_squared_to_store(imgs_norm_squared(x, dim));

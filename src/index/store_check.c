@@ -38,12 +38,12 @@ dir_pages_needed(uint32 ngroups)
 static uint32
 group_data_pages(const ImgsStoreMeta *meta, uint32 g)
 {
-	uint64		first = (uint64) g * IMGS_GROUP_SLOTS;
+	uint64		first = (uint64) g * imgs_group_slots(meta);
 	uint64		n;
 
 	if (meta->nslots <= first)
 		return 0;
-	n = Min((uint64) IMGS_GROUP_SLOTS, meta->nslots - first);
+	n = Min((uint64) imgs_group_slots(meta), meta->nslots - first);
 	return (uint32) ((n * VECTOR_BYTES(meta) + IMGS_PAGE_CAPACITY - 1) / IMGS_PAGE_CAPACITY);
 }
 
@@ -92,7 +92,7 @@ check_store_meta(Relation index, const ImgsIndexMeta *header, BlockNumber nblock
 	needed = imgs_store_ngroups(meta);
 	if (meta->ngroups < needed ||
 		(meta->ngroups > needed &&
-		 (meta->ngroups > needed + 1 || meta->nslots != needed * IMGS_GROUP_SLOTS)))
+		 (meta->ngroups > needed + 1 || meta->nslots != needed * imgs_group_slots(meta))))
 		imgs_index_corrupted(index, "has %u slot groups for %u slots", meta->ngroups, meta->nslots);
 	if (meta->ndirpages != dir_pages_needed(meta->ngroups))
 		imgs_index_corrupted(index, "has %u directory pages for %u groups, not %u",
@@ -390,8 +390,8 @@ imgs_store_check(Relation index, const ImgsIndexAm *am, ImgsIndexMeta *meta_out,
 	for (uint32 group = 0; group < meta->ngroups; group++)
 	{
 		BlockNumber blkno = groups[group];
-		uint32		first = group * IMGS_GROUP_SLOTS;
-		uint32		n = meta->nslots > first ? Min(IMGS_GROUP_SLOTS, meta->nslots - first) : 0;
+		uint32		first = group * imgs_group_slots(meta);
+		uint32		n = meta->nslots > first ? Min(imgs_group_slots(meta), meta->nslots - first) : 0;
 		uint32		data_end = blkno + group_data_pages(meta, group);
 		Buffer		buf;
 		const ImgsSlotHeader *page_headers;
@@ -406,7 +406,7 @@ imgs_store_check(Relation index, const ImgsIndexAm *am, ImgsIndexMeta *meta_out,
 		page_headers = (const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf));
 		memcpy(&headers[first], page_headers, n * sizeof(ImgsSlotHeader));
 		/* slots past nslots were never committed */
-		for (uint32 j = n; j < IMGS_GROUP_SLOTS; j++)
+		for (uint32 j = n; j < IMGS_MAX_GROUP_SLOTS; j++)
 			if (page_headers[j].state != 0)
 			{
 				uint16		state = page_headers[j].state;
@@ -428,14 +428,14 @@ imgs_store_check(Relation index, const ImgsIndexAm *am, ImgsIndexMeta *meta_out,
 
 /* The header of slot, from the slot page of its group (which starts at start). */
 static ImgsSlotHeader
-read_slot_header(Relation index, BlockNumber start, uint32 slot)
+read_slot_header(Relation index, const ImgsStoreMeta *meta, BlockNumber start, uint32 slot)
 {
 	Buffer		buf = ReadBuffer(index, start);
 	ImgsSlotHeader header;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	imgs_page_check(index, BufferGetPage(buf), start, IMGS_PAGE_SLOTS);
-	header = ((const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % IMGS_GROUP_SLOTS];
+	header = ((const ImgsSlotHeader *) ImgsPageGetData(BufferGetPage(buf)))[slot % imgs_group_slots(meta)];
 	UnlockReleaseBuffer(buf);
 	return header;
 }
@@ -444,12 +444,12 @@ void
 imgs_store_read_slot(Relation index, const ImgsStoreMeta *meta, const BlockNumber *groups,
 					 uint32 slot, ImgsSlotHeader *header, float *x)
 {
-	BlockNumber start = groups[slot / IMGS_GROUP_SLOTS];
+	BlockNumber start = groups[slot / imgs_group_slots(meta)];
 	BlockNumber blkno;
 	Size		offset;
 
 	Assert(slot < meta->nslots);
-	*header = read_slot_header(index, start, slot);
+	*header = read_slot_header(index, meta, start, slot);
 	imgs_store_vector_position(meta, start, slot, &blkno, &offset);
 	imgs_store_copy_vector_pages(index, blkno, offset, VECTOR_BYTES(meta), (char *) x);
 }

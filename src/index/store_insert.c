@@ -151,10 +151,10 @@ imgs_store_insert_begin(ImgsStoreInsert *ins, Relation index, const ImgsIndexAm 
 	{
 		imgs_store_check_room(index, store);
 		ins->slot = store->nslots;
-		if (ins->slot == store->ngroups * IMGS_GROUP_SLOTS)
+		if (ins->slot == store->ngroups * imgs_group_slots(store))
 			insert_new_group(ins);
 	}
-	ins->slot_blkno = group_start(index, store, ins->slot / IMGS_GROUP_SLOTS);
+	ins->slot_blkno = group_start(index, store, ins->slot / imgs_group_slots(store));
 	write_vector(index, store, ins->slot_blkno, ins->slot, x);
 }
 
@@ -171,7 +171,7 @@ imgs_store_insert_commit(ImgsStoreInsert *ins)
 	ins->metapage = GenericXLogRegisterBuffer(ins->state, ins->metabuf, 0);
 	page = GenericXLogRegisterBuffer(ins->state, ins->slotbuf, 0);
 	imgs_page_check(ins->index, page, ins->slot_blkno, IMGS_PAGE_SLOTS);
-	ins->header = (ImgsSlotHeader *) ImgsPageGetData(page) + ins->slot % IMGS_GROUP_SLOTS;
+	ins->header = (ImgsSlotHeader *) ImgsPageGetData(page) + ins->slot % imgs_group_slots(&ins->meta.store);
 	if (ins->reuse ? ins->header->state != IMGS_SLOT_FREE : ins->header->state == IMGS_SLOT_LIVE)
 		imgs_store_corrupted(ins->index, ins->reuse ? "a used slot on its free list: slot" :
 				  "a live slot past its slot count: slot", ins->slot);

@@ -8,15 +8,20 @@
 #include "index/store_internal.h"
 
 StaticAssertDecl(sizeof(ImgsSlotHeader) == 12, "slot headers must pack 680 to a page");
+StaticAssertDecl(IMGS_MAX_GROUP_SLOTS <= PG_UINT16_MAX, "group_slots is a uint16");
 StaticAssertDecl(offsetof(ImgsIndexMeta, store.nslots) == 20,
 				 "nslots stays where version 1 had it (test/t/011_faissflat_crash.pl reads it)");
 
 void
 imgs_store_set_dim(ImgsStoreMeta *meta, int dim)
 {
-	uint64		group_bytes = (uint64) IMGS_GROUP_SLOTS * dim * sizeof(float);
+	uint64		vector_bytes = (uint64) dim * sizeof(float);
+	uint32		slots = (uint32) Max(1, Min((uint64) IMGS_MAX_GROUP_SLOTS, IMGS_GROUP_VECTOR_BYTES / vector_bytes));
+	uint64		group_bytes = (uint64) slots * vector_bytes;
 
 	meta->dim = dim;
+	/* 0 where it is the most: such a store reads as before group_slots came */
+	meta->group_slots = slots == IMGS_MAX_GROUP_SLOTS ? 0 : slots;
 	meta->group_pages = 1 + (uint32) ((group_bytes + IMGS_PAGE_CAPACITY - 1) / IMGS_PAGE_CAPACITY);
 }
 
@@ -34,7 +39,7 @@ void
 imgs_store_vector_position(const ImgsStoreMeta *meta, BlockNumber group_start, uint32 slot,
 						   BlockNumber *blkno, Size *offset)
 {
-	uint64		byte = (uint64) (slot % IMGS_GROUP_SLOTS) * VECTOR_BYTES(meta);
+	uint64		byte = (uint64) (slot % imgs_group_slots(meta)) * VECTOR_BYTES(meta);
 
 	*blkno = group_start + 1 + (BlockNumber) (byte / IMGS_PAGE_CAPACITY);
 	*offset = byte % IMGS_PAGE_CAPACITY;
@@ -77,7 +82,7 @@ void
 imgs_store_check_room(Relation index, const ImgsStoreMeta *meta)
 {
 	if (meta->nslots >= IMGS_NO_SLOT - 1 ||
-		(meta->nslots == meta->ngroups * IMGS_GROUP_SLOTS && meta->ngroups >= IMGS_STORE_MAX_GROUPS))
+		(meta->nslots == meta->ngroups * imgs_group_slots(meta) && meta->ngroups >= IMGS_STORE_MAX_GROUPS))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("index \"%s\" cannot hold more vectors",

@@ -5,13 +5,13 @@
  * (the store's API) both include it.
  *
  * Layout. Every vector lives in a numbered slot. Slots come in groups of
- * IMGS_GROUP_SLOTS (680): a group is group_pages consecutive blocks, one page
+ * imgs_group_slots (680, fewer for vectors over 771 dimensions): a group is group_pages consecutive blocks, one page
  * of 12-byte slot headers (heap TID, state, squared norm) followed by the
  * group's vectors packed back to back over as many pages as they need, so a
  * vector may span pages (a 4096-d vector is 16 kB) and the kernels see long
  * runs of contiguous vectors. Slot s has its header in the first block of
- * group s / 680 and its vector at byte (s % 680) * dim * 4 of the pages after
- * it. Groups are allocated one at a time from the index's block allocator
+ * group s / G and its vector at byte (s % G) * dim * 4 of the pages after
+ * it (G the group's slots). Groups are allocated one at a time from the index's block allocator
  * (index_meta.h), so a method's own pages may lie between them; the start
  * block of each group is in the store's directory: in the metapage for the
  * first 512 groups, then in directory pages that the metapage lists. Overhead
@@ -38,10 +38,23 @@
 #define IMGS_STORE_MAX_GROUPS \
 	((uint32) IMGS_STORE_INLINE_GROUPS + (uint32) IMGS_STORE_DIR_PAGES * IMGS_DIR_PAGE_ENTRIES)
 
-/* Where the vector store stands (vector_store.h). */
+/*
+ * Where the vector store stands (vector_store.h).
+ *
+ * dim and group_slots share the 32 bits that were dim alone before
+ * group_slots came: in the order that reads an older index's uint32 dim
+ * (below 65536) as the same dim and group_slots 0, which means
+ * IMGS_MAX_GROUP_SLOTS (imgs_group_slots). So older indexes need no REINDEX.
+ */
 typedef struct ImgsStoreMeta
 {
-	uint32		dim;			/* vector dimension; 0 until the first vector */
+#ifdef WORDS_BIGENDIAN
+	uint16		group_slots;	/* slots per group; 0: IMGS_MAX_GROUP_SLOTS */
+	uint16		dim;			/* vector dimension; 0 until the first vector */
+#else
+	uint16		dim;			/* vector dimension; 0 until the first vector */
+	uint16		group_slots;	/* slots per group; 0: IMGS_MAX_GROUP_SLOTS */
+#endif
 	uint32		group_pages;	/* pages per group: 1 slot page + vector pages */
 	uint32		ngroups;		/* groups allocated */
 	uint32		nslots;			/* slots ever used (live or free) */
@@ -67,15 +80,31 @@ typedef struct ImgsSlotHeader
 #define IMGS_SLOT_FREE		2
 #define IMGS_NO_SLOT		PG_UINT32_MAX
 
-#define IMGS_GROUP_SLOTS	((uint32) (IMGS_PAGE_CAPACITY / sizeof(ImgsSlotHeader)))
+/* The slots a slot page holds (680): the most a group may have. */
+#define IMGS_MAX_GROUP_SLOTS	((uint32) (IMGS_PAGE_CAPACITY / sizeof(ImgsSlotHeader)))
+
+/*
+ * The vector bytes a new group holds at most, unless one vector is larger:
+ * wide vectors get fewer slots per group (a 16000-d vector is 64 kB: 32 to
+ * a group, not 680), so that a small table of them gets a small index. Up to
+ * 771 dimensions a group has all 680 slots.
+ */
+#define IMGS_GROUP_VECTOR_BYTES	((uint64) 2 * 1024 * 1024)
 
 /* An empty store; dim 0: fixed by the first vector. */
 extern void imgs_store_meta_init(ImgsStoreMeta *meta, int dim);
 
+/* Slots per group of this store. */
+static inline uint32
+imgs_group_slots(const ImgsStoreMeta *meta)
+{
+	return meta->group_slots ? meta->group_slots : IMGS_MAX_GROUP_SLOTS;
+}
+
 static inline uint32
 imgs_store_ngroups(const ImgsStoreMeta *meta)
 {
-	return (meta->nslots + IMGS_GROUP_SLOTS - 1) / IMGS_GROUP_SLOTS;
+	return (meta->nslots + imgs_group_slots(meta) - 1) / imgs_group_slots(meta);
 }
 
 #endif							/* IMGS_STORE_LAYOUT_H */

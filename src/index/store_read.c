@@ -82,7 +82,7 @@ walk_group(ImgsStoreReader *reader, uint32 group, uint32 n, ImgsSlotHeader *head
 	Size		pending = 0;	/* bytes of slot j's vector gathered in scratch */
 	Buffer		buf;
 
-	Assert(n > 0 && n <= IMGS_GROUP_SLOTS);
+	Assert(n > 0 && n <= imgs_group_slots(meta));
 	CHECK_FOR_INTERRUPTS();
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -147,7 +147,7 @@ typedef struct KeysConsumer
 	const ImgsKeyQuery *query;
 	int			dim;
 	const ImgsSlotHeader *headers;	/* walk_group fills them before the first vector */
-	float		norms_sq[IMGS_GROUP_SLOTS];	/* of the slots, contiguous for the kernel */
+	float		norms_sq[IMGS_MAX_GROUP_SLOTS];	/* of the slots, contiguous for the kernel */
 	double	   *out;
 } KeysConsumer;
 
@@ -228,12 +228,12 @@ lookup_pin(ImgsStoreReader *reader, KeyLookup *lk, uint32 slot)
 	const ImgsStoreMeta *meta;
 	Page		page;
 
-	lk->start = imgs_store_reader_group(reader, slot / IMGS_GROUP_SLOTS);
 	meta = &reader->meta;
+	lk->start = imgs_store_reader_group(reader, slot / imgs_group_slots(meta));
 	lk->slot_buf = ReadBuffer(reader->index, lk->start);
 	page = BufferGetPage(lk->slot_buf);
 	__builtin_prefetch(ImgsPageGetOpaque(page));
-	__builtin_prefetch(&((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % IMGS_GROUP_SLOTS]);
+	__builtin_prefetch(&((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % imgs_group_slots(meta)]);
 	imgs_store_vector_position(meta, lk->start, slot, &lk->vector_blkno, &lk->offset);
 	lk->vector_buf = InvalidBuffer;
 	if (lk->offset + VECTOR_BYTES(meta) <= IMGS_PAGE_CAPACITY)
@@ -257,7 +257,7 @@ lookup_key(ImgsStoreReader *reader, KeyLookup *lk, uint32 slot, const ImgsKeyQue
 	LockBuffer(lk->slot_buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(lk->slot_buf);
 	imgs_page_check(index, page, lk->start, IMGS_PAGE_SLOTS);
-	header = ((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % IMGS_GROUP_SLOTS];
+	header = ((const ImgsSlotHeader *) ImgsPageGetData(page))[slot % imgs_group_slots(meta)];
 	LockBuffer(lk->slot_buf, BUFFER_LOCK_UNLOCK);
 	*header_out = header;
 	*key_out = NAN;

@@ -34,7 +34,8 @@ free_slots(Relation index, const ImgsIndexAm *am, ImgsStoreReader *reader, const
 
 	while (i < dead->n)
 	{
-		uint32		group = dead->slots[i] / IMGS_GROUP_SLOTS;
+		uint32		group_slots = imgs_group_slots(&reader->meta);
+		uint32		group = dead->slots[i] / group_slots;
 		BlockNumber blkno = imgs_store_reader_group(reader, group);
 		Buffer		metabuf = imgs_meta_lock(index, am, BUFFER_LOCK_EXCLUSIVE);
 		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
@@ -49,10 +50,10 @@ free_slots(Relation index, const ImgsIndexAm *am, ImgsStoreReader *reader, const
 		page = GenericXLogRegisterBuffer(state, buf, 0);
 		imgs_page_check(index, page, blkno, IMGS_PAGE_SLOTS);
 		headers = (ImgsSlotHeader *) ImgsPageGetData(page);
-		for (; i < dead->n && dead->slots[i] / IMGS_GROUP_SLOTS == group; i++)
+		for (; i < dead->n && dead->slots[i] / group_slots == group; i++)
 		{
 			uint32		slot = dead->slots[i];
-			ImgsSlotHeader *header = &headers[slot % IMGS_GROUP_SLOTS];
+			ImgsSlotHeader *header = &headers[slot % group_slots];
 
 			if (header->state != IMGS_SLOT_LIVE || !ItemPointerEquals(&header->tid, &dead->tids[i]))
 				continue;
@@ -95,7 +96,7 @@ imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta
 
 	imgs_store_open(&reader, index, am, meta);
 	/* without a callback, each slot page's dead slots are freed at once; else in big batches */
-	dead.capacity = IMGS_GROUP_SLOTS;
+	dead.capacity = IMGS_MAX_GROUP_SLOTS;
 	if (forget != NULL)
 	{
 		/* bounded by maintenance_work_mem, by what one palloc may take, by the slots there are */
@@ -103,7 +104,7 @@ imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta
 
 		cap = Min(cap, MaxAllocSize / sizeof(ItemPointerData));
 		cap = Min(cap, (uint64) meta->store.nslots);
-		dead.capacity = (int) Max(cap, IMGS_GROUP_SLOTS);
+		dead.capacity = (int) Max(cap, IMGS_MAX_GROUP_SLOTS);
 	}
 	dead.slots = palloc(sizeof(uint32) * dead.capacity);
 	dead.tids = palloc(sizeof(ItemPointerData) * dead.capacity);
@@ -112,7 +113,7 @@ imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta
 	for (uint32 group = 0; group < ngroups; group++)
 	{
 		BlockNumber blkno = reader.groups[group];
-		uint32		n = Min(IMGS_GROUP_SLOTS, meta->store.nslots - group * IMGS_GROUP_SLOTS);
+		uint32		n = Min(imgs_group_slots(&meta->store), meta->store.nslots - group * imgs_group_slots(&meta->store));
 		Buffer		buf;
 		ImgsSlotHeader *headers;
 
@@ -129,7 +130,7 @@ imgs_store_bulkdelete(Relation index, const ImgsIndexAm *am, const ImgsIndexMeta
 				continue;
 			if (callback != NULL && callback(&headers[j].tid, callback_state))
 			{
-				dead.slots[dead.n] = group * IMGS_GROUP_SLOTS + j;
+				dead.slots[dead.n] = group * imgs_group_slots(&meta->store) + j;
 				dead.tids[dead.n] = headers[j].tid;
 				dead.n++;
 			}

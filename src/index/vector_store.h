@@ -2,7 +2,7 @@
  * vector_store.h — heap TIDs and their vectors, in index pages, for the
  * imgsearch index methods.
  *
- * Layout: store_layout.h (slots in groups of IMGS_GROUP_SLOTS, each a slot
+ * Layout: store_layout.h (slots in groups of imgs_group_slots, each a slot
  * page and the vector pages after it; the directory of the groups).
  *
  * Crash safety and concurrency:

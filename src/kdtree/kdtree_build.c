@@ -51,17 +51,18 @@ static void
 project_all(Relation index, KdtreeBuildState *bs, const KdPca *pca, float *proj, float *resid)
 {
 	ImgsStoreReader reader;
-	ImgsSlotHeader *headers = palloc(sizeof(ImgsSlotHeader) * IMGS_GROUP_SLOTS);
+	uint32		group_slots = imgs_group_slots(&bs->load.header.store);
+	ImgsSlotHeader *headers = palloc(sizeof(ImgsSlotHeader) * group_slots);
 	float	   *vectors = MemoryContextAllocHuge(CurrentMemoryContext,
-												 sizeof(float) * (Size) bs->load.dim * IMGS_GROUP_SLOTS);
+												 sizeof(float) * (Size) bs->load.dim * group_slots);
 	uint32		ngroups;
 
 	imgs_store_open(&reader, index, &kdtree_am, &bs->load.header);
 	ngroups = imgs_store_ngroups(&bs->load.header.store);
 	for (uint32 g = 0; g < ngroups; g++)
 	{
-		uint32		first = g * IMGS_GROUP_SLOTS;
-		uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) bs->load.n - first);
+		uint32		first = g * group_slots;
+		uint32		n = Min(group_slots, (uint32) bs->load.n - first);
 
 		imgs_store_read_vectors(&reader, g, n, headers, vectors);
 		CHECK_FOR_INTERRUPTS();

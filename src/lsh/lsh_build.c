@@ -174,8 +174,9 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_HASH);
 	entries = MemoryContextAllocHuge(CurrentMemoryContext, entry_size * (Size) load->n);
 	bucket_of = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * (Size) load->n);
-	headers = palloc(sizeof(ImgsSlotHeader) * IMGS_GROUP_SLOTS);
-	vectors = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) dim * IMGS_GROUP_SLOTS);
+	headers = palloc(sizeof(ImgsSlotHeader) * imgs_group_slots(&load->header.store));
+	vectors = MemoryContextAllocHuge(CurrentMemoryContext,
+									 sizeof(float) * (Size) dim * imgs_group_slots(&load->header.store));
 	{
 		Size		code_bytes = lsh_code_bytes((int32) bits);
 		uint8	   *codes = palloc(code_bytes * HASH_CHUNK);
@@ -186,8 +187,8 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 		ngroups = imgs_store_ngroups(&load->header.store);
 		for (uint32 g = 0; g < ngroups; g++)
 		{
-			uint32		first = g * IMGS_GROUP_SLOTS;
-			uint32		n = Min(IMGS_GROUP_SLOTS, (uint32) load->n - first);
+			uint32		first = g * imgs_group_slots(&load->header.store);
+			uint32		n = Min(imgs_group_slots(&load->header.store), (uint32) load->n - first);
 
 			imgs_store_read_vectors(&reader, g, n, headers, vectors);
 			for (uint32 j = 0; j < n; j += HASH_CHUNK)
