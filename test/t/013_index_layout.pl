@@ -154,8 +154,10 @@ foreach my $t ('d_a', 'd_b')
 is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_l2') / 8192}), 515 * 2 + 2,
 	'the built index: 515 groups, one directory page, the metapage');
 
-# (4) 4096-d: a group is 1367 pages (1 + 680 * 16 kB / 8160 B); 300 rows fill
-# 603 of its vector pages, and the reserved pages go after the whole group.
+# (4) 4096-d: a group holds 2 MB of vectors, 128 slots of 16 kB (not 680:
+# store_layout.h), 259 pages (1 + 128 * 16 kB / 8160 B, rounded up); 300
+# rows take three groups, the last one partly filled, and the reserved pages
+# go after the whole last group.
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
 	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
@@ -165,15 +167,16 @@ $node->safe_psql('postgres', q{
 	CREATE INDEX r_l2 ON r USING faissflat (v);
 	CREATE TABLE rq AS SELECT n, rand_vec(4096, n) AS q FROM generate_series(1, 2) n;
 });
-is($node->safe_psql('postgres', q{SELECT faissflat_test_reserve('r_l2', 5)}), 1 + 1367,
-	'reserved pages start after the whole first group');
-is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 1367 + 5,
+is($node->safe_psql('postgres', q{SELECT faissflat_test_reserve('r_l2', 5)}), 1 + 3 * 259,
+	'reserved pages start after the whole last group');
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 3 * 259 + 5,
 	'and were written: the relation grew over the unwritten rest of the group');
 $node->safe_psql('postgres', q{
 	INSERT INTO r SELECT i, rand_vec(4096, i) FROM generate_series(301, 1000) i});
-# group 1: 320 slots, 320 * 16 kB over 8160-byte pages = 643 vector pages
-is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 1367 + 5 + 1 + 643,
-	'the second group starts after the reserved pages');
+# slots 384..999: groups 3 to 6 full, group 7 with 104 slots, 104 * 16 kB
+# over 8160-byte pages = 209 vector pages
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 3 * 259 + 5 + 4 * 259 + 1 + 209,
+	'the later groups start after the reserved pages');
 $node->safe_psql('postgres', q{
 	DELETE FROM r WHERE id % 4 = 0;
 	VACUUM (INDEX_CLEANUP ON) r;
