@@ -86,7 +86,8 @@ MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 # The install script is the concatenation of these parts, in this order.
 SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/shards.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+# released versions' install scripts (as released) and the upgrade scripts
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 # make installcheck: pg_regress (test/sql against test/expected) on the running
 # server that PG* point to. vgg16_features needs the fixtures test/check.sh

@@ -28,6 +28,7 @@
 
 #include "model/model.h"
 #include "model/model_core.h"
+#include "model/model_pool.h"
 #include "type/imgfeat.h"
 
 /*
@@ -141,11 +142,24 @@ imgs_model_init(void)
 							PGC_SUSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	imgs_model_pool_init();
+}
+
+int
+imgs_model_threads(void)
+{
+	return model_threads;
+}
+
+const char *
+imgs_model_path(void)
+{
+	return model_path ? model_path : "";
 }
 
 /* The extractor's function table; maps imgsearch_model.so on first call. */
-static const ImgsModelApi *
-get_model_api(void)
+const ImgsModelApi *
+imgs_model_get_api(void)
 {
 	if (model_api == NULL)
 	{
@@ -166,6 +180,17 @@ get_model_api(void)
 	return model_api;
 }
 
+static void
+require_model_path(void)
+{
+	if (model_path == NULL || model_path[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("imgsearch.model is not set"),
+				 errhint("Export a model (make model writes models/vgg16_pool_random.pt) and have a superuser "
+						 "set imgsearch.model to its absolute path, e.g. with ALTER SYSTEM.")));
+}
+
 /* Makes imgsearch.model the loaded model (a no-op when it already is). */
 static const ImgsModelApi *
 load_model(ImgsModelInfo *info)
@@ -173,19 +198,34 @@ load_model(ImgsModelInfo *info)
 	const ImgsModelApi *api;
 	ImgsError	err;
 
-	if (model_path == NULL || model_path[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("imgsearch.model is not set"),
-				 errhint("Export a model (make model writes models/vgg16_pool_random.pt) and have a superuser "
-						 "set imgsearch.model to its absolute path, e.g. with ALTER SYSTEM.")));
-	api = get_model_api();
+	require_model_path();
+	api = imgs_model_get_api();
 	if (!api->load(model_path, model_threads, info, &err))
 		imgs_raise_cxx_error(&err);
 	return api;
 }
 
-/* SHA-256 of a call's input bytes, box and limits. */
+/*
+ * The model for a call: NULL with the pool (the workers load it; *generation
+ * 0, so a cached result is only reused for the same model path, which the
+ * key holds), or the extractor with the model loaded here.
+ */
+static const ImgsModelApi *
+call_model(ImgsModelInfo *info, uint64 *generation)
+{
+	const ImgsModelApi *api = NULL;
+
+	require_model_path();
+	*generation = 0;
+	if (!imgs_model_pool_active())
+	{
+		api = load_model(info);
+		*generation = info->generation;
+	}
+	return api;
+}
+
+/* SHA-256 of a call's input bytes, box, limits and model path. */
 static void
 call_key(const char *data, size_t len, const int32 *box, uint8 *key)
 {
@@ -197,6 +237,7 @@ call_key(const char *data, size_t len, const int32 *box, uint8 *key)
 	if (pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
 		pg_cryptohash_update(ctx, (const uint8 *) params, sizeof(params)) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) model_path, strlen(model_path) + 1) < 0 ||
 		pg_cryptohash_final(ctx, key, PG_SHA256_DIGEST_LENGTH) < 0)
 		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
 	pg_cryptohash_free(ctx);
@@ -226,27 +267,40 @@ last_call_set(LastCall *last, const uint8 *key, uint64 generation, Datum result)
 }
 
 /*
- * Computes features[i] for images[0..n) with the loaded model; NULL images
- * give NULL features. One image per forward pass, interrupts served before
- * and after each decode and each pass.
+ * Computes features[i] for images[0..n) with the loaded model, or (api
+ * NULL) by the model workers, one request per image; NULL images give NULL
+ * features. One image per forward pass, interrupts served before and after
+ * each decode and each pass.
  */
 static void
 extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
 				 int n, bytea *const *images, const int32 *box, ImgFeat **features)
 {
-	float	   *input = palloc(sizeof(float) * IMGS_MODEL_INPUT_FLOATS);
-	float	   *output = palloc(sizeof(float) * info->dims);
+	int			out_cap = api ? info->dims : IMGFEAT_MAX_DIM;
+	float	   *input = api ? palloc(sizeof(float) * IMGS_MODEL_INPUT_FLOATS) : NULL;
+	float	   *output = palloc(sizeof(float) * out_cap);
 	int64		max_memory = (int64) model_max_decode_kb * 1024;
 	ImgsError	err;
 
 	for (int i = 0; i < n; i++)
 	{
 		ImgFeat    *f;
+		int			dims;
 
 		features[i] = NULL;
 		if (images[i] == NULL)
 			continue;
 		CHECK_FOR_INTERRUPTS();
+		if (api == NULL)
+		{
+			dims = imgs_model_pool_extract(model_path, VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]),
+										   box, model_max_pixels, max_memory, false, output, out_cap);
+			f = imgfeat_new(dims);
+			memcpy(f->x, output, sizeof(float) * dims);
+			imgfeat_validate(f);
+			features[i] = f;
+			continue;
+		}
 		if (!api->preprocess(VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]), box,
 							 model_max_pixels, max_memory, input, &err))
 			imgs_raise_cxx_error(&err);
@@ -260,7 +314,8 @@ extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
 		features[i] = f;
 	}
 	CHECK_FOR_INTERRUPTS();
-	pfree(input);
+	if (input)
+		pfree(input);
 	pfree(output);
 }
 
@@ -362,6 +417,7 @@ single_feature(FunctionCallInfo fcinfo, const int32 *box)
 	ImgFeat    *feat;
 	ImgsModelInfo info;
 	const ImgsModelApi *api;
+	uint64		generation;
 	uint8		key[PG_SHA256_DIGEST_LENGTH];
 
 	if (cache_matches(cache, fcinfo, box))
@@ -371,13 +427,13 @@ single_feature(FunctionCallInfo fcinfo, const int32 *box)
 		PG_RETURN_POINTER(feat);
 	}
 	img = PG_GETARG_BYTEA_PP(0);
-	api = load_model(&info);
+	api = call_model(&info, &generation);
 	call_key(VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), box, key);
-	feat = (ImgFeat *) DatumGetPointer(last_call_get(&last_single, key, info.generation));
+	feat = (ImgFeat *) DatumGetPointer(last_call_get(&last_single, key, generation));
 	if (feat == NULL)
 	{
 		extract_features(api, &info, 1, &img, box, &feat);
-		last_call_set(&last_single, key, info.generation, PointerGetDatum(feat));
+		last_call_set(&last_single, key, generation, PointerGetDatum(feat));
 	}
 	if (get_fn_expr_arg_stable(flinfo, 0) && (PG_NARGS() < 2 || get_fn_expr_arg_stable(flinfo, 1)))
 		cache_set(flinfo, VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), box, feat);
@@ -415,6 +471,7 @@ vgg16_features_batch(PG_FUNCTION_ARGS)
 	ImgFeat   **features;
 	ImgsModelInfo info;
 	const ImgsModelApi *api;
+	uint64		generation;
 	uint8		key[PG_SHA256_DIGEST_LENGTH];
 	Datum		result;
 
@@ -422,9 +479,9 @@ vgg16_features_batch(PG_FUNCTION_ARGS)
 		elog(ERROR, "vgg16_features(bytea[]) must return an array");
 	if (ARR_NDIM(arr) == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(feat_type));
-	api = load_model(&info);
+	api = call_model(&info, &generation);
 	call_key(VARDATA(arr), VARSIZE(arr) - VARHDRSZ, NULL, key);
-	result = last_call_get(&last_batch, key, info.generation);
+	result = last_call_get(&last_batch, key, generation);
 	if (result != 0)
 		PG_RETURN_DATUM(result);
 
@@ -438,7 +495,7 @@ vgg16_features_batch(PG_FUNCTION_ARGS)
 		elems[i] = PointerGetDatum(features[i]);
 	result = PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
 												feat_type, -1, false, TYPALIGN_INT));
-	last_call_set(&last_batch, key, info.generation, result);
+	last_call_set(&last_batch, key, generation, result);
 	PG_RETURN_DATUM(result);
 }
 

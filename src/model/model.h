@@ -8,4 +8,10 @@
  * imgsearch.max_decode_memory. */
 extern void imgs_model_init(void);
 
+/* For the model workers (model_pool.c): the extractor's table, and imgsearch.threads. */
+struct ImgsModelApi;
+extern const struct ImgsModelApi *imgs_model_get_api(void);
+extern int	imgs_model_threads(void);
+extern const char *imgs_model_path(void);	/* imgsearch.model, "" when unset */
+
 #endif
