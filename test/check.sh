@@ -153,6 +153,7 @@ if has regress || has pgtap || has t; then
 fi
 
 # --- the shared cluster for pg_regress, pgTAP, web and eval ------------------------
+# with a model worker: every vgg16_features call of these suites goes through it
 data=$work/data
 stop_cluster() { [ -f "$data/postmaster.pid" ] && as_owner pg_ctl -D "$data" -m fast -w stop >/dev/null 2>&1; true; }
 trap stop_cluster EXIT
@@ -160,7 +161,8 @@ if has regress || has pgtap || has web || has eval; then
 	export PGHOST=127.0.0.1 PGPORT=$(free_port) PGUSER=postgres
 	init_cluster "$data" "$PGPORT" "$work" "$work/initdb.log" \
 		"lc_messages = 'C'" "fsync = off" "shared_buffers = 256MB" "max_connections = 40" \
-		"imgsearch.model = '$IMGSEARCH_TEST_DATA/vgg16_pool.pt'" 2>>"$work/initdb.log" ||
+		"imgsearch.model = '$IMGSEARCH_TEST_DATA/vgg16_pool.pt'" \
+		"shared_preload_libraries = 'imgsearch'" "imgsearch.model_workers = 1" 2>>"$work/initdb.log" ||
 		setup_failed "initdb" "$work/initdb.log"
 	start_cluster "$data" "$work/postgres.log" || setup_failed "cluster start" "$work/postgres.log"
 fi

@@ -111,7 +111,8 @@ void subspace_pca(const std::vector<float> &x, int64_t n, int d, int m, uint64_t
     std::vector<double> q((size_t)p * d);
     for (auto &v : q)
         v = nd(rng);
-    orthonormalise(q, p, d, rng, [] { return imgs_interrupt_pending(); });
+    if (!orthonormalise(q, p, d, rng, [] { return imgs_interrupt_pending(); }))
+        throw imgs::Interrupted();
     std::vector<float> qf((size_t)p * d), yt((size_t)p * d), z((size_t)p);
     auto mult = [&]() {  // yt = (X^T X) q, rows of q as columns
         for (size_t i = 0; i < qf.size(); i++)
@@ -778,7 +779,7 @@ KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const float *q_p
             s->key_batch = std::max(1, opts->key_batch);
         }
         if (pca->m != tree->m)
-            s->fail_internal("kd_search_begin: projection and tree disagree on m");
+            throw imgs::Error(IMGS_SQLSTATE_INTERNAL_ERROR, "kd_search_begin: projection and tree disagree on m");
         s->push_node(0);
     });
     if (err->sqlstate[0]) {

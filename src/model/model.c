@@ -45,7 +45,7 @@ static int	model_max_decode_kb = 256 * 1024;	/* imgsearch.max_decode_memory */
 static int	model_threads_cap = 1;	/* the most a non-superuser may set */
 
 static const ImgsModelApi *model_api = NULL;
-static int64 backend_images = 0;	/* images run through the model here */
+static int64 backend_images = 0;	/* images this backend ran through the model, here or in a worker */
 
 /*
  * The last call's result, per form. The planner evaluates STABLE functions
@@ -295,6 +295,7 @@ extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
 		{
 			dims = imgs_model_pool_extract(model_path, VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]),
 										   box, model_max_pixels, max_memory, false, output, out_cap);
+			backend_images++;
 			f = imgfeat_new(dims);
 			memcpy(f->x, output, sizeof(float) * dims);
 			imgfeat_validate(f);
