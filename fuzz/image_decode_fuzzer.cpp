@@ -25,8 +25,9 @@
 #include "model/image_core.hpp"
 #include "model/model_core.h"
 
-// The C side's interrupt flag (cxx_error.c, a backend file): never set here.
-extern "C" bool imgs_interrupt_pending(void) { return false; }
+// imgs_interrupt_pending and imgs_injected_fault, the C side's (cxx_error.c,
+// a backend file), come from test/support/core_test_support.c: no interrupt,
+// no fault unless a test asks for one.
 
 namespace {
 

@@ -13,7 +13,8 @@
 #   web/NAME      the API, its gateway, the page (web/test/run.sh; setup first)
 #   eval/NAME     make eval's metrics, and tools/eval.py on a tiny collection
 #   fuzz/NAME     a libFuzzer harness of fuzz/, briefly (fuzz/run.sh check)
-#   unit/NAME     a C/C++ core tested without PostgreSQL (test/NAME/run.sh)
+#   unit/NAME     a C/C++ core tested without PostgreSQL (test/NAME/NAME_core_test.c,
+#                 built by CMake into build/, run by ctest as unit/NAME)
 # e.g. test/check.sh pgtap/lsh_exact t/019_lsh_crash
 #
 # Clusters belong to an unprivileged user (initdb refuses root) and live in a
@@ -37,9 +38,8 @@ list_suites() { # section: its suites' names, in the order they run
 	web) printf '%s\n' setup unit conformance api security browser ;;
 	eval) printf '%s\n' metrics demo oxford classes ;;
 	fuzz) "$repo/fuzz/run.sh" list ;;
-	unit) for t in "$repo"/test/*/run.sh; do
-			d=$(basename "$(dirname "$t")")
-			[ "$d" = eval ] || echo "$d"   # eval has a section of its own
+	unit) for t in "$repo"/test/*/*_core_test.c; do   # as CMakeLists.txt finds them
+			[ -e "$t" ] && basename "$(dirname "$t")"
 		done ;;
 	esac
 }
@@ -261,12 +261,25 @@ if [ -n "$fuzz_harnesses" ]; then
 	done
 fi
 
-# --- unit: C/C++ cores tested alone, each test/<core>/run.sh one test -----------------
+# --- unit: C/C++ cores tested alone, built by CMake (as make does), run by ctest ----------
+# Each ctest test unit/NAME is one suite. Needs no cluster.
 unit_tests=$(selected unit)
 if [ -n "$unit_tests" ]; then
 	echo "unit:"
+	unit_build_log=$work/unit-build.log
+	{
+		cmake -S "$repo" -B "$repo/build" -DCMAKE_BUILD_TYPE=Release \
+			-DPG_INCLUDEDIR_SERVER="$(pg_config --includedir-server)" &&
+			cmake --build "$repo/build" -j "$(nproc)" --target $(printf '%s_core_test ' $unit_tests)
+	} >"$unit_build_log" 2>&1
+	unit_built=$?
+	[ $unit_built -ne 0 ] && sed 's/^/    | /' "$unit_build_log" | tail -n 60
 	for name in $unit_tests; do
-		run_case "unit/$name" env BUILD_DIR="$repo/build" "$repo/test/$name/run.sh"
+		if [ $unit_built -ne 0 ]; then
+			record "unit/$name (build failed)" 1
+			continue
+		fi
+		run_case "unit/$name" ctest --test-dir "$repo/build" -R "^unit/$name\$" --no-tests=error --output-on-failure
 	done
 fi
 

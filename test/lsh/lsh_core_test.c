@@ -1,6 +1,9 @@
 /*
  * lsh_core_test.c — standalone test of the lsh core (plain C: the API is
- * usable from C). Run by test/lsh/run.sh [seed]; exits non-zero on failure.
+ * usable from C). Built by CMake (CMakeLists.txt) and run by ctest as
+ * unit/lsh (test/check.sh unit/lsh); by hand: build/test/lsh_core_test
+ * [seed [errors]] (errors: the interrupts of 1 and section 6 alone, e.g. under
+ * valgrind). Exits non-zero on failure.
  *
  * Every expected value is computed here, independently, in double loops
  * (nothing from distance_core or the core), on seeded data:
@@ -12,7 +15,8 @@
  *     of training with t (deterministic for a seed); on clustered data the
  *     SSE to the nearest centroid < 0.3 x the SSE to the global mean;
  *     iterations 0 gives sample points, n = 1 the point; bad parameters -1
- *     and a message; a cancel -2, from the rotation or from k-means.
+ *     with a SQLSTATE and a message; an interrupt (imgs_interrupt_pending,
+ *     test/support) -1 with 57014, from the rotation or from k-means.
  *  2. lsh_hash / lsh_assign / lsh_model_prepare: bucket = the nearest centroid
  *     of x' (x/|x| for cosine; exact ties to the lower number); sketch bit j
  *     = [(R (x' - c_b))_j > 0], padding bits 0; norm2 = |x' - c_b|^2, scale =
@@ -32,9 +36,15 @@
  *     centroids, and the `count` smallest in order, ties by number, NaN last.
  *  5. Small cases: dim 1..3, bits 1..dim, one bucket, n = 1, 2 (dim 1 is
  *     exact: the sketch loses nothing).
-
+ *  6. The C/C++ boundary: lsh_hash_many gives lsh_hash's bits; a fault
+ *     injected (imgs_injected_fault, test/support) at each fault point of
+ *     lsh_core.cpp (all of them: read from the source) fails its entry with
+ *     53200, leaves its outputs untouched, and the same call gives what it
+ *     gave before once the fault is cleared; a successful call leaves the
+ *     ImgsError's SQLSTATE empty.
  */
 #include "lsh/lsh_core.h"
+#include "core_test_support.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -256,16 +266,15 @@ static int
 model_train(Model *md, const float *sample, int64_t n, int dim, int bits, int nb, int metric,
 			int iters, uint64_t seed)
 {
-	char		err[256] = "";
+	ImgsError	err;
 	int			k;
 
 	memset(md, 0, sizeof *md);
 	md->rot = malloc(sizeof(float) * (size_t) bits * dim);
 	md->cent = malloc(sizeof(float) * (size_t) nb * dim);
-	k = lsh_train(sample, n, dim, bits, nb, metric, iters, seed, NULL, md->rot, md->cent,
-				  err, sizeof err);
-	CHECK(k >= 1, "lsh_train(n %ld dim %d bits %d buckets %d %s): %d %s", (long) n, dim, bits, nb,
-		  metric_names[metric], k, err);
+	k = lsh_train(sample, n, dim, bits, nb, metric, iters, seed, md->rot, md->cent, &err);
+	CHECK(k >= 1, "lsh_train(n %ld dim %d bits %d buckets %d %s): %d %s %s", (long) n, dim, bits, nb,
+		  metric_names[metric], k, err.sqlstate, err.message);
 	if (k >= 1)
 		model_set(md, dim, bits, k, metric);
 	return k;
@@ -279,6 +288,26 @@ model_free(Model *md)
 	free(md->rc);
 	free(md->cn);
 	memset(md, 0, sizeof *md);
+}
+
+/* lsh_query_begin and lsh_query_probe_order, a failure counted */
+static LshQuery *
+query_begin(const LshModel *m, const float *q)
+{
+	ImgsError	err;
+	LshQuery   *query = lsh_query_begin(m, q, &err);
+
+	CHECK(query != NULL, "lsh_query_begin: %s %s", err.sqlstate, err.message);
+	return query;
+}
+
+static void
+probe_order(LshQuery *query, int32_t count, int32_t *out)
+{
+	ImgsError	err;
+
+	if (!lsh_query_probe_order(query, count, out, &err))
+		CHECK(0, "lsh_query_probe_order: %s %s", err.sqlstate, err.message);
 }
 
 /* max |R R^T - I| over entries */
@@ -328,6 +357,7 @@ check_hash(const Model *md, const float *x, uint8_t *code, float f[3], HashStats
 	double	   *xd = malloc(sizeof(double) * dim),
 			   *r = malloc(sizeof(double) * dim);
 	float		f2[3];
+	ImgsError	err;
 	int32_t		b,
 				b2,
 				best = -1;
@@ -340,7 +370,8 @@ check_hash(const Model *md, const float *x, uint8_t *code, float f[3], HashStats
 	for (int i = 0; i < 8; i++)
 		scratch[dim + bits + i] = 1234.5f;
 	memset(code2 + nbytes, 0xA5, 8);
-	b = lsh_hash(m, x, code2, &f[0], &f[1], &f[2]);
+	b = lsh_hash(m, x, code2, &f[0], &f[1], &f[2], &err);
+	CHECK(b != -1, "lsh_hash: %s %s", err.sqlstate, err.message);
 	for (int i = 0; i < 8; i++)
 		CHECK(scratch[dim + bits + i] == 1234.5f && code2[nbytes + i] == 0xA5,
 			  "lsh_hash wrote past scratch (dim + bits floats) or the sketch (%d bytes)", nbytes);
@@ -351,7 +382,7 @@ check_hash(const Model *md, const float *x, uint8_t *code, float f[3], HashStats
 	for (int i = 0; i < dim + bits; i++)
 		scratch[i] = (float) (i * 7.25 - 3);
 	memset(code2, 0x5A, nbytes);
-	b2 = lsh_hash(m, x, code2, &f2[0], &f2[1], &f2[2]);
+	b2 = lsh_hash(m, x, code2, &f2[0], &f2[1], &f2[2], &err);
 	CHECK(b2 == b && memcmp(code, code2, nbytes) == 0 && memcmp(f, f2, sizeof f2) == 0,
 		  "lsh_hash not deterministic");
 
@@ -477,6 +508,49 @@ done:
 	return b;
 }
 
+/*
+ * lsh_hash_many against lsh_hash (bucket[i], codes i, fl[3i..3i+2] from it):
+ * the same bits, vector by vector, whatever block of eight each is in; nothing
+ * written past the n sketches.
+ */
+static void
+check_hash_many(const LshModel *m, const float *x, int64_t n, const int32_t *bucket, const uint8_t *codes,
+				const float *fl)
+{
+	int			nbytes = lsh_code_bytes(m->bits);
+	int32_t    *mb = malloc(sizeof(int32_t) * (n + 1));
+	uint8_t    *mc = malloc((size_t) nbytes * n + 8);
+	float	   *mf = malloc(sizeof(float) * 3 * (n + 1));
+	int64_t		differ = 0;
+	ImgsError	err;
+
+	memset(mc + (size_t) nbytes * n, 0xA5, 8);
+	mb[n] = -77;
+	if (!lsh_hash_many(m, x, n, mb, mc, mf, mf + n, mf + 2 * n, &err))
+		CHECK(0, "lsh_hash_many(n %ld): %s %s", (long) n, err.sqlstate, err.message);
+	else
+	{
+		for (int64_t i = 0; i < n; i++)
+			if (mb[i] != bucket[i] || memcmp(mc + (size_t) i * nbytes, codes + (size_t) i * nbytes, nbytes) != 0 ||
+				memcmp(&mf[i], &fl[3 * i], sizeof(float)) != 0 ||
+				memcmp(&mf[n + i], &fl[3 * i + 1], sizeof(float)) != 0 ||
+				memcmp(&mf[2 * n + i], &fl[3 * i + 2], sizeof(float)) != 0)
+			{
+				if (differ++ == 0)
+					CHECK(0, "lsh_hash_many: vector %ld of %ld: bucket %d floats %g %g %g, lsh_hash: %d %g %g %g",
+						  (long) i, (long) n, mb[i], mf[i], mf[n + i], mf[2 * n + i], bucket[i], fl[3 * i],
+						  fl[3 * i + 1], fl[3 * i + 2]);
+			}
+		CHECK(differ == 0, "lsh_hash_many: %ld of %ld vectors hashed otherwise than by lsh_hash", (long) differ, (long) n);
+		for (int i = 0; i < 8; i++)
+			CHECK(mc[(size_t) nbytes * n + i] == 0xA5, "lsh_hash_many wrote past the sketches");
+		CHECK(mb[n] == -77, "lsh_hash_many wrote past the buckets");
+	}
+	free(mb);
+	free(mc);
+	free(mf);
+}
+
 /* lsh_assign against the double nearest centroid (ties within rounding allowed) */
 static void
 check_assign(const Model *md, const float *x, int64_t n)
@@ -485,8 +559,13 @@ check_assign(const Model *md, const float *x, int64_t n)
 	int32_t    *out = malloc(sizeof(int32_t) * n);
 	float	   *scratch = malloc(sizeof(float) * (m->dim + m->bits));
 	double	   *xd = malloc(sizeof(double) * m->dim);
+	ImgsError	err;
 
-	lsh_assign(m, x, n, out, scratch);
+	if (!lsh_assign(m, x, n, out, scratch, &err))
+	{
+		CHECK(0, "lsh_assign: %s %s", err.sqlstate, err.message);
+		memset(out, 0xff, sizeof(int32_t) * n);	/* -1: every bucket checked below fails */
+	}
 	for (int64_t i = 0; i < n; i++)
 	{
 		double		best = INFINITY,
@@ -555,8 +634,10 @@ store_build(Store *s, const Model *md, const float *x, int64_t n, int odd, HashS
 	codes = malloc((size_t) s->nbytes * (n ? n : 1));
 	fl = malloc(sizeof(float) * 3 * (n ? n : 1));
 	for (int64_t i = 0; i < n; i++)
-	{
 		s->bucket[i] = check_hash(md, x + (size_t) i * m->dim, codes + (size_t) i * s->nbytes, fl + 3 * i, st);
+	check_hash_many(m, x, n, s->bucket, codes, fl);
+	for (int64_t i = 0; i < n; i++)
+	{
 		if (s->bucket[i] < 0 || s->bucket[i] >= nb)
 			s->bucket[i] = 0;
 		s->bstart[s->bucket[i] + 1]++;
@@ -600,7 +681,7 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 	int			dim = m->dim,
 				bits = m->bits,
 				nb = m->n_buckets;
-	LshQuery   *query = lsh_query_begin(m, q);
+	LshQuery   *query = query_begin(m, q);
 	double	   *qd = malloc(sizeof(double) * dim),
 			   *rq = malloc(sizeof(double) * bits);
 	float	   *out = malloc(sizeof(float) * (s->n + 1));
@@ -609,7 +690,6 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 				qn;
 	int			has_dir;
 
-	CHECK(query != NULL, "lsh_query_begin failed");
 	if (!query)
 		return INFINITY;
 	has_dir = prep_d(m->metric, q, dim, qd);
@@ -618,7 +698,7 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 	qn = sqrt(norm2_d(qd, dim));
 	for (int j = 0; j < bits; j++)
 		rq[j] = dot_fd(m->rotation + (size_t) j * dim, qd, dim);
-	lsh_query_probe_order(query, nb, order);
+	probe_order(query, nb, order);
 	for (int t = 0; t < nb; t++)
 	{
 		int32_t		b = order[t];
@@ -899,22 +979,13 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 
 /* ---- 1. lsh_train -------------------------------------------------------- */
 
-static int	cancel_calls = 0,
-			cancel_after = 0;
-
-static int
-cancel_cb(void)
-{
-	return ++cancel_calls > cancel_after;
-}
-
 static int
 train_count(const float *sample, int64_t n, int dim, int bits, int nb, int metric)
 {
 	float	   *rot = malloc(sizeof(float) * (size_t) bits * dim);
 	float	   *cent = malloc(sizeof(float) * (size_t) nb * dim);
-	char		err[256] = "";
-	int			k = lsh_train(sample, n, dim, bits, nb, metric, 5, 3, NULL, rot, cent, err, sizeof err);
+	ImgsError	err;
+	int			k = lsh_train(sample, n, dim, bits, nb, metric, 5, 3, rot, cent, &err);
 
 	for (int i = 0; i < (k > 0 ? k : 0) * dim; i++)
 		CHECK(isfinite(cent[i]), "centroid coordinate %d not finite", i);
@@ -924,11 +995,48 @@ train_count(const float *sample, int64_t n, int dim, int bits, int nb, int metri
 	return k;
 }
 
+/*
+ * An interrupt (imgs_interrupt_pending, test/support): -1 with 57014, whether
+ * the rotation or k-means polls it. x: 20000 x 64 floats.
+ */
+static void
+test_interrupts(const float *x)
+{
+	ImgsError	err;
+	float		rot[64 * 64],
+				cent[64 * 64];
+	int			k;
+
+	imgs_test_interrupt_after(0);
+	memset(&err, 0, sizeof err);
+	k = lsh_train(x, 100, 64, 64, 8, LSH_METRIC_L2, 3, 1, rot, cent, &err);
+	CHECK(k == -1 && imgs_test_error_is(&err, IMGS_SQLSTATE_QUERY_CANCELED) && imgs_test_interrupt_polls() >= 1,
+		  "interrupt at once: %d '%.5s' (%ld polls)", k, err.sqlstate, (long) imgs_test_interrupt_polls());
+
+	/* the rotation (bits 8: one poll) goes on; k-means (82M ops an iteration) stops */
+	{
+		float	   *big = malloc(sizeof(float) * 20000 * 64 * 64);
+
+		imgs_test_interrupt_after(1);
+		memset(&err, 0, sizeof err);
+		k = lsh_train(x, 20000, 64, 8, 64, LSH_METRIC_L2, 3, 1, rot, big, &err);
+		CHECK(k == -1 && imgs_test_error_is(&err, IMGS_SQLSTATE_QUERY_CANCELED) && imgs_test_interrupt_polls() >= 2,
+			  "interrupt during k-means: %d '%.5s' (%ld polls)", k, err.sqlstate, (long) imgs_test_interrupt_polls());
+		/* polls that never say stop change nothing */
+		imgs_test_interrupt_after(1 << 30);
+		k = lsh_train(x, 20000, 64, 8, 64, LSH_METRIC_L2, 1, 1, rot, big, &err);
+		CHECK(k == 64 && imgs_test_interrupt_polls() >= 2, "interrupt never: %d (%ld polls)", k,
+			  (long) imgs_test_interrupt_polls());
+		free(big);
+	}
+	imgs_test_interrupt_after(-1);
+}
+
 static void
 test_train(void)
 {
 	clock_t		c0 = clock();
-	char		err[256];
+	ImgsError	err;
 	float		rot[64 * 64],
 				cent[64 * 64];
 	float	   *x = malloc(sizeof(float) * 20000 * 64);
@@ -957,14 +1065,14 @@ test_train(void)
 
 				for (int i = 0; i < 50 * dim; i++)
 					smp[i] = (float) gauss();
-				k1 = lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 11, NULL, r1, c1, err, sizeof err);
-				CHECK(k1 == 4, "lsh_train dim %d bits %d: %d %s", dim, bits, k1, err);
-				CHECK(lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 11, NULL, r2, c2, err, sizeof err) == 4 &&
+				k1 = lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 11, r1, c1, &err);
+				CHECK(k1 == 4, "lsh_train dim %d bits %d: %d %s", dim, bits, k1, err.message);
+				CHECK(lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 11, r2, c2, &err) == 4 &&
 					  memcmp(r1, r2, sizeof(float) * bits * dim) == 0 && memcmp(c1, c2, sizeof(float) * 4 * dim) == 0,
 					  "lsh_train dim %d bits %d not deterministic for one seed", dim, bits);
 				if (dim * bits > 1)
 				{
-					lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 12, NULL, r2, c2, err, sizeof err);
+					lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 12, r2, c2, &err);
 					CHECK(memcmp(r1, r2, sizeof(float) * bits * dim) != 0, "another seed, the same rotation (dim %d bits %d)", dim, bits);
 				}
 				free(smp);
@@ -980,7 +1088,7 @@ test_train(void)
 		}
 	}
 
-	/* bad parameters: -1 and a message */
+	/* bad parameters: -1, a SQLSTATE and a message */
 	{
 		static const int bad[][3] = {	/* dim, bits, buckets */
 			{0, 1, 4}, {-3, 1, 4}, {8, 0, 4}, {8, 9, 4}, {8, -1, 4}, {8, 8, 0}, {8, 8, -2},
@@ -990,40 +1098,18 @@ test_train(void)
 		{
 			int			k;
 
-			err[0] = '\0';
-			k = lsh_train(x, 10, bad[t][0], bad[t][1], bad[t][2], LSH_METRIC_L2, 3, 1, NULL, rot, cent, err, sizeof err);
-			CHECK(k == -1 && err[0] != '\0', "bad parameters (dim %d bits %d buckets %d): %d '%s'",
-				  bad[t][0], bad[t][1], bad[t][2], k, err);
+			memset(&err, 0, sizeof err);
+			k = lsh_train(x, 10, bad[t][0], bad[t][1], bad[t][2], LSH_METRIC_L2, 3, 1, rot, cent, &err);
+			CHECK(k == -1 && imgs_test_error_is(&err, NULL), "bad parameters (dim %d bits %d buckets %d): %d '%.5s' '%s'",
+				  bad[t][0], bad[t][1], bad[t][2], k, err.sqlstate, err.message);
 		}
-		/* the limits themselves are accepted */
-		CHECK(lsh_train(x, 10, 8, 8, 1, LSH_METRIC_L2, 1, 1, NULL, rot, cent, err, sizeof err) == 1, "buckets 1");
+		/* the limits themselves are accepted, and success leaves no SQLSTATE */
+		memset(&err, 'x', sizeof err);
+		CHECK(lsh_train(x, 10, 8, 8, 1, LSH_METRIC_L2, 1, 1, rot, cent, &err) == 1 && err.sqlstate[0] == '\0',
+			  "buckets 1");
 	}
 
-	/* cancel: -2, whether the rotation or k-means polls it */
-	{
-		int			k;
-
-		cancel_calls = 0;
-		cancel_after = 0;
-		k = lsh_train(x, 100, 64, 64, 8, LSH_METRIC_L2, 3, 1, cancel_cb, rot, cent, err, sizeof err);
-		CHECK(k == -2 && cancel_calls >= 1, "cancel at once: %d (%d calls)", k, cancel_calls);
-
-		/* the rotation (bits 8: one poll) goes on; k-means (82M ops an iteration) stops */
-		{
-			float	   *big = malloc(sizeof(float) * 20000 * 64 * 64);
-
-			cancel_calls = 0;
-			cancel_after = 1;
-			k = lsh_train(x, 20000, 64, 8, 64, LSH_METRIC_L2, 3, 1, cancel_cb, rot, big, err, sizeof err);
-			CHECK(k == -2 && cancel_calls >= 2, "cancel during k-means: %d (%d calls)", k, cancel_calls);
-			/* a cancel that never says stop changes nothing */
-			cancel_calls = 0;
-			cancel_after = 1 << 30;
-			k = lsh_train(x, 20000, 64, 8, 64, LSH_METRIC_L2, 1, 1, cancel_cb, rot, big, err, sizeof err);
-			CHECK(k == 64 && cancel_calls >= 2, "cancel never: %d (%d calls)", k, cancel_calls);
-			free(big);
-		}
-	}
+	test_interrupts(x);
 
 	/* the number of centroids: min(buckets, usable rows); at least 1 */
 	{
@@ -1334,6 +1420,7 @@ test_hash(int metric, int dim, int bits, int nb)
 	float		f[3];
 	HashStats	hs = {0};
 	Model		md;
+	ImgsError	err;
 	int			k;
 
 	make_data(KIND_MIX, x, n, dim, centres);
@@ -1395,7 +1482,7 @@ test_hash(int metric, int dim, int bits, int nb)
 			v[d] = (float) (gauss() * s);
 		if (i % 5 == 0)
 			v[next_u64() % dim] = (i & 1 ? 1 : -1) * 3.0e38f;
-		b = lsh_hash(&md.m, v, code, &f[0], &f[1], &f[2]);
+		b = lsh_hash(&md.m, v, code, &f[0], &f[1], &f[2], &err);
 		CHECK(b >= 0 && b < k && !isnan(f[0]) && !isnan(f[1]) && !isnan(f[2]) && f[0] >= 0 && f[1] >= 0,
 			  "extreme vector (scale %.0e): bucket %d, floats %g %g %g", s, b, f[0], f[1], f[2]);
 		free(scratch);
@@ -1447,7 +1534,7 @@ check_probe(const Model *md, const float *q, int exact)
 	const LshModel *m = &md->m;
 	int			nb = m->n_buckets,
 				dim = m->dim;
-	LshQuery   *query = lsh_query_begin(m, q);
+	LshQuery   *query = query_begin(m, q);
 	const double *keys;
 	double	   *qd = malloc(sizeof(double) * dim);
 	Key		   *want = malloc(sizeof(Key) * nb);
@@ -1487,7 +1574,7 @@ check_probe(const Model *md, const float *q, int exact)
 		if (count < 1 || count > nb)
 			continue;
 		out[count] = -77;
-		lsh_query_probe_order(query, count, out);
+		probe_order(query, count, out);
 		CHECK(out[count] == -77, "probe order wrote past count");
 		for (int i = 0; i < count; i++)
 		{
@@ -1577,19 +1664,19 @@ test_probe(void)
 
 				if (metric == LSH_METRIC_L2)
 				{
-					qq = lsh_query_begin(&md.m, queries[1]);
-					lsh_query_probe_order(qq, 6, out);
+					qq = query_begin(&md.m, queries[1]);
+					probe_order(qq, 6, out);
 					CHECK(memcmp(out, l2_q1, sizeof out) == 0, "l2 ties: %d %d %d %d %d %d", out[0], out[1], out[2], out[3], out[4], out[5]);
 					lsh_query_end(qq);
 				}
 				if (metric == LSH_METRIC_IP)
 				{
-					qq = lsh_query_begin(&md.m, queries[2]);
-					lsh_query_probe_order(qq, 6, out);
+					qq = query_begin(&md.m, queries[2]);
+					probe_order(qq, 6, out);
 					CHECK(memcmp(out, ip_q2, sizeof out) == 0, "ip ties: %d %d %d %d %d %d", out[0], out[1], out[2], out[3], out[4], out[5]);
 					lsh_query_end(qq);
-					qq = lsh_query_begin(&md.m, queries[5]);
-					lsh_query_probe_order(qq, 6, out);
+					qq = query_begin(&md.m, queries[5]);
+					probe_order(qq, 6, out);
 					CHECK(memcmp(out, ip_inf, sizeof out) == 0, "ip inf/NaN keys: %d %d %d %d %d %d", out[0], out[1], out[2], out[3], out[4], out[5]);
 					lsh_query_end(qq);
 				}
@@ -1681,10 +1768,10 @@ test_nan(void)
 				for (int d = 0; d < dim; d++)
 					q[d] = (d & 1 ? -3e38f : 3e38f);
 			{
-				LshQuery   *query = lsh_query_begin(&md.m, q);
+				LshQuery   *query = query_begin(&md.m, q);
 				int32_t		order[8];
 
-				lsh_query_probe_order(query, k, order);
+				probe_order(query, k, order);
 				for (int b = 0; b < k; b++)
 				{
 					int64_t		cnt = s.bstart[b + 1] - s.bstart[b];
@@ -1777,9 +1864,9 @@ test_small(void)
 						if (nb == 1)
 						{
 							int32_t		o = -1;
-							LshQuery   *qq = lsh_query_begin(&md.m, q);
+							LshQuery   *qq = query_begin(&md.m, q);
 
-							lsh_query_probe_order(qq, 1, &o);
+							probe_order(qq, 1, &o);
 							CHECK(o == 0, "one bucket: probe order %d", o);
 							lsh_query_end(qq);
 						}
@@ -1791,6 +1878,235 @@ test_small(void)
 		   (long) cases, worst_exact, (double) (clock() - c0) / CLOCKS_PER_SEC);
 }
 
+/* ---- 6. the C/C++ boundary: injected faults -------------------------------- */
+
+/*
+ * imgs_injected_fault names a fault point of lsh_core.cpp, where the core
+ * throws std::bad_alloc as if an allocation failed: the entry fails with
+ * 53200 and leaves its outputs alone; cleared, the same call gives what it
+ * gave before. Returns 0 for a fault point this test does not know.
+ */
+static int
+test_fault(const char *point)
+{
+	const int	n = 300,
+				dim = 24,
+				bits = 16,
+				nb = 12;
+	float	   *centres = make_centres(dim),
+			   *x = malloc(sizeof(float) * n * dim);
+	Model		md;
+	ImgsError	err;
+	int			known = 1,
+				k,
+				nbytes = lsh_code_bytes(bits);
+
+	make_data(KIND_MIX, x, n, dim, centres);
+	k = model_train(&md, x, n, dim, bits, nb, LSH_METRIC_COSINE, 4, 21);
+	if (k != nb)
+	{
+		CHECK(0, "fault %s: the model has %d buckets, not %d", point, k, nb);
+		if (k >= 1)
+			model_free(&md);
+		free(centres);
+		free(x);
+		return 1;
+	}
+
+	if (strcmp(point, "lsh_train") == 0)
+	{
+		float	   *rot = malloc(sizeof(float) * bits * dim),
+				   *cent = malloc(sizeof(float) * nb * dim);
+
+		memset(rot, 0x7f, sizeof(float) * bits * dim);
+		memset(cent, 0x7f, sizeof(float) * nb * dim);
+		imgs_test_inject_fault(point);
+		memset(&err, 0, sizeof err);
+		k = lsh_train(x, n, dim, bits, nb, LSH_METRIC_COSINE, 4, 21, rot, cent, &err);
+		CHECK(k == -1 && imgs_test_error_is(&err, IMGS_SQLSTATE_OUT_OF_MEMORY), "fault %s: %d, SQLSTATE '%.5s'",
+			  point, k, err.sqlstate);
+		{
+			int			written = 0;
+
+			for (size_t i = 0; i < sizeof(float) * bits * dim; i++)
+				written |= ((uint8_t *) rot)[i] != 0x7f;
+			for (size_t i = 0; i < sizeof(float) * nb * dim; i++)
+				written |= ((uint8_t *) cent)[i] != 0x7f;
+			CHECK(!written, "fault %s: the rotation or the centroids were written", point);
+		}
+		imgs_test_inject_fault(NULL);
+		memset(&err, 'x', sizeof err);
+		k = lsh_train(x, n, dim, bits, nb, LSH_METRIC_COSINE, 4, 21, rot, cent, &err);
+		CHECK(k == nb && err.sqlstate[0] == '\0' && memcmp(rot, md.rot, sizeof(float) * bits * dim) == 0 &&
+			  memcmp(cent, md.cent, sizeof(float) * nb * dim) == 0, "fault %s cleared: %d, not the same model", point, k);
+		free(rot);
+		free(cent);
+	}
+	else if (strcmp(point, "lsh_assign") == 0)
+	{
+		int32_t    *ref = malloc(sizeof(int32_t) * n),
+				   *out = malloc(sizeof(int32_t) * n);
+		float	   *scratch = malloc(sizeof(float) * dim);
+
+		CHECK(lsh_assign(&md.m, x, n, ref, scratch, &err), "lsh_assign: %s", err.message);
+		for (int i = 0; i < n; i++)
+			out[i] = -7;
+		imgs_test_inject_fault(point);
+		CHECK(!lsh_assign(&md.m, x, n, out, scratch, &err) && imgs_test_error_is(&err, IMGS_SQLSTATE_OUT_OF_MEMORY),
+			  "fault %s: SQLSTATE '%.5s'", point, err.sqlstate);
+		for (int i = 0; i < n; i++)
+			if (out[i] != -7)
+			{
+				CHECK(0, "fault %s: buckets written", point);
+				break;
+			}
+		imgs_test_inject_fault(NULL);
+		memset(&err, 'x', sizeof err);
+		CHECK(lsh_assign(&md.m, x, n, out, scratch, &err) && err.sqlstate[0] == '\0' &&
+			  memcmp(out, ref, sizeof(int32_t) * n) == 0, "fault %s cleared: not the same buckets", point);
+		free(ref);
+		free(out);
+		free(scratch);
+	}
+	else if (strcmp(point, "lsh_hash") == 0)
+	{
+		uint8_t		ref_code[64],
+					code[64],
+					untouched[64];
+		float		ref_f[3],
+					f[3] = {-1, -2, -3};
+		int32_t		ref_b,
+					b;
+
+		ref_b = lsh_hash(&md.m, x, ref_code, &ref_f[0], &ref_f[1], &ref_f[2], &err);
+		CHECK(ref_b >= 0, "lsh_hash: %s", err.message);
+		memset(code, 0x5A, sizeof code);
+		memcpy(untouched, code, sizeof code);
+		imgs_test_inject_fault(point);
+		b = lsh_hash(&md.m, x, code, &f[0], &f[1], &f[2], &err);
+		CHECK(b == -1 && imgs_test_error_is(&err, IMGS_SQLSTATE_OUT_OF_MEMORY), "fault %s: %d, SQLSTATE '%.5s'", point,
+			  b, err.sqlstate);
+		CHECK(memcmp(code, untouched, sizeof code) == 0 && f[0] == -1 && f[1] == -2 && f[2] == -3,
+			  "fault %s: the sketch or its floats were written", point);
+		imgs_test_inject_fault(NULL);
+		memset(&err, 'x', sizeof err);
+		b = lsh_hash(&md.m, x, code, &f[0], &f[1], &f[2], &err);
+		CHECK(b == ref_b && err.sqlstate[0] == '\0' && memcmp(code, ref_code, nbytes) == 0 &&
+			  memcmp(f, ref_f, sizeof f) == 0, "fault %s cleared: not the same hash", point);
+	}
+	else if (strcmp(point, "lsh_hash_many") == 0)
+	{
+		int32_t    *b = malloc(sizeof(int32_t) * n),
+				   *ref_b = malloc(sizeof(int32_t) * n);
+		uint8_t    *c = malloc((size_t) nbytes * n),
+				   *ref_c = malloc((size_t) nbytes * n);
+		float	   *f = malloc(sizeof(float) * 3 * n),
+				   *ref_f = malloc(sizeof(float) * 3 * n);
+
+		CHECK(lsh_hash_many(&md.m, x, n, ref_b, ref_c, ref_f, ref_f + n, ref_f + 2 * n, &err), "lsh_hash_many: %s",
+			  err.message);
+		memset(b, 0x5A, sizeof(int32_t) * n);
+		memset(c, 0x5A, (size_t) nbytes * n);
+		memset(f, 0x5A, sizeof(float) * 3 * n);
+		imgs_test_inject_fault(point);
+		CHECK(!lsh_hash_many(&md.m, x, n, b, c, f, f + n, f + 2 * n, &err) &&
+			  imgs_test_error_is(&err, IMGS_SQLSTATE_OUT_OF_MEMORY), "fault %s: SQLSTATE '%.5s'", point, err.sqlstate);
+		{
+			int			written = 0;
+
+			for (int i = 0; i < n * nbytes; i++)
+				written |= c[i] != 0x5A;
+			for (size_t i = 0; i < sizeof(int32_t) * n; i++)
+				written |= ((uint8_t *) b)[i] != 0x5A;
+			for (size_t i = 0; i < sizeof(float) * 3 * n; i++)
+				written |= ((uint8_t *) f)[i] != 0x5A;
+			CHECK(!written, "fault %s: outputs written", point);
+		}
+		imgs_test_inject_fault(NULL);
+		memset(&err, 'x', sizeof err);
+		CHECK(lsh_hash_many(&md.m, x, n, b, c, f, f + n, f + 2 * n, &err) && err.sqlstate[0] == '\0' &&
+			  memcmp(b, ref_b, sizeof(int32_t) * n) == 0 && memcmp(c, ref_c, (size_t) nbytes * n) == 0 &&
+			  memcmp(f, ref_f, sizeof(float) * 3 * n) == 0, "fault %s cleared: not the same hashes", point);
+		free(b);
+		free(ref_b);
+		free(c);
+		free(ref_c);
+		free(f);
+		free(ref_f);
+	}
+	else if (strcmp(point, "lsh_query_begin") == 0 || strcmp(point, "lsh_query_probe_order") == 0)
+	{
+		int			begin = strcmp(point, "lsh_query_begin") == 0;
+		LshQuery   *ref = query_begin(&md.m, x + dim),
+				   *query;
+		int32_t		ref_order[12],
+					order[12];
+
+		if (!ref)
+			goto out;
+		probe_order(ref, nb, ref_order);
+		for (int i = 0; i < nb; i++)
+			order[i] = -7;
+		imgs_test_inject_fault(point);
+		memset(&err, 0, sizeof err);
+		if (begin)
+		{
+			query = lsh_query_begin(&md.m, x + dim, &err);
+			CHECK(query == NULL && imgs_test_error_is(&err, IMGS_SQLSTATE_OUT_OF_MEMORY), "fault %s: %s, SQLSTATE '%.5s'",
+				  point, query ? "a query" : "NULL", err.sqlstate);
+			if (query)
+				lsh_query_end(query);
+		}
+		else
+		{
+			CHECK(!lsh_query_probe_order(ref, nb, order, &err) && imgs_test_error_is(&err, IMGS_SQLSTATE_OUT_OF_MEMORY),
+				  "fault %s: SQLSTATE '%.5s'", point, err.sqlstate);
+			for (int i = 0; i < nb; i++)
+				if (order[i] != -7)
+				{
+					CHECK(0, "fault %s: the order was written", point);
+					break;
+				}
+		}
+		imgs_test_inject_fault(NULL);
+		memset(&err, 'x', sizeof err);
+		query = lsh_query_begin(&md.m, x + dim, &err);
+		CHECK(query != NULL && err.sqlstate[0] == '\0', "fault %s cleared: lsh_query_begin: %s", point, err.message);
+		if (query)
+		{
+			memset(&err, 'x', sizeof err);
+			CHECK(lsh_query_probe_order(query, nb, order, &err) && err.sqlstate[0] == '\0' &&
+				  memcmp(order, ref_order, sizeof order) == 0 &&
+				  memcmp(lsh_query_bucket_keys(query), lsh_query_bucket_keys(ref), sizeof(double) * nb) == 0,
+				  "fault %s cleared: not the same keys and probe order", point);
+			lsh_query_end(query);
+		}
+		lsh_query_end(ref);
+	}
+	else
+		known = 0;
+out:
+	imgs_test_inject_fault(NULL);
+	model_free(&md);
+	free(centres);
+	free(x);
+	return known;
+}
+
+/* Every fault point of lsh_core.cpp, as its source names them: each is tested. */
+static void
+test_faults(void)
+{
+	const char *path = IMGS_SOURCE_DIR "/src/lsh/lsh_core.cpp";
+	char		names[32][IMGS_TEST_FAULT_NAME_LEN];
+	int			n = imgs_test_fault_points(path, names, 32);
+
+	CHECK(n >= 6 && n <= 32, "%d fault points in %s (-1: unreadable)", n, path);
+	for (int i = 0; i < n && i < 32; i++)
+		CHECK(test_fault(names[i]), "fault point \"%s\" (%s) has no test here", names[i], path);
+	printf("faults: %d fault points of lsh_core.cpp injected (53200 expected, then the same call again)\n", n);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1798,6 +2114,18 @@ main(int argc, char **argv)
 
 	rng_state = argc > 1 ? strtoull(argv[1], NULL, 10) : 12345;
 
+	if (argc > 2 && strcmp(argv[2], "errors") == 0)
+	{
+		/* the boundary alone (for valgrind) */
+		float	   *x = malloc(sizeof(float) * 20000 * 64);
+
+		for (int i = 0; i < 20000 * 64; i++)
+			x[i] = (float) gauss();
+		test_interrupts(x);
+		free(x);
+		test_faults();
+		goto done;
+	}
 	test_train();
 	/* more buckets than clusters: Lloyd from random sample points rarely merges clusters then */
 	test_kmeans(LSH_METRIC_L2, 32, 16, 24, 4000, 0);
@@ -1847,7 +2175,9 @@ main(int argc, char **argv)
 	test_probe();
 	test_nan();
 	test_small();
+	test_faults();
 
+done:
 	printf("%s: %d failure(s), %.1f s\n", failures ? "FAILED" : "ok", failures,
 		   (double) (clock() - c0) / CLOCKS_PER_SEC);
 	return failures ? 1 : 0;
