@@ -24,7 +24,8 @@ start() {
 		port=$(port_of "$shards_dir/coordinator")
 	else
 		[ -f "$data/PG_VERSION" ] || echo "demo: creating a cluster in $data"
-		init_cluster "$data" "$port" "$demo_dir" "$demo_dir/initdb.log" "shared_buffers = 512MB"
+		init_cluster "$data" "$port" "$demo_dir" "$demo_dir/initdb.log" "shared_buffers = 512MB" \
+			"shared_preload_libraries = 'imgsearch'" "imgsearch.model_workers = 1"
 		start_cluster "$data" "$demo_dir/postgres.log"
 		ensure_database "$port" "$db"
 	fi
@@ -35,6 +36,9 @@ start() {
 start_web() {
 	local model
 	model=$(server_model "$demo_dir")
+	# the server's own setting: the model workers load it at start and reload
+	# it when it changes, so no search waits for a model load
+	psql_at "$port" -d postgres -c "ALTER SYSTEM SET imgsearch.model = '$model'" -c "SELECT pg_reload_conf()" >/dev/null
 
 	local data=$demo_dir/dataset${IMGSEARCH_DEMO_LARGE:+-large}
 	if [ ! -f "$data/manifest.tsv" ]; then

@@ -24,7 +24,8 @@ own_dir "$eval_dir"
 model=$(server_model "$eval_dir")
 
 [ -f "$data/PG_VERSION" ] || echo "eval: creating a cluster in $data"
-init_cluster "$data" "$port" "$eval_dir" "$eval_dir/initdb.log" "shared_buffers = 512MB"
+init_cluster "$data" "$port" "$eval_dir" "$eval_dir/initdb.log" "shared_buffers = 512MB" \
+	"shared_preload_libraries = 'imgsearch'" "imgsearch.model_workers = 1"
 as_owner pg_ctl -D "$data" -l "$eval_dir/postgres.log" -w start >/dev/null
 trap 'as_owner pg_ctl -D "$data" -m fast -w stop >/dev/null' EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=imgsearch_eval

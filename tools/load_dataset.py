@@ -162,6 +162,10 @@ def extract_features(conn, batch, table='gallery.images'):
         remaining = cur.fetchone()[0]
     if remaining == 0:
         return 0
+    with conn.cursor() as cur:
+        # a bulk load queues behind searches at the model workers
+        cur.execute("SET imgsearch.model_priority = 'background'")
+    conn.commit()
     total = 0
     with tqdm(total=remaining, desc='features', unit='img') as bar:
         while True:

@@ -83,7 +83,8 @@ SQL
 }
 
 start_node() { # name
-	init_cluster "$dir/$1" free "$dir" "$dir/$1-initdb.log" "shared_buffers = 256MB" "lc_messages = 'C'"
+	init_cluster "$dir/$1" free "$dir" "$dir/$1-initdb.log" "shared_buffers = 256MB" "lc_messages = 'C'" \
+		"shared_preload_libraries = 'imgsearch'" "imgsearch.model_workers = 1"
 	start_cluster "$dir/$1" "$dir/$1.log"
 	ensure_database "$(shard_port "$1")" "$db"
 }

@@ -294,7 +294,8 @@ extract_features(const ImgsModelApi *api, const ImgsModelInfo *info,
 		if (api == NULL)
 		{
 			dims = imgs_model_pool_extract(model_path, VARDATA_ANY(images[i]), VARSIZE_ANY_EXHDR(images[i]),
-										   box, model_max_pixels, max_memory, false, output, out_cap);
+										   box, model_max_pixels, max_memory, imgs_model_pool_background(),
+										   output, out_cap);
 			backend_images++;
 			f = imgfeat_new(dims);
 			memcpy(f->x, output, sizeof(float) * dims);

@@ -114,6 +114,13 @@ set_error(ImgsError *err, const char *sqlstate, const char *message)
 
 static int	model_workers = 1;
 static bool model_in_backend = false;
+static int	model_priority = 0;		/* 0 interactive, 1 background: its queue */
+
+static const struct config_enum_entry model_priority_options[] = {
+	{"interactive", 0, false},
+	{"background", 1, false},
+	{NULL, 0, false}
+};
 static bool pool_preloaded = false;
 static ImgsPool *pool = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -172,6 +179,16 @@ imgs_model_pool_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("imgsearch.model_priority",
+							 "Queue of this session's vgg16_features requests to the model workers.",
+							 "interactive (searches) is served before background (bulk loads): "
+							 "a search never waits behind a load's backlog.",
+							 &model_priority,
+							 0,
+							 model_priority_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -196,6 +213,12 @@ imgs_model_pool_init(void)
 		worker.bgw_main_arg = Int32GetDatum(i);
 		RegisterBackgroundWorker(&worker);
 	}
+}
+
+bool
+imgs_model_pool_background(void)
+{
+	return model_priority == 1;
 }
 
 bool

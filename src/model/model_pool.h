@@ -36,6 +36,9 @@ extern int	imgs_model_pool_extract(const char *model_path, const char *data, Siz
 									int64 max_pixels, int64 max_memory, bool background,
 									float *out, int out_cap);
 
+/* imgsearch.model_priority is background: this session's requests queue behind interactive ones. */
+extern bool imgs_model_pool_background(void);
+
 /* The background worker's entry point (bgw_function_name). */
 extern PGDLLEXPORT void imgs_model_worker_main(Datum arg);
 
