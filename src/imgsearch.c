@@ -15,6 +15,7 @@
 #include "faissflat/faissflat.h"
 #include "kdtree/kdtree.h"
 #include "lsh/lsh.h"
+#include "model/ingest_worker.h"
 #include "model/model.h"
 
 PG_MODULE_MAGIC;
@@ -53,6 +54,7 @@ _PG_init(void)
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 	imgs_model_init();
+	imgs_ingest_init();
 	/* the index methods: one line each */
 	faissflat_init();
 	kdtree_init();

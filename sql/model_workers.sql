@@ -1,6 +1,3 @@
--- imgsearch 0.1 -> 0.2: the model workers' view.
-\echo Use "ALTER EXTENSION imgsearch UPDATE" to load this file. \quit
-
 -- The model workers (imgsearch.model_workers, with imgsearch in
 -- shared_preload_libraries): one row per worker. Not for PUBLIC: it shows
 -- the model's path and the workers' memory.

@@ -1,0 +1,518 @@
+/*
+ * ingest_worker.c — the ingest launcher and the ingest workers (sql/ingest.sql,
+ * docs/ingest.md).
+ *
+ * The launcher (a static background worker, with imgsearch in
+ * shared_preload_libraries) starts one ingest worker per database: at its
+ * own start for every database that accepts connections, later when
+ * imgsearch_ingest_start (imgsearch_ingest_wake) asks for one, and again
+ * when a worker that had work exits (terminated, or failed). A worker whose
+ * database has no registration (or no imgsearch) exits and says so, and the
+ * launcher leaves that database alone until asked.
+ *
+ * A worker loops over its database's registrations: each round one batch per
+ * table, one transaction, as the table's owner (SET ROLE: triggers and
+ * permissions are the owner's, never the worker's), through
+ * imgsearch_ingest_batch, whose vgg16_features calls go to the model workers
+ * at background priority. Rows that failed are recorded with their SQLSTATE
+ * in imgsearch_ingest_errors; an error that is not a row's ends the round,
+ * which is retried after a growing pause (1 s to 1 min), never in a tight loop.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "model/ingest_worker.h"
+
+#define INGEST_MAX_DBS	64
+
+typedef struct IngestDb
+{
+	Oid			dboid;			/* InvalidOid: a free entry */
+	bool		wanted;			/* start (or keep) a worker for it */
+	bool		idle_exit;		/* its worker exited: nothing registered */
+	pid_t		pid;			/* its worker, 0 if none */
+} IngestDb;
+
+typedef struct IngestShared
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch;
+	IngestDb	dbs[INGEST_MAX_DBS];
+} IngestShared;
+
+static IngestShared *ingest = NULL;
+static bool ingest_preloaded = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+ingest_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(IngestShared)));
+}
+
+static void
+ingest_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ingest = ShmemInitStruct("imgsearch ingest", sizeof(IngestShared), &found);
+	if (!found)
+	{
+		memset(ingest, 0, sizeof(*ingest));
+		SpinLockInit(&ingest->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+imgs_ingest_init(void)
+{
+	BackgroundWorker worker;
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	ingest_preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ingest_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ingest_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgsearch");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgs_ingest_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "imgsearch ingest launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "imgsearch ingest launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* The entry of dboid, made if need be (NULL when the table is full); mutex held. */
+static IngestDb *
+db_entry(Oid dboid)
+{
+	IngestDb   *free_entry = NULL;
+
+	for (int i = 0; i < INGEST_MAX_DBS; i++)
+	{
+		if (ingest->dbs[i].dboid == dboid)
+			return &ingest->dbs[i];
+		if (ingest->dbs[i].dboid == InvalidOid && free_entry == NULL)
+			free_entry = &ingest->dbs[i];
+	}
+	if (free_entry)
+	{
+		memset(free_entry, 0, sizeof(*free_entry));
+		free_entry->dboid = dboid;
+	}
+	return free_entry;
+}
+
+PG_FUNCTION_INFO_V1(imgsearch_ingest_wake);
+Datum
+imgsearch_ingest_wake(PG_FUNCTION_ARGS)
+{
+	IngestDb   *db;
+	Latch	   *latch;
+
+	if (!ingest_preloaded || ingest == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("no ingest worker runs: imgsearch is not in shared_preload_libraries"),
+				 errhint("Add shared_preload_libraries = 'imgsearch' to postgresql.conf and restart; "
+						 "until then imgsearch_ingest_batch(table, n) fills features by hand.")));
+		PG_RETURN_VOID();
+	}
+	SpinLockAcquire(&ingest->mutex);
+	db = db_entry(MyDatabaseId);
+	if (db)
+	{
+		db->wanted = true;
+		db->idle_exit = false;
+	}
+	latch = ingest->launcher_latch;
+	SpinLockRelease(&ingest->mutex);
+	if (db == NULL)
+		ereport(WARNING,
+				(errmsg("imgsearch ingest serves at most %d databases", INGEST_MAX_DBS)));
+	if (latch)
+		SetLatch(latch);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------------
+ * The launcher
+ */
+
+static BackgroundWorkerHandle *worker_handles[INGEST_MAX_DBS];
+
+static void
+start_worker(int slot)
+{
+	BackgroundWorker worker;
+	Oid			dboid = ingest->dbs[slot].dboid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgsearch");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgs_ingest_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "imgsearch ingest worker for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "imgsearch ingest worker");
+	worker.bgw_main_arg = Int32GetDatum(slot);
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &worker_handles[slot]))
+	{
+		worker_handles[slot] = NULL;
+		ereport(LOG, (errmsg("imgsearch ingest launcher could not start a worker for database %u "
+							 "(max_worker_processes?)", dboid)));
+	}
+}
+
+/* Whether database dboid still exists and accepts connections. */
+static bool
+database_exists(Oid dboid)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+
+		found = d->oid == dboid && d->datallowconn;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return found;
+}
+
+/* Every database that accepts connections, wanted once at the launcher's start. */
+static void
+want_every_database(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		IngestDb   *db;
+
+		if (!d->datallowconn || d->datistemplate)
+			continue;
+		SpinLockAcquire(&ingest->mutex);
+		db = db_entry(d->oid);
+		if (db && !db->idle_exit)
+			db->wanted = true;
+		SpinLockRelease(&ingest->mutex);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+}
+
+PGDLLEXPORT void imgs_ingest_launcher_main(Datum arg);
+void
+imgs_ingest_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	SpinLockAcquire(&ingest->mutex);
+	ingest->launcher_latch = MyLatch;
+	/* workers of an earlier launcher are gone or will be found by their pids */
+	for (int i = 0; i < INGEST_MAX_DBS; i++)
+		ingest->dbs[i].idle_exit = false;
+	SpinLockRelease(&ingest->mutex);
+	want_every_database();
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		for (int i = 0; i < INGEST_MAX_DBS; i++)
+		{
+			bool		start = false;
+			pid_t		pid = 0;
+
+			if (worker_handles[i] != NULL &&
+				GetBackgroundWorkerPid(worker_handles[i], &pid) == BGWH_STOPPED)
+			{
+				pfree(worker_handles[i]);
+				worker_handles[i] = NULL;
+			}
+			SpinLockAcquire(&ingest->mutex);
+			if (ingest->dbs[i].dboid != InvalidOid && worker_handles[i] == NULL)
+			{
+				ingest->dbs[i].pid = 0;
+				/* a worker that left with work to do comes back; an idle one when asked */
+				start = ingest->dbs[i].wanted && !ingest->dbs[i].idle_exit;
+			}
+			SpinLockRelease(&ingest->mutex);
+			if (start && !database_exists(ingest->dbs[i].dboid))
+			{
+				/* dropped: forget it */
+				SpinLockAcquire(&ingest->mutex);
+				memset(&ingest->dbs[i], 0, sizeof(IngestDb));
+				SpinLockRelease(&ingest->mutex);
+				start = false;
+			}
+			if (start)
+				start_worker(i);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * A database's worker
+ */
+
+static int	my_slot;
+
+/* Runs sql (no result wanted) with SPI; errors raise. */
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "imgsearch ingest: SPI failed (%d) on: %s", rc, sql);
+}
+
+/*
+ * One round: a batch of each registered table. Returns the number of rows
+ * it gave a feature or an error; -1 when the database has nothing to do
+ * (no imgsearch, or no registration).
+ */
+static int
+ingest_round(bool prune)
+{
+	char	   *schema;
+	int			nregs;
+	Oid		   *relids;
+	int		   *batch_sizes;
+	char	  **owners;
+	int			worked = 0;
+	MemoryContext round_ctx = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "imgsearch ingest round");
+
+	spi_exec("SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+			 "WHERE e.extname = 'imgsearch'", 0, NULL, NULL);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return -1;
+	}
+	schema = MemoryContextStrdup(round_ctx, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	/* registrations whose table is gone are skipped (the drop's event trigger removes them) */
+	spi_exec(psprintf("SELECT i.relid::oid, i.batch_size, quote_ident(r.rolname) FROM %s.imgsearch_ingest i "
+					  "JOIN pg_class c ON c.oid = i.relid JOIN pg_roles r ON r.oid = c.relowner ORDER BY 1",
+					  schema), 0, NULL, NULL);
+	nregs = (int) SPI_processed;
+	relids = MemoryContextAlloc(round_ctx, sizeof(Oid) * Max(nregs, 1));
+	batch_sizes = MemoryContextAlloc(round_ctx, sizeof(int) * Max(nregs, 1));
+	owners = MemoryContextAlloc(round_ctx, sizeof(char *) * Max(nregs, 1));
+	for (int i = 0; i < nregs; i++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		relids[i] = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		batch_sizes[i] = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		owners[i] = MemoryContextStrdup(round_ctx, SPI_getvalue(tup, SPI_tuptable->tupdesc, 3));
+	}
+	if (nregs == 0)
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return -1;
+	}
+
+	for (int i = 0; i < nregs; i++)
+	{
+		Oid			types[5] = {OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		args[5];
+		int			nrows;
+		int			ndone = 0;
+		SPITupleTable *results;
+
+		args[0] = ObjectIdGetDatum(relids[i]);
+		args[1] = Int32GetDatum(batch_sizes[i]);
+		/* as the table's owner: its triggers and permissions, not a superuser's */
+		spi_exec(psprintf("SET LOCAL ROLE %s", owners[i]), 0, NULL, NULL);
+		spi_exec(psprintf("SELECT key, error_state, error_message FROM %s.imgsearch_ingest_batch($1::regclass, $2)", schema),
+				 2, types, args);
+		results = SPI_tuptable;
+		nrows = (int) SPI_processed;
+		spi_exec("RESET ROLE", 0, NULL, NULL);
+		for (int r = 0; r < nrows; r++)
+		{
+			char	   *key = SPI_getvalue(results->vals[r], results->tupdesc, 1);
+			char	   *sqlstate = SPI_getvalue(results->vals[r], results->tupdesc, 2);
+			char	   *message = SPI_getvalue(results->vals[r], results->tupdesc, 3);
+
+			if (sqlstate == NULL)
+			{
+				ndone++;
+				continue;
+			}
+			args[2] = CStringGetTextDatum(key);
+			args[3] = CStringGetTextDatum(sqlstate);
+			args[4] = CStringGetTextDatum(message ? message : "");
+			spi_exec(psprintf("INSERT INTO %s.imgsearch_ingest_errors (relid, key, sqlstate, message) "
+							  "VALUES ($1, $3, $4, $5) ON CONFLICT (relid, key) DO UPDATE SET "
+							  "sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message, failed_at = now()",
+							  schema), 5, types, args);
+		}
+		if (ndone > 0)
+		{
+			args[1] = Int32GetDatum(ndone);
+			spi_exec(psprintf("INSERT INTO %s.imgsearch_ingest_log (relid, images) VALUES ($1, $2)", schema),
+					 2, types, args);
+		}
+		worked += nrows;
+	}
+	if (prune)
+		spi_exec(psprintf("DELETE FROM %s.imgsearch_ingest_log WHERE done_at < now() - interval '1 hour'", schema),
+				 0, NULL, NULL);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return worked;
+}
+
+PGDLLEXPORT void imgs_ingest_worker_main(Datum arg);
+void
+imgs_ingest_worker_main(Datum arg)
+{
+	Oid			dboid;
+	long		pause_ms = 1000;
+	TimestampTz last_prune = 0;
+	MemoryContext loop_ctx;
+
+	my_slot = DatumGetInt32(arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	SpinLockAcquire(&ingest->mutex);
+	dboid = ingest->dbs[my_slot].dboid;
+	ingest->dbs[my_slot].pid = MyProcPid;
+	SpinLockRelease(&ingest->mutex);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* a bulk load: behind every search at the model workers */
+	SetConfigOption("imgsearch.model_priority", "background", PGC_SUSET, PGC_S_OVERRIDE);
+	loop_ctx = AllocSetContextCreate(TopMemoryContext, "imgsearch ingest round", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		int			worked = 0;
+		bool		failed = false;
+		TimestampTz now = GetCurrentTimestamp();
+		bool		prune = TimestampDifferenceExceeds(last_prune, now, 60 * 1000);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(loop_ctx);
+		MemoryContextSwitchTo(loop_ctx);
+		PG_TRY();
+		{
+			worked = ingest_round(prune);
+		}
+		PG_CATCH();
+		{
+			/* not a row's error: report it, pause, try again (never a tight loop) */
+			MemoryContextSwitchTo(loop_ctx);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			failed = true;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(TopMemoryContext);
+		if (prune && !failed)
+			last_prune = now;
+
+		if (worked < 0)
+		{
+			/* nothing registered here: leave until imgsearch_ingest_start asks again */
+			SpinLockAcquire(&ingest->mutex);
+			ingest->dbs[my_slot].idle_exit = true;
+			ingest->dbs[my_slot].wanted = false;
+			SpinLockRelease(&ingest->mutex);
+			ereport(DEBUG1, (errmsg("imgsearch ingest worker: nothing registered in this database")));
+			proc_exit(0);
+		}
+		pause_ms = failed ? Min(pause_ms * 2, 60000L) : 1000;
+		if (worked > 0 && !failed)
+			continue;			/* more may be waiting */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pause_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
