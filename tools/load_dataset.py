@@ -34,6 +34,7 @@ import csv
 import io
 import os
 import sys
+import time
 
 import psycopg2
 import psycopg2.extras
@@ -154,14 +155,58 @@ def load_images(conn, dataset, batch, sharded=False):
     print('load_dataset: %d images (%d new), %d queries' % (len(rows), len(todo), len(queries)))
 
 
+def ingest_available(conn, table):
+    """Whether the server's ingest workers can fill table: imgsearch with
+    ingest (0.2), its launcher running (shared_preload_libraries), and table a
+    plain table (a coordinator's partitioned table of foreign shards is not)."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT to_regproc('imgsearch_ingest_start') IS NOT NULL
+                          AND EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'imgsearch ingest launcher')
+                          AND (SELECT relkind FROM pg_class WHERE oid = %s::regclass) = 'r'""", [table])
+        ok = cur.fetchone()[0]
+    conn.commit()
+    return ok
+
+
+def ingest_features(conn, table, remaining):
+    """Registers table with the server's ingest workers (which extract in
+    the background, at background priority, batch by batch) and shows their
+    progress from imgsearch_ingest_status until nothing is pending. Rows that
+    fail are reported, not retried."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT imgsearch_ingest_start(%s, image => 'img', feature => 'feat')", [table])
+    conn.commit()
+    done = 0
+    with tqdm(total=remaining, desc='features (ingest workers)', unit='img') as bar:
+        while True:
+            with conn.cursor() as cur:
+                cur.execute("""SELECT pending, failed, last_error FROM imgsearch_ingest_status
+                                WHERE relid = %s::regclass""", [table])
+                pending, failed, last_error = cur.fetchone()
+            conn.commit()
+            now_done = max(0, remaining - pending)
+            bar.update(now_done - done)
+            done = now_done
+            if pending == 0:
+                break
+            time.sleep(0.5)
+    if failed:
+        print('load_dataset: %d images failed (imgsearch_ingest_errors); the last: %s' % (failed, last_error))
+    return done - failed
+
+
 def extract_features(conn, batch, table='gallery.images'):
-    """Fills table.feat (NULL so far) from table.img, batch images per
-    vgg16_features() call; table has an integer key id. Used by make eval too."""
+    """Fills table.feat (NULL so far) from table.img: by the server's ingest
+    workers where it has them, else here, batch images per vgg16_features()
+    call; table has an integer key id. Used by make eval too."""
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM %s WHERE feat IS NULL" % table)
         remaining = cur.fetchone()[0]
+    conn.commit()
     if remaining == 0:
         return 0
+    if ingest_available(conn, table):
+        return ingest_features(conn, table, remaining)
     with conn.cursor() as cur:
         # a bulk load queues behind searches at the model workers
         cur.execute("SET imgsearch.model_priority = 'background'")

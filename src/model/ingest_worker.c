@@ -364,6 +364,14 @@ ingest_round(bool prune)
 		return -1;
 	}
 	schema = MemoryContextStrdup(round_ctx, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	/*
+	 * The database's own imgsearch.model (ALTER DATABASE ... SET), as it is
+	 * now: a session reads it when it connects, this worker every round.
+	 */
+	spi_exec("SELECT set_config('imgsearch.model', substr(c, 17), true) "
+			 "FROM pg_db_role_setting s, unnest(s.setconfig) c "
+			 "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+			 "AND s.setrole = 0 AND c LIKE 'imgsearch.model=%'", 0, NULL, NULL);
 	/* registrations whose table is gone are skipped (the drop's event trigger removes them) */
 	spi_exec(psprintf("SELECT i.relid::oid, i.batch_size, quote_ident(r.rolname) FROM %s.imgsearch_ingest i "
 					  "JOIN pg_class c ON c.oid = i.relid JOIN pg_roles r ON r.oid = c.relowner ORDER BY 1",
