@@ -146,7 +146,7 @@ run_case() { # name command...
 # vgg16_features test data: the seeded random-weight models (exported once,
 # cached in build/), images, and their features computed by torchvision.
 export IMGSEARCH_TEST_DATA=$work/model
-if has regress || has pgtap || has t; then
+if has regress || has pgtap || has t || has web || has eval; then
 	/usr/bin/python3 "$repo/test/model/fixtures.py" --cache "$repo/build/test-models" \
 		--out "$IMGSEARCH_TEST_DATA" >"$work/fixtures.log" 2>&1 ||
 		setup_failed "test fixtures (test/model/fixtures.py)" "$work/fixtures.log"
