@@ -98,6 +98,15 @@ def set_model(conn, path, shards):
         cur.execute("SELECT current_database()")
         db = cur.fetchone()[0]
         cur.execute("ALTER DATABASE %s SET imgsearch.model = %%s" % psycopg2.extensions.quote_ident(db, cur), [path])
+    # each shard's ingest workers extract its rows with the same model
+    for c in shards:
+        with c.cursor() as shard_cur:
+            shard_cur.execute("SELECT current_database()")
+            shard_db = shard_cur.fetchone()[0]
+            shard_cur.execute("ALTER DATABASE %s SET imgsearch.model = %%s"
+                              % psycopg2.extensions.quote_ident(shard_db, shard_cur), [path])
+        c.commit()
+    with conn.cursor() as cur:
         cur.execute("SET imgsearch.model = %s", [path])
         # by content too: a model exported again under the same name is another model
         cur.execute("SELECT sha256 FROM imgsearch_model_info()")
@@ -168,22 +177,28 @@ def ingest_available(conn, table):
     return ok
 
 
-def ingest_features(conn, table, remaining):
-    """Registers table with the server's ingest workers (which extract in
-    the background, at background priority, batch by batch) and shows their
-    progress from imgsearch_ingest_status until nothing is pending. Rows that
-    fail are reported, not retried."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT imgsearch_ingest_start(%s, image => 'img', feature => 'feat')", [table])
-    conn.commit()
+def ingest_features(conns, table, remaining):
+    """Registers table with the ingest workers of each server in conns (a
+    node, or every shard of a coordinator: each fills its own rows, and the
+    coordinator extracts nothing) and shows their progress, summed from
+    imgsearch_ingest_status, until nothing is pending. Rows that fail are
+    reported, not retried."""
+    for c in conns:
+        with c.cursor() as cur:
+            cur.execute("SELECT imgsearch_ingest_start(%s, image => 'img', feature => 'feat')", [table])
+        c.commit()
     done = 0
     with tqdm(total=remaining, desc='features (ingest workers)', unit='img') as bar:
         while True:
-            with conn.cursor() as cur:
-                cur.execute("""SELECT pending, failed, last_error FROM imgsearch_ingest_status
-                                WHERE relid = %s::regclass""", [table])
-                pending, failed, last_error = cur.fetchone()
-            conn.commit()
+            pending = failed = 0
+            last_error = None
+            for c in conns:
+                with c.cursor() as cur:
+                    cur.execute("""SELECT pending, failed, last_error FROM imgsearch_ingest_status
+                                    WHERE relid = %s::regclass""", [table])
+                    p, f, e = cur.fetchone()
+                c.commit()
+                pending, failed, last_error = pending + p, failed + f, e or last_error
             now_done = max(0, remaining - pending)
             bar.update(now_done - done)
             done = now_done
@@ -206,7 +221,7 @@ def extract_features(conn, batch, table='gallery.images'):
     if remaining == 0:
         return 0
     if ingest_available(conn, table):
-        return ingest_features(conn, table, remaining)
+        return ingest_features([conn], table, remaining)
     with conn.cursor() as cur:
         # a bulk load queues behind searches at the model workers
         cur.execute("SET imgsearch.model_priority = 'background'")
@@ -284,7 +299,14 @@ def main():
     if args.model:
         set_model(conn, args.model, shards)
     load_images(conn, args.dataset, args.batch, sharded=bool(shards))
-    new_features = extract_features(conn, args.batch)
+    if shards and all(ingest_available(c, 'gallery.images') for c in shards):
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM gallery.images WHERE feat IS NULL")
+            remaining = cur.fetchone()[0]
+        conn.commit()
+        new_features = ingest_features(shards, 'gallery.images', remaining) if remaining else 0
+    else:
+        new_features = extract_features(conn, args.batch)
     if not args.no_index:
         with conn.cursor() as cur:
             cur.execute("SELECT count(feat) FROM gallery.images")
