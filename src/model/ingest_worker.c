@@ -139,21 +139,13 @@ db_entry(Oid dboid)
 	return free_entry;
 }
 
-PG_FUNCTION_INFO_V1(imgsearch_ingest_wake);
-Datum
-imgsearch_ingest_wake(PG_FUNCTION_ARGS)
+/* Asks the launcher for this database's worker (mutex not held). */
+static void
+wake_launcher(void)
 {
 	IngestDb   *db;
 	Latch	   *latch;
 
-	if (!ingest_preloaded || ingest == NULL)
-	{
-		ereport(NOTICE,
-				(errmsg("no ingest worker runs: imgsearch is not in shared_preload_libraries"),
-				 errhint("Add shared_preload_libraries = 'imgsearch' to postgresql.conf and restart; "
-						 "until then imgsearch_ingest_batch(table, n) fills features by hand.")));
-		PG_RETURN_VOID();
-	}
 	SpinLockAcquire(&ingest->mutex);
 	db = db_entry(MyDatabaseId);
 	if (db)
@@ -168,6 +160,48 @@ imgsearch_ingest_wake(PG_FUNCTION_ARGS)
 				(errmsg("imgsearch ingest serves at most %d databases", INGEST_MAX_DBS)));
 	if (latch)
 		SetLatch(latch);
+}
+
+/*
+ * The wake waits for the commit: a worker started before the registration
+ * is visible would find nothing and leave.
+ */
+static bool wake_at_commit = false;
+
+static void
+ingest_xact_callback(XactEvent event, void *arg)
+{
+	if (!wake_at_commit)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		wake_at_commit = false;
+		wake_launcher();
+	}
+	else if (event == XACT_EVENT_ABORT)
+		wake_at_commit = false;
+}
+
+PG_FUNCTION_INFO_V1(imgsearch_ingest_wake);
+Datum
+imgsearch_ingest_wake(PG_FUNCTION_ARGS)
+{
+	static bool callback_registered = false;
+
+	if (!ingest_preloaded || ingest == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("no ingest worker runs: imgsearch is not in shared_preload_libraries"),
+				 errhint("Add shared_preload_libraries = 'imgsearch' to postgresql.conf and restart; "
+						 "until then imgsearch_ingest_batch(table, n) fills features by hand.")));
+		PG_RETURN_VOID();
+	}
+	if (!callback_registered)
+	{
+		RegisterXactCallback(ingest_xact_callback, NULL);
+		callback_registered = true;
+	}
+	wake_at_commit = true;
 	PG_RETURN_VOID();
 }
 
