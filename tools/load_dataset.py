@@ -188,7 +188,7 @@ def ingest_features(conns, table, remaining):
             cur.execute("SELECT imgsearch_ingest_start(%s, image => 'img', feature => 'feat')", [table])
         c.commit()
     done = 0
-    with tqdm(total=remaining, desc='features (ingest workers)', unit='img') as bar:
+    with tqdm(total=remaining, desc='features', unit='img') as bar:
         while True:
             pending = failed = 0
             last_error = None

@@ -577,9 +577,21 @@ imgsearch_model_info(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	bool		nulls[8] = {false};
 
+	char		pool_metadata[2048];
+
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "imgsearch_model_info must return a record");
-	load_model(&info);
+	require_model_path();
+	/* a model worker that has it loaded says what it is: this backend loads no torch */
+	if (imgs_model_pool_info(model_path, &info.dims, pool_metadata, sizeof(pool_metadata),
+							 &info.load_seconds, &info.generation))
+	{
+		info.metadata = pool_metadata;
+		/* the sha256 below is hashed again whenever the worker's model is another load */
+		info.generation |= UINT64CONST(1) << 63;
+	}
+	else
+		load_model(&info);
 	if (info.metadata[0] != '\0')
 		meta = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(info.metadata)));
 

@@ -50,6 +50,7 @@
 #define POOL_MAX_WORKERS	32
 #define POOL_QUEUE_LEN		1024	/* per priority */
 #define POOL_MAX_DIMS		16000	/* imgfeat's limit */
+#define POOL_METADATA_LEN	2048	/* the export's JSON (about 300 bytes) */
 
 typedef struct PoolQueue
 {
@@ -68,7 +69,10 @@ typedef struct PoolWorker
 	uint64		failed;			/* requests answered with an error */
 	uint64		dropped;		/* requests whose caller had left */
 	double		load_seconds;	/* of its current model */
+	int			dims;			/* its current model's output */
+	uint64		generation;		/* its loads, counted (a new file is a new load) */
 	char		model[MAXPGPATH];	/* its current model, "" before the first */
+	char		metadata[POOL_METADATA_LEN];	/* the model's, "" if longer */
 } PoolWorker;
 
 typedef struct ImgsPool
@@ -391,6 +395,12 @@ worker_load(const char *path, ImgsModelInfo *info, ImgsError *err)
 	SpinLockAcquire(&pool->mutex);
 	strlcpy(me->model, path, sizeof(me->model));
 	me->load_seconds = info->load_seconds;
+	me->dims = info->dims;
+	me->generation = info->generation;
+	if (strlen(info->metadata) < sizeof(me->metadata))
+		strlcpy(me->metadata, info->metadata, sizeof(me->metadata));
+	else
+		me->metadata[0] = '\0';
 	SpinLockRelease(&pool->mutex);
 	return true;
 }
@@ -515,6 +525,34 @@ imgs_model_worker_main(Datum arg)
 		pool->workers[my_slot].busy = false;
 		SpinLockRelease(&pool->mutex);
 	}
+}
+
+bool
+imgs_model_pool_info(const char *model_path, int *dims, char *metadata, Size metadata_len,
+					 double *load_seconds, uint64 *generation)
+{
+	bool		found = false;
+
+	if (!imgs_model_pool_active())
+		return false;
+	SpinLockAcquire(&pool->mutex);
+	for (int i = 0; i < pool->nworkers && !found; i++)
+	{
+		PoolWorker *w = &pool->workers[i];
+
+		if (w->pid != 0 && w->dims > 0 && strcmp(w->model, model_path) == 0 &&
+			strlen(w->metadata) < metadata_len)
+		{
+			*dims = w->dims;
+			strlcpy(metadata, w->metadata, metadata_len);
+			*load_seconds = w->load_seconds;
+			/* a restarted worker counts loads from 1 again: its pid tells them apart */
+			*generation = ((uint64) w->pid << 32) ^ w->generation;
+			found = true;
+		}
+	}
+	SpinLockRelease(&pool->mutex);
+	return found;
 }
 
 /* ---------------------------------------------------------------------------

@@ -39,6 +39,14 @@ extern int	imgs_model_pool_extract(const char *model_path, const char *data, Siz
 /* imgsearch.model_priority is background: this session's requests queue behind interactive ones. */
 extern bool imgs_model_pool_background(void);
 
+/*
+ * What a worker knows of the model at model_path, where one has it loaded:
+ * its dims, metadata (copied, NUL-terminated), load time and load count.
+ * False where no worker has it (then the backend loads it to know).
+ */
+extern bool imgs_model_pool_info(const char *model_path, int *dims, char *metadata, Size metadata_len,
+								 double *load_seconds, uint64 *generation);
+
 /* The background worker's entry point (bgw_function_name). */
 extern PGDLLEXPORT void imgs_model_worker_main(Datum arg);
 
