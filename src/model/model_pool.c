@@ -166,15 +166,17 @@ pool_shmem_startup(void)
 void
 imgs_model_pool_init(void)
 {
-	DefineCustomIntVariable("imgsearch.model_workers",
-							"Model workers: background workers that run vgg16_features() for every session.",
-							"Needs imgsearch in shared_preload_libraries; 0 runs the model in each backend "
-							"that calls it. Each worker runs imgsearch.threads intra-op threads.",
-							&model_workers,
-							1, 0, POOL_MAX_WORKERS,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+	/* a server-start setting can only be defined while preloading (else FATAL) */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("imgsearch.model_workers",
+								"Model workers: background workers that run vgg16_features() for every session.",
+								"Exists with imgsearch in shared_preload_libraries; 0 runs the model in each backend "
+								"that calls it. Each worker runs imgsearch.threads intra-op threads.",
+								&model_workers,
+								1, 0, POOL_MAX_WORKERS,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 	DefineCustomBoolVariable("imgsearch.model_in_backend",
 							 "Run vgg16_features() in this backend even where model workers serve it.",
 							 "The backend then loads libtorch and the model itself (about 0.8 s and 270 MB).",
