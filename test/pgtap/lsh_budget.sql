@@ -19,11 +19,14 @@
 -- different vectors at exactly the same distance, must all come. Recall@30 against
 -- a sequential scan and sort (imgsearch.method = 'argsort') is reported with
 -- diag(); at the smallest budget it is below 1 (else the settings are ignored).
+-- Comparisons with the sort are helpers/topk.psql's (ties as sets; recall
+-- counts a row at the 30th distance).
 SET client_min_messages = warning;
 -- enable_seqscan = off costs the seq scans of the helper queries past
 -- jit_above_cost: JIT compiling each of them would take most of the time
 SET jit = off;
 SET statement_timeout = '60s';
+\ir helpers/topk.psql
 
 CREATE TABLE lb_tables (tbl text PRIMARY KEY, dim int, n int, ncl int, off float8, spread float8);
 -- (lb_r32: one centre and noise of width 2, i.e. uniform random in a cube)
@@ -36,30 +39,17 @@ INSERT INTO lb_budgets VALUES (1, 0), (2, 0), (0, 1), (0, 5), (0, 30), (1, 1), (
 SELECT plan(3 * 3 * 9 * 2 + 1 + 2 * 4 + 1 + 2 * 4);
 
 SELECT setseed(0.1875);
-CREATE TABLE lb_center AS
-SELECT tbl, j, c, off + 2 * random() - 1 AS m
-FROM lb_tables, generate_series(0, ncl - 1) j, generate_series(1, dim) c;
 -- rows 1..n are loaded, n + 1 .. n + 5 are the queries
 CREATE TABLE lb_src AS
-SELECT t.tbl, i AS id,
-       array_agg((ce.m + t.spread * (random() - 0.5))::real ORDER BY ce.c)::imgfeat AS v
-FROM lb_tables t, generate_series(1, t.n + 5) i, lb_center ce
-WHERE ce.tbl = t.tbl AND ce.j = (i * 3 + i / 7) % t.ncl
-GROUP BY t.tbl, i;
+SELECT t.tbl, s.id, s.v
+FROM lb_tables t, LATERAL pg_temp.cluster_feats(t.dim, t.n + 5, t.ncl, t.off, t.spread, 3, 7) s
+ORDER BY t.tbl, s.id;
 CREATE TABLE lb_query AS
 SELECT s.tbl, s.id - t.n AS qn, s.v AS q FROM lb_src s JOIN lb_tables t USING (tbl) WHERE s.id > t.n;
 DELETE FROM lb_src s USING lb_tables t WHERE s.tbl = t.tbl AND s.id > t.n;
 -- no ties (the order of a sort is the one right order): a row whose distance
 -- to a query equals another row's, by any operator, goes
-DELETE FROM lb_src s USING (
-	SELECT DISTINCT tbl, id FROM (
-		SELECT s.tbl, s.id,
-		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <-> q.q) AS l2,
-		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <=> q.q) AS cosine,
-		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <#> q.q) AS ip
-		FROM lb_src s JOIN lb_query q USING (tbl)) c
-	WHERE l2 > 1 OR cosine > 1 OR ip > 1) tied
-WHERE s.tbl = tied.tbl AND s.id = tied.id;
+DO $$ BEGIN PERFORM pg_temp.drop_ties('lb_src', 'lb_query', 'tbl', '{<->,<=>,<#>}'); END $$;
 
 CREATE TABLE lb_c32 (id int, v imgfeat(32));
 CREATE TABLE lb_c256 (id int, v imgfeat(256));
@@ -86,80 +76,11 @@ CREATE INDEX lb_r32_cos ON lb_r32 USING lsh (v imgfeat_cosine_ops) WITH (buckets
 CREATE INDEX lb_r32_ip ON lb_r32 USING lsh (v imgfeat_ip_ops) WITH (buckets = 250);
 ANALYZE lb_c32, lb_c256, lb_r32;
 
-CREATE FUNCTION pg_temp.explain_lines(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-BEGIN
-	RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || query;
-END $$;
-
--- One search: ids and distances in the order returned, the operator
--- recomputed on the table's row of each id, and the plan. 'argsort' leaves
--- out the rows whose vector is NULL (last in a sort).
-CREATE FUNCTION pg_temp.knn(tbl text, op text, q imgfeat, k int, method text, probes int, candidates int,
-                            OUT ids int[], OUT dists float8[], OUT true_dists float8[], OUT plan text)
-LANGUAGE plpgsql AS $$
-DECLARE
-	query text := format('SELECT id, v %s %L::imgfeat AS d FROM %I ORDER BY v %s %L::imgfeat LIMIT %s',
-	                     op, q, tbl, op, q, coalesce(k::text, 'ALL'));
-BEGIN
-	PERFORM set_config('imgsearch.method', method, true);
-	PERFORM set_config('enable_seqscan', (method = 'argsort')::text, true);
-	PERFORM set_config('lsh.probes', probes::text, true);
-	PERFORM set_config('lsh.candidates', candidates::text, true);
-	SELECT string_agg(p, E'\n') INTO plan FROM pg_temp.explain_lines(query) p;
-	EXECUTE format('SELECT array_agg(s.id ORDER BY s.n), array_agg(s.d ORDER BY s.n),
-	                       array_agg(t.v %s %L::imgfeat ORDER BY s.n)
-	                FROM (SELECT id, d, row_number() OVER () AS n FROM (%s) r) s
-	                LEFT JOIN %I t ON t.id = s.id
-	                WHERE %s', op, q, query, tbl,
-	               CASE method WHEN 'argsort' THEN 's.d IS NOT NULL' ELSE 'true' END)
-		INTO ids, dists, true_dists;
-	RESET lsh.probes;
-	RESET lsh.candidates;
-END $$;
-
--- What is wrong with one answer ('' if nothing): the count (want NULL: any),
--- an id twice, a NULL distance, a distance that is not the row's, a distance
--- below the previous one, a plan that is not the lsh index.
-CREATE FUNCTION pg_temp.problems(ids int[], dists float8[], true_dists float8[], plan text, want int, idx text)
-RETURNS text LANGUAGE sql AS $$
-	SELECT concat_ws('; ',
-		CASE WHEN coalesce(cardinality(ids), 0) <> want
-		     THEN format('%s rows, not %s', coalesce(cardinality(ids), 0), want) END,
-		CASE WHEN (SELECT count(DISTINCT i) FROM unnest(ids) i) <> cardinality(ids)
-		     THEN 'an id twice' END,
-		CASE WHEN EXISTS (SELECT FROM unnest(dists) d WHERE d IS NULL)
-		     THEN 'a NULL distance' END,
-		CASE WHEN dists IS DISTINCT FROM true_dists
-		     THEN 'a distance that is not the row''s' END,
-		CASE WHEN EXISTS (SELECT FROM generate_subscripts(dists, 1) i
-		                  WHERE i > 1 AND NOT dists[i - 1] <= dists[i])
-		     THEN 'distances out of order' END,
-		CASE WHEN plan !~ ('Index Scan using ' || idx || ' ')
-		     THEN 'not an index scan using ' || idx END)
-$$;
-
--- What is wrong with a scan of every row against the sort's (ids and
--- distances): D, the largest distance of a row it missed; its rows farther
--- than D must be the sort's rows farther than D, in order.
-CREATE FUNCTION pg_temp.tail_problems(ids int[], dists float8[], all_ids int[], all_dists float8[])
-RETURNS text LANGUAGE sql AS $$
-	WITH s AS (SELECT i, d FROM unnest(all_ids, all_dists) u(i, d)),
-	     missed AS (SELECT max(d) AS dmax FROM s WHERE i <> ALL (coalesce(ids, '{}'))),
-	     mine AS (SELECT array_agg(i ORDER BY n) AS ids FROM unnest(ids, dists) WITH ORDINALITY u(i, d, n), missed
-	              WHERE dmax IS NULL OR d > dmax),
-	     theirs AS (SELECT array_agg(i ORDER BY n) AS ids FROM unnest(all_ids, all_dists) WITH ORDINALITY u(i, d, n), missed
-	                WHERE dmax IS NULL OR d > dmax)
-	SELECT CASE WHEN mine.ids IS DISTINCT FROM theirs.ids
-	            THEN format('past %s: %s rows, the sort''s %s', missed.dmax,
-	                        coalesce(cardinality(mine.ids), 0), coalesce(cardinality(theirs.ids), 0))
-	            ELSE '' END
-	FROM mine, theirs, missed
-$$;
-
 CREATE TABLE lb_recall (tbl text, op text, probes int, candidates int, recall float8);
 
--- One table, operator and budget: LIMIT 1, 50, 200 for the five queries;
--- LIMIT ALL for the first; recall@30 recorded.
+-- One table, operator and budget: LIMIT 1, 50, 200 for the five queries
+-- (helpers/topk.psql's scan_problems); LIMIT ALL for the first (and
+-- tail_problems); recall@30 recorded.
 CREATE FUNCTION pg_temp.check_budget(tbl text, op text, probes int, candidates int) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -177,25 +98,25 @@ BEGIN
 	EXECUTE format('SELECT count(v) FROM %I', tbl) INTO n;
 	FOR c IN SELECT * FROM lb_query q WHERE q.tbl = check_budget.tbl ORDER BY qn LOOP
 		FOREACH k IN ARRAY ARRAY[1, 50, 200] LOOP
-			SELECT * INTO f FROM pg_temp.knn(tbl, op, c.q, k, 'lsh', probes, candidates);
-			p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, k, idx);
+			SELECT * INTO f FROM pg_temp.knn(tbl, op, c.q, k, 'lsh', pg_temp.lsh_budget(probes, candidates));
+			p := pg_temp.scan_problems(f.ids, f.dists, f.true_dists, f.plan, k, idx);
 			IF p <> '' THEN
 				bad := bad || format('query %s LIMIT %s: %s. ', c.qn, k, p);
 			END IF;
 		END LOOP;
-		SELECT * INTO f FROM pg_temp.knn(tbl, op, c.q, 30, 'lsh', probes, candidates);
-		SELECT * INTO a FROM pg_temp.knn(tbl, op, c.q, 30, 'argsort', 0, 0);
-		hits := hits + (SELECT count(*) FROM unnest(f.ids) i WHERE i = ANY (a.ids));
+		SELECT * INTO f FROM pg_temp.knn(tbl, op, c.q, 30, 'lsh', pg_temp.lsh_budget(probes, candidates));
+		SELECT * INTO a FROM pg_temp.knn(tbl, op, c.q, 30, 'argsort');
+		hits := hits + pg_temp.recall_hits(f.true_dists, a.dists);
 	END LOOP;
 	INSERT INTO lb_recall VALUES (tbl, op, probes, candidates, hits / 150.0);
 	RETURN NEXT is(bad, '', format('%s %s %s, LIMIT 1, 50, 200: that many distinct rows, each with its distance, in non-decreasing order',
 	                               tbl, op, budget));
 	SELECT * INTO f FROM pg_temp.knn(tbl, op, (SELECT q FROM lb_query q WHERE q.tbl = check_budget.tbl AND qn = 1),
-	                                 NULL, 'lsh', probes, candidates);
+	                                 NULL, 'lsh', pg_temp.lsh_budget(probes, candidates));
 	SELECT * INTO a FROM pg_temp.knn(tbl, op, (SELECT q FROM lb_query q WHERE q.tbl = check_budget.tbl AND qn = 1),
-	                                 NULL, 'argsort', 0, 0);
-	RETURN NEXT is(pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, cardinality(f.ids), idx)
-	               || pg_temp.tail_problems(f.ids, f.dists, a.ids, a.dists), '',
+	                                 NULL, 'argsort');
+	RETURN NEXT is(concat_ws('; ', nullif(pg_temp.scan_problems(f.ids, f.dists, f.true_dists, f.plan, NULL, idx), ''),
+	                         nullif(pg_temp.tail_problems(f.ids, f.dists, a.ids, a.dists), '')), '',
 	               format('%s %s %s, LIMIT ALL: distinct rows in non-decreasing order, each with its distance; the sort''s rows past the farthest one missed',
 	                      tbl, op, budget));
 END $$;
@@ -221,8 +142,7 @@ SELECT cmp_ok((SELECT recall FROM lb_recall WHERE tbl = 'lb_c32' AND op = '<->' 
 -- LIMIT 60 returns 60 distinct rows in order.
 SELECT setseed(0.625);
 CREATE TABLE lb_dup_base AS
-SELECT j, (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 32) WHERE j >= 0)::imgfeat AS v
-FROM generate_series(0, 39) j;
+SELECT j, pg_temp.random_feat(32, -0.5) AS v FROM generate_series(0, 39) j;
 CREATE TABLE lb_dup (id int, v imgfeat(32));
 INSERT INTO lb_dup SELECT i, v FROM generate_series(1, 1000) i JOIN lb_dup_base ON j = (i * 7) % 40 ORDER BY i;
 CREATE INDEX lb_dup_l2 ON lb_dup USING lsh (v) WITH (buckets = 100);
@@ -237,16 +157,16 @@ DECLARE
 	p text;
 BEGIN
 	FOR c IN SELECT j, v FROM lb_dup_base WHERE j IN (0, 13, 27) ORDER BY j LOOP
-		SELECT * INTO f FROM pg_temp.knn('lb_dup', op, c.v, 25, 'lsh', probes, candidates);
-		p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, 25, idx);
+		SELECT * INTO f FROM pg_temp.knn('lb_dup', op, c.v, 25, 'lsh', pg_temp.lsh_budget(probes, candidates));
+		p := pg_temp.scan_problems(f.ids, f.dists, f.true_dists, f.plan, 25, idx);
 		IF p = '' AND EXISTS (SELECT FROM unnest(f.ids) i JOIN lb_dup d ON d.id = i WHERE d.v::text <> c.v::text) THEN
 			p := 'a row that is not a copy of the query';
 		END IF;
 		IF p <> '' THEN
 			bad := bad || format('copies of base %s, LIMIT 25: %s. ', c.j, p);
 		END IF;
-		SELECT * INTO f FROM pg_temp.knn('lb_dup', op, c.v, 60, 'lsh', probes, candidates);
-		p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, 60, idx);
+		SELECT * INTO f FROM pg_temp.knn('lb_dup', op, c.v, 60, 'lsh', pg_temp.lsh_budget(probes, candidates));
+		p := pg_temp.scan_problems(f.ids, f.dists, f.true_dists, f.plan, 60, idx);
 		IF p <> '' THEN
 			bad := bad || format('copies of base %s, LIMIT 60: %s. ', c.j, p);
 		END IF;
@@ -291,8 +211,8 @@ DECLARE
 	p text;
 BEGIN
 	SELECT count(*) INTO k FROM lb_tie t WHERE t.grp = want_grp;
-	SELECT * INTO f FROM pg_temp.knn('lb_tie', op, q, k, 'lsh', probes, candidates);
-	p := pg_temp.problems(f.ids, f.dists, f.true_dists, f.plan, k, 'lb_tie_' || want_grp);
+	SELECT * INTO f FROM pg_temp.knn('lb_tie', op, q, k, 'lsh', pg_temp.lsh_budget(probes, candidates));
+	p := pg_temp.scan_problems(f.ids, f.dists, f.true_dists, f.plan, k, 'lb_tie_' || want_grp);
 	IF p = '' AND EXISTS (SELECT FROM unnest(f.ids) i JOIN lb_tie t ON t.id = i WHERE t.grp <> want_grp) THEN
 		p := 'a row not of the tied group';
 	END IF;
@@ -310,4 +230,4 @@ ORDER BY opn, probes, candidates;
 
 SELECT * FROM finish();
 
-DROP TABLE lb_c32, lb_c256, lb_r32, lb_src, lb_center, lb_query, lb_tables, lb_budgets, lb_recall, lb_dup, lb_dup_base, lb_tie;
+DROP TABLE lb_c32, lb_c256, lb_r32, lb_src, lb_query, lb_tables, lb_budgets, lb_recall, lb_dup, lb_dup_base, lb_tie;

@@ -22,13 +22,16 @@
 -- the table; one index keeps the defaults (and is covered). Rows whose distance
 -- to a query ties another row's (for any of the three operators) are dropped
 -- before anything is loaded, so a sort has one right order and the index
--- must reproduce it exactly.
+-- must reproduce it exactly. Every comparison with a sort is
+-- helpers/topk.psql's topk_problems (ties as sets: on tie-free data, the
+-- sort's order exactly).
 SET client_min_messages = warning;
 -- enable_seqscan = off costs the seq scans of the helper queries past
 -- jit_above_cost: JIT compiling each of them would take most of the time
 SET jit = off;
 -- a scan that never ends would otherwise hang the suite
 SET statement_timeout = '60s';
+\ir helpers/topk.psql
 
 -- tbl: the table; n_build rows before the index, n_insert after it; ncl
 -- clusters with centres uniform in [off - 1, off + 1]^dim and noise of width
@@ -45,17 +48,12 @@ INSERT INTO ls_tables VALUES
 SELECT plan(5 * 3 * 3 * 4 + 9 + 4 + 2 + 29 + 7);
 
 SELECT setseed(0.40625);
-CREATE TABLE ls_center AS
-SELECT tbl, j, c, off + 2 * random() - 1 AS m
-FROM ls_tables, generate_series(0, ncl - 1) j, generate_series(1, dim) c;
 -- rows 1..n_insert are loaded; n_insert + 1 is the held-out query 1, n_insert
 -- + 2 .. n_insert + 11 the held-out queries 11..20 of the recall measurement
 CREATE TABLE ls_src AS
-SELECT t.tbl, i AS id,
-       array_agg((ce.m + t.spread * (random() - 0.5))::real ORDER BY ce.c)::imgfeat AS v
-FROM ls_tables t, generate_series(1, t.n_insert + 11) i, ls_center ce
-WHERE ce.tbl = t.tbl AND ce.j = (i * 7 + i / 5) % t.ncl
-GROUP BY t.tbl, i;
+SELECT t.tbl, s.id, s.v
+FROM ls_tables t, LATERAL pg_temp.cluster_feats(t.dim, t.n_insert + 11, t.ncl, t.off, t.spread, 7, 5) s
+ORDER BY t.tbl, s.id;
 -- a zero vector: its cosine distance is NaN, which sorts after every number
 UPDATE ls_src SET v = '[0,0,0]' WHERE tbl = 'ls_c3' AND id = 100;
 
@@ -66,7 +64,7 @@ SELECT s.tbl, 1 AS qn, s.v AS q FROM ls_src s JOIN ls_tables t USING (tbl) WHERE
 UNION ALL
 SELECT tbl, 2, v FROM ls_src WHERE id = 7
 UNION ALL
-SELECT tbl, 3, (SELECT array_agg((6 * random() - 3)::real) FROM generate_series(1, dim) WHERE tbl IS NOT NULL)::imgfeat
+SELECT tbl, 3, pg_temp.random_feat(dim, -3, 6)
 FROM ls_tables
 UNION ALL
 SELECT s.tbl, s.id - t.n_insert + 9, s.v FROM ls_src s JOIN ls_tables t USING (tbl) WHERE s.id > t.n_insert + 1;
@@ -74,77 +72,7 @@ DELETE FROM ls_src s USING ls_tables t WHERE s.tbl = t.tbl AND s.id > t.n_insert
 
 -- no ties: a row whose distance to a query equals another row's, by any
 -- operator, goes (with its twin)
-DELETE FROM ls_src s USING (
-	SELECT DISTINCT tbl, id FROM (
-		SELECT s.tbl, s.id,
-		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <-> q.q) AS l2,
-		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <=> q.q) AS cosine,
-		       count(*) OVER (PARTITION BY s.tbl, q.qn, s.v <#> q.q) AS ip
-		FROM ls_src s JOIN ls_query q USING (tbl)) c
-	WHERE l2 > 1 OR cosine > 1 OR ip > 1) tied
-WHERE s.tbl = tied.tbl AND s.id = tied.id;
-
-CREATE FUNCTION pg_temp.explain_lines(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-BEGIN
-	RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || query;
-END $$;
-
--- One search: ids and distances in the order returned, the operator
--- recomputed on the table's row of each id (a row returned must be the row
--- whose distance it carries), and the plan. method 'lsh' forces the index,
--- with lsh.probes and lsh.candidates as given (NULL: the defaults); 'argsort'
--- sorts, without the rows whose vector is NULL (a sort puts them last; the
--- index must not return them at all).
-CREATE FUNCTION pg_temp.knn(tbl text, op text, q imgfeat, k int, method text, probes int, candidates int,
-                            OUT ids int[], OUT dists float8[], OUT true_dists float8[], OUT plan text)
-LANGUAGE plpgsql AS $$
-DECLARE
-	query text := format('SELECT id, v %s %L::imgfeat AS d FROM %I ORDER BY v %s %L::imgfeat LIMIT %s',
-	                     op, q, tbl, op, q, coalesce(k::text, 'ALL'));
-BEGIN
-	PERFORM set_config('imgsearch.method', method, true);
-	-- for every row a sort may look cheaper: make sure the index is what runs
-	PERFORM set_config('enable_seqscan', (method = 'argsort')::text, true);
-	IF probes IS NULL THEN
-		RESET lsh.probes;
-	ELSE
-		PERFORM set_config('lsh.probes', probes::text, true);
-	END IF;
-	IF candidates IS NULL THEN
-		RESET lsh.candidates;
-	ELSE
-		PERFORM set_config('lsh.candidates', candidates::text, true);
-	END IF;
-	SELECT string_agg(p, E'\n') INTO plan FROM pg_temp.explain_lines(query) p;
-	EXECUTE format('SELECT array_agg(s.id ORDER BY s.n), array_agg(s.d ORDER BY s.n),
-	                       array_agg(t.v %s %L::imgfeat ORDER BY s.n)
-	                FROM (SELECT id, d, row_number() OVER () AS n FROM (%s) r) s
-	                LEFT JOIN %I t ON t.id = s.id
-	                WHERE %s', op, q, query, tbl,
-	               CASE method WHEN 'argsort' THEN 's.d IS NOT NULL' ELSE 'true' END)
-		INTO ids, dists, true_dists;
-	RESET lsh.probes;
-	RESET lsh.candidates;
-END $$;
-
--- What is wrong with one answer of the index ('' if nothing): the count, an
--- id twice, a NULL distance (a row without a vector), a distance that is not
--- the row's, a distance below the previous one.
-CREATE FUNCTION pg_temp.problems(ids int[], dists float8[], true_dists float8[], want int)
-RETURNS text LANGUAGE sql AS $$
-	SELECT concat_ws('; ',
-		CASE WHEN coalesce(cardinality(ids), 0) <> want
-		     THEN format('%s rows, not %s', coalesce(cardinality(ids), 0), want) END,
-		CASE WHEN (SELECT count(DISTINCT i) FROM unnest(ids) i) <> cardinality(ids)
-		     THEN 'an id twice' END,
-		CASE WHEN EXISTS (SELECT FROM unnest(dists) d WHERE d IS NULL)
-		     THEN 'a NULL distance' END,
-		CASE WHEN dists IS DISTINCT FROM true_dists
-		     THEN 'a distance that is not the row''s' END,
-		CASE WHEN EXISTS (SELECT FROM generate_subscripts(dists, 1) i
-		                  WHERE i > 1 AND NOT dists[i - 1] <= dists[i])
-		     THEN 'distances out of order' END)
-$$;
+DO $$ BEGIN PERFORM pg_temp.drop_ties('ls_src', 'ls_query', 'tbl', '{<->,<=>,<#>}'); END $$;
 
 -- imgsearch_index_check on one index: '' when it passes and counts every row
 -- with a vector (and, when asked, no dead entries); what is wrong otherwise.
@@ -164,29 +92,13 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
 
--- What is wrong with an approximate scan of every row (LIMIT ALL) against
--- the sort's ids: rows only go forward, so the rows a round missed below the
--- last row returned never come; but past D, the farthest row it missed,
--- every row must come, in the sort's order (and no row the sort lacks).
-CREATE FUNCTION pg_temp.tail_problems(ids int[], all_ids int[]) RETURNS text LANGUAGE sql AS $$
-	WITH missed AS (SELECT max(n) AS last FROM unnest(all_ids) WITH ORDINALITY u(i, n)
-	                WHERE i <> ALL (coalesce(ids, '{}')))
-	SELECT concat_ws('; ',
-		CASE WHEN EXISTS (SELECT FROM unnest(ids) i WHERE i <> ALL (all_ids)) THEN 'a row the sort does not return' END,
-		CASE WHEN (SELECT array_agg(i ORDER BY n) FROM unnest(ids) WITH ORDINALITY u(i, n)
-		           WHERE i = ANY (all_ids[coalesce(last, 0) + 1:]))
-		          IS DISTINCT FROM all_ids[coalesce(last, 0) + 1:]
-		     THEN format('past the last row missed (the sort''s row %s of %s), not the sort''s rows in its order',
-		                 last, cardinality(all_ids)) END)
-	FROM missed
-$$;
-
 CREATE TABLE ls_recall (stage text, tbl text, op text, recall float8);
 
 -- For every table and operator: the plan; with probe-everything the sort's
 -- ids and distances for queries 1..3 and k = 1, 30, 100 and ALL; with the
 -- defaults a right answer in shape for the same, LIMIT ALL every row once;
--- the index check; recall@30 with the defaults over queries 11..20 recorded.
+-- the index check; recall@30 with the defaults over queries 11..20 recorded
+-- (a row at the sort's 30th distance counts).
 CREATE FUNCTION pg_temp.check_stage(stage text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
 	t record;
@@ -212,23 +124,21 @@ BEGIN
 			plan_ok := true;
 			FOR c IN SELECT * FROM ls_query q WHERE q.tbl = t.tbl AND q.qn <= 3 ORDER BY qn LOOP
 				FOREACH k IN ARRAY ARRAY[1, 30, 100, NULL] LOOP
-					SELECT * INTO a FROM pg_temp.knn(t.tbl, o.op, c.q, k, 'argsort', NULL, NULL);
-					SELECT * INTO f FROM pg_temp.knn(t.tbl, o.op, c.q, k, 'lsh', 0, 0);
+					SELECT * INTO a FROM pg_temp.knn(t.tbl, o.op, c.q, k, 'argsort');
+					SELECT * INTO f FROM pg_temp.knn(t.tbl, o.op, c.q, k, 'lsh', pg_temp.lsh_budget(0, 0));
 					plan_ok := plan_ok AND f.plan ~ ('Index Scan using ' || idx || ' on ') AND a.plan !~ 'Index Scan';
-					IF f.ids IS DISTINCT FROM a.ids OR f.dists IS DISTINCT FROM a.dists THEN
-						SELECT min(i) INTO p FROM generate_series(1, greatest(cardinality(f.ids), cardinality(a.ids))) i
-						WHERE f.ids[i] IS DISTINCT FROM a.ids[i] OR f.dists[i] IS DISTINCT FROM a.dists[i];
-						exact_bad := exact_bad || format('query %s k=%s: %s rows, the sort''s %s; first difference at row %s: %s:%s, the sort''s %s:%s. ',
-						                                 c.qn, coalesce(k::text, 'ALL'), cardinality(f.ids), cardinality(a.ids),
-						                                 p, f.ids[p::int], f.dists[p::int], a.ids[p::int], a.dists[p::int]);
+					p := concat_ws('; ', nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, k IS NULL), ''),
+					               nullif(pg_temp.shape_problems(f.ids, f.dists, f.true_dists, NULL), ''));
+					IF p <> '' THEN
+						exact_bad := exact_bad || format('query %s k=%s: %s. ', c.qn, coalesce(k::text, 'ALL'), p);
 					END IF;
-					SELECT * INTO f FROM pg_temp.knn(t.tbl, o.op, c.q, k, 'lsh', NULL, NULL);
+					SELECT * INTO f FROM pg_temp.knn(t.tbl, o.op, c.q, k, 'lsh', pg_temp.lsh_budget(NULL, NULL));
 					plan_ok := plan_ok AND f.plan ~ ('Index Scan using ' || idx || ' on ');
 					IF k IS NOT NULL THEN
-						p := pg_temp.problems(f.ids, f.dists, f.true_dists, least(k, nvec));
+						p := pg_temp.shape_problems(f.ids, f.dists, f.true_dists, least(k, nvec));
 					ELSE
-						p := concat_ws('; ', nullif(pg_temp.problems(f.ids, f.dists, f.true_dists, cardinality(f.ids)), ''),
-						               nullif(pg_temp.tail_problems(f.ids, a.ids), ''));
+						p := concat_ws('; ', nullif(pg_temp.shape_problems(f.ids, f.dists, f.true_dists, NULL), ''),
+						               nullif(pg_temp.tail_problems(f.ids, f.dists, a.ids, a.dists), ''));
 					END IF;
 					IF p <> '' THEN
 						approx_bad := approx_bad || format('query %s k=%s: %s. ', c.qn, coalesce(k::text, 'ALL'), p);
@@ -246,26 +156,12 @@ BEGIN
 			                      CASE WHEN stage = 'vacuum' THEN ', no dead entries' ELSE '' END));
 			hits := 0;
 			FOR c IN SELECT * FROM ls_query q WHERE q.tbl = t.tbl AND q.qn > 10 ORDER BY qn LOOP
-				SELECT * INTO a FROM pg_temp.knn(t.tbl, o.op, c.q, 30, 'argsort', NULL, NULL);
-				SELECT * INTO f FROM pg_temp.knn(t.tbl, o.op, c.q, 30, 'lsh', NULL, NULL);
-				hits := hits + (SELECT count(*) FROM unnest(f.ids) i WHERE i = ANY (a.ids));
+				SELECT * INTO a FROM pg_temp.knn(t.tbl, o.op, c.q, 30, 'argsort');
+				SELECT * INTO f FROM pg_temp.knn(t.tbl, o.op, c.q, 30, 'lsh', pg_temp.lsh_budget(NULL, NULL));
+				hits := hits + pg_temp.recall_hits(f.true_dists, a.dists);
 			END LOOP;
 			INSERT INTO ls_recall VALUES (stage, t.tbl, o.op, hits / 300.0);
 		END LOOP;
-	END LOOP;
-END $$;
-
--- Copies the rows of one stage's ids (build: 1..n_build; insert: the rest).
-CREATE FUNCTION pg_temp.load(stage text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-	t record;
-BEGIN
-	FOR t IN SELECT * FROM ls_tables ORDER BY tbl LOOP
-		EXECUTE format('INSERT INTO %I SELECT id, v FROM ls_src WHERE tbl = $1 AND id > $2 AND id <= $3 ORDER BY id',
-		               t.tbl)
-			USING t.tbl,
-			      CASE stage WHEN 'build' THEN 0 ELSE t.n_build END,
-			      CASE stage WHEN 'build' THEN t.n_build ELSE t.n_insert END;
 	END LOOP;
 END $$;
 
@@ -273,26 +169,14 @@ CREATE TABLE ls_c3 (id int, v imgfeat(3));
 CREATE TABLE ls_c512 (id int, v imgfeat(512));
 CREATE TABLE ls_c4096 (id int, v imgfeat(4096));
 
-DO $$ BEGIN PERFORM pg_temp.load('build'); END $$;
-DO $$
-DECLARE
-	t record;
-BEGIN
-	FOR t IN SELECT * FROM ls_tables ORDER BY tbl LOOP
-		EXECUTE format('INSERT INTO %I SELECT -i, NULL FROM generate_series(1, 5) i', t.tbl);
-		EXECUTE format('CREATE INDEX %I ON %I USING lsh (v) %s', t.tbl || '_l2', t.tbl,
-		               CASE WHEN t.l2_opts <> '' THEN 'WITH (' || t.l2_opts || ')' ELSE '' END);
-		EXECUTE format('CREATE INDEX %I ON %I USING lsh (v imgfeat_cosine_ops) %s', t.tbl || '_cos', t.tbl,
-		               CASE WHEN t.cos_opts <> '' THEN 'WITH (' || t.cos_opts || ')' ELSE '' END);
-		EXECUTE format('CREATE INDEX %I ON %I USING lsh (v imgfeat_ip_ops) %s', t.tbl || '_ip', t.tbl,
-		               CASE WHEN t.ip_opts <> '' THEN 'WITH (' || t.ip_opts || ')' ELSE '' END);
-		EXECUTE format('ANALYZE %I', t.tbl);
-	END LOOP;
+DO $$ BEGIN
+	PERFORM pg_temp.load_stage('ls_tables', 'ls_src', 'build');
+	PERFORM pg_temp.build_indexes('ls_tables', 'lsh', '{l2,cos,ip}');
 END $$;
 
 SELECT * FROM pg_temp.check_stage('build');
 
-DO $$ BEGIN PERFORM pg_temp.load('insert'); END $$;
+DO $$ BEGIN PERFORM pg_temp.load_stage('ls_tables', 'ls_src', 'insert'); END $$;
 INSERT INTO ls_c3 SELECT -i, NULL FROM generate_series(6, 8) i;
 INSERT INTO ls_c512 SELECT -i, NULL FROM generate_series(6, 8) i;
 INSERT INTO ls_c4096 SELECT -i, NULL FROM generate_series(6, 8) i;
@@ -308,16 +192,7 @@ VACUUM (INDEX_CLEANUP ON) ls_c3, ls_c512, ls_c4096;
 SELECT * FROM pg_temp.check_stage('vacuum');
 
 -- the deleted rows come back, into the slots VACUUM freed
-DO $$
-DECLARE
-	t record;
-BEGIN
-	FOR t IN SELECT * FROM ls_tables ORDER BY tbl LOOP
-		EXECUTE format('INSERT INTO %1$I SELECT id, v FROM ls_src
-		                WHERE tbl = $1 AND id NOT IN (SELECT id FROM %1$I) ORDER BY id', t.tbl)
-			USING t.tbl;
-	END LOOP;
-END $$;
+DO $$ BEGIN PERFORM pg_temp.load_stage('ls_tables', 'ls_src', 'reuse'); END $$;
 SELECT * FROM pg_temp.check_stage('reuse');
 
 -- Recall@30 with the default budget, the lowest over the five stages, per
@@ -332,87 +207,33 @@ SELECT cmp_ok(min(recall), '>=', CASE op WHEN '<#>' THEN 0.7 ELSE 0.8 END::float
                      tbl, op, CASE op WHEN '<#>' THEN 0.7 ELSE 0.8 END))
 FROM ls_recall GROUP BY tbl, op ORDER BY tbl, op;
 
--- A scan in progress while the index changes under it: a cursor fetches the
--- first 10 rows, then rows nearer the query than any other are inserted
--- (invisible to the cursor's snapshot; they land in the query's own bucket)
--- and the table is analyzed (a relcache invalidation of the index), by this
--- backend or by another one; the cursor then fetches the rest. Together:
--- what a sort returned before. (The inserts are rolled back or deleted.)
+-- A scan in progress while the index changes under it (helpers/topk.psql's
+-- cursor_knn): a cursor fetches the first 10 rows, then rows nearer the
+-- query than any other are inserted (invisible to the cursor's snapshot;
+-- they land in the query's own bucket) and the table is analyzed (a
+-- relcache invalidation of the index), by this backend or by another one;
+-- the cursor then fetches the rest. Together: what a sort returned before.
+-- (The inserts are rolled back or deleted.)
 CREATE EXTENSION IF NOT EXISTS dblink;
-CREATE FUNCTION pg_temp.cursor_knn(tbl text, op text, q imgfeat, other_backend bool, OUT res text) LANGUAGE plpgsql AS $$
-DECLARE
-	c refcursor;
-	r record;
-	n int := 0;
-	ins text := format($i$INSERT INTO %I SELECT -2000 - i, pg_temp_near(%L::imgfeat, 0.001 * i) FROM generate_series(1, 5) i;
-	                     ANALYZE %I$i$, tbl, q, tbl);
-BEGIN
-	res := '';
-	PERFORM set_config('imgsearch.method', 'lsh', true);
-	PERFORM set_config('enable_seqscan', 'off', true);
-	PERFORM set_config('lsh.probes', '0', true);
-	PERFORM set_config('lsh.candidates', '0', true);
-	IF (SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(format('SELECT id FROM %I ORDER BY v %s %L::imgfeat', tbl, op, q)) p)
-	   !~ ('Index Scan using ' || tbl || '_') THEN
-		res := 'not an index scan';
-		RETURN;
-	END IF;
-	BEGIN
-		OPEN c FOR EXECUTE format('SELECT id, v %s $1 AS d FROM %I WHERE v IS NOT NULL ORDER BY v %s $1', op, tbl, op)
-			USING q;
-		LOOP
-			FETCH c INTO r;
-			EXIT WHEN NOT FOUND;
-			res := res || r.id || ':' || r.d || ',';
-			n := n + 1;
-			IF n = 10 THEN
-				IF other_backend THEN
-					PERFORM dblink_exec('ls_other', ins);
-				ELSE
-					EXECUTE ins;
-				END IF;
-			END IF;
-		END LOOP;
-		CLOSE c;
-		RAISE EXCEPTION USING ERRCODE = 'P0099';  -- undo this backend's insert
-	EXCEPTION WHEN SQLSTATE 'P0099' THEN
-		NULL;
-	END;
-	IF other_backend THEN
-		PERFORM dblink_exec('ls_other', format('DELETE FROM %I WHERE id <= -2000', tbl));
-	END IF;
-	RESET lsh.probes;
-	RESET lsh.candidates;
-END $$;
-CREATE FUNCTION pg_temp.sorted_knn(tbl text, op text, q imgfeat, OUT res text) LANGUAGE plpgsql AS $$
-DECLARE
-	a record;
-BEGIN
-	SELECT * INTO a FROM pg_temp.knn(tbl, op, q, NULL, 'argsort', NULL, NULL);
-	SELECT string_agg(i || ':' || d || ',', '' ORDER BY n) INTO res FROM unnest(a.ids, a.dists) WITH ORDINALITY u(i, d, n);
-END $$;
--- pg_temp_near: a vector a little off another (for the other backend too)
-CREATE FUNCTION public.pg_temp_near(v imgfeat, f float8) RETURNS imgfeat LANGUAGE sql AS $$
-	SELECT array_agg((x + f)::real ORDER BY n)::imgfeat FROM unnest(v::real[]) WITH ORDINALITY u(x, n) $$;
-DO $$ BEGIN
-	PERFORM dblink_connect('ls_other', format('host=%s port=%s dbname=%s user=%s',
-		coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
-		current_setting('port'), current_database(), current_user));
-END $$;
-SELECT is(pg_temp.cursor_knn(c.tbl, op, q, other), pg_temp.sorted_knn(c.tbl, op, q),
+DO $$ BEGIN PERFORM pg_temp.dblink_self('ls_other'); END $$;
+SELECT is(concat_ws('; ', CASE WHEN r.plan !~ ('Index Scan using ' || c.tbl || '_') THEN 'not an index scan' END,
+                    nullif(pg_temp.topk_problems(r.ids, r.dists, a.ids, a.dists, true), '')), '',
           format('a %s cursor on %s (probe-everything): rows inserted and ANALYZE by %s mid-scan change nothing',
                  op, c.tbl, CASE WHEN other THEN 'another backend' ELSE 'this one' END))
 FROM (VALUES ('ls_c512', '<->'), ('ls_c4096', '<=>')) c(tbl, op)
-JOIN ls_query ON ls_query.tbl = c.tbl AND qn = 1, (VALUES (false), (true)) o(other)
+JOIN ls_query ON ls_query.tbl = c.tbl AND qn = 1, (VALUES (false), (true)) o(other),
+     LATERAL pg_temp.cursor_knn(c.tbl, op, q, CASE WHEN other THEN 'ls_other' END,
+                                '{"imgsearch.method": "lsh"}' || pg_temp.lsh_budget(0, 0)) r,
+     LATERAL pg_temp.knn(c.tbl, op, q, NULL, 'argsort') a
 ORDER BY c.tbl, other;
 DO $$ BEGIN PERFORM dblink_disconnect('ls_other'); END $$;
-DROP FUNCTION public.pg_temp_near(imgfeat, float8);
 
 -- Rescans: one index scan per outer row, each with its own query
 -- (probe-everything: the sort's answers).
 CREATE TEMP VIEW ls_rescans AS
-SELECT string_agg(l.ids::text, ';' ORDER BY qn) AS ids
-FROM ls_query q, LATERAL (SELECT array_agg(id) AS ids FROM (SELECT id FROM ls_c3 ORDER BY v <#> q.q LIMIT 5) s) l
+SELECT q.qn, l.ids, l.dists
+FROM ls_query q, LATERAL (SELECT array_agg(id) AS ids, array_agg(d) AS dists
+                          FROM (SELECT id, v <#> q.q AS d FROM ls_c3 ORDER BY v <#> q.q LIMIT 5) s) l
 WHERE q.tbl = 'ls_c3';
 SET imgsearch.method = 'lsh';
 SET enable_seqscan = off;
@@ -425,7 +246,11 @@ RESET lsh.probes;
 RESET lsh.candidates;
 SET imgsearch.method = 'argsort';
 SET enable_seqscan = on;
-SELECT is((SELECT ids FROM ls_rescans_lsh), (SELECT ids FROM ls_rescans), 'rescans: the sort''s answers for 13 queries');
+SELECT is(concat_ws('; ', CASE WHEN count(*) <> 13 THEN count(*) || ' queries' END,
+                    string_agg('query ' || qn || ': ' || nullif(pg_temp.topk_problems(l.ids, l.dists, a.ids, a.dists, false), ''),
+                               '; ' ORDER BY qn)),
+          '', 'rescans: the sort''s answers for 13 queries')
+FROM ls_rescans_lsh l JOIN ls_rescans a USING (qn);
 RESET imgsearch.method;
 RESET enable_seqscan;
 
@@ -437,16 +262,14 @@ CREATE INDEX ls_empty_l2 ON ls_empty USING lsh (v) WITH (buckets = 64);
 CREATE INDEX ls_empty_cos ON ls_empty USING lsh (v imgfeat_cosine_ops) WITH (bits = 16, buckets = 64);
 CREATE INDEX ls_empty_ip ON ls_empty USING lsh (v imgfeat_ip_ops);
 SELECT is((pg_temp.knn('ls_empty', '<->', (SELECT array_agg(1::real) FROM generate_series(1, 16))::imgfeat,
-                       NULL, 'lsh', NULL, NULL)).ids, NULL, 'an index on an empty table returns nothing');
+                       NULL, 'lsh')).ids, NULL, 'an index on an empty table returns nothing');
 SELECT setseed(0.7);
-INSERT INTO ls_empty SELECT i, (SELECT array_agg((random() - 0.3)::real) FROM generate_series(1, 16) WHERE i > 0)::imgfeat
-FROM generate_series(1, 300) i;
+INSERT INTO ls_empty SELECT i, pg_temp.random_feat(16, -0.3) FROM generate_series(1, 300) i;
 INSERT INTO ls_empty VALUES (0, NULL), (-1, NULL);
-CREATE TEMP TABLE ls_empty_q AS
-SELECT n, (SELECT array_agg((random() - 0.3)::real) FROM generate_series(1, 16) WHERE n > 0)::imgfeat AS q
-FROM generate_series(1, 2) n;
--- the sort's ids and distances, or (exact = false) a right answer in shape
--- (LIMIT ALL: the sort's rows past the farthest one missed)
+CREATE TEMP TABLE ls_empty_q AS SELECT n, pg_temp.random_feat(16, -0.3) AS q FROM generate_series(1, 2) n;
+-- the sort's ids and distances (random data, ties not ruled out: compared
+-- as sets), or (exact = false) a right answer in shape (LIMIT ALL: the
+-- sort's rows past the farthest one missed)
 CREATE FUNCTION pg_temp.check_same(tbl text, op text, q imgfeat, k int, probes int, exact bool, what text)
 RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
@@ -456,16 +279,14 @@ DECLARE
 	idx text := tbl || CASE op WHEN '<->' THEN '_l2' WHEN '<=>' THEN '_cos' ELSE '_ip' END;
 BEGIN
 	EXECUTE format('SELECT count(v) FROM %I', tbl) INTO n;
-	SELECT * INTO f FROM pg_temp.knn(tbl, op, q, k, 'lsh', probes, probes);
-	SELECT * INTO a FROM pg_temp.knn(tbl, op, q, k, 'argsort', NULL, NULL);
+	SELECT * INTO f FROM pg_temp.knn(tbl, op, q, k, 'lsh', pg_temp.lsh_budget(probes, probes));
+	SELECT * INTO a FROM pg_temp.knn(tbl, op, q, k, 'argsort');
 	RETURN NEXT is(concat_ws('; ',
 	                         CASE WHEN f.plan !~ ('Index Scan using ' || idx || ' ') THEN 'not an index scan using ' || idx END,
-	                         CASE WHEN exact AND (f.ids IS DISTINCT FROM a.ids OR f.dists IS DISTINCT FROM a.dists)
-	                              THEN format('ids %s.., the sort''s %s..', f.ids[1:5], a.ids[1:5]) END,
-	                         nullif(pg_temp.problems(f.ids, f.dists, f.true_dists,
-	                                                 CASE WHEN exact OR k IS NOT NULL THEN least(coalesce(k, n), n)
-	                                                      ELSE cardinality(f.ids) END), ''),
-	                         CASE WHEN NOT exact AND k IS NULL THEN nullif(pg_temp.tail_problems(f.ids, a.ids), '') END), '',
+	                         CASE WHEN exact THEN nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, k IS NULL), '') END,
+	                         nullif(pg_temp.shape_problems(f.ids, f.dists, f.true_dists,
+	                                                       CASE WHEN exact OR k IS NOT NULL THEN least(coalesce(k, n), n) END), ''),
+	                         CASE WHEN NOT exact AND k IS NULL THEN nullif(pg_temp.tail_problems(f.ids, f.dists, a.ids, a.dists), '') END), '',
 	               format('%s %s k=%s %s: an index scan, %s', what, op, coalesce(k::text, 'all'),
 	                      CASE WHEN probes = 0 THEN 'probe-everything' ELSE 'defaults' END,
 	                      CASE WHEN exact THEN 'the sort''s ids and distances' ELSE 'distinct rows, right distances, in order' END));
@@ -489,10 +310,10 @@ CREATE INDEX ls_one_cos ON ls_one USING lsh (v imgfeat_cosine_ops) WITH (bits = 
 SELECT pg_temp.check_same('ls_one', op, q, 1, p, true, 'one row:')
 FROM (VALUES ('<->'), ('<=>')) o(op), (VALUES (1, '[1,2,3]'::imgfeat), (2, '[-5,0.5,9]')) qq(qn, q), (VALUES (0), (NULL)) pp(p)
 WHERE p IS NULL OR qn = 1;
-SELECT is((pg_temp.knn('ls_one', '<->', '[0,0,0]', NULL, 'lsh', NULL, NULL)).ids, '{1}', 'one row: the NULL is not returned');
+SELECT is((pg_temp.knn('ls_one', '<->', '[0,0,0]', NULL, 'lsh')).ids, '{1}', 'one row: the NULL is not returned');
 
 SELECT * FROM finish();
 
 DROP EXTENSION dblink;
 DROP VIEW ls_rescans;
-DROP TABLE ls_c3, ls_c512, ls_c4096, ls_empty, ls_one, ls_src, ls_query, ls_tables, ls_center, ls_recall;
+DROP TABLE ls_rescans_lsh, ls_c3, ls_c512, ls_c4096, ls_empty, ls_one, ls_src, ls_query, ls_tables, ls_recall;

@@ -12,6 +12,7 @@
 SET client_min_messages = warning;
 SET jit = off;
 SET statement_timeout = '120s';
+\ir helpers/topk.psql
 SELECT plan(39);
 
 SELECT setseed(0.3);
@@ -43,18 +44,21 @@ CREATE INDEX rc_small_idx ON rc_small USING lsh (v imgfeat_cosine_ops) WITH (buc
 ANALYZE rc_ff, rc_kd, rc_lsh, rc_small;
 
 -- recall@k of idx's scans under the settings in force for the query vectors
--- qs, by id sets; raises if the plan is not an index scan using idx.
+-- qs: of the exact rows, the share returned, where a row returned at the
+-- exact k-th distance counts (helpers/topk.psql's recall_hits: rows tied
+-- with the k-th may be other rows); raises if the plan is not an index scan
+-- using idx.
 CREATE FUNCTION pg_temp.my_recall(tbl text, op text, idx text, method text, qs imgfeat[], k int) RETURNS float8
 LANGUAGE plpgsql AS $$
 DECLARE
 	q imgfeat;
-	exact int[];
-	got int[];
+	exact float8[];
+	got float8[];
 	plan text;
 	hits bigint := 0;
 	total bigint := 0;
-	query text := format('SELECT array_agg(id) FROM (SELECT id FROM %I WHERE v IS NOT NULL ORDER BY v %s $1 LIMIT $2) s',
-	                     tbl, op);
+	query text := format('SELECT array_agg(d) FROM (SELECT v %s $1 AS d FROM %I WHERE v IS NOT NULL ORDER BY v %s $1 LIMIT $2) s',
+	                     op, tbl, op);
 BEGIN
 	FOREACH q IN ARRAY qs LOOP
 		PERFORM set_config('imgsearch.method', 'argsort', true);
@@ -71,7 +75,7 @@ BEGIN
 			END IF;
 		END IF;
 		EXECUTE query INTO got USING q, k;
-		hits := hits + (SELECT count(*) FROM unnest(got) i WHERE i = ANY (exact));
+		hits := hits + pg_temp.recall_hits(got, exact);
 		total := total + cardinality(exact);
 	END LOOP;
 	PERFORM set_config('imgsearch.method', 'auto', true);

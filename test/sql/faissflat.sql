@@ -18,6 +18,24 @@ BEGIN
     END IF;
   END LOOP;
 END $$;
+-- An index's ranking (ids and distances, in the order returned) against a
+-- sort's, fair to ties, whose order no sort defines: the same distances in
+-- the same order, distinct ids, and the same rows (id and distance), every
+-- one (whole) or those nearer than the last distance (under LIMIT k, rows
+-- tied with the k-th may be other rows at that distance).
+CREATE FUNCTION pg_temp.same_ranking(ids int[], dists float8[], sort_ids int[], sort_dists float8[], whole bool)
+RETURNS bool LANGUAGE sql AS $$
+  SELECT dists = sort_dists
+     AND (SELECT count(DISTINCT i) FROM unnest(ids) i) = cardinality(ids)
+     AND NOT EXISTS ((SELECT i, d FROM unnest(ids, dists) u(i, d) WHERE whole OR d < sort_dists[cardinality(sort_dists)]
+                      EXCEPT SELECT i, d FROM unnest(sort_ids, sort_dists) u(i, d))
+                     UNION ALL
+                     (SELECT i, d FROM unnest(sort_ids, sort_dists) u(i, d) WHERE whole OR d < sort_dists[cardinality(sort_dists)]
+                      EXCEPT SELECT i, d FROM unnest(ids, dists) u(i, d))) $$;
+-- Every ranking printed below is of data without ties where it is printed:
+-- the distances each comment gives (and the printed ones) are distinct,
+-- and under LIMIT k the k-th differs from the next one; the ranking of
+-- random data is compared with the sort's by same_ranking.
 
 -- the operator classes validate; one with a wrong strategy does not
 SELECT opcname, opcdefault, amvalidate(c.oid)
@@ -49,10 +67,12 @@ SELECT * FROM pg_temp.plan($$SELECT id FROM ff_line ORDER BY v <-> '[3.2,7,1]'$$
 -- L2 from [3.2,7,1]: row 3 at 0.2, then 4, 2, 5, ...: every vector, not the NULL
 SELECT id, round((v <-> '[3.2,7,1]')::numeric, 4) AS l2 FROM ff_line ORDER BY v <-> '[3.2,7,1]';
 -- inner product with [1,0,0] is the first coordinate: 9 first, the zero vector last
+-- (LIMIT 4: row 5, the next, at -5)
 SELECT id, v <#> '[1,0,0]' AS neg_ip FROM ff_line ORDER BY v <#> '[1,0,0]' LIMIT 4;
 -- cosine: [1,9,1] points most like [0,1,0]; the zero vector (NaN) comes last
 SELECT id, round((v <=> '[0,1,0]')::numeric, 4) AS cosine FROM ff_line ORDER BY v <=> '[0,1,0]';
--- query vector on the left: the commutator serves too
+-- query vector on the left: the commutator serves too (rows 9, 8, 7 at 0,
+-- sqrt(2), sqrt(8))
 SELECT * FROM pg_temp.plan($$SELECT id FROM ff_line ORDER BY '[9,1,1]' <-> v LIMIT 2$$);
 SELECT id FROM ff_line ORDER BY '[9,1,1]' <-> v LIMIT 2;
 -- a NULL query (not folded away as a constant): every distance is NULL; the
@@ -110,6 +130,7 @@ CREATE INDEX ON ff_untyped USING faissflat (v);
 INSERT INTO ff_untyped VALUES (1, '[1,1]'), (2, '[2,2]');
 SELECT pg_temp.err($$INSERT INTO ff_untyped VALUES (3, '[1,2,3]')$$);
 SELECT pg_temp.err($$SELECT id FROM ff_untyped ORDER BY v <-> '[1,2,3]' LIMIT 1$$);
+-- (row 2 at 0, row 1 at sqrt(2))
 SELECT id FROM ff_untyped ORDER BY v <-> '[2,2]' LIMIT 1;
 RESET imgsearch.method;
 
@@ -148,12 +169,14 @@ FROM generate_series(31, 45) i;
 SET imgsearch.method = 'faissflat';
 SET enable_seqscan = off;
 SELECT * FROM pg_temp.plan($$SELECT id FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)$$);
-CREATE TEMP TABLE ff_wide_index AS
-SELECT array_agg(id) AS ids FROM (SELECT id FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)) s;
+CREATE TEMP VIEW ff_wide_ranking AS
+SELECT array_agg(id) AS ids, array_agg(d) AS dists
+FROM (SELECT id, v <#> (SELECT v FROM ff_wide WHERE id = 40) AS d FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)) s;
+CREATE TEMP TABLE ff_wide_index AS SELECT * FROM ff_wide_ranking;
 SET imgsearch.method = 'argsort';
 RESET enable_seqscan;
-SELECT cardinality(ids), ids = (SELECT array_agg(id) FROM (SELECT id FROM ff_wide ORDER BY v <#> (SELECT v FROM ff_wide WHERE id = 40)) s) AS same_as_sort
-FROM ff_wide_index;
+SELECT cardinality(i.ids), pg_temp.same_ranking(i.ids, i.dists, s.ids, s.dists, true) AS same_as_sort
+FROM ff_wide_index i, ff_wide_ranking s;
 RESET imgsearch.method;
 
 -- VACUUM counts the vectors left: 6 (rows 5 to 10; row 0 is NULL, not indexed)
@@ -161,4 +184,5 @@ DELETE FROM ff_line WHERE id BETWEEN 1 AND 4;
 VACUUM ff_line;
 SELECT reltuples FROM pg_class WHERE relname = 'ff_line_l2';
 
+DROP VIEW ff_wide_ranking;
 DROP TABLE ff_empty, ff_line, ff_many, ff_untyped, ff_unlogged, ff_temp, ff_wide;

@@ -33,7 +33,9 @@ SELECT avg(v) FROM (VALUES ('[3e38,-3e38]'::imgfeat), ('[3e38,-3e38]'), ('[3e38,
 SELECT g, avg(v) FROM (VALUES (1, '[1,1]'::imgfeat), (1, '[3,3]'), (2, '[10,20]')) t(g, v)
 GROUP BY g ORDER BY g;
 
--- ORDER BY distance works without any index
+-- ORDER BY distance works without any index (no ties within or at the
+-- limits: from [1,1.2] rows 3, 5, 1, 2 at 0.2, 1.28, 1.56, 5.53; inner
+-- products with [1,0] of rows 2, 5, 3, 1: 5, 2, 1, 0)
 CREATE TABLE items (id int, v imgfeat(2));
 INSERT INTO items VALUES (1, '[0,0]'), (2, '[5,5]'), (3, '[1,1]'), (4, NULL), (5, '[2,2]');
 SELECT id, round((v <-> '[1,1.2]')::numeric, 6) AS d FROM items ORDER BY v <-> '[1,1.2]' LIMIT 3;

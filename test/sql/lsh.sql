@@ -24,6 +24,24 @@ BEGIN
     END IF;
   END LOOP;
 END $$;
+-- An index's ranking (ids and distances, in the order returned) against a
+-- sort's, fair to ties, whose order no sort defines: the same distances in
+-- the same order, distinct ids, and the same rows (id and distance), every
+-- one (whole) or those nearer than the last distance (under LIMIT k, rows
+-- tied with the k-th may be other rows at that distance).
+CREATE FUNCTION pg_temp.same_ranking(ids int[], dists float8[], sort_ids int[], sort_dists float8[], whole bool)
+RETURNS bool LANGUAGE sql AS $$
+  SELECT dists = sort_dists
+     AND (SELECT count(DISTINCT i) FROM unnest(ids) i) = cardinality(ids)
+     AND NOT EXISTS ((SELECT i, d FROM unnest(ids, dists) u(i, d) WHERE whole OR d < sort_dists[cardinality(sort_dists)]
+                      EXCEPT SELECT i, d FROM unnest(sort_ids, sort_dists) u(i, d))
+                     UNION ALL
+                     (SELECT i, d FROM unnest(sort_ids, sort_dists) u(i, d) WHERE whole OR d < sort_dists[cardinality(sort_dists)]
+                      EXCEPT SELECT i, d FROM unnest(ids, dists) u(i, d))) $$;
+-- Every ranking printed below is of data without ties where it is printed:
+-- the distances each comment gives (and the printed ones) are distinct,
+-- and under LIMIT k the k-th differs from the next one; the ranking of
+-- random data is compared with the sort's by same_ranking.
 
 -- the access method and its operator classes: L2 (default), cosine, inner
 -- product, one ordering operator each; they validate
@@ -43,10 +61,12 @@ CREATE INDEX lsh_empty_l2 ON lsh_empty USING lsh (v);
 SET imgsearch.method = 'lsh';
 SELECT * FROM pg_temp.plan($$SELECT id FROM lsh_empty ORDER BY v <-> '[1,2,3]' LIMIT 3$$);
 SELECT id FROM lsh_empty ORDER BY v <-> '[1,2,3]' LIMIT 3;
--- then rows come: all found, in order, with the default budget
+-- then rows come: all found, in order, with the default budget (distances
+-- 0, 1, sqrt(149))
 INSERT INTO lsh_empty VALUES (1, '[1,2,3]'), (2, '[1,2,4]'), (3, '[9,9,9]'), (4, NULL);
 SELECT id FROM lsh_empty ORDER BY v <-> '[1,2,3]';
--- REINDEX: now there are rows to hash, and no notice
+-- REINDEX: now there are rows to hash, and no notice (distances from
+-- [9,9,8]: 1, sqrt(129), sqrt(138))
 REINDEX INDEX lsh_empty_l2;
 SET enable_seqscan = off;
 SELECT * FROM pg_temp.plan($$SELECT id FROM lsh_empty ORDER BY v <-> '[9,9,8]'$$);
@@ -84,10 +104,13 @@ SELECT * FROM pg_temp.plan($$SELECT id FROM lsh_line ORDER BY v <#> '[0,1,0]'$$)
 SELECT id, v <#> '[0,1,0]' AS neg_ip FROM lsh_line ORDER BY v <#> '[0,1,0]';
 -- and with [1,0,0] it is -i: row 9 first, the zero vector last
 SELECT id FROM lsh_line ORDER BY v <#> '[1,0,0]' LIMIT 3;
--- a query far outside the data, and one equal to a row
+-- a query far outside the data (rows 1, 2, 3, 4 at 3737.93, 3738.73,
+-- 3739.53, 3740.33), and one equal to a row (row 6 at 0, then 5 and 7 at
+-- sqrt(2))
 SELECT id FROM lsh_line ORDER BY v <-> '[-1000,2000,-3000]' LIMIT 3;
 SELECT id, v <-> '[6,4,1]' AS l2 FROM lsh_line ORDER BY v <-> '[6,4,1]' LIMIT 1;
--- query vector on the left: the commutator serves too
+-- query vector on the left: the commutator serves too (rows 9, 8, 7 at 0,
+-- sqrt(2), sqrt(8))
 SELECT * FROM pg_temp.plan($$SELECT id FROM lsh_line ORDER BY '[9,1,1]' <-> v LIMIT 2$$);
 SELECT id FROM lsh_line ORDER BY '[9,1,1]' <-> v LIMIT 2;
 -- a NULL query (not folded away as a constant): every distance is NULL; the
@@ -97,7 +120,8 @@ SELECT count(*), count(d) FROM (SELECT id, v <-> (SELECT NULL::imgfeat) AS d FRO
                                 ORDER BY v <-> (SELECT NULL::imgfeat)) s;
 SELECT count(*) FROM (SELECT id FROM lsh_line ORDER BY v <=> (SELECT NULL::imgfeat)) s;
 SELECT count(*) FROM (SELECT id FROM lsh_line ORDER BY v <#> (SELECT NULL::imgfeat)) s;
--- exact duplicates: all come back, each once
+-- exact duplicates: all come back, each once (rows 3, 11 and 12 at 0, all
+-- of the 3, in the order of their ids; then 2 and 4 at sqrt(2))
 INSERT INTO lsh_line VALUES (11, '[3,7,1]'), (12, '[3,7,1]');
 SELECT id, v <-> '[3,7,1]' AS l2 FROM lsh_line ORDER BY v <-> '[3,7,1]', id LIMIT 3;
 SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM lsh_line ORDER BY v <-> '[3,7,1]') s;
@@ -182,13 +206,17 @@ RESET enable_seqscan;
 -- probe-everything: the lsh answers equal the sort's (3000 rows on a curve)
 SET lsh.probes = 0;
 SET lsh.candidates = 0;
-SELECT array_agg(id) AS lsh FROM (SELECT id FROM lsh_many ORDER BY v <-> '[1,0,0,1]' LIMIT 5) s \gset
-SELECT array_agg(id) AS lsh_ip FROM (SELECT id FROM lsh_many ORDER BY v <#> '[1,0,0,1]' LIMIT 5) s \gset
+SELECT array_agg(id) AS lsh_ids, array_agg(d) AS lsh_dists
+FROM (SELECT id, v <-> '[1,0,0,1]' AS d FROM lsh_many ORDER BY v <-> '[1,0,0,1]' LIMIT 5) s \gset
+SELECT array_agg(id) AS ip_ids, array_agg(d) AS ip_dists
+FROM (SELECT id, v <#> '[1,0,0,1]' AS d FROM lsh_many ORDER BY v <#> '[1,0,0,1]' LIMIT 5) s \gset
 RESET lsh.probes;
 RESET lsh.candidates;
 SET imgsearch.method = 'argsort';
-SELECT array_agg(id) = :'lsh' AS same_as_sort FROM (SELECT id FROM lsh_many ORDER BY v <-> '[1,0,0,1]' LIMIT 5) s;
-SELECT array_agg(id) = :'lsh_ip' AS same_as_sort FROM (SELECT id FROM lsh_many ORDER BY v <#> '[1,0,0,1]' LIMIT 5) s;
+SELECT pg_temp.same_ranking(:'lsh_ids', :'lsh_dists', array_agg(id), array_agg(d), false) AS same_as_sort
+FROM (SELECT id, v <-> '[1,0,0,1]' AS d FROM lsh_many ORDER BY v <-> '[1,0,0,1]' LIMIT 5) s;
+SELECT pg_temp.same_ranking(:'ip_ids', :'ip_dists', array_agg(id), array_agg(d), false) AS same_as_sort
+FROM (SELECT id, v <#> '[1,0,0,1]' AS d FROM lsh_many ORDER BY v <#> '[1,0,0,1]' LIMIT 5) s;
 RESET imgsearch.method;
 
 -- reloptions: bits 0..4096 (0: chosen at build; cut to the vectors' dimension), buckets
@@ -247,11 +275,13 @@ CREATE INDEX ON lsh_untyped USING lsh (v);
 INSERT INTO lsh_untyped VALUES (1, '[1,1]'), (2, '[2,2]');
 SELECT pg_temp.err($$INSERT INTO lsh_untyped VALUES (3, '[1,2,3]')$$);
 SELECT pg_temp.err($$SELECT id FROM lsh_untyped ORDER BY v <-> '[1,2,3]' LIMIT 1$$);
+-- (row 2 at 0, row 1 at sqrt(2))
 SELECT id FROM lsh_untyped ORDER BY v <-> '[2,2]' LIMIT 1;
 -- and built on rows: the insert path refuses it too
 REINDEX INDEX lsh_untyped_v_idx;
 SELECT pg_temp.err($$INSERT INTO lsh_untyped VALUES (3, '[1,2,3]')$$);
 SELECT pg_temp.err($$SELECT id FROM lsh_untyped ORDER BY v <=> '[1]' LIMIT 1$$);
+-- (row 1 at 0.28, row 2 at 1.13)
 SELECT id FROM lsh_untyped ORDER BY v <-> '[1.2,1.2]' LIMIT 1;
 SELECT count(*) FROM lsh_untyped;
 -- mixed dimensions in the table at build time
@@ -287,7 +317,8 @@ RESET enable_seqscan;
 RESET imgsearch.method;
 
 -- the scan's debug line: probe-everything on a small index reads every bucket
--- and every entry, and computes one exact distance per entry
+-- and every entry, and computes one exact distance per entry (rows 3, 4, 2
+-- at 0.2, 0.8, 1.2)
 CREATE TABLE lsh_dbg (id int, v imgfeat(2));
 INSERT INTO lsh_dbg SELECT i, ARRAY[i, 1]::imgfeat FROM generate_series(1, 40) i;
 CREATE INDEX lsh_dbg_l2 ON lsh_dbg USING lsh (v) WITH (bits = 8, buckets = 4);

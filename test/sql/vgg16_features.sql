@@ -118,6 +118,14 @@ SELECT substring(pg_read_file('/proc/self/io') FROM 'rchar: (\d+)')::bigint - :r
 -- last call's result is kept, so the planner's estimates (which evaluate
 -- STABLE functions of constants) and repeated queries do not rerun the model
 CREATE TEMP TABLE feats AS SELECT name, f AS feat FROM single;
+-- (the rankings printed below have no ties to order: from rgb.jpg and
+-- small.png the first three distances, from exact.png the first two, lie
+-- more than 1e-3 apart, far above the model's run-to-run differences)
+SELECT q.name AS query, bool_and(g.gap > 1e-3) AS apart
+FROM single q, LATERAL (SELECT lead(d) OVER (ORDER BY d) - d AS gap
+                        FROM (SELECT f <-> q.f AS d FROM single ORDER BY d
+                              LIMIT CASE q.name WHEN 'exact.png' THEN 2 ELSE 3 END) s) g
+WHERE q.name IN ('rgb.jpg', 'small.png', 'exact.png') GROUP BY q.name ORDER BY q.name;
 SELECT b AS q FROM img WHERE name = 'rgb.jpg' \gset
 SELECT b AS q2 FROM img WHERE name = 'small.png' \gset
 SELECT backend_images AS before FROM imgsearch_model_info() \gset

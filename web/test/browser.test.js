@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { assertSameRanking, firstOrTied, hitsWithin } from './ranking.js';
 
 const pageUrl = process.env.PAGE_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -52,12 +53,16 @@ async function drag(x0, y0, x1, y1) {
 }
 
 // Clicks Search; returns the arguments sent, once the page shows the answer.
+// The API's answer (its rows: rank, id, name, distance, ...) is kept in
+// lastRows.
+let lastRows = null;
 async function searchAndCapture() {
   const request = page.waitForRequest((r) => r.url().endsWith('/rpc/search') && r.method() === 'POST');
   const response = page.waitForResponse((r) => r.url().endsWith('/rpc/search') && r.request().method() === 'POST');
   await page.getByTestId('search').click();
   const sent = (await request).postDataJSON();
-  await response;
+  const answer = await response;
+  lastRows = answer.ok() ? await answer.json() : null;
   await page.waitForSelector('section.results[aria-busy=false]');
   return sent;
 }
@@ -88,39 +93,47 @@ test('upload, select the whole image, faissflat, k=10: the image itself comes fi
   await page.screenshot({ path: path.join(shots, 'results-1280.png'), fullPage: true });
 });
 
+// The names the page shows, in its order.
+const shownNames = async () => page.locator('[data-testid=results] li')
+  .evaluateAll((ls) => ls.map((l) => l.querySelector('.name').textContent));
+
+// kdtree is exact: faissflat's answer (ranking.js: the distances rank by
+// rank, the rows nearer than the 10th; rows tied with the 10th may be
+// others), and the page shows it in the API's order.
 test('the method select offers every method; kdtree returns what faissflat returned', async () => {
   const options = await page.locator('[data-testid=method] option').evaluateAll((os) => os.map((o) => o.value));
   assert.deepEqual(options, ['auto', 'argsort', 'faissflat', 'kdtree', 'lsh']);
   assert.equal(await page.locator('[data-testid=method] option[value=lsh]').textContent(),
     'lsh (hashing index, approximate)');
-  const cards = page.locator('[data-testid=results] li');
-  const shown = async () => cards.evaluateAll((ls) => ls.map((l) => l.querySelector('.name').textContent));
-  const flat = await shown();
+  const flat = lastRows;
   assert.equal(flat.length, 10);
+  assert.deepEqual(await shownNames(), flat.map((r) => r.name));
   await page.getByTestId('method').selectOption('kdtree');
   const sent = await searchAndCapture();
   assert.equal(sent.method, 'kdtree');
   assert.equal(sent.k, 10);
-  assert.deepEqual(await shown(), flat);
+  assertSameRanking(lastRows, flat, { what: 'kdtree against faissflat' });
+  assert.deepEqual(await shownNames(), lastRows.map((r) => r.name));
   assert.match(await page.getByTestId('timing').textContent(), /^10 results in \d+ ms .* · kdtree index scan, k = 10/);
 });
 
 // lsh is approximate; on the small test set its default budget finds the
-// same first image and at least 9 of the 10 shown (kdtree's, which are
-// faissflat's).
+// same first image (or one tied with it) and at least 9 of the 10 shown
+// (kdtree's, which are faissflat's; a row at the 10th distance counts).
 test('lsh returns nearly what faissflat returned, the same image first', async () => {
-  const cards = page.locator('[data-testid=results] li');
-  const shown = async () => cards.evaluateAll((ls) => ls.map((l) => l.querySelector('.name').textContent));
-  const flat = await shown();
+  const flat = lastRows;
   assert.equal(flat.length, 10);
   await page.getByTestId('method').selectOption('lsh');
   const sent = await searchAndCapture();
   assert.equal(sent.method, 'lsh');
   assert.equal(sent.k, 10);
-  const got = await shown();
+  const got = lastRows;
   assert.equal(got.length, 10);
-  assert.equal(got[0], flat[0]);
-  assert.ok(got.filter((n) => flat.includes(n)).length >= 9, `${got} against ${flat}`);
+  assert.deepEqual(await shownNames(), got.map((r) => r.name));
+  assert.equal(got[0].distance, flat[0].distance, 'the nearest distance first');
+  assert.ok(firstOrTied(got, flat[0].id) || firstOrTied(flat, got[0].id), 'the same image first, or one tied with it');
+  const hits = hitsWithin(got, flat);
+  assert.ok(hits >= 9, `${hits} of ${got.map((r) => r.name)} within faissflat's 10th (${flat.map((r) => r.name)})`);
   assert.match(await page.getByTestId('timing').textContent(), /^10 results in \d+ ms .* · lsh index scan, k = 10/);
 });
 
