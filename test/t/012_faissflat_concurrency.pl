@@ -1,103 +1,18 @@
-# faissflat under concurrency: clients insert, delete and VACUUM while others
-# search and run imgsearch_index_check (which must pass while rows come and
-# go). Every search compares, in one REPEATABLE READ snapshot, the index's
-# top 10 with a sequential scan's and fails on any difference. No client may
-# fail, and at the end the index holds exactly the table's rows.
+# faissflat under concurrency (ImgsTest::concurrency_scenario): clients
+# insert, delete and VACUUM while others search and run imgsearch_index_check
+# (which must pass while rows come and go). Every search compares, in one
+# REPEATABLE READ snapshot, the index's top 10 with a sequential scan's and
+# fails on any difference. No client may fail, and at the end the index holds
+# exactly the table's rows.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
-use PostgreSQL::Test::Utils;
 use Test::More;
+use ImgsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('concurrency');
-$node->init;
-$node->append_conf('postgresql.conf', 'max_connections = 30');
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION imgsearch;
-	CREATE FUNCTION rand_vec(dim int) RETURNS imgfeat LANGUAGE sql VOLATILE AS
-	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim)';
-	CREATE TABLE f (id serial, v imgfeat(32));
-	INSERT INTO f (v) SELECT rand_vec(32) FROM generate_series(1, 2000);
-	CREATE INDEX f_l2 ON f USING faissflat (v);
-	CREATE INDEX f_cos ON f USING faissflat (v imgfeat_cosine_ops);
-
-	-- the index's answer and a sort's, in the caller's snapshot
-	CREATE FUNCTION check_knn(op text, q imgfeat) RETURNS void LANGUAGE plpgsql AS $$
-	DECLARE
-		query text := format('SELECT string_agg(id || '':'' || d, '','') FROM
-		                      (SELECT id, v %s $1 AS d FROM f ORDER BY v %s $1 LIMIT 10) s', op, op);
-		via_index text;
-		via_sort text;
-	BEGIN
-		SET LOCAL imgsearch.method = 'faissflat';
-		SET LOCAL enable_seqscan = off;
-		EXECUTE query INTO via_index USING q;
-		SET LOCAL imgsearch.method = 'argsort';
-		SET LOCAL enable_seqscan = on;
-		EXECUTE query INTO via_sort USING q;
-		IF via_index IS DISTINCT FROM via_sort THEN
-			RAISE EXCEPTION 'index: %, sort: %', via_index, via_sort;
-		END IF;
-	END $$;
-});
-
-like($node->safe_psql('postgres', q{
-		SET imgsearch.method = 'faissflat';
-		EXPLAIN (COSTS OFF) SELECT id FROM f ORDER BY v <=> (SELECT rand_vec(32)) LIMIT 10}),
-	qr/Index Scan using f_cos/, 'searches use the index');
-
-$node->pgbench(
-	'--no-vacuum --client=8 --jobs=2 --transactions=100',
-	0,
-	[ qr/number of transactions actually processed: 800\/800/ ],
-	[ qr/^$/ ],
-	'inserts, deletes, VACUUM, searches and index checks run side by side without an error',
-	{
-		'faissflat_insert@5' => q{
-			INSERT INTO f (v) SELECT rand_vec(32) FROM generate_series(1, 5);
-		},
-		'faissflat_delete@1' => q{
-			DELETE FROM f WHERE id IN (SELECT (random() * (SELECT max(id) FROM f))::int FROM generate_series(1, 5));
-		},
-		'faissflat_vacuum@1' => q{
-			VACUUM f;
-		},
-		'faissflat_check@1' => q{
-			SELECT imgsearch_index_check('f_l2'); SELECT imgsearch_index_check('f_cos');
-		},
-		'faissflat_search@4' => q{
-			BEGIN ISOLATION LEVEL REPEATABLE READ;
-			SELECT check_knn('<->', rand_vec(32));
-			SELECT check_knn('<=>', rand_vec(32));
-			COMMIT;
-		}
-	});
-
-my $all = q{SELECT string_agg(id::text, ',' ORDER BY id) FROM f};
-my $force = q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;};
-for my $op ('<->', '<=>')
-{
-	my $query = qq{SELECT string_agg(id::text, ',' ORDER BY id)
-	               FROM (SELECT id FROM f ORDER BY v $op (SELECT rand_vec(32))) s};
-	like($node->safe_psql('postgres', "$force EXPLAIN (COSTS OFF) $query"), qr/Index Scan/,
-		"the final $op check uses the index");
-	is($node->safe_psql('postgres', "$force $query"), $node->safe_psql('postgres', $all),
-		"afterwards the $op index holds exactly the table's rows");
-}
-
-# And the check passes on the quiet table: every row in each index once, with
-# its vector; VACUUM leaves no dead entries.
-for my $index ('f_l2', 'f_cos')
-{
-	my ($ret, $out, $err) = $node->psql('postgres',
-		qq{SELECT heap_rows = (SELECT count(v) FROM f) FROM imgsearch_index_check('$index')});
-	is("$ret:$out:$err", '0:t:', "imgsearch_index_check passes on $index after the workload");
-	# INDEX_CLEANUP ON: a plain VACUUM skips the indexes when few pages have dead rows
-	$node->safe_psql('postgres', 'VACUUM (INDEX_CLEANUP ON) f');
-	is($node->safe_psql('postgres', qq{SELECT dead_entries FROM imgsearch_index_check('$index')}), '0',
-		"and after VACUUM, with no dead entries, on $index");
-}
-
-$node->stop;
+ImgsTest::concurrency_scenario(
+	method => 'faissflat',
+	rand_vec => 'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim)',
+	indexes => [ [ '<->', 'f_l2', '(v)' ], [ '<=>', 'f_cos', '(v imgfeat_cosine_ops)' ] ],
+	weights => { insert => 5, delete => 1, vacuum => 1, check => 1, search => 4 },
+	transactions => 100);
 done_testing();

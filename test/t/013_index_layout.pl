@@ -20,6 +20,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ImgsTest qw(topk_sql topk_by_probe_sql);
 
 my $node = PostgreSQL::Test::Cluster->new('layout');
 $node->init(allows_streaming => 1);
@@ -31,8 +32,9 @@ $node->safe_psql('postgres', q{
 	CREATE INDEX t_l2 ON t USING faissflat (v);
 });
 
-my $knn = q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
-	SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <-> '[0.5,0.5,3]' LIMIT 5) s};
+# top-k answers are compared in ImgsTest::topk_sql's form (ties)
+my $knn = q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off; }
+  . topk_sql(q{SELECT id, v <-> '[0.5,0.5,3]' AS d FROM t ORDER BY v <-> '[0.5,0.5,3]' LIMIT 5});
 my $expected = $node->safe_psql('postgres', $knn);
 
 # Overwrites the 4-byte little-endian word at byte $offset of block 0's
@@ -76,15 +78,14 @@ $node->safe_psql('postgres', 'REINDEX INDEX t_l2');
 # (2) the metric
 $node->safe_psql('postgres', q{
 	ALTER OPERATOR FAMILY imgfeat_l2_ops USING faissflat ADD OPERATOR 2 <=> (imgfeat, imgfeat) FOR ORDER BY float_ops});
-my $cos = q{SET imgsearch.method = 'faissflat'; SET enable_seqscan = off;
-	SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <=> '[0.5,0.5,3]' LIMIT 5) s};
+my $cos_top = topk_sql(q{SELECT id, v <=> '[0.5,0.5,3]' AS d FROM t ORDER BY v <=> '[0.5,0.5,3]' LIMIT 5});
+my $cos = "SET imgsearch.method = 'faissflat'; SET enable_seqscan = off; $cos_top";
 ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$cos");
 like($err, qr/ERROR:  55000: index "t_l2" was built for ORDER BY strategy 1, not 2/,
 	'a scan by an operator the family did not have at build is refused');
 $node->safe_psql('postgres', 'REINDEX INDEX t_l2');
 is($node->safe_psql('postgres', $cos),
-	$node->safe_psql('postgres', q{SET imgsearch.method = 'argsort';
-		SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <=> '[0.5,0.5,3]' LIMIT 5) s}),
+	$node->safe_psql('postgres', "SET imgsearch.method = 'argsort'; $cos_top"),
 	'after REINDEX an index of a family of two operators serves both');
 is($node->safe_psql('postgres', $knn), $expected, 'L2 too');
 $node->safe_psql('postgres', q{
@@ -119,10 +120,8 @@ $node->wait_for_catchup($standby);
 sub top
 {
 	my ($n, $method, $t, $q) = @_;
-	return $n->safe_psql('postgres', qq{
-		SET imgsearch.method = '$method'; SET enable_seqscan = off;
-		SELECT string_agg(id || ':' || d, ',') FROM (
-		  SELECT id, v <-> '$q' AS d FROM $t ORDER BY v <-> '$q' LIMIT 20) s});
+	return $n->safe_psql('postgres', "SET imgsearch.method = '$method'; SET enable_seqscan = off; "
+		  . topk_sql("SELECT id, v <-> '$q' AS d FROM $t ORDER BY v <-> '$q' LIMIT 20"));
 }
 foreach my $t ('d_a', 'd_b')
 {
@@ -183,8 +182,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO r SELECT -i, rand_vec(4096, i) FROM generate_series(1, 100) i;
 });
 $node->wait_for_catchup($standby);
-my $rtop = q{SELECT n, (SELECT string_agg(id || ':' || d, ',')
-	FROM (SELECT id, v <-> q AS d FROM r ORDER BY v <-> q LIMIT 30) s) FROM rq ORDER BY n};
+my $rtop = topk_by_probe_sql('rq', 'SELECT id, v <-> q AS d FROM r ORDER BY v <-> q LIMIT 30');
 my $rwant = $node->safe_psql('postgres', "SET imgsearch.method = 'argsort'; $rtop");
 is($node->safe_psql('postgres', "SET imgsearch.method = 'faissflat'; SET enable_seqscan = off; $rtop"),
 	$rwant, 'groups around method pages: the index agrees with a sequential scan');

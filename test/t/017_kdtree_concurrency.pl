@@ -1,145 +1,28 @@
-# kdtree under concurrency: clients insert, delete and VACUUM while others
-# search and run imgsearch_index_check (which must pass while rows come and
-# go; some inserts fall outside the build's boxes). Every search compares, in one REPEATABLE READ snapshot, the kdtree
-# index's top 10 with a sequential scan's and fails on any difference; with
-# kdtree.max_leaves = 2 the answer must be distinct rows in non-decreasing
-# distance (how many: kdtree_budget.sql). No client may fail, and at the end each index holds exactly the
-# table's rows.
+# kdtree under concurrency (ImgsTest::concurrency_scenario): clients insert,
+# delete and VACUUM while others search and run imgsearch_index_check (which
+# must pass while rows come and go; some inserts fall outside the build's
+# boxes, growing the leaves' boxes while others search). Every search
+# compares, in one REPEATABLE READ snapshot, the kdtree index's top 10 with a
+# sequential scan's and fails on any difference; with kdtree.max_leaves = 2
+# the answer must be distinct rows in non-decreasing distance (how many:
+# kdtree_budget.sql). No client may fail, and at the end each index holds
+# exactly the table's rows.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
-use PostgreSQL::Test::Utils;
 use Test::More;
+use ImgsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('concurrency');
-$node->init;
-$node->append_conf('postgresql.conf', 'max_connections = 30');
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION imgsearch;
-	CREATE FUNCTION rand_vec(dim int) RETURNS imgfeat LANGUAGE sql VOLATILE AS
-	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim)';
-	-- outside the build's cube: inserts grow the leaves' boxes while others search
-	CREATE FUNCTION far_vec(dim int) RETURNS imgfeat LANGUAGE sql VOLATILE AS
-	  'SELECT array_agg((3 * random() - 1)::real)::imgfeat FROM generate_series(1, dim)';
-	CREATE TABLE f (id serial, v imgfeat(32));
-	INSERT INTO f (v) SELECT rand_vec(32) FROM generate_series(1, 2000);
-	CREATE INDEX f_l2 ON f USING kdtree (v) WITH (dims = 8, leaf_size = 8);
-	CREATE INDEX f_cos ON f USING kdtree (v imgfeat_cosine_ops) WITH (dims = 16, leaf_size = 4);
-
-	-- the index's answer and a sort's, in the caller's snapshot
-	CREATE FUNCTION check_knn(op text, q imgfeat) RETURNS void LANGUAGE plpgsql AS $$
-	DECLARE
-		query text := format('SELECT string_agg(id || '':'' || d, '','') FROM
-		                      (SELECT id, v %s $1 AS d FROM f ORDER BY v %s $1 LIMIT 10) s', op, op);
-		shape text := format('SELECT concat_ws(''; '',
-		                             CASE WHEN count(*) > 10 THEN count(*) || '' rows'' END,
-		                             CASE WHEN count(DISTINCT id) < count(*) THEN ''an id twice'' END,
-		                             CASE WHEN NOT bool_and(prev IS NULL OR prev <= d) THEN ''out of order'' END)
-		                      FROM (SELECT id, d, lag(d) OVER (ORDER BY n) AS prev
-		                            FROM (SELECT id, d, row_number() OVER () AS n
-		                                  FROM (SELECT id, v %s $1 AS d FROM f ORDER BY v %s $1 LIMIT 10) r) s) t',
-		                     op, op);
-		via_index text;
-		via_sort text;
-		bad text;
-	BEGIN
-		SET LOCAL imgsearch.method = 'kdtree';
-		SET LOCAL enable_seqscan = off;
-		EXECUTE query INTO via_index USING q;
-		SET LOCAL kdtree.max_leaves = 2;
-		EXECUTE shape INTO bad USING q;
-		SET LOCAL kdtree.max_leaves = 0;
-		SET LOCAL imgsearch.method = 'argsort';
-		SET LOCAL enable_seqscan = on;
-		EXECUTE query INTO via_sort USING q;
-		IF via_index IS DISTINCT FROM via_sort THEN
-			RAISE EXCEPTION 'index: %, sort: %', via_index, via_sort;
-		END IF;
-		IF bad <> '' THEN
-			RAISE EXCEPTION 'with kdtree.max_leaves = 2: %', bad;
-		END IF;
-	END $$;
-});
-
-for my $case ([ '<->', 'f_l2' ], [ '<=>', 'f_cos' ])
-{
-	my ($op, $index) = @$case;
-	like($node->safe_psql('postgres', qq{
-			SET imgsearch.method = 'kdtree';
-			EXPLAIN (COSTS OFF) SELECT id FROM f ORDER BY v $op (SELECT rand_vec(32)) LIMIT 10}),
-		qr/Index Scan using $index on/, "$op searches use $index");
-}
-# the check would prove nothing if the searches inside it did not use the index
-{
-	my ($ret, $out, $err) = $node->psql('postgres', q{
-		LOAD 'auto_explain';
-		SET auto_explain.log_min_duration = 0;
-		SET auto_explain.log_nested_statements = on;
-		SET auto_explain.log_level = notice;
-		SELECT check_knn('<->', rand_vec(32));
-	});
-	like("$ret\n$err", qr/^0\n.*Index Scan using f_l2 on f.*Seq Scan on f/s,
-		'check_knn runs the kdtree index scan, then a sequential scan');
-}
-
-$node->pgbench(
-	'--no-vacuum --client=8 --jobs=2 --transactions=200',
-	0,
-	[ qr/number of transactions actually processed: 1600\/1600/ ],
-	[ qr/^$/ ],
-	'inserts, deletes, VACUUM, searches and index checks run side by side without an error',
-	{
-		'kdtree_insert@4' => q{
-			INSERT INTO f (v) SELECT rand_vec(32) FROM generate_series(1, 5);
-		},
-		'kdtree_insert_far@2' => q{
-			INSERT INTO f (v) SELECT far_vec(32) FROM generate_series(1, 3);
-		},
-		'kdtree_delete@1' => q{
-			DELETE FROM f WHERE id IN (SELECT (random() * (SELECT max(id) FROM f))::int FROM generate_series(1, 5));
-		},
-		'kdtree_vacuum@1' => q{
-			VACUUM f;
-		},
-		'kdtree_check@1' => q{
-			SELECT imgsearch_index_check('f_l2'); SELECT imgsearch_index_check('f_cos');
-		},
-		'kdtree_search@4' => q{
-			BEGIN ISOLATION LEVEL REPEATABLE READ;
-			SELECT check_knn('<->', rand_vec(32));
-			SELECT check_knn('<=>', rand_vec(32));
-			SELECT check_knn('<->', far_vec(32));
-			SELECT check_knn('<=>', far_vec(32));
-			COMMIT;
-		}
-	});
-
-my $all = q{SELECT string_agg(id::text, ',' ORDER BY id) FROM f};
-my $force = q{SET imgsearch.method = 'kdtree'; SET enable_seqscan = off;};
-for my $case ([ '<->', 'f_l2' ], [ '<=>', 'f_cos' ])
-{
-	my ($op, $index) = @$case;
-	my $query = qq{SELECT string_agg(id::text, ',' ORDER BY id)
-	               FROM (SELECT id FROM f ORDER BY v $op (SELECT rand_vec(32))) s};
-	like($node->safe_psql('postgres', "$force EXPLAIN (COSTS OFF) $query"), qr/Index Scan using $index on/,
-		"the final $op check uses $index");
-	is($node->safe_psql('postgres', "$force $query"), $node->safe_psql('postgres', $all),
-		"afterwards $index holds exactly the table's rows");
-}
-
-# And the check passes on the quiet table: every row in each index once, with
-# its vector; VACUUM leaves no dead entries.
-for my $index ('f_l2', 'f_cos')
-{
-	my ($ret, $out, $err) = $node->psql('postgres',
-		qq{SELECT heap_rows = (SELECT count(v) FROM f) FROM imgsearch_index_check('$index')});
-	is("$ret:$out:$err", '0:t:', "imgsearch_index_check passes on $index after the workload");
-	# INDEX_CLEANUP ON: a plain VACUUM skips the indexes when few pages have dead rows
-	$node->safe_psql('postgres', 'VACUUM (INDEX_CLEANUP ON) f');
-	is($node->safe_psql('postgres', qq{SELECT dead_entries FROM imgsearch_index_check('$index')}), '0',
-		"and after VACUUM, with no dead entries, on $index");
-}
-
-$node->stop;
+ImgsTest::concurrency_scenario(
+	method => 'kdtree',
+	rand_vec => 'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim)',
+	# outside the build's cube
+	far_vec => 'SELECT array_agg((3 * random() - 1)::real)::imgfeat FROM generate_series(1, dim)',
+	indexes => [
+		[ '<->', 'f_l2', '(v) WITH (dims = 8, leaf_size = 8)' ],
+		[ '<=>', 'f_cos', '(v imgfeat_cosine_ops) WITH (dims = 16, leaf_size = 4)' ] ],
+	far_ops => [ '<->', '<=>' ],
+	budget => { settings => [ 'kdtree.max_leaves' => 2 ], rows_bad => 'count(*) > 10' },
+	weights => { insert => 4, insert_far => 2, delete => 1, vacuum => 1, check => 1, search => 4 },
+	transactions => 200,
+	explain_op => '<->');
 done_testing();

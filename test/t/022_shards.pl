@@ -17,6 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 use MIME::Base64 qw(encode_base64);
+use ImgsTest qw(topk_sql topk_by_probe_sql);
 
 my $connect_timeout = 5;    # seconds, on the server definitions
 
@@ -116,7 +117,8 @@ is($coord->safe_psql('postgres', 'SELECT coalesce(method, \'auto\'), seqscan FRO
 	'auto|on', 'the partition\'s own server leaves the shard\'s defaults');
 
 # --- answers identical to one node --------------------------------------------
-# "id:distance" lists, one line per operator, method, k and query.
+# "id:distance" lists, one line per operator, method, k and query, in
+# ImgsTest::topk_sql's form: rows tied at the k-th distance may be any of them.
 my @ks = (1, 30, 100);
 for my $op ('<->', '<=>')
 {
@@ -126,18 +128,11 @@ for my $op ('<->', '<=>')
 		my ($one, $sharded) = ('', '');
 		for my $k (@ks)
 		{
-			$one .= qq{
-				SELECT n, (SELECT string_agg(id || ':' || d, ',' ORDER BY d, id)
-				           FROM (SELECT id, feat $op q AS d FROM items WHERE feat IS NOT NULL
-				                 ORDER BY feat $op q LIMIT $k) r)
-				FROM queries ORDER BY n;
-			};
-			$sharded .= qq{
-				SELECT n, (SELECT string_agg(s.id || ':' || s.distance, ',' ORDER BY s.ord)
-				           FROM imgsearch_sharded_search('items', q, $k, '$op', '$method')
-				                WITH ORDINALITY AS s(id, distance, ord))
-				FROM queries ORDER BY n;
-			};
+			$one .= topk_by_probe_sql('queries',
+				"SELECT id, feat $op q AS d FROM items WHERE feat IS NOT NULL ORDER BY feat $op q LIMIT $k") . ";\n";
+			$sharded .= topk_by_probe_sql('queries',
+				"SELECT s.id, s.distance AS d FROM imgsearch_sharded_search('items', q, $k, '$op', '$method')
+				   WITH ORDINALITY AS s(id, distance, ord) ORDER BY s.ord") . ";\n";
 		}
 		my $want = $single->safe_psql('postgres',
 			"SET imgsearch.method = '$method'; SET enable_seqscan = $seqscan; $one");
@@ -145,14 +140,13 @@ for my $op ('<->', '<=>')
 		is(scalar(() = $want =~ /:/g), 3 * (1 + 30 + 100), "$op $method: one node answers every k");
 		is($got, $want, "$op $method: ids and distances identical to one node, k = @ks");
 		# the method set on the coordinator is the default
-		is($coord->safe_psql('postgres', "SET imgsearch.method = '$method';
-			SELECT string_agg(s.id || ':' || s.distance, ',' ORDER BY s.ord)
-			FROM queries, imgsearch_sharded_search('items', q, 30, '$op') WITH ORDINALITY AS s(id, distance, ord)
-			WHERE n = 2"),
-			$single->safe_psql('postgres', "SET imgsearch.method = '$method'; SET enable_seqscan = $seqscan;
-			SELECT string_agg(id || ':' || d, ',' ORDER BY d, id)
-			FROM (SELECT id, feat $op q AS d FROM items, queries WHERE n = 2 AND feat IS NOT NULL
-			      ORDER BY feat $op q LIMIT 30) r"),
+		is($coord->safe_psql('postgres', "SET imgsearch.method = '$method'; "
+				. topk_sql("SELECT s.id, s.distance AS d
+				            FROM queries, imgsearch_sharded_search('items', q, 30, '$op') WITH ORDINALITY AS s(id, distance, ord)
+				            WHERE n = 2 ORDER BY s.ord")),
+			$single->safe_psql('postgres', "SET imgsearch.method = '$method'; SET enable_seqscan = $seqscan; "
+				. topk_sql("SELECT id, feat $op q AS d FROM items, queries WHERE n = 2 AND feat IS NOT NULL
+				            ORDER BY feat $op q LIMIT 30")),
 			"$op $method: imgsearch.method on the coordinator picks the shards' method");
 	}
 }
@@ -244,13 +238,16 @@ SKIP:
 		'400|392|7|["argsort", "faissflat", "kdtree"]', 'api.stats() on the coordinator');
 
 	my $b64 = encode_base64(slurp_file("$data/images/gray.jpg"), '');
-	# independent: the single node's plain scan of the same rows, under the same model
+	# independent: the single node's plain scan of the same rows, under the
+	# same model. Both in topk_sql's form: rank:id:name:width:thumb:distance,
+	# but a row at the k-th distance '*:distance' (ties).
+	my $row = q{concat_ws(':', r, id, name, width, thumb)};
 	my $want_sql = sub {
 		my $k = shift;
-		return qq{SELECT string_agg(concat_ws(':', r, id, name, d, width, encode(thumb, 'base64')), ',' ORDER BY r)
-			FROM (SELECT row_number() OVER (ORDER BY d, id) AS r, * FROM
-			      (SELECT id, name, width, thumb, (feat <-> (SELECT vgg16_features(decode('$b64', 'base64'))))::float8 AS d
-			         FROM gallery.images WHERE feat IS NOT NULL ORDER BY d, id LIMIT $k) x) y};
+		return topk_sql(qq{SELECT row_number() OVER (ORDER BY d, id) AS r, * FROM
+			(SELECT id, name, width, encode(thumb, 'base64') AS thumb,
+			        (feat <-> (SELECT vgg16_features(decode('$b64', 'base64'))))::float8 AS d
+			   FROM gallery.images WHERE feat IS NOT NULL ORDER BY d, id LIMIT $k) x ORDER BY r}, $row);
 	};
 	for my $k (1, 30, 392)
 	{
@@ -258,9 +255,9 @@ SKIP:
 		is(scalar(() = $want =~ /,/g), $k - 1, "api: the single node's scan has k = $k rows");
 		for my $method (qw(auto argsort faissflat kdtree))
 		{
-			my $got = $coord->safe_psql('web', qq{SET ROLE web_anon;
-				SELECT string_agg(concat_ws(':', rank, id, name, distance, width, thumb), ',' ORDER BY rank)
-				FROM api.search('$b64', $k, '$method')});
+			my $got = $coord->safe_psql('web', 'SET ROLE web_anon; ' . topk_sql(qq{
+				SELECT rank AS r, id, name, width, thumb, distance AS d FROM api.search('$b64', $k, '$method') ORDER BY rank},
+				$row));
 			is($got, $want, "api.search on the coordinator, $method, k = $k: ranks, ids, rows, distances of one node");
 		}
 	}
