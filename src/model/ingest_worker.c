@@ -388,8 +388,10 @@ ingest_round(bool prune)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "imgsearch ingest round");
 
+	/* imgsearch with ingest (0.2 on): an older version has no registrations */
 	spi_exec("SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-			 "WHERE e.extname = 'imgsearch'", 0, NULL, NULL);
+			 "WHERE e.extname = 'imgsearch' AND EXISTS (SELECT 1 FROM pg_class c "
+			 "WHERE c.relnamespace = e.extnamespace AND c.relname = 'imgsearch_ingest')", 0, NULL, NULL);
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
