@@ -209,8 +209,9 @@ imgs_model_pool_init(void)
 		BackgroundWorker worker;
 
 		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
-		worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+		/* a connection to no database: in pg_stat_activity, pg_terminate_backend works */
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_ConsistentState;
 		worker.bgw_restart_time = 1;
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgsearch");
 		snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgs_model_worker_main");
@@ -458,6 +459,7 @@ imgs_model_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "imgsearch model worker");
 
 	SpinLockAcquire(&pool->mutex);

@@ -50,6 +50,7 @@ RESET kdtree.max_leaves;
 -- and with the fault cleared each statement works: a sequential scan agrees
 SET imgsearch.inject_fault = '';
 INSERT INTO faults VALUES (1000, '[1,2,3,4]');
+SET imgsearch.method = argsort;   -- the reference: a sequential scan and sort
 CREATE TEMP TABLE want AS
   SELECT string_agg(id::text, ',' ORDER BY d, id) AS ids
   FROM (SELECT id, v <-> '[5,5,5,1]' AS d FROM faults ORDER BY d, id LIMIT 3) s;
