@@ -51,17 +51,22 @@ CREATE POLICY owner ON imgsearch_ingest_errors USING (imgsearch_ingest_owns(reli
 CREATE POLICY owner ON imgsearch_ingest_log USING (imgsearch_ingest_owns(relid));
 GRANT SELECT, INSERT, UPDATE, DELETE ON imgsearch_ingest, imgsearch_ingest_errors, imgsearch_ingest_log TO PUBLIC;
 
--- The image column changed: the feature is stale (NULL until the worker
--- computes it again), and an earlier failure is forgotten.
--- TG_ARGV: feature column, key column.
+-- The image (or box) column changed: the feature is stale (NULL until the
+-- worker computes it again), and an earlier failure is forgotten.
+-- TG_ARGV: feature column, key column. The key is spelled key::text, as
+-- imgsearch_ingest_batch names rows (to_jsonb spells some types otherwise:
+-- a timestamp's T).
 CREATE FUNCTION imgsearch_ingest_image_changed() RETURNS trigger
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 	AS $$
+DECLARE
+	k text;
 BEGIN
 	NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[0], NULL));
+	EXECUTE format('SELECT ($1).%I::text', TG_ARGV[1]) INTO k USING NEW;
 	DELETE FROM @extschema@.imgsearch_ingest_errors
-	 WHERE relid = TG_RELID::regclass AND key = to_jsonb(NEW) ->> TG_ARGV[1];
+	 WHERE relid = TG_RELID::regclass AND key = k;
 	RETURN NEW;
 END $$;
 
@@ -117,11 +122,12 @@ BEGIN
 	ON CONFLICT (relid) DO UPDATE SET image_column = EXCLUDED.image_column, feature_column = EXCLUDED.feature_column,
 		key_column = EXCLUDED.key_column, box_column = EXCLUDED.box_column, batch_size = EXCLUDED.batch_size;
 	EXECUTE format('DROP TRIGGER IF EXISTS imgsearch_ingest_image_changed ON %s', tbl);
-	EXECUTE format('CREATE TRIGGER imgsearch_ingest_image_changed BEFORE UPDATE OF %1$I ON %2$s FOR EACH ROW '
+	-- UPDATE OF both columns: an UPDATE of the box alone makes the feature stale too
+	EXECUTE format('CREATE TRIGGER imgsearch_ingest_image_changed BEFORE UPDATE OF %1$I%6$s ON %2$s FOR EACH ROW '
 				   'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I%3$s) '
 				   'EXECUTE FUNCTION @extschema@.imgsearch_ingest_image_changed(%4$L, %5$L)',
 				   image, tbl, CASE WHEN box IS NULL THEN '' ELSE format(' OR OLD.%1$I IS DISTINCT FROM NEW.%1$I', box) END,
-				   feature, k);
+				   feature, k, CASE WHEN box IS NULL THEN '' ELSE format(', %I', box) END);
 	PERFORM @extschema@.imgsearch_ingest_wake();
 END $$;
 
@@ -210,9 +216,15 @@ DECLARE
 BEGIN
 	FOR reg IN SELECT * FROM @extschema@.imgsearch_ingest ORDER BY 1 LOOP
 		relid := reg.relid;
-		EXECUTE format('SELECT count(*), count(%I) FROM %s', reg.feature_column, reg.relid) INTO total, done;
-		SELECT count(*), (array_agg(e.sqlstate || ': ' || e.message ORDER BY e.failed_at DESC))[1]
-		  INTO failed, last_error FROM @extschema@.imgsearch_ingest_errors e WHERE e.relid = reg.relid;
+		-- failed: rows without a feature that have an error (an error of a row
+		-- since deleted, or given a feature by hand, does not count)
+		EXECUTE format('SELECT count(*), count(x.%1$I), count(*) FILTER (WHERE x.%1$I IS NULL AND e.key IS NOT NULL), '
+					   '(array_agg(e.sqlstate || '': '' || e.message ORDER BY e.failed_at DESC) '
+					   'FILTER (WHERE x.%1$I IS NULL AND e.key IS NOT NULL))[1] '
+					   'FROM %2$s x LEFT JOIN @extschema@.imgsearch_ingest_errors e '
+					   'ON e.relid = %3$L::regclass AND e.key = x.%4$I::text',
+					   reg.feature_column, reg.relid, reg.relid::oid, reg.key_column)
+			INTO total, done, failed, last_error;
 		pending := total - done - failed;
 		SELECT coalesce(sum(l.images), 0) / 60.0 INTO images_per_second
 		  FROM @extschema@.imgsearch_ingest_log l
@@ -223,6 +235,7 @@ BEGIN
 	END LOOP;
 END $$;
 CREATE VIEW imgsearch_ingest_status AS SELECT * FROM imgsearch_ingest_status();
+GRANT SELECT ON imgsearch_ingest_status TO PUBLIC;
 
 -- Dropping a registered table, or its image, feature, key or box column,
 -- unregisters it (a log line says so).
@@ -241,6 +254,11 @@ BEGIN
 			IF o.object_type = 'table' OR o.address_names[3] IN
 				(reg.image_column, reg.feature_column, reg.key_column, reg.box_column) THEN
 				DELETE FROM @extschema@.imgsearch_ingest i WHERE i.relid::oid = o.objid;
+				-- a column: the table stays, its trigger goes (unless a CASCADE took it)
+				IF o.object_type = 'table column' AND EXISTS (SELECT 1 FROM pg_trigger t
+					WHERE t.tgrelid = o.objid AND t.tgname = 'imgsearch_ingest_image_changed') THEN
+					EXECUTE format('DROP TRIGGER imgsearch_ingest_image_changed ON %s', o.objid::regclass);
+				END IF;
 				RAISE LOG 'imgsearch: % dropped, its ingest registration removed', o.object_identity;
 			END IF;
 		END LOOP;
