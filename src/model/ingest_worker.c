@@ -366,56 +366,131 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "imgsearch ingest: SPI failed (%d) on: %s", rc, sql);
 }
 
+/* The transaction of one step of a round: begun, with SPI and a snapshot. */
+static void
+step_begin(const char *what)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+static void
+step_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
 /*
- * One round: a batch of each registered table. Returns the number of rows
- * it gave a feature or an error; -1 when the database has nothing to do
- * (no imgsearch, or no registration).
+ * One batch of table relid, in a transaction of its own, as its owner: the
+ * batch runs as a security-restricted operation with the owner's user id
+ * (as autovacuum runs a table's functions), so nothing it runs, the owner's
+ * triggers included, can SET ROLE or RESET ROLE back to this superuser.
+ * The errors of its rows are recorded after, as the worker. Returns the rows
+ * it handled.
  */
 static int
-ingest_round(bool prune)
+ingest_table(const char *schema, Oid relid, int batch_size, Oid owner)
+{
+	Oid			types[5] = {OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	int			nrows;
+	int			ndone = 0;
+	SPITupleTable *results;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	step_begin("imgsearch ingest batch");
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = Int32GetDatum(batch_size);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	spi_exec(psprintf("SELECT key, error_state, error_message FROM %s.imgsearch_ingest_batch($1::regclass, $2)",
+					  schema), 2, types, args);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	results = SPI_tuptable;
+	nrows = (int) SPI_processed;
+	for (int r = 0; r < nrows; r++)
+	{
+		char	   *key = SPI_getvalue(results->vals[r], results->tupdesc, 1);
+		char	   *sqlstate = SPI_getvalue(results->vals[r], results->tupdesc, 2);
+		char	   *message = SPI_getvalue(results->vals[r], results->tupdesc, 3);
+
+		if (sqlstate == NULL)
+		{
+			ndone++;
+			continue;
+		}
+		args[2] = CStringGetTextDatum(key);
+		args[3] = CStringGetTextDatum(sqlstate);
+		args[4] = CStringGetTextDatum(message ? message : "");
+		spi_exec(psprintf("INSERT INTO %s.imgsearch_ingest_errors (relid, key, sqlstate, message) "
+						  "VALUES ($1, $3, $4, $5) ON CONFLICT (relid, key) DO UPDATE SET "
+						  "sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message, failed_at = now()",
+						  schema), 5, types, args);
+	}
+	if (ndone > 0)
+	{
+		args[1] = Int32GetDatum(ndone);
+		spi_exec(psprintf("INSERT INTO %s.imgsearch_ingest_log (relid, images) VALUES ($1, $2)", schema),
+				 2, types, args);
+	}
+	step_end();
+	return nrows;
+}
+
+/*
+ * One round: a batch of each registered table, each in its own transaction
+ * (one table's failure, a table dropped meanwhile, rolls back nothing of
+ * the others). Returns the rows handled; -1 when the database has nothing to
+ * do (no imgsearch with ingest, or no registration). *failed: some table's
+ * batch failed with an error that is not a row's.
+ */
+static int
+ingest_round(bool prune, bool *failed)
 {
 	char	   *schema;
 	int			nregs;
 	Oid		   *relids;
 	int		   *batch_sizes;
-	char	  **owners;
+	Oid		   *owners;
 	int			worked = 0;
 	MemoryContext round_ctx = CurrentMemoryContext;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "imgsearch ingest round");
-
+	*failed = false;
+	step_begin("imgsearch ingest round");
 	/* imgsearch with ingest (0.2 on): an older version has no registrations */
 	spi_exec("SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
 			 "WHERE e.extname = 'imgsearch' AND EXISTS (SELECT 1 FROM pg_class c "
 			 "WHERE c.relnamespace = e.extnamespace AND c.relname = 'imgsearch_ingest')", 0, NULL, NULL);
 	if (SPI_processed == 0)
 	{
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		step_end();
 		return -1;
 	}
 	schema = MemoryContextStrdup(round_ctx, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	/*
 	 * The database's own imgsearch.model (ALTER DATABASE ... SET), as it is
 	 * now: a session reads it when it connects, this worker every round.
+	 * Not transaction-local: the batches run in transactions of their own.
 	 */
-	spi_exec("SELECT set_config('imgsearch.model', substr(c, 17), true) "
+	spi_exec("SELECT set_config('imgsearch.model', substr(c, 17), false) "
 			 "FROM pg_db_role_setting s, unnest(s.setconfig) c "
 			 "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
 			 "AND s.setrole = 0 AND c LIKE 'imgsearch.model=%'", 0, NULL, NULL);
 	/* registrations whose table is gone are skipped (the drop's event trigger removes them) */
-	spi_exec(psprintf("SELECT i.relid::oid, i.batch_size, quote_ident(r.rolname) FROM %s.imgsearch_ingest i "
-					  "JOIN pg_class c ON c.oid = i.relid JOIN pg_roles r ON r.oid = c.relowner ORDER BY 1",
-					  schema), 0, NULL, NULL);
+	spi_exec(psprintf("SELECT i.relid::oid, i.batch_size, c.relowner FROM %s.imgsearch_ingest i "
+					  "JOIN pg_class c ON c.oid = i.relid ORDER BY 1", schema), 0, NULL, NULL);
 	nregs = (int) SPI_processed;
 	relids = MemoryContextAlloc(round_ctx, sizeof(Oid) * Max(nregs, 1));
 	batch_sizes = MemoryContextAlloc(round_ctx, sizeof(int) * Max(nregs, 1));
-	owners = MemoryContextAlloc(round_ctx, sizeof(char *) * Max(nregs, 1));
+	owners = MemoryContextAlloc(round_ctx, sizeof(Oid) * Max(nregs, 1));
 	for (int i = 0; i < nregs; i++)
 	{
 		bool		isnull;
@@ -423,68 +498,33 @@ ingest_round(bool prune)
 
 		relids[i] = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		batch_sizes[i] = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-		owners[i] = MemoryContextStrdup(round_ctx, SPI_getvalue(tup, SPI_tuptable->tupdesc, 3));
-	}
-	if (nregs == 0)
-	{
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		return -1;
-	}
-
-	for (int i = 0; i < nregs; i++)
-	{
-		Oid			types[5] = {OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-		Datum		args[5];
-		int			nrows;
-		int			ndone = 0;
-		SPITupleTable *results;
-
-		args[0] = ObjectIdGetDatum(relids[i]);
-		args[1] = Int32GetDatum(batch_sizes[i]);
-		/* as the table's owner: its triggers and permissions, not a superuser's */
-		spi_exec(psprintf("SET LOCAL ROLE %s", owners[i]), 0, NULL, NULL);
-		spi_exec(psprintf("SELECT key, error_state, error_message FROM %s.imgsearch_ingest_batch($1::regclass, $2)", schema),
-				 2, types, args);
-		results = SPI_tuptable;
-		nrows = (int) SPI_processed;
-		spi_exec("RESET ROLE", 0, NULL, NULL);
-		for (int r = 0; r < nrows; r++)
-		{
-			char	   *key = SPI_getvalue(results->vals[r], results->tupdesc, 1);
-			char	   *sqlstate = SPI_getvalue(results->vals[r], results->tupdesc, 2);
-			char	   *message = SPI_getvalue(results->vals[r], results->tupdesc, 3);
-
-			if (sqlstate == NULL)
-			{
-				ndone++;
-				continue;
-			}
-			args[2] = CStringGetTextDatum(key);
-			args[3] = CStringGetTextDatum(sqlstate);
-			args[4] = CStringGetTextDatum(message ? message : "");
-			spi_exec(psprintf("INSERT INTO %s.imgsearch_ingest_errors (relid, key, sqlstate, message) "
-							  "VALUES ($1, $3, $4, $5) ON CONFLICT (relid, key) DO UPDATE SET "
-							  "sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message, failed_at = now()",
-							  schema), 5, types, args);
-		}
-		if (ndone > 0)
-		{
-			args[1] = Int32GetDatum(ndone);
-			spi_exec(psprintf("INSERT INTO %s.imgsearch_ingest_log (relid, images) VALUES ($1, $2)", schema),
-					 2, types, args);
-		}
-		worked += nrows;
+		owners[i] = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
 	}
 	if (prune)
 		spi_exec(psprintf("DELETE FROM %s.imgsearch_ingest_log WHERE done_at < now() - interval '1 hour'", schema),
 				 0, NULL, NULL);
+	step_end();
+	if (nregs == 0)
+		return -1;
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	for (int i = 0; i < nregs; i++)
+	{
+		PG_TRY();
+		{
+			worked += ingest_table(schema, relids[i], batch_sizes[i], owners[i]);
+		}
+		PG_CATCH();
+		{
+			/* not a row's error: report it; the other tables go on */
+			MemoryContextSwitchTo(round_ctx);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			*failed = true;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(round_ctx);
+	}
 	return worked;
 }
 
@@ -527,7 +567,7 @@ imgs_ingest_worker_main(Datum arg)
 		MemoryContextSwitchTo(loop_ctx);
 		PG_TRY();
 		{
-			worked = ingest_round(prune);
+			worked = ingest_round(prune, &failed);
 		}
 		PG_CATCH();
 		{
