@@ -379,6 +379,11 @@ export function createGateway(cfg) {
     warmUp().then(() => console.log(`gateway: ${cfg.warm} sessions warmed up in ${Date.now() - t0} ms`)),
     new Promise((resolve) => { setTimeout(resolve, WARMUP_WAIT_MS).unref(); }),
   ]);
+  // An idle connection outlives its clients' reuse of it: with Node's 5 s a
+  // client (undici) could send a request just as the server closed the socket,
+  // and get "fetch failed" (seen under load).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   server.on('close', () => pool.end());
   return server;
 }
