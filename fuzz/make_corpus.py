@@ -173,6 +173,24 @@ def tiff_bomb():
     return bytes(out)
 
 
+def tiff_without_next_directory_offset():
+    """70 bytes: a 1x1 gray TIFF whose first directory ends the data, without the
+    4-byte offset of the next directory. The header check read those 4 bytes past
+    the end (found by CI's bounded fuzzing)."""
+    entries = [
+        (256, 3, 1, 1),  # ImageWidth
+        (257, 3, 1, 1),  # ImageLength
+        (262, 3, 1, 1),  # Photometric BlackIsZero
+        (273, 4, 1, 0),  # StripOffsets
+        (279, 4, 1, 1),  # StripByteCounts
+    ]
+    out = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(entries)))
+    for tag, typ, count, value in entries:
+        out += struct.pack("<HHI", tag, typ, count)
+        out += struct.pack("<HH", value, 0) if typ == 3 else struct.pack("<I", value)
+    return bytes(out)
+
+
 def png_with_size(w, h):
     """A PNG whose IHDR claims w x h (CRC not fixed: the header check reads it)."""
     data = bytearray(save(picture(), "PNG"))
@@ -216,6 +234,7 @@ def image_inputs():
         "jpeg_soi_only.jpg": b"\xff\xd8\xff",
         "bmp_header_only.bmp": save(rgb, "BMP")[:30],
         "tiff_header_only.tif": corpus["raw.tif"][:8],
+        "tiff_no_next_directory_offset.tif": tiff_without_next_directory_offset(),
     }
     return corpus, regressions
 

@@ -11,8 +11,12 @@
 #                                  corpus grows in build/fuzz/corpus/H, findings go to
 #                                  FUZZ_CRASH_DIR/H (default build/fuzz/crashes/H); a summary
 #   fuzz/run.sh check H            test/check.sh's bounded run of one harness: regress, then
-#                                  FUZZ_SECONDS (default 15) of fuzzing with a fixed seed
-#                                  (FUZZ_SEED, default 1) from the seed corpus only
+#                                  a fixed number of inputs (FUZZ_RUNS, default per harness:
+#                                  check_runs) from a fixed seed (FUZZ_SEED, default 1) and
+#                                  the seed corpus only. A count, not a time: the same inputs
+#                                  on every machine, however fast or loaded, so a finding is
+#                                  found every time or never (a bound in seconds let CI, on a
+#                                  faster machine, reach an input a loaded run here had not)
 #
 # Exit status: 0 when nothing failed. Harnesses: imgfeat_text, imgfeat_recv, image_decode.
 set -uo pipefail
@@ -35,6 +39,15 @@ options() {
 	imgfeat_recv) echo "-timeout=20 -max_len=8192" ;;
 	image_decode) echo "-timeout=20 -max_len=65536 -malloc_limit_mb=256 -rss_limit_mb=1536" ;;
 	*) echo "fuzz/run.sh: no harness '$1' (have: ${harnesses[*]})" >&2; return 1 ;;
+	esac
+}
+
+# Inputs test/check.sh's run tries per harness: about 10 s each on this
+# machine when idle.
+check_runs() {
+	case $1 in
+	imgfeat_text | imgfeat_recv) echo 2000000 ;;
+	image_decode) echo 15000 ;;
 	esac
 }
 
@@ -111,23 +124,28 @@ cmd_regress() {
 	return $status
 }
 
-# Fuzzes harness $1 for $2 seconds into working corpus $3; extra args go to libFuzzer.
-# Prints one summary line; returns non-zero on a finding.
+# Fuzzes harness $1 into working corpus $3 for a budget $2 ("300s" or "15000 runs");
+# extra args go to libFuzzer. Prints one summary line; returns non-zero on a finding.
 fuzz_one() {
-	local h=$1 seconds=$2 corpus=$3; shift 3
+	local h=$1 budget=$2 corpus=$3; shift 3
+	local limit
+	case $budget in
+	*" runs") limit=-runs=${budget% runs} ;;
+	*s) limit=-max_total_time=${budget%s} ;;
+	esac
 	local bin opts crashes log rc
 	bin=$(binary "$h"); opts=$(options "$h")
 	crashes=${FUZZ_CRASH_DIR:-$build/crashes}/$h
 	mkdir -p "$corpus" "$crashes"
 	log=${FUZZ_CRASH_DIR:-$build/crashes}/$h.log
-	"$bin" $opts -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$crashes/" \
+	"$bin" $opts "$limit" -print_final_stats=1 -artifact_prefix="$crashes/" \
 		"$@" "$corpus" "$here/corpus/$h" >"$log" 2>&1
 	rc=$?
 	local runs cov
-	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-	cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1)
+	runs=$(LC_ALL=C sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	cov=$(grep -aoE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1)
 	if [ $rc -eq 0 ]; then
-		echo "  ok      $h: ${seconds}s, ${runs:-?} runs, ${cov:-no coverage line}"
+		echo "  ok      $h: ${runs:-?} runs (budget ${budget}), ${cov:-no coverage line}"
 	else
 		echo "  FOUND   $h: exit $rc after ${runs:-?} runs; input kept in $crashes/ (log: $log)"
 		show_finding "$log"
@@ -142,7 +160,7 @@ cmd_fuzz() {
 	for h in "$@"; do options "$h" >/dev/null || return 1; done
 	echo "fuzzing ${*} for ${seconds}s each (FUZZ_SECONDS); findings in ${FUZZ_CRASH_DIR:-$build/crashes}/"
 	for h in "$@"; do
-		fuzz_one "$h" "$seconds" "$build/corpus/$h" || status=1
+		fuzz_one "$h" "${seconds}s" "$build/corpus/$h" || status=1
 	done
 	echo
 	[ $status -eq 0 ] && echo "no findings" || echo "findings: see above"
@@ -153,7 +171,7 @@ cmd_check() {
 	local h=$1 status=0 tmp
 	cmd_regress "$h" || status=1
 	tmp=$(mktemp -d)
-	if ! fuzz_one "$h" "${FUZZ_SECONDS:-15}" "$tmp" -seed="${FUZZ_SEED:-1}"; then
+	if ! fuzz_one "$h" "${FUZZ_RUNS:-$(check_runs "$h")} runs" "$tmp" -seed="${FUZZ_SEED:-1}"; then
 		if grep -qxF @fuzz-oom <<<"$(expected_failures "$h")" &&
 			grep -q 'ERROR: libFuzzer: out-of-memory' "${FUZZ_CRASH_DIR:-$build/crashes}/$h.log"; then
 			echo "  XFAIL   $h: the out-of-memory finding above is expected (fuzz/expected-failures: $h/@fuzz-oom)"

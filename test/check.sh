@@ -240,7 +240,8 @@ trap - EXIT
 
 # --- fuzz: the libFuzzer harnesses (fuzz/run.sh), bounded -------------------------
 # Each harness is one test: every seed and regression input through it, then
-# FUZZ_CHECK_SECONDS of fuzzing with a fixed seed. Needs no cluster.
+# a fixed number of fuzzed inputs (FUZZ_CHECK_RUNS, default per harness) from a
+# fixed seed: the same inputs on every machine. Needs no cluster.
 fuzz_harnesses=$(selected fuzz)
 if [ -n "$fuzz_harnesses" ]; then
 	echo "fuzz:"
@@ -256,7 +257,7 @@ if [ -n "$fuzz_harnesses" ]; then
 		xfail=$(grep -c "^$h/[^@]" "$repo/fuzz/expected-failures" 2>/dev/null)
 		label=fuzz/$h
 		[ "${xfail:-0}" -gt 0 ] && label="fuzz/$h ($xfail known failures expected, see fuzz/expected-failures)"
-		run_case "$label" env FUZZ_SECONDS="${FUZZ_CHECK_SECONDS:-12}" FUZZ_SEED=1 \
+		run_case "$label" env ${FUZZ_CHECK_RUNS:+FUZZ_RUNS=$FUZZ_CHECK_RUNS} FUZZ_SEED=1 \
 			FUZZ_CRASH_DIR="$work/fuzz-crashes" "$repo/fuzz/run.sh" check "$h"
 	done
 fi

@@ -368,9 +368,11 @@ ImageHeader tiff_header(const uint8_t *d, size_t n) {
             bad_image("truncated TIFF image", "strip or tile " + std::to_string(i) + " lies outside the data");
     }
 
-    // Directories after the first (pages): libtiff counts them all.
+    // Directories after the first (pages): libtiff counts them all. Each
+    // directory ends with the offset of the next, which a truncated file lacks.
     uint64_t pages = 1;
-    for (size_t next = u32(ifd + 2 + 12 * count); next != 0 && pages < 65536; pages++) {
+    size_t first_end = ifd + 2 + 12 * count;
+    for (size_t next = first_end + 4 <= n ? u32(first_end) : 0; next != 0 && pages < 65536; pages++) {
         if (next < 8 || next > n - 2 || u16(next) > (n - next - 6) / 12)
             break;  // libtiff stops there too
         next = u32(next + 2 + 12 * u16(next));
