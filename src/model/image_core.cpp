@@ -648,19 +648,20 @@ void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64
         img = img(cv::Rect(int(x0), int(y0), int(x1 - x0), int(y1 - y0)));
     }
     // The resize's work grows with the rows times the output width, and the
-    // output height times the rows each output row averages: an image much
-    // longer than wide (a 1x4000000 PNG is a few KB) would cost seconds of
-    // CPU that nothing can cancel. Normal images stay far below the bound
-    // (2000x2000: about 30 M multiply-adds; the bound allows 16x37000).
-    constexpr uint64_t max_resize_work = 100'000'000;
+    // output height times the rows each output row averages: about 12
+    // multiply-adds a pixel for an image of usual proportions (a 7000x7000
+    // photo: 305 M), but far more for one much longer than wide (a 6 KB PNG
+    // of 1x900000 pixels: 2.4 G, seconds of CPU that nothing can cancel).
+    // The bound: 100 M plus 16 a pixel.
     uint64_t work = resize_work(img.cols, img.rows);
-    if (work > max_resize_work)
+    uint64_t max_work = 100'000'000 + 16 * uint64_t(img.cols) * uint64_t(img.rows);
+    if (work > max_work)
         throw Error(IMGS_SQLSTATE_PROGRAM_LIMIT,
                     std::string(h.format) + " image of " + std::to_string(img.cols) + "x" +
                         std::to_string(img.rows) + " pixels is too elongated to resize to the model's input",
                     "Resizing it to " + std::to_string(IMGS_MODEL_SIDE) + "x" + std::to_string(IMGS_MODEL_SIDE) +
-                        " would take " + std::to_string(work / 1000000) + " M multiply-adds; the limit is " +
-                        std::to_string(max_resize_work / 1000000) + " M.");
+                        " would take " + std::to_string(work / 1000000) + " M multiply-adds; the limit for " +
+                        "its size is " + std::to_string(max_work / 1000000) + " M (100 M plus 16 a pixel).");
     resize_normalise(img, out);
 }
 
