@@ -26,12 +26,8 @@ import io
 import json
 import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -46,40 +42,7 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 sys.path.insert(0, os.path.join(REPO, "test", "model"))
 from export_vgg16 import GeMPool, Fc7  # noqa: E402  the exported modules, run eagerly
 from fixtures import scene  # noqa: E402  synthetic photo-like images
-
-
-class Cluster:
-    """A throwaway PostgreSQL cluster (pg_config's bindir) on a free port."""
-
-    def __init__(self, model):
-        bindir = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
-        self.dir = tempfile.mkdtemp(prefix="imgsearch-bench.")
-        os.chmod(self.dir, 0o755)
-        self.port = self._free_port()
-        as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if as_owner:
-            shutil.chown(self.dir, "postgres")
-        self.pg_ctl = as_owner + [os.path.join(bindir, "pg_ctl"), "-D", os.path.join(self.dir, "data")]
-        subprocess.run(as_owner + [os.path.join(bindir, "initdb"), "-D", os.path.join(self.dir, "data"),
-                                   "-U", "postgres", "-A", "trust"], check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(self.dir, "data", "postgresql.conf"), "a") as f:
-            f.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                    f"unix_socket_directories = '{self.dir}'\nimgsearch.model = '{model}'\n")
-        subprocess.run(self.pg_ctl + ["-l", os.path.join(self.dir, "log"), "-w", "start"], check=True,
-                       stdout=subprocess.DEVNULL)
-        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-
-    @staticmethod
-    def _free_port():
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        return port
-
-    def stop(self):
-        subprocess.run(self.pg_ctl + ["-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
+from bench_cluster import Cluster  # noqa: E402
 
 
 def proc_memory(pid):

@@ -37,7 +37,7 @@ options() {
 	case $1 in
 	imgfeat_text) echo "-timeout=20 -max_len=8192 -dict=$here/imgfeat_text.dict" ;;
 	imgfeat_recv) echo "-timeout=20 -max_len=8192" ;;
-	image_decode) echo "-timeout=20 -max_len=65536 -malloc_limit_mb=256 -rss_limit_mb=1536" ;;
+	image_decode) echo "-timeout=60 -max_len=65536 -malloc_limit_mb=256 -rss_limit_mb=1536" ;;
 	*) echo "fuzz/run.sh: no harness '$1' (have: ${harnesses[*]})" >&2; return 1 ;;
 	esac
 }

@@ -32,7 +32,8 @@ CREATE TABLE imgsearch_ingest_errors (
 CREATE TABLE imgsearch_ingest_log (
 	relid regclass NOT NULL REFERENCES imgsearch_ingest ON DELETE CASCADE,
 	done_at timestamptz NOT NULL DEFAULT now(),
-	images integer NOT NULL
+	images integer NOT NULL,
+	pid integer DEFAULT pg_backend_pid()	-- the worker (or session) that did them
 );
 CREATE INDEX ON imgsearch_ingest_log (relid, done_at);
 SELECT pg_catalog.pg_extension_config_dump('imgsearch_ingest', '');

@@ -508,6 +508,15 @@ std::string first_line(const std::string &text) {
 
 uint8_t round_u8(float v) { return uint8_t(std::clamp(std::floor(v + 0.5f), 0.0f, 255.0f)); }
 
+// The multiply-adds of resize_normalise for a cols x rows image.
+uint64_t resize_work(int cols, int rows) {
+    auto taps = [](uint64_t in) {  // per output pixel: about twice the scale, at least 2
+        return std::max<uint64_t>(2, 2 * in / IMGS_MODEL_SIDE + 1);
+    };
+    uint64_t S = IMGS_MODEL_SIDE;
+    return 3 * S * (uint64_t(rows) * taps(cols) + S * taps(rows));
+}
+
 // Resizes a BGR image to IMGS_MODEL_SIDE square like PIL's
 // Image.resize(BILINEAR): horizontal pass, then vertical, each rounded to
 // 8 bits. Then writes (v / 255 - mean) / std as RGB planes.
@@ -638,6 +647,21 @@ void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64
                             std::to_string(img.rows) + " image.");
         img = img(cv::Rect(int(x0), int(y0), int(x1 - x0), int(y1 - y0)));
     }
+    // The resize's work grows with the rows times the output width, and the
+    // output height times the rows each output row averages: about 12
+    // multiply-adds a pixel for an image of usual proportions (a 7000x7000
+    // photo: 305 M), but far more for one much longer than wide (a 6 KB PNG
+    // of 1x900000 pixels: 2.4 G, seconds of CPU that nothing can cancel).
+    // The bound: 100 M plus 16 a pixel.
+    uint64_t work = resize_work(img.cols, img.rows);
+    uint64_t max_work = 100'000'000 + 16 * uint64_t(img.cols) * uint64_t(img.rows);
+    if (work > max_work)
+        throw Error(IMGS_SQLSTATE_PROGRAM_LIMIT,
+                    std::string(h.format) + " image of " + std::to_string(img.cols) + "x" +
+                        std::to_string(img.rows) + " pixels is too elongated to resize to the model's input",
+                    "Resizing it to " + std::to_string(IMGS_MODEL_SIDE) + "x" + std::to_string(IMGS_MODEL_SIDE) +
+                        " would take " + std::to_string(work / 1000000) + " M multiply-adds; the limit for " +
+                        "its size is " + std::to_string(max_work / 1000000) + " M (100 M plus 16 a pixel).");
     resize_normalise(img, out);
 }
 

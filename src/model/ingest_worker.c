@@ -3,12 +3,15 @@
  * docs/ingest.md).
  *
  * The launcher (a static background worker, with imgsearch in
- * shared_preload_libraries) starts one ingest worker per database: at its
- * own start for every database that accepts connections, later when
- * imgsearch_ingest_start (imgsearch_ingest_wake) asks for one, and again
- * when a worker that had work exits (terminated, or failed). A worker whose
- * database has no registration (or no imgsearch) exits and says so, and the
- * launcher leaves that database alone until asked.
+ * shared_preload_libraries) starts imgsearch.ingest_workers ingest workers
+ * per database: at its own start for every database that accepts
+ * connections, later when imgsearch_ingest_start (imgsearch_ingest_wake)
+ * asks for them, and again when a worker that had work exits (terminated,
+ * or failed). A worker whose database has no registration (or no imgsearch)
+ * exits and says so, and the launcher leaves that database alone until
+ * asked. Several workers of one database share its tables through FOR
+ * UPDATE SKIP LOCKED: each waits on its own image at the model workers, so
+ * that two workers keep two model workers busy.
  *
  * A worker loops over its database's registrations: each round one batch per
  * table, one transaction, as the table's owner (SET ROLE: triggers and
@@ -48,13 +51,15 @@
 #include "model/ingest_worker.h"
 
 #define INGEST_MAX_DBS	64
+#define INGEST_MAX_WORKERS 8	/* per database */
 
 typedef struct IngestDb
 {
 	Oid			dboid;			/* InvalidOid: a free entry */
-	bool		wanted;			/* start (or keep) a worker for it */
-	bool		idle_exit;		/* its worker exited: nothing registered */
-	pid_t		pid;			/* its worker, 0 if none */
+	bool		wanted;			/* start (or keep) its workers */
+	bool		idle_exit;		/* a worker exited: nothing registered */
+	bool		registered;		/* a worker found registrations: start the others */
+	pid_t		pid[INGEST_MAX_WORKERS];	/* its workers, 0 if none */
 } IngestDb;
 
 typedef struct IngestShared
@@ -66,6 +71,7 @@ typedef struct IngestShared
 
 static IngestShared *ingest = NULL;
 static bool ingest_preloaded = false;
+static int	ingest_workers = 2;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -101,6 +107,15 @@ imgs_ingest_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	DefineCustomIntVariable("imgsearch.ingest_workers",
+							"Ingest workers per database with a registered table.",
+							"Each fills rows one image at a time through the model workers; "
+							"as many as imgsearch.model_workers keeps them all busy.",
+							&ingest_workers,
+							2, 1, INGEST_MAX_WORKERS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 	ingest_preloaded = true;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = ingest_shmem_request;
@@ -209,10 +224,11 @@ imgsearch_ingest_wake(PG_FUNCTION_ARGS)
  * The launcher
  */
 
-static BackgroundWorkerHandle *worker_handles[INGEST_MAX_DBS];
+static BackgroundWorkerHandle *worker_handles[INGEST_MAX_DBS][INGEST_MAX_WORKERS];
 
+/* Worker n of the database in slot; its main argument is slot * INGEST_MAX_WORKERS + n. */
 static void
-start_worker(int slot)
+start_worker(int slot, int n)
 {
 	BackgroundWorker worker;
 	Oid			dboid = ingest->dbs[slot].dboid;
@@ -223,13 +239,13 @@ start_worker(int slot)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgsearch");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgs_ingest_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "imgsearch ingest worker for database %u", dboid);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "imgsearch ingest worker %d for database %u", n, dboid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "imgsearch ingest worker");
-	worker.bgw_main_arg = Int32GetDatum(slot);
+	worker.bgw_main_arg = Int32GetDatum(slot * INGEST_MAX_WORKERS + n);
 	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &worker_handles[slot]))
+	if (!RegisterDynamicBackgroundWorker(&worker, &worker_handles[slot][n]))
 	{
-		worker_handles[slot] = NULL;
+		worker_handles[slot][n] = NULL;
 		ereport(LOG, (errmsg("imgsearch ingest launcher could not start a worker for database %u "
 							 "(max_worker_processes?)", dboid)));
 	}
@@ -317,33 +333,46 @@ imgs_ingest_launcher_main(Datum arg)
 		}
 		for (int i = 0; i < INGEST_MAX_DBS; i++)
 		{
-			bool		start = false;
-			pid_t		pid = 0;
+			bool		start[INGEST_MAX_WORKERS] = {false};
+			bool		any = false;
 
-			if (worker_handles[i] != NULL &&
-				GetBackgroundWorkerPid(worker_handles[i], &pid) == BGWH_STOPPED)
+			for (int n = 0; n < INGEST_MAX_WORKERS; n++)
 			{
-				pfree(worker_handles[i]);
-				worker_handles[i] = NULL;
+				pid_t		pid = 0;
+
+				if (worker_handles[i][n] == NULL)
+					continue;
+				if (GetBackgroundWorkerPid(worker_handles[i][n], &pid) == BGWH_STOPPED)
+				{
+					pfree(worker_handles[i][n]);
+					worker_handles[i][n] = NULL;
+				}
+				else if (n >= ingest_workers)
+					TerminateBackgroundWorker(worker_handles[i][n]);	/* the setting went down */
 			}
 			SpinLockAcquire(&ingest->mutex);
-			if (ingest->dbs[i].dboid != InvalidOid && worker_handles[i] == NULL)
+			for (int n = 0; n < INGEST_MAX_WORKERS; n++)
 			{
-				ingest->dbs[i].pid = 0;
+				if (ingest->dbs[i].dboid == InvalidOid || worker_handles[i][n] != NULL)
+					continue;
+				ingest->dbs[i].pid[n] = 0;
 				/* a worker that left with work to do comes back; an idle one when asked */
-				start = ingest->dbs[i].wanted && !ingest->dbs[i].idle_exit;
+				start[n] = n < ingest_workers && ingest->dbs[i].wanted && !ingest->dbs[i].idle_exit &&
+					(n == 0 || ingest->dbs[i].registered);	/* one probes a database first */
+				any |= start[n];
 			}
 			SpinLockRelease(&ingest->mutex);
-			if (start && !database_exists(ingest->dbs[i].dboid))
+			if (any && !database_exists(ingest->dbs[i].dboid))
 			{
 				/* dropped: forget it */
 				SpinLockAcquire(&ingest->mutex);
 				memset(&ingest->dbs[i], 0, sizeof(IngestDb));
 				SpinLockRelease(&ingest->mutex);
-				start = false;
+				any = false;
 			}
-			if (start)
-				start_worker(i);
+			for (int n = 0; any && n < INGEST_MAX_WORKERS; n++)
+				if (start[n])
+					start_worker(i, n);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -354,7 +383,8 @@ imgs_ingest_launcher_main(Datum arg)
  * A database's worker
  */
 
-static int	my_slot;
+static int	my_slot;			/* the database's entry */
+static int	my_number;			/* which of its workers */
 
 /* Runs sql (no result wanted) with SPI; errors raise. */
 static void
@@ -537,13 +567,14 @@ imgs_ingest_worker_main(Datum arg)
 	TimestampTz last_prune = 0;
 	MemoryContext loop_ctx;
 
-	my_slot = DatumGetInt32(arg);
+	my_slot = DatumGetInt32(arg) / INGEST_MAX_WORKERS;
+	my_number = DatumGetInt32(arg) % INGEST_MAX_WORKERS;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	SpinLockAcquire(&ingest->mutex);
 	dboid = ingest->dbs[my_slot].dboid;
-	ingest->dbs[my_slot].pid = MyProcPid;
+	ingest->dbs[my_slot].pid[my_number] = MyProcPid;
 	SpinLockRelease(&ingest->mutex);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	/* a bulk load: behind every search at the model workers */
@@ -582,6 +613,18 @@ imgs_ingest_worker_main(Datum arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		if (prune && !failed)
 			last_prune = now;
+		if (worked >= 0 && !ingest->dbs[my_slot].registered)
+		{
+			Latch	   *latch;
+
+			/* the launcher starts this database's other workers */
+			SpinLockAcquire(&ingest->mutex);
+			ingest->dbs[my_slot].registered = true;
+			latch = ingest->launcher_latch;
+			SpinLockRelease(&ingest->mutex);
+			if (latch)
+				SetLatch(latch);
+		}
 
 		if (worked < 0)
 		{
@@ -589,6 +632,7 @@ imgs_ingest_worker_main(Datum arg)
 			SpinLockAcquire(&ingest->mutex);
 			ingest->dbs[my_slot].idle_exit = true;
 			ingest->dbs[my_slot].wanted = false;
+			ingest->dbs[my_slot].registered = false;
 			SpinLockRelease(&ingest->mutex);
 			ereport(DEBUG1, (errmsg("imgsearch ingest worker: nothing registered in this database")));
 			proc_exit(0);

@@ -216,6 +216,9 @@ def bomb_images():
         "png_huge.png": png(30000, 30000),
         "png_wide16.png": png(40000000, 1, bitdepth=16, colortype=6),
         "png_tall16.png": png(7000, 7000, bitdepth=16, colortype=6),
+        # a valid 1x900000 gray PNG (libpng reads at most 1000000 rows): it
+        # decodes, but resizing it would take seconds (image_core.cpp, resize_work)
+        "png_elongated.png": png(1, 900000, colortype=0, idat=zlib.compress(b"\0" * 1800000, 9)),
         "jpeg_huge.jpg": jpeg_resized(base, 65000, 65000),
         "jpeg_prog.jpg": jpeg_resized(prog, 7000, 7000),
         "jpeg_base.jpg": jpeg_resized(base, 7000, 7000),

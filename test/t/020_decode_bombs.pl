@@ -61,6 +61,7 @@ my %expect = (
 	'png_huge.png' => '54000',     # 30000x30000
 	'png_wide16.png' => '54000',   # 40000000x1, 16-bit RGBA: libpng row buffers
 	'png_tall16.png' => '22P03',   # 7000x7000 16-bit RGBA, no image data
+	'png_elongated.png' => '54000', # 1x900000, valid: too elongated to resize in time
 	'jpeg_huge.jpg' => '54000',    # 65000x65000
 	'jpeg_prog.jpg' => '54000',    # 7000x7000 progressive: 290 MB of coefficients
 	'webp_huge.webp' => '54000',   # 16384x16384

@@ -22,7 +22,11 @@
 #      only its own registrations and errors (row-level security), the worker
 #      runs the owner's table as the owner;
 # (11) a second database: a registration in a long transaction gets its
-#      worker; after imgsearch_ingest_stop, DROP DATABASE succeeds.
+#      worker; after imgsearch_ingest_stop, DROP DATABASE succeeds;
+# (12) imgsearch.ingest_workers = 2 (a reload): two workers share a table,
+#      each row once; back to 1, the second leaves.
+# (1) to (11) run one ingest worker (imgsearch.ingest_workers = 1), so that
+# they can name it.
 # Checks marked TODO are known limitations (each says which):
 # they run and report, without failing the suite.
 #
@@ -56,6 +60,7 @@ lc_messages = 'C'
 shared_preload_libraries = 'imgsearch'
 imgsearch.model_workers = 1
 imgsearch.threads = 2
+imgsearch.ingest_workers = 1
 imgsearch.model = '$data/vgg16_pool.pt'
 restart_after_crash = on
 });
@@ -472,6 +477,26 @@ ok(defined wait_until(q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_
 my ($db2_ret, $db2_out, $db2_err) = $node->psql('postgres', 'DROP DATABASE db2');
 is($db2_ret, 0, '(11) DROP DATABASE then succeeds') or diag($db2_err);
 is(worker_pid(), $pid, "(11) the first database's worker is untouched");
+
+# --- (12) two ingest workers on one table ------------------------------------
+sql(q{ALTER SYSTEM SET imgsearch.ingest_workers = 2; SELECT pg_reload_conf();});
+my $rows12 = 24;
+sql(qq{CREATE TABLE t12 ($table); SELECT add_rows('t12', $rows12);});
+my $served12 = served();
+sql(q{SELECT imgsearch_ingest_start('t12', image => 'img', feature => 'feat', batch_size => 2)});
+ok(defined wait_until(q{SELECT count(*) = 2 FROM pg_stat_activity
+	WHERE backend_type = 'imgsearch ingest worker' AND datname = 'postgres'}, 30),
+	'(12) imgsearch.ingest_workers = 2: a second worker starts for the database');
+ok(defined pending_done('t12', 60 + 5 * $rows12), "(12) the load of $rows12 rows completes");
+is(sql(q{SELECT mismatches('t12')}), 0, '(12) every row of t12 has its feature, bit for bit');
+is(served() - $served12, $rows12, "(12) the model workers extracted exactly $rows12 images: no row twice");
+is(sql(q{SELECT count(DISTINCT pid) || '|' || sum(images) FROM imgsearch_ingest_log WHERE relid = 't12'::regclass}),
+	"2|$rows12", '(12) both workers did batches of t12, and the batches add up to its rows');
+sql(q{ALTER SYSTEM SET imgsearch.ingest_workers = 1; SELECT pg_reload_conf();});
+ok(defined wait_until(q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'imgsearch ingest worker' AND datname = 'postgres'}, 30),
+	'(12) back to 1: the second worker leaves');
+sql(q{ALTER SYSTEM RESET imgsearch.ingest_workers; SELECT pg_reload_conf();});
 
 # --- known bugs ------------------------------------------------------------------
 # A key whose text differs between ::text and to_jsonb ->> (a timestamp):
