@@ -90,6 +90,11 @@ BEGIN
 	IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
 	END IF;
+	-- a coordinator's table: the shards extract (each its own rows), never the coordinator
+	IF EXISTS (SELECT 1 FROM pg_partition_tree(tbl) t JOIN pg_class c ON c.oid = t.relid WHERE c.relkind = 'f') THEN
+		RAISE EXCEPTION '"%" has foreign partitions', tbl USING ERRCODE = '42809',
+			HINT = 'Register the table on each shard; imgsearch_sharded_ingest_status adds up their progress here.';
+	END IF;
 	SELECT format_type(atttypid, NULL) INTO col_type FROM pg_attribute
 	 WHERE attrelid = tbl AND attname = image AND attnum > 0 AND NOT attisdropped;
 	IF col_type IS DISTINCT FROM 'bytea' THEN
@@ -167,7 +172,7 @@ BEGIN
 		RETURN;
 	END IF;
 	FOR r IN EXECUTE format(
-		'SELECT x.ctid AS row_id, x.%1$I::text AS k, x.%2$I AS img, %3$s AS box FROM %4$s x '
+		'SELECT x.tableoid AS rel, x.ctid AS row_id, x.%1$I::text AS k, x.%2$I AS img, %3$s AS box FROM %4$s x '
 		'WHERE x.%5$I IS NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.imgsearch_ingest_errors e '
 		'WHERE e.relid = %6$L::regclass AND e.key = x.%1$I::text) '
 		'ORDER BY x.%1$I LIMIT %7$s FOR UPDATE OF x SKIP LOCKED',
@@ -182,10 +187,11 @@ BEGIN
 			IF r.img IS NULL THEN
 				RAISE EXCEPTION 'image is NULL' USING ERRCODE = '22004';
 			END IF;
+			-- tableoid too: in a partitioned table a ctid names a row of each partition
 			EXECUTE format('UPDATE %s SET %I = CASE WHEN $2 IS NULL THEN @extschema@.vgg16_features($1) '
-						   'ELSE @extschema@.vgg16_features($1, $2) END WHERE ctid = $3',
+						   'ELSE @extschema@.vgg16_features($1, $2) END WHERE tableoid = $4 AND ctid = $3',
 						   tbl, reg.feature_column)
-				USING r.img, r.box, r.row_id;
+				USING r.img, r.box, r.row_id, r.rel;
 		EXCEPTION WHEN OTHERS THEN
 			-- not the row's fault: the batch ends, its rows stay pending
 			IF left(SQLSTATE, 2) IN ('08', '53', '55', '57', '58', 'XX') THEN
@@ -203,10 +209,12 @@ CREATE FUNCTION imgsearch_ingest_wake() RETURNS void
 	AS 'MODULE_PATHNAME', 'imgsearch_ingest_wake'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
--- Progress per registered table.
+-- Progress per registered table; last_error_at: when last_error happened
+-- (imgsearch_sharded_ingest_status picks the latest of the shards' by it).
 CREATE FUNCTION imgsearch_ingest_status(
 	OUT relid regclass, OUT pending bigint, OUT done bigint, OUT failed bigint,
-	OUT images_per_second double precision, OUT eta interval, OUT last_error text)
+	OUT images_per_second double precision, OUT eta interval, OUT last_error text,
+	OUT last_error_at timestamptz)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -221,11 +229,12 @@ BEGIN
 		-- since deleted, or given a feature by hand, does not count)
 		EXECUTE format('SELECT count(*), count(x.%1$I), count(*) FILTER (WHERE x.%1$I IS NULL AND e.key IS NOT NULL), '
 					   '(array_agg(e.sqlstate || '': '' || e.message ORDER BY e.failed_at DESC) '
-					   'FILTER (WHERE x.%1$I IS NULL AND e.key IS NOT NULL))[1] '
+					   'FILTER (WHERE x.%1$I IS NULL AND e.key IS NOT NULL))[1], '
+					   'max(e.failed_at) FILTER (WHERE x.%1$I IS NULL AND e.key IS NOT NULL) '
 					   'FROM %2$s x LEFT JOIN @extschema@.imgsearch_ingest_errors e '
 					   'ON e.relid = %3$L::regclass AND e.key = x.%4$I::text',
 					   reg.feature_column, reg.relid, reg.relid::oid, reg.key_column)
-			INTO total, done, failed, last_error;
+			INTO total, done, failed, last_error, last_error_at;
 		pending := total - done - failed;
 		SELECT coalesce(sum(l.images), 0) / 60.0 INTO images_per_second
 		  FROM @extschema@.imgsearch_ingest_log l

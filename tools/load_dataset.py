@@ -23,11 +23,16 @@ with another model are extracted again.
 
 On a coordinator (gallery.images partitioned over postgres_fdw foreign
 tables: tools/shards.sh, docs/sharding.md), rows are inserted through it
-(each goes to its shard), features are extracted on it (vgg16_features runs
-where the UPDATE is evaluated: the coordinator, under its imgsearch.model)
-and written to the shards, and the indexes are built on each shard, over a
-connection made from its server's options and user mapping (host, port,
-dbname; user, password); the coordinator has none.
+(each goes to its shard); where every shard has ingest workers, the table is
+registered on each shard (imgsearch_ingest_start there) and each shard
+extracts its own rows, all at once, while the progress bar reads the
+coordinator's imgsearch_sharded_ingest_status (the shards' figures added
+up); the coordinator extracts nothing. Where a shard has no ingest workers,
+features are extracted on the coordinator (vgg16_features runs where the
+UPDATE is evaluated: the coordinator, under its imgsearch.model) and written
+to the shards. The indexes are built on each shard; the coordinator has
+none. The shards are reached over connections made from their servers'
+options and user mappings (host, port, dbname; user, password).
 """
 import argparse
 import csv
@@ -177,25 +182,31 @@ def ingest_available(conn, table):
     return ok
 
 
-def ingest_features(conns, table, remaining):
+def ingest_features(conns, table, remaining, coordinator=None):
     """Registers table with the ingest workers of each server in conns (a
     node, or every shard of a coordinator: each fills its own rows, and the
-    coordinator extracts nothing) and shows their progress, summed from
-    imgsearch_ingest_status, until nothing is pending. Rows that fail are
+    coordinator extracts nothing) and shows their progress until nothing is
+    pending: a node's imgsearch_ingest_status; on a coordinator (its
+    connection), imgsearch_sharded_ingest_status(table), the shards' rows
+    added up, over the coordinator's connections to them. Rows that fail are
     reported, not retried."""
     for c in conns:
         with c.cursor() as cur:
             cur.execute("SELECT imgsearch_ingest_start(%s, image => 'img', feature => 'feat')", [table])
         c.commit()
+    if coordinator is not None:
+        status = [(coordinator, "SELECT pending, failed, last_error FROM imgsearch_sharded_ingest_status(%s)")]
+    else:
+        status = [(c, "SELECT pending, failed, last_error FROM imgsearch_ingest_status WHERE relid = %s::regclass")
+                  for c in conns]
     done = 0
     with tqdm(total=remaining, desc='features', unit='img') as bar:
         while True:
             pending = failed = 0
             last_error = None
-            for c in conns:
+            for c, query in status:
                 with c.cursor() as cur:
-                    cur.execute("""SELECT pending, failed, last_error FROM imgsearch_ingest_status
-                                    WHERE relid = %s::regclass""", [table])
+                    cur.execute(query, [table])
                     p, f, e = cur.fetchone()
                 c.commit()
                 pending, failed, last_error = pending + p, failed + f, e or last_error
@@ -303,8 +314,13 @@ def main():
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM gallery.images WHERE feat IS NULL")
             remaining = cur.fetchone()[0]
+            # the shards' progress, added up on the coordinator (an older
+            # imgsearch there: read from each shard)
+            cur.execute("SELECT to_regproc('imgsearch_sharded_ingest_status') IS NOT NULL")
+            summed = cur.fetchone()[0]
         conn.commit()
-        new_features = ingest_features(shards, 'gallery.images', remaining) if remaining else 0
+        new_features = (ingest_features(shards, 'gallery.images', remaining, coordinator=conn if summed else None)
+                        if remaining else 0)
     else:
         new_features = extract_features(conn, args.batch)
     if not args.no_index:

@@ -258,6 +258,28 @@ like($err, qr/ERROR:  42501: permission denied for function imgsearch_model_work
 is($node->safe_psql($db, 'SET ROLE monitor; SELECT count(*) FROM imgsearch_model_workers()'),
 	'0', 'a pg_monitor member runs imgsearch_model_workers(): no rows without workers');
 
+# --- imgsearch_sharded_ingest_status() on a plain node ---------------------------------------
+# (t/026_shard_ingest runs it on a coordinator.) The updated extension has it,
+# and it refuses what is not a coordinator's partitioned table of foreign tables.
+if ($node->safe_psql($db, q{SELECT to_regproc('imgsearch_sharded_ingest_status') IS NOT NULL}) eq 't')
+{
+	$node->safe_psql($db, q{CREATE TABLE parts (id bigint) PARTITION BY HASH (id);
+		CREATE TABLE parts_0 PARTITION OF parts FOR VALUES WITH (MODULUS 1, REMAINDER 0);});
+	for my $case ([ q{'feats'}, qr/ERROR:  42809: "public.feats" is not a partitioned table/ ],
+		[ q{'parts'}, qr/ERROR:  42809: partition public.parts_0 of public.parts is not a postgres_fdw foreign table/ ],
+		[ 'NULL', qr/ERROR:  22004: parent must not be null/ ])
+	{
+		($ret, $out, $err) = $node->psql($db,
+			"\\set VERBOSITY verbose\nSELECT * FROM imgsearch_sharded_ingest_status($case->[0])");
+		like($err, $case->[1], "updated: imgsearch_sharded_ingest_status($case->[0]) is refused");
+	}
+	$node->safe_psql($db, 'DROP TABLE parts');
+}
+else
+{
+	fail("$new has imgsearch_sharded_ingest_status()");
+}
+
 # --- inserts, deletes, VACUUM, REINDEX on 0.2 -------------------------------------------
 $node->safe_psql($db, q{
 	SELECT setseed(0.25);
