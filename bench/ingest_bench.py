@@ -136,6 +136,7 @@ def loader_until_done(conn, n, batch=8):
     elapsed = time.perf_counter() - t0
     cur.execute("SELECT count(feat) FROM images")
     assert cur.fetchone()[0] == n
+    conn.commit()
     conn.autocommit = True
     return elapsed
 
