@@ -66,9 +66,9 @@ COMMENT ON FUNCTION imgsearch_model_sha256() IS
 
 -- The image (or box) column changed: the feature is stale (NULL until the
 -- worker computes it again), so is its model, and an earlier failure is
--- forgotten. TG_ARGV: feature column, key column[, model column]. The key is spelled key::text, as
--- imgsearch_ingest_batch names rows (to_jsonb spells some types otherwise:
--- a timestamp's T).
+-- forgotten. TG_ARGV: feature column, key column[, model column]. The key
+-- is spelled key::text, as imgsearch_ingest_batch names rows (to_jsonb
+-- spells some types otherwise: a timestamp's T).
 CREATE FUNCTION imgsearch_ingest_image_changed() RETURNS trigger
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
