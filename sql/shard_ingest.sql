@@ -17,7 +17,8 @@
 -- in one query, an Append of foreign scans (concurrent where the servers are
 -- async_capable); each leaf's remote table's row (schema_name and table_name
 -- of P, postgres_fdw's defaults: P's own names) is picked from its shard's
--- rows. pending, done, failed and images_per_second are the sums; eta is
+-- rows. pending, done, failed, images_per_second and stale are the sums
+-- (stale NULL when a shard's is: its model unknown); eta is
 -- recomputed from them; last_error is the latest of the shards' (by
 -- last_error_at), preceded by its server's name. relid: parent.
 -- A leaf whose remote table is not registered on its shard (or not visible to
@@ -26,7 +27,7 @@
 CREATE FUNCTION imgsearch_sharded_ingest_status(parent regclass,
 	OUT relid regclass, OUT pending bigint, OUT done bigint, OUT failed bigint,
 	OUT images_per_second double precision, OUT eta interval, OUT last_error text,
-	OUT last_error_at timestamptz)
+	OUT last_error_at timestamptz, OUT stale bigint)
 RETURNS record
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -90,7 +91,8 @@ BEGIN
 		END IF;
 		IF ft IS NULL THEN
 			EXECUTE format('CREATE FOREIGN TABLE %I.%I (relid text, pending bigint, done bigint, failed bigint, '
-			               'images_per_second double precision, eta interval, last_error text, last_error_at timestamptz) '
+			               'images_per_second double precision, eta interval, last_error text, last_error_at timestamptz, '
+			               'stale bigint) '
 			               'SERVER %I OPTIONS (schema_name %L, table_name %L)',
 			               l.nspname, l.relname || '_ingest_status', l.srvname,
 			               '@extschema@', 'imgsearch_ingest_status');
@@ -109,6 +111,7 @@ BEGIN
 	done := 0;
 	failed := 0;
 	images_per_second := 0;
+	stale := 0;
 	FOR r IN EXECUTE parts LOOP
 		IF r.relid = want[r.i] AND NOT r.i = ANY (seen) THEN
 			seen := seen || r.i;
@@ -116,6 +119,7 @@ BEGIN
 			done := done + r.done;
 			failed := failed + r.failed;
 			images_per_second := images_per_second + r.images_per_second;
+			stale := stale + r.stale;
 			IF r.last_error IS NOT NULL AND (last_error_at IS NULL OR r.last_error_at > last_error_at) THEN
 				last_error := r.server || ': ' || r.last_error;
 				last_error_at := r.last_error_at;
@@ -130,8 +134,8 @@ BEGIN
 		RAISE EXCEPTION 'not registered for ingest on its shard: %', missing USING ERRCODE = '55000',
 			HINT = 'Call imgsearch_ingest_start on each shard, as the role of the server''s user mapping.';
 	END IF;
-	eta := CASE WHEN pending = 0 THEN interval '0' WHEN images_per_second > 0
-				THEN make_interval(secs => pending / images_per_second) END;
+	eta := CASE WHEN pending + coalesce(stale, 0) = 0 THEN interval '0' WHEN images_per_second > 0
+				THEN make_interval(secs => (pending + coalesce(stale, 0)) / images_per_second) END;
 	RETURN;
 END $$;
 

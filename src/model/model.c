@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/xact.h"
@@ -63,9 +64,24 @@ typedef struct LastCall
 static LastCall last_single;
 static LastCall last_batch;
 
-/* SHA-256 (hex) of the model file, as of load number model_sha256_generation */
-static char model_sha256[2 * PG_SHA256_DIGEST_LENGTH + 1];
-static uint64 model_sha256_generation = 0;	/* loads count from 1 */
+/*
+ * SHA-256 (hex) of the model file, and the file it was computed from: its
+ * path and identity (device, inode, size, mtime, as the extractor tells a new
+ * file from the loaded one). Hashed again only when imgsearch.model names
+ * another file or the file changed: fc7's 537 MB are hashed once.
+ */
+typedef struct ModelFileHash
+{
+	bool		valid;
+	char		path[MAXPGPATH];
+	dev_t		dev;
+	ino_t		ino;
+	off_t		size;
+	struct timespec mtime;
+	char		hex[2 * PG_SHA256_DIGEST_LENGTH + 1];
+} ModelFileHash;
+
+static ModelFileHash model_hash;
 
 static bool
 check_model_path(char **newval, void **extra, GucSource source)
@@ -501,21 +517,29 @@ vgg16_features_batch(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* SHA-256 of a file, in hex. */
-static char *
-file_sha256(const char *path)
+/*
+ * SHA-256 of the file at path, in hex, into *h with the identity of the file
+ * it read (fstat of the same descriptor: the hash and the identity are of
+ * one file, even when the path is replaced meanwhile).
+ */
+static void
+hash_model_file(const char *path, ModelFileHash *h)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex = palloc(2 * PG_SHA256_DIGEST_LENGTH + 1);
 	char	   *buf = palloc(1 << 20);
 	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	struct stat st;
 	ssize_t		got;
 
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open model file \"%s\": %m", path)));
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat model file \"%s\": %m", path)));
 	if (pg_cryptohash_init(ctx) < 0)
 		elog(ERROR, "could not initialize SHA-256: %s", pg_cryptohash_error(ctx));
 	while ((got = read(fd, buf, 1 << 20)) > 0)
@@ -532,10 +556,52 @@ file_sha256(const char *path)
 		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
 	pg_cryptohash_free(ctx);
 	CloseTransientFile(fd);
-	hex_encode((char *) digest, sizeof(digest), hex);
-	hex[2 * PG_SHA256_DIGEST_LENGTH] = '\0';
 	pfree(buf);
-	return hex;
+	h->valid = false;
+	strlcpy(h->path, path, sizeof(h->path));
+	h->dev = st.st_dev;
+	h->ino = st.st_ino;
+	h->size = st.st_size;
+	h->mtime = st.st_mtim;
+	hex_encode((char *) digest, sizeof(digest), h->hex);
+	h->hex[2 * PG_SHA256_DIGEST_LENGTH] = '\0';
+	h->valid = true;
+}
+
+/*
+ * SHA-256 (hex) of the file imgsearch.model names, as it is now: a stat per
+ * call, the file hashed again only when it is another file than last time
+ * (src/model/vgg16_core.cpp reloads a model on the same identity). Raises
+ * 55000 when imgsearch.model is unset, 58P01 when the file is missing.
+ */
+static const char *
+model_file_sha256(void)
+{
+	struct stat st;
+
+	require_model_path();
+	if (stat(model_path, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat model file \"%s\": %m", model_path)));
+	if (!model_hash.valid || strcmp(model_hash.path, model_path) != 0 ||
+		model_hash.dev != st.st_dev || model_hash.ino != st.st_ino || model_hash.size != st.st_size ||
+		model_hash.mtime.tv_sec != st.st_mtim.tv_sec || model_hash.mtime.tv_nsec != st.st_mtim.tv_nsec)
+		hash_model_file(model_path, &model_hash);
+	return model_hash.hex;
+}
+
+/*
+ * imgsearch_model_sha256(): the sha256 column of imgsearch_model_info()
+ * without loading the model or asking a model worker: what the ingest
+ * records with each feature (sql/ingest.sql), and what a search compares
+ * a table's model column with.
+ */
+PG_FUNCTION_INFO_V1(imgsearch_model_sha256);
+Datum
+imgsearch_model_sha256(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(model_file_sha256()));
 }
 
 /* A string or number member of the model's metadata, or NULL. */
@@ -585,11 +651,7 @@ imgsearch_model_info(PG_FUNCTION_ARGS)
 	/* a model worker that has it loaded says what it is: this backend loads no torch */
 	if (imgs_model_pool_info(model_path, &info.dims, pool_metadata, sizeof(pool_metadata),
 							 &info.load_seconds, &info.generation))
-	{
 		info.metadata = pool_metadata;
-		/* the sha256 below is hashed again whenever the worker's model is another load */
-		info.generation |= UINT64CONST(1) << 63;
-	}
 	else
 		load_model(&info);
 	if (info.metadata[0] != '\0')
@@ -606,13 +668,8 @@ imgsearch_model_info(PG_FUNCTION_ARGS)
 	set_text(values, nulls, 1, metadata_field(meta, "layer"));
 	values[2] = Int32GetDatum(info.dims);
 	set_text(values, nulls, 3, weights);
-	/* the file's hash changes only with a new load: hash fc7's 537 MB once */
-	if (model_sha256_generation != info.generation)
-	{
-		strlcpy(model_sha256, file_sha256(model_path), sizeof(model_sha256));
-		model_sha256_generation = info.generation;
-	}
-	set_text(values, nulls, 4, model_sha256);
+	/* the file's hash, as imgsearch_model_sha256() gives it (hashed once per file) */
+	set_text(values, nulls, 4, model_file_sha256());
 	set_text(values, nulls, 5, metadata_field(meta, "note"));
 	values[6] = Float8GetDatum(info.load_seconds);
 	values[7] = Int64GetDatum(backend_images);

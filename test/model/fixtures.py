@@ -13,6 +13,7 @@ model file run by torch.jit in Python, L2 normalisation.
 
 Files in --out:
   vgg16_pool.pt, vgg16_fc7.pt   the models, with their .json sidecars
+  vgg16_pool_seed1.pt           another pool model (seed 1), for a model change
   models.tsv                    name, sha256 (hashlib)
   reference.tsv                 name, layer, box ({x,y,w,h} or \\N), feature [..]
   images/*                      the good images (see IMAGES)
@@ -318,11 +319,11 @@ def throwing_models(out_dir):
         torch.jit.save(torch.jit.freeze(torch.jit.script(cls().eval())), os.path.join(out_dir, name))
 
 
-def cached_model(cache, layer):
+def cached_model(cache, layer, seed=0):
     """The seeded random model, exported once per version of the exporter."""
-    path = os.path.join(cache, f"vgg16_{layer}_seed0.pt")
+    path = os.path.join(cache, f"vgg16_{layer}_seed{seed}.pt")
     if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(EXPORT):
-        subprocess.run([sys.executable, EXPORT, "--layer", layer, "--weights", "random", "--seed", "0",
+        subprocess.run([sys.executable, EXPORT, "--layer", layer, "--weights", "random", "--seed", str(seed),
                         "--out", path], check=True)
     return path
 
@@ -373,6 +374,9 @@ def main():
         models[layer] = os.path.join(args.out, f"vgg16_{layer}.pt")
         place(src, models[layer])
         shutil.copyfile(os.path.splitext(src)[0] + ".json", os.path.splitext(models[layer])[0] + ".json")
+    # Another pool model (seed 1: other weights, the same 512 dimensions), for
+    # a model change (test/t/025_ingest.pl); not in models.tsv.
+    place(cached_model(args.cache, "pool", seed=1), os.path.join(args.out, "vgg16_pool_seed1.pt"))
     with open(os.path.join(args.out, "models.tsv"), "w") as f:
         for layer, path in models.items():
             f.write(f"{layer}\t{sha256_file(path)}\n")

@@ -1,7 +1,7 @@
 -- vgg16_features agrees with torchvision's own pipeline (PIL decode, EXIF
 -- transpose, crop, bilinear Resize, Normalize, the same model file run in
 -- Python; test/model/fixtures.py wrote the features), for both layers; the
--- model file errors; imgsearch_model_info's sha256 against Python's hashlib.
+-- model file errors; imgsearch_model_info's sha256 (and imgsearch_model_sha256()) against Python's hashlib.
 \getenv data IMGSEARCH_TEST_DATA
 \set images :data/images/
 \set reference :data/reference.tsv
@@ -12,7 +12,7 @@
 \set corrupt :data/bad/corrupt.pt
 \set identity :data/bad/identity.pt
 BEGIN;
-SELECT plan(39);
+SELECT plan(43);
 
 CREATE TEMP TABLE ref (name text, layer text, box integer[], feat imgfeat);
 COPY ref FROM :'reference';
@@ -59,6 +59,8 @@ FROM agree ORDER BY name, box NULLS FIRST;
 
 SELECT is((SELECT sha256 FROM imgsearch_model_info()), (SELECT sha256 FROM model_sha WHERE layer = 'pool'),
           'sha256 of the pool model matches hashlib');
+SELECT is(imgsearch_model_sha256(), (SELECT sha256 FROM model_sha WHERE layer = 'pool'),
+          'imgsearch_model_sha256() of the pool model matches hashlib');
 SELECT is((SELECT layer || ' ' || dims FROM imgsearch_model_info()), 'pool 512', 'pool model info');
 
 -- model file errors: each a clear error, the session still usable
@@ -66,6 +68,7 @@ SET imgsearch.model = :'missing';
 SELECT throws_ok($$SELECT vgg16_features(b) FROM img WHERE name = 'small.png'$$, '58P01', NULL,
                  'a missing model file is an undefined_file error');
 SELECT throws_ok('SELECT * FROM imgsearch_model_info()', '58P01', NULL, 'imgsearch_model_info reports it too');
+SELECT throws_ok('SELECT imgsearch_model_sha256()', '58P01', NULL, 'imgsearch_model_sha256 reports it too');
 SET imgsearch.model = :'corrupt';
 SELECT throws_ok($$SELECT vgg16_features(b) FROM img WHERE name = 'small.png'$$, '22023', NULL,
                  'a file that is not TorchScript is refused');
@@ -75,6 +78,7 @@ SELECT throws_ok($$SELECT vgg16_features(b) FROM img WHERE name = 'small.png'$$,
 SET imgsearch.model = '';
 SELECT throws_ok($$SELECT vgg16_features(b) FROM img WHERE name = 'small.png'$$, '55000', NULL,
                  'an empty imgsearch.model is refused');
+SELECT throws_ok('SELECT imgsearch_model_sha256()', '55000', NULL, 'imgsearch_model_sha256 too');
 SELECT throws_ok($$SET imgsearch.model = 'relative.pt'$$, '22023', NULL, 'imgsearch.model must be absolute');
 RESET imgsearch.model;
 SELECT ok((SELECT vgg16_features(b) <-> feat < 1e-5 FROM img JOIN got USING (name) WHERE name = 'small.png' AND box IS NULL),
@@ -87,6 +91,8 @@ SELECT r.name, r.box, pg_temp.extract(i.b, r.box) AS feat FROM ref r JOIN img i 
 SELECT is((SELECT layer || ' ' || dims FROM imgsearch_model_info()), 'fc7 4096', 'switching imgsearch.model loads fc7');
 SELECT is((SELECT sha256 FROM imgsearch_model_info()), (SELECT sha256 FROM model_sha WHERE layer = 'fc7'),
           'sha256 of the fc7 model matches hashlib');
+SELECT is(imgsearch_model_sha256(), (SELECT sha256 FROM model_sha WHERE layer = 'fc7'),
+          'imgsearch_model_sha256() of the fc7 model matches hashlib');
 SELECT ok(imgfeat_dims(g.feat) = 4096 AND c.cosine > 0.99 AND c.distance < 0.005,
           format('fc7 %s%s agrees with torchvision (cosine %s, distance %s)', g.name,
                  coalesce(' box ' || g.box::text, ''), round(c.cosine::numeric, 6), round(c.distance::numeric, 6)))

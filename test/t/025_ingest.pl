@@ -24,7 +24,14 @@
 # (11) a second database: a registration in a long transaction gets its
 #      worker; after imgsearch_ingest_stop, DROP DATABASE succeeds;
 # (12) imgsearch.ingest_workers = 2 (a reload): two workers share a table,
-#      each row once; back to 1, the second leaves.
+#      each row once; back to 1, the second leaves;
+# (13) model change: a model column gets each feature's model (the file's
+#      sha256, as Digest::SHA computes it); a bad model column is refused; a
+#      copy of the model file (the same sha256) recomputes nothing; another
+#      model (seed 1) recomputes every row in the background (stale in the
+#      status goes to 0), bit for bit as a backend with that model computes
+#      them; an UPDATE of the image clears the model; a model that changes
+#      during a batch ends it (55000).
 # (1) to (11) run one ingest worker (imgsearch.ingest_workers = 1), so that
 # they can name it.
 # Checks marked TODO are known limitations (each says which):
@@ -48,6 +55,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use Digest::SHA;
+use File::Copy;
 
 my $data = $ENV{IMGSEARCH_TEST_DATA} or plan skip_all => 'IMGSEARCH_TEST_DATA is not set (run test/check.sh)';
 my $n_rows = $ENV{IMGSEARCH_INGEST_ROWS} || 60;
@@ -497,6 +506,105 @@ ok(defined wait_until(q{SELECT count(*) = 1 FROM pg_stat_activity
 	WHERE backend_type = 'imgsearch ingest worker' AND datname = 'postgres'}, 30),
 	'(12) back to 1: the second worker leaves');
 sql(q{ALTER SYSTEM RESET imgsearch.ingest_workers; SELECT pg_reload_conf();});
+
+# --- (13) model change ---------------------------------------------------------
+# Model A is the server's (vgg16_pool.pt), B another seed of the same
+# architecture (512 dimensions, other weights); A2 a copy of A.
+my $model_a = "$data/vgg16_pool.pt";
+my $model_b = "$data/vgg16_pool_seed1.pt";
+my $model_a2 = $node->basedir . '/vgg16_pool_copy.pt';
+copy($model_a, $model_a2) or die "copy: $!";
+my ($sha_a, $sha_b) = map { Digest::SHA->new(256)->addfile($_)->hexdigest } $model_a, $model_b;
+isnt($sha_a, $sha_b, '(13) the two models are different files');
+is(sql(q{SELECT imgsearch_model_sha256() || '|' || sha256 FROM imgsearch_model_info()}), "$sha_a|$sha_a",
+	"(13) imgsearch_model_sha256() and imgsearch_model_info()'s sha256 are the file's sha256");
+sql(qq{CREATE TABLE t13 ($table, feat_model text, wrong int);
+	CREATE TABLE t13k (k text PRIMARY KEY, img bytea, feat imgfeat(512))});
+is(sqlstate_as('postgres', q{SELECT imgsearch_ingest_start('t13', image => 'img', feature => 'feat', model => 'nope')}),
+	'42703', '(13) a model column that does not exist is refused (42703)');
+is(sqlstate_as('postgres', q{SELECT imgsearch_ingest_start('t13', image => 'img', feature => 'feat', model => 'wrong')}),
+	'42804', '(13) a model column that is not text is refused (42804)');
+is(sqlstate_as('postgres', q{SELECT imgsearch_ingest_start('t13k', image => 'img', feature => 'feat', model => 'k')}),
+	'22023', '(13) a model column that is the key column is refused (22023)');
+is(sql(q{SELECT count(*) FROM imgsearch_ingest WHERE relid IN ('t13'::regclass, 't13k'::regclass)}), 0,
+	'(13) ... and nothing is registered');
+sql(q{SELECT add_rows('t13', 6);
+	SELECT imgsearch_ingest_start('t13', image => 'img', feature => 'feat', model => 'feat_model')});
+ok(defined pending_done('t13', 90), '(13) t13 is filled');
+is(sql(q{SELECT count(*) FILTER (WHERE feat_model = '} . $sha_a . q{') || '|' || count(*) FROM t13}), '6|6',
+	"(13) each row's model column is model A's sha256");
+is(sql(q{SELECT mismatches('t13')}), 0, '(13) ... and its features are model A\'s');
+is(sql(q{SELECT stale FROM imgsearch_ingest_status WHERE relid = 't13'::regclass}), 0, '(13) status: none stale');
+
+# A copy: another path, the same sha256, so nothing to recompute. The row
+# added once every session sees the copy is done after the worker's reload.
+my $served13 = served();
+sql(qq{ALTER SYSTEM SET imgsearch.model = '$model_a2'; SELECT pg_reload_conf()});
+ok(defined wait_until(qq{SELECT current_setting('imgsearch.model') = '$model_a2'}, 10), '(13) the copy is the model');
+sql(q{SELECT add_rows('t13', 1)});
+ok(defined pending_done('t13', 60), '(13) a row added then is filled');
+is(sql(q{SELECT count(*) FILTER (WHERE feat_model = '} . $sha_a . q{') || '|' || count(*) FROM t13}), '7|7',
+	'(13) ... with the same sha256');
+is(served() - $served13, 1, '(13) a copy of the model file recomputes nothing: only the new row was extracted');
+is(sql(q{SELECT stale FROM imgsearch_ingest_status WHERE relid = 't13'::regclass}), 0, '(13) status: none stale');
+
+# Another model: every row is recomputed in the background
+sql(qq{ALTER SYSTEM SET imgsearch.model = '$model_b'; SELECT pg_reload_conf()});
+ok(defined wait_until(qq{SELECT current_setting('imgsearch.model') = '$model_b'}, 10), '(13) model B is the model');
+# the status, polled in one session (which hashes model B once) until nothing is stale
+$t0 = time;
+sql(q{CREATE TABLE stale13 (n serial, stale bigint, pending bigint);
+	DO $$
+	DECLARE i int := 0;
+	BEGIN
+		LOOP
+			INSERT INTO stale13 (stale, pending) SELECT stale, pending FROM imgsearch_ingest_status WHERE relid = 't13'::regclass;
+			COMMIT;
+			EXIT WHEN EXISTS (SELECT 1 FROM imgsearch_ingest_status WHERE relid = 't13'::regclass AND stale = 0 AND pending = 0);
+			PERFORM pg_sleep(0.2);
+			i := i + 1;
+			IF i > 750 THEN RAISE EXCEPTION 't13 was not recomputed in 150 s'; END IF;
+		END LOOP;
+	END $$;});
+my @stale = split /,/, sql(q{SELECT string_agg(stale::text, ',' ORDER BY n) FROM
+	(SELECT n, stale, lag(stale) OVER (ORDER BY n) AS prev FROM stale13) s WHERE prev IS DISTINCT FROM stale});
+diag(sprintf('(13) stale rows, as they went: %s; recomputed in %.1f s', join(' ', @stale), time - $t0));
+ok(@stale >= 2 && $stale[0] > 0 && $stale[-1] == 0, '(13) status: stale > 0 after the change, then 0');
+is(sql(q{SELECT count(*) FILTER (WHERE feat_model = '} . $sha_b . q{') || '|' || count(*) FROM t13}), '7|7',
+	"(13) each row's model column is now model B's sha256");
+is(sql(q{SELECT count(*) FROM t13 WHERE feat_model = (SELECT imgsearch_model_sha256())}), 7,
+	"(13) the search filter of docs/ingest.md finds them all");
+is(sql(q{UPDATE t13 SET (idx, img) = (SELECT idx, b FROM next_file()) WHERE id = (SELECT min(id) FROM t13)
+	RETURNING (feat IS NULL AND feat_model IS NULL)::text}), 'true',
+	'(13) an UPDATE of the image clears the feature and its model');
+ok(defined pending_done('t13', 60), '(13) ... and the row is filled again');
+sql(qq{SET imgsearch.model_in_backend = on; SET imgsearch.model = '$model_b';
+	CREATE TABLE ref_b AS SELECT idx, vgg16_features(b) AS f FROM files WHERE idx IN (SELECT idx FROM t13)});
+is(sql(q{SELECT count(*) FROM t13 t LEFT JOIN ref_b r USING (idx)
+	WHERE r.f IS NULL OR t.feat IS NULL OR imgfeat_send(t.feat) <> imgfeat_send(r.f) OR t.feat_model IS DISTINCT FROM '} . $sha_b . q{'}),
+	0, '(13) every feature equals vgg16_features(img) computed in a backend with model B, bit for bit');
+is(sql(q{SELECT mismatches('t13')}), 7, '(13) ... and none is model A\'s any more');
+
+# A model that changes during a batch (a trigger switches this session's
+# model after the first row; the rows are this transaction's, which the
+# worker cannot see): the batch ends with 55000, nothing is kept.
+sql(qq{CREATE TABLE t13x ($table, feat_model text);
+	SELECT imgsearch_ingest_start('t13x', image => 'img', feature => 'feat', model => 'feat_model');
+	CREATE FUNCTION t13x_switch() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+		PERFORM set_config('imgsearch.model', '$model_a', true);
+		RETURN NEW;
+	END \$\$;
+	CREATE TRIGGER t13x_switch BEFORE UPDATE OF feat ON t13x FOR EACH ROW EXECUTE FUNCTION t13x_switch();});
+my ($ret13, $out13, $err13) = $node->psql('postgres', qq{\\set VERBOSITY verbose
+	BEGIN;
+	SELECT add_rows('t13x', 2);
+	SELECT count(*) FROM imgsearch_ingest_batch('t13x', 2);});
+like($err13, qr/ERROR:  55000: the model changed during the batch/, '(13) a model changed during a batch ends it (55000)');
+is(sql(q{SELECT count(*) FROM t13x}), 0, '(13) ... and its features are not kept');
+sql(q{SELECT imgsearch_ingest_stop('t13'); SELECT imgsearch_ingest_stop('t13x');
+	ALTER SYSTEM RESET imgsearch.model; SELECT pg_reload_conf();});
+ok(defined wait_until(qq{SELECT current_setting('imgsearch.model') = '$model_a'}, 10), '(13) model A is the model again');
 
 # --- known bugs ------------------------------------------------------------------
 # A key whose text differs between ::text and to_jsonb ->> (a timestamp):
