@@ -81,21 +81,22 @@ sub coord_error
 	my ($ret, $out, $err) = $coord->psql('postgres', "\\set VERBOSITY verbose\n$_[0]");
 	return $err =~ /ERROR:  ([0-9A-Z]{5}): (.*)/ ? "$1: $2" : "no error ($ret): $out $err";
 }
-# pending|done|failed|images_per_second|stale, summed over the shards' own status rows
+# pending|done|failed|images of the last minute|stale, summed over the shards' own status rows
 sub shards_status
 {
 	my @sum = (0, 0, 0, 0, 0);
 	for my $shard (@shards)
 	{
 		my @row = split /\|/, $shard->safe_psql('postgres', q{
-			SELECT pending, done, failed, images_per_second, stale FROM imgsearch_ingest_status
+			SELECT pending, done, failed, round(images_per_second * 60), stale FROM imgsearch_ingest_status
 			 WHERE relid = 'gallery.images'::regclass});
 		die $shard->name . ': gallery.images is not registered' unless @row == 5;
 		$sum[$_] += $row[$_] for 0 .. 4;
 	}
 	return join '|', @sum;
 }
-my $summed_sql = q{SELECT pending || '|' || done || '|' || failed || '|' || images_per_second || '|' || stale
+# images_per_second is the images of the last minute / 60: compared as those images
+my $summed_sql = q{SELECT pending || '|' || done || '|' || failed || '|' || round(images_per_second * 60) || '|' || stale
 	FROM imgsearch_sharded_ingest_status('gallery.images')};
 
 # --- a dataset of N images (the fixtures in turn), as build_dataset.py makes --------
