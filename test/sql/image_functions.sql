@@ -78,7 +78,8 @@ SELECT count(*) AS bad_images,
        count(*) FILTER (WHERE pg_temp.state(format('SELECT imgsearch_image_info(%L::bytea)', b))
                             IN (pg_temp.state(format('SELECT vgg16_features(%L::bytea)', b)), 'no error')) AS info_as_vgg16
 FROM bad;
--- decode bombs: refused (54000) before decoding, as by vgg16_features
+-- decode bombs: refused as by vgg16_features (54000 before decoding; jpeg_base.jpg
+-- and tiff_pages.tif are within the limits)
 CREATE TEMP TABLE bombs AS
 SELECT name, pg_read_binary_file(:'bombs' || name) AS b FROM pg_ls_dir(:'bombs') name;
 SELECT count(*) AS bombs,
@@ -94,4 +95,4 @@ SELECT (imgsearch_image_info(b)).* FROM img WHERE name = 'small.png';
 RESET imgsearch.max_pixels;
 -- labels
 SELECT p.oid::regprocedure, p.provolatile, p.proisstrict, p.proparallel
-FROM pg_proc p WHERE p.proname IN ('imgsearch_image_info', 'imgsearch_thumbnail') ORDER BY 1::text;
+FROM pg_proc p WHERE p.proname IN ('imgsearch_image_info', 'imgsearch_thumbnail') ORDER BY p.proname;

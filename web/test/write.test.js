@@ -132,9 +132,9 @@ test('imgsearch_writer adds an image in SQL: pending, then done, then found by a
   const id = Number(rows[0].id);
   added.push(id);
   assert.ok(!manifest.some((m) => m.id === id), `id ${id} is a manifest id`);
-  const row = (await admin.query('SELECT name, grp, width, height, img = decode($2, \'base64\') AS same, feat IS NULL AS nofeat, '
+  const row = (await admin.query('SELECT i.name, i.grp, i.width, i.height, i.img = decode($2, \'base64\') AS same, i.feat IS NULL AS nofeat, '
     + 't.format AS tformat, t.width AS twidth, t.height AS theight '
-    + 'FROM gallery.images, imgsearch_image_info(thumb) t WHERE id = $1', [id, b64])).rows[0];
+    + 'FROM gallery.images i, imgsearch_image_info(i.thumb) t WHERE i.id = $1', [id, b64])).rows[0];
   const orig = (await admin.query('SELECT width, height FROM gallery.images WHERE id = $1', [src.id])).rows[0];
   assert.equal(row.name, `upload-${id}`);
   assert.equal(row.grp, 'uploads');
