@@ -84,9 +84,9 @@ CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/shards.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/image.sql sql/shards.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql
 # The upgrade from 0.1: a header, then the parts 0.2 added (the same text as in the install script).
-UPGRADE_0_2_PARTS = sql/upgrade--0.1--0.2.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql
+UPGRADE_0_2_PARTS = sql/upgrade--0.1--0.2.sql sql/image.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.1--0.2.sql
 # released versions' install scripts (as released) and the upgrade scripts
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
@@ -94,13 +94,13 @@ DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 # make installcheck: pg_regress (test/sql against test/expected) on the running
 # server that PG* point to. vgg16_features needs the fixtures test/check.sh
 # makes (IMGSEARCH_TEST_DATA) and that server's imgsearch.model set to them.
-REGRESS     = $(filter-out $(if $(IMGSEARCH_TEST_DATA),,vgg16_features),$(basename $(notdir $(wildcard test/sql/*.sql))))
+REGRESS     = $(filter-out $(if $(IMGSEARCH_TEST_DATA),,vgg16_features image_functions),$(basename $(notdir $(wildcard test/sql/*.sql))))
 REGRESS_OPTS = --inputdir=test --outputdir=$(BUILD_DIR)/regress --load-extension=imgsearch --dbname=imgsearch_regress
 REGRESS_PREP = regress-outputdir
 .PHONY: regress-outputdir
 regress-outputdir:
 	@mkdir -p $(BUILD_DIR)/regress/results
-	@$(if $(IMGSEARCH_TEST_DATA),,echo "installcheck: vgg16_features left out (IMGSEARCH_TEST_DATA is not set; test/check.sh regress runs it)")
+	@$(if $(IMGSEARCH_TEST_DATA),,echo "installcheck: vgg16_features and image_functions left out (IMGSEARCH_TEST_DATA is not set; test/check.sh regress runs it)")
 
 PG_CPPFLAGS = -I$(CURDIR)/src
 # The core archive first, then what it uses (PGXS links with --as-needed).

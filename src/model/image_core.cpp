@@ -19,6 +19,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "cxx/guard.hpp"
 #include "model/model_core.h"
@@ -580,8 +581,11 @@ uint64_t decode_memory(const ImageHeader &h) {
     return image * (h.orientation > 1 ? 2 : 1) + h.work_bytes;
 }
 
-void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64_t max_pixels, int64_t max_memory,
-                      float *out) {
+namespace {
+
+// Header check, limits, decode and orientation: the image as the model and
+// the thumbnails see it, 8-bit BGR.
+cv::Mat decode_upright(const uint8_t *data, size_t len, int64_t max_pixels, int64_t max_memory) {
     // OpenCV runs on the calling thread: no pool of its own (TBB) whose
     // threads PostgreSQL's signals could reach. Its log stays quiet (it
     // would write libtiff's messages to stderr).
@@ -630,7 +634,41 @@ void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64
         bad_image(std::string("could not decode ") + h.format + " image: truncated or corrupt", said);
     if (int64_t(img.rows) * img.cols > max_pixels)  // the header lied
         throw Error(IMGS_SQLSTATE_PROGRAM_LIMIT, "decoded image exceeds imgsearch.max_pixels");
-    img = orient(img, h.orientation);
+    return orient(img, h.orientation);
+}
+
+}  // namespace
+
+void displayed_size(const ImageHeader &h, int64_t *width, int64_t *height) {
+    bool swap = h.orientation >= 5 && h.orientation <= 8;
+    *width = swap ? h.height : h.width;
+    *height = swap ? h.width : h.height;
+}
+
+std::vector<uint8_t> thumbnail_image(const uint8_t *data, size_t len, int side, int64_t max_pixels,
+                                     int64_t max_memory) {
+    if (side < 16 || side > 2048)
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "thumbnail side must be between 16 and 2048, not " +
+                                                         std::to_string(side));
+    cv::Mat img = decode_upright(data, len, max_pixels, max_memory);
+    int longer = std::max(img.cols, img.rows);
+    if (longer > side) {
+        double scale = double(side) / longer;
+        int w = std::clamp(int(std::lround(img.cols * scale)), 1, side);
+        int h = std::clamp(int(std::lround(img.rows * scale)), 1, side);
+        cv::Mat small;
+        cv::resize(img, small, cv::Size(w, h), 0, 0, cv::INTER_AREA);
+        img = small;
+    }
+    std::vector<uint8_t> out;
+    if (!cv::imencode(".jpg", img, out, {cv::IMWRITE_JPEG_QUALITY, 85}) || out.empty())
+        throw Error(IMGS_SQLSTATE_INTERNAL_ERROR, "could not encode the thumbnail as JPEG");
+    return out;
+}
+
+void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64_t max_pixels, int64_t max_memory,
+                      float *out) {
+    cv::Mat img = decode_upright(data, len, max_pixels, max_memory);
 
     if (box) {
         int64_t x = box[0], y = box[1], w = box[2], hgt = box[3];

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace imgs::model {
 
@@ -35,5 +36,17 @@ uint64_t decode_memory(const ImageHeader &header);
 // than max_memory bytes, before decoding. Throws imgs::Error.
 void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64_t max_pixels, int64_t max_memory,
                       float *out);
+
+// The image's size as shown upright, as the model sees it: EXIF
+// orientations 5 to 8 swap width and height (TIFF: OpenCV's decoder gives
+// the stored size, so the header's orientation is 1 there).
+void displayed_size(const ImageHeader &header, int64_t *width, int64_t *height);
+
+// A JPEG (quality 85) of the image turned upright and shrunk (area
+// averaging) so that its longer side is at most side pixels; never
+// enlarged. Decodes with the limits of preprocess_image (54000), refuses
+// side outside 16..2048 (22023). Throws imgs::Error.
+std::vector<uint8_t> thumbnail_image(const uint8_t *data, size_t len, int side, int64_t max_pixels,
+                                     int64_t max_memory);
 
 }  // namespace imgs::model

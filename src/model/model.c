@@ -675,3 +675,84 @@ imgsearch_model_info(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(backend_images);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/*
+ * imgsearch_image_info(img) -> (format, width, height): from the image's
+ * header, without decoding it; the size as shown upright (EXIF orientation
+ * applied, as vgg16_features sees it). A bad image raises what
+ * vgg16_features raises for it (22P03).
+ */
+PG_FUNCTION_INFO_V1(imgsearch_image_info);
+Datum
+imgsearch_image_info(PG_FUNCTION_ARGS)
+{
+	bytea	   *img = PG_GETARG_BYTEA_PP(0);
+	TupleDesc	tupdesc;
+	const char *format = NULL;
+	int64_t		width = 0;
+	int64_t		height = 0;
+	ImgsError	err;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "imgsearch_image_info must return a record");
+	if (!imgs_model_get_api()->image_info(VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), &format, &width, &height, &err))
+		imgs_raise_cxx_error(&err);
+	if (format == NULL || width <= 0 || height <= 0)
+		elog(ERROR, "imgsearch_image_info: the image core gave no size");
+	if (width > PG_INT32_MAX || height > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s image of " INT64_FORMAT "x" INT64_FORMAT " pixels is too large",
+						format, (int64) width, (int64) height),
+				 errdetail("Width and height are integers of at most %d.", PG_INT32_MAX)));
+	values[0] = CStringGetTextDatum(format);
+	values[1] = Int32GetDatum((int32) width);
+	values[2] = Int32GetDatum((int32) height);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * imgsearch_thumbnail(img, side) -> bytea: a JPEG (quality 85) of the image
+ * upright, its longer side at most side pixels (16..2048; never enlarged).
+ * Decoded under vgg16_features's limits (imgsearch.max_pixels,
+ * imgsearch.max_decode_memory: 54000).
+ */
+PG_FUNCTION_INFO_V1(imgsearch_thumbnail);
+Datum
+imgsearch_thumbnail(PG_FUNCTION_ARGS)
+{
+	bytea	   *img = PG_GETARG_BYTEA_PP(0);
+	int32		side = PG_GETARG_INT32(1);
+	const ImgsModelApi *api;
+	uint8_t    *jpeg = NULL;
+	size_t		len = 0;
+	bytea	   *result;
+	ImgsError	err;
+
+	if (side < 16 || side > 2048)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("thumbnail side must be between 16 and 2048, not %d", side)));
+	api = imgs_model_get_api();	/* no model needed */
+	CHECK_FOR_INTERRUPTS();
+	if (!api->thumbnail(VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img), side, model_max_pixels,
+						(int64) model_max_decode_kb * 1024, &jpeg, &len, &err))
+		imgs_raise_cxx_error(&err);
+	/* the malloc'd JPEG is freed before anything here can raise an error */
+	result = (len <= MaxAllocSize - VARHDRSZ) ?
+		palloc_extended(len + VARHDRSZ, MCXT_ALLOC_NO_OOM) : NULL;
+	if (result != NULL)
+	{
+		SET_VARSIZE(result, len + VARHDRSZ);
+		memcpy(VARDATA(result), jpeg, len);
+	}
+	free(jpeg);
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for a thumbnail of %zu bytes", len)));
+	CHECK_FOR_INTERRUPTS();
+	PG_RETURN_BYTEA_P(result);
+}

@@ -26,7 +26,7 @@ extern "C"
 #endif
 
 /* Bumped whenever ImgsModelApi changes: the two modules must agree. */
-#define IMGS_MODEL_ABI_VERSION 2
+#define IMGS_MODEL_ABI_VERSION 3
 
 /* The model's input: RGB, 224 x 224, ImageNet mean/std, channels first. */
 #define IMGS_MODEL_SIDE 224
@@ -77,6 +77,23 @@ typedef struct ImgsModelApi
 	 * floats to out.
 	 */
 	bool		(*forward) (const float *in, int n, int threads, float *out, ImgsError *err);
+
+	/*
+	 * From the image's header only (no decoding): its format ("JPEG", "PNG",
+	 * "WebP", "BMP", "TIFF": a static string) and its size as shown upright
+	 * (EXIF orientation applied, as preprocess sees it).
+	 */
+	bool		(*image_info) (const void *data, size_t len, const char **format,
+							   int64_t *width, int64_t *height, ImgsError *err);
+
+	/*
+	 * Decodes an image with preprocess's limits, turns it upright, shrinks it
+	 * so that its longer side is at most side (16..2048; never enlarged) and
+	 * encodes it as JPEG (quality 85) into *out, a malloc'd buffer of *out_len
+	 * bytes that the caller frees.
+	 */
+	bool		(*thumbnail) (const void *data, size_t len, int side, int64_t max_pixels,
+							  int64_t max_memory, uint8_t **out, size_t *out_len, ImgsError *err);
 } ImgsModelApi;
 
 /* The one symbol imgsearch_model.so exports (besides its magic block). */

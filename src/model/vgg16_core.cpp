@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -246,7 +248,37 @@ bool api_forward(const float *in, int n, int threads, float *out, ImgsError *err
     });
 }
 
-const ImgsModelApi api_table = {IMGS_MODEL_ABI_VERSION, api_load, api_preprocess, api_forward};
+bool api_image_info(const void *data, size_t len, const char **format, int64_t *width, int64_t *height,
+                    ImgsError *err) {
+    return imgs::guard(err, [&] {
+        auto h = imgs::model::read_image_header(static_cast<const uint8_t *>(data), len);
+        imgs::model::displayed_size(h, width, height);
+        *format = h.format;
+    });
+}
+
+bool api_thumbnail(const void *data, size_t len, int side, int64_t max_pixels, int64_t max_memory, uint8_t **out,
+                   size_t *out_len, ImgsError *err) {
+    *out = nullptr;
+    *out_len = 0;
+    return imgs::guard(err, [&] {
+        std::vector<uint8_t> jpeg;
+        {
+            SignalsBlocked blocked;  // as for preprocess
+            jpeg = imgs::model::thumbnail_image(static_cast<const uint8_t *>(data), len, side, max_pixels,
+                                                max_memory);
+        }
+        auto *buf = static_cast<uint8_t *>(std::malloc(jpeg.size()));
+        if (!buf)
+            throw std::bad_alloc();
+        std::memcpy(buf, jpeg.data(), jpeg.size());
+        *out = buf;
+        *out_len = jpeg.size();
+    });
+}
+
+const ImgsModelApi api_table = {IMGS_MODEL_ABI_VERSION, api_load,       api_preprocess,
+                                api_forward,            api_image_info, api_thumbnail};
 
 }  // namespace
 

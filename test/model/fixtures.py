@@ -20,6 +20,8 @@ Files in --out:
   bad/*                         broken images and model files (raises*.pt: models that throw; slow.pt)
   bombs/*                       decompression bombs (test/t/020_decode_bombs.pl)
   truncated/*                   valid images cut short at several offsets
+  sizes.tsv                     name, format, width, height (upright) of images/*, by PIL
+  thumbs/*                      wide.png 1000x500, wide6.jpg the same stored 500x1000 with EXIF 6
 """
 import argparse
 import io
@@ -128,6 +130,16 @@ def bad_images(good):
         "truncated.webp": webp[: len(webp) // 2],
         "huge.png": bytes(png_30k),
         "text.txt": b"this is plain text, not an image\n",
+    }
+
+
+# Images for imgsearch_thumbnail: 1000x500, and the same stored as 500x1000
+# with EXIF orientation 6 (shown 1000x500 upright).
+def thumb_images():
+    wide = scene(500, 1000, seed=20)
+    return {
+        "wide.png": encode(wide, "PNG"),
+        "wide6.jpg": encode(wide.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90, exif=exif(6)),
     }
 
 
@@ -365,7 +377,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     os.makedirs(args.cache, exist_ok=True)
-    for d in ("", "images", "bad", "bombs", "truncated"):
+    for d in ("", "images", "bad", "bombs", "truncated", "thumbs"):
         os.makedirs(os.path.join(args.out, d), exist_ok=True)
 
     models = {}
@@ -394,7 +406,15 @@ def main():
         f.write(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     torch.jit.save(torch.jit.script(torch.nn.Identity()), os.path.join(args.out, "bad", "identity.pt"))
     throwing_models(os.path.join(args.out, "bad"))
-    for sub, made in (("bombs", bomb_images()), ("truncated", truncated_images(files))):
+    # Sizes as shown upright, by PIL (independent of the server's header
+    # reader): imgsearch_image_info's reference; and images to thumbnail.
+    with open(os.path.join(args.out, "sizes.tsv"), "w") as f:
+        for name in sorted(files):
+            im = Image.open(io.BytesIO(files[name]))
+            up = ImageOps.exif_transpose(im)
+            f.write(f"{name}\t{im.format}\t{up.width}\t{up.height}\n")
+    for sub, made in (("bombs", bomb_images()), ("truncated", truncated_images(files)),
+                      ("thumbs", thumb_images())):
         for name, data in made.items():
             with open(os.path.join(args.out, sub, name), "wb") as f:
                 f.write(data)

@@ -63,6 +63,8 @@ is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'i
 	$old, "CREATE EXTENSION imgsearch VERSION '$old'");
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_proc WHERE proname = 'imgsearch_model_workers'}),
 	'0', "$old has no imgsearch_model_workers()");
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_proc WHERE proname IN ('imgsearch_image_info', 'imgsearch_thumbnail')}),
+	'0', "$old has no imgsearch_image_info() nor imgsearch_thumbnail()");
 
 # --- data and indexes on 0.1 ----------------------------------------------------
 $node->safe_psql($db, q{
@@ -279,6 +281,20 @@ else
 {
 	fail("$new has imgsearch_sharded_ingest_status()");
 }
+
+# --- imgsearch_image_info() and imgsearch_thumbnail(), which 0.2 added ----------------------
+# A 40x30 24-bit BMP, made here: its header, then bottom-up rows of 120 bytes.
+my $bmp = 'BM' . pack('VvvV', 54 + 120 * 30, 0, 0, 54)
+  . pack('VllvvVVllVV', 40, 40, 30, 1, 24, 0, 120 * 30, 2835, 2835, 0, 0)
+  . join('', map { my $y = $_; join('', map { pack('CCC', 4 * $_, 8 * $y, 100) } 0 .. 39) } 0 .. 29);
+my $bmp_hex = unpack('H*', $bmp);
+is($node->safe_psql($db, "SELECT format('%s %s %s', i.format, i.width, i.height) FROM imgsearch_image_info('\\x$bmp_hex') i"),
+	'BMP 40 30', 'updated: imgsearch_image_info() reads a BMP header');
+is($node->safe_psql($db, "SELECT format('%s %s %s', i.format, i.width, i.height) "
+	  . "FROM imgsearch_image_info(imgsearch_thumbnail('\\x$bmp_hex', 16)) i"),
+	'JPEG 16 12', 'updated: imgsearch_thumbnail() makes a 16x12 JPEG of it');
+($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\nSELECT imgsearch_image_info('\\x00')");
+like($err, qr/ERROR:  22P03: data is not an image/, 'updated: imgsearch_image_info() of no image is 22P03');
 
 # --- inserts, deletes, VACUUM, REINDEX on 0.2 -------------------------------------------
 $node->safe_psql($db, q{

@@ -1,12 +1,13 @@
 -- The HTTP API: functions in schema api, the only schema PostgREST exposes.
 -- They run as imgsearch_api (SECURITY DEFINER, fixed search_path); web_anon
--- may execute them and reach nothing else. Needs roles.sql and schema.sql
+-- may execute them and reach nothing else, but for those that write
+-- (add_image, image_status): imgsearch_writer's only (roles.sql). Needs roles.sql and schema.sql
 -- first; safe to run again.
 LOAD 'imgsearch';                       -- defines imgsearch.method for the SET clauses below
 
 CREATE SCHEMA IF NOT EXISTS api;
 REVOKE ALL ON SCHEMA api FROM PUBLIC;
-GRANT USAGE ON SCHEMA api TO web_anon, imgsearch_api;
+GRANT USAGE ON SCHEMA api TO web_anon, imgsearch_writer, imgsearch_api;
 
 -- Only the owner role reaches the data and the extension's objects.
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
@@ -51,6 +52,9 @@ BEGIN
 	END LOOP;
 END $$;
 GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
+-- add_image's writes: new rows of gallery.images and their ids; nothing else.
+GRANT INSERT ON gallery.images TO imgsearch_api;
+GRANT USAGE, UPDATE ON SEQUENCE gallery.images_id_seq TO imgsearch_api;
 
 -- Methods usable here: gallery.feat_methods (argsort, and each index method
 -- with an index for <->). On a coordinator: those every shard has, and for
@@ -270,14 +274,148 @@ AS $$
 	  FROM gallery.images
 $$;
 
+-- The ingest error of an image of gallery.images, if any: (sqlstate,
+-- message) from imgsearch_ingest_errors, whose rows only the table's owner
+-- sees (row-level security). So this runs as the owner of this file's
+-- objects (the table's), and does that one lookup; only imgsearch_api may
+-- call it. None without ingest (imgsearch 0.1) or on a coordinator (the
+-- errors are the shards').
+CREATE OR REPLACE FUNCTION gallery.image_error(image_id bigint, OUT sqlstate text, OUT message text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+	IF to_regclass('public.imgsearch_ingest_errors') IS NULL THEN
+		RETURN;
+	END IF;
+	EXECUTE 'SELECT e.sqlstate, e.message FROM public.imgsearch_ingest_errors e
+	          WHERE e.relid = $1 AND e.key = $2::text'
+		INTO sqlstate, message USING to_regclass('gallery.images'), image_id;
+END
+$$;
+REVOKE ALL ON FUNCTION gallery.image_error(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gallery.image_error(bigint) TO imgsearch_api;
+
+-- Adds an image (base64) to the collection and returns its new id: name
+-- (default upload-ID, unique) and grp (default uploads) as the page shows
+-- them; width, height and the thumbnail from the image; the feature NULL,
+-- for the database's ingest workers to fill (on a coordinator, the shard's
+-- that the row goes to). api.image_status(id) says when it is searchable.
+-- The image is checked here, so that a bad one is refused at once: over
+-- 8 MB or imgsearch.max_pixels 413 (PT413), not base64 400 (22023),
+-- undecodable 400 (22P03), a name taken 409 (23505).
+-- VOLATILE: PostgREST (and the gateway) run it in a read-write transaction.
+CREATE OR REPLACE FUNCTION api.add_image(image text, name text DEFAULT NULL, grp text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	img bytea;
+	info record;
+	small bytea;
+	new_id bigint;
+BEGIN
+	IF image IS NULL THEN
+		RAISE EXCEPTION 'image must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF name IS NOT NULL AND (length(name) NOT BETWEEN 1 AND 200 OR name ~ '[[:cntrl:]]') THEN
+		RAISE EXCEPTION 'name must be 1 to 200 characters, none a control character' USING ERRCODE = '22023';
+	END IF;
+	IF grp IS NOT NULL AND (length(grp) NOT BETWEEN 1 AND 200 OR grp ~ '[[:cntrl:]]') THEN
+		RAISE EXCEPTION 'grp must be 1 to 200 characters, none a control character' USING ERRCODE = '22023';
+	END IF;
+	BEGIN
+		img := decode(image, 'base64');
+	EXCEPTION WHEN invalid_parameter_value THEN
+		RAISE EXCEPTION 'image is not valid base64' USING ERRCODE = '22023';
+	END;
+	IF length(img) > 8 * 1024 * 1024 THEN
+		RAISE EXCEPTION 'The image is too large: % MB; the limit is 8 MB.', round(length(img) / 1048576.0, 1)
+			USING ERRCODE = 'PT413', HINT = 'Use a smaller image.';
+	END IF;
+	BEGIN
+		info := imgsearch_image_info(img);       -- a bad image: 22P03 here, at once
+		small := imgsearch_thumbnail(img, 256);  -- decoded under the model's limits
+	EXCEPTION
+		WHEN program_limit_exceeded THEN        -- imgsearch.max_pixels, decode limits
+			RAISE EXCEPTION 'The image has too many pixels for the server.' USING ERRCODE = 'PT413',
+				DETAIL = regexp_replace(SQLERRM, 'exceeds imgsearch\.max_pixels \((\d+)\)', 'is over the limit of \1 pixels'),
+				HINT = 'Use a smaller image.';
+	END;
+	-- The loader's ids are positions in its manifest: an id taken moves the
+	-- sequence past the largest id, and the next one is tried.
+	FOR attempt IN 1..5 LOOP
+		new_id := nextval('gallery.images_id_seq');
+		BEGIN
+			INSERT INTO gallery.images AS i (id, name, grp, width, height, img, thumb)
+			VALUES (new_id, coalesce(add_image.name, 'upload-' || new_id), coalesce(add_image.grp, 'uploads'),
+			        info.width, info.height, img, small);
+			RETURN new_id;
+		EXCEPTION WHEN unique_violation THEN
+			IF EXISTS (SELECT 1 FROM gallery.images i WHERE i.id = new_id) THEN
+				PERFORM setval('gallery.images_id_seq', greatest(new_id, (SELECT max(i.id) FROM gallery.images i)));
+			ELSIF add_image.name IS NOT NULL THEN
+				RAISE EXCEPTION 'an image named "%" exists already', add_image.name USING ERRCODE = '23505',
+					HINT = 'Choose another name, or none (upload-ID).';
+			END IF;                             -- else upload-ID was taken: the next id
+		END;
+	END LOOP;
+	RAISE EXCEPTION 'could not find a free id for the image' USING ERRCODE = '55000',
+		HINT = 'Try again.';
+END
+$$;
+
+-- Where an image stands: {id, state, error}, state pending (no feature
+-- yet), done (searchable), failed (the ingest worker could not make its
+-- feature: error {sqlstate, message}) or missing (no such id).
+CREATE OR REPLACE FUNCTION api.image_status(id bigint)
+RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	has_feat boolean;
+	e record;
+BEGIN
+	IF id IS NULL THEN
+		RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
+	END IF;
+	SELECT i.feat IS NOT NULL INTO has_feat FROM gallery.images i WHERE i.id = image_status.id;
+	IF NOT FOUND THEN
+		RETURN json_build_object('id', id, 'state', 'missing', 'error', NULL);
+	END IF;
+	IF has_feat THEN
+		RETURN json_build_object('id', id, 'state', 'done', 'error', NULL);
+	END IF;
+	e := gallery.image_error(id);
+	IF e.sqlstate IS NOT NULL THEN
+		RETURN json_build_object('id', id, 'state', 'failed',
+			'error', json_build_object('sqlstate', e.sqlstate, 'message', e.message));
+	END IF;
+	RETURN json_build_object('id', id, 'state', 'pending', 'error', NULL);
+END
+$$;
+
+-- Every api function: owned by imgsearch_api, executed by imgsearch_writer;
+-- by web_anon too, but for those that write (and image_status, which only
+-- their callers need): HTTP stays read-only unless writing is granted
+-- (GRANT imgsearch_writer TO web_anon, or a JWT for imgsearch_writer).
 DO $$
 DECLARE
 	f regprocedure;
+	writes boolean;
 BEGIN
-	FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'api'::regnamespace LOOP
+	FOR f, writes IN SELECT p.oid, p.proname IN ('add_image', 'image_status')
+	                   FROM pg_proc p WHERE p.pronamespace = 'api'::regnamespace LOOP
 		EXECUTE format('ALTER FUNCTION %s OWNER TO imgsearch_api', f);
 		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO web_anon', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO imgsearch_writer', f);
+		IF writes THEN
+			EXECUTE format('REVOKE ALL ON FUNCTION %s FROM web_anon', f);
+		ELSE
+			EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO web_anon', f);
+		END IF;
 	END LOOP;
 END
 $$;

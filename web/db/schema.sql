@@ -14,6 +14,38 @@ CREATE TABLE IF NOT EXISTS gallery.images (
 	feat   imgfeat                      -- NULL until the loader extracted it
 );
 
+-- Ids of images added over HTTP (api.add_image). The loader's ids are
+-- positions in its manifest: the sequence starts past them here, and
+-- add_image moves it past any id it finds taken.
+CREATE SEQUENCE IF NOT EXISTS gallery.images_id_seq AS bigint MINVALUE 0;
+DO $$ BEGIN
+	PERFORM setval('gallery.images_id_seq', greatest(
+		(SELECT coalesce(max(id), -1) + 1 FROM gallery.images),
+		(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM gallery.images_id_seq)), false);
+END $$;
+
+-- The server's ingest workers fill gallery.images.feat as rows come, where
+-- there are some (imgsearch 0.2, preloaded: its launcher runs): the table
+-- is registered. On a coordinator, whose gallery.images is partitioned
+-- over shards' tables, nothing here: each shard registers its own.
+DO $$
+DECLARE
+	registered boolean;
+BEGIN
+	IF to_regproc('imgsearch_ingest_start') IS NULL
+	   OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'imgsearch ingest launcher')
+	   OR (SELECT relkind FROM pg_class WHERE oid = 'gallery.images'::regclass) <> 'r'
+	   OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'gallery.images'::regclass), 'USAGE') THEN
+		RETURN;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT 1 FROM imgsearch_ingest WHERE relid = $1)'
+		INTO registered USING 'gallery.images'::regclass;
+	IF NOT registered THEN
+		PERFORM imgsearch_ingest_start('gallery.images', image => 'img', feature => 'feat');
+	END IF;
+END
+$$;
+
 -- Paris6k-style queries: a crop of a view, with the box of the object.
 CREATE TABLE IF NOT EXISTS gallery.queries (
 	name text PRIMARY KEY,

@@ -7,6 +7,8 @@
 #                a postgrest binary is on PATH)
 #   api          api.search/methods/stats in SQL and over HTTP
 #   security     what web_anon can and cannot do, in SQL and over HTTP
+#   write        adding images (api.add_image, api.image_status): refused to
+#                web_anon, done by imgsearch_writer; the ingest worker's features
 #   browser      the page in Debian's chromium, driven by playwright-core
 # DIR keeps the state between suites. The cluster comes from PGHOST, PGPORT
 # and PGUSER (a superuser), as test/check.sh exports them. Each suite starts
@@ -87,7 +89,7 @@ conformance)
 		echo "run.sh: no postgrest on PATH; conformance checked against the gateway only"
 	fi
 	;;
-api | security)
+api | security | write)
 	start_gateway imgsearch_web
 	API_URL=$api_url PGDATABASE=imgsearch_web node --test "test/$suite.test.js"
 	;;
@@ -101,7 +103,7 @@ browser)
 		node --test test/browser.test.js
 	;;
 *)
-	echo "usage: $0 setup|unit|conformance|api|security|browser DIR" >&2
+	echo "usage: $0 setup|unit|conformance|api|security|write|browser DIR" >&2
 	exit 2
 	;;
 esac
