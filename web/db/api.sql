@@ -56,6 +56,29 @@ GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
 GRANT INSERT ON gallery.images TO imgsearch_api;
 GRANT USAGE, UPDATE ON SEQUENCE gallery.images_id_seq TO imgsearch_api;
 
+-- An image argument of the API: base64 (22023 if not), at most 8 MB (PT413,
+-- HTTP 413). Shared by api.search and api.add_image.
+CREATE OR REPLACE FUNCTION gallery.decode_image(image text) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	img bytea;
+BEGIN
+	BEGIN
+		img := decode(image, 'base64');
+	EXCEPTION WHEN invalid_parameter_value THEN
+		RAISE EXCEPTION 'image is not valid base64' USING ERRCODE = '22023';
+	END;
+	IF length(img) > 8 * 1024 * 1024 THEN
+		RAISE EXCEPTION 'The image is too large: % MB; the limit is 8 MB.', round(length(img) / 1048576.0, 1)
+			USING ERRCODE = 'PT413', HINT = 'Use a smaller image (the model sees 224 x 224 pixels).';
+	END IF;
+	RETURN img;
+END $$;
+REVOKE ALL ON FUNCTION gallery.decode_image(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gallery.decode_image(text) TO imgsearch_api;
+
 -- Methods usable here: gallery.feat_methods (argsort, and each index method
 -- with an index for <->). On a coordinator: those every shard has, and for
 -- which imgsearch_shard_methods made the tables that run a shard's session
@@ -186,15 +209,7 @@ BEGIN
 	IF box IS NOT NULL AND (array_length(box, 1) IS DISTINCT FROM 4 OR array_ndims(box) <> 1) THEN
 		RAISE EXCEPTION 'box must be {x, y, width, height}' USING ERRCODE = '22023';
 	END IF;
-	BEGIN
-		img := decode(image, 'base64');
-	EXCEPTION WHEN invalid_parameter_value THEN
-		RAISE EXCEPTION 'image is not valid base64' USING ERRCODE = '22023';
-	END;
-	IF length(img) > 8 * 1024 * 1024 THEN
-		RAISE EXCEPTION 'The image is too large: % MB; the limit is 8 MB.', round(length(img) / 1048576.0, 1)
-			USING ERRCODE = 'PT413', HINT = 'Use a smaller image (the model sees 224 x 224 pixels).';
-	END IF;
+	img := gallery.decode_image(image);
 
 	PERFORM set_config('imgsearch.method', method, true);
 	-- imgsearch.method = an index method rules out the other index methods,
@@ -325,15 +340,7 @@ BEGIN
 	IF grp IS NOT NULL AND (length(grp) NOT BETWEEN 1 AND 200 OR grp ~ '[[:cntrl:]]') THEN
 		RAISE EXCEPTION 'grp must be 1 to 200 characters, none a control character' USING ERRCODE = '22023';
 	END IF;
-	BEGIN
-		img := decode(image, 'base64');
-	EXCEPTION WHEN invalid_parameter_value THEN
-		RAISE EXCEPTION 'image is not valid base64' USING ERRCODE = '22023';
-	END;
-	IF length(img) > 8 * 1024 * 1024 THEN
-		RAISE EXCEPTION 'The image is too large: % MB; the limit is 8 MB.', round(length(img) / 1048576.0, 1)
-			USING ERRCODE = 'PT413', HINT = 'Use a smaller image.';
-	END IF;
+	img := gallery.decode_image(image);
 	BEGIN
 		info := imgsearch_image_info(img);       -- a bad image: 22P03 here, at once
 		small := imgsearch_thumbnail(img, 256);  -- decoded under the model's limits
