@@ -695,8 +695,8 @@ void preprocess_image(const uint8_t *data, size_t len, const int32_t *box, int64
     uint64_t max_work = 100'000'000 + 16 * uint64_t(img.cols) * uint64_t(img.rows);
     if (work > max_work)
         throw Error(IMGS_SQLSTATE_PROGRAM_LIMIT,
-                    std::string(h.format) + " image of " + std::to_string(img.cols) + "x" +
-                        std::to_string(img.rows) + " pixels is too elongated to resize to the model's input",
+                    "image of " + std::to_string(img.cols) + "x" + std::to_string(img.rows) +
+                        " pixels is too elongated to resize to the model's input",
                     "Resizing it to " + std::to_string(IMGS_MODEL_SIDE) + "x" + std::to_string(IMGS_MODEL_SIDE) +
                         " would take " + std::to_string(work / 1000000) + " M multiply-adds; the limit for " +
                         "its size is " + std::to_string(max_work / 1000000) + " M (100 M plus 16 a pixel).");
