@@ -167,7 +167,7 @@ def load(conn, coll, schema, batch):
                             'ON CONFLICT (name) DO NOTHING' % schema, [q.name, psycopg2.Binary(f.read()), q.box])
     conn.commit()
 
-    extract_features(conn, batch, '%s.images' % schema)
+    extract_features(conn, batch, '%s.images' % schema, keep_registered=False)
     with conn.cursor() as cur:
         cur.execute('SELECT name FROM %s.queries WHERE feat IS NULL ORDER BY name' % schema)
         todo = [r[0] for r in cur.fetchall()]

@@ -221,10 +221,13 @@ def ingest_features(conns, table, remaining, coordinator=None):
     return done - failed
 
 
-def extract_features(conn, batch, table='gallery.images'):
+def extract_features(conn, batch, table='gallery.images', keep_registered=True):
     """Fills table.feat (NULL so far) from table.img: by the server's ingest
     workers where it has them, else here, batch images per vgg16_features()
-    call; table has an integer key id. Used by make eval too."""
+    call; table has an integer key id. Used by make eval too, whose
+    collections do not grow: keep_registered=False unregisters the table
+    once it is done, and its database's ingest worker leaves (each database
+    with a registration keeps one, a max_worker_processes slot)."""
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM %s WHERE feat IS NULL" % table)
         remaining = cur.fetchone()[0]
@@ -232,7 +235,12 @@ def extract_features(conn, batch, table='gallery.images'):
     if remaining == 0:
         return 0
     if ingest_available(conn, table):
-        return ingest_features([conn], table, remaining)
+        done = ingest_features([conn], table, remaining)
+        if not keep_registered:
+            with conn.cursor() as cur:
+                cur.execute("SELECT imgsearch_ingest_stop(%s)", [table])
+            conn.commit()
+        return done
     with conn.cursor() as cur:
         # a bulk load queues behind searches at the model workers
         cur.execute("SET imgsearch.model_priority = 'background'")

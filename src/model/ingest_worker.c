@@ -11,7 +11,10 @@
  * exits and says so, and the launcher leaves that database alone until
  * asked. Several workers of one database share its tables through FOR
  * UPDATE SKIP LOCKED: each waits on its own image at the model workers, so
- * that two workers keep two model workers busy.
+ * that two workers keep two model workers busy. Worker 0 stays while the
+ * database has registrations; the others run only while there is work (a
+ * round of worker 0 found rows), and leave after a round that found none:
+ * an idle database holds one max_worker_processes slot.
  *
  * A worker loops over its database's registrations: each round one batch per
  * table, one transaction, as the table's owner (SET ROLE: triggers and
@@ -58,7 +61,7 @@ typedef struct IngestDb
 	Oid			dboid;			/* InvalidOid: a free entry */
 	bool		wanted;			/* start (or keep) its workers */
 	bool		idle_exit;		/* a worker exited: nothing registered */
-	bool		registered;		/* a worker found registrations: start the others */
+	bool		busy;			/* a round found rows to do: start the others */
 	pid_t		pid[INGEST_MAX_WORKERS];	/* its workers, 0 if none */
 } IngestDb;
 
@@ -358,7 +361,7 @@ imgs_ingest_launcher_main(Datum arg)
 				ingest->dbs[i].pid[n] = 0;
 				/* a worker that left with work to do comes back; an idle one when asked */
 				start[n] = n < ingest_workers && ingest->dbs[i].wanted && !ingest->dbs[i].idle_exit &&
-					(n == 0 || ingest->dbs[i].registered);	/* one probes a database first */
+					(n == 0 || ingest->dbs[i].busy);	/* the others only while there is work */
 				any |= start[n];
 			}
 			SpinLockRelease(&ingest->mutex);
@@ -613,17 +616,30 @@ imgs_ingest_worker_main(Datum arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		if (prune && !failed)
 			last_prune = now;
-		if (worked >= 0 && !ingest->dbs[my_slot].registered)
+		if (worked > 0 && !ingest->dbs[my_slot].busy)
 		{
 			Latch	   *latch;
 
-			/* the launcher starts this database's other workers */
+			/* work: the launcher starts this database's other workers */
 			SpinLockAcquire(&ingest->mutex);
-			ingest->dbs[my_slot].registered = true;
+			ingest->dbs[my_slot].busy = true;
 			latch = ingest->launcher_latch;
 			SpinLockRelease(&ingest->mutex);
 			if (latch)
 				SetLatch(latch);
+		}
+		if (worked == 0 && !failed)
+		{
+			/*
+			 * Nothing to do: the other workers leave, so that an idle
+			 * database holds one max_worker_processes slot; worker 0 stays
+			 * (it notices new rows) and calls them back when it finds work.
+			 */
+			SpinLockAcquire(&ingest->mutex);
+			ingest->dbs[my_slot].busy = false;
+			SpinLockRelease(&ingest->mutex);
+			if (my_number > 0)
+				proc_exit(0);
 		}
 
 		if (worked < 0)
@@ -632,7 +648,7 @@ imgs_ingest_worker_main(Datum arg)
 			SpinLockAcquire(&ingest->mutex);
 			ingest->dbs[my_slot].idle_exit = true;
 			ingest->dbs[my_slot].wanted = false;
-			ingest->dbs[my_slot].registered = false;
+			ingest->dbs[my_slot].busy = false;
 			SpinLockRelease(&ingest->mutex);
 			ereport(DEBUG1, (errmsg("imgsearch ingest worker: nothing registered in this database")));
 			proc_exit(0);
