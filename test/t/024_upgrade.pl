@@ -54,7 +54,7 @@ $node->start;
 
 # The previous release and this one: a version bump changes them (and the
 # checks of what the new version adds: imgsearch_model_workers() for 0.2).
-my ($old, $new) = ('0.1', '0.2');
+my ($old, $new) = ('0.1', '0.3');
 my $db = 'postgres';
 is($node->safe_psql($db, q{SELECT default_version FROM pg_available_extensions WHERE name = 'imgsearch'}),
 	$new, "the installed imgsearch's default version is $new (a bump updates this test)");
