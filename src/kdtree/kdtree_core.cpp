@@ -30,6 +30,7 @@ namespace {
 
 using imgs::orthonormalise;
 
+constexpr int64_t BUDGET_MIN_ROWS = 16;  // fewer found rows: the budget's round emits none
 constexpr double kU = 0x1p-24;    // float unit roundoff
 constexpr double kU2 = 0x1p-22;   // stored-value error per unit of magnitude (see header)
 
@@ -364,6 +365,7 @@ struct KdSearch {
     std::vector<char> req_done;
     int32_t req_left = 0;
     bool budget_spent = false;
+    int64_t budget_rows = -1;  // budget mode: rows the budget's round may emit (-1: not yet known)
     bool have_last = false;
     double last_key = 0;
     int64_t last_slot = 0;
@@ -806,6 +808,20 @@ int kd_search_next(KdSearch *s, KdAction *a) noexcept {
         for (uint64_t steps = 1;; steps++) {
             if ((steps & 1023) == 0)
                 imgs::check_interrupts();
+            if (s->budget_spent && s->budget_rows < 0)
+                // the budget's leaves are in: its round emits the nearest quarter of
+                // what they held (none from fewer than BUDGET_MIN_ROWS), the rows the
+                // unopened leaves are least likely to hold nearer rows than
+                s->budget_rows = s->st.entries_seen >= BUDGET_MIN_ROWS ? s->st.entries_seen / 4 : 0;
+            if (s->budget_spent && s->st.rows_emitted >= s->budget_rows) {
+                // the budget's round is out: the rest comes in exact order after the last
+                // row it emitted (rows below it that the budget missed are dropped)
+                s->budget_spent = false;
+                s->max_leaves = 0;
+            }
+            s->st.budget_round = s->max_leaves > 0;
+            if (s->st.budget_round)
+                s->st.keys_in_budget = s->st.keys_computed;
             bool nodes_count = !s->nodes.empty() && !s->budget_spent;
             double min_node = nodes_count ? s->nodes.front().lb : INFINITY;
             double min_cand = s->cands.empty() ? INFINITY : s->cands_min();
@@ -817,8 +833,11 @@ int kd_search_next(KdSearch *s, KdAction *a) noexcept {
                     ResItem r = top;
                     std::pop_heap(s->results.begin(), s->results.end(), ResAfter());
                     s->results.pop_back();
-                    if (s->have_last && key_less(r.key, r.slot, s->last_key, s->last_slot)) {
-                        s->st.rows_dropped++;  // budget mode only: missed by the budget
+                    // budget mode only: a row the round missed, below its last row (one
+                    // at that very key was not emitted either: slots come once, so it
+                    // still comes, keys staying non-decreasing)
+                    if (s->have_last && (r.key < s->last_key || (!std::isnan(r.key) && std::isnan(s->last_key)))) {
+                        s->st.rows_dropped++;
                         continue;
                     }
                     s->have_last = true;
@@ -850,8 +869,7 @@ int kd_search_next(KdSearch *s, KdAction *a) noexcept {
                 return KD_NEED_KEYS;
             }
             if (s->budget_spent && s->cands.empty() && s->results.empty()) {
-                // the budget's rows are out: the rest comes in exact order after the
-                // last of them (rows below it that the budget missed are dropped)
+                // the budget's leaves held fewer rows than its round may emit
                 s->budget_spent = false;
                 s->max_leaves = 0;
                 continue;

@@ -183,8 +183,9 @@ typedef struct KdSearch KdSearch;
 
 typedef struct KdSearchOptions
 {
-	int32_t		max_leaves;		/* 0: exact; else open at most this many leaves before
-								 * emitting what they held, then go on exactly (see KD_EMIT) */
+	int32_t		max_leaves;		/* 0: exact; else one approximate round: open this many
+								 * leaves, emit the nearest quarter of what they held, then
+								 * go on exactly (see kd_search_next) */
 	int32_t		key_batch;		/* most slots per KD_NEED_KEYS (>= 1; 1 computes fewest keys) */
 } KdSearchOptions;
 
@@ -216,6 +217,8 @@ typedef struct KdSearchStats
 	int64_t		keys_computed;	/* exact keys requested */
 	int64_t		rows_emitted;
 	int64_t		rows_dropped;	/* budget mode: found after a larger key was emitted */
+	int32_t		budget_round;	/* budget mode: its approximate round is not over */
+	int64_t		keys_in_budget; /* exact keys the approximate round requested */
 } KdSearchStats;
 
 /*
@@ -234,14 +237,19 @@ extern KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const flo
  * then kd_search_next again. KD_NEED_KEYS: call kd_search_set_exact (or
  * kd_search_drop, for a slot that no longer holds a live row) once for
  * each slot listed, then kd_search_next again. KD_EMIT: the next row in
- * (key, slot) order (NaN keys last). In budget mode (max_leaves > 0), once
- * that many leaves are open the rows found so far come out in exact order
- * without waiting for the leaves not opened; when they are exhausted the
- * search goes on exactly, and rows below the last one emitted, which the
- * budget missed, are dropped (counted). So keys never decrease, and every
- * row ranking after the budget's last row still comes out: a consumer that
- * wants more rows than the budget's leaves held gets them. KD_DONE: nothing
- * left; KD_DONE again on later calls.
+ * (key, slot) order (NaN keys last). In budget mode (max_leaves > 0) the
+ * search makes one approximate round: once that many leaves are open, the
+ * nearest quarter of the rows they held (none when they held fewer than
+ * 16) come out in exact order without waiting for the leaves not opened.
+ * Then the search goes on exactly, and rows below the last one emitted,
+ * which the round missed, are dropped (counted). So keys never decrease,
+ * every row ranking after the round's last row comes out (a consumer that
+ * wants more rows than the round emitted gets every one of them), and the
+ * only rows never emitted are rows nearer than the round's last row that
+ * its leaves did not hold. The quarter keeps that region to the rows the
+ * round is surest of: emitting every row of the opened leaves would lose
+ * every nearer row of the leaves not opened. KD_DONE: nothing left;
+ * KD_DONE again on later calls.
  */
 extern int	kd_search_next(KdSearch *s, KdAction *action) IMGS_NOEXCEPT;
 

@@ -6,8 +6,11 @@
  * order, each once its key is below the bound of everything not examined,
  * with the operator's own distance, so xs_recheckorderby stays false. No
  * LIMIT is assumed: a consumer that keeps pulling gets every row.
- * kdtree.max_leaves > 0 bounds the leaves opened (approximate; rows still in
- * non-decreasing exact distance). Without a tree (built on no rows), or for
+ * kdtree.max_leaves > 0 makes the search's first round approximate: it opens
+ * that many leaves and returns the nearest quarter of what they held, then
+ * goes on exactly after the last row it returned (kd_search_next); rows
+ * still come in non-decreasing exact distance, each once, and every row
+ * after that round's last row comes. Without a tree (built on no rows), or for
  * a NULL query (every distance NULL), the scan reads every vector
  * (index/flat_scan.h). So does an exact search that has done a tenth of a
  * flat scan's work in exact distances (KDTREE_FLAT_FALLBACK) without being
@@ -108,8 +111,7 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 	imgs_cache_pin(&so->cache->base, so->ctx);
 	imgs_store_open(&so->store, index, &kdtree_am, &header);
 	kdtree_search_begin(&so->search, index, so->cache, &so->store, &so->ss.query.keys,
-						kdtree_max_leaves,
-						kdtree_max_leaves > 0 ? 0 : KDTREE_FLAT_FALLBACK * header.store.nslots);
+						kdtree_max_leaves, KDTREE_FLAT_FALLBACK * header.store.nslots);
 }
 
 bool

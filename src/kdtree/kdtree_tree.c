@@ -390,7 +390,10 @@ over_limit(KdtreeSearch *ks)
 	if (ks->work_limit <= 0)
 		return false;
 	kd_search_stats(ks->core, &st);
-	return KDTREE_KEY_WORK * st.keys_computed > ks->work_limit;
+	/* a budget's approximate round is bounded by its leaves; the limit is for what follows */
+	if (st.budget_round)
+		return false;
+	return KDTREE_KEY_WORK * (st.keys_computed - st.keys_in_budget) > ks->work_limit;
 }
 
 KdtreeNext

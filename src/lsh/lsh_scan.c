@@ -1,24 +1,27 @@
 /*
  * lsh_scan.c — ambeginscan, amrescan, amgettuple, amendscan.
  *
- * A scan works in rounds. A round probes the lsh.probes buckets whose
- * centroids are nearest the query, estimates the key of every entry there
- * from its sketch (lsh_core.h), keeps the lsh.candidates best estimates,
- * computes their exact keys from the vector store and returns them in
- * exact (key, slot) order, with the operator's own distance
- * (xs_recheckorderby stays false). A consumer that wants more rows than a
- * round found starts the next, four times wider in probes and candidates,
- * which returns only rows after the last one returned: rows never go
- * backwards, so rows the earlier rounds missed below it are not returned.
- * That is why a round that did not cover everything returns only the
- * nearest quarter of what it found: its far rows are the likeliest to have
- * nearer rows it missed, and the next round, four times wider, finds them
- * again (a LIMIT below a quarter of lsh.candidates never needs a second
- * round); a round of fewer than 16 candidates returns none.
- * Rows at the last row's very distance are (ties: duplicates), unless
- * already returned.
- * Once a round probes every bucket and keeps every entry, it is exact, and
- * the scan ends after it. With lsh.probes = 0 and lsh.candidates = 0 (every
+ * A scan works in at most two rounds. The first, the budget's, probes the
+ * lsh.probes buckets whose centroids are nearest the query, estimates the
+ * key of every entry there from its sketch (lsh_core.h), keeps the
+ * lsh.candidates best estimates, computes their exact keys from the vector
+ * store and returns the nearest quarter of them in exact (key, slot)
+ * order, with the operator's own distance (xs_recheckorderby stays false);
+ * fewer than 16 candidates, it returns none. A consumer that wants more
+ * starts the second round, which is exact (every bucket, every entry) and
+ * returns every row after the last one returned: rows never go backwards,
+ * so the only rows a scan never returns are rows the budget's round missed
+ * below its last row. The quarter keeps that region to the rows the round
+ * is surest of (its far rows are the likeliest to have nearer rows it
+ * missed), and a LIMIT below a quarter of lsh.candidates never needs the
+ * second round. Widening rounds (four times the budget each) were cheaper
+ * for a LIMIT past the first round but lost rows below each round's last
+ * row: under a selective filter, which reads far, up to a tenth of the
+ * qualifying rows (issue queries).
+ * Rows at the last row's very distance are returned (ties: duplicates),
+ * unless already returned.
+ * A round that probes every bucket and keeps every entry is exact, and the
+ * scan ends after it. With lsh.probes = 0 and lsh.candidates = 0 (every
  * bucket, every entry) the first round is that one: ids and distances of a
  * sequential scan.
  *
@@ -36,9 +39,9 @@
 #include "index/flat_scan.h"
 #include "lsh/lsh.h"
 
-/* How much wider each round is than the one before */
-#define ROUND_GROWTH	4
-/* Candidates a round that does not cover everything needs to return any */
+/* The budget's round returns the nearest 1/ROUND_SHARE of its candidates */
+#define ROUND_SHARE		4
+/* Candidates the budget's round needs to return any */
 #define MIN_ROUND_ROWS	16
 
 typedef struct LshScanStats
@@ -321,13 +324,12 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	{
 		int64		found = c.nall + c.heap.count;
 
-		/* a handful of candidates says too little: widen before returning any */
-		so->nresults = found < MIN_ROUND_ROWS ? 0 : Min(so->nresults, (int) (found / ROUND_GROWTH));
+		/* a handful of candidates says too little: go exact before returning any */
+		so->nresults = found < MIN_ROUND_ROWS ? 0 : Min(so->nresults, (int) (found / ROUND_SHARE));
 	}
-	if (so->probes > 0)
-		so->probes = Min(so->probes * ROUND_GROWTH, (int64) n_buckets);
-	if (so->candidates > 0)
-		so->candidates = Min(so->candidates * ROUND_GROWTH, (int64) PG_INT32_MAX);
+	/* the round after the budget's is exact: every bucket, every entry */
+	so->probes = 0;
+	so->candidates = 0;
 	MemoryContextSwitchTo(old_ctx);
 }
 
