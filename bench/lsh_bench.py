@@ -47,7 +47,7 @@ recall@30 is against argsort's answers (faiss_flat's where --no-argsort).
 Every lsh answer is also checked against the spec: 30 rows, none twice, in
 non-decreasing exact distance (recomputed here); and a default-budget scan
 with no LIMIT (3 queries, untimed) must return rows none twice, in order,
-and every row farther than the farthest row it missed (the search widens;
+and every row farther than the farthest row it missed (past its first round the search is exact;
 rows never go backwards, so rows a first round missed below the last row
 returned are lost; their share is reported). A violation fails the bench.
 Also: what lsh_default scans examine (buckets probed, entries scanned, exact
@@ -141,7 +141,7 @@ def same_up_to_ties(x, q, a, b):
 
 def lsh_unbounded_rows(dsn, table, index, nq):
     """Rows an lsh scan with no LIMIT returns at the default budget, for
-    queries 0..nq-1 (untimed), and whether they keep the widening search's
+    queries 0..nq-1 (untimed), and whether they keep the search's
     promise: none twice, non-decreasing, and every row farther than the
     farthest one missed (distances recomputed by a sequential scan)."""
     conn = psycopg2.connect(dsn)

@@ -147,7 +147,7 @@ SET lsh.candidates = 0;
 SHOW lsh.probes;
 SHOW lsh.candidates;
 -- a budget of one bucket and one candidate: distinct rows in non-decreasing
--- distance, each with its distance, as many as asked for (the search widens)
+-- distance, each with its distance, as many as asked for (past its first round the search is exact)
 SET lsh.probes = 1;
 SET lsh.candidates = 1;
 SET imgsearch.method = 'lsh';
