@@ -84,10 +84,10 @@ CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/image.sql sql/shards.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql sql/range.sql sql/examples.sql sql/duplicates.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/image.sql sql/shards.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql sql/sharded_search.sql sql/range.sql sql/examples.sql sql/duplicates.sql
 # The upgrade from 0.2: a header, then the parts 0.3 added (the same text as in the install script).
 # Released versions' scripts (0.1, 0.2, 0.1--0.2) are kept as they were released.
-UPGRADE_0_3_PARTS = sql/upgrade--0.2--0.3.sql sql/range.sql sql/examples.sql sql/duplicates.sql
+UPGRADE_0_3_PARTS = sql/upgrade--0.2--0.3.sql sql/sharded_search.sql sql/range.sql sql/examples.sql sql/duplicates.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.2--0.3.sql
 # released versions' install scripts (as released) and the upgrade scripts
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))

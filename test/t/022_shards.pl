@@ -38,7 +38,7 @@ my $rows = q{
 	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
 	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
 	SELECT setseed(0.37);
-	INSERT INTO items SELECT i, CASE WHEN i % 97 = 0 THEN NULL ELSE rand_vec(64, i) END
+	INSERT INTO items (id, feat, grp) SELECT i, CASE WHEN i % 97 = 0 THEN NULL ELSE rand_vec(64, i) END, (i * 37) % 100
 	  FROM generate_series(1, 2000) i;
 	CREATE TABLE queries AS SELECT n, rand_vec(64, n) AS q FROM generate_series(1, 3) n;
 };
@@ -48,17 +48,17 @@ my $indexes = q{
 	CREATE INDEX items_kd_l2 ON items USING kdtree (feat) WITH (leaf_size = 16);
 	CREATE INDEX items_kd_cos ON items USING kdtree (feat imgfeat_cosine_ops) WITH (leaf_size = 16);
 };
-$single->safe_psql('postgres', "CREATE TABLE items (id bigint PRIMARY KEY, feat imgfeat(64)); $rows $indexes");
+$single->safe_psql('postgres', "CREATE TABLE items (id bigint PRIMARY KEY, feat imgfeat(64), grp int); $rows $indexes");
 for my $shard ($shard0, $shard1)
 {
-	$shard->safe_psql('postgres', "CREATE TABLE items (id bigint PRIMARY KEY, feat imgfeat(64)); $indexes
+	$shard->safe_psql('postgres', "CREATE TABLE items (id bigint PRIMARY KEY, feat imgfeat(64), grp int); $indexes
 		CREATE VIEW session_settings AS
 		SELECT current_setting('imgsearch.method', true) AS method, current_setting('enable_seqscan') AS seqscan;");
 }
 
 my $setup = q{
 	CREATE EXTENSION postgres_fdw;
-	CREATE TABLE items (id bigint, feat imgfeat(64)) PARTITION BY HASH (id);
+	CREATE TABLE items (id bigint, feat imgfeat(64), grp int) PARTITION BY HASH (id);
 };
 my $i = 0;
 for my $shard ($shard0, $shard1)
@@ -150,6 +150,64 @@ for my $op ('<->', '<=>')
 			"$op $method: imgsearch.method on the coordinator picks the shards' method");
 	}
 }
+
+# --- filtered: what one node returns for WHERE filter ORDER BY ... LIMIT k ------
+# A 10% and a 1% filter (grp < 10, grp = 3), k = 30 and 100 (more rows than
+# the 1% filter keeps: every one of them), through imgsearch_sharded_search's
+# filter under each method, and the partitioned table queried as is (the
+# coordinator's own plan).
+for my $op ('<->', '<=>')
+{
+	for my $method (qw(argsort faissflat kdtree))
+	{
+		my $seqscan = $method eq 'argsort' ? 'on' : 'off';
+		my ($one, $sharded, $plain) = ('', '', '');
+		for my $filter ('grp < 10', 'grp = 3')
+		{
+			for my $k (30, 100)
+			{
+				$one .= topk_by_probe_sql('queries',
+					"SELECT id, feat $op q AS d FROM items WHERE feat IS NOT NULL AND $filter ORDER BY feat $op q LIMIT $k") . ";\n";
+				$sharded .= topk_by_probe_sql('queries',
+					"SELECT s.id, s.distance AS d
+					   FROM imgsearch_sharded_search('items', q, $k, '$op', '$method', filter => '$filter')
+					   WITH ORDINALITY AS s(id, distance, ord) ORDER BY s.ord") . ";\n";
+				$plain .= topk_by_probe_sql('queries',
+					"SELECT id, feat $op q AS d FROM items WHERE feat IS NOT NULL AND $filter ORDER BY feat $op q LIMIT $k") . ";\n";
+			}
+		}
+		my $want = $single->safe_psql('postgres',
+			"SET imgsearch.method = '$method'; SET enable_seqscan = $seqscan; $one");
+		my $qualifying = $single->safe_psql('postgres', 'SELECT count(*) FROM items WHERE feat IS NOT NULL AND grp = 3');
+		my $min = sub { $_[0] < $_[1] ? $_[0] : $_[1] };
+		is(scalar(() = $want =~ /:/g), 3 * (30 + 100 + $min->(30, $qualifying) + $min->(100, $qualifying)),
+			"$op $method filtered: one node answers min(k, qualifying rows) ($qualifying rows with grp = 3)");
+		is($coord->safe_psql('postgres', $sharded), $want,
+			"$op $method: imgsearch_sharded_search with a filter returns what one node returns");
+		is($coord->safe_psql('postgres', "SET imgsearch.method = '$method'; $plain"), $want,
+			"$op $method: the partitioned table queried with WHERE returns what one node returns");
+	}
+}
+# The filter reaches the shards. With it, ORDER BY and LIMIT too where rows
+# are many (postgres_fdw sorts a few rows on the coordinator: its choice, by
+# cost; the filter already cut what is sent).
+for my $case (['grp < 50', qr/WHERE .*\(\(grp < 50\)\).* ORDER BY .* LIMIT 30\b/, 'the filter, ORDER BY and LIMIT'],
+	['grp = 3', qr/WHERE .*\(\(grp = 3\)\)/, 'the filter'])
+{
+	my ($filter, $re, $what) = @$case;
+	my $fplan = $coord->safe_psql('postgres', qq{
+		SELECT format('PREPARE f(imgfeat, int) AS %s', imgsearch_sharded_query('items', '<->', 'kdtree', filter => '$filter')) \\gexec
+		SELECT q AS qv FROM queries WHERE n = 1 \\gset
+		EXPLAIN (VERBOSE, COSTS OFF) EXECUTE f(:'qv', 30);
+	});
+	my @fremote = $fplan =~ /Remote SQL: (.*)/g;
+	is(scalar(@fremote), 2, "$filter: one remote query per shard");
+	like($_, $re, "$filter: the shard receives $what") for @fremote;
+}
+my ($fret, $fout, $ferr) = $coord->psql('postgres',
+	q{\set VERBOSITY verbose
+	  SELECT * FROM imgsearch_sharded_search('items', (SELECT q FROM queries WHERE n = 1), 5, filter => '  ')});
+like($ferr, qr/ERROR:  22023: filter must be a boolean expression, not empty/, 'an empty filter is refused (22023)');
 
 # The index methods ran on the shards: every index was scanned there.
 # (Statistics reach pg_stat_user_indexes when the fdw session is idle.)
