@@ -21,7 +21,7 @@
 SET client_min_messages = warning;
 SET statement_timeout = '60s';
 \ir helpers/topk.psql
-SELECT plan(3 * 2 * 7 * 7 + 1 + 14);
+SELECT plan(3 * 2 * 7 * 7 + 1 + 15);
 
 SELECT setseed(0.375);
 CREATE TABLE rg_src AS SELECT * FROM pg_temp.spectrum_feats(16, 1501);
@@ -182,6 +182,13 @@ END $$;
 SELECT pg_temp.range_case(m.method, c.op, c.qn, c.r, c.what)
 FROM (VALUES ('faissflat'), ('kdtree'), ('lsh')) m(method), rg_case c
 ORDER BY m.method, c.op, c.qn, c.r;
+
+-- Under imgsearch.method = auto, with sequential scans allowed, the planner
+-- takes an index for a small radius (the operators' fixed selectivity).
+SELECT ok(p ~ 'Index Scan using rg_(ff|kd|lsh)_l2 on rg', 'auto: a small radius takes an index: ' || p)
+FROM (SELECT string_agg(e, E'\n') AS p
+      FROM pg_temp.explain_lines(format('SELECT id FROM rg WHERE v <<->> imgsearch_sphere(%L::imgfeat, 0.01)',
+                                        (SELECT q FROM rg_query WHERE qn = 2))) e) s;
 
 -- NULLs, as SQL has them: no row is within a NULL sphere, nor a sphere of a
 -- NULL centre or radius; a NULL vector is within no sphere.
