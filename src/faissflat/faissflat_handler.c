@@ -22,7 +22,8 @@
  *           + one cpu_operator_cost per vector (the distance the sequential
  *             scan pays for with the operator)
  *   total   = startup + one cpu_index_tuple_cost per row returned
- * with selectivity 1 (a query may read every row, in order) and correlation
+ * with selectivity 1 (a query may read every row, in order; a range search:
+ * the sphere's, imgs_cost_selectivity) and correlation
  * 0; the planner adds the heap fetches and scales all but the startup cost
  * by LIMIT. imgsearch.method may make the index prohibitive (index_cost.h).
  */
@@ -39,8 +40,8 @@ faissflat_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		return;
 
 	*startup_cost = imgs_cost_sequential_pages(path, index->pages) + tuples * cpu_operator_cost;
-	*total_cost = *startup_cost + tuples * cpu_index_tuple_cost;
-	*selectivity = 1.0;
+	*selectivity = imgs_cost_selectivity(root, path);
+	*total_cost = *startup_cost + *selectivity * tuples * cpu_index_tuple_cost;
 	*correlation = 0;
 	*pages = index->pages;
 }

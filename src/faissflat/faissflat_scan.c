@@ -4,7 +4,9 @@
  *
  * Distances are exact (the operator's own arithmetic, index/index_scan.h),
  * so xs_recheckorderby stays false. The heap decides visibility: rows are
- * returned whatever their MVCC state, as by any index.
+ * returned whatever their MVCC state, as by any index. A range search (WHERE
+ * feat <<->> imgsearch_sphere(q, r)) is a flat pass too: every vector is
+ * read, only those within the radius are sorted and returned.
  */
 #include "postgres.h"
 
@@ -49,7 +51,7 @@ faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, 
 	MemoryContextReset(so->ctx);
 	so->started = false;
 	old_ctx = MemoryContextSwitchTo(so->ctx);
-	imgs_scan_rescan(scan, &so->ss, orderbys, "faissflat");
+	imgs_scan_rescan(scan, &so->ss, keys, orderbys, "faissflat");
 	MemoryContextSwitchTo(old_ctx);
 }
 
@@ -60,6 +62,11 @@ faissflat_gettuple(IndexScanDesc scan, ScanDirection dir)
 	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
 	bool		found;
 
+	if (so->ss.done)
+	{
+		MemoryContextSwitchTo(old_ctx);
+		return false;
+	}
 	if (!so->started)
 	{
 		ImgsIndexMeta meta;

@@ -37,7 +37,7 @@ run_pass(ImgsFlatScan *fs, ImgsScanState *ss, int capacity)
 				continue;
 			/* a NULL query: every distance is NULL, rows come in slot order */
 			key = keys ? fs->keys[j] : 0;
-			if (!imgs_scan_after_last(ss, key, first + j))
+			if (!imgs_scan_after_last(ss, key, first + j) || !imgs_scan_within_bound(ss, key))
 				continue;
 			offered++;
 			imgs_heap_offer(&fs->results, key, first + j, &fs->headers[j].tid);
@@ -76,6 +76,5 @@ imgs_flat_scan_next(ImgsFlatScan *fs, IndexScanDesc scan, ImgsScanState *ss)
 		return false;
 
 	c = &fs->results.items[fs->next++];
-	imgs_scan_return(scan, ss, c->key, c->slot, &c->tid);
-	return true;
+	return imgs_scan_return(scan, ss, c->key, c->slot, &c->tid);
 }

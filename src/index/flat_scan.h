@@ -10,6 +10,10 @@
  * takes a few passes and memory stays at most one small candidate per
  * vector, never the vectors themselves.
  *
+ * A range scan's pass keeps only the rows within the sphere bound
+ * (index_scan.h): a flat scan reads every vector, but sorts and returns only
+ * those.
+ *
  * faissflat's whole scan; a partitioned method's scan where it has no
  * structure to search (an index built on an empty table) or nothing to order
  * by (a NULL query).

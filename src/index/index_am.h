@@ -13,8 +13,8 @@
 
 /*
  * A new IndexAmRoutine with the properties every imgsearch method has: one
- * column, ORDER BY operators only (IMGS_NUM_STRATEGIES, no support
- * functions), tuples from amgettuple, no bitmap, no parallel scan, parallel
+ * column, ORDER BY operators and the sphere (range) search operators
+ * (IMGS_NUM_STRATEGIES, no support functions), tuples from amgettuple, no bitmap, no parallel scan, parallel
  * bulk delete. The method fills in its callbacks.
  */
 extern IndexAmRoutine *imgs_am_routine(void);

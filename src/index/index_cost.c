@@ -4,7 +4,9 @@
  */
 #include "postgres.h"
 
+#include "optimizer/optimizer.h"
 #include "utils/float.h"
+#include "utils/selfuncs.h"
 #include "utils/spccache.h"
 
 #include "index/index_cost.h"
@@ -14,7 +16,7 @@ imgs_cost_prohibitive(IndexPath *path, ImgsMethod mine,
 					  Cost *startup_cost, Cost *total_cost,
 					  Selectivity *selectivity, double *correlation, double *pages)
 {
-	if (path->indexorderbys != NIL &&
+	if ((path->indexorderbys != NIL || path->indexclauses != NIL) &&
 		(imgs_method == IMGS_METHOD_AUTO || imgs_method == (int) mine))
 		return false;
 	*startup_cost = get_float8_infinity();
@@ -42,4 +44,13 @@ imgs_cost_sequential_pages(IndexPath *path, double pages)
 
 	get_tablespace_page_costs(path->indexinfo->reltablespace, NULL, &seq_page_cost);
 	return Min(pages, Max(path->indexinfo->rel->pages, 1)) * seq_page_cost;
+}
+
+Selectivity
+imgs_cost_selectivity(PlannerInfo *root, IndexPath *path)
+{
+	if (path->indexclauses == NIL)
+		return 1.0;
+	return clauselist_selectivity(root, get_quals_from_indexclauses(path->indexclauses),
+								  path->indexinfo->rel->relid, JOIN_INNER, NULL);
 }

@@ -9,22 +9,17 @@
 #include "index/distance_core.h"
 #include "index/index_scan.h"
 #include "type/imgfeat.h"
+#include "type/sphere.h"
 
-void
-imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
+/* query of metric for vector v (NULL: a NULL query), copied */
+static void
+query_set(ImgsQuery *query, int metric, const ImgFeat *v)
 {
-	ScanKey		key = &scan->orderByData[0];
-
-	Assert(scan->numberOfOrderBys == 1);
 	memset(query, 0, sizeof(*query));
-	query->strategy = key->sk_strategy;
-	if (query->strategy < 1 || query->strategy > IMGS_NUM_STRATEGIES)
-		elog(ERROR, "unexpected ORDER BY strategy %d", query->strategy);
-	query->isnull = (key->sk_flags & SK_ISNULL) != 0;
-	if (!query->isnull)
+	query->strategy = metric;
+	query->isnull = v == NULL;
+	if (v != NULL)
 	{
-		ImgFeat    *v = DatumGetImgFeatP(key->sk_argument);
-
 		float	   *x = palloc(sizeof(float) * v->dim);
 
 		memcpy(x, v->x, sizeof(float) * v->dim);
@@ -33,6 +28,75 @@ imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
 		query->keys.x = x;
 		query->keys.norm_sq = imgs_norm_squared(x, v->dim);
 	}
+}
+
+void
+imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
+{
+	ScanKey		key = &scan->orderByData[0];
+
+	Assert(scan->numberOfOrderBys == 1);
+	if (key->sk_strategy < IMGS_METRIC_L2 || key->sk_strategy > IMGS_METRIC_IP)
+		elog(ERROR, "unexpected ORDER BY strategy %d", key->sk_strategy);
+	query_set(query, key->sk_strategy,
+			  (key->sk_flags & SK_ISNULL) ? NULL : DatumGetImgFeatP(key->sk_argument));
+}
+
+/* Whether two non-NULL queries are the same metric and vector, bit for bit. */
+static bool
+query_equal(const ImgsQuery *a, const ImgsQuery *b)
+{
+	return a->strategy == b->strategy && a->dim == b->dim &&
+		memcmp(a->keys.x, b->keys.x, sizeof(float) * a->dim) == 0;
+}
+
+/*
+ * Reads the sphere keys of scan into ss, and decides what drives the scan
+ * (index_scan.h, "Range scans"). ss->query holds the ORDER BY query, if any.
+ */
+static void
+spheres_init(IndexScanDesc scan, ImgsScanState *ss)
+{
+	const ImgsQuery *driver = NULL;
+	double		radius = 0;
+
+	ss->spheres = palloc0(sizeof(ImgsQuery) * Max(scan->numberOfKeys, 1));
+	for (int i = 0; i < scan->numberOfKeys; i++)
+	{
+		ScanKey		key = &scan->keyData[i];
+		ImgsSphere	sphere;
+
+		if (key->sk_strategy != IMGS_STRATEGY_L2_SPHERE &&
+			key->sk_strategy != IMGS_STRATEGY_COSINE_SPHERE)
+			elog(ERROR, "unexpected search strategy %d", key->sk_strategy);
+		ss->exact = true;
+		/* a NULL sphere, centre or radius: the qual is NULL for every row */
+		if ((key->sk_flags & SK_ISNULL) || !imgs_sphere_read(key->sk_argument, &sphere))
+		{
+			ss->done = true;
+			continue;
+		}
+		query_set(&ss->spheres[ss->nspheres], IMGS_SPHERE_METRIC(key->sk_strategy), sphere.center);
+		/* the first sphere that can drive the scan does */
+		if (driver == NULL &&
+			(scan->numberOfOrderBys == 0 ||
+			 (!ss->query.isnull && query_equal(&ss->query, &ss->spheres[ss->nspheres]))))
+		{
+			driver = &ss->spheres[ss->nspheres];
+			radius = sphere.radius;
+		}
+		ss->nspheres++;
+	}
+	if (ss->done)
+		return;
+	if (driver != NULL)
+	{
+		if (scan->numberOfOrderBys == 0)
+			ss->query = *driver;
+		ss->has_bound = true;
+		ss->bound = radius;
+	}
+	ss->recheck = driver == NULL || ss->nspheres > 1;
 }
 
 void
@@ -64,29 +128,43 @@ imgs_scan_begin(Relation index, int nkeys, int norderbys)
 }
 
 void
-imgs_scan_rescan(IndexScanDesc scan, ImgsScanState *ss, ScanKey orderbys, const char *amname)
+imgs_scan_rescan(IndexScanDesc scan, ImgsScanState *ss, ScanKey keys, ScanKey orderbys,
+				 const char *amname)
 {
-	if (scan->numberOfOrderBys != 1)
-		elog(ERROR, "%s index scans need an ORDER BY on the indexed column", amname);
-	if (orderbys)
+	if (scan->numberOfOrderBys > 1 || (scan->numberOfOrderBys == 0 && scan->numberOfKeys == 0))
+		elog(ERROR, "%s index scans need an ORDER BY or a sphere on the indexed column", amname);
+	if (keys && scan->numberOfKeys > 0)
+		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
 	memset(ss, 0, sizeof(*ss));
-	imgs_query_init(&ss->query, scan);
+	if (scan->numberOfOrderBys == 1)
+		imgs_query_init(&ss->query, scan);
+	if (scan->numberOfKeys > 0)
+		spheres_init(scan, ss);
 }
 
 void
 imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta)
 {
 	imgs_query_check_dim(&ss->query, scan->indexRelation, meta->store.dim);
+	for (int i = 0; i < ss->nspheres; i++)
+		imgs_query_check_dim(&ss->spheres[i], scan->indexRelation, meta->store.dim);
 	imgs_meta_check_metric(scan->indexRelation, meta, ss->query.strategy);
 	pgstat_count_index_scan(scan->indexRelation);
 }
 
-void
+bool
 imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot, ItemPointer tid)
 {
 	if (ss->query.isnull)
 		key = 0;
+	else if (!imgs_scan_within_bound(ss, key))
+	{
+		/* rows come in non-decreasing distance from the centre: none is left */
+		ss->done = true;
+		return false;
+	}
 	/* the last row only moves forward (see the header) */
 	if (imgs_scan_after_last(ss, key, slot))
 	{
@@ -96,11 +174,12 @@ imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot,
 	}
 	ss->returned++;
 	scan->xs_heaptid = *tid;
-	scan->xs_recheck = false;
+	scan->xs_recheck = ss->recheck;
 	scan->xs_recheckorderby = ss->recheck_orderby;
 	scan->xs_orderbynulls[0] = ss->query.isnull;
 	scan->xs_orderbyvals[0] = ss->query.isnull ? (Datum) 0 :
 		Float8GetDatum(imgs_query_value(&ss->query, key));
+	return true;
 }
 
 void

@@ -17,6 +17,21 @@
  * the recheck flags and the heap TID, and remembers the row, so that a method
  * that must look again (a later pass, a wider search) continues after it with
  * imgs_scan_after_last.
+ *
+ * Range scans. The sphere operators <<->> (strategy 4) and <<=>> (5) are
+ * search operators (WHERE feat <<->> imgsearch_sphere(q, r): type/sphere.h).
+ * A scan with such a key is exact whatever the budget GUCs say
+ * (ImgsScanState.exact), and is driven by an ORDER BY query as usual:
+ *  - without ORDER BY, by the sphere's centre in the sphere's metric;
+ *  - with an ORDER BY whose query and metric are the sphere's, by it.
+ * Either way the rows come in non-decreasing distance from the centre, so
+ * the scan ends at the first row beyond the radius (imgs_scan_return says
+ * so), after reading about the rows in range, not the table. With an ORDER
+ * BY on another query (or metric), or several spheres, the ORDER BY scan
+ * runs exactly and in full, and the executor rechecks the spheres
+ * (xs_recheck): correct, not faster than a sequential scan. Where the scan
+ * ends at the radius, the operator's own kernels decided, so xs_recheck is
+ * false.
  */
 #ifndef IMGS_INDEX_SCAN_H
 #define IMGS_INDEX_SCAN_H
@@ -32,7 +47,12 @@
 #define IMGS_STRATEGY_L2		IMGS_METRIC_L2		/* <-> */
 #define IMGS_STRATEGY_COSINE	IMGS_METRIC_COSINE	/* <=> */
 #define IMGS_STRATEGY_IP		IMGS_METRIC_IP		/* <#> */
-#define IMGS_NUM_STRATEGIES		3
+#define IMGS_STRATEGY_L2_SPHERE		4	/* <<->> imgsearch_sphere */
+#define IMGS_STRATEGY_COSINE_SPHERE	5	/* <<=>> imgsearch_sphere */
+#define IMGS_NUM_STRATEGIES		5
+
+/* The ORDER BY strategies are the metrics; a sphere strategy's metric: */
+#define IMGS_SPHERE_METRIC(strategy)	((strategy) - IMGS_STRATEGY_L2_SPHERE + IMGS_METRIC_L2)
 
 /* The query of an ORDER BY scan, detoasted and copied. */
 typedef struct ImgsQuery
@@ -88,18 +108,27 @@ typedef struct ImgsScanState
 	uint32		last_slot;		/* its slot */
 	int64		returned;		/* rows returned since the last rescan */
 	bool		recheck_orderby;	/* the keys are lower bounds (xs_recheckorderby) */
+	/* range quals (see "Range scans" above) */
+	bool		exact;			/* a sphere qual: budgets are ignored */
+	bool		has_bound;		/* the scan ends at the first row whose value exceeds bound */
+	double		bound;
+	bool		recheck;		/* the executor rechecks the spheres (xs_recheck) */
+	bool		done;			/* past the bound, or a NULL sphere: no more rows */
+	int			nspheres;
+	ImgsQuery  *spheres;		/* their centres, for the dimension check */
 } ImgsScanState;
 
 /* ambeginscan: RelationGetIndexScan plus the ORDER BY value arrays (the AM provides them, as GiST does). */
 extern IndexScanDesc imgs_scan_begin(Relation index, int nkeys, int norderbys);
 
 /*
- * amrescan: takes the new ORDER BY key (one, on the indexed column: the cost
- * estimate makes every other path prohibitive), reads the query into
- * ss->query in the current memory context and forgets the last row.
+ * amrescan: takes the new scan keys (spheres) and ORDER BY key (at most one,
+ * on the indexed column; one is needed without a sphere: the cost estimate
+ * makes every other path prohibitive), reads the query that drives the scan
+ * into ss->query in the current memory context and forgets the last row.
  */
-extern void imgs_scan_rescan(IndexScanDesc scan, ImgsScanState *ss, ScanKey orderbys,
-							 const char *amname);
+extern void imgs_scan_rescan(IndexScanDesc scan, ImgsScanState *ss, ScanKey keys,
+							 ScanKey orderbys, const char *amname);
 
 /*
  * The first amgettuple after a rescan, with the metapage read: checks the
@@ -114,14 +143,22 @@ imgs_scan_after_last(const ImgsScanState *ss, double key, uint32 slot)
 	return !ss->has_last || imgs_key_less(ss->last_key, ss->last_slot, key, slot);
 }
 
+/* Whether a row of key is within the scan's sphere bound (every row is without one). */
+static inline bool
+imgs_scan_within_bound(const ImgsScanState *ss, double key)
+{
+	return !ss->has_bound || imgs_query_value(&ss->query, key) <= ss->bound;
+}
+
 /*
  * amgettuple's output: row (key, slot, tid), which ranks after the last one
  * returned, or is a row no scan can see (a stale reference followed after
  * its slot was reused: the slot reuse rule of vector_store.h); such a row is
  * returned as it is but does not move the last row back. A NULL query
- * ignores key (the value is NULL).
+ * ignores key (the value is NULL). Returns false, and returns nothing, for
+ * a row beyond the sphere bound: the scan is done (ss->done).
  */
-extern void imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot,
+extern bool imgs_scan_return(IndexScanDesc scan, ImgsScanState *ss, double key, uint32 slot,
 							 ItemPointer tid);
 
 typedef struct ImgsCandidate

@@ -22,7 +22,16 @@ static const char *const strategy_operator[IMGS_NUM_STRATEGIES + 1] = {
 	[IMGS_STRATEGY_L2] = "<->",
 	[IMGS_STRATEGY_COSINE] = "<=>",
 	[IMGS_STRATEGY_IP] = "<#>",
+	[IMGS_STRATEGY_L2_SPHERE] = "<<->>",
+	[IMGS_STRATEGY_COSINE_SPHERE] = "<<=>>",
 };
+
+/* Whether strategy is a search (WHERE) operator's: a sphere's (index_scan.h). */
+static bool
+is_sphere_strategy(int strategy)
+{
+	return strategy == IMGS_STRATEGY_L2_SPHERE || strategy == IMGS_STRATEGY_COSINE_SPHERE;
+}
 
 bool
 imgs_validate_opclass(Oid opclassoid, const char *amname)
@@ -73,6 +82,18 @@ imgs_validate_opclass(Oid opclassoid, const char *amname)
 
 		if (strategy < 1 || strategy > IMGS_NUM_STRATEGIES)
 			problem = "an invalid strategy number";
+		else if (is_sphere_strategy(strategy))
+		{
+			if (oprform->amoppurpose != AMOP_SEARCH)
+				problem = "an ORDER BY purpose (a sphere operator is a search operator)";
+			else if (oprform->amoplefttype != opcintype ||
+					 !type_is_rowtype(oprform->amoprighttype) ||
+					 !check_amop_signature(oprform->amopopr, BOOLOID,
+										   oprform->amoplefttype, oprform->amoprighttype))
+				problem = "a wrong signature (want opclass type, imgsearch_sphere -> boolean)";
+			else if (strcmp(get_opname(oprform->amopopr), strategy_operator[strategy]) != 0)
+				problem = "a strategy number reserved for another operator";
+		}
 		else if (oprform->amoppurpose != AMOP_ORDER)
 			problem = "a search purpose (only ORDER BY is supported)";
 		else if (oprform->amoplefttype != opcintype || oprform->amoprighttype != opcintype ||

@@ -115,7 +115,8 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		double		entry_bytes = kdtree_entry_size(meta.dims);
 		double		vector_bytes = sizeof(float) * (double) header.store.dim;
 
-		if (kdtree_max_leaves > 0 && meta.n_leaves > 0)
+		/* a range search is exact whatever the budget (kdtree_scan.c) */
+		if (kdtree_max_leaves > 0 && meta.n_leaves > 0 && path->indexclauses == NIL)
 		{
 			e = Min(e, (double) kdtree_max_leaves / meta.n_leaves);
 			f = Min(f, e);
@@ -124,7 +125,7 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		distances = tuples * (KDTREE_ENTRY_WORK * ratio * e + KDTREE_KEY_WORK * f) +
 			meta.n_nodes * ratio;
 		/* where the build's searches computed too many distances, exact scans are flat */
-		if (kdtree_max_leaves == 0 && kdtree_tree_useless(&meta))
+		if ((kdtree_max_leaves == 0 || path->indexclauses != NIL) && kdtree_tree_useless(&meta))
 		{
 			distances = tuples;
 			page_share = 1.0;
@@ -132,8 +133,8 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	}
 	*startup_cost = page_share * imgs_cost_sequential_pages(path, info->pages) +
 		distances * cpu_operator_cost;
-	*total_cost = *startup_cost + tuples * cpu_index_tuple_cost;
-	*selectivity = 1.0;
+	*selectivity = imgs_cost_selectivity(root, path);
+	*total_cost = *startup_cost + *selectivity * tuples * cpu_index_tuple_cost;
 	*correlation = 0;
 	*pages = page_share * info->pages;
 }

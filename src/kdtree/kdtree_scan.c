@@ -19,6 +19,10 @@
  * so that it costs about 1.2 times faissflat instead of several times; and
  * where the build's sample searches (KdtreeMeta.keys_fraction) show that
  * the bounds do not prune, exact scans are flat from the start.
+ * A range search (WHERE feat <<->> imgsearch_sphere(q, r)) is this exact
+ * search from the sphere's centre, whatever kdtree.max_leaves says, and ends
+ * at the first row beyond r (index_scan.h): it opens the leaves whose bound
+ * is below the distance of that first row out of range.
  */
 #include "postgres.h"
 
@@ -84,7 +88,7 @@ kdtree_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int
 	so->flat_scan = NULL;
 	memset(&so->search, 0, sizeof(so->search));
 	old_ctx = MemoryContextSwitchTo(so->ctx);
-	imgs_scan_rescan(scan, &so->ss, orderbys, "kdtree");
+	imgs_scan_rescan(scan, &so->ss, keys, orderbys, "kdtree");
 	MemoryContextSwitchTo(old_ctx);
 }
 
@@ -94,13 +98,15 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 	Relation	index = scan->indexRelation;
 	ImgsIndexMeta header;
 	KdtreeMeta	meta;
+	/* a range search is exact whatever the budget (index_scan.h) */
+	int			max_leaves = so->ss.exact ? 0 : kdtree_max_leaves;
 
 	kdtree_read_meta(index, &header, &meta);
 	so->header = header;
 	so->gave_up = false;
 	imgs_scan_start(scan, &so->ss, &header);
 	so->flat = meta.dims == 0 || so->ss.query.isnull ||
-		(kdtree_max_leaves == 0 && kdtree_tree_useless(&meta));
+		(max_leaves == 0 && kdtree_tree_useless(&meta));
 	if (so->flat)
 	{
 		so->flat_scan = palloc0(sizeof(ImgsFlatScan));
@@ -111,7 +117,7 @@ start(IndexScanDesc scan, KdtreeScanOpaque so)
 	imgs_cache_pin(&so->cache->base, so->ctx);
 	imgs_store_open(&so->store, index, &kdtree_am, &header);
 	kdtree_search_begin(&so->search, index, so->cache, &so->store, &so->ss.query.keys,
-						kdtree_max_leaves, KDTREE_FLAT_FALLBACK * header.store.nslots);
+						max_leaves, KDTREE_FLAT_FALLBACK * header.store.nslots);
 }
 
 bool
@@ -121,6 +127,11 @@ kdtree_gettuple(IndexScanDesc scan, ScanDirection dir)
 	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
 	bool		found;
 
+	if (so->ss.done)
+	{
+		MemoryContextSwitchTo(old_ctx);
+		return false;
+	}
 	if (!so->started)
 	{
 		start(scan, so);
@@ -137,8 +148,7 @@ kdtree_gettuple(IndexScanDesc scan, ScanDirection dir)
 		switch (kdtree_search_next(&so->search, &slot, &key, &tid))
 		{
 			case KDTREE_ROW:
-				imgs_scan_return(scan, &so->ss, key, slot, &tid);
-				found = true;
+				found = imgs_scan_return(scan, &so->ss, key, slot, &tid);
 				break;
 			case KDTREE_GAVE_UP:
 				/* the rest by a flat pass, after the last row returned */

@@ -113,7 +113,8 @@ lsh_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(info->indexoid, NoLock);
 	lsh_read_meta(index, &header, &meta);
 	index_close(index, NoLock);
-	if (meta.bits > 0 && header.store.dim > 0)
+	/* a range search is a flat pass (lsh_scan.c) */
+	if (meta.bits > 0 && header.store.dim > 0 && path->indexclauses == NIL)
 	{
 		double		e = lsh_probes > 0 ? Min(1.0, (double) lsh_probes / meta.n_buckets) : 1.0;
 		double		c = lsh_candidates > 0 ? Min((double) lsh_candidates, e * tuples) : e * tuples;
@@ -128,8 +129,8 @@ lsh_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	}
 	*startup_cost = page_share * imgs_cost_sequential_pages(path, info->pages) +
 		distances * cpu_operator_cost;
-	*total_cost = *startup_cost + tuples * cpu_index_tuple_cost;
-	*selectivity = 1.0;
+	*selectivity = imgs_cost_selectivity(root, path);
+	*total_cost = *startup_cost + *selectivity * tuples * cpu_index_tuple_cost;
 	*correlation = 0;
 	*pages = page_share * info->pages;
 }

@@ -26,7 +26,11 @@
  * sequential scan.
  *
  * Without a hash (built on no rows), or for a NULL query (every distance
- * NULL), the scan reads every vector (index/flat_scan.h).
+ * NULL), the scan reads every vector (index/flat_scan.h). So does a range
+ * search (WHERE feat <<->> imgsearch_sphere(q, r), index_scan.h), whatever
+ * lsh.probes and lsh.candidates say: it must be exact, and the sketches
+ * give no sound lower bound to skip a bucket by; the pass sorts and returns
+ * only the rows within r.
  */
 #include "postgres.h"
 
@@ -130,7 +134,7 @@ lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int no
 	so->nties = so->ties_cap = 0;
 	memset(&so->stats, 0, sizeof(so->stats));
 	old_ctx = MemoryContextSwitchTo(so->ctx);
-	imgs_scan_rescan(scan, &so->ss, orderbys, "lsh");
+	imgs_scan_rescan(scan, &so->ss, keys, orderbys, "lsh");
 	MemoryContextSwitchTo(old_ctx);
 }
 
@@ -343,7 +347,8 @@ start(IndexScanDesc scan, LshScanOpaque so)
 
 	lsh_read_meta(index, &header, &meta);
 	imgs_scan_start(scan, &so->ss, &header);
-	so->flat = meta.bits == 0 || so->ss.query.isnull;
+	/* a range search is exact: a flat pass (see the header) */
+	so->flat = meta.bits == 0 || so->ss.query.isnull || so->ss.exact;
 	if (so->flat)
 	{
 		so->flat_scan = palloc0(sizeof(ImgsFlatScan));
@@ -373,6 +378,11 @@ lsh_gettuple(IndexScanDesc scan, ScanDirection dir)
 	MemoryContext old_ctx = MemoryContextSwitchTo(so->ctx);
 	bool		found = false;
 
+	if (so->ss.done)
+	{
+		MemoryContextSwitchTo(old_ctx);
+		return false;
+	}
 	if (!so->started)
 	{
 		start(scan, so);
@@ -389,8 +399,7 @@ lsh_gettuple(IndexScanDesc scan, ScanDirection dir)
 			ImgsCandidate *r = &so->results[so->next++];
 
 			note_returned(so, r->key, r->slot);
-			imgs_scan_return(scan, &so->ss, r->key, r->slot, &r->tid);
-			found = true;
+			found = imgs_scan_return(scan, &so->ss, r->key, r->slot, &r->tid);
 		}
 	}
 	MemoryContextSwitchTo(old_ctx);

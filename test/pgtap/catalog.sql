@@ -37,8 +37,9 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.o
              AND (p.proname NOT LIKE 'imgsearch\_ingest\_%' OR p.proname = 'imgsearch_ingest_owns')
              AND p.proname NOT IN ('vgg16_features', 'imgsearch_model_info', 'imgsearch_model_workers', 'imgsearch_index_check',
                                    'imgsearch_recall', 'imgsearch_recall_prepare', 'imgsearch_recall_run', 'imgsearch_tune',
-                                   'imgsearch_sharded_search', 'imgsearch_shard_methods', 'imgsearch_sharded_ingest_status')),
-          0, 'every function but the self-test, the model ones, the ingest ones, the index check, the recall ones and the shard ones that query or make foreign tables is PARALLEL SAFE');
+                                   'imgsearch_sharded_search', 'imgsearch_shard_methods', 'imgsearch_sharded_ingest_status',
+                                   'imgsearch_duplicates')),
+          0, 'every function but the self-test, the model ones, the ingest ones, the index check, the recall ones, the shard ones that query or make foreign tables and imgsearch_duplicates is PARALLEL SAFE');
 
 SELECT has_cast('real[]', 'imgfeat');
 SELECT has_cast('double precision[]', 'imgfeat');
