@@ -8,6 +8,7 @@
 
 #include "index/distance_core.h"
 #include "index/index_scan.h"
+#include "type/imgexamples.h"
 #include "type/imgfeat.h"
 
 void
@@ -21,7 +22,29 @@ imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
 	if (query->strategy < 1 || query->strategy > IMGS_NUM_STRATEGIES)
 		elog(ERROR, "unexpected ORDER BY strategy %d", query->strategy);
 	query->isnull = (key->sk_flags & SK_ISNULL) != 0;
-	if (!query->isnull)
+	query->keys.metric = imgs_strategy_metric(query->strategy);
+	if (!query->isnull && imgs_strategy_is_examples(query->strategy))
+	{
+		ImgExamples *ex = DatumGetImgExamplesP(key->sk_argument);
+		int			n = ex->n_pos + ex->n_neg;
+		float	   *x;
+		double	   *norms;
+
+		imgexamples_check(ex);
+		x = palloc(sizeof(float) * (Size) n * ex->dim);
+		norms = palloc(sizeof(double) * n);
+		memcpy(x, ex->x, sizeof(float) * (Size) n * ex->dim);
+		for (int e = 0; e < n; e++)
+			norms[e] = imgs_norm_squared(x + (Size) e * ex->dim, ex->dim);
+		query->dim = ex->dim;
+		query->keys.x = x;
+		query->keys.norm_sq = norms[0];
+		query->keys.n_pos = ex->n_pos;
+		query->keys.n_neg = ex->n_neg;
+		query->keys.examples = x;
+		query->keys.examples_norm_sq = norms;
+	}
+	else if (!query->isnull)
 	{
 		ImgFeat    *v = DatumGetImgFeatP(key->sk_argument);
 
@@ -29,7 +52,6 @@ imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
 
 		memcpy(x, v->x, sizeof(float) * v->dim);
 		query->dim = v->dim;
-		query->keys.metric = query->strategy;
 		query->keys.x = x;
 		query->keys.norm_sq = imgs_norm_squared(x, v->dim);
 	}
@@ -78,7 +100,7 @@ void
 imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta)
 {
 	imgs_query_check_dim(&ss->query, scan->indexRelation, meta->store.dim);
-	imgs_meta_check_metric(scan->indexRelation, meta, ss->query.strategy);
+	imgs_meta_check_metric(scan->indexRelation, meta, imgs_strategy_metric(ss->query.strategy));
 	pgstat_count_index_scan(scan->indexRelation);
 }
 

@@ -32,9 +32,35 @@
 #define IMGS_STRATEGY_L2		IMGS_METRIC_L2		/* <-> */
 #define IMGS_STRATEGY_COSINE	IMGS_METRIC_COSINE	/* <=> */
 #define IMGS_STRATEGY_IP		IMGS_METRIC_IP		/* <#> */
-#define IMGS_NUM_STRATEGIES		3
+/* 4, 5: range search (L2, cosine sphere) */
+#define IMGS_STRATEGY_L2_EXAMPLES		6	/* imgfeat <-> imgexamples: best score */
+#define IMGS_STRATEGY_COSINE_EXAMPLES	7	/* imgfeat <=> imgexamples */
+#define IMGS_NUM_STRATEGIES		7
 
-/* The query of an ORDER BY scan, detoasted and copied. */
+/* Whether strategy orders by the best score of several examples (type/imgexamples.h). */
+static inline bool
+imgs_strategy_is_examples(int strategy)
+{
+	return strategy == IMGS_STRATEGY_L2_EXAMPLES || strategy == IMGS_STRATEGY_COSINE_EXAMPLES;
+}
+
+/* The metric (IMGS_METRIC_*) of an ORDER BY strategy. */
+static inline int
+imgs_strategy_metric(int strategy)
+{
+	if (strategy == IMGS_STRATEGY_L2_EXAMPLES)
+		return IMGS_METRIC_L2;
+	if (strategy == IMGS_STRATEGY_COSINE_EXAMPLES)
+		return IMGS_METRIC_COSINE;
+	return strategy;
+}
+
+/*
+ * The query of an ORDER BY scan, detoasted and copied. For several examples
+ * (keys.n_pos > 0) the scan's keys are the scores themselves (ORDER BY
+ * values: for L2 the distance, not its square), and a method's lower bound
+ * of them is its least bound over the positives, as a value.
+ */
 typedef struct ImgsQuery
 {
 	int			strategy;		/* IMGS_STRATEGY_* */
@@ -42,6 +68,19 @@ typedef struct ImgsQuery
 	int			dim;
 	ImgsKeyQuery keys;			/* what the kernels compute; keys.x is the vector */
 } ImgsQuery;
+
+/* The query vectors a method searches from: the positives of several examples, else x alone. */
+static inline int
+imgs_query_points(const ImgsQuery *query)
+{
+	return query->keys.n_pos > 0 ? query->keys.n_pos : 1;
+}
+
+static inline const float *
+imgs_query_point(const ImgsQuery *query, int i)
+{
+	return query->keys.n_pos > 0 ? query->keys.examples + (size_t) i * query->dim : query->keys.x;
+}
 
 /* Reads the ORDER BY key of scan into query, allocated in the current context. */
 extern void imgs_query_init(ImgsQuery *query, IndexScanDesc scan);
@@ -63,6 +102,7 @@ imgs_query_keys(const ImgsQuery *query)
 static inline double
 imgs_query_value(const ImgsQuery *query, double key)
 {
+	/* an examples score is a value already */
 	return query->strategy == IMGS_STRATEGY_L2 ? sqrt(key) : key;
 }
 
