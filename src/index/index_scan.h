@@ -2,9 +2,11 @@
  * index_scan.h — what the imgsearch index scans share: the ORDER BY query
  * and a bounded heap of candidates.
  *
- * Every imgsearch operator class has a single ORDER BY operator whose
- * strategy number names the metric (IMGS_METRIC_* of distance_core.h), so a
- * scan learns its metric from its ORDER BY key. A scan ranks slots by the
+ * Every imgsearch operator class has an ORDER BY operator whose strategy
+ * number names the metric (IMGS_METRIC_* of distance_core.h), so a scan
+ * learns its metric from its ORDER BY key; the L2 and cosine classes also
+ * order by the best score of several examples (strategies 6 and 7, the
+ * metric by imgs_strategy_metric). A scan ranks slots by the
  * metric's key (imgs_keys_many), computed by the same kernels as the SQL
  * operators, so that index and sequential scan agree to the bit. Keys order
  * like the operator values; NaN sorts after every number, as in PostgreSQL;

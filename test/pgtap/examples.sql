@@ -23,7 +23,7 @@ SET jit = off;
 SET statement_timeout = '60s';
 \ir helpers/topk.psql
 
-SELECT plan(23 + 3 + 18 + 10 + 180 + 24 + 64 + 64 + 4);
+SELECT plan(23 + 3 + 18 + 12 + 216 + 24 + 64 + 64 + 4);
 
 SELECT setseed(0.40625);
 CREATE TABLE ex_src AS SELECT id, v FROM pg_temp.cluster_feats(6, 510, 8, 0, 0.8, 3, 7);
@@ -34,6 +34,7 @@ INSERT INTO ex_t VALUES (999, '[0,0,0,0,0,0]');
 INSERT INTO ex_t SELECT -i, NULL FROM generate_series(1, 5) i;
 -- held-out vectors 501..510 of ex_src become 1001..1010: examples that are no row
 UPDATE ex_src SET id = id + 500 WHERE id > 500;
+INSERT INTO ex_src VALUES (1011, '[0,0,0,0,0,0]');	-- a zero example: its cosine distances are NaN
 CREATE INDEX ex_t_faissflat_l2 ON ex_t USING faissflat (v);
 CREATE INDEX ex_t_faissflat_cos ON ex_t USING faissflat (v imgfeat_cosine_ops);
 CREATE INDEX ex_t_kdtree_l2 ON ex_t USING kdtree (v) WITH (dims = 4, leaf_size = 4);
@@ -49,7 +50,8 @@ INSERT INTO ex_sets VALUES
 	(2, '{17,1002}', '{1003}'),
 	(3, '{5,1004,250}', '{1005,33}'),
 	(4, '{1006}', '{1007,1006}'),	-- a negative equal to the positive: every row pushed back
-	(5, '{1008,1009}', '{12}');		-- a stored negative (and its duplicate): rows at Infinity
+	(5, '{1008,1009}', '{12}'),		-- a stored negative (and its duplicate): rows at Infinity
+	(6, '{1011,1010}', '{}');		-- a zero positive: under <=> it is nearest to no row
 CREATE FUNCTION pg_temp.vecs(ids int[]) RETURNS imgfeat[] LANGUAGE sql AS $$
 	SELECT coalesce(array_agg(v ORDER BY n), '{}') FROM unnest(ids) WITH ORDINALITY u(i, n) JOIN ex_src s ON s.id = u.i $$;
 CREATE FUNCTION pg_temp.ex(sn int) RETURNS imgexamples LANGUAGE sql AS $$
@@ -182,7 +184,7 @@ FROM ex_avg, unnest(ARRAY['faissflat', 'kdtree', 'lsh']) m, unnest(ARRAY['<->', 
 ORDER BY an, m, op;
 
 -- ---------------------------------------------------------------------------
--- Best score without an index: the operator in a sort (10)
+-- Best score without an index: the operator in a sort (12)
 -- ---------------------------------------------------------------------------
 SELECT is(pg_temp.topk_problems(f.ids, f.dists, t.ids, t.dists, true), '',
           format('sort ORDER BY v %s examples %s (positives %s, negatives %s): the SQL computation', op, sn, pos, neg))
@@ -192,7 +194,7 @@ FROM ex_sets, unnest(ARRAY['<->', '<=>']) op,
 ORDER BY sn, op;
 
 -- ---------------------------------------------------------------------------
--- Best score through one index scan, exact (180)
+-- Best score through one index scan, exact (216)
 -- ---------------------------------------------------------------------------
 SELECT is(concat_ws('; ', nullif(pg_temp.topk_problems(f.ids, f.dists, t.ids, t.dists, k IS NULL), ''),
                     CASE WHEN f.plan !~ ('Index Scan using ' || pg_temp.idx(m, op) || ' ') THEN 'not an index scan: ' || f.plan END),
@@ -264,8 +266,10 @@ SELECT pg_temp.check_budgets(true);
 -- ---------------------------------------------------------------------------
 SET enable_seqscan = off;
 SELECT matches((SELECT string_agg(p, E'\n') FROM pg_temp.explain_lines(
-                 $$SELECT id FROM ex_t WHERE id % 7 = 3 ORDER BY v <=> imgsearch_examples(ARRAY['[1,2,3,4,5,6]'::imgfeat]) LIMIT 5$$) p),
-               'Index Scan using ex_t_\w+_cos', 'EXPLAIN: <=> imgexamples is an index scan (auto)');
+                 $$SELECT id FROM ex_t WHERE id % 7 = 3
+                   ORDER BY v <=> imgsearch_examples(ARRAY(SELECT v FROM ex_src WHERE id IN (3, 1001)),
+                                                     ARRAY(SELECT v FROM ex_src WHERE id = 1002)) LIMIT 5$$) p),
+               'Index Scan using ex_t_\w+_cos', 'EXPLAIN: <=> imgsearch_examples(ARRAY(subquery), ...) is an index scan (auto)');
 RESET enable_seqscan;
 SELECT is((SELECT '[1,0]'::imgfeat <-> imgsearch_examples(ARRAY['[4,4]'::imgfeat, '[1,3]'], ARRAY['[1,-5]'::imgfeat])), 3::float8,
           'a row nearer a positive than every negative scores its distance to the nearest positive');
