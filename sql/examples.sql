@@ -17,9 +17,15 @@ CREATE FUNCTION imgexamples_in(cstring) RETURNS imgexamples
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION imgexamples_out(imgexamples) RETURNS cstring
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION imgexamples_recv(internal) RETURNS imgexamples
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION imgexamples_send(imgexamples) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE TYPE imgexamples (
 	INPUT          = imgexamples_in,
 	OUTPUT         = imgexamples_out,
+	RECEIVE        = imgexamples_recv,
+	SEND           = imgexamples_send,
 	INTERNALLENGTH = VARIABLE,
 	ALIGNMENT      = int4,
 	STORAGE        = extended

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -213,6 +214,66 @@ imgexamples_out(PG_FUNCTION_ARGS)
 	if (ex->n_neg == 0)
 		appendStringInfoString(&buf, " /");
 	PG_RETURN_CSTRING(buf.data);
+}
+
+/*
+ * Binary form, network order: int16 n_pos, int16 n_neg, int16 dim, int16
+ * reserved (0), then (n_pos + n_neg) x dim float4, positives first.
+ */
+PG_FUNCTION_INFO_V1(imgexamples_recv);
+Datum
+imgexamples_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int			n_pos = (int16) pq_getmsgint(buf, sizeof(int16));
+	int			n_neg = (int16) pq_getmsgint(buf, sizeof(int16));
+	int			dim = (int16) pq_getmsgint(buf, sizeof(int16));
+	int			reserved = (int16) pq_getmsgint(buf, sizeof(int16));
+	int			n = n_pos + n_neg;
+	ImgExamples *ex;
+
+	check_positives(n_pos);
+	if (n_neg < 0 || n > IMGEXAMPLES_MAX || reserved != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary imgexamples: %d positives, %d negatives, reserved field %d",
+						n_pos, n_neg, reserved),
+				 errdetail("At most %d examples together; the reserved field is 0.", IMGEXAMPLES_MAX)));
+	imgfeat_check_dim(dim);
+	if ((Size) (buf->len - buf->cursor) != sizeof(float4) * (Size) n * dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary imgexamples: %d examples of %d dimensions but %d bytes follow",
+						n, dim, buf->len - buf->cursor)));
+	ex = palloc0(IMGEXAMPLES_SIZE(n, dim));
+	SET_VARSIZE(ex, IMGEXAMPLES_SIZE(n, dim));
+	ex->dim = dim;
+	ex->n_pos = n_pos;
+	ex->n_neg = n_neg;
+	for (Size i = 0; i < (Size) n * dim; i++)
+	{
+		ex->x[i] = pq_getmsgfloat4(buf);
+		imgfeat_check_element(ex->x[i]);
+	}
+	PG_RETURN_POINTER(ex);
+}
+
+PG_FUNCTION_INFO_V1(imgexamples_send);
+Datum
+imgexamples_send(PG_FUNCTION_ARGS)
+{
+	ImgExamples *ex = PG_GETARG_IMGEXAMPLES_P(0);
+	StringInfoData buf;
+
+	imgexamples_check(ex);
+	pq_begintypsend(&buf);
+	pq_sendint16(&buf, ex->n_pos);
+	pq_sendint16(&buf, ex->n_neg);
+	pq_sendint16(&buf, ex->dim);
+	pq_sendint16(&buf, 0);
+	for (Size i = 0; i < (Size) (ex->n_pos + ex->n_neg) * ex->dim; i++)
+		pq_sendfloat4(&buf, ex->x[i]);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
 /* The best score of x against the examples (imgs_examples_score), as an index scan computes it. */

@@ -23,7 +23,7 @@ SET jit = off;
 SET statement_timeout = '60s';
 \ir helpers/topk.psql
 
-SELECT plan(23 + 3 + 18 + 12 + 216 + 24 + 64 + 64 + 4);
+SELECT plan(28 + 3 + 18 + 12 + 216 + 24 + 64 + 64 + 4);
 
 SELECT setseed(0.40625);
 CREATE TABLE ex_src AS SELECT id, v FROM pg_temp.cluster_feats(6, 510, 8, 0, 0.8, 3, 7);
@@ -101,7 +101,7 @@ CREATE FUNCTION pg_temp.exact_settings(method text) RETURNS jsonb LANGUAGE sql A
 	                   WHEN 'kdtree' THEN '{"kdtree.max_leaves": 0}'::jsonb END $$;
 
 -- ---------------------------------------------------------------------------
--- Errors and NULLs (23)
+-- Errors, NULLs, text and binary forms (28)
 -- ---------------------------------------------------------------------------
 SELECT throws_ok($$SELECT imgsearch_examples('{}')$$, '22023', NULL, 'examples: no positive');
 SELECT throws_ok($$SELECT imgsearch_examples('{}', ARRAY['[1,2]'::imgfeat])$$, '22023', NULL,
@@ -135,6 +135,33 @@ SELECT is(imgsearch_examples(ARRAY['[1,2.5]'::imgfeat, '[3,-4]'], ARRAY['[1e-7,6
 SELECT is((SELECT string_agg(pg_temp.ex(sn)::text::imgexamples::text, '|') FROM ex_sets),
           (SELECT string_agg(pg_temp.ex(sn)::text, '|') FROM ex_sets), 'imgexamples text form round trip');
 SELECT throws_ok($$SELECT '[1,2]'::imgexamples$$, '22P02', NULL, 'imgexamples text without "/"');
+-- binary form, through COPY files in the data directory: a round trip, the
+-- bytes of a small value, and malformed values written as bytea (the same framing)
+CREATE TABLE ex_bin (sn int, e imgexamples);
+CREATE TABLE ex_bin_one (e imgexamples);
+CREATE FUNCTION pg_temp.copy_sql(query text, name text) RETURNS text LANGUAGE sql AS $$
+	SELECT format(query, current_setting('data_directory') || '/' || name) $$;
+DO $$
+BEGIN
+	EXECUTE pg_temp.copy_sql('COPY (SELECT sn, pg_temp.ex(sn) FROM ex_sets) TO %L (FORMAT binary)', 'examples_test.bin');
+	EXECUTE pg_temp.copy_sql('COPY ex_bin FROM %L (FORMAT binary)', 'examples_test.bin');
+	EXECUTE pg_temp.copy_sql($q$COPY (SELECT decode('000100010002000100000000000000000000000000000000', 'hex')) TO %L (FORMAT binary)$q$,
+	                         'examples_bad1.bin');
+	EXECUTE pg_temp.copy_sql($q$COPY (SELECT decode('00010001000200003f80000040000000', 'hex')) TO %L (FORMAT binary)$q$,
+	                         'examples_bad2.bin');
+	EXECUTE pg_temp.copy_sql($q$COPY (SELECT decode('0000000100020000', 'hex')) TO %L (FORMAT binary)$q$,
+	                         'examples_bad3.bin');
+END $$;
+SELECT is((SELECT string_agg(e::text, '|' ORDER BY sn) FROM ex_bin),
+          (SELECT string_agg(pg_temp.ex(sn)::text, '|' ORDER BY sn) FROM ex_sets), 'imgexamples binary round trip (COPY)');
+SELECT is(encode(imgexamples_send('[1,2] / [3,4]'), 'hex'), '00010001000200003f800000400000004040000040800000',
+          'imgexamples binary form: n_pos, n_neg, dim, 0, floats');
+SELECT throws_ok(pg_temp.copy_sql('COPY ex_bin_one FROM %L (FORMAT binary)', 'examples_bad1.bin'), '22P03', NULL,
+                 'binary imgexamples: a reserved field not 0');
+SELECT throws_ok(pg_temp.copy_sql('COPY ex_bin_one FROM %L (FORMAT binary)', 'examples_bad2.bin'), '22P03', NULL,
+                 'binary imgexamples: fewer floats than the header says');
+SELECT throws_ok(pg_temp.copy_sql('COPY ex_bin_one FROM %L (FORMAT binary)', 'examples_bad3.bin'), '22023', NULL,
+                 'binary imgexamples: no positive');
 SELECT throws_ok($$SELECT imgsearch_average_example('{}')$$, '22023', NULL, 'average: no positive');
 SELECT throws_ok($$SELECT imgsearch_average_example(ARRAY[NULL::imgfeat])$$, '22004', NULL, 'average: a NULL positive');
 SELECT throws_ok($$SELECT imgsearch_average_example(ARRAY['[1,2]'::imgfeat], ARRAY['[1,2,3]'::imgfeat])$$, '22000', NULL,
