@@ -111,7 +111,7 @@ faissflat_store_keys(PG_FUNCTION_ARGS)
 	Relation	index;
 	ImgsIndexMeta meta;
 	ImgsStoreReader reader;
-	ImgsKeyQuery query;
+	ImgsKeyQuery query = {0};
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			n;

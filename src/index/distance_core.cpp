@@ -118,9 +118,57 @@ extern "C" IMGS_KERNEL double imgs_cosine_distance(const float *a, const float *
     return cosine_distance(inner_product(a, b, dim), norm_squared(a, dim), norm_squared(b, dim));
 }
 
+namespace {
+
+// a < b in PostgreSQL's float8 order: NaN after every number
+inline bool pg_less(double a, double b) { return std::isnan(b) ? !std::isnan(a) : a < b; }
+
+// Both always inlined into imgs_keys_many, so that they are compiled for
+// the target clone that runs (a baseline copy would sum in another order
+// than the plain operators' kernels).
+
+// The operator's value (<->: the L2 distance; <=>: the cosine distance) of
+// example e against x, whose squared norm is x_norm_sq.
+__attribute__((always_inline)) inline double example_distance(const ImgsKeyQuery *query, int e, const float *x, size_t dim, double x_norm_sq) {
+    const float *q = query->examples + (size_t)e * dim;
+    if (query->metric == IMGS_METRIC_L2)
+        return std::sqrt(l2_squared(q, x, dim));
+    return cosine_distance(inner_product(q, x, dim), query->examples_norm_sq[e], x_norm_sq);
+}
+
+// imgs_examples_score of each vector (imgs_keys_many for several examples)
+__attribute__((always_inline)) inline void examples_scores(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
+                            const float *norms_sq, double *out) {
+    for (size_t j = 0; j < n; j++) {
+        const float *x = base + j * dim;
+        double x_norm_sq = 0;
+        if (query->metric != IMGS_METRIC_L2)
+            x_norm_sq = norms_sq && imgs_norm_squared_stored(norms_sq[j]) ? norms_sq[j] : norm_squared(x, dim);
+        double d_pos = example_distance(query, 0, x, dim, x_norm_sq);
+        for (int e = 1; e < query->n_pos; e++) {
+            double d = example_distance(query, e, x, dim, x_norm_sq);
+            if (pg_less(d, d_pos))
+                d_pos = d;
+        }
+        double d_neg = NAN;
+        for (int e = 0; e < query->n_neg; e++) {
+            double d = example_distance(query, query->n_pos + e, x, dim, x_norm_sq);
+            if (e == 0 || pg_less(d, d_neg))
+                d_neg = d;
+        }
+        out[j] = imgs_examples_score(d_pos, d_neg, query->n_neg);
+    }
+}
+
+}  // namespace
+
 extern "C" IMGS_KERNEL void imgs_keys_many(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
                                            const float *norms_sq, double *out) {
     const float *q = query->x;
+    if (query->n_pos > 0) {
+        examples_scores(query, base, dim, n, norms_sq, out);
+        return;
+    }
     switch (query->metric) {
     case IMGS_METRIC_L2:
         for (size_t j = 0; j < n; j++)

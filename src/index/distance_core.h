@@ -68,19 +68,51 @@ imgs_norm_squared_stored(float stored)
 /* 1 - cos(a, b), as the COSINE key above */
 extern double imgs_cosine_distance(const float *a, const float *b, size_t dim);
 
-/* What a batched scan computes: the key of each vector against x. */
+/*
+ * What a batched scan computes: the key of each vector against x; or, for
+ * several examples (n_pos > 0; L2 or COSINE only), each vector's best score
+ * (imgs_examples_score). Zero-initialise it: n_pos = 0 is a plain query.
+ */
 typedef struct ImgsKeyQuery
 {
 	int			metric;			/* IMGS_METRIC_* */
-	const float *x;
+	const float *x;				/* a plain query's vector (the first positive for examples) */
 	double		norm_sq;		/* imgs_norm_squared(x), for COSINE */
+	int			n_pos;			/* positive examples, or 0: a plain query */
+	int			n_neg;			/* negative examples */
+	const float *examples;		/* (n_pos + n_neg) vectors back to back, positives first */
+	const double *examples_norm_sq; /* imgs_norm_squared of each, for COSINE */
 } ImgsKeyQuery;
 
+/*
+ * The best score of several examples, from d_pos, the least distance (the
+ * operator's value: L2 distance, not its square; cosine distance) to a
+ * positive and d_neg, the least to a negative (PostgreSQL's order: NaN after
+ * every number): d_pos when there is no negative or d_pos < d_neg; else
+ * 2^290 / d_neg (Infinity when d_neg = 0), beyond every distance two float
+ * vectors can have (at most 2^137), so that rows at least as near a negative
+ * come after every other row, the farther from the negatives the sooner.
+ * Every score is >= d_pos: a lower bound of the distance to each positive
+ * bounds the score.
+ */
+#define IMGS_EXAMPLES_PUSH_BACK	0x1p290
+
+static inline double
+imgs_examples_score(double d_pos, double d_neg, int n_neg)
+{
+	if (n_neg == 0)
+		return d_pos;
+	/* d_pos < d_neg as PostgreSQL's float8 compares them (NaN after every number) */
+	if (!isnan(d_pos) && (isnan(d_neg) || d_pos < d_neg))
+		return d_pos;
+	return d_neg == 0 ? INFINITY : IMGS_EXAMPLES_PUSH_BACK / d_neg;
+}
 
 /*
  * out[j] = key(query, base + j * dim) for j < n, over n vectors stored back
- * to back; norms_sq (NULL, or n stored norms) spares COSINE a pass over
- * each vector. The same arithmetic as the single forms above, bit for bit.
+ * to back (for examples: the score, an ORDER BY value, not a key); norms_sq
+ * (NULL, or n stored norms) spares COSINE a pass over each vector. The same
+ * arithmetic as the single forms above, bit for bit.
  */
 extern void imgs_keys_many(const ImgsKeyQuery *query, const float *base, size_t dim, size_t n,
 						   const float *norms_sq, double *out);

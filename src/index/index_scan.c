@@ -8,6 +8,7 @@
 
 #include "index/distance_core.h"
 #include "index/index_scan.h"
+#include "type/imgexamples.h"
 #include "type/imgfeat.h"
 #include "type/sphere.h"
 
@@ -18,13 +19,13 @@ query_set(ImgsQuery *query, int metric, const ImgFeat *v)
 	memset(query, 0, sizeof(*query));
 	query->strategy = metric;
 	query->isnull = v == NULL;
+	query->keys.metric = metric;
 	if (v != NULL)
 	{
 		float	   *x = palloc(sizeof(float) * v->dim);
 
 		memcpy(x, v->x, sizeof(float) * v->dim);
 		query->dim = v->dim;
-		query->keys.metric = query->strategy;
 		query->keys.x = x;
 		query->keys.norm_sq = imgs_norm_squared(x, v->dim);
 	}
@@ -36,10 +37,38 @@ imgs_query_init(ImgsQuery *query, IndexScanDesc scan)
 	ScanKey		key = &scan->orderByData[0];
 
 	Assert(scan->numberOfOrderBys == 1);
-	if (key->sk_strategy < IMGS_METRIC_L2 || key->sk_strategy > IMGS_METRIC_IP)
+	if (imgs_strategy_is_examples(key->sk_strategy) && !(key->sk_flags & SK_ISNULL))
+	{
+		ImgExamples *ex = DatumGetImgExamplesP(key->sk_argument);
+		int			n = ex->n_pos + ex->n_neg;
+		float	   *x;
+		double	   *norms;
+
+		imgexamples_check(ex);
+		memset(query, 0, sizeof(*query));
+		query->strategy = key->sk_strategy;
+		query->keys.metric = imgs_strategy_metric(query->strategy);
+		x = palloc(sizeof(float) * (Size) n * ex->dim);
+		norms = palloc(sizeof(double) * n);
+		memcpy(x, ex->x, sizeof(float) * (Size) n * ex->dim);
+		for (int e = 0; e < n; e++)
+			norms[e] = imgs_norm_squared(x + (Size) e * ex->dim, ex->dim);
+		query->dim = ex->dim;
+		query->keys.x = x;
+		query->keys.norm_sq = norms[0];
+		query->keys.n_pos = ex->n_pos;
+		query->keys.n_neg = ex->n_neg;
+		query->keys.examples = x;
+		query->keys.examples_norm_sq = norms;
+		return;
+	}
+	if (!imgs_strategy_is_examples(key->sk_strategy) &&
+		(key->sk_strategy < IMGS_METRIC_L2 || key->sk_strategy > IMGS_METRIC_IP))
 		elog(ERROR, "unexpected ORDER BY strategy %d", key->sk_strategy);
-	query_set(query, key->sk_strategy,
+	query_set(query, imgs_strategy_metric(key->sk_strategy),
 			  (key->sk_flags & SK_ISNULL) ? NULL : DatumGetImgFeatP(key->sk_argument));
+	/* a NULL examples query keeps its strategy: its values are scores (imgs_query_value) */
+	query->strategy = key->sk_strategy;
 }
 
 /* Whether two non-NULL queries are the same metric and vector, bit for bit. */
@@ -150,7 +179,7 @@ imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta
 	imgs_query_check_dim(&ss->query, scan->indexRelation, meta->store.dim);
 	for (int i = 0; i < ss->nspheres; i++)
 		imgs_query_check_dim(&ss->spheres[i], scan->indexRelation, meta->store.dim);
-	imgs_meta_check_metric(scan->indexRelation, meta, ss->query.strategy);
+	imgs_meta_check_metric(scan->indexRelation, meta, imgs_strategy_metric(ss->query.strategy));
 	pgstat_count_index_scan(scan->indexRelation);
 }
 

@@ -2,9 +2,11 @@
  * index_scan.h — what the imgsearch index scans share: the ORDER BY query
  * and a bounded heap of candidates.
  *
- * Every imgsearch operator class has a single ORDER BY operator whose
- * strategy number names the metric (IMGS_METRIC_* of distance_core.h), so a
- * scan learns its metric from its ORDER BY key. A scan ranks slots by the
+ * Every imgsearch operator class has an ORDER BY operator whose strategy
+ * number names the metric (IMGS_METRIC_* of distance_core.h), so a scan
+ * learns its metric from its ORDER BY key; the L2 and cosine classes also
+ * order by the best score of several examples (strategies 6 and 7, the
+ * metric by imgs_strategy_metric). A scan ranks slots by the
  * metric's key (imgs_keys_many), computed by the same kernels as the SQL
  * operators, so that index and sequential scan agree to the bit. Keys order
  * like the operator values; NaN sorts after every number, as in PostgreSQL;
@@ -49,12 +51,37 @@
 #define IMGS_STRATEGY_IP		IMGS_METRIC_IP		/* <#> */
 #define IMGS_STRATEGY_L2_SPHERE		4	/* <<->> imgsearch_sphere */
 #define IMGS_STRATEGY_COSINE_SPHERE	5	/* <<=>> imgsearch_sphere */
-#define IMGS_NUM_STRATEGIES		5
+#define IMGS_STRATEGY_L2_EXAMPLES		6	/* imgfeat <-> imgexamples: best score */
+#define IMGS_STRATEGY_COSINE_EXAMPLES	7	/* imgfeat <=> imgexamples */
+#define IMGS_NUM_STRATEGIES		7
 
-/* The ORDER BY strategies are the metrics; a sphere strategy's metric: */
+/* A sphere strategy's metric (an ORDER BY strategy's: imgs_strategy_metric) */
 #define IMGS_SPHERE_METRIC(strategy)	((strategy) - IMGS_STRATEGY_L2_SPHERE + IMGS_METRIC_L2)
 
-/* The query of an ORDER BY scan, detoasted and copied. */
+/* Whether strategy orders by the best score of several examples (type/imgexamples.h). */
+static inline bool
+imgs_strategy_is_examples(int strategy)
+{
+	return strategy == IMGS_STRATEGY_L2_EXAMPLES || strategy == IMGS_STRATEGY_COSINE_EXAMPLES;
+}
+
+/* The metric (IMGS_METRIC_*) of an ORDER BY strategy. */
+static inline int
+imgs_strategy_metric(int strategy)
+{
+	if (strategy == IMGS_STRATEGY_L2_EXAMPLES)
+		return IMGS_METRIC_L2;
+	if (strategy == IMGS_STRATEGY_COSINE_EXAMPLES)
+		return IMGS_METRIC_COSINE;
+	return strategy;
+}
+
+/*
+ * The query of an ORDER BY scan, detoasted and copied. For several examples
+ * (keys.n_pos > 0) the scan's keys are the scores themselves (ORDER BY
+ * values: for L2 the distance, not its square), and a method's lower bound
+ * of them is its least bound over the positives, as a value.
+ */
 typedef struct ImgsQuery
 {
 	int			strategy;		/* IMGS_STRATEGY_* */
@@ -62,6 +89,19 @@ typedef struct ImgsQuery
 	int			dim;
 	ImgsKeyQuery keys;			/* what the kernels compute; keys.x is the vector */
 } ImgsQuery;
+
+/* The query vectors a method searches from: the positives of several examples, else x alone. */
+static inline int
+imgs_query_points(const ImgsQuery *query)
+{
+	return query->keys.n_pos > 0 ? query->keys.n_pos : 1;
+}
+
+static inline const float *
+imgs_query_point(const ImgsQuery *query, int i)
+{
+	return query->keys.n_pos > 0 ? query->keys.examples + (size_t) i * query->dim : query->keys.x;
+}
 
 /* Reads the ORDER BY key of scan into query, allocated in the current context. */
 extern void imgs_query_init(ImgsQuery *query, IndexScanDesc scan);
@@ -83,6 +123,7 @@ imgs_query_keys(const ImgsQuery *query)
 static inline double
 imgs_query_value(const ImgsQuery *query, double key)
 {
+	/* an examples score is a value already */
 	return query->strategy == IMGS_STRATEGY_L2 ? sqrt(key) : key;
 }
 

@@ -24,6 +24,8 @@ static const char *const strategy_operator[IMGS_NUM_STRATEGIES + 1] = {
 	[IMGS_STRATEGY_IP] = "<#>",
 	[IMGS_STRATEGY_L2_SPHERE] = "<<->>",
 	[IMGS_STRATEGY_COSINE_SPHERE] = "<<=>>",
+	[IMGS_STRATEGY_L2_EXAMPLES] = "<->",
+	[IMGS_STRATEGY_COSINE_EXAMPLES] = "<=>",
 };
 
 /* Whether strategy is a search (WHERE) operator's: a sphere's (index_scan.h). */
@@ -31,6 +33,23 @@ static bool
 is_sphere_strategy(int strategy)
 {
 	return strategy == IMGS_STRATEGY_L2_SPHERE || strategy == IMGS_STRATEGY_COSINE_SPHERE;
+}
+
+/* The right operand type an ORDER BY strategy wants: the opclass type, or imgexamples for several examples. */
+static bool
+right_type_ok(int strategy, Oid righttype, Oid opcintype)
+{
+	HeapTuple	tup;
+	bool		ok;
+
+	if (!imgs_strategy_is_examples(strategy))
+		return righttype == opcintype;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(righttype));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ok = strcmp(NameStr(((Form_pg_type) GETSTRUCT(tup))->typname), "imgexamples") == 0;
+	ReleaseSysCache(tup);
+	return ok;
 }
 
 bool
@@ -80,7 +99,7 @@ imgs_validate_opclass(Oid opclassoid, const char *amname)
 		int			strategy = oprform->amopstrategy;
 		const char *problem = NULL;
 
-		if (strategy < 1 || strategy > IMGS_NUM_STRATEGIES)
+		if (strategy < 1 || strategy > IMGS_NUM_STRATEGIES || strategy_operator[strategy] == NULL)
 			problem = "an invalid strategy number";
 		else if (is_sphere_strategy(strategy))
 		{
@@ -96,11 +115,12 @@ imgs_validate_opclass(Oid opclassoid, const char *amname)
 		}
 		else if (oprform->amoppurpose != AMOP_ORDER)
 			problem = "a search purpose (only ORDER BY is supported)";
-		else if (oprform->amoplefttype != opcintype || oprform->amoprighttype != opcintype ||
+		else if (oprform->amoplefttype != opcintype ||
+				 !right_type_ok(strategy, oprform->amoprighttype, opcintype) ||
 				 !check_amop_signature(oprform->amopopr, FLOAT8OID,
 									   oprform->amoplefttype, oprform->amoprighttype) ||
 				 !opfamily_can_sort_type(oprform->amopsortfamily, FLOAT8OID))
-			problem = "a wrong signature (want opclass type, opclass type -> float8, FOR ORDER BY float_ops)";
+			problem = "a wrong signature (want opclass type, opclass type (imgexamples for strategies 6 and 7) -> float8, FOR ORDER BY float_ops)";
 		else if (strcmp(get_opname(oprform->amopopr), strategy_operator[strategy]) != 0)
 			problem = "a strategy number reserved for another operator";
 

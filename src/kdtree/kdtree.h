@@ -217,6 +217,11 @@ typedef struct KdtreeSearch
 	ImgsSlotHeader key_header;
 } KdtreeSearch;
 
+/*
+ * A search for keys (its keys and the core's bounds: a plain query's, or,
+ * for several examples, the best score, searched from every positive with
+ * kd_search_begin_many).
+ */
 extern void kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 								ImgsStoreReader *store, const ImgsKeyQuery *keys, int max_leaves,
 								double work_limit);

@@ -208,7 +208,7 @@ measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 	{
 		MemoryContext old_ctx = MemoryContextSwitchTo(query_ctx);
 		const float *x = bs->load.sample + (Size) (q * (bs->load.sample_count / queries)) * bs->load.dim;
-		ImgsKeyQuery keys;
+		ImgsKeyQuery keys = {0};
 		KdtreeSearch ks;
 		KdSearchStats stats;
 		uint32		slot;

@@ -331,8 +331,17 @@ struct KdSearch {
     const KdTree *tree;
     int m;
     BoundConsts bc;
+    // the query points (several for several examples): q_count rows of m
+    // coordinates, their residuals and |y_q|; a bound is the least over them
+    int q_count = 1;
     std::vector<float> q;
-    double rq = 0, nq = 0;  // residual and |y_q|
+    std::vector<double> rq, nq;
+    bool value_bounds = false;  // L2 keys are distances: bounds are square roots
+    double as_key_bound(double lb) const {
+        if (std::isnan(lb))
+            return 0;  // 0 bounds anything
+        return value_bounds && bc.metric == KD_METRIC_L2 ? std::sqrt(lb) : lb;
+    }
     int32_t max_leaves = 0, key_batch = 1;
     std::vector<NodeItem> nodes;
     // Candidates (points with a bound, no key yet): each opened leaf's entries
@@ -376,17 +385,24 @@ struct KdSearch {
     double node_bound(int32_t node) const {
         const KdNode &nd = tree->nodes[node];
         const float *lo = kd_node_lo(tree, node), *hi = kd_node_hi(tree, node);
-        double a2 = 0, mag2 = 0;
-        for (int i = 0; i < m; i++) {
-            double qi = q[i], l = lo[i], h = hi[i];
-            double g = l - qi > 0 ? l - qi : (qi - h > 0 ? qi - h : 0);
-            a2 += g * g;
-            double am = std::max(std::fabs(l), std::fabs(h));
-            mag2 += am * am;
-        }
         double rlo = nd.r_min, rhi = nd.r_max;
-        double b = rlo - rq > 0 ? rlo - rq : (rq - rhi > 0 ? rq - rhi : 0);
-        return bound_from(bc, a2, b, nq + rq + std::sqrt(mag2) + std::max(std::fabs(rlo), std::fabs(rhi)));
+        double least = INFINITY;
+        for (int k = 0; k < q_count; k++) {
+            const float *qk = q.data() + (size_t)k * m;
+            double a2 = 0, mag2 = 0;
+            for (int i = 0; i < m; i++) {
+                double qi = qk[i], l = lo[i], h = hi[i];
+                double g = l - qi > 0 ? l - qi : (qi - h > 0 ? qi - h : 0);
+                a2 += g * g;
+                double am = std::max(std::fabs(l), std::fabs(h));
+                mag2 += am * am;
+            }
+            double b = rlo - rq[k] > 0 ? rlo - rq[k] : (rq[k] - rhi > 0 ? rq[k] - rhi : 0);
+            double lb = as_key_bound(bound_from(bc, a2, b, nq[k] + rq[k] + std::sqrt(mag2) +
+                                                               std::max(std::fabs(rlo), std::fabs(rhi))));
+            least = std::min(least, lb);
+        }
+        return least;
     }
     bool node_empty(int32_t node) const {
         const KdNode &nd = tree->nodes[node];
@@ -762,20 +778,32 @@ int32_t kd_tree_insert(KdTree *t, const float *y, float r, int32_t *path, int32_
 
 KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const float *q_proj, float q_resid,
                           const KdSearchOptions *opts, ImgsError *err) noexcept {
+    return kd_search_begin_many(pca, tree, 1, q_proj, &q_resid, 0, opts, err);
+}
+
+KdSearch *kd_search_begin_many(const KdPca *pca, const KdTree *tree, int32_t q_count, const float *q_proj,
+                               const float *q_resid, int32_t value_keys, const KdSearchOptions *opts,
+                               ImgsError *err) noexcept {
     KdSearch *s = nullptr;
     imgs::guard(err, [&] {
         imgs::fault_point("kd_search_begin");
+        if (q_count < 1)
+            bad_arguments("kd_search_begin_many: no query point");
         s = new KdSearch();
         s->pca = pca;
         s->tree = tree;
         s->m = tree->m;
         s->bc = bound_consts(pca);
-        s->q.assign(q_proj, q_proj + tree->m);
-        s->rq = q_resid;
-        double nq2 = 0;
-        for (float v : s->q)
-            nq2 += (double)v * v;
-        s->nq = std::sqrt(nq2);
+        s->q_count = q_count;
+        s->value_bounds = value_keys != 0;
+        s->q.assign(q_proj, q_proj + (size_t)q_count * tree->m);
+        for (int32_t k = 0; k < q_count; k++) {
+            double nq2 = 0;
+            for (int i = 0; i < tree->m; i++)
+                nq2 += (double)q_proj[(size_t)k * tree->m + i] * q_proj[(size_t)k * tree->m + i];
+            s->rq.push_back(q_resid[k]);
+            s->nq.push_back(std::sqrt(nq2));
+        }
         if (opts) {
             s->max_leaves = std::max(0, opts->max_leaves);
             s->key_batch = std::max(1, opts->key_batch);
@@ -921,7 +949,6 @@ static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_
         return 0;
     try {
         const int m = s->m;
-        const float *q = s->q.data();
         // grow geometrically: reserve(size + count) alone would copy the pool on every leaf
         size_t begin = s->pool.size();
         if (s->pool.capacity() < begin + count)
@@ -933,17 +960,21 @@ static inline __attribute__((always_inline)) int add_entries(KdSearch *s, int32_
             if (slot < 0)
                 continue;
             const float *y = proj_at(j);
-            double a2 = 0, nx2 = 0;
-#pragma omp simd reduction(+ : a2, nx2)
-            for (int i = 0; i < m; i++) {
-                double d = (double)q[i] - (double)y[i];
-                a2 += d * d;
-                nx2 += (double)y[i] * (double)y[i];
-            }
             double rx = resid_at(j);
-            double lb = bound_from(s->bc, a2, std::fabs(s->rq - rx), s->nq + s->rq + std::sqrt(nx2) + rx);
-            if (std::isnan(lb))
-                lb = 0;  // 0 bounds anything
+            double lb = INFINITY;
+            for (int k = 0; k < s->q_count; k++) {
+                const float *q = s->q.data() + (size_t)k * m;
+                double a2 = 0, nx2 = 0;
+#pragma omp simd reduction(+ : a2, nx2)
+                for (int i = 0; i < m; i++) {
+                    double d = (double)q[i] - (double)y[i];
+                    a2 += d * d;
+                    nx2 += (double)y[i] * (double)y[i];
+                }
+                double rq = s->rq[k];
+                lb = std::min(lb, s->as_key_bound(bound_from(s->bc, a2, std::fabs(rq - rx),
+                                                             s->nq[k] + rq + std::sqrt(nx2) + rx)));
+            }
             s->pool.push_back({lb, slot});
             min_lb = std::min(min_lb, lb);
             added++;

@@ -232,6 +232,18 @@ extern KdSearch *kd_search_begin(const KdPca *pca, const KdTree *tree, const flo
 								 ImgsError *err) IMGS_NOEXCEPT;
 
 /*
+ * kd_search_begin from several query points (several examples: the
+ * positives), q_count rows of q_proj and q_resid: the bound of a node or
+ * point is the least of its bounds from each, so the caller's keys may be
+ * any function no smaller than the key from some query point. value_keys:
+ * the caller's L2 keys are distances, not squares (ORDER BY values), and
+ * the bounds are their square roots (as are cosine's, unchanged).
+ */
+extern KdSearch *kd_search_begin_many(const KdPca *pca, const KdTree *tree, int32_t q_count,
+									  const float *q_proj, const float *q_resid, int32_t value_keys,
+									  const KdSearchOptions *opts, ImgsError *err) IMGS_NOEXCEPT;
+
+/*
  * The next step. KD_NEED_LEAF: call kd_search_add_leaf for every entry of
  * that leaf (in one or more calls, e.g. one per page; none if it is empty),
  * then kd_search_next again. KD_NEED_KEYS: call kd_search_set_exact (or

@@ -314,8 +314,10 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 					double work_limit)
 {
 	uint32		m = cache->meta.dims;
-	float	   *q_proj = palloc(sizeof(float) * m);
-	float		q_resid;
+	/* the query points: the positives of several examples, else the query */
+	int			q_count = keys->n_pos > 0 ? keys->n_pos : 1;
+	float	   *q_proj = palloc(sizeof(float) * m * q_count);
+	float	   *q_resid = palloc(sizeof(float) * q_count);
 	KdSearchOptions opts;
 	HASHCTL		ctl;
 	ImgsError	err;
@@ -331,11 +333,15 @@ kdtree_search_begin(KdtreeSearch *ks, Relation index, const KdtreeCache *cache,
 	ctl.hcxt = CurrentMemoryContext;
 	ks->tids = hash_create("kdtree search TIDs", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	kdtree_project(cache, keys->x, q_proj, &q_resid);
+	for (int k = 0; k < q_count; k++)
+		kdtree_project(cache, keys->n_pos > 0 ? keys->examples + (Size) k * cache->dim : keys->x,
+					   q_proj + (Size) k * m, &q_resid[k]);
 	/* one key at a time: the core asks for the fewest keys, and the store reads each alone anyway */
 	opts.max_leaves = max_leaves;
 	opts.key_batch = 1;
-	ks->core = kd_search_begin(&cache->pca, &cache->tree, q_proj, q_resid, &opts, &err);
+	/* an examples score is an ORDER BY value, at least the distance to some positive */
+	ks->core = kd_search_begin_many(&cache->pca, &cache->tree, q_count, q_proj, q_resid,
+									keys->n_pos > 0, &opts, &err);
 	if (ks->core == NULL)
 		search_failed(ks, &err);
 	ks->free_core.func = end_core_search;

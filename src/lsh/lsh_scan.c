@@ -31,6 +31,12 @@
  * lsh.probes and lsh.candidates say: it must be exact, and the sketches
  * give no sound lower bound to skip a bucket by; the pass sorts and returns
  * only the rows within r.
+ *
+ * Several examples (best score) search from every positive at once: a
+ * round probes the buckets nearest any positive (by the least of their
+ * centroid keys), estimates an entry by the least of the positives'
+ * estimates and re-ranks by the exact score (index_scan.h), so that the
+ * rounds and their exactness are those of one query.
  */
 #include "postgres.h"
 
@@ -66,8 +72,9 @@ typedef struct LshScanOpaqueData
 	ImgsFlatScan *flat_scan;
 	LshCache   *cache;			/* pinned until the next rescan */
 	ImgsStoreReader store;
-	LshQuery   *query;
-	MemoryContextCallback free_query;	/* ends query with ctx */
+	LshQuery  **queries;		/* one per query point (index_scan.h imgs_query_points) */
+	int			nqueries;
+	MemoryContextCallback free_query;	/* ends queries with ctx */
 	int64		probes;			/* of the next round; 0: every bucket */
 	int64		candidates;		/* of the next round; 0: every entry */
 	bool		exhausted;		/* the last round was exact: nothing is left */
@@ -99,9 +106,11 @@ end_query(void *arg)
 {
 	LshScanOpaque so = (LshScanOpaque) arg;
 
-	if (so->query)
-		lsh_query_end(so->query);
-	so->query = NULL;
+	for (int k = 0; k < so->nqueries; k++)
+		if (so->queries[k])
+			lsh_query_end(so->queries[k]);
+	so->queries = NULL;
+	so->nqueries = 0;
 }
 
 IndexScanDesc
@@ -127,7 +136,8 @@ lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int no
 	so->started = false;
 	so->flat_scan = NULL;
 	so->cache = NULL;
-	so->query = NULL;
+	so->queries = NULL;
+	so->nqueries = 0;
 	so->results = NULL;
 	so->nresults = so->next = 0;
 	so->ties = NULL;
@@ -169,9 +179,10 @@ offer(Candidates *c, int64 limit, float est, uint32 slot)
 	c->all[c->nall++] = slot;
 }
 
-/* Estimates every entry of bucket b and offers the live ones. */
+/* Estimates every entry of bucket b (the least over the query points) and offers the live ones. */
 static void
-scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limit, float *est)
+scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limit, float *est,
+			float *est_more)
 {
 	Size		entry_size = lsh_entry_size(so->cache->meta.bits);
 	BlockNumber blkno = so->cache->bucket_last[b];
@@ -188,8 +199,16 @@ scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limi
 								  BUFFER_LOCK_SHARE, NULL);
 		page = BufferGetPage(buf);
 		ph = ImgsListPageHeaderOf(page);
-		lsh_query_estimate(so->query, b, imgs_list_entry(page, entry_size, 0), (int32) ph->count,
+		lsh_query_estimate(so->queries[0], b, imgs_list_entry(page, entry_size, 0), (int32) ph->count,
 						   entry_size, offsetof(LshEntry, norm2), offsetof(LshEntry, code), est);
+		for (int k = 1; k < so->nqueries; k++)
+		{
+			lsh_query_estimate(so->queries[k], b, imgs_list_entry(page, entry_size, 0),
+							   (int32) ph->count, entry_size, offsetof(LshEntry, norm2),
+							   offsetof(LshEntry, code), est_more);
+			for (uint32 i = 0; i < ph->count; i++)
+				est[i] = fminf(est[i], est_more[i]);
+		}
 		for (uint32 i = 0; i < ph->count; i++)
 		{
 			uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));
@@ -245,6 +264,52 @@ candidate_cmp(const void *a, const void *b)
 	return imgs_key_less(y->key, y->slot, x->key, x->slot) ? 1 : 0;
 }
 
+typedef struct BucketKey
+{
+	double		key;
+	int32		bucket;
+} BucketKey;
+
+static int
+bucket_key_cmp(const void *a, const void *b)
+{
+	const BucketKey *x = (const BucketKey *) a;
+	const BucketKey *y = (const BucketKey *) b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->bucket < y->bucket ? -1 : x->bucket > y->bucket ? 1 : 0;
+}
+
+/*
+ * The probe order of several query points: the `count` buckets whose
+ * centroids are nearest any of them (least key, ties by number).
+ */
+static void
+probe_order_many(LshScanOpaque so, int32 count, int32 *out)
+{
+	int32		n_buckets = (int32) so->cache->meta.n_buckets;
+	BucketKey  *keys = palloc(sizeof(BucketKey) * n_buckets);
+
+	for (int32 b = 0; b < n_buckets; b++)
+	{
+		keys[b].bucket = b;
+		keys[b].key = INFINITY;
+	}
+	for (int k = 0; k < so->nqueries; k++)
+	{
+		const double *bk = lsh_query_bucket_keys(so->queries[k]);
+
+		for (int32 b = 0; b < n_buckets; b++)
+			if (bk[b] < keys[b].key)
+				keys[b].key = bk[b];
+	}
+	qsort(keys, n_buckets, sizeof(BucketKey), bucket_key_cmp);
+	for (int32 i = 0; i < count; i++)
+		out[i] = keys[i].bucket;
+	pfree(keys);
+}
+
 /* One round: fills so->results with the rows after the last one returned, in order. */
 static void
 run_round(IndexScanDesc scan, LshScanOpaque so)
@@ -255,6 +320,7 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	int64		limit = so->candidates;
 	int32	   *order;
 	float	   *est;
+	float	   *est_more;
 	Candidates	c;
 	uint32	   *slots;
 	int64		n;
@@ -268,6 +334,7 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	so->stats.rounds++;
 	order = palloc(sizeof(int32) * probes);
 	est = palloc(sizeof(float) * (imgs_list_per_page(lsh_entry_size(so->cache->meta.bits)) + 1));
+	est_more = palloc(sizeof(float) * (imgs_list_per_page(lsh_entry_size(so->cache->meta.bits)) + 1));
 	memset(&c, 0, sizeof(c));
 	if (limit > 0)
 		imgs_heap_init(&c.heap, (int) Min(limit, (int64) MaxAllocSize / sizeof(ImgsCandidate) / 2));
@@ -276,10 +343,12 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 		c.cap = 1024;
 		c.all = palloc(sizeof(uint32) * c.cap);
 	}
-	if (!lsh_query_probe_order(so->query, probes, order, &err))
+	if (so->nqueries > 1)
+		probe_order_many(so, probes, order);
+	else if (!lsh_query_probe_order(so->queries[0], probes, order, &err))
 		imgs_raise_cxx_error(&err);
 	for (int32 i = 0; i < probes; i++)
-		scan_bucket(so, index, order[i], &c, limit, est);
+		scan_bucket(so, index, order[i], &c, limit, est, est_more);
 	so->stats.buckets += probes;
 
 	/* exact keys, from the store */
@@ -359,12 +428,17 @@ start(IndexScanDesc scan, LshScanOpaque so)
 	imgs_cache_pin(&so->cache->base, so->ctx);
 	imgs_store_open(&so->store, index, &lsh_am, &header);
 	so->round_ctx = AllocSetContextCreate(so->ctx, "lsh scan round", ALLOCSET_DEFAULT_SIZES);
-	so->query = lsh_query_begin(&so->cache->model, so->ss.query.keys.x, &err);
-	if (so->query == NULL)
-		imgs_raise_cxx_error(&err);
+	so->queries = palloc0(sizeof(LshQuery *) * imgs_query_points(&so->ss.query));
 	so->free_query.func = end_query;
 	so->free_query.arg = so;
 	MemoryContextRegisterResetCallback(so->ctx, &so->free_query);
+	for (int k = 0; k < imgs_query_points(&so->ss.query); k++)
+	{
+		so->queries[k] = lsh_query_begin(&so->cache->model, imgs_query_point(&so->ss.query, k), &err);
+		if (so->queries[k] == NULL)
+			imgs_raise_cxx_error(&err);
+		so->nqueries = k + 1;
+	}
 	so->probes = lsh_probes;
 	so->candidates = lsh_candidates;
 	so->exhausted = false;

@@ -1034,6 +1034,130 @@ test_faults(void)
 	printf("faults: %d fault points of kdtree_core.cpp injected (53200 expected, then the same call again)\n", n);
 }
 
+/*
+ * kd_search_begin_many: three query points (several examples' positives).
+ * The caller's key of a point is its least distance to any of them (L2:
+ * the distance, not its square, value_keys = 1; cosine: the distance), so
+ * a bound must be the least of the three; rows come in exactly that order,
+ * exact and under a leaf budget (then in non-decreasing order).
+ */
+static void
+test_many_queries(int metric)
+{
+	enum
+	{
+		N = 3000, DIM = 16, NQ = 3, M = 4
+	};
+	float	   *x = malloc(sizeof(float) * N * DIM);
+	float	   *proj = malloc(sizeof(float) * N * M);
+	float	   *resid = malloc(sizeof(float) * N);
+	double	   *key = malloc(sizeof(double) * N);
+	Row		   *truth = malloc(sizeof(Row) * N);
+	float		q[NQ * DIM],
+				qy[NQ * M],
+				qr[NQ];
+	ImgsError	err;
+	KdPca	   *pca;
+	KdTree	   *tree;
+	Leaf	   *leaves;
+
+	make_data(KIND_GAUSS, x, N, DIM, metric);
+	make_data(KIND_GAUSS, q, NQ, DIM, metric);
+	pca = kd_pca_train(x, N, DIM, M, metric, 7, &err);
+	CHECK(pca != NULL && pca->m == M, "many queries: kd_pca_train");
+	if (!pca)
+		return;
+	for (int i = 0; i < N; i++)
+		kd_project(pca, x + (size_t) i * DIM, proj + (size_t) i * M, resid + i);
+	tree = kd_tree_build(proj, resid, N, M, 8, &err);
+	CHECK(tree != NULL, "many queries: kd_tree_build");
+	if (!tree)
+		return;
+	leaves = calloc(tree->n_leaves, sizeof(Leaf));
+	for (int t = 0; t < tree->n_leaves; t++)
+	{
+		const KdNode *nd = &tree->nodes[tree->leaf_node[t]];
+
+		for (int64_t k = nd->begin; k < nd->begin + nd->count; k++)
+			leaf_append(&leaves[t], M, tree->perm[k], resid[tree->perm[k]], proj + (size_t) tree->perm[k] * M);
+	}
+	for (int k = 0; k < NQ; k++)
+		kd_project(pca, q + k * DIM, qy + k * M, &qr[k]);
+	for (int i = 0; i < N; i++)
+	{
+		key[i] = INFINITY;
+		for (int k = 0; k < NQ; k++)
+		{
+			double		d = exact_key(metric, q + k * DIM, x + (size_t) i * DIM, DIM);
+
+			key[i] = fmin(key[i], metric == KD_METRIC_L2 ? sqrt(d) : d);
+		}
+		truth[i].key = key[i];
+		truth[i].slot = i;
+	}
+	qsort(truth, N, sizeof(Row), row_cmp);
+
+	for (int budget = 0; budget <= 4; budget += 4)
+	{
+		KdSearchOptions opts = {budget, 1};
+		KdSearch   *s = kd_search_begin_many(pca, tree, NQ, qy, qr, 1, &opts, &err);
+		KdAction	a;
+		int64_t		got = 0,
+					in_order = 0;
+		double		last = -INFINITY;
+		KdSearchStats st;
+
+		CHECK(s != NULL, "kd_search_begin_many: %s %s", err.sqlstate, err.message);
+		if (!s)
+			break;
+		for (int kind; (kind = kd_search_next(s, &a)) != KD_DONE;)
+		{
+			CHECK(kind != KD_ERROR, "many queries: KD_ERROR");
+			if (kind == KD_ERROR)
+				break;
+			if (kind == KD_NEED_LEAF)
+				kd_search_add_leaf(s, leaves[a.leaf].count, leaves[a.leaf].slots, leaves[a.leaf].resid,
+								   leaves[a.leaf].proj);
+			else if (kind == KD_NEED_KEYS)
+				for (int i = 0; i < a.count; i++)
+					kd_search_set_exact(s, a.slots[i], key[a.slots[i]]);
+			else if (kind == KD_EMIT)
+			{
+				if (budget == 0)
+					in_order += got < N && truth[got].slot == a.slot && truth[got].key == a.key;
+				else
+					in_order += a.key >= last && a.key == key[a.slot];
+				last = a.key;
+				got++;
+			}
+		}
+		kd_search_stats(s, &st);
+		kd_search_end(s);
+		if (budget == 0)
+			CHECK(got == N && in_order == N && st.rows_emitted == N,
+				  "many queries, metric %d, exact: %ld rows, %ld in the true order of %d",
+				  metric, (long) got, (long) in_order, N);
+		else
+			CHECK(got > 0 && in_order == got,
+				  "many queries, metric %d, max_leaves %d: %ld of %ld rows in non-decreasing order",
+				  metric, budget, (long) in_order, (long) got);
+	}
+	for (int t = 0; t < tree->n_leaves; t++)
+	{
+		free(leaves[t].slots);
+		free(leaves[t].resid);
+		free(leaves[t].proj);
+	}
+	free(leaves);
+	kd_tree_free(tree);
+	kd_pca_free(pca);
+	free(x);
+	free(proj);
+	free(resid);
+	free(key);
+	free(truth);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1055,6 +1179,7 @@ main(int argc, char **argv)
 		goto done;			/* the boundary alone (for valgrind) */
 	for (metric = KD_METRIC_L2; metric <= KD_METRIC_COSINE; metric++)
 	{
+		test_many_queries(metric);
 		run_case(KIND_GAUSS, 3000, 3, 16, 8, metric, 12, 3);
 		run_case(KIND_GRID, 3000, 3, 16, 4, metric, 9, 3);
 		run_case(KIND_DUPS, 2000, 64, 16, 16, metric, 9, 3);

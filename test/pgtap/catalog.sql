@@ -9,7 +9,7 @@ SELECT has_operator('imgfeat', '<->', 'imgfeat', 'double precision');
 SELECT has_operator('imgfeat', '<=>', 'imgfeat', 'double precision');
 SELECT has_operator('imgfeat', '<#>', 'imgfeat', 'double precision');
 SELECT is((SELECT oprcom::regoperator::text FROM pg_operator
-           WHERE oprname = '<->' AND oprleft = 'imgfeat'::regtype),
+           WHERE oprname = '<->' AND oprleft = 'imgfeat'::regtype AND oprright = 'imgfeat'::regtype),
           '<->(imgfeat,imgfeat)', '<-> is its own commutator');
 
 SELECT has_function('l2_distance', ARRAY['imgfeat', 'imgfeat']);

@@ -44,7 +44,8 @@ RETURNS bool LANGUAGE sql AS $$
 -- random data is compared with the sort's by same_ranking.
 
 -- the access method and its operator classes: L2 (default), cosine, inner
--- product, one ordering operator each; they validate
+-- product, one ordering operator each (L2 and cosine also order by several
+-- examples, strategies 6 and 7); they validate
 SELECT amname, amtype FROM pg_am WHERE amname = 'lsh';
 SELECT opcname, opcdefault, amvalidate(c.oid)
 FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
