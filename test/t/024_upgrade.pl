@@ -1,5 +1,5 @@
-# The upgrade from the previous release ($old, 0.1) to this version ($new,
-# 0.2): the standard is that a change to the SQL surface bumps the version
+# The upgrade from the first release ($old, 0.1), through 0.2, to this
+# version ($new, 0.3): the standard is that a change to the SQL surface bumps the version
 # and ships an upgrade script, tested here. On 0.1: a table of imgfeat(16)
 # vectors (seeded random, exact duplicates for tied distances, NULLs), an
 # index of every method and operator class (faissflat: L2, cosine, inner
@@ -13,6 +13,9 @@
 #   distance printed is each row's own); imgsearch_index_check passes on
 #   each; so after inserts (NULLs too), deletes, VACUUM, inserts into the
 #   slots VACUUM freed and REINDEX;
+# - the L2 and cosine indexes built on 0.1 serve 0.3's range operators and
+#   several-examples ordering as a sequential scan answers, and
+#   imgsearch_duplicates finds the exact duplicates through one;
 # - imgsearch_model_workers() is there: not for PUBLIC (a plain role gets
 #   42501), a pg_monitor member may run it: no rows without workers, a row
 #   for a worker with one;
@@ -295,6 +298,49 @@ is($node->safe_psql($db, "SELECT format('%s %s %s', i.format, i.width, i.height)
 	'JPEG 16 12', 'updated: imgsearch_thumbnail() makes a 16x12 JPEG of it');
 ($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\nSELECT imgsearch_image_info('\\x00')");
 like($err, qr/ERROR:  22P03: data is not an image/, 'updated: imgsearch_image_info() of no image is 22P03');
+
+# --- 0.3's queries, through the indexes built on 0.1 -------------------------------------
+# ALTER OPERATOR FAMILY gave the old operator classes the range operators
+# (<<->>, <<=>>) and the several-examples operators (<->, <=> imgexamples):
+# each L2 and cosine index built on 0.1 serves them, as a sequential scan
+# answers; imgsearch_duplicates finds the 20 pairs of exact duplicates.
+my $q03 = q{
+	SELECT n, (SELECT max(d) FROM (SELECT v OP q AS d FROM feats WHERE v IS NOT NULL ORDER BY d LIMIT 40) t) AS r
+	FROM queries WHERE n IN (1, 5)};
+for my $case (grep { $_->[1] ne '<#>' } @cases)
+{
+	my ($method, $op, $index) = @$case;
+	my $sphere_op = $op eq '<->' ? '<<->>' : '<<=>>';
+	(my $radii = $q03) =~ s/OP/$op/;
+	my $range = qq{
+		SELECT n || '|' || count(f.id) || '|' || string_agg(f.id::text, ',' ORDER BY f.id)
+		FROM ($radii) rq JOIN queries USING (n), feats f
+		WHERE f.v $sphere_op imgsearch_sphere(queries.q, rq.r)
+		GROUP BY n ORDER BY n};
+	my $seq = $node->safe_psql($db, "SET imgsearch.method = 'argsort'; SET enable_indexscan = off; SET enable_bitmapscan = off; $range");
+	like($seq, qr/^1\|4\d\|/, "updated $op: the reference range holds about 40 rows");
+	is($node->safe_psql($db, "SET imgsearch.method = '$method'; SET enable_seqscan = off; $range"), $seq,
+		"updated: $index answers a range search ($sphere_op) as a sequential scan");
+	my $examples = qq{
+		SELECT '1|20|' || string_agg(id || ':' || d, ',' ORDER BY rn)
+		FROM (SELECT id, d, row_number() OVER () AS rn FROM (
+		        SELECT id, v $op imgsearch_examples(ARRAY[(SELECT q FROM queries WHERE n = 1), (SELECT q FROM queries WHERE n = 5)],
+		                                          ARRAY[(SELECT q FROM queries WHERE n = 2)]) AS d
+		        FROM feats WHERE v IS NOT NULL
+		        ORDER BY v $op imgsearch_examples(ARRAY[(SELECT q FROM queries WHERE n = 1), (SELECT q FROM queries WHERE n = 5)],
+		                                          ARRAY[(SELECT q FROM queries WHERE n = 2)]) LIMIT 20) r) s};
+	my $want = $node->safe_psql($db, "SET imgsearch.method = 'argsort'; $examples");
+	my $plan = $node->safe_psql($db, "SET imgsearch.method = '$method'; SET enable_seqscan = off; $exhaustive EXPLAIN (COSTS OFF) $examples");
+	like($plan, qr/Index Scan using $index /, "updated: $index serves ORDER BY v $op imgsearch_examples(...)");
+	is(tie_diff($node->safe_psql($db, "SET imgsearch.method = '$method'; SET enable_seqscan = off; $exhaustive $examples"), $want), '',
+		"updated: $index orders by the best score of several examples as a sort does");
+}
+is($node->safe_psql($db, q{
+	SELECT count(*) || ' ' || bool_and(ids[2] = ids[1] + 3000)
+	FROM (SELECT array_agg(f.id ORDER BY f.id) AS ids
+	      FROM imgsearch_duplicates('feats_kd_l2', 0) d JOIN feats f ON f.ctid = d.row_tid
+	      GROUP BY d.group_id) g}),
+	'20 true', 'updated: imgsearch_duplicates on a 0.1 kdtree index finds the 20 pairs of exact duplicates');
 
 # --- inserts, deletes, VACUUM, REINDEX on 0.2 -------------------------------------------
 $node->safe_psql($db, q{
