@@ -5,7 +5,7 @@
 # index of every method and operator class (faissflat: L2, cosine, inner
 # product; kdtree: L2, cosine; lsh: L2, cosine, inner product) and each
 # index's and the sequential scan's top k (1, 10, 100, all) for 5 queries.
-# Then ALTER EXTENSION imgsearch UPDATE (extversion 0.2), and:
+# Then ALTER EXTENSION imgsearch UPDATE (extversion 0.3), and:
 # - each index answers as before the update and as a sequential scan and
 #   sort (lsh probing every bucket; lsh at its default budget as before),
 #   compared fair to ties: the distances as lists, the ids as sets within a
@@ -19,7 +19,7 @@
 # - imgsearch_model_workers() is there: not for PUBLIC (a plain role gets
 #   42501), a pg_monitor member may run it: no rows without workers, a row
 #   for a worker with one;
-# - the upgraded catalog is the catalog of a fresh 0.2 install (CREATE
+# - the upgraded catalog is the catalog of a fresh $new install (CREATE
 #   EXTENSION in another database), line for line: the member objects;
 #   functions with their volatility, strictness, parallel labels, cost,
 #   settings, bodies and ACLs; pg_init_privs; types, operators, operator
@@ -30,12 +30,12 @@
 #   only); a changed label, ACL and comment show that the listing sees them.
 #   Every earlier version installed updates to the same catalog;
 # - there is no way back: ALTER EXTENSION imgsearch UPDATE TO '0.1' fails
-#   cleanly (22023) and leaves 0.2 as it was;
+#   cleanly (22023) and leaves $new as it was;
 # - without imgsearch in shared_preload_libraries (as every 0.1 install ran:
-#   0.1 needed no preloading), a session loads the 0.2 library: the indexes
+#   0.1 needed no preloading), a session loads the $new library: the indexes
 #   answer, and 0.1 can still be created, used and updated;
 # - DROP EXTENSION (CASCADE: the table's column is of its type) and CREATE
-#   EXTENSION give a fresh 0.2, equal to the other database's.
+#   EXTENSION give a fresh $new, equal to the other database's.
 # The cluster runs with imgsearch preloaded and no model workers
 # (imgsearch.model_workers = 0), then without preloading, then with a worker
 # (no model: the worker loads none, so no libtorch).
@@ -366,7 +366,7 @@ indexes_agree('inserts after VACUUM');
 $node->safe_psql($db, 'REINDEX TABLE feats');
 my $reindexed = indexes_agree('REINDEX');
 
-# --- the upgraded catalog is a fresh 0.2 install's ----------------------------------------
+# --- the upgraded catalog is a fresh install's ----------------------------------------
 # One line per fact about the extension and its members, sorted.
 my $catalog_sql = q{
 WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'imgsearch'),
