@@ -33,8 +33,9 @@ methods at their default settings and the sort); the target is <= 1.5.
     /usr/bin/python3 bench/filtered_bench.py [--sets demo512,cnn512] [--queries 30] [--quick]
                                              [--install-lock /var/tmp/imgsearch-install.lock]
     /usr/bin/python3 bench/filtered_bench.py --keep ...    # leave the cluster up (prints its dsn)
-    /usr/bin/python3 bench/filtered_bench.py --dsn DSN --plans-only   # auto's plans on tables
-                                                               # an earlier --keep run left
+    /usr/bin/python3 bench/filtered_bench.py --dsn DSN --plans-only --out before.json
+                        # auto's plans on the tables an earlier --keep run left (e.g. under another build)
+    /usr/bin/python3 bench/filtered_bench.py --render bench/results/filtered.json --before before.json
 
 Writes bench/results/filtered.json and filtered.md (--out).
 """
@@ -222,21 +223,33 @@ def markdown(report):
            f"`WHERE bucket < s ORDER BY v <-> q LIMIT {K}`, L2, held-out queries, one query at a time, "
            f"methods round robin, every relation prewarmed; {report['queries']} queries per cell. "
            'rows: mean (min) rows returned; recall@30 against the exact filtered answer.', '']
+    if report.get('note'):
+        out += [report['note'], '']
     for st in report['sets']:
         out += [f"## {st['set']} ({st['n']} x {st['dim']})", '']
         if st['builds_s']:
             out += ['Builds (s): ' + ', '.join(f'{k} {v}' for k, v in st['builds_s'].items()), '']
-        out += ['| selectivity | auto takes | auto ms | best choice | its ms | auto / best | fastest of all |',
-                '|---|---|---|---|---|---|---|']
+        before = (report.get('before') or {}).get(st['set'])
+        out += ['| selectivity | auto takes | auto ms | best choice | its ms | auto / best | fastest of all |' +
+                (' before: auto took | its ms / best |' if before else ''),
+                '|---|---|---|---|---|---|---|' + ('---|---|' if before else '')]
         for r in st['filters']:
             if 'methods' not in r:
-                out.append(f"| {r['selectivity']} | {r['auto_takes']} | | | | | |")
                 continue
             b = r['best_choice']
-            out.append(f"| {r['selectivity']} | {r['auto_takes']} | {r['methods']['auto']['median']} | {b} | "
-                       f"{r['methods'][b]['median']} | {r['auto_over_best_choice']} | {r['fastest_of_all']} "
-                       f"{r['methods'][r['fastest_of_all']]['median']} |")
+            line = (f"| {r['selectivity']} | {r['auto_takes']} | {r['methods']['auto']['median']} | {b} | "
+                    f"{r['methods'][b]['median']} | {r['auto_over_best_choice']} | {r['fastest_of_all']} "
+                    f"{r['methods'][r['fastest_of_all']]['median']} |")
+            if before:
+                took = before.get(r['selectivity'])
+                timed = {'kdtree': 'kdtree_exact', 'lsh': 'lsh_default'}.get(took, took)
+                ms = r['methods'].get(timed, {}).get('median')
+                line += f" {took} | {round(ms / r['methods'][b]['median'], 2) if ms else '–'} |"
+            out.append(line)
         out.append('')
+        if before:
+            out += ['before: the plan the previous build (main before this change) chose on the same tables '
+                    '(--plans-only with that library), timed in this run as the forced method.', '']
         for r in st['filters']:
             if 'methods' not in r:
                 continue
@@ -266,7 +279,19 @@ def main():
                          'builds of imgsearch (e.g. /var/tmp/imgsearch-install.lock)')
     ap.add_argument('--shared-buffers', default='2GB')
     ap.add_argument('--out', default=os.path.join(HERE, 'results', 'filtered.json'))
+    ap.add_argument('--before', metavar='JSON',
+                    help='a --plans-only report of an earlier build on the same tables: what auto took then, '
+                         'timed in this run')
+    ap.add_argument('--render', metavar='JSON', help='only rewrite the report JSON (and its .md), with --before')
+    ap.add_argument('--note', help='a line on how the run was made, for the report')
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            report = json.load(f)
+        report['before'] = before_plans(args.before) or report.get('before')
+        report['note'] = args.note or report.get('note')
+        write_report(report, args.render)
+        return 0
     if args.quick:
         args.queries = min(args.queries, 5)
     if args.plans_only:
@@ -308,8 +333,14 @@ def main():
             cluster.stop()
     if args.plans_only:
         print(json.dumps([{r['set']: [(f['selectivity'], f['auto_takes']) for f in r['filters']]} for r in runs]))
+        with open(args.out, 'w') as f:
+            json.dump({'plans_only': True, 'sets': runs}, f, indent=2)
+            f.write('\n')
+        print(f'wrote {args.out}')
         return 0
     report = {
+        'before': before_plans(args.before),
+        'note': args.note,
         'benchmark': f'filtered top-k: WHERE bucket < s ORDER BY v <-> q LIMIT {K}, L2; the plan auto picks '
                      'beside the plans it picks between, budgets and pgvector HNSW',
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
@@ -317,18 +348,31 @@ def main():
         'quick': args.quick, 'queries': args.queries, 'target_auto_over_best': TARGET_RATIO,
         'sets': runs,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=2, default=str)
-        f.write('\n')
-    md = os.path.splitext(args.out)[0] + '.md'
-    with open(md, 'w') as f:
-        f.write(markdown(report) + '\n')
-    print(f'wrote {args.out} and {md}')
+    write_report(report, args.out)
     missed = [f"{st['set']} {r['selectivity']}: {r['auto_over_best_choice']}" for st in runs for r in st['filters']
               if r.get('auto_over_best_choice', 0) > TARGET_RATIO]
     print('auto within 1.5x of the best plan everywhere' if not missed else 'over 1.5x: ' + ', '.join(missed))
     return 0
+
+
+def before_plans(path):
+    """{set: {selectivity: method}} from a --plans-only report (the plans an
+    earlier build of imgsearch chose on the same tables), or None."""
+    if not path:
+        return None
+    with open(path) as f:
+        return {st['set']: {r['selectivity']: r['auto_takes'] for r in st['filters']} for st in json.load(f)['sets']}
+
+
+def write_report(report, out):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        json.dump(report, f, indent=2, default=str)
+        f.write('\n')
+    md = os.path.splitext(out)[0] + '.md'
+    with open(md, 'w') as f:
+        f.write(markdown(report) + '\n')
+    print(f'wrote {out} and {md}')
 
 
 if __name__ == '__main__':

@@ -177,7 +177,7 @@ kdtree_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 			km.f = Min(km.f, km.e);
 		}
 		/* where the build's searches computed too many distances, exact scans are flat */
-		km.flat = !km.budget && (kdtree_tree_useless(&meta) || km.f <= 0);
+		km.flat = !km.budget && kdtree_tree_useless(&meta);
 	}
 	imgs_cost_ordered_scan(root, path, header.store.dim, kdtree_scan_work, &km,
 						   startup_cost, total_cost, selectivity, correlation, pages);
