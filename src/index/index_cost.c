@@ -18,9 +18,9 @@
  * filter is read in full: its vector detoasted (out of line past about 500
  * dimensions) and its distance computed, measured 3.5 us a row at 512
  * dimensions against 63 ns for each row the scan only filters. Priced at the
- * sequential scan's rate, an index would lose at 10% where it is 5 times
+ * sequential scan's rate, an index would lose at 10% where it is 4 times
  * faster; priced as the planner prices distances, it would win at 1% where it
- * is 10 times slower. So the index's work is converted to time (per
+ * is 4 to 6 times slower (100k x 512, bench/results/filtered.md). So the index's work is converted to time (per
  * coordinate of a flat distance, measured) and priced at the planner's cost
  * per microsecond of that plan at this filter and LIMIT: the plan that is
  * really faster costs less. The constants were measured on the development

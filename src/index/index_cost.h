@@ -45,7 +45,9 @@ extern double imgs_cost_flat_passes(double rows, double slots);
  * work(n, method) (dim: the vectors' dimension): the rows the query needs
  * read in order (about LIMIT / the filter's selectivity), priced against
  * the sequential scan, filter and sort the planner weighs it with (see
- * index_cost.c). Fills every output of amcostestimate.
+ * index_cost.c). Where imgsearch.method names the method, disable_cost is
+ * taken off both costs, so that its index wins over any sort. Fills every
+ * output of amcostestimate.
  */
 extern void imgs_cost_ordered_scan(PlannerInfo *root, IndexPath *path, int dim,
 								   ImgsScanWorkFn work, const void *method,
