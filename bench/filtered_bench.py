@@ -37,7 +37,10 @@ methods at their default settings and the sort); the target is <= 1.5.
                         # auto's plans on the tables an earlier --keep run left (e.g. under another build)
     /usr/bin/python3 bench/filtered_bench.py --render bench/results/filtered.json --before before.json
 
-Writes bench/results/filtered.json and filtered.md (--out).
+Writes bench/results/filtered.json and filtered.md (--out). The default run
+(both sets, HNSW builds included) took 18 minutes on the 2-core development
+machine at a load average of 3-5 from other jobs; demo512 alone took 5
+minutes on a quieter machine. --quick: 10k rows, 5 queries, about a minute.
 """
 import argparse
 import datetime
