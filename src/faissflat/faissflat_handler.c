@@ -16,34 +16,52 @@
 
 /*
  * Cost model. A scan reads every page of the index in block order and
- * computes one distance per vector before it returns its first row; then
- * each row costs little (the candidates are sorted):
- *   startup = the pages (imgs_cost_sequential_pages)
- *           + one cpu_operator_cost per vector (the distance the sequential
- *             scan pays for with the operator)
- *   total   = startup + one cpu_index_tuple_cost per row returned
- * with selectivity 1 (a query may read every row, in order; a range search:
- * the sphere's, imgs_cost_selectivity) and correlation
- * 0; the planner adds the heap fetches and scales all but the startup cost
- * by LIMIT. imgsearch.method may make the index prohibitive (index_cost.h).
+ * computes one distance per vector before it returns its first row, and a
+ * pass more each time the rows wanted outgrow what the passes kept
+ * (index/flat_scan.h): in units of one such distance, N per pass. Priced by
+ * imgs_cost_ordered_scan (index_cost.h) at the rows the query needs (a
+ * range search: the rows in range, imgs_cost_selectivity); the planner adds
+ * the heap fetches. imgsearch.method may make the index
+ * prohibitive (index_cost.h).
  */
+static ImgsScanWork
+faissflat_scan_work(double rows, const void *method)
+{
+	double		tuples = *(const double *) method;
+	ImgsScanWork w;
+
+	w.page_share = imgs_cost_flat_passes(rows, tuples);
+	w.distances = tuples * w.page_share;
+	return w;
+}
+
 static void
 faissflat_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 					   Cost *startup_cost, Cost *total_cost,
 					   Selectivity *selectivity, double *correlation, double *pages)
 {
-	IndexOptInfo *index = path->indexinfo;
-	double		tuples = Max(index->tuples, 0);
+	IndexOptInfo *info = path->indexinfo;
+	double		tuples = Max(info->tuples, 1);
+	Relation	index;
+	int			dim;
 
 	if (imgs_cost_prohibitive(path, IMGS_METHOD_FAISSFLAT, startup_cost, total_cost,
 							  selectivity, correlation, pages))
 		return;
 
-	*startup_cost = imgs_cost_sequential_pages(path, index->pages) + tuples * cpu_operator_cost;
-	*selectivity = imgs_cost_selectivity(root, path);
-	*total_cost = *startup_cost + *selectivity * tuples * cpu_index_tuple_cost;
-	*correlation = 0;
-	*pages = index->pages;
+	/* the column's declared dimension; the metapage's only where it has none (no page read otherwise) */
+	index = index_open(info->indexoid, NoLock);
+	dim = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+	if (dim <= 0)
+	{
+		ImgsIndexMeta header;
+
+		faissflat_read_meta(index, &header);
+		dim = header.store.dim;
+	}
+	index_close(index, NoLock);
+	imgs_cost_ordered_scan(root, path, dim, faissflat_scan_work, &tuples,
+						   startup_cost, total_cost, selectivity, correlation, pages);
 }
 
 /* No options: anything in WITH (...) is an error. */

@@ -6,10 +6,6 @@
 
 #include "index/flat_scan.h"
 
-/* Candidates kept by the first pass: more than almost any LIMIT asks for. */
-#define FIRST_PASS_CANDIDATES	1000
-#define PASS_GROWTH				16
-
 /* One pass: the best `capacity` live slots ranked after the last row returned, sorted into fs->results. */
 static void
 run_pass(ImgsFlatScan *fs, ImgsScanState *ss, int capacity)
@@ -56,7 +52,7 @@ imgs_flat_scan_start(ImgsFlatScan *fs, IndexScanDesc scan, ImgsScanState *ss,
 	fs->results.items = NULL;
 	fs->results.count = fs->results.capacity = 0;
 	imgs_store_open(&fs->store, scan->indexRelation, am, meta);
-	run_pass(fs, ss, Min(FIRST_PASS_CANDIDATES, Max(meta->store.nslots, 1)));
+	run_pass(fs, ss, Min(IMGS_FLAT_FIRST_PASS, Max(meta->store.nslots, 1)));
 }
 
 bool
@@ -66,7 +62,7 @@ imgs_flat_scan_next(ImgsFlatScan *fs, IndexScanDesc scan, ImgsScanState *ss)
 
 	if (fs->next == fs->results.count && fs->more)
 	{
-		int64		want = (int64) fs->results.capacity * PASS_GROWTH;
+		int64		want = (int64) fs->results.capacity * IMGS_FLAT_PASS_GROWTH;
 
 		/* no pass needs more candidates than there are slots (nor than an int holds) */
 		want = Min(want, Max((int64) fs->store.meta.nslots - ss->returned, 1));

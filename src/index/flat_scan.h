@@ -23,6 +23,11 @@
 
 #include "index/index_scan.h"
 
+/* Candidates kept by the first pass: more than almost any LIMIT asks for. */
+#define IMGS_FLAT_FIRST_PASS	1000
+/* How many times more each later pass keeps (index_cost.c counts the passes) */
+#define IMGS_FLAT_PASS_GROWTH	16
+
 typedef struct ImgsFlatScan
 {
 	ImgsStoreReader store;		/* as the first pass found it */

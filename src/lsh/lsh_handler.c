@@ -79,19 +79,74 @@ lsh_reloptions(Relation index, int *bits, int *buckets)
 }
 
 /*
- * Cost model, in units of one distance of faissflat's sequential scan (which
- * computes N of them and reads every page):
- *  - the query: a distance to each centroid, and the rotation (bits rows);
+ * Cost model, in units of one distance of faissflat's flat pass (which
+ * computes N of them and reads every page; index_cost.h). A round costs:
  *  - the probed buckets' share e of the entries, each estimated with one
  *    table lookup per byte of its sketch: about half a distance at
  *    bits = dim (LSH_ENTRY_WORK bits / dim);
  *  - the candidates' exact keys, each a slot page and a vector page read
  *    out of order: LSH_KEY_WORK (12, as kdtree measured);
  *  - pages: the entries' share of the index, plus the candidates'.
+ * The query costs a distance to each centroid and the rotation (bits rows),
+ * once. A scan that must return more rows than the budget's round returns
+ * (the nearest quarter of its candidates) runs an exact round after it
+ * (lsh_scan.c): every entry estimated and every key computed, in slot order
+ * (imgs_store_keys), which reads the store about as a flat pass does:
+ * LSH_EXACT_KEY_WORK distances per key (measured).
  * An index without a hash (built on no rows) costs what faissflat does.
  */
 #define LSH_ENTRY_WORK	0.5
 #define LSH_KEY_WORK	12.0
+/* as lsh_scan.c: the share of its candidates the budget's round returns, and the least it needs */
+#define LSH_COST_ROUND_SHARE	4
+#define LSH_COST_MIN_ROUND_ROWS	16
+#define LSH_EXACT_KEY_WORK	2.0
+
+typedef struct LshCostModel
+{
+	double		tuples;
+	double		n_buckets;		/* 0: no hash */
+	double		bits;
+	double		dim;
+	double		entry_bytes;
+	double		vector_bytes;
+} LshCostModel;
+
+static ImgsScanWork
+lsh_scan_work(double rows, const void *method)
+{
+	const LshCostModel *lm = method;
+	double		tuples = lm->tuples;
+	double		probes = lsh_probes;
+	double		candidates = lsh_candidates;
+	ImgsScanWork w;
+
+	if (lm->n_buckets <= 0)
+	{
+		w.page_share = imgs_cost_flat_passes(rows, tuples);
+		w.distances = tuples * w.page_share;
+		return w;
+	}
+	w.distances = lm->n_buckets + lm->bits;
+	w.page_share = 0;
+	{
+		/* the budget's round */
+		double		e = probes > 0 ? Min(1.0, probes / lm->n_buckets) : 1.0;
+		double		c = candidates > 0 ? Min(candidates, e * tuples) : e * tuples;
+		bool		exact = e >= 1.0 && (candidates <= 0 || candidates >= tuples);
+		double		returned = exact ? tuples : (c < LSH_COST_MIN_ROUND_ROWS ? 0 : c / LSH_COST_ROUND_SHARE);
+
+		w.distances += e * tuples * LSH_ENTRY_WORK * lm->bits / lm->dim + c * LSH_KEY_WORK;
+		w.page_share += (e * tuples * lm->entry_bytes + c * lm->vector_bytes) /
+			(tuples * (lm->entry_bytes + lm->vector_bytes));
+		if (exact || returned >= rows)
+			return w;
+	}
+	/* then the exact round: every entry estimated, every key, read in slot order */
+	w.distances += tuples * (LSH_ENTRY_WORK * lm->bits / lm->dim + LSH_EXACT_KEY_WORK);
+	w.page_share += 1.0;
+	return w;
+}
 
 static void
 lsh_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -99,12 +154,10 @@ lsh_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 				 Selectivity *selectivity, double *correlation, double *pages)
 {
 	IndexOptInfo *info = path->indexinfo;
-	double		tuples = Max(info->tuples, 0);
-	double		page_share = 1.0;
-	double		distances = tuples;
 	Relation	index;
 	ImgsIndexMeta header;
 	LshMeta		meta;
+	LshCostModel lm;
 
 	if (imgs_cost_prohibitive(path, IMGS_METHOD_LSH, startup_cost, total_cost,
 							  selectivity, correlation, pages))
@@ -113,26 +166,19 @@ lsh_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(info->indexoid, NoLock);
 	lsh_read_meta(index, &header, &meta);
 	index_close(index, NoLock);
-	/* a range search is a flat pass (lsh_scan.c) */
-	if (meta.bits > 0 && header.store.dim > 0 && path->indexclauses == NIL)
+	memset(&lm, 0, sizeof(lm));
+	lm.tuples = Max(info->tuples, 1);
+	/* a range search is a flat pass (lsh_scan.c): costed as one, without the hash */
+	if (meta.bits > 0 && header.store.dim > 0 && meta.n_buckets > 0 && path->indexclauses == NIL)
 	{
-		double		e = lsh_probes > 0 ? Min(1.0, (double) lsh_probes / meta.n_buckets) : 1.0;
-		double		c = lsh_candidates > 0 ? Min((double) lsh_candidates, e * tuples) : e * tuples;
-		double		entry_bytes = lsh_entry_size(meta.bits);
-		double		vector_bytes = sizeof(float) * (double) header.store.dim;
-
-		distances = meta.n_buckets + meta.bits +
-			e * tuples * LSH_ENTRY_WORK * meta.bits / header.store.dim + c * LSH_KEY_WORK;
-		page_share = tuples > 0 ?
-			Min(1.0, (e * tuples * entry_bytes + c * vector_bytes) /
-				(tuples * (entry_bytes + vector_bytes))) : 1.0;
+		lm.n_buckets = meta.n_buckets;
+		lm.bits = meta.bits;
+		lm.dim = header.store.dim;
+		lm.entry_bytes = lsh_entry_size(meta.bits);
+		lm.vector_bytes = sizeof(float) * (double) header.store.dim;
 	}
-	*startup_cost = page_share * imgs_cost_sequential_pages(path, info->pages) +
-		distances * cpu_operator_cost;
-	*selectivity = imgs_cost_selectivity(root, path);
-	*total_cost = *startup_cost + *selectivity * tuples * cpu_index_tuple_cost;
-	*correlation = 0;
-	*pages = page_share * info->pages;
+	imgs_cost_ordered_scan(root, path, header.store.dim, lsh_scan_work, &lm,
+						   startup_cost, total_cost, selectivity, correlation, pages);
 }
 
 static char *
