@@ -520,6 +520,7 @@ export function createGateway(cfg) {
     try {
       row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST', null, running);
       reachable = true;
+      ready = true;               // after a start without the database: it is back
     } catch (err) {
       // a SQLSTATE or the gateway's own refusal: the database did answer
       reachable = err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5);
@@ -574,7 +575,8 @@ export function createGateway(cfg) {
 }
 
 // PostgREST's admin server (admin-server-port): GET /live 200 while the
-// process runs; GET /ready 200 once every session is open and warm and the
+// process runs; GET /ready 200 once every session is open and warm (after a
+// start without the database: once a request is answered) and while the
 // database answered the last request, else 503: what a load balancer's
 // health check reads.
 export function createAdminServer(gateway) {
