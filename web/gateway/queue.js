@@ -12,7 +12,7 @@
 // the server's model workers with it, and only a busy gateway has a queue.
 // A search alone, say one at a time, would make a burst look cheap.
 
-const SAMPLES = 31;
+const SAMPLES = 15;
 
 function median(values) {
   if (values.length === 0) return null;
