@@ -93,11 +93,15 @@ export function sessionsFor(cpus, free) {
   return Math.max(1, Math.min(wanted, free - 2));
 }
 
-// Connections the server can still give this login in this database.
+// Connections the server can still give this login in this database. Other
+// users' rows of pg_stat_activity hide their backend_type from a plain login,
+// not their database: sessions are the rows with one (and a background
+// worker connected to one, e.g. an ingest worker: counted too, erring low).
+// 1 + : the session asking is counted, and closes before the pool opens.
 const CAPACITY_SQL = `
-SELECT least(
+SELECT 1 + least(
   current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
-    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+    - (SELECT count(*) FROM pg_stat_activity WHERE datid IS NOT NULL),
   coalesce((SELECT nullif(rolconnlimit, -1) FROM pg_roles WHERE rolname = session_user)
     - (SELECT count(*) FROM pg_stat_activity WHERE usename = session_user), 1000000),
   coalesce((SELECT nullif(datconnlimit, -1) FROM pg_database WHERE datname = current_database())

@@ -271,3 +271,22 @@ test('the queue is first come, first served; a client that leaves gives up its p
   assert.ok(answers[1].queueMs >= 400 && answers[2].queueMs >= 150, answers.map((a) => a.queueMs).join(' '));
   assert.equal(await served() - before, 3, 'the search whose client left never ran');
 });
+
+// Unset db-pool takes no more sessions than the server can give the login
+// (less 2): with authenticator limited to 4 connections more than it has
+// now, 2 sessions, whatever the cores.
+test('sessions sized within the connections the server can give', async () => {
+  const gatewaySessions = async () => (await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE application_name = 'imgsearch-gateway' AND datname = current_database()`)).rows[0].n;
+  const { rows } = await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'authenticator'`);
+  const before = await gatewaySessions();     // the earlier tests' gateways
+  await db.query(`ALTER ROLE authenticator CONNECTION LIMIT ${rows[0].n + 4}`);
+  try {
+    const g = await startGateway({});
+    assert.match(g.log(), new RegExp(`: 2 sessions \\(sized for ${cpus} cores\\), 2 warmed up`));
+    assert.equal(await gatewaySessions(), before + 2);
+    assert.equal((await search(g.api, { image: image(manifest[0].name), k: 3 })).status, 200);
+  } finally {
+    await db.query('ALTER ROLE authenticator CONNECTION LIMIT -1');
+  }
+});
