@@ -35,7 +35,7 @@ list_suites() { # section: its suites' names, in the order they run
 	regress) (cd "$repo/test/sql" && ls *.sql 2>/dev/null | sed 's/\.sql$//') ;;
 	pgtap) (cd "$repo/test/pgtap" && ls *.sql 2>/dev/null | sed 's/\.sql$//') ;;
 	t) (cd "$repo/test/t" && ls *.pl 2>/dev/null | sed 's/\.pl$//') ;;
-	web) printf '%s\n' setup unit conformance api security write browser ;;
+	web) printf '%s\n' setup unit conformance api security write load browser ;;
 	eval) printf '%s\n' metrics demo oxford classes ;;
 	fuzz) "$repo/fuzz/run.sh" list ;;
 	unit) for t in "$repo"/test/*/*_core_test.c; do   # as CMakeLists.txt finds them

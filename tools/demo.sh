@@ -68,6 +68,7 @@ start_web() {
 		local api_cmd=(node "$repo/web/gateway/server.js")
 		command -v postgrest >/dev/null && api_cmd=(postgrest)
 		PGRST_DB_URI="postgresql://authenticator@127.0.0.1:$port/$db" PGRST_SERVER_PORT=$api_port \
+			PGRST_SERVER_CORS_ALLOWED_ORIGINS="http://127.0.0.1:$page_port, http://localhost:$page_port" \
 			nohup "${api_cmd[@]}" "$repo/web/postgrest.conf" >"$demo_dir/api.log" 2>&1 &
 		echo $! >"$demo_dir/api.pid"
 		echo "$port" >"$demo_dir/api.port"
@@ -79,7 +80,8 @@ start_web() {
 			nohup node node_modules/vite/bin/vite.js preview --port "$page_port" --strictPort >"$demo_dir/page.log" 2>&1 &
 			echo $! >"$demo_dir/page.pid")
 	fi
-	for _ in $(seq 50); do
+	# the API listens once its sessions are warm (seconds)
+	for _ in $(seq 300); do
 		curl -s -o /dev/null "$api_url/" && curl -s -o /dev/null "http://127.0.0.1:$page_port/" && break
 		sleep 0.2
 	done

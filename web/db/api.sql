@@ -150,7 +150,10 @@ REVOKE ALL ON FUNCTION gallery.search_scan(text, imgfeat, int) FROM PUBLIC;
 -- "sequential scan"; on a coordinator "faissflat index scan on 2 shards
 -- (sharded)"), and Server-Timing: model (the feature extraction) and db
 -- (the query), in ms.
-CREATE OR REPLACE FUNCTION api.search(image text, k int DEFAULT 30,
+-- image has a default (NULL) so that a call without it reaches this
+-- function and gets 400 (22004) saying what is missing, not PostgREST's 404
+-- "function not found".
+CREATE OR REPLACE FUNCTION api.search(image text DEFAULT NULL, k int DEFAULT 30,
 	method text DEFAULT 'auto', box int[] DEFAULT NULL)
 RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
 	width int, height int, thumb text)
@@ -196,8 +199,12 @@ DECLARE
 	ids bigint[];
 	distances float8[];
 BEGIN
-	IF image IS NULL OR k IS NULL OR method IS NULL THEN
-		RAISE EXCEPTION 'image, k and method must not be null' USING ERRCODE = '22004';
+	IF image IS NULL THEN
+		RAISE EXCEPTION 'image is missing' USING ERRCODE = '22004',
+			HINT = 'Send the image as base64 in "image": {"image": "..."}.';
+	END IF;
+	IF k IS NULL OR method IS NULL THEN
+		RAISE EXCEPTION 'k and method must not be null' USING ERRCODE = '22004';
 	END IF;
 	IF k NOT BETWEEN 1 AND 1000 THEN
 		RAISE EXCEPTION 'k must be between 1 and 1000, not %', k USING ERRCODE = '22023';
@@ -320,7 +327,8 @@ GRANT EXECUTE ON FUNCTION gallery.image_error(bigint) TO imgsearch_api;
 -- 8 MB or imgsearch.max_pixels 413 (PT413), not base64 400 (22023),
 -- undecodable 400 (22P03), a name taken 409 (23505).
 -- VOLATILE: PostgREST (and the gateway) run it in a read-write transaction.
-CREATE OR REPLACE FUNCTION api.add_image(image text, name text DEFAULT NULL, grp text DEFAULT NULL)
+-- image defaults to NULL only to answer its absence with 400, as search does.
+CREATE OR REPLACE FUNCTION api.add_image(image text DEFAULT NULL, name text DEFAULT NULL, grp text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
@@ -332,7 +340,8 @@ DECLARE
 	new_id bigint;
 BEGIN
 	IF image IS NULL THEN
-		RAISE EXCEPTION 'image must not be null' USING ERRCODE = '22004';
+		RAISE EXCEPTION 'image is missing' USING ERRCODE = '22004',
+			HINT = 'Send the image as base64 in "image": {"image": "..."}.';
 	END IF;
 	IF name IS NOT NULL AND (length(name) NOT BETWEEN 1 AND 200 OR name ~ '[[:cntrl:]]') THEN
 		RAISE EXCEPTION 'name must be 1 to 200 characters, none a control character' USING ERRCODE = '22023';

@@ -88,6 +88,16 @@ export const pgrst = {
   rootDisabled() {
     return [404, errorBody('PGRST126', 'Root endpoint metadata is disabled')];
   },
+  // The gateway's own: every session busy and the queue's expected wait over
+  // the bound (queue.js Busy). PostgREST would wait db-pool-acquisition-timeout
+  // and answer 504 PGRST003; this is said at once.
+  busy(b) {
+    const s = (ms) => (ms / 1000).toFixed(1);
+    return [503, errorBody('PGRSTX03',
+      `The server is busy: ${b.waiting} requests are waiting for it. Try again in ${b.retryAfterS} s.`,
+      `The expected wait, ${s(b.expectedMs)} s, is over the limit of ${s(b.boundMs)} s (db-pool-acquisition-timeout).`,
+      `Try again in ${b.retryAfterS} s (Retry-After).`)];
+  },
   // PostgREST has no body limit of its own (a proxy in front sets one); the
   // gateway is that proxy too. 54000: program_limit_exceeded.
   tooLarge(limit) {

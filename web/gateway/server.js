@@ -7,11 +7,18 @@
 // settings, e.g. statement_timeout), PostgREST's JSON results, error bodies,
 // SQLSTATE -> HTTP status mapping and CORS. It reads the same postgrest.conf
 // and PGRST_* environment variables. Usage: node gateway/server.js [postgrest.conf]
+//
+// Serving a burst: it holds db-pool sessions (by default sized for the
+// machine: sessionsFor), warms each one up before it listens, and lets
+// requests beyond them wait in a FIFO queue (queue.js); a request whose
+// expected wait is over db-pool-acquisition-timeout gets 503 at once.
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { errorBody, fromPgError, pgrst } from './errors.js';
+import { Busy, SessionQueue } from './queue.js';
 
 // --- configuration -----------------------------------------------------------
 
@@ -35,31 +42,91 @@ export function loadConfig(file, env = process.env) {
     const envKey = 'PGRST_' + key.toUpperCase().replace(/-/g, '_');
     return env[envKey] ?? conf[key] ?? dflt;
   };
+  const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const pool = get('db-pool', null);
+  const cors = get('server-cors-allowed-origins', null);
+  const adminPort = get('admin-server-port', null);
   return {
     dbUri: get('db-uri', 'postgresql://'),
     schemas: get('db-schemas', 'public').split(',').map((s) => s.trim()).filter(Boolean),
     anonRole: get('db-anon-role', ''),
     extraSearchPath: get('db-extra-search-path', 'public').split(',').map((s) => s.trim()).filter(Boolean),
-    pool: Number(get('db-pool', '10')),
+    // Sessions: db-pool when set, else sized at start (sessionsFor).
+    pool: pool === null || pool === '' ? null : positiveInt('db-pool', pool),
+    // The bound on a request's expected wait for a session (s). PostgREST
+    // waits up to this long and then answers 504; the gateway refuses at
+    // once (503) what would wait longer.
+    maxWaitMs: 1000 * positiveNumber('db-pool-acquisition-timeout', get('db-pool-acquisition-timeout', '10')),
     host: get('server-host', '!4'),
     port: Number(get('server-port', '3000')),
+    adminPort: adminPort === null || adminPort === '' ? null : Number(adminPort),
+    // PostgREST's: unset or empty, any origin (*); else only these origins.
+    corsOrigins: cors === null || list(cors).length === 0 ? null : list(cors),
     openapiMode: get('openapi-mode', 'follow-privileges'),
     maxBody: Number(env.GATEWAY_MAX_BODY ?? 12 * 1024 * 1024),
-    // Sessions warmed up at start (each holds the model: about 200 MB).
-    warm: Number(env.GATEWAY_WARM ?? 2),
+    // How long start-up may take warming the sessions up before the gateway
+    // listens anyway (a database that is down: requests then get its 503s).
+    warmTimeoutMs: 1000 * positiveNumber('GATEWAY_WARM_TIMEOUT', env.GATEWAY_WARM_TIMEOUT ?? '60'),
+    cpus: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length,
   };
 }
+
+function positiveNumber(name, v) {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new Error(`${name} must be a positive number, not "${v}"`);
+  return n;
+}
+function positiveInt(name, v) {
+  const n = positiveNumber(name, v);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number, not "${v}"`);
+  return n;
+}
+
+// Sessions when db-pool is not set: two per core of this machine (searches
+// wait on the server's model workers part of the time, so one per core would
+// leave them idle between requests; more only moves the queue into the
+// database, where it is neither bounded nor seen), at least 2, and no more
+// than the server has connections free for this login (less 2: cancel
+// requests and an administrator need one).
+export function sessionsFor(cpus, free) {
+  const wanted = Math.max(2, 2 * cpus);
+  return Math.max(1, Math.min(wanted, free - 2));
+}
+
+// Connections the server can still give this login in this database. Other
+// users' rows of pg_stat_activity hide their backend_type from a plain login,
+// not their database: sessions are the rows with one (and a background
+// worker connected to one, e.g. an ingest worker: counted too, erring low).
+// 1 + : the session asking is counted, and closes before the pool opens.
+const CAPACITY_SQL = `
+SELECT 1 + least(
+  current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+    - (SELECT count(*) FROM pg_stat_activity WHERE datid IS NOT NULL),
+  coalesce((SELECT nullif(rolconnlimit, -1) FROM pg_roles WHERE rolname = session_user)
+    - (SELECT count(*) FROM pg_stat_activity WHERE usename = session_user), 1000000),
+  coalesce((SELECT nullif(datconnlimit, -1) FROM pg_database WHERE datname = current_database())
+    - (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()), 1000000)
+) AS free`;
 
 // --- HTTP helpers ------------------------------------------------------------
 
 // PostgREST's list, and the headers api.search sets (so the page, served
 // from another origin, can read them).
-const EXPOSED = 'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, X-Search-Method, Server-Timing';
+const EXPOSED = 'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, X-Search-Method, Server-Timing, Retry-After';
 
-function corsHeaders(req) {
-  // PostgREST with no server-cors-allowed-origins: any origin, no credentials.
-  if (!req.headers.origin) return {};
-  return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED };
+// CORS as PostgREST does it: with no server-cors-allowed-origins any origin
+// (*, no credentials); with it, an origin of the list gets itself back (and
+// credentials), any other no CORS headers at all (the request is served, the
+// browser keeps the answer from the page). Unlike PostgREST it says Vary:
+// Origin, so that a cache does not hand one origin's answer to another.
+export function corsHeaders(origins, origin) {
+  if (!origin) return {};
+  if (origins === null) return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED };
+  if (!origins.includes(origin)) return { Vary: 'Origin' };
+  return {
+    'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true',
+    'Access-Control-Expose-Headers': EXPOSED, Vary: 'Origin',
+  };
 }
 
 function send(req, res, status, body, extra = {}) {
@@ -67,16 +134,25 @@ function send(req, res, status, body, extra = {}) {
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(text),
-    ...corsHeaders(req),
+    ...corsHeaders(res.corsOrigins ?? null, req.headers.origin),
     ...extra,
   });
   res.end(req.method === 'HEAD' ? undefined : text);
 }
 
-function sendError(req, res, [status, body]) {
-  const extra = { 'Proxy-Status': `PostgREST; error=${body.code}` };
+function sendError(req, res, [status, body], more = {}) {
+  const extra = { 'Proxy-Status': `PostgREST; error=${body.code}`, ...more };
   if (status === 401) extra['WWW-Authenticate'] = 'Bearer';
   send(req, res, status, body, extra);
+}
+
+// Server-Timing: the function's own metrics (api.search's model and db) and
+// the gateway's wait for a session.
+function withQueueTiming(headers, queueMs) {
+  const queue = `queue;dur=${queueMs.toFixed(1)}`;
+  const own = Object.keys(headers).find((k) => k.toLowerCase() === 'server-timing');
+  if (!own) return { ...headers, 'Server-Timing': queue };
+  return { ...headers, [own]: `${headers[own]}, ${queue}` };
 }
 
 class HttpError extends Error {
@@ -175,7 +251,7 @@ async function callFunction(pool, cfg, schema, fn, args, viaJsonBody, readOnlyRe
   try {
     return await callWith(client, cfg, schema, fn, args, viaJsonBody, readOnlyRequest);
   } catch (err) {
-    if (err.brokenSession || !(err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5))) broken = true;
+    broken = sessionBroken(err);
     throw err;
   } finally {
     if (running) {
@@ -246,42 +322,105 @@ export function responseHeaders(text) {
   return out;
 }
 
-// The search the gateway runs in each session it opens at start, so that the
-// model (libtorch and its weights: seconds to load) is loaded and has run
-// before the first request. A 32x32 grey PNG.
-const WARMUP_IMAGE = 'iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAKUlEQVR4nO3NMQEAAAjDMED5pGMCvlRA00nqs3m9AwAAAAAAAAAAgMMWvj0BwDVKG0sAAAAASUVORK5CYII=';
+// The searches the gateway runs in each session it opens at start, so that
+// the session has done what a first search costs (the module and its caches,
+// plpgsql's compilation; libtorch and the model where the server has no
+// model workers: seconds) before a request comes. A 32x32 BMP of one grey:
+// a different one each round, as vgg16_features keeps its last result.
+export function warmupImage(grey) {
+  const side = 32;
+  const pixels = side * side * 3;
+  const b = Buffer.alloc(54 + pixels, grey & 255);
+  b.write('BM', 0, 'latin1');
+  b.writeUInt32LE(54 + pixels, 2);
+  b.writeUInt32LE(0, 6);
+  b.writeUInt32LE(54, 10);          // pixel data offset
+  b.writeUInt32LE(40, 14);          // BITMAPINFOHEADER
+  b.writeInt32LE(side, 18);
+  b.writeInt32LE(side, 22);
+  b.writeUInt16LE(1, 26);           // planes
+  b.writeUInt16LE(24, 28);          // bits per pixel
+  b.writeUInt32LE(0, 30);           // no compression
+  b.writeUInt32LE(pixels, 34);
+  b.writeInt32LE(2835, 38);
+  b.writeInt32LE(2835, 42);
+  b.writeUInt32LE(0, 46);
+  b.writeUInt32LE(0, 50);
+  return b.toString('base64');
+}
 
-const WARMUP_WAIT_MS = 30000;
+function sessionBroken(err) {
+  return !!err.brokenSession || !(err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5));
+}
 
 // --- request handling ----------------------------------------------------------
 
+// The gateway: an http.Server (not listening yet) with .warming, a promise
+// that resolves once its sessions are open and warm (or warm-up gave up), and
+// .state() (sessions, ready, queued, active) for /ready and tests.
 export function createGateway(cfg) {
-  // Sessions stay open (idleTimeoutMillis 0; the library's default drops them
-  // after 10 s idle): a new session loads the model again, seconds of work.
-  const pool = new pg.Pool({
-    connectionString: cfg.dbUri, max: cfg.pool, idleTimeoutMillis: 0, application_name: 'imgsearch-gateway',
-  });
-  pool.on('error', () => {});   // an idle client that died is dropped; the next request reconnects
+  let pool = null;
+  let queue = null;
+  let ready = false;           // every session open and warm
+  let reachable = true;        // the last attempt to reach the database worked
 
-  // Opens cfg.warm sessions and runs a small search in each (as web_anon,
-  // like a request), so that the first searches find the model loaded. A
-  // failure (no database yet, no api.search) only leaves them cold.
-  // Requests wait for it (at most WARMUP_WAIT_MS): else the first ones
-  // would open more sessions, cold ones.
+  // Sessions stay open (idleTimeoutMillis 0; the library's default drops them
+  // after 10 s idle, and a new session costs a first search again).
+  function openPool(sessions) {
+    pool = new pg.Pool({
+      connectionString: cfg.dbUri, max: sessions, idleTimeoutMillis: 0, application_name: 'imgsearch-gateway',
+    });
+    pool.on('error', () => {});   // an idle client that died is dropped; the next request reconnects
+    queue = new SessionQueue(sessions, cfg.maxWaitMs);
+  }
+
+  // Sizes the pool (db-pool, else sessionsFor this machine and the server's
+  // free connections), opens every session and runs a small search in each,
+  // twice (as web_anon, like a request): the first is a new session's cost,
+  // the second a warm search's, the queue's first estimate of a search.
   async function warmUp() {
-    const n = Math.min(cfg.warm, cfg.pool);
-    const clients = [];
-    for (let i = 0; i < n; i++) clients.push(await pool.connect().catch(() => null));
-    await Promise.all(clients.filter(Boolean).map(async (client) => {
+    let free = Infinity;
+    if (cfg.pool === null) {
+      const probe = new pg.Client({ connectionString: cfg.dbUri, application_name: 'imgsearch-gateway-probe' });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        free = Number((await probe.query(CAPACITY_SQL)).rows[0].free);
+      } catch (err) {
+        reachable = false;
+        console.error(`gateway: cannot reach the database to size the pool: ${err.message}`);
+      } finally {
+        await probe.end().catch(() => {});
+      }
+    }
+    const sessions = cfg.pool ?? sessionsFor(cfg.cpus, free);
+    openPool(sessions);
+    const clients = await Promise.all(Array.from({ length: sessions }, () => pool.connect().catch((err) => err)));
+    const open = clients.filter((c) => !(c instanceof Error));
+    if (open.length < sessions) {
+      reachable = open.length > 0;
+      console.error(`gateway: opened ${open.length} of ${sessions} sessions: ${clients.find((c) => c instanceof Error).message}`);
+    }
+    let warmed = 0;
+    await Promise.all(open.map(async (client) => {
       let broken = false;
       try {
-        await callFunction(null, cfg, cfg.schemas[0], 'search', { image: WARMUP_IMAGE, k: 1 }, true, false, client);
+        for (let round = 0; round < 2; round++) {
+          const t0 = performance.now();
+          await callFunction(null, cfg, cfg.schemas[0], 'search', { image: warmupImage(100 + round), k: 1 }, true, false, client);
+          if (round === 1) queue.record('search', performance.now() - t0);
+        }
+        warmed++;
       } catch (err) {
-        if (err.brokenSession || !(err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5))) broken = true;
+        // no api.search (another API): the sessions are open, that is all
+        if (!sessionBroken(err)) warmed++;
+        else broken = true;
       } finally {
         client.release(broken ? true : undefined);
       }
     }));
+    ready = warmed === sessions;
+    return { sessions, warmed };
   }
 
   async function handle(req, res) {
@@ -289,10 +428,17 @@ export function createGateway(cfg) {
     const method = req.method;
 
     if (method === 'OPTIONS' && req.headers.origin && req.headers['access-control-request-method']) {
+      const allowed = cfg.corsOrigins === null || cfg.corsOrigins.includes(req.headers.origin);
+      if (!allowed) {
+        // as PostgREST: no CORS headers, so the browser refuses the request
+        res.writeHead(200, { Allow: 'OPTIONS,GET,HEAD,POST', Vary: 'Origin', 'Content-Length': '0' });
+        return res.end();
+      }
       const requested = (req.headers['access-control-request-headers'] || '')
         .split(',').map((h) => h.trim()).filter(Boolean);
       res.writeHead(200, {
-        'Access-Control-Allow-Origin': '*',
+        'Access-Control-Allow-Origin': cfg.corsOrigins === null ? '*' : req.headers.origin,
+        ...(cfg.corsOrigins === null ? {} : { 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' }),
         'Access-Control-Allow-Methods': 'GET, POST, PATCH, PUT, DELETE, OPTIONS',
         'Access-Control-Allow-Headers': ['Authorization', ...requested].join(', '),
         'Access-Control-Max-Age': '86400',
@@ -347,45 +493,105 @@ export function createGateway(cfg) {
     }
 
     await warming;
-    // A client that leaves before the answer (the page's Cancel) stops the
-    // statement: under load its search would hold a session for nothing.
+    // A client that leaves (the page's Cancel) gives up its place in the
+    // queue, or has its statement canceled: under load its search would
+    // hold a session for nothing.
+    const left = new AbortController();
     const running = { pid: null, canceling: null };
     const onClose = () => {
-      if (!res.writableFinished && running.pid) running.canceling = cancelBackend(cfg, running.pid);
+      if (res.writableFinished) return;
+      left.abort();
+      if (running.pid) running.canceling = cancelBackend(cfg, running.pid);
     };
     res.on('close', onClose);
-    const row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST', null, running);
+
+    const queued = performance.now();
+    let release;
+    try {
+      release = await queue.acquire(fn, left.signal);
+    } catch (err) {
+      if (err instanceof Busy) {
+        return sendError(req, res, pgrst.busy(err), {
+          'Retry-After': String(err.retryAfterS),
+          'Server-Timing': 'queue;dur=0.0',
+        });
+      }
+      if (err.name === 'AbortError') return res.destroy();
+      throw err;
+    }
+    const queueMs = performance.now() - queued;
+    let row;
+    try {
+      row = await callFunction(pool, cfg, schema, fn, args, viaJsonBody, method !== 'POST', null, running);
+      reachable = true;
+      ready = true;               // after a start without the database: it is back
+    } catch (err) {
+      // a SQLSTATE or the gateway's own refusal: the database did answer
+      reachable = err instanceof HttpError || (typeof err.code === 'string' && err.code.length === 5);
+      err.queueMs = queueMs;
+      throw err;
+    } finally {
+      release();
+    }
     const n = Number(row.n);
-    send(req, res, 200, row.body, {
+    send(req, res, 200, row.body, withQueueTiming({
       ...responseHeaders(row.headers),
       'Content-Range': n > 0 ? `0-${n - 1}/*` : '*/*',
-    });
+    }, queueMs));
   }
 
   const server = http.createServer((req, res) => {
+    res.corsOrigins = cfg.corsOrigins;    // send() answers CORS by it
     handle(req, res).catch((err) => {
       if (res.headersSent) return res.destroy();
+      const timing = err.queueMs === undefined ? {} : { 'Server-Timing': `queue;dur=${err.queueMs.toFixed(1)}` };
       if (err instanceof HttpError) {
-        return sendError(req, res, err.reply);
+        return sendError(req, res, err.reply, timing);
       }
       // SQLSTATEs, and connection failures (ECONNREFUSED...): 503 as PostgREST
-      if (typeof err.code === 'string') return sendError(req, res, fromPgError(err));
+      if (typeof err.code === 'string') return sendError(req, res, fromPgError(err), timing);
       console.error('gateway:', err);
-      sendError(req, res, [500, errorBody('PGRSTX00', 'Internal error', String(err.message))]);
+      sendError(req, res, [500, errorBody('PGRSTX00', 'Internal error', String(err.message))], timing);
     });
   });
   const t0 = Date.now();
   const warming = Promise.race([
-    warmUp().then(() => console.log(`gateway: ${cfg.warm} sessions warmed up in ${Date.now() - t0} ms`)),
-    new Promise((resolve) => { setTimeout(resolve, WARMUP_WAIT_MS).unref(); }),
-  ]);
+    warmUp().then(({ sessions, warmed }) => {
+      console.log(`gateway: ${sessions} sessions (${cfg.pool === null ? `sized for ${cfg.cpus} cores` : 'db-pool'}), `
+        + `${warmed} warmed up in ${Date.now() - t0} ms; a search takes ${Math.round(queue.serviceMs('search'))} ms`);
+    }),
+    new Promise((resolve) => { setTimeout(resolve, cfg.warmTimeoutMs).unref(); }),
+  ]).then(() => {
+    if (!queue) openPool(cfg.pool ?? sessionsFor(cfg.cpus, Infinity));   // the database is still away
+  });
+  server.warming = warming;
+  server.state = () => ({
+    sessions: queue ? queue.sessions : null, ready: ready && reachable,
+    active: queue ? queue.active : 0, queued: queue ? queue.waiters.length : 0,
+  });
   // An idle connection outlives its clients' reuse of it: with Node's 5 s a
   // client (undici) could send a request just as the server closed the socket,
   // and get "fetch failed" (seen under load).
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
-  server.on('close', () => pool.end());
+  server.on('close', () => { warming.then(() => pool.end()); });
   return server;
+}
+
+// PostgREST's admin server (admin-server-port): GET /live 200 while the
+// process runs; GET /ready 200 once every session is open and warm (after a
+// start without the database: once a request is answered) and while the
+// database answered the last request, else 503: what a load balancer's
+// health check reads.
+export function createAdminServer(gateway) {
+  return http.createServer((req, res) => {
+    const path = new URL(req.url, 'http://admin').pathname;
+    let status = 404;
+    if (path === '/live') status = 200;
+    else if (path === '/ready') status = gateway.state().ready ? 200 : 503;
+    res.writeHead(status, { 'Content-Length': '0' });
+    res.end();
+  });
 }
 
 function listenHost(host) {
@@ -402,10 +608,19 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.exit(2);
   }
   const server = createGateway(cfg);
-  server.listen(cfg.port, listenHost(cfg.host), () => {
-    console.log(`gateway: listening on ${cfg.host}:${server.address().port}, schemas ${cfg.schemas.join(',')}, anon role ${cfg.anonRole}`);
-  });
-  const stop = () => server.close(() => process.exit(0));
+  let admin = null;
+  if (cfg.adminPort !== null) {
+    admin = createAdminServer(server);
+    admin.listen(cfg.adminPort, listenHost(cfg.host));
+  }
+  // The API's socket opens once the sessions are warm: a load balancer (or
+  // a script waiting for the port) sends nothing before.
+  server.warming.then(() => server.listen(cfg.port, listenHost(cfg.host), () => {
+    const s = server.state();
+    console.log(`gateway: listening on ${cfg.host}:${server.address().port}, schemas ${cfg.schemas.join(',')}, `
+      + `anon role ${cfg.anonRole}, ${s.sessions} sessions${s.ready ? '' : ' (not ready: see above)'}`);
+  }));
+  const stop = () => { if (admin) admin.close(); server.close(() => process.exit(0)); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

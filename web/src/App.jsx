@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall } from './api.js';
+import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall, timingSplit } from './api.js';
 import { boxFromDrag, boxFromKey, boxToArray, boxToView } from './box.js';
 import { sendPlan } from './image.js';
 import { groupResults, labelFor, labelsFor } from './labels.js';
@@ -346,7 +346,7 @@ export default function App() {
       const server = parseServerTiming(headers.get('Server-Timing'));
       setResults(rows);
       setTiming({
-        ms, model: server.model, db: server.db,
+        ms, model: server.model, db: server.db, queue: server.queue,
         ran: headers.get('X-Search-Method') || method, method, k: kValue, area: !!area,
       });
       scrollPending.current = true;
@@ -376,9 +376,7 @@ export default function App() {
   const closest = results && results.length > 0 ? results[0] : null;
   const cancel = () => { stopSearch(); setError(new ApiError('Search canceled.')); };
 
-  const split = timing && timing.model !== undefined && timing.db !== undefined
-    ? ` (model ${Math.round(timing.model)} ms, database ${Math.round(timing.db)} ms, transfer and page ${Math.max(0, Math.round(timing.ms - timing.model - timing.db))} ms)`
-    : '';
+  const split = timing ? timingSplit(timing) : '';
 
   return (
     <div className={`page${dragOver ? ' drag-over' : ''}`}>

@@ -66,6 +66,20 @@ export function parseServerTiming(header) {
   return out;
 }
 
+// Where a search's time went, from Server-Timing ({model, db, queue}) and the
+// whole round trip (ms): " (queued Q ms, model M ms, database D ms, transfer
+// and page T ms)", queued only where the server says (the gateway's wait for a
+// database session; PostgREST does not); '' without model and db. Transfer
+// and page is what is left.
+export function timingSplit({ ms, model, db, queue }) {
+  if (model === undefined || db === undefined) return '';
+  const parts = [];
+  if (queue !== undefined) parts.push(`queued ${Math.round(queue)} ms`);
+  parts.push(`model ${Math.round(model)} ms`, `database ${Math.round(db)} ms`,
+    `transfer and page ${Math.max(0, Math.round(ms - (queue ?? 0) - model - db))} ms`);
+  return ` (${parts.join(', ')})`;
+}
+
 // Base64 of bytes (the API takes images as base64 text).
 export function bytesToBase64(bytes) {
   let s = '';

@@ -56,6 +56,19 @@ test('bytesToBase64 matches Node for all byte values and large inputs', () => {
   expect(bytesToBase64(new Uint8Array(0))).toBe('');
 });
 
+describe('timingSplit', () => {
+  test('splits a search\'s time; the gateway\'s queue wait is its own, not transfer', async () => {
+    const { timingSplit } = await import('./api.js');
+    expect(timingSplit({ ms: 1000, model: 300, db: 20 }))
+      .toBe(' (model 300 ms, database 20 ms, transfer and page 680 ms)');
+    expect(timingSplit({ ms: 1000, model: 300, db: 20, queue: 600.4 }))
+      .toBe(' (queued 600 ms, model 300 ms, database 20 ms, transfer and page 80 ms)');
+    expect(timingSplit({ ms: 100, model: 300, db: 20, queue: 0 }))
+      .toBe(' (queued 0 ms, model 300 ms, database 20 ms, transfer and page 0 ms)');
+    expect(timingSplit({ ms: 100 })).toBe('');
+  });
+});
+
 describe('parseServerTiming', () => {
   test('reads each duration by name', async () => {
     const { parseServerTiming } = await import('./api.js');

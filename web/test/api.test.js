@@ -363,7 +363,7 @@ test('search says which scan ran (X-Search-Method, as the plan has it) and split
     const seen = new Set();
     for (const [method, k] of [['argsort', 5], ['faissflat', 5], ['kdtree', 5], ['lsh', 5], ['auto', 5], ['auto', 24]]) {
       const res = await fetch(`${api}/rpc/search`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json', Origin: 'http://page.example' },
+        method: 'POST', headers: { 'Content-Type': 'application/json', Origin: 'http://localhost:8080' },
         body: JSON.stringify({ image: b64, k, method }),
       });
       assert.equal(res.status, 200);
@@ -372,8 +372,9 @@ test('search says which scan ran (X-Search-Method, as the plan has it) and split
       if (method !== 'auto') assert.equal(ran, method === 'argsort' ? 'sequential scan' : `${method} index scan`);
       seen.add(ran);
       const timing = res.headers.get('Server-Timing');
-      assert.match(timing, /^model;dur=[0-9.]+, db;dur=[0-9.]+$/);
-      // the page, on another origin, may read both
+      // the gateway adds its own: the wait for a session
+      assert.match(timing, /^model;dur=[0-9.]+, db;dur=[0-9.]+, queue;dur=[0-9.]+$/);
+      // the page, on another origin (postgrest.conf allows it), may read both
       const exposed = res.headers.get('Access-Control-Expose-Headers');
       assert.match(exposed, /X-Search-Method/);
       assert.match(exposed, /Server-Timing/);
@@ -382,6 +383,28 @@ test('search says which scan ran (X-Search-Method, as the plan has it) and split
   } finally {
     await c.end();
   }
+});
+
+// Issue 22: a search without its image was 404 "function not found"
+// (PostgREST's answer when no function has the arguments given); search's
+// image has a default now, so the function itself says what is missing.
+test('a search without an image: 400 22004 "image is missing", by POST and by GET', async () => {
+  for (const [what, res] of [
+    ['POST {}', await fetch(`${api}/rpc/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })],
+    ['POST {k, method}', await fetch(`${api}/rpc/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"k": 5, "method": "auto"}' })],
+    ['POST no body', await fetch(`${api}/rpc/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' } })],
+    ['GET ?k=5', await fetch(`${api}/rpc/search?k=5`)],
+  ]) {
+    const body = await res.json();
+    assert.equal(res.status, 400, `${what}: ${JSON.stringify(body)}`);
+    assert.equal(body.code, '22004', what);
+    assert.equal(body.message, 'image is missing', what);
+    assert.match(body.hint, /base64 in "image"/, what);
+  }
+  // a null image is the same mistake
+  const res = await fetch(`${api}/rpc/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"image": null}' });
+  assert.equal(res.status, 400);
+  assert.equal((await res.json()).code, '22004');
 });
 
 // JPEGs made with PIL; the server's pixel limit (imgsearch.max_pixels) is

@@ -88,7 +88,7 @@ test('upload, select the whole image, faissflat, k=10: the image itself comes fi
   assert.equal(await cards.first().locator('.name').textContent(), m.name);
   assert.match(await cards.first().locator('.dist').textContent(), /^0\.000\d$/);
   assert.match(await page.getByTestId('timing').textContent(),
-    /^10 results in \d+ ms \(model \d+ ms, database \d+ ms, transfer and page \d+ ms\) · faissflat index scan, k = 10/);
+    /^10 results in \d+ ms \(queued \d+ ms, model \d+ ms, database \d+ ms, transfer and page \d+ ms\) · faissflat index scan, k = 10/);
   assert.equal(await page.getByTestId('random-notice').count(), 1, 'the page says the model is random');
   await page.screenshot({ path: path.join(shots, 'results-1280.png'), fullPage: true });
 });

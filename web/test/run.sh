@@ -9,6 +9,8 @@
 #   security     what web_anon can and cannot do, in SQL and over HTTP
 #   write        adding images (api.add_image, api.image_status): refused to
 #                web_anon, done by imgsearch_writer; the ingest worker's features
+#   load         bursts of concurrent searches through gateways it starts: the
+#                sessions, the queue and its fast 503, /ready
 #   browser      the page in Debian's chromium, driven by playwright-core
 # DIR keeps the state between suites. The cluster comes from PGHOST, PGPORT
 # and PGUSER (a superuser), as test/check.sh exports them. Each suite starts
@@ -26,8 +28,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_http() { # url
-	for _ in $(seq 100); do
+wait_http() { # url (the gateway listens once its sessions are warm: seconds)
+	for _ in $(seq 600); do
 		curl -s -o /dev/null "$1" && return 0
 		sleep 0.1
 	done
@@ -93,9 +95,13 @@ api | security | write)
 	start_gateway imgsearch_web
 	API_URL=$api_url PGDATABASE=imgsearch_web node --test "test/$suite.test.js"
 	;;
+load)
+	PGDATABASE=imgsearch_web node --test test/load.test.js
+	;;
 browser)
-	start_gateway imgsearch_web
 	port=$(free_port)
+	# the page's origin is the one the API allows
+	PGRST_SERVER_CORS_ALLOWED_ORIGINS=http://127.0.0.1:$port start_gateway imgsearch_web
 	node node_modules/vite/bin/vite.js preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
 	pids+=($!)
 	wait_http "http://127.0.0.1:$port/"
@@ -103,7 +109,7 @@ browser)
 		node --test test/browser.test.js
 	;;
 *)
-	echo "usage: $0 setup|unit|conformance|api|security|write|browser DIR" >&2
+	echo "usage: $0 setup|unit|conformance|api|security|write|load|browser DIR" >&2
 	exit 2
 	;;
 esac
