@@ -165,8 +165,10 @@ SELECT diag(format('tuned %s: %s, recall %s, %s ms (exact %s ms)', method, setti
                    round(index_median_ms::numeric, 3), round(exact_median_ms::numeric, 3)))
 FROM rc_tuned ORDER BY method;
 SELECT cmp_ok((SELECT recall FROM rc_tuned WHERE method = 'kdtree'), '>=', 0.9::float8, 'kdtree tuned: recall >= 0.9 on its sample');
-SELECT ok((SELECT substring(setting FROM '^SET kdtree\.max_leaves = (\d+)$')::int > 2 FROM rc_tuned WHERE method = 'kdtree'),
-          'kdtree tuned: a budget above 2 leaves, not 0 (exact)');
+-- (a budget's rows past its first round are exact, so one leaf may already
+-- meet the target for k = 30: any budget above 0 is a tuned one)
+SELECT ok((SELECT substring(setting FROM '^SET kdtree\.max_leaves = (\d+)$')::int > 0 FROM rc_tuned WHERE method = 'kdtree'),
+          'kdtree tuned: a budget, not 0 (exact)');
 SELECT cmp_ok((SELECT recall FROM rc_tuned WHERE method = 'lsh'), '>=', 0.9::float8, 'lsh tuned: recall >= 0.9 on its sample');
 SELECT ok((SELECT substring(setting FROM '^SET lsh\.probes = (\d+); SET lsh\.candidates = \d+$')::int > 0 FROM rc_tuned WHERE method = 'lsh'),
           'lsh tuned: probes above 0 (not exact)');
