@@ -11,9 +11,9 @@
 /*
  * True when the index must not be used, with prohibitive (infinite) costs
  * filled in: the path has neither an ORDER BY on the index's operator nor a
- * sphere qual (these indexes answer nothing else), or imgsearch.method names a method other than `mine`
- * (argsort names none, so the planner falls back to a sequential scan and a
- * sort).
+ * sphere qual (these indexes answer nothing else), or imgsearch.method
+ * names a method other than `mine` (argsort names none, so the planner falls
+ * back to a sequential scan and a sort).
  */
 extern bool imgs_cost_prohibitive(IndexPath *path, ImgsMethod mine,
 								  Cost *startup_cost, Cost *total_cost,

@@ -5,10 +5,11 @@
 #define IMGS_INDEX_VALIDATE_H
 
 /*
- * Checks the operator family of an imgsearch opclass: only ORDER BY
- * operators (opcintype, opcintype) -> float8 sorted by a float8 btree
- * family, each at the strategy of its metric (index_scan.h), and no support
- * functions. Reports each problem with INFO and returns false if any.
+ * Checks the operator family of an imgsearch opclass: ORDER BY operators
+ * (opcintype, opcintype) -> float8 sorted by a float8 btree family, each at
+ * the strategy of its metric, search operators only for the spheres
+ * (opcintype, imgsearch_sphere) -> bool at strategies 4 (<<->>) and 5
+ * (<<=>>) (index_scan.h), and no support functions. Reports each problem with INFO and returns false if any.
  */
 extern bool imgs_validate_opclass(Oid opclassoid, const char *amname);
 

@@ -8,7 +8,7 @@
 -- Then radius 0 (exact duplicates only) and bad arguments.
 SET client_min_messages = warning;
 SET statement_timeout = '60s';
-SELECT plan(3 * 2 * 2 + 3 + 8);
+SELECT plan(3 * 2 * 2 + 3 + 9);
 
 SELECT setseed(0.125);
 -- about 1 neighbour per row at the L2 radius below: many small groups, some chains
@@ -96,6 +96,20 @@ SELECT throws_ok($$SELECT * FROM imgsearch_duplicates('dp', 1)$$, '42809', NULL,
 SELECT throws_ok($$SELECT * FROM imgsearch_duplicates('dp_ip', 1)$$, '0A000', NULL,
                  'an inner-product index: no range search');
 SELECT is((SELECT count(*) FROM imgsearch_duplicates(NULL, 1)), 0::bigint, 'a NULL index: no rows');
+-- cancel: a statement timeout stops it (4000 flat passes over 4000 rows would take seconds)
+CREATE TABLE dp_big AS SELECT i AS id, array_fill(i::real, ARRAY[64])::imgfeat AS v FROM generate_series(1, 4000) i;
+CREATE INDEX dp_big_ff ON dp_big USING faissflat (v);
+-- (throws_ok's WHEN OTHERS does not catch a cancel; query_canceled does)
+CREATE FUNCTION pg_temp.cancelled() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM count(*) FROM imgsearch_duplicates('dp_big_ff', 1);
+	RETURN 'not cancelled';
+EXCEPTION WHEN query_canceled THEN
+	RETURN SQLSTATE;
+END $$;
+SET statement_timeout = '200ms';
+SELECT is(pg_temp.cancelled(), '57014', 'a statement timeout cancels it');
+SET statement_timeout = '60s';
 -- SELECT on the table is needed
 CREATE ROLE imgsearch_dp_reader;
 GRANT USAGE ON SCHEMA public TO imgsearch_dp_reader;
