@@ -97,6 +97,12 @@ demo: ready.
   logs:     $demo_dir/{api,page,postgres}.log${shards:+, $shards_dir/*.log}
   stop:     make demo-stop
 
+  In psql, beyond ORDER BY feat <-> q LIMIT k (docs/methods.md):
+    WHERE ... ORDER BY feat <-> q LIMIT 30                      a filter: complete, in order
+    WHERE feat <<->> imgsearch_sphere(q, 0.03)                   every image within 0.03 (range)
+    ORDER BY feat <-> imgsearch_examples(ARRAY[a, b], ARRAY[c])  more like a and b, less like c
+    SELECT * FROM imgsearch_duplicates('gallery.images_feat_kdtree', 0.03)  duplicate groups
+
   The model is $(basename "$model"). The default one has RANDOM weights: it finds
   other crops and edits of the same photograph, but knows nothing of what images
   show. For real retrieval, export VGG16 with ImageNet weights and restart:
