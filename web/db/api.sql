@@ -116,7 +116,7 @@ $$;
 -- k), as the page shows it: "faissflat index scan", "sequential scan".
 -- VOLATILE: plpgsql allows EXPLAIN only there (api.search is STABLE). Not in
 -- schema api: HTTP cannot call it.
-CREATE OR REPLACE FUNCTION gallery.search_scan(query text, q imgfeat, k int)
+CREATE OR REPLACE FUNCTION gallery.search_scan(query text, q anyelement, k int)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, public, pg_temp
@@ -137,8 +137,8 @@ BEGIN
 	END;
 END
 $$;
-ALTER FUNCTION gallery.search_scan(text, imgfeat, int) OWNER TO imgsearch_api;
-REVOKE ALL ON FUNCTION gallery.search_scan(text, imgfeat, int) FROM PUBLIC;
+ALTER FUNCTION gallery.search_scan(text, anyelement, int) OWNER TO imgsearch_api;
+REVOKE ALL ON FUNCTION gallery.search_scan(text, anyelement, int) FROM PUBLIC;
 
 -- The k images nearest to the query image (base64), optionally to the area
 -- box = {x, y, width, height} of it, under imgsearch.method = method.
@@ -263,6 +263,88 @@ BEGIN
 		json_build_object('Server-Timing', format('model;dur=%s, db;dur=%s',
 			round(extract(epoch FROM t1 - t0) * 1000, 1),
 			round(extract(epoch FROM clock_timestamp() - t1) * 1000, 1))))::text, true);
+END
+$$;
+
+-- Images like collection images, by their stored features (no extraction):
+-- "search with this image" from a result or the gallery (one positive id),
+-- and "more like these, less like those" (several positives, negatives):
+-- the best score of imgsearch_examples (docs/methods.md, "Several
+-- examples"), one index scan from every positive. distance is the score: a
+-- row's distance to its nearest positive, or, for a row at least as near a
+-- negative, a number past every distance (2^290 / its distance to the
+-- nearest negative). The same columns and headers as api.search.
+CREATE OR REPLACE FUNCTION api.similar(positives bigint[] DEFAULT NULL, negatives bigint[] DEFAULT '{}',
+	k int DEFAULT 30, method text DEFAULT 'auto')
+RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
+	width int, height int, thumb text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET imgsearch.method = 'auto'           -- restored when the function returns
+SET enable_seqscan = on                 -- likewise
+AS $$
+#variable_conflict use_column
+DECLARE
+	ex imgexamples;
+	missing bigint[];
+	t0 timestamptz;
+	ran text;
+	query constant text := $query$
+	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
+	       r.distance, r.width, r.height, encode(r.thumb, 'base64')
+	  FROM (SELECT i.id, i.name, i.grp, i.width, i.height, i.thumb,
+	               (i.feat <-> $1)::float8 AS distance
+	          FROM gallery.images i
+	         WHERE i.feat IS NOT NULL
+	         ORDER BY i.feat <-> $1
+	         LIMIT $2) r
+	 ORDER BY 1
+	$query$;
+BEGIN
+	IF positives IS NULL OR cardinality(positives) = 0 THEN
+		RAISE EXCEPTION 'positives is missing' USING ERRCODE = '22004',
+			HINT = 'Send the ids of one or more collection images in "positives": {"positives": [12]}.';
+	END IF;
+	IF negatives IS NULL OR k IS NULL OR method IS NULL THEN
+		RAISE EXCEPTION 'negatives, k and method must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF cardinality(positives) + cardinality(negatives) > 64 THEN
+		RAISE EXCEPTION 'at most 64 examples, not %', cardinality(positives) + cardinality(negatives)
+			USING ERRCODE = '22023';
+	END IF;
+	IF k NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'k must be between 1 and 1000, not %', k USING ERRCODE = '22023';
+	END IF;
+	IF method <> 'auto' AND method NOT IN (SELECT m.method FROM api.methods() m) THEN
+		RAISE EXCEPTION 'unknown method "%"', method USING ERRCODE = '22023',
+			HINT = 'Use auto or one of: ' || (SELECT string_agg(m.method, ', ') FROM api.methods() m) || '.';
+	END IF;
+	SELECT array_agg(u.x ORDER BY u.x) INTO missing
+	  FROM unnest(positives || negatives) u(x)
+	 WHERE u.x IS NULL OR NOT EXISTS (SELECT FROM gallery.images i WHERE i.id = u.x AND i.feat IS NOT NULL);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'no searchable image with id %', array_to_string(missing, ', ', 'null') USING ERRCODE = '22023',
+			HINT = 'Use the ids of images whose features are there (api.image_status says).';
+	END IF;
+	ex := imgsearch_examples(
+		ARRAY(SELECT i.feat FROM unnest(positives) WITH ORDINALITY u(x, n) JOIN gallery.images i ON i.id = u.x ORDER BY u.n),
+		ARRAY(SELECT i.feat FROM unnest(negatives) WITH ORDINALITY u(x, n) JOIN gallery.images i ON i.id = u.x ORDER BY u.n));
+
+	PERFORM set_config('imgsearch.method', method, true);
+	IF method NOT IN ('auto', 'argsort') THEN
+		PERFORM set_config('enable_seqscan', 'off', true);
+	END IF;
+	t0 := clock_timestamp();
+	ran := gallery.search_scan(query, ex, k);
+	RETURN QUERY EXECUTE query USING ex, k;
+	PERFORM set_config('response.headers', json_build_array(
+		json_build_object('X-Search-Method', ran),
+		json_build_object('Server-Timing', format('model;dur=0, db;dur=%s',
+			round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1))))::text, true);
+EXCEPTION
+	WHEN query_canceled THEN                -- the statement timeout, under load
+		RAISE EXCEPTION 'The server is busy: the search did not finish in time. Try again.'
+			USING ERRCODE = 'PT503', DETAIL = SQLERRM;
 END
 $$;
 

@@ -290,6 +290,63 @@ test('search runs the chosen method: faissflat, kdtree and lsh scan their index,
   }
 });
 
+async function similar(args) {
+  const res = await fetch(`${api}/rpc/similar`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(args),
+  });
+  return { status: res.status, headers: res.headers, body: await res.json() };
+}
+
+// The best score of several examples, computed here from the stored features
+// (docs/methods.md: d+ when nearer a positive than every negative, else
+// 2^290 / d-), every row ranked.
+function bestScore(positives, negatives) {
+  return [...feats].map(([id, f]) => {
+    const dp = Math.min(...positives.map((p) => l2(f, feats.get(p))));
+    const dn = negatives.length ? Math.min(...negatives.map((n) => l2(f, feats.get(n)))) : Infinity;
+    return { id, distance: dp < dn ? dp : 2 ** 290 / dn };
+  }).sort((a, b) => a.distance - b.distance || a.id - b.id);
+}
+
+for (const method of ['argsort', 'faissflat', 'kdtree', 'auto']) {
+  test(`similar with ${method}: by stored features, one image or several examples, as computed here`, async () => {
+    const ids = manifest.map((m) => m.id);
+    const cases = [
+      [[ids[1]], []],
+      [[ids[2], ids[ids.length - 3]], []],
+      [[ids[0], ids[5]], [ids[9]]],
+    ];
+    for (const [positives, negatives] of cases) {
+      const { status, headers, body } = await similar({ positives, negatives, k: 8, method });
+      assert.equal(status, 200, JSON.stringify(body));
+      const all = bestScore(positives, negatives);
+      // a pushed-back row's score is 2^290 / d-: compared as 1000 + 1 / d- (the same order, a tolerance that means something)
+      const scale = (rows) => rows.map((r) => ({ ...r, distance: r.distance > 1e6 ? 1000 + r.distance / 2 ** 290 : r.distance }));
+      assertSameRanking(scale(body), scale(all.slice(0, 8)), { eps: 1e-4, what: `${method} ${positives} / ${negatives}` });
+      assert.ok(firstOrTied(body, positives[0], 1e-4) || positives.length > 1, 'a single positive comes first');
+      assert.match(headers.get('x-search-method'), method === 'argsort' ? /sequential scan/ : method === 'auto' ? /scan/ : new RegExp(`^${method} index scan`));
+    }
+  });
+}
+
+test('similar: bad requests are 400 with plain messages', async () => {
+  const cases = [
+    [{}, '22004', /positives is missing/],
+    [{ positives: [] }, '22004', /positives is missing/],
+    [{ positives: [manifest[0].id], k: 0 }, '22023', /k must be between 1 and 1000/],
+    [{ positives: [manifest[0].id], method: 'nosuch' }, '22023', /unknown method "nosuch"/],
+    [{ positives: [manifest[0].id, 987654321] }, '22023', /no searchable image with id 987654321/],
+    [{ positives: [manifest[0].id], negatives: [987654322] }, '22023', /no searchable image with id 987654322/],
+    [{ positives: Array.from({ length: 65 }, () => manifest[0].id) }, '22023', /at most 64 examples/],
+  ];
+  for (const [args, code, message] of cases) {
+    const { status, body } = await similar(args);
+    assert.equal(status, 400, `${JSON.stringify(args)}: ${JSON.stringify(body)}`);
+    assert.equal(body.code, code);
+    assert.match(body.message, message);
+  }
+});
+
 test('bad requests get a clear 400 error over HTTP', async () => {
   const b64 = image(manifest[0].name);
   const cases = [
