@@ -30,7 +30,6 @@ namespace {
 
 using imgs::orthonormalise;
 
-constexpr int64_t BUDGET_MIN_ROWS = 16;  // fewer found rows: the budget's round emits none
 constexpr double kU = 0x1p-24;    // float unit roundoff
 constexpr double kU2 = 0x1p-22;   // stored-value error per unit of magnitude (see header)
 
@@ -838,9 +837,9 @@ int kd_search_next(KdSearch *s, KdAction *a) noexcept {
                 imgs::check_interrupts();
             if (s->budget_spent && s->budget_rows < 0)
                 // the budget's leaves are in: its round emits the nearest quarter of
-                // what they held (none from fewer than BUDGET_MIN_ROWS), the rows the
+                // what they held (none from fewer than KD_BUDGET_MIN_ROWS), the rows the
                 // unopened leaves are least likely to hold nearer rows than
-                s->budget_rows = s->st.entries_seen >= BUDGET_MIN_ROWS ? s->st.entries_seen / 4 : 0;
+                s->budget_rows = s->st.entries_seen >= KD_BUDGET_MIN_ROWS ? s->st.entries_seen / KD_BUDGET_SHARE : 0;
             if (s->budget_spent && s->st.rows_emitted >= s->budget_rows) {
                 // the budget's round is out: the rest comes in exact order after the last
                 // row it emitted (rows below it that the budget missed are dropped)

@@ -181,6 +181,12 @@ extern int32_t kd_tree_insert(KdTree *tree, const float *y, float r, int32_t *pa
 
 typedef struct KdSearch KdSearch;
 
+/* A budget's round emits the nearest 1/KD_BUDGET_SHARE of what its leaves
+ * held, none from fewer than KD_BUDGET_MIN_ROWS (kd_search_next; the cost
+ * estimate counts the same) */
+#define KD_BUDGET_SHARE		4
+#define KD_BUDGET_MIN_ROWS	16
+
 typedef struct KdSearchOptions
 {
 	int32_t		max_leaves;		/* 0: exact; else one approximate round: open this many

@@ -158,7 +158,7 @@ kdtree_scan_work(double rows, const void *method)
 	round.distances = km->tuples * km->budget_share * (KDTREE_ENTRY_WORK * km->ratio + KDTREE_KEY_WORK) +
 		km->n_nodes * km->ratio;
 	round.page_share = km->budget_share;
-	if (rows <= km->tuples * km->budget_share / 4)
+	if (rows <= km->tuples * km->budget_share / KD_BUDGET_SHARE)
 		return round;
 	/* then exact, after the round's last row (never flat from the start) */
 	w = kdtree_exact_work(km, rows, false);

@@ -40,6 +40,12 @@
 #define LSH_MAGIC		0x15A00001
 #define LSH_VERSION		1
 
+/* A scan's budget round returns the nearest 1/LSH_ROUND_SHARE of its
+ * candidates, none from fewer than LSH_ROUND_MIN_ROWS (lsh_scan.c; the cost
+ * estimate, lsh_handler.c, counts the same) */
+#define LSH_ROUND_SHARE		4
+#define LSH_ROUND_MIN_ROWS	16
+
 extern const ImgsIndexAm lsh_am;
 
 /* Page kinds of lsh's own */

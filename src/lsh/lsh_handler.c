@@ -98,9 +98,6 @@ lsh_reloptions(Relation index, int *bits, int *buckets)
  */
 #define LSH_ENTRY_WORK	0.5
 #define LSH_KEY_WORK	12.0
-/* as lsh_scan.c: the share of its candidates the budget's round returns, and the least it needs */
-#define LSH_COST_ROUND_SHARE	4
-#define LSH_COST_MIN_ROUND_ROWS	16
 #define LSH_EXACT_KEY_WORK	2.3
 
 typedef struct LshCostModel
@@ -135,7 +132,7 @@ lsh_scan_work(double rows, const void *method)
 		double		e = probes > 0 ? Min(1.0, probes / lm->n_buckets) : 1.0;
 		double		c = candidates > 0 ? Min(candidates, e * tuples) : e * tuples;
 		bool		exact = e >= 1.0 && (candidates <= 0 || candidates >= tuples);
-		double		returned = exact ? tuples : (c < LSH_COST_MIN_ROUND_ROWS ? 0 : c / LSH_COST_ROUND_SHARE);
+		double		returned = exact ? tuples : (c < LSH_ROUND_MIN_ROWS ? 0 : c / LSH_ROUND_SHARE);
 
 		w.distances += e * tuples * LSH_ENTRY_WORK * lm->bits / lm->dim + c * LSH_KEY_WORK;
 		w.page_share += (e * tuples * lm->entry_bytes + c * lm->vector_bytes) /

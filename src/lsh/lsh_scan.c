@@ -49,10 +49,6 @@
 #include "index/flat_scan.h"
 #include "lsh/lsh.h"
 
-/* The budget's round returns the nearest 1/ROUND_SHARE of its candidates */
-#define ROUND_SHARE		4
-/* Candidates the budget's round needs to return any */
-#define MIN_ROUND_ROWS	16
 
 typedef struct LshScanStats
 {
@@ -398,7 +394,7 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 		int64		found = c.nall + c.heap.count;
 
 		/* a handful of candidates says too little: go exact before returning any */
-		so->nresults = found < MIN_ROUND_ROWS ? 0 : Min(so->nresults, (int) (found / ROUND_SHARE));
+		so->nresults = found < LSH_ROUND_MIN_ROWS ? 0 : Min(so->nresults, (int) (found / LSH_ROUND_SHARE));
 	}
 	/* the round after the budget's is exact: every bucket, every entry */
 	so->probes = 0;
