@@ -3,8 +3,11 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/tableam.h"
 #include "commands/progress.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "utils/memutils.h"
 
@@ -105,4 +108,15 @@ imgs_build_write_meta(Relation index, const ImgsIndexMeta *header, const void *m
 	memcpy(ImgsMetaGetMethodData(page), method_data, method_len);
 	MarkBufferDirty(buf);
 	UnlockReleaseBuffer(buf);
+}
+
+int
+imgs_build_threads(Relation heap, Relation index)
+{
+	int			threads = 1 + plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));
+	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cores > 0 && threads > cores)
+		threads = (int) cores;
+	return threads;
 }

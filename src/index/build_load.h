@@ -42,4 +42,12 @@ extern double imgs_build_load(ImgsBuildLoad *load, Relation heap, Relation index
 extern void imgs_build_write_meta(Relation index, const ImgsIndexMeta *header,
 								  const void *method_data, Size method_len);
 
+/*
+ * Threads for a build's computing (cxx/parallel.hpp): the backend and the
+ * parallel workers PostgreSQL would plan for a parallel build of this index
+ * (max_parallel_maintenance_workers, the table's parallel_workers, its
+ * size), but no more than the cores online.
+ */
+extern int	imgs_build_threads(Relation heap, Relation index);
+
 #endif							/* IMGS_BUILD_LOAD_H */

@@ -7,6 +7,9 @@
  *    (lsh_train).
  * 3. Hash: every vector, read back from the store, to its bucket and sketch;
  *    the buckets are written one after another, each on consecutive pages.
+ * Steps 2 and 3 compute on threads inside this backend (cxx/parallel.hpp),
+ * as many as PostgreSQL would give a parallel build of the index
+ * (imgs_build_threads); the index is the same bytes on any number.
  * Everything is written without WAL, then logged once (log_newpage_range).
  *
  * An empty table gives an index without a hash (bits 0): inserts go to the
@@ -32,8 +35,6 @@
 /* Lloyd steps: k-means++ would not pay on samples this size */
 #define KMEANS_ITERATIONS	10
 #define BUILD_SEED			UINT64CONST(0x6c73680000000001)
-/* Vectors hashed between interrupt checks */
-#define HASH_CHUNK			64
 
 /* The number of buckets for n vectors: the reloption, or sqrt(n) (docs/methods.md "lsh"). */
 static uint32
@@ -111,9 +112,10 @@ choose_bits(Relation index, int bits_option, uint32 dim, int64 n)
 	return bits;
 }
 
-/* Steps 2 and 3; fills meta. */
+/* Steps 2 and 3, on `threads` threads; fills meta. */
 static void
-build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_option, LshMeta *meta)
+build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_option, int threads,
+		   LshMeta *meta)
 {
 	uint32		dim = (uint32) load->dim;
 	uint32		bits = choose_bits(index, bits_option, dim, load->n);
@@ -135,10 +137,13 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	ImgsSlotHeader *headers;
 	float	   *vectors;
 
+	ereport(DEBUG1,
+			(errmsg_internal("lsh index \"%s\": training and hashing on %d thread%s",
+							 RelationGetRelationName(index), threads, threads == 1 ? "" : "s")));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_TRAIN);
 	trained = lsh_train(load->sample, load->sample_count, (int32) dim, (int32) bits,
 						(int32) n_buckets, load->header.metric, KMEANS_ITERATIONS, BUILD_SEED,
-						rotation, centroids, &err);
+						threads, rotation, centroids, &err);
 	if (trained < 1)
 		imgs_raise_cxx_error(&err);
 	n_buckets = (uint32) trained;
@@ -178,37 +183,34 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	vectors = MemoryContextAllocHuge(CurrentMemoryContext,
 									 sizeof(float) * (Size) dim * imgs_group_slots(&load->header.store));
 	{
+		uint32		group_slots = imgs_group_slots(&load->header.store);
 		Size		code_bytes = lsh_code_bytes((int32) bits);
-		uint8	   *codes = palloc(code_bytes * HASH_CHUNK);
-		float	   *floats = palloc(sizeof(float) * 3 * HASH_CHUNK);
+		uint8	   *codes = palloc(code_bytes * group_slots);
+		float	   *floats = palloc(sizeof(float) * 3 * group_slots);
 		uint32		ngroups;
 
 		imgs_store_open(&reader, index, &lsh_am, &load->header);
 		ngroups = imgs_store_ngroups(&load->header.store);
 		for (uint32 g = 0; g < ngroups; g++)
 		{
-			uint32		first = g * imgs_group_slots(&load->header.store);
-			uint32		n = Min(imgs_group_slots(&load->header.store), (uint32) load->n - first);
+			uint32		first = g * group_slots;
+			uint32		n = Min(group_slots, (uint32) load->n - first);
 
+			CHECK_FOR_INTERRUPTS();
 			imgs_store_read_vectors(&reader, g, n, headers, vectors);
-			for (uint32 j = 0; j < n; j += HASH_CHUNK)
+			/* a group at a time, on the build's threads (the core polls for a cancel) */
+			if (!lsh_hash_many(&cache.model, vectors, n, &bucket_of[first], codes,
+							   floats, floats + group_slots, floats + 2 * group_slots, threads, &err))
+				imgs_raise_cxx_error(&err);
+			for (uint32 i = 0; i < n; i++)
 			{
-				uint32		m = Min(HASH_CHUNK, n - j);
+				LshEntry   *e = (LshEntry *) (entries + (Size) (first + i) * entry_size);
 
-				CHECK_FOR_INTERRUPTS();
-				if (!lsh_hash_many(&cache.model, vectors + (Size) j * dim, m, &bucket_of[first + j], codes,
-								  floats, floats + HASH_CHUNK, floats + 2 * HASH_CHUNK, &err))
-					imgs_raise_cxx_error(&err);
-				for (uint32 i = 0; i < m; i++)
-				{
-					LshEntry   *e = (LshEntry *) (entries + (Size) (first + j + i) * entry_size);
-
-					e->slot = first + j + i;
-					e->norm2 = floats[i];
-					e->scale = floats[HASH_CHUNK + i];
-					e->cdot = floats[2 * HASH_CHUNK + i];
-					memcpy(e->code, codes + (Size) i * code_bytes, code_bytes);
-				}
+				e->slot = first + i;
+				e->norm2 = floats[i];
+				e->scale = floats[group_slots + i];
+				e->cdot = floats[2 * group_slots + i];
+				memcpy(e->code, codes + (Size) i * code_bytes, code_bytes);
 			}
 			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, first + n);
 		}
@@ -266,7 +268,7 @@ lsh_build(Relation heap, Relation index, IndexInfo *index_info)
 	heap_tuples = imgs_build_load(&load, heap, index, index_info, &lsh_am, LSH_PHASE_LOAD,
 								  SAMPLE_MAX_VECTORS, SAMPLE_MAX_BYTES, BUILD_SEED);
 	if (load.n > 0)
-		build_hash(index, &load, bits, buckets, &meta);
+		build_hash(index, &load, bits, buckets, imgs_build_threads(heap, index), &meta);
 	else
 		ereport(NOTICE,
 				(errmsg("lsh index \"%s\" was built on no rows: it has no hash",

@@ -5,6 +5,7 @@
 #include "index/distance_core.h"
 #include "index/orthonormal.hpp"
 #include "cxx/guard.hpp"
+#include "cxx/parallel.hpp"
 
 #include <algorithm>
 #include <cfloat>
@@ -44,6 +45,10 @@ prepare_vector(int32_t metric, const float *x, int32_t dim, float *out)
 // Vectors are hashed LANES at a time: each row of a matrix (a centroid, a
 // rotation row) is read once for all of them, from a transposed block.
 constexpr int LANES = 8;
+// Vectors per chunk of a threaded loop (a multiple of LANES): enough work per
+// chunk to hide taking it, small enough that a cancel is seen within
+// milliseconds and that the threads finish together.
+constexpr int64_t ASSIGN_CHUNK = 16 * LANES;
 
 // out[r * LANES + j] = sum over d of rows[r][d] * xt[d * LANES + j], in
 // float, d ascending: one lane's sum does not depend on the others, so a
@@ -136,7 +141,7 @@ extern "C" {
 
 int32_t
 lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_buckets,
-          int32_t metric, int32_t iterations, uint64_t seed, float *rotation_out,
+          int32_t metric, int32_t iterations, uint64_t seed, int32_t threads, float *rotation_out,
           float *centroids_out, ImgsError *err) noexcept
 {
     int32_t trained = -1;
@@ -186,22 +191,19 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
         std::vector<int32_t> assign(m);
         std::vector<double> sums((size_t) k * dim);
         std::vector<int64_t> counts(k);
-        std::vector<float> xt((size_t) dim * LANES), dots((size_t) k * LANES);
-        int64_t work = 0;
         for (int32_t it = 0; it < iterations; it++) {
             centroid_norms(centroids_out, k, dim, norms.data());
-            for (int64_t i = 0; i < m; i += LANES) {
-                int n = (int) std::min<int64_t>(LANES, m - i);
-                std::fill(xt.begin(), xt.end(), 0.0f);
-                for (int j = 0; j < n; j++)
-                    set_lane(xt.data(), dim, j, &xs[(size_t) (i + j) * dim]);
-                nearest_lanes(centroids_out, norms.data(), k, xt.data(), dim, n, &assign[i], dots.data());
-                work += (int64_t) k * dim * n;
-                if (work > 50000000) {
-                    work = 0;
-                    imgs::check_interrupts();
+            // the assignment step, the k-means' work, in blocks of LANES vectors on the threads
+            imgs::parallel_for(threads, m, ASSIGN_CHUNK, [&](int64_t begin, int64_t end) {
+                std::vector<float> xt((size_t) dim * LANES), dots((size_t) k * LANES);
+                for (int64_t i = begin; i < end; i += LANES) {
+                    int n = (int) std::min<int64_t>(LANES, end - i);
+                    std::fill(xt.begin(), xt.end(), 0.0f);
+                    for (int j = 0; j < n; j++)
+                        set_lane(xt.data(), dim, j, &xs[(size_t) (i + j) * dim]);
+                    nearest_lanes(centroids_out, norms.data(), k, xt.data(), dim, n, &assign[i], dots.data());
                 }
-            }
+            });
             std::fill(sums.begin(), sums.end(), 0.0);
             std::fill(counts.begin(), counts.end(), 0);
             for (int64_t i = 0; i < m; i++) {
@@ -354,21 +356,24 @@ lsh_hash(const LshModel *model, const float *x, uint8_t *code, float *norm2, flo
 
 bool
 lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket, uint8_t *codes,
-              float *norm2, float *scale, float *cdot, ImgsError *err) noexcept
+              float *norm2, float *scale, float *cdot, int32_t threads, ImgsError *err) noexcept
 {
     return imgs::guard(err, [&] {
         imgs::fault_point("lsh_hash_many");
         size_t nbytes = lsh_code_bytes(model->bits);
-        for (int64_t i = 0; i < n; i += LANES) {
-            int m = (int) std::min<int64_t>(LANES, n - i);
-            const float *xs[LANES];
-            uint8_t *cs[LANES];
-            for (int j = 0; j < m; j++) {
-                xs[j] = x + (size_t) (i + j) * model->dim;
-                cs[j] = codes + (size_t) (i + j) * nbytes;
+        imgs::parallel_for(threads, n, ASSIGN_CHUNK, [&](int64_t begin, int64_t end) {
+            imgs::fault_point("lsh_hash_chunk");   // a failure on a thread reaches the caller
+            for (int64_t i = begin; i < end; i += LANES) {
+                int m = (int) std::min<int64_t>(LANES, end - i);
+                const float *xs[LANES];
+                uint8_t *cs[LANES];
+                for (int j = 0; j < m; j++) {
+                    xs[j] = x + (size_t) (i + j) * model->dim;
+                    cs[j] = codes + (size_t) (i + j) * nbytes;
+                }
+                hash_lanes(model, xs, m, &bucket[i], cs, &norm2[i], &scale[i], &cdot[i]);
             }
-            hash_lanes(model, xs, m, &bucket[i], cs, &norm2[i], &scale[i], &cdot[i]);
-        }
+        });
     });
 }
 

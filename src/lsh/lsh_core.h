@@ -74,14 +74,17 @@ typedef struct LshModel
  * not zero under cosine; at least 1), `iterations` Lloyd steps from seeded sample points, and the
  * rotation. Writes rotation_out[bits * dim] and centroids_out[n_buckets *
  * dim]; returns the number of centroids, or -1 with err filled (57014 when
- * an interrupt was seen: polled every few million operations).
+ * an interrupt was seen: polled every few million operations). The
+ * assignment steps run on up to `threads` threads (cxx/parallel.hpp); the
+ * result does not depend on how many.
  *
  * Every function here is noexcept; those that can fail fill an ImgsError
  * (cxx/cxx_error.h) and say so by their return value.
  */
 extern int32_t lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits,
 						 int32_t n_buckets, int32_t metric, int32_t iterations, uint64_t seed,
-						 float *rotation_out, float *centroids_out, ImgsError *err) IMGS_NOEXCEPT;
+						 int32_t threads, float *rotation_out, float *centroids_out,
+						 ImgsError *err) IMGS_NOEXCEPT;
 
 /* Fills model->rot_centroids and c_norms (the caller allocates them). */
 extern void lsh_model_prepare(LshModel *model) IMGS_NOEXCEPT;
@@ -97,13 +100,14 @@ extern int32_t lsh_hash(const LshModel *model, const float *x, uint8_t *code, fl
 
 /*
  * lsh_hash for n vectors (n x dim) at a time (the build: each centroid and
- * rotation row is read once per eight vectors; the same bits as lsh_hash):
- * bucket[i], sketch i at codes + i * lsh_code_bytes(bits), the floats.
- * False with err filled on failure.
+ * rotation row is read once per eight vectors; the same bits as lsh_hash,
+ * on up to `threads` threads): bucket[i], sketch i at
+ * codes + i * lsh_code_bytes(bits), the floats. False with err filled on
+ * failure (57014 on an interrupt).
  */
 extern bool lsh_hash_many(const LshModel *model, const float *x, int64_t n, int32_t *bucket,
 						  uint8_t *codes, float *norm2, float *scale, float *cdot,
-						  ImgsError *err) IMGS_NOEXCEPT;
+						  int32_t threads, ImgsError *err) IMGS_NOEXCEPT;
 
 /* Nearest centroids of a set of vectors: out[i] for x[i]. scratch: dim floats. */
 extern bool lsh_assign(const LshModel *model, const float *x, int64_t n, int32_t *out,

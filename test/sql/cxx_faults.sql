@@ -29,6 +29,7 @@ SELECT point, pg_temp.with_fault(point, method, sql) AS outcome
 FROM (VALUES
   ('lsh_train', 'auto', 'CREATE INDEX faults_lsh2 ON faults USING lsh (v) WITH (buckets = 8)'),
   ('lsh_hash_many', 'auto', 'CREATE INDEX faults_lsh2 ON faults USING lsh (v) WITH (buckets = 8)'),
+  ('lsh_hash_chunk', 'auto', 'CREATE INDEX faults_lsh2 ON faults USING lsh (v) WITH (buckets = 8)'),
   ('lsh_hash', 'auto', 'INSERT INTO faults VALUES (1000, ''[1,2,3,4]'')'),
   ('lsh_query_begin', 'lsh', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s'),
   ('lsh_query_probe_order', 'lsh', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s'),
