@@ -22,7 +22,8 @@
  * The estimate only ranks candidates: the caller re-ranks them with exact
  * keys from its own copy of the vectors.
  *
- * Sums over sign bits use a table per byte of the sketch: for byte k,
+ * Sums over sign bits use a table per byte of the sketch (read in four
+ * interleaved chains of adds): for byte k,
  * lut[k][v] = 2 sum over the set bits i of v of qy[8k + i], so that
  * sum_j qy_j s_j = sum_k lut[k][code_k] - sum_j qy_j.
  */

@@ -1,0 +1,94 @@
+/*
+ * lsh_estimator_bench.c — ns per entry of lsh_query_estimate on entries laid
+ * out as the index stores them, and a checksum of the estimates. Built
+ * against two versions of lsh_core.cpp and run by
+ * bench/lsh_estimator_bench.py; by hand: lsh_estimator_bench dim bits n reps.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lsh/lsh_core.h"
+
+static double
+now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+int
+main(int argc, char **argv)
+{
+	int			dim = argc > 1 ? atoi(argv[1]) : 512,
+				bits = argc > 2 ? atoi(argv[2]) : 512,
+				n = argc > 3 ? atoi(argv[3]) : 20000,
+				reps = argc > 4 ? atoi(argv[4]) : 31,
+				nb = 64;
+	int			code_bytes = lsh_code_bytes(bits);
+	size_t		entry_size = 4 + 12 + code_bytes;	/* slot, norm2/scale/cdot, sketch: as the index */
+	float	   *x = malloc(sizeof(float) * n * dim),
+			   *rot = malloc(sizeof(float) * bits * dim),
+			   *cent = malloc(sizeof(float) * nb * dim),
+			   *rc = malloc(sizeof(float) * nb * bits),
+			   *cn = malloc(sizeof(float) * nb),
+			   *fl = malloc(sizeof(float) * 3 * n),
+			   *out = malloc(sizeof(float) * n);
+	uint8_t    *codes = malloc((size_t) code_bytes * n);
+	char	   *entries = malloc(entry_size * n);
+	int32_t    *bucket = malloc(sizeof(int32_t) * n);
+	double	   *t = malloc(sizeof(double) * reps);
+	ImgsError	err;
+	LshModel	m;
+
+	srand(7);
+	for (long i = 0; i < (long) n * dim; i++)
+		x[i] = (float) rand() / RAND_MAX - 0.5f;
+	if (lsh_train(x, n, dim, bits, nb, LSH_METRIC_L2, 3, 1, 1, rot, cent, &err) < 1)
+		return fprintf(stderr, "train: %s\n", err.message), 1;
+	m = (LshModel) {dim, bits, nb, LSH_METRIC_L2, rot, cent, rc, cn};
+	lsh_model_prepare(&m);
+	if (!lsh_hash_many(&m, x, n, bucket, codes, fl, fl + n, fl + 2 * n, 1, &err))
+		return fprintf(stderr, "hash: %s\n", err.message), 1;
+	for (int i = 0; i < n; i++)
+	{
+		char	   *e = entries + (size_t) i * entry_size;
+		float		f[3] = {fl[i], fl[n + i], fl[2 * n + i]};
+
+		memcpy(e, &i, 4);
+		memcpy(e + 4, f, 12);
+		memcpy(e + 16, codes + (size_t) i * code_bytes, code_bytes);
+	}
+	{
+		LshQuery   *q = lsh_query_begin(&m, x, &err);	/* a stored point as the query */
+		double		sum = 0;
+
+		for (int r = 0; r < reps; r++)
+		{
+			double		t0 = now();
+
+			lsh_query_estimate(q, 0, entries, n, entry_size, 4, 16, out);
+			t[r] = (now() - t0) * 1e9 / n;
+		}
+		for (int i = 0; i < n; i++)
+			sum += out[i];
+		qsort(t, reps, sizeof(double), cmp_double);
+		printf("{\"dim\": %d, \"bits\": %d, \"entries\": %d, \"ns_per_entry_median\": %.2f, "
+			   "\"ns_per_entry_p95\": %.2f, \"mean_estimate\": %.6g}\n",
+			   dim, bits, n, t[reps / 2], t[(int) (reps * 0.95)], sum / n);
+		lsh_query_end(q);
+	}
+	return 0;
+}
