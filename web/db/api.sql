@@ -201,9 +201,13 @@ CREATE OR REPLACE FUNCTION gallery.add_response_header(name text, value text) RE
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT set_config('response.headers',
-		(coalesce(nullif(current_setting('response.headers', true), '')::jsonb, '[]'::jsonb)
-		 || jsonb_build_array(jsonb_build_object(name, value)))::text, true);
+	-- json, not jsonb: the headers already there keep their text
+	SELECT set_config('response.headers', (
+		SELECT json_agg(h.e ORDER BY h.n)::text
+		  FROM (SELECT e, n FROM json_array_elements(coalesce(nullif(current_setting('response.headers', true), ''), '[]')::json)
+		                         WITH ORDINALITY a(e, n)
+		        UNION ALL
+		        SELECT json_build_object(name, value), 2147483647) h), true);
 $$;
 
 -- The k rows of gallery.images nearest to q (an imgfeat, or imgexamples:
