@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall, timingSplit } from './api.js';
-import { boxFromDrag, boxFromKey, boxToArray, boxToView } from './box.js';
+import { boxFromDrag, boxFromKey, boxToView } from './box.js';
 import { sendPlan } from './image.js';
 import { groupResults, labelFor, labelsFor } from './labels.js';
 import { ExampleChips, MarkButtons, exampleRefs, withExample, withoutExample } from './Examples.jsx';

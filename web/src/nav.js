@@ -1,15 +1,16 @@
 // Small helpers of the page's navigation (links, examples).
+import { boxToArray } from './box.js';
 
 // The area box {x, y, w, h} of query q (in the pixels shown) as the server
 // takes it, [x, y, width, height] in the pixels of the image it got (the
 // page may have sent a scaled-down copy: q.sent).
 export function serverBox(q, area) {
-  if (!area) return null;
-  const a = [area.x, area.y, area.w, area.h];
-  if (!q.sent) return a;
+  const a = boxToArray(area);
+  if (!a || !q.sent) return a;
   return a.map((v, i) => Math.round(v * (i % 2 === 0 ? q.sent.width / q.natural.width : q.sent.height / q.natural.height)));
 }
 
+// boxToArray's inverse: the URL's box as the page holds it.
 export const boxFromArray = (b) => (b ? { x: b[0], y: b[1], w: b[2], h: b[3] } : null);
 
 export function base64ToBytes(b64) {
