@@ -55,6 +55,8 @@ GRANT SELECT ON ALL TABLES IN SCHEMA gallery TO imgsearch_api;
 -- add_image's writes: new rows of gallery.images and their ids; nothing else.
 GRANT INSERT ON gallery.images TO imgsearch_api;
 GRANT USAGE, UPDATE ON SEQUENCE gallery.images_id_seq TO imgsearch_api;
+-- api.search keeps uploads (for links), and prunes them.
+GRANT INSERT, UPDATE, DELETE ON gallery.uploads TO imgsearch_api;
 
 -- An image argument of the API: base64 (22023 if not), at most 8 MB (PT413,
 -- HTTP 413). Shared by api.search and api.add_image.
@@ -140,34 +142,93 @@ $$;
 ALTER FUNCTION gallery.search_scan(text, anyelement, int) OWNER TO imgsearch_api;
 REVOKE ALL ON FUNCTION gallery.search_scan(text, anyelement, int) FROM PUBLIC;
 
--- The k images nearest to the query image (base64), optionally to the area
--- box = {x, y, width, height} of it, under imgsearch.method = method.
--- Errors a user can cause are 4xx (PostgREST's PTnnn SQLSTATEs set the HTTP
--- status): a bad argument 400, an image too large or with too many pixels
--- 413; a statement timeout under load is 503 "busy, try again".
--- What ran goes back in response headers (PostgREST's response.headers):
--- X-Search-Method, the scan the plan chose ("faissflat index scan",
--- "sequential scan"; on a coordinator "faissflat index scan on 2 shards
--- (sharded)"), and Server-Timing: model (the feature extraction) and db
--- (the query), in ms.
--- image has a default (NULL) so that a call without it reaches this
--- function and gets 400 (22004) saying what is missing, not PostgREST's 404
--- "function not found".
-CREATE OR REPLACE FUNCTION api.search(image text DEFAULT NULL, k int DEFAULT 30,
-	method text DEFAULT 'auto', box int[] DEFAULT NULL)
+-- Checks k and method as every search takes them: 22004 for null, 22023
+-- for k outside 1..1000 or a method api.methods() does not offer.
+CREATE OR REPLACE FUNCTION gallery.check_search(k int, method text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF k IS NULL OR method IS NULL THEN
+		RAISE EXCEPTION 'k and method must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF k NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'k must be between 1 and 1000, not %', k USING ERRCODE = '22023';
+	END IF;
+	IF method <> 'auto' AND method NOT IN (SELECT m.method FROM api.methods() m) THEN
+		RAISE EXCEPTION 'unknown method "%"', method USING ERRCODE = '22023',
+			HINT = 'Use auto or one of: ' || (SELECT string_agg(m.method, ', ') FROM api.methods() m) || '.';
+	END IF;
+END
+$$;
+
+-- A box argument: NULL or {x, y, width, height} (22023).
+CREATE OR REPLACE FUNCTION gallery.check_box(box int[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF box IS NOT NULL AND (array_length(box, 1) IS DISTINCT FROM 4 OR array_ndims(box) <> 1
+	                        OR array_position(box, NULL) IS NOT NULL) THEN
+		RAISE EXCEPTION 'box must be {x, y, width, height}' USING ERRCODE = '22023';
+	END IF;
+END
+$$;
+
+-- The feature of an image (bytes), or of the area box of it. Errors a
+-- user can cause are 4xx: too many pixels 413 (PT413); a statement timeout
+-- under load 503 (PT503) "busy, try again".
+CREATE OR REPLACE FUNCTION gallery.features(img bytea, box int[]) RETURNS imgfeat
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+	RETURN CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
+EXCEPTION
+	WHEN program_limit_exceeded THEN        -- imgsearch.max_pixels, decode limits
+		RAISE EXCEPTION 'The image has too many pixels for the server.' USING ERRCODE = 'PT413',
+			DETAIL = regexp_replace(SQLERRM, 'exceeds imgsearch\.max_pixels \((\d+)\)', 'is over the limit of \1 pixels'),
+			HINT = 'Use a smaller image (the model sees 224 x 224 pixels).';
+	WHEN query_canceled THEN                -- the statement timeout, under load
+		RAISE EXCEPTION 'The server is busy: the search did not finish in time. Try again.'
+			USING ERRCODE = 'PT503', DETAIL = SQLERRM;
+END
+$$;
+
+-- Appends a header to PostgREST's response.headers (a JSON array of
+-- {name: value}) of this transaction.
+CREATE OR REPLACE FUNCTION gallery.add_response_header(name text, value text) RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	-- json, not jsonb: the headers already there keep their text
+	SELECT set_config('response.headers', (
+		SELECT json_agg(h.e ORDER BY h.n)::text
+		  FROM (SELECT e, n FROM json_array_elements(coalesce(nullif(current_setting('response.headers', true), ''), '[]')::json)
+		                         WITH ORDINALITY a(e, n)
+		        UNION ALL
+		        SELECT json_build_object(name, value), 2147483647) h), true);
+$$;
+
+-- The k rows of gallery.images nearest to q (an imgfeat, or imgexamples:
+-- the score of several examples), under imgsearch.method = method: the
+-- result of api.search, api.search_upload and api.similar. Sets the
+-- response headers X-Search-Method, the scan the plan chose ("faissflat
+-- index scan", "sequential scan"; on a coordinator "faissflat index scan on
+-- 2 shards (sharded)"), and Server-Timing: model (model_ms, the caller's
+-- extraction) and db (the query), in ms. A statement timeout is 503 (PT503).
+-- Not in schema api: HTTP cannot call it.
+CREATE OR REPLACE FUNCTION gallery.nearest(q anyelement, k int, method text, model_ms float8)
 RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
 	width int, height int, thumb text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 SET imgsearch.method = 'auto'           -- restored when the function returns
 SET enable_seqscan = on                 -- likewise
 AS $$
 #variable_conflict use_column
 DECLARE
-	img bytea;
-	q imgfeat;
 	t0 timestamptz;
-	t1 timestamptz;
 	ran text;
 	query constant text := $query$
 	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
@@ -199,25 +260,6 @@ DECLARE
 	ids bigint[];
 	distances float8[];
 BEGIN
-	IF image IS NULL THEN
-		RAISE EXCEPTION 'image is missing' USING ERRCODE = '22004',
-			HINT = 'Send the image as base64 in "image": {"image": "..."}.';
-	END IF;
-	IF k IS NULL OR method IS NULL THEN
-		RAISE EXCEPTION 'k and method must not be null' USING ERRCODE = '22004';
-	END IF;
-	IF k NOT BETWEEN 1 AND 1000 THEN
-		RAISE EXCEPTION 'k must be between 1 and 1000, not %', k USING ERRCODE = '22023';
-	END IF;
-	IF method <> 'auto' AND method NOT IN (SELECT m.method FROM api.methods() m) THEN
-		RAISE EXCEPTION 'unknown method "%"', method USING ERRCODE = '22023',
-			HINT = 'Use auto or one of: ' || (SELECT string_agg(m.method, ', ') FROM api.methods() m) || '.';
-	END IF;
-	IF box IS NOT NULL AND (array_length(box, 1) IS DISTINCT FROM 4 OR array_ndims(box) <> 1) THEN
-		RAISE EXCEPTION 'box must be {x, y, width, height}' USING ERRCODE = '22023';
-	END IF;
-	img := gallery.decode_image(image);
-
 	PERFORM set_config('imgsearch.method', method, true);
 	-- imgsearch.method = an index method rules out the other index methods,
 	-- not the sequential scan: on a small table the planner may still find
@@ -227,12 +269,9 @@ BEGIN
 	IF method NOT IN ('auto', 'argsort') THEN
 		PERFORM set_config('enable_seqscan', 'off', true);
 	END IF;
-
+	t0 := clock_timestamp();
 	BEGIN
-		t0 := clock_timestamp();
-		q := CASE WHEN box IS NULL THEN vgg16_features(img) ELSE vgg16_features(img, box) END;
-		t1 := clock_timestamp();
-		IF shards > 0 THEN
+		IF shards > 0 AND pg_typeof(q) = 'imgfeat'::regtype THEN
 			-- Each shard's session runs under the method (its server's
 			-- options), with the index methods() found there; under auto,
 			-- each shard's planner chooses and the coordinator cannot see it.
@@ -250,19 +289,219 @@ BEGIN
 			RETURN QUERY EXECUTE query USING q, k;
 		END IF;
 	EXCEPTION
-		WHEN program_limit_exceeded THEN        -- imgsearch.max_pixels, decode limits
-			RAISE EXCEPTION 'The image has too many pixels for the server.' USING ERRCODE = 'PT413',
-				DETAIL = regexp_replace(SQLERRM, 'exceeds imgsearch\.max_pixels \((\d+)\)', 'is over the limit of \1 pixels'),
-				HINT = 'Use a smaller image (the model sees 224 x 224 pixels).';
 		WHEN query_canceled THEN                -- the statement timeout, under load
 			RAISE EXCEPTION 'The server is busy: the search did not finish in time. Try again.'
 				USING ERRCODE = 'PT503', DETAIL = SQLERRM;
 	END;
 	PERFORM set_config('response.headers', json_build_array(
 		json_build_object('X-Search-Method', ran),
-		json_build_object('Server-Timing', format('model;dur=%s, db;dur=%s',
-			round(extract(epoch FROM t1 - t0) * 1000, 1),
-			round(extract(epoch FROM clock_timestamp() - t1) * 1000, 1))))::text, true);
+		json_build_object('Server-Timing', format('model;dur=%s, db;dur=%s', round(model_ms::numeric, 1),
+			round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1))))::text, true);
+END
+$$;
+
+-- Uploads (gallery.uploads) are kept web.upload_max_age (an interval,
+-- default 24 hours) after the last search that sent them, at most
+-- web.upload_max_count of them (default 500) and web.upload_max_mb MB in
+-- all (default 512): settings of the database or role (ALTER DATABASE ...
+-- SET web.upload_max_age = '2 hours').
+CREATE OR REPLACE FUNCTION gallery.upload_limits(OUT max_age interval, OUT max_count int, OUT max_bytes bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(nullif(current_setting('web.upload_max_age', true), '')::interval, interval '24 hours'),
+	       coalesce(nullif(current_setting('web.upload_max_count', true), '')::int, 500),
+	       coalesce(nullif(current_setting('web.upload_max_mb', true), '')::bigint, 512) * 1024 * 1024
+$$;
+
+-- Keeps an uploaded image (its feature too, when it is the whole image's)
+-- for a link to name it, and returns its sha256 (hex), or NULL in a
+-- read-only transaction (a GET, a standby): nothing kept, no link. Prunes
+-- past the limits; one session at a time (the others skip it: their rows
+-- go at the next keep), so concurrent searches neither wait on each other
+-- nor deadlock over the same old rows.
+CREATE OR REPLACE FUNCTION gallery.keep_upload(img bytea, whole_feat imgfeat) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	hash bytea := sha256(img);
+	lim record := gallery.upload_limits();
+BEGIN
+	IF current_setting('transaction_read_only') = 'on' THEN
+		RETURN NULL;
+	END IF;
+	INSERT INTO gallery.uploads AS u (sha256, img, feat, kept_at)
+	VALUES (hash, img, whole_feat, now())
+	ON CONFLICT (sha256) DO UPDATE SET kept_at = excluded.kept_at, feat = coalesce(excluded.feat, u.feat);
+	IF pg_try_advisory_xact_lock(hashtext('gallery.uploads prune')) THEN
+		DELETE FROM gallery.uploads u
+		 USING (SELECT o.sha256, o.kept_at,
+		               row_number() OVER w AS n, sum(length(o.img)) OVER w AS bytes
+		          FROM gallery.uploads o
+		        WINDOW w AS (ORDER BY o.kept_at DESC, o.sha256 = hash DESC, o.sha256)) o
+		 WHERE u.sha256 = o.sha256 AND o.sha256 <> hash
+		   AND (o.kept_at < now() - lim.max_age OR o.n > lim.max_count OR o.bytes > lim.max_bytes);
+	END IF;
+	RETURN encode(hash, 'hex');
+END
+$$;
+
+-- A kept upload by its sha256 (64 hex digits; 22023 if not): the row, or
+-- 410 (PT410) when it is not kept (expired, pruned, or never sent here).
+CREATE OR REPLACE FUNCTION gallery.kept_upload(sha256 text) RETURNS gallery.uploads
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	u gallery.uploads;
+BEGIN
+	IF sha256 IS NULL THEN
+		RAISE EXCEPTION 'sha256 is missing' USING ERRCODE = '22004',
+			HINT = 'Send the hash a search of an uploaded image answered (X-Upload-Sha256).';
+	END IF;
+	IF sha256 !~ '^[0-9a-fA-F]{64}$' THEN
+		RAISE EXCEPTION 'not a sha256 (64 hex digits): "%"', left(sha256, 80) USING ERRCODE = '22023';
+	END IF;
+	SELECT * INTO u FROM gallery.uploads k
+	 WHERE k.sha256 = decode(lower(kept_upload.sha256), 'hex')
+	   AND k.kept_at >= now() - (gallery.upload_limits()).max_age;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'The uploaded image % is no longer kept on the server.', left(lower(sha256), 12)
+			USING ERRCODE = 'PT410',
+			DETAIL = format('Uploads are kept for %s after their last search, and only the latest few.',
+			                (gallery.upload_limits()).max_age),
+			HINT = 'Upload the image again.';
+	END IF;
+	RETURN u;
+END
+$$;
+
+-- The feature of a kept upload, or of the area box of it: the stored one
+-- for the whole image, else extracted.
+CREATE OR REPLACE FUNCTION gallery.upload_features(sha256 text, box int[]) RETURNS imgfeat
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	u gallery.uploads := gallery.kept_upload(sha256);
+BEGIN
+	IF box IS NULL AND u.feat IS NOT NULL THEN
+		RETURN u.feat;
+	END IF;
+	RETURN gallery.features(u.img, box);
+END
+$$;
+
+-- The k images nearest to the query image (base64), optionally to the area
+-- box = {x, y, width, height} of it, under imgsearch.method = method.
+-- Errors a user can cause are 4xx (PostgREST's PTnnn SQLSTATEs set the HTTP
+-- status): a bad argument 400, an image too large or with too many pixels
+-- 413; a statement timeout under load is 503 "busy, try again".
+-- What ran goes back in response headers (gallery.nearest): X-Search-Method
+-- and Server-Timing (model: the feature extraction; db: the query).
+-- The image is kept for a while (gallery.keep_upload) and its hash answered
+-- in X-Upload-Sha256: api.search_upload(sha256) searches with it again (a
+-- link). VOLATILE for that: PostgREST runs it in a read-write transaction.
+-- image has a default (NULL) so that a call without it reaches this
+-- function and gets 400 (22004) saying what is missing, not PostgREST's 404
+-- "function not found".
+CREATE OR REPLACE FUNCTION api.search(image text DEFAULT NULL, k int DEFAULT 30,
+	method text DEFAULT 'auto', box int[] DEFAULT NULL)
+RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
+	width int, height int, thumb text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	img bytea;
+	q imgfeat;
+	t0 timestamptz;
+	model_ms float8;
+	hash text;
+BEGIN
+	IF image IS NULL THEN
+		RAISE EXCEPTION 'image is missing' USING ERRCODE = '22004',
+			HINT = 'Send the image as base64 in "image": {"image": "..."}.';
+	END IF;
+	PERFORM gallery.check_search(k, method);
+	PERFORM gallery.check_box(box);
+	img := gallery.decode_image(image);
+	t0 := clock_timestamp();
+	q := gallery.features(img, box);
+	model_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+	RETURN QUERY SELECT * FROM gallery.nearest(q, k, method, model_ms);
+	hash := gallery.keep_upload(img, CASE WHEN box IS NULL THEN q END);
+	IF hash IS NOT NULL THEN
+		PERFORM gallery.add_response_header('X-Upload-Sha256', hash);
+	END IF;
+END
+$$;
+
+-- The k images nearest to an uploaded image that api.search kept (by its
+-- sha256, the X-Upload-Sha256 it answered), or to the area box of it: a
+-- link to a search with an upload. 410 (PT410) once it is no longer kept.
+-- The whole image's feature is stored (no extraction); an area's is
+-- extracted again.
+CREATE OR REPLACE FUNCTION api.search_upload(sha256 text DEFAULT NULL, k int DEFAULT 30,
+	method text DEFAULT 'auto', box int[] DEFAULT NULL)
+RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
+	width int, height int, thumb text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	q imgfeat;
+	t0 timestamptz;
+	model_ms float8;
+BEGIN
+	PERFORM gallery.check_search(k, method);
+	PERFORM gallery.check_box(box);
+	t0 := clock_timestamp();
+	q := gallery.upload_features(sha256, box);
+	model_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+	RETURN QUERY SELECT * FROM gallery.nearest(q, k, method, model_ms);
+END
+$$;
+
+-- A kept upload itself (base64), for the page to show a link's query
+-- image: {sha256, image, expires}. 410 (PT410) once it is no longer kept.
+CREATE OR REPLACE FUNCTION api.upload_image(sha256 text DEFAULT NULL)
+RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	u gallery.uploads := gallery.kept_upload(sha256);
+BEGIN
+	RETURN json_build_object('sha256', encode(u.sha256, 'hex'), 'image', encode(u.img, 'base64'),
+		'expires', u.kept_at + (gallery.upload_limits()).max_age);
+END
+$$;
+
+-- The features of kept uploads named as examples: each "SHA256" (the whole
+-- image: its stored feature) or "SHA256:x,y,w,h" (an area of it: extracted,
+-- Server-Timing's model); 22023 for another form, 410 (PT410) for one no
+-- longer kept.
+CREATE OR REPLACE FUNCTION gallery.upload_ref_features(refs text[]) RETURNS imgfeat[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+	ref text;
+	m text[];
+	feats imgfeat[] := '{}';
+BEGIN
+	FOREACH ref IN ARRAY refs LOOP
+		m := regexp_match(ref, '^([0-9a-fA-F]{64})(?::([0-9]{1,9}),([0-9]{1,9}),([0-9]{1,9}),([0-9]{1,9}))?$');
+		IF m IS NULL THEN
+			RAISE EXCEPTION 'an upload example is "SHA256" or "SHA256:x,y,w,h", not "%"', left(coalesce(ref, 'null'), 90)
+				USING ERRCODE = '22023';
+		END IF;
+		feats := feats || gallery.upload_features(m[1], CASE WHEN m[2] IS NULL THEN NULL
+			ELSE ARRAY[m[2], m[3], m[4], m[5]]::int[] END);
+	END LOOP;
+	RETURN feats;
 END
 $$;
 
@@ -274,51 +513,42 @@ $$;
 -- row's distance to its nearest positive, or, for a row at least as near a
 -- negative, a number past every distance (2^290 / its distance to the
 -- nearest negative). The same columns and headers as api.search.
-CREATE OR REPLACE FUNCTION api.similar(positives bigint[] DEFAULT NULL, negatives bigint[] DEFAULT '{}',
-	k int DEFAULT 30, method text DEFAULT 'auto')
+-- Kept uploads are examples too (positive_uploads, negative_uploads, at
+-- most 8): gallery.upload_ref_features.
+DROP FUNCTION IF EXISTS api.similar(bigint[], bigint[], int, text);
+CREATE OR REPLACE FUNCTION api.similar(positives bigint[] DEFAULT '{}', negatives bigint[] DEFAULT '{}',
+	k int DEFAULT 30, method text DEFAULT 'auto',
+	positive_uploads text[] DEFAULT '{}', negative_uploads text[] DEFAULT '{}')
 RETURNS TABLE (rank int, id bigint, name text, grp text, distance float8,
 	width int, height int, thumb text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET imgsearch.method = 'auto'           -- restored when the function returns
-SET enable_seqscan = on                 -- likewise
 AS $$
 #variable_conflict use_column
 DECLARE
 	ex imgexamples;
 	missing bigint[];
 	t0 timestamptz;
-	ran text;
-	query constant text := $query$
-	SELECT (row_number() OVER (ORDER BY r.distance, r.id))::int, r.id, r.name, r.grp,
-	       r.distance, r.width, r.height, encode(r.thumb, 'base64')
-	  FROM (SELECT i.id, i.name, i.grp, i.width, i.height, i.thumb,
-	               (i.feat <-> $1)::float8 AS distance
-	          FROM gallery.images i
-	         WHERE i.feat IS NOT NULL
-	         ORDER BY i.feat <-> $1
-	         LIMIT $2) r
-	 ORDER BY 1
-	$query$;
+	model_ms float8;
+	n int;
 BEGIN
-	IF positives IS NULL OR cardinality(positives) = 0 THEN
+	IF positives IS NULL OR negatives IS NULL OR positive_uploads IS NULL OR negative_uploads IS NULL THEN
+		RAISE EXCEPTION 'positives, negatives, positive_uploads and negative_uploads must not be null'
+			USING ERRCODE = '22004';
+	END IF;
+	IF cardinality(positives) + cardinality(positive_uploads) = 0 THEN
 		RAISE EXCEPTION 'positives is missing' USING ERRCODE = '22004',
 			HINT = 'Send the ids of one or more collection images in "positives": {"positives": [12]}.';
 	END IF;
-	IF negatives IS NULL OR k IS NULL OR method IS NULL THEN
-		RAISE EXCEPTION 'negatives, k and method must not be null' USING ERRCODE = '22004';
+	n := cardinality(positives) + cardinality(negatives) + cardinality(positive_uploads) + cardinality(negative_uploads);
+	IF n > 64 THEN
+		RAISE EXCEPTION 'at most 64 examples, not %', n USING ERRCODE = '22023';
 	END IF;
-	IF cardinality(positives) + cardinality(negatives) > 64 THEN
-		RAISE EXCEPTION 'at most 64 examples, not %', cardinality(positives) + cardinality(negatives)
+	IF cardinality(positive_uploads) + cardinality(negative_uploads) > 8 THEN
+		RAISE EXCEPTION 'at most 8 upload examples, not %', cardinality(positive_uploads) + cardinality(negative_uploads)
 			USING ERRCODE = '22023';
 	END IF;
-	IF k NOT BETWEEN 1 AND 1000 THEN
-		RAISE EXCEPTION 'k must be between 1 and 1000, not %', k USING ERRCODE = '22023';
-	END IF;
-	IF method <> 'auto' AND method NOT IN (SELECT m.method FROM api.methods() m) THEN
-		RAISE EXCEPTION 'unknown method "%"', method USING ERRCODE = '22023',
-			HINT = 'Use auto or one of: ' || (SELECT string_agg(m.method, ', ') FROM api.methods() m) || '.';
-	END IF;
+	PERFORM gallery.check_search(k, method);
 	SELECT array_agg(u.x ORDER BY u.x) INTO missing
 	  FROM unnest(positives || negatives) u(x)
 	 WHERE u.x IS NULL OR NOT EXISTS (SELECT FROM gallery.images i WHERE i.id = u.x AND i.feat IS NOT NULL);
@@ -326,25 +556,105 @@ BEGIN
 		RAISE EXCEPTION 'no searchable image with id %', array_to_string(missing, ', ', 'null') USING ERRCODE = '22023',
 			HINT = 'Use the ids of images whose features are there (api.image_status says).';
 	END IF;
-	ex := imgsearch_examples(
-		ARRAY(SELECT i.feat FROM unnest(positives) WITH ORDINALITY u(x, n) JOIN gallery.images i ON i.id = u.x ORDER BY u.n),
-		ARRAY(SELECT i.feat FROM unnest(negatives) WITH ORDINALITY u(x, n) JOIN gallery.images i ON i.id = u.x ORDER BY u.n));
-
-	PERFORM set_config('imgsearch.method', method, true);
-	IF method NOT IN ('auto', 'argsort') THEN
-		PERFORM set_config('enable_seqscan', 'off', true);
-	END IF;
 	t0 := clock_timestamp();
-	ran := gallery.search_scan(query, ex, k);
-	RETURN QUERY EXECUTE query USING ex, k;
-	PERFORM set_config('response.headers', json_build_array(
-		json_build_object('X-Search-Method', ran),
-		json_build_object('Server-Timing', format('model;dur=0, db;dur=%s',
-			round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1))))::text, true);
-EXCEPTION
-	WHEN query_canceled THEN                -- the statement timeout, under load
-		RAISE EXCEPTION 'The server is busy: the search did not finish in time. Try again.'
-			USING ERRCODE = 'PT503', DETAIL = SQLERRM;
+	ex := imgsearch_examples(
+		ARRAY(SELECT i.feat FROM unnest(positives) WITH ORDINALITY u(x, n) JOIN gallery.images i ON i.id = u.x ORDER BY u.n)
+			|| gallery.upload_ref_features(positive_uploads),
+		ARRAY(SELECT i.feat FROM unnest(negatives) WITH ORDINALITY u(x, n) JOIN gallery.images i ON i.id = u.x ORDER BY u.n)
+			|| gallery.upload_ref_features(negative_uploads));
+	model_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+	RETURN QUERY SELECT * FROM gallery.nearest(ex, k, method, model_ms);
+END
+$$;
+
+-- The collection, a page at a time, by id: the page's gallery. Without
+-- thumbnails (api.thumbs fetches those of the cards in view); total is the
+-- number of images. page from 1, page_size 1 to 100 (22023).
+CREATE OR REPLACE FUNCTION api.gallery(page int DEFAULT 1, page_size int DEFAULT 24)
+RETURNS TABLE (id bigint, name text, grp text, width int, height int, searchable boolean, total bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	IF page IS NULL OR page_size IS NULL THEN
+		RAISE EXCEPTION 'page and page_size must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF page < 1 OR page > 10000000 THEN
+		RAISE EXCEPTION 'page must be 1 or more, not %', page USING ERRCODE = '22023';
+	END IF;
+	IF page_size NOT BETWEEN 1 AND 100 THEN
+		RAISE EXCEPTION 'page_size must be between 1 and 100, not %', page_size USING ERRCODE = '22023';
+	END IF;
+	RETURN QUERY
+	SELECT i.id, i.name, i.grp, i.width, i.height, i.feat IS NOT NULL, count(*) OVER ()
+	  FROM gallery.images i
+	 ORDER BY i.id
+	OFFSET (page::bigint - 1) * page_size LIMIT page_size;
+END
+$$;
+
+-- The thumbnails (base64 JPEG) of up to 100 collection images, by id (an
+-- id that is none is left out): the gallery's cards as they come into view,
+-- the chips of a link's examples.
+CREATE OR REPLACE FUNCTION api.thumbs(ids bigint[] DEFAULT NULL)
+RETURNS TABLE (id bigint, name text, grp text, thumb text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	IF ids IS NULL OR array_position(ids, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'ids must be an array of ids, none null' USING ERRCODE = '22004';
+	END IF;
+	IF cardinality(ids) > 100 THEN
+		RAISE EXCEPTION 'at most 100 ids, not %', cardinality(ids) USING ERRCODE = '22023';
+	END IF;
+	RETURN QUERY
+	SELECT i.id, i.name, i.grp, encode(i.thumb, 'base64')
+	  FROM gallery.images i
+	 WHERE i.id = ANY (ids)
+	 ORDER BY i.id;
+END
+$$;
+
+-- A few images to try on the empty page: the first searchable image of
+-- each of the first n photographs (groups), n from 1 to 24 (22023).
+CREATE OR REPLACE FUNCTION api.try_these(n int DEFAULT 6)
+RETURNS TABLE (id bigint, name text, grp text, thumb text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	IF n IS NULL OR n NOT BETWEEN 1 AND 24 THEN
+		RAISE EXCEPTION 'n must be between 1 and 24, not %', coalesce(n::text, 'null') USING ERRCODE = '22023';
+	END IF;
+	RETURN QUERY
+	SELECT f.id, f.name, f.grp, encode(f.thumb, 'base64')
+	  FROM (SELECT DISTINCT ON (i.grp) i.id, i.name, i.grp, i.thumb
+	          FROM gallery.images i
+	         WHERE i.feat IS NOT NULL
+	         ORDER BY i.grp, i.id) f
+	 ORDER BY f.grp
+	 LIMIT n;
+END
+$$;
+
+-- The helpers above run as imgsearch_api (inside its api functions) and
+-- are nobody else's.
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid FROM pg_proc p
+	          WHERE p.pronamespace = 'gallery'::regnamespace
+	            AND p.proname IN ('check_search', 'check_box', 'features', 'add_response_header', 'nearest',
+	                              'upload_limits', 'keep_upload', 'kept_upload', 'upload_features',
+	                              'upload_ref_features') LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO imgsearch_api', f);
+	END LOOP;
 END
 $$;
 

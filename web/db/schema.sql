@@ -85,3 +85,18 @@ CREATE OR REPLACE VIEW gallery.feat_methods (method, index_name) AS
 	                   AND o.amopopr = '<->(imgfeat, imgfeat)'::regoperator)
 	  GROUP BY am.amname
 	  ORDER BY am.amname);
+
+-- Uploaded query images, kept for a bounded time so that a link (the page's
+-- URL) can name one by its hash: api.search keeps what it searched,
+-- api.search_upload and api.similar's upload examples read it back. Bounded
+-- by age, count and bytes (gallery.keep_upload prunes; a row past its age
+-- is gone for the readers even before it is pruned). feat: the whole
+-- image's feature, once a search without a box made it (no re-extraction
+-- for it later).
+CREATE TABLE IF NOT EXISTS gallery.uploads (
+	sha256  bytea PRIMARY KEY,          -- sha256 of img
+	img     bytea NOT NULL,             -- the bytes the search got (after base64)
+	feat    imgfeat,
+	kept_at timestamptz NOT NULL        -- the last search that sent it
+);
+CREATE INDEX IF NOT EXISTS uploads_kept_at ON gallery.uploads (kept_at);

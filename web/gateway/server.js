@@ -112,7 +112,7 @@ SELECT 1 + least(
 
 // PostgREST's list, and the headers api.search sets (so the page, served
 // from another origin, can read them).
-const EXPOSED = 'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, X-Search-Method, Server-Timing, Retry-After';
+const EXPOSED = 'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, X-Search-Method, Server-Timing, Retry-After, X-Upload-Sha256';
 
 // CORS as PostgREST does it: with no server-cors-allowed-origins any origin
 // (*, no credentials); with it, an origin of the list gets itself back (and

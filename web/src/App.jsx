@@ -1,8 +1,12 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall, timingSplit } from './api.js';
-import { boxFromDrag, boxFromKey, boxToArray, boxToView } from './box.js';
+import { boxFromDrag, boxFromKey, boxToView } from './box.js';
 import { sendPlan } from './image.js';
 import { groupResults, labelFor, labelsFor } from './labels.js';
+import { ExampleChips, MarkButtons, exampleRefs, withExample, withoutExample } from './Examples.jsx';
+import { Gallery, TryThese } from './Gallery.jsx';
+import { namesSearch, readUrlState, searchCall, writeUrlState } from './urlState.js';
+import { base64ToBytes, boxFromArray, hashOf, serverBox } from './nav.js';
 
 const API = apiBase(window.location, import.meta.env.VITE_API_URL);
 
@@ -176,7 +180,7 @@ function Preview({ src, natural, box, setBox }) {
   );
 }
 
-function Card({ r, th, onOpen, more }) {
+function Card({ r, th, onOpen, more, onMark, marked }) {
   const label = labelFor(r.distance, th);
   return (
     <li className="card" data-group={r.grp}>
@@ -188,6 +192,7 @@ function Card({ r, th, onOpen, more }) {
         {label && <span className={`label ${label}`} data-testid="label">{label}</span>}
         <span className="dist" title="L2 distance">{r.distance.toFixed(4)}</span>
       </div>
+      {onMark && <div className="meta"><MarkButtons name={r.name} sign={marked(r.id)} onMark={(sign) => onMark(r, sign)} /></div>}
       <div className="name" title={r.name}>{r.name}</div>
       {more > 0 && <div className="more" data-testid="more">+{more} more view{more > 1 ? 's' : ''} of this photograph</div>}
     </li>
@@ -241,6 +246,7 @@ export default function App() {
   const [dragOver, setDragOver] = useState(false);
   const [grouped, setGrouped] = useState(false);
   const [opened, setOpened] = useState(null);   // the result shown larger
+  const [examples, setExamples] = useState([]); // more / less like these (Examples.jsx)
   const inflight = useRef(null);                // the AbortController of the running search
   const fileSeq = useRef(0);                    // the latest file taken: older loads are dropped
   const resultsRef = useRef(null);
@@ -326,30 +332,46 @@ export default function App() {
     };
   }, [takeFile]);
 
-  const runSearch = async (q = query, area = box) => {
-    if (!q || kValue === null) return;
+  // A search: the query image (a file, a collection image by id, an upload
+  // the server kept), its area, the examples; put in the URL (push) unless
+  // it came from there.
+  const runSearch = async ({ q = query, area = box, ex = examples, m = method, kk = kValue, push = true } = {}) => {
+    const refs = exampleRefs(ex);
+    if ((!q && refs.more.length === 0) || kk === null) return;
     stopSearch();
     const controller = new AbortController();
     inflight.current = controller;
     setBusy(true);
     setError(null);
     try {
-      const args = { image: q.base64, k: kValue, method };
-      if (area) {
-        // The box is in the pixels shown; the server sees the sent image.
-        const a = boxToArray(area);
-        args.box = q.sent ? a.map((v, i) => Math.round(v * (i % 2 === 0
-          ? q.sent.width / q.natural.width : q.sent.height / q.natural.height))) : a;
+      const isId = q && q.id !== undefined;
+      const sbox = q && !isId ? serverBox(q, area) : null;
+      const withExamples = refs.more.length + refs.less.length > 0;
+      if (q && !isId && q.base64 !== undefined && withExamples && !q.sha256) {
+        // an example must be kept on the server: api.search keeps it
+        const kept = await rpcCall(API, 'search', { image: q.base64, k: 1, method: m }, { signal: controller.signal });
+        q.sha256 = await hashOf(kept.headers, q.base64);
       }
-      const { rows, headers, ms } = await rpcCall(API, 'search', args, { signal: controller.signal });
+      const sq = !q ? null : isId ? { id: q.id }
+        : q.base64 !== undefined && !(withExamples && q.sha256) ? { image: q.base64 } : { upload: q.sha256 };
+      const call = searchCall({ query: sq, box: sbox, method: m, k: kk, ...refs });
+      if (!call) throw new ApiError('The server could not keep this image, so it cannot be an example with others.');
+      const { rows, headers, ms } = await rpcCall(API, call.fn, call.args, { signal: controller.signal });
       if (inflight.current !== controller) return;
+      if (call.fn === 'search') q.sha256 = await hashOf(headers, q.base64);
       const server = parseServerTiming(headers.get('Server-Timing'));
-      setResults(rows);
+      // JSON has no Infinity: the score of a negative example itself comes as "Infinity"
+      setResults(rows.map((r) => ({ ...r, distance: Number(r.distance) })));
       setTiming({
         ms, model: server.model, db: server.db, queue: server.queue,
-        ran: headers.get('X-Search-Method') || method, method, k: kValue, area: !!area,
+        ran: headers.get('X-Search-Method') || m, method: m, k: kk, area: !!sbox, examples: withExamples,
       });
       scrollPending.current = true;
+      if (push) {
+        const urlQuery = !q ? null : isId ? { id: q.id } : q.sha256 ? { upload: q.sha256 } : null;
+        const search = writeUrlState({ query: urlQuery, box: sbox, method: m, k: kk, ...refs }, window.location.search);
+        if (search !== window.location.search) window.history.pushState(null, '', `${window.location.pathname}${search}`);
+      }
     } catch (err) {
       if (err && err.name === 'AbortError') return;   // canceled, or replaced by a newer search
       if (inflight.current !== controller) return;
@@ -364,13 +386,106 @@ export default function App() {
     }
   };
 
+  // The search a URL names (readUrlState), as the page loads and on back
+  // and forward: its query image (a collection image's thumbnail, an
+  // upload's bytes from the server), examples, method, k and box; searched
+  // again, not pushed.
+  const restore = async (search) => {
+    const s = readUrlState(search);
+    const seq = ++fileSeq.current;              // a file being loaded is dropped
+    stopSearch();
+    setResults(null);
+    setTiming(null);
+    setError(null);
+    setOpened(null);
+    setMethod(s.method);
+    setK(String(s.k));
+    const area = boxFromArray(s.box);
+    setBox(area);
+    const signed = [...s.more.map((ref) => ({ sign: 'more', ref })), ...s.less.map((ref) => ({ sign: 'less', ref }))];
+    try {
+      const ids = [s.query, ...signed.map((e) => e.ref)].filter((r) => r && r.id !== undefined).map((r) => r.id);
+      const byId = new Map((ids.length ? await rpc(API, 'thumbs', { ids }) : []).map((t) => [Number(t.id), t]));
+      const ex = signed.map(({ sign, ref }) => {
+        const t = ref.id !== undefined ? byId.get(ref.id) : null;
+        const name = t ? t.name : ref.id !== undefined ? `image ${ref.id}` : `upload ${ref.upload.slice(0, 8)}${ref.box ? ' (area)' : ''}`;
+        return { sign, ref, name, thumb: t ? `data:image/jpeg;base64,${t.thumb}` : null };
+      });
+      let q = null;
+      if (s.query && s.query.id !== undefined) {
+        const t = byId.get(s.query.id);
+        if (!t) throw new ApiError(`The collection has no image ${s.query.id}.`, { hint: 'The link names an image that is not (or no longer) in the collection.' });
+        q = { id: s.query.id, name: t.name, url: `data:image/jpeg;base64,${t.thumb}` };
+      } else if (s.query) {
+        const up = await rpc(API, 'upload_image', { sha256: s.query.upload });
+        const url = URL.createObjectURL(new Blob([base64ToBytes(up.image)]));
+        const img = await loadImage(url);
+        q = { name: `uploaded image ${up.sha256.slice(0, 8)}`, url, sha256: up.sha256, expires: up.expires,
+          natural: { width: img.naturalWidth, height: img.naturalHeight }, sent: null };
+      }
+      if (seq !== fileSeq.current) return;
+      setQuery(q);
+      setExamples(ex);
+      if (namesSearch(s)) runSearch({ q, area, ex, m: s.method, kk: s.k, push: false });
+    } catch (err) {
+      if (seq !== fileSeq.current) return;
+      setQuery(null);
+      setExamples([]);
+      setError(err instanceof ApiError ? err : new ApiError(String(err.message || err)));
+    }
+  };
+  const restoreRef = useRef(restore);
+  restoreRef.current = restore;
+  useEffect(() => {
+    if (window.location.search) restoreRef.current(window.location.search);
+    const onPop = () => restoreRef.current(window.location.search);
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, []);
+
+  // A collection image as the query (the gallery, "try one of these"):
+  // searched by id, with its stored feature.
+  const pick = (item) => {
+    fileSeq.current++;
+    const q = { id: item.id, name: item.name, url: item.thumb };
+    setQuery(q);
+    setBox(null);
+    setResults(null);
+    setTiming(null);
+    runSearch({ q, area: null });
+    window.scrollTo?.({ top: 0, behavior: 'smooth' });
+  };
+  const markedSign = (id) => examples.find((e) => e.ref.id === id)?.sign ?? null;
+  const searchExamples = (ex, q = query) => {
+    setExamples(ex);
+    if (q || exampleRefs(ex).more.length) runSearch({ q, ex });
+  };
+  const mark = (item, sign) => {
+    const ex = withExample(examples, { sign, ref: { id: item.id }, name: item.name, thumb: item.thumb });
+    if (ex !== examples) searchExamples(ex);
+  };
+  // The query itself becomes an example (an upload by its kept hash), and
+  // the next image chosen is searched with it.
+  const keepQuery = (sign) => {
+    const ref = query.id !== undefined ? { id: query.id }
+      : query.sha256 ? { upload: query.sha256, box: serverBox(query, box) } : null;
+    if (!ref) return;
+    const ex = withExample(examples, { sign, ref, name: query.name, thumb: query.url });
+    setQuery(null);
+    setBox(null);
+    searchExamples(ex, null);
+  };
+  const markResult = (r, sign) => mark({ id: r.id, name: r.name, thumb: `data:image/jpeg;base64,${r.thumb}` }, sign);
+  const unmark = (ref) => searchExamples(withoutExample(examples, ref));
+  const clearExamples = () => searchExamples([]);
+
   const onSubmit = (e) => { e.preventDefault(); runSearch(); };
   const closeLightbox = useCallback(() => setOpened(null), []);
   const searchWith = async (full) => {
     setOpened(null);
     const bytes = Uint8Array.from(atob(full.image), (c) => c.charCodeAt(0));
     const q = await takeFile(new File([bytes], full.name, { type: 'image/jpeg' }));
-    if (q) runSearch(q, null);
+    if (q) runSearch({ q, area: null });
   };
   const th = labelsFor(stats?.model);
   const closest = results && results.length > 0 ? results[0] : null;
@@ -397,7 +512,16 @@ export default function App() {
             </span>
           </div>
 
-          {query && (
+          {query && query.id !== undefined && (
+            <>
+              <div className="preview fixed" data-testid="preview-id">{query.url && <img src={query.url} alt="query" />}</div>
+              <p className="area" aria-live="polite">
+                {query.name} · from the collection, searched by its stored feature ·{' '}
+                <button type="button" className="link" onClick={() => keepQuery('more')} data-testid="keep-query">keep as an example</button>
+              </p>
+            </>
+          )}
+          {query && query.id === undefined && (
             <>
               <Preview src={query.url} natural={query.natural} box={box} setBox={setBox} />
               <p className="area" aria-live="polite">
@@ -405,6 +529,8 @@ export default function App() {
                 {query.sent && <> · sent as {query.sent.width}×{query.sent.height} JPEG</>}
                 {box ? <> · area {box.x},{box.y} {box.w}×{box.h} <button type="button" className="link" onClick={() => setBox(null)}>clear</button></>
                   : <> · drag on the image to search for a part of it</>}
+                {query.expires && <> · kept on the server until {new Date(query.expires).toLocaleString()}</>}
+                {query.sha256 && <> · <button type="button" className="link" onClick={() => keepQuery('more')} data-testid="keep-query">keep as an example</button></>}
               </p>
             </>
           )}
@@ -425,11 +551,12 @@ export default function App() {
             {busy ? (
               <button type="button" className="cancel" onClick={cancel} data-testid="cancel">Cancel</button>
             ) : null}
-            <button type="submit" disabled={!query || busy || kValue === null} data-testid="search">
+            <button type="submit" disabled={!(query || exampleRefs(examples).more.length) || busy || kValue === null} data-testid="search">
               {busy ? 'Searching…' : 'Search'}
             </button>
           </div>
           {kValue === null && <p className="field-error" id="k-error" data-testid="k-error">k must be a whole number from 1 to 1000.</p>}
+          <ExampleChips examples={examples} onRemove={unmark} onClear={clearExamples} />
           <ErrorBox error={error} onRetry={query ? () => runSearch() : null} />
         </form>
 
@@ -441,6 +568,7 @@ export default function App() {
           )}
           {results && results.length === 0 && <p className="empty">No images have features yet.</p>}
           {!results && !error && <p className="empty">{busy ? 'Searching…' : 'Results appear here.'}</p>}
+          {!results && !busy && !query && <TryThese api={API} onPick={pick} />}
           {results && results.length > 0 && (
             <div className="result-tools">
               {th && closest && !labelFor(closest.distance, th) && (
@@ -459,12 +587,13 @@ export default function App() {
           {results && (
             <ol className="grid" data-testid="results">
               {grouped
-                ? groupResults(results).map((g) => <Card key={g.grp} r={g.rows[0]} th={th} onOpen={setOpened} more={g.rows.length - 1} />)
-                : results.map((r) => <Card key={r.id} r={r} th={th} onOpen={setOpened} />)}
+                ? groupResults(results).map((g) => <Card key={g.grp} r={g.rows[0]} th={th} onOpen={setOpened} more={g.rows.length - 1} onMark={markResult} marked={markedSign} />)
+                : results.map((r) => <Card key={r.id} r={r} th={th} onOpen={setOpened} onMark={markResult} marked={markedSign} />)}
             </ol>
           )}
         </section>
       </main>
+      <Gallery api={API} onPick={pick} onMark={mark} marked={markedSign} />
       {opened && <Lightbox item={opened} onClose={closeLightbox} onSearch={searchWith} />}
     </div>
   );

@@ -5,13 +5,15 @@
 #   unit         vitest: the page's logic
 #   conformance  the gateway against the fixture API (and real PostgREST when
 #                a postgrest binary is on PATH)
-#   api          api.search/methods/stats in SQL and over HTTP
+#   api          api.search/methods/stats in SQL and over HTTP; api_nav: the
+#                gallery, kept uploads and links, several examples
 #   security     what web_anon can and cannot do, in SQL and over HTTP
 #   write        adding images (api.add_image, api.image_status): refused to
 #                web_anon, done by imgsearch_writer; the ingest worker's features
 #   load         bursts of concurrent searches through gateways it starts: the
 #                sessions, the queue and its fast 503, /ready
-#   browser      the page in Debian's chromium, driven by playwright-core
+#   browser      the page in Debian's chromium, driven by playwright-core;
+#                browser_nav: the gallery, links (URL state), several examples
 # DIR keeps the state between suites. The cluster comes from PGHOST, PGPORT
 # and PGUSER (a superuser), as test/check.sh exports them. Each suite starts
 # the servers it needs and stops them when it ends.
@@ -94,6 +96,9 @@ conformance)
 api | security | write)
 	start_gateway imgsearch_web
 	API_URL=$api_url PGDATABASE=imgsearch_web node --test "test/$suite.test.js"
+	if [ "$suite" = api ]; then   # the gallery, kept uploads, several examples
+		API_URL=$api_url PGDATABASE=imgsearch_web node --test test/api_nav.test.js
+	fi
 	;;
 load)
 	PGDATABASE=imgsearch_web node --test test/load.test.js
@@ -105,8 +110,11 @@ browser)
 	node node_modules/vite/bin/vite.js preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
 	pids+=($!)
 	wait_http "http://127.0.0.1:$port/"
-	API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
-		node --test test/browser.test.js
+	# one file at a time (node --test would run them side by side)
+	for t in test/browser.test.js test/browser_nav.test.js; do
+		API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
+			node --test "$t"
+	done
 	;;
 *)
 	echo "usage: $0 setup|unit|conformance|api|security|write|load|browser DIR" >&2
