@@ -12,6 +12,8 @@
 #   load         bursts of concurrent searches through gateways it starts: the
 #                sessions, the queue and its fast 503, /ready
 #   browser      the page in Debian's chromium, driven by playwright-core
+#                (browser.test.js; browser_write.test.js: adding images,
+#                duplicate groups, expanding groups, the smaller defects)
 # DIR keeps the state between suites. The cluster comes from PGHOST, PGPORT
 # and PGUSER (a superuser), as test/check.sh exports them. Each suite starts
 # the servers it needs and stops them when it ends.
@@ -105,8 +107,13 @@ browser)
 	node node_modules/vite/bin/vite.js preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
 	pids+=($!)
 	wait_http "http://127.0.0.1:$port/"
+	rc=0
 	API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
-		node --test test/browser.test.js
+		node --test test/browser.test.js || rc=1
+	# adding images, duplicate groups, labels and groups, the smaller defects
+	API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
+		node --test test/browser_write.test.js || rc=1
+	exit $rc
 	;;
 *)
 	echo "usage: $0 setup|unit|conformance|api|security|write|load|browser DIR" >&2
