@@ -690,3 +690,12 @@ test('duplicates needs the kdtree index (0A000), and answers its statement timeo
     await Promise.all([anon.end(), locker.end()]);
   }
 });
+
+test('duplicates, thumbnails and can_write: executable by web_anon and imgsearch_writer, not by PUBLIC', async () => {
+  for (const fn of ['api.duplicates(float8, int, int)', 'api.thumbnails(bigint[])', 'api.can_write()']) {
+    const { rows } = await db.query(`SELECT has_function_privilege('public', $1, 'EXECUTE') AS p,
+      has_function_privilege('web_anon', $1, 'EXECUTE') AS a, has_function_privilege('imgsearch_writer', $1, 'EXECUTE') AS w,
+      (SELECT r.rolname FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = $1::regprocedure) AS owner`, [fn]);
+    assert.deepEqual(rows[0], { p: false, a: true, w: true, owner: 'imgsearch_api' }, fn);
+  }
+});
