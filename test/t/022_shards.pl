@@ -330,6 +330,10 @@ SKIP:
 	}
 	my ($ret, $out, $stderr) = $coord->psql('web', qq{SELECT * FROM api.search('$b64', 5, 'lsh')});
 	like($stderr, qr/unknown method "lsh"/, 'a method one shard lacks is refused');
+	# the duplicate groups are the shards': refused with a hint, as web_anon
+	($ret, $out, $stderr) = $coord->psql('web', q{SET ROLE web_anon; SELECT * FROM api.duplicates(0.03)},
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($stderr, qr/0A000: duplicate groups are not available on a coordinator/, 'api.duplicates on a coordinator: 0A000');
 }
 
 # --- a shard that is down ------------------------------------------------------

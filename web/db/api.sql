@@ -805,6 +805,92 @@ BEGIN
 END
 $$;
 
+-- Whether the caller may add images (api.add_image): the page offers "Add
+-- to the collection" only then. SECURITY INVOKER, so that it asks about the
+-- role the request runs as (web_anon, or imgsearch_writer and its members),
+-- not this function's owner.
+CREATE OR REPLACE FUNCTION api.can_write()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT has_function_privilege('api.add_image(text, text, text)', 'EXECUTE')
+$$;
+
+-- The collection's duplicate groups: imgsearch_duplicates (docs/methods.md)
+-- over gallery.images' kdtree index, where each of the n range searches
+-- costs about a k-NN search (over faissflat or lsh each is a flat pass: n^2
+-- distances, minutes on a large table; so only kdtree). The bounds:
+-- max_distance from 0 to 0.5 (on the unit-length features, 0.5 is far past
+-- any near-copy; a larger radius only makes each search return more), and
+-- the caller's statement timeout (15 s for web_anon): a collection too large
+-- for it gets 503 (PT503) saying so at once, as the timeout ends it. The
+-- groups are ordered by size (largest first), then by their smallest id;
+-- lim groups from number off + 1 (paging). One row per member, by id:
+-- group_no, group_size, groups (how many in all) and images (in all the
+-- groups) on every row; a thumbnail for each group's first 6 members, NULL
+-- for the others (api.thumbs sends them when a group is expanded).
+CREATE OR REPLACE FUNCTION api.duplicates(max_distance float8 DEFAULT NULL, lim int DEFAULT 50, off int DEFAULT 0)
+RETURNS TABLE (group_no int, group_size int, groups int, images int, id bigint, name text, grp text, thumb text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	idx regclass;
+BEGIN
+	IF max_distance IS NULL THEN
+		RAISE EXCEPTION 'max_distance is missing' USING ERRCODE = '22004',
+			HINT = 'Send the largest distance between two images of a group: {"max_distance": 0.03}.';
+	END IF;
+	IF lim IS NULL OR off IS NULL THEN
+		RAISE EXCEPTION 'lim and off must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF NOT (max_distance BETWEEN 0 AND 0.5) THEN    -- NaN too: it sorts above every number
+		RAISE EXCEPTION 'max_distance must be from 0 to 0.5, not %', max_distance USING ERRCODE = '22023';
+	END IF;
+	IF lim NOT BETWEEN 1 AND 200 OR off < 0 THEN
+		RAISE EXCEPTION 'lim must be from 1 to 200 and off at least 0' USING ERRCODE = '22023';
+	END IF;
+	IF EXISTS (SELECT FROM gallery.shard_leaves()) THEN
+		RAISE EXCEPTION 'duplicate groups are not available on a coordinator' USING ERRCODE = '0A000',
+			HINT = 'Run imgsearch_duplicates on each shard (docs/sharding.md).';
+	END IF;
+	SELECT format('gallery.%I', m.index_name)::regclass INTO idx
+	  FROM gallery.feat_methods m WHERE m.method = 'kdtree';
+	IF idx IS NULL THEN
+		RAISE EXCEPTION 'duplicate groups need a kdtree index on gallery.images' USING ERRCODE = '0A000',
+			HINT = 'CREATE INDEX ON gallery.images USING kdtree (feat); over another index each row costs a pass over the whole table.';
+	END IF;
+	RETURN QUERY
+	WITH m AS (
+		SELECT d.group_id, i.id, i.name, i.grp, i.thumb
+		  FROM imgsearch_duplicates(idx, max_distance) d
+		  JOIN gallery.images i ON i.ctid = d.row_tid
+	), g AS (
+		SELECT m.group_id, count(*) AS n, min(m.id) AS first FROM m GROUP BY m.group_id
+	), r AS (
+		SELECT g.group_id, g.n, row_number() OVER (ORDER BY g.n DESC, g.first) AS no,
+		       count(*) OVER () AS total, sum(g.n) OVER () AS imgs
+		  FROM g
+	), page AS (
+		SELECT r.no, r.n, r.total, r.imgs, m.id, m.name, m.grp, m.thumb,
+		       row_number() OVER (PARTITION BY r.no ORDER BY m.id) AS pos
+		  FROM m JOIN r ON r.group_id = m.group_id
+		 WHERE r.no > off AND r.no <= off::bigint + lim
+	)
+	SELECT p.no::int, p.n::int, p.total::int, p.imgs::int, p.id, p.name, p.grp,
+	       CASE WHEN p.pos <= 6 THEN encode(p.thumb, 'base64') END
+	  FROM page p
+	 ORDER BY p.no, p.id;
+EXCEPTION
+	WHEN query_canceled THEN                -- the statement timeout
+		RAISE EXCEPTION 'Finding the duplicate groups took too long for this collection.'
+			USING ERRCODE = 'PT503', DETAIL = SQLERRM,
+			HINT = 'Try a smaller distance, or run imgsearch_duplicates in SQL without a timeout.';
+END
+$$;
+
 -- Every api function: owned by imgsearch_api, executed by imgsearch_writer;
 -- by web_anon too, but for those that write (and image_status, which only
 -- their callers need): HTTP stays read-only unless writing is granted

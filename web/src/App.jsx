@@ -1,8 +1,11 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, apiBase, bytesToBase64, parseServerTiming, rpc, rpcCall, timingSplit } from './api.js';
 import { boxFromDrag, boxFromKey, boxToView } from './box.js';
-import { sendPlan } from './image.js';
-import { groupResults, labelFor, labelsFor } from './labels.js';
+import { looksComplete, sendPlan } from './image.js';
+import { groupResults, labelFor, labelTitle, labelsFor, noCloseText } from './labels.js';
+import { useFocusTrap } from './focus.js';
+import AddImage from './AddImage.jsx';
+import Duplicates from './Duplicates.jsx';
 import { ExampleChips, MarkButtons, exampleRefs, withExample, withoutExample } from './Examples.jsx';
 import { Gallery, TryThese } from './Gallery.jsx';
 import { namesSearch, readUrlState, searchCall, writeUrlState } from './urlState.js';
@@ -47,14 +50,15 @@ function parseK(text) {
 
 // What is sent for a chosen file: its bytes as they are when the server
 // reads them, else re-encoded by the browser (a GIF, an SVG...) and scaled
-// down when large (see image.js). img is the file, loaded.
+// down when large, or when the file is incomplete (see image.js). img is the
+// file, loaded.
 async function prepareImage(file, img) {
   const width = img.naturalWidth || 1024;     // an SVG without a size: drawn at 1024
   const height = img.naturalHeight || 1024;
-  const plan = sendPlan(file.type, file.size, width, height);
-  if (!plan.reencode) {
-    return { base64: bytesToBase64(new Uint8Array(await file.arrayBuffer())), width, height, sent: null };
-  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const complete = looksComplete(file.type, bytes);
+  const plan = sendPlan(file.type, file.size, width, height, complete);
+  if (!plan.reencode) return { base64: bytesToBase64(bytes), width, height, sent: null };
   const canvas = document.createElement('canvas');
   canvas.width = plan.width;
   canvas.height = plan.height;
@@ -66,7 +70,7 @@ async function prepareImage(file, img) {
   if (!blob) throw new ApiError(`The browser cannot re-encode ${file.name}`);
   return {
     base64: bytesToBase64(new Uint8Array(await blob.arrayBuffer())),
-    width, height, sent: { width: plan.width, height: plan.height },
+    width, height, sent: { width: plan.width, height: plan.height }, incomplete: !complete,
   };
 }
 
@@ -180,7 +184,9 @@ function Preview({ src, natural, box, setBox }) {
   );
 }
 
-function Card({ r, th, onOpen, more, onMark, marked }) {
+// more: the group's other views (grouped results), with onMore, which shows
+// them (expanded: hides them again); onMark, marked: more/less like this.
+function Card({ r, th, onOpen, more, expanded, onMore, onMark, marked }) {
   const label = labelFor(r.distance, th);
   return (
     <li className="card" data-group={r.grp}>
@@ -189,12 +195,16 @@ function Card({ r, th, onOpen, more, onMark, marked }) {
       </button>
       <div className="meta">
         <span className="rank">#{r.rank}</span>
-        {label && <span className={`label ${label}`} data-testid="label">{label}</span>}
+        {label && <span className="label" data-testid="label" title={labelTitle(th)}>{label}</span>}
         <span className="dist" title="L2 distance">{r.distance.toFixed(4)}</span>
       </div>
       {onMark && <div className="meta"><MarkButtons name={r.name} sign={marked(r.id)} onMark={(sign) => onMark(r, sign)} /></div>}
       <div className="name" title={r.name}>{r.name}</div>
-      {more > 0 && <div className="more" data-testid="more">+{more} more view{more > 1 ? 's' : ''} of this photograph</div>}
+      {more > 0 && (
+        <button type="button" className="more" onClick={onMore} aria-expanded={!!expanded} data-testid="more">
+          {expanded ? `hide the ${more} other view${more > 1 ? 's' : ''}` : `+${more} more view${more > 1 ? 's' : ''} of this photograph`}
+        </button>
+      )}
     </li>
   );
 }
@@ -205,20 +215,19 @@ function Lightbox({ item, onClose, onSearch }) {
   const [full, setFull] = useState(null);
   const [error, setError] = useState(null);
   const closeRef = useRef(null);
+  const dialogRef = useRef(null);
+  useFocusTrap(dialogRef, onClose, closeRef);
   useEffect(() => {
     let live = true;
     rpc(API, 'image', { id: item.id })
       .then((rows) => { if (live) setFull(rows[0] || null); })
       .catch((e) => { if (live) setError(e); });
-    closeRef.current?.focus();
-    const onKey = (e) => { if (e.key === 'Escape') onClose(); };
-    window.addEventListener('keydown', onKey);
-    return () => { live = false; window.removeEventListener('keydown', onKey); };
-  }, [item, onClose]);
+    return () => { live = false; };
+  }, [item]);
   const src = full ? `data:image/jpeg;base64,${full.image}` : `data:image/jpeg;base64,${item.thumb}`;
   return (
-    <div className="lightbox" role="dialog" aria-modal="true" aria-label={item.name} data-testid="lightbox"
-      onClick={(e) => { if (e.target === e.currentTarget) onClose(); }}>
+    <div className="lightbox" role="dialog" aria-modal="true" aria-label={item.name} data-testid="lightbox" ref={dialogRef}
+      tabIndex={-1} onClick={(e) => { if (e.target === e.currentTarget) onClose(); }}>
       <div className="lightbox-body">
         <img src={src} alt={item.name} data-testid="lightbox-img" data-full={full ? 'yes' : 'no'} />
         <p>{item.name} · photograph {item.grp}{full && <> · {full.width}×{full.height}</>} · distance {item.distance.toFixed(4)}</p>
@@ -245,6 +254,7 @@ export default function App() {
   const [error, setError] = useState(null);
   const [dragOver, setDragOver] = useState(false);
   const [grouped, setGrouped] = useState(false);
+  const [expandedGroups, setExpandedGroups] = useState(() => new Set());   // grouped: the groups shown whole
   const [opened, setOpened] = useState(null);   // the result shown larger
   const [examples, setExamples] = useState([]); // more / less like these (Examples.jsx)
   const inflight = useRef(null);                // the AbortController of the running search
@@ -277,18 +287,16 @@ export default function App() {
     setBusy(false);
   }, []);
 
-  // A new query image: whatever was shown for the old one goes.
+  // A new query image: whatever was shown for the old one goes, once the
+  // browser has shown the new one. A file that is no image, or one the
+  // browser cannot show (a HEIC, a broken file), leaves the current query and
+  // its results as they are, with the error.
   const takeFile = useCallback(async (file) => {
-    if (!file) return;
+    if (!file) return undefined;
     const seq = ++fileSeq.current;
-    stopSearch();
-    setResults(null);
-    setTiming(null);
-    setBox(null);
     const reject = (message) => {
       if (seq !== fileSeq.current) return;
-      setQuery((old) => { if (old) URL.revokeObjectURL(old.url); return null; });
-      setError(new ApiError(message));
+      setError(new ApiError(message, { details: 'Choose an image the browser can show: JPEG, PNG, WebP, GIF, AVIF, BMP or SVG.' }));
     };
     if (file.type && !file.type.startsWith('image/')) return reject(`${file.name || 'That file'} is not an image`);
     const url = URL.createObjectURL(file);
@@ -296,8 +304,13 @@ export default function App() {
       const img = await loadImage(url);
       const prepared = await prepareImage(file, img);
       if (seq !== fileSeq.current) { URL.revokeObjectURL(url); return undefined; }
+      stopSearch();
+      setResults(null);
+      setTiming(null);
+      setBox(null);
       const next = { name: file.name || 'pasted image', url, base64: prepared.base64,
-        natural: { width: prepared.width, height: prepared.height }, sent: prepared.sent };
+        natural: { width: prepared.width, height: prepared.height }, sent: prepared.sent,
+        incomplete: prepared.incomplete };
       setQuery((old) => {
         if (old) URL.revokeObjectURL(old.url);
         return next;
@@ -362,6 +375,7 @@ export default function App() {
       const server = parseServerTiming(headers.get('Server-Timing'));
       // JSON has no Infinity: the score of a negative example itself comes as "Infinity"
       setResults(rows.map((r) => ({ ...r, distance: Number(r.distance) })));
+      setExpandedGroups(new Set());
       setTiming({
         ms, model: server.model, db: server.db, queue: server.queue,
         ran: headers.get('X-Search-Method') || m, method: m, k: kk, area: !!sbox, examples: withExamples,
@@ -526,7 +540,7 @@ export default function App() {
               <Preview src={query.url} natural={query.natural} box={box} setBox={setBox} />
               <p className="area" aria-live="polite">
                 {query.name} · {query.natural.width}×{query.natural.height}
-                {query.sent && <> · sent as {query.sent.width}×{query.sent.height} JPEG</>}
+                {query.sent && <> · sent as {query.sent.width}×{query.sent.height} JPEG{query.incomplete && ' (the file is incomplete: sent as the browser shows it)'}</>}
                 {box ? <> · area {box.x},{box.y} {box.w}×{box.h} <button type="button" className="link" onClick={() => setBox(null)}>clear</button></>
                   : <> · drag on the image to search for a part of it</>}
                 {query.expires && <> · kept on the server until {new Date(query.expires).toLocaleString()}</>}
@@ -557,6 +571,7 @@ export default function App() {
           </div>
           {kValue === null && <p className="field-error" id="k-error" data-testid="k-error">k must be a whole number from 1 to 1000.</p>}
           <ExampleChips examples={examples} onRemove={unmark} onClear={clearExamples} />
+          <AddImage api={API} query={query} onSearch={() => runSearch()} />
           <ErrorBox error={error} onRetry={query ? () => runSearch() : null} />
         </form>
 
@@ -571,10 +586,9 @@ export default function App() {
           {!results && !busy && !query && <TryThese api={API} onPick={pick} />}
           {results && results.length > 0 && (
             <div className="result-tools">
-              {th && closest && !labelFor(closest.distance, th) && (
+              {th && th.same_photograph != null && closest && !labelFor(closest.distance, th) && (
                 <p className="no-close" data-testid="no-close">
-                  No close match: the nearest image is at distance {closest.distance.toFixed(3)};
-                  other views of one demo photograph are within {th.near_duplicate.toFixed(3)}.
+                  {noCloseText(closest.distance, th)}
                 </p>
               )}
               {!th && stats && <p className="hint">Match labels are measured for the demo's model only.</p>}
@@ -587,13 +601,24 @@ export default function App() {
           {results && (
             <ol className="grid" data-testid="results">
               {grouped
-                ? groupResults(results).map((g) => <Card key={g.grp} r={g.rows[0]} th={th} onOpen={setOpened} more={g.rows.length - 1} onMark={markResult} marked={markedSign} />)
+                ? groupResults(results).flatMap((g) => {
+                  const open = expandedGroups.has(g.grp);
+                  const toggle = () => setExpandedGroups((old) => {
+                    const next = new Set(old);
+                    if (open) next.delete(g.grp); else next.add(g.grp);
+                    return next;
+                  });
+                  return [<Card key={g.rows[0].id} r={g.rows[0]} th={th} onOpen={setOpened} more={g.rows.length - 1} expanded={open} onMore={toggle}
+                    onMark={markResult} marked={markedSign} />,
+                    ...(open ? g.rows.slice(1).map((r) => <Card key={r.id} r={r} th={th} onOpen={setOpened} onMark={markResult} marked={markedSign} />) : [])];
+                })
                 : results.map((r) => <Card key={r.id} r={r} th={th} onOpen={setOpened} onMark={markResult} marked={markedSign} />)}
             </ol>
           )}
         </section>
       </main>
       <Gallery api={API} onPick={pick} onMark={mark} marked={markedSign} />
+      <Duplicates api={API} />
       {opened && <Lightbox item={opened} onClose={closeLightbox} onSearch={searchWith} />}
     </div>
   );

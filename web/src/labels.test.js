@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { groupResults, labelFor, labelsFor } from './labels.js';
+import { SAME, groupResults, labelFor, labelTitle, labelsFor, noCloseText } from './labels.js';
 import measured from './thresholds.json';
 
-const th = { model: { layer: 'pool', weights: 'random (seed 0)' }, identical: 0.001, near_duplicate: 0.3 };
+const th = { model: { layer: 'pool', weights: 'random (seed 0)' }, same_photograph: 0.05, precision: 0.93, recall: 0.61 };
 
 describe('labels', () => {
   test('apply only to the model they were measured with', () => {
@@ -12,16 +12,25 @@ describe('labels', () => {
     expect(labelsFor(null, th)).toBeNull();
     expect(labelsFor({ ...measured.model })).toBe(measured);
   });
-  test('by distance: identical, near-duplicate, none', () => {
-    expect(labelFor(0, th)).toBe('identical');
-    expect(labelFor(0.001, th)).toBe('identical');
-    expect(labelFor(0.2, th)).toBe('near-duplicate');
-    expect(labelFor(0.31, th)).toBeNull();
+  test('by distance: same photograph up to the measured distance, then none', () => {
+    expect(labelFor(0, th)).toBe(SAME);
+    expect(labelFor(0.05, th)).toBe(SAME);
+    expect(labelFor(0.0501, th)).toBeNull();
     expect(labelFor(0, null)).toBeNull();
+    expect(labelFor(0, { ...th, same_photograph: null })).toBeNull();   // the data could not separate
   });
-  test('the measured thresholds are ordered', () => {
-    expect(measured.identical).toBeGreaterThanOrEqual(0);
-    expect(measured.near_duplicate).toBeGreaterThan(measured.identical);
+  test('the texts give the measured figures', () => {
+    expect(labelTitle(th)).toMatch(/up to 0\.05: .* 93% of the pairs .* 61% of the pairs of views/);
+    expect(noCloseText(0.0712, th)).toMatch(/^No image within 0\.05, .* distance 0\.071\. .* 61% .* may still be/);
+  });
+  test('the measured label is a range with its precision and recall, or none', () => {
+    if (measured.same_photograph === null) {
+      expect(measured.precision).toBeNull();
+    } else {
+      expect(measured.same_photograph).toBeGreaterThan(0);
+      expect(measured.precision).toBeGreaterThan(0.5);
+      expect(measured.recall).toBeGreaterThanOrEqual(0.5);   // it holds most views of one photograph
+    }
   });
 });
 

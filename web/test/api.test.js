@@ -551,3 +551,141 @@ test('a search whose client leaves is canceled in the database', async () => {
   assert.equal(last.state, 'idle');
   assert.equal(last.query, 'ROLLBACK');
 });
+
+// --- duplicate groups (api.duplicates; their other thumbnails come from api.thumbs) ---
+
+async function call(fn, args) {
+  const res = await fetch(`${api}/rpc/${fn}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(args),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+// The groups at distance d computed here: the pairs within d from SQL over
+// the whole table with the plain operator (a join, no index), then their
+// connected components by union-find; groups of two or more, each as its
+// sorted ids, largest first, then by smallest id (the order the API
+// promises).
+async function expectedGroups(d) {
+  const { rows } = await db.query(`SELECT a.id AS a, b.id AS b FROM gallery.images a JOIN gallery.images b ON a.id < b.id
+    WHERE a.feat <-> b.feat <= $1`, [d]);
+  const parent = new Map([...feats.keys()].map((id) => [id, id]));
+  const find = (x) => { while (parent.get(x) !== x) x = parent.get(x); return x; };
+  for (const r of rows) parent.set(find(Number(r.a)), find(Number(r.b)));
+  const groups = new Map();
+  for (const id of feats.keys()) {
+    const root = find(id);
+    if (!groups.has(root)) groups.set(root, []);
+    groups.get(root).push(id);
+  }
+  return [...groups.values()].filter((g) => g.length > 1).map((g) => g.sort((x, y) => x - y))
+    .sort((x, y) => y.length - x.length || x[0] - y[0]);
+}
+
+// Every group at distance d over HTTP, page by page (lim per request).
+async function allGroups(d, lim) {
+  const rows = [];
+  for (let off = 0; ; off += lim) {
+    const res = await call('duplicates', { max_distance: d, lim, off });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    rows.push(...res.body);
+    if (res.body.length === 0 || res.body[0].groups <= off + lim) break;
+  }
+  return rows;
+}
+
+test('duplicates(d): the connected components of the pairs within d, as SQL computes them over the whole table', async () => {
+  const { rows: q } = await db.query(`SELECT percentile_disc(ARRAY[0.02, 0.1, 0.3]) WITHIN GROUP (ORDER BY a.feat <-> b.feat) AS p
+    FROM gallery.images a JOIN gallery.images b ON a.id < b.id`);
+  const distances = [0, ...q[0].p.filter((d) => d <= 0.5)];
+  let sawGroups = 0;
+  for (const d of distances) {
+    const want = await expectedGroups(d);
+    for (const lim of [200, 2]) {
+      const rows = await allGroups(d, lim);
+      const got = [];
+      for (const r of rows) {
+        if (got.length === 0 || got[got.length - 1].no !== r.group_no) got.push({ no: r.group_no, size: r.group_size, rows: [] });
+        got[got.length - 1].rows.push(r);
+      }
+      assert.deepEqual(got.map((g) => g.rows.map((r) => r.id)), want, `groups at ${d}, ${lim} a page`);
+      assert.deepEqual(got.map((g) => g.no), want.map((_, i) => i + 1), `numbered from 1 at ${d}`);
+      for (const g of got) {
+        assert.ok(g.rows.every((r) => r.group_size === g.rows.length), `group_size at ${d}`);
+        assert.deepEqual(g.rows.map((r) => r.thumb !== null), g.rows.map((_, i) => i < 6), 'thumbnails of the first 6');
+      }
+      for (const r of rows) {
+        assert.equal(r.groups, want.length);
+        assert.equal(r.images, want.reduce((s, g) => s + g.length, 0));
+        const m = manifest.find((x) => x.id === r.id);
+        assert.deepEqual([r.name, r.grp], [m.name, m.grp]);
+      }
+    }
+    if (want.length > 0) sawGroups++;
+    if (want.length > 0) {
+      const first = (await allGroups(d, 200))[0];
+      const { rows: t } = await db.query("SELECT encode(thumb, 'base64') AS t FROM gallery.images WHERE id = $1", [first.id]);
+      assert.equal(first.thumb, t[0].t);
+    }
+  }
+  assert.ok(sawGroups >= 2, `groups at ${sawGroups} of the distances ${distances}`);
+});
+
+test('duplicates refuses bad arguments with 400 and the SQLSTATE', async () => {
+  const cases = [
+    ['duplicates', {}, '22004'],
+    ['duplicates', { max_distance: null }, '22004'],
+    ['duplicates', { max_distance: -0.01 }, '22023'],
+    ['duplicates', { max_distance: 0.51 }, '22023'],
+    ['duplicates', { max_distance: 'NaN' }, '22023'],
+    ['duplicates', { max_distance: 0.03, lim: 0 }, '22023'],
+    ['duplicates', { max_distance: 0.03, lim: 201 }, '22023'],
+    ['duplicates', { max_distance: 0.03, off: -1 }, '22023'],
+    ['duplicates', { max_distance: 0.03, lim: null }, '22004'],
+  ];
+  for (const [fn, args, code] of cases) {
+    const res = await call(fn, args);
+    assert.equal(res.status, 400, `${fn} ${JSON.stringify(args)}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.code, code, `${fn} ${JSON.stringify(args)}`);
+  }
+});
+
+test('duplicates needs the kdtree index (0A000), and answers its statement timeout with 503 (PT503)', async () => {
+  const anon = new pg.Client({ user: 'authenticator' });
+  await anon.connect();
+  const locker = new pg.Client();
+  await locker.connect();
+  try {
+    await anon.query('SET ROLE web_anon');
+    const code = async (sql) => { try { await anon.query(sql); return 'no error'; } catch (e) { return e.code; } };
+    // Without a kdtree index (dropped in a transaction that rolls back).
+    await locker.query('BEGIN');
+    await locker.query('DROP INDEX gallery.images_feat_kdtree');
+    await locker.query('SET LOCAL ROLE web_anon');
+    let c;
+    try { await locker.query('SELECT * FROM api.duplicates(0.03)'); c = 'no error'; } catch (e) { c = e.code; }
+    assert.equal(c, '0A000');
+    await locker.query('ROLLBACK');
+    // The table locked by another transaction: the call waits until its
+    // statement timeout ends it, and says so.
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE gallery.images IN ACCESS EXCLUSIVE MODE');
+    await anon.query("SET statement_timeout = '300ms'");
+    assert.equal(await code('SELECT * FROM api.duplicates(0.03)'), 'PT503');
+    await locker.query('ROLLBACK');
+    await anon.query('RESET statement_timeout');
+    assert.equal(await code('SELECT * FROM api.duplicates(0.03)'), 'no error');
+  } finally {
+    await locker.query('ROLLBACK').catch(() => {});
+    await Promise.all([anon.end(), locker.end()]);
+  }
+});
+
+test('duplicates, thumbs and can_write: executable by web_anon and imgsearch_writer, not by PUBLIC', async () => {
+  for (const fn of ['api.duplicates(float8, int, int)', 'api.thumbs(bigint[])', 'api.can_write()']) {
+    const { rows } = await db.query(`SELECT has_function_privilege('public', $1, 'EXECUTE') AS p,
+      has_function_privilege('web_anon', $1, 'EXECUTE') AS a, has_function_privilege('imgsearch_writer', $1, 'EXECUTE') AS w,
+      (SELECT r.rolname FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = $1::regprocedure) AS owner`, [fn]);
+    assert.deepEqual(rows[0], { p: false, a: true, w: true, owner: 'imgsearch_api' }, fn);
+  }
+});

@@ -12,8 +12,10 @@
 #                web_anon, done by imgsearch_writer; the ingest worker's features
 #   load         bursts of concurrent searches through gateways it starts: the
 #                sessions, the queue and its fast 503, /ready
-#   browser      the page in Debian's chromium, driven by playwright-core;
-#                browser_nav: the gallery, links (URL state), several examples
+#   browser      the page in Debian's chromium, driven by playwright-core
+#                (browser.test.js; browser_nav.test.js: the gallery, links (URL
+#                state), several examples; browser_write.test.js: adding images,
+#                duplicate groups, expanding groups, the smaller defects)
 # DIR keeps the state between suites. The cluster comes from PGHOST, PGPORT
 # and PGUSER (a superuser), as test/check.sh exports them. Each suite starts
 # the servers it needs and stops them when it ends.
@@ -110,11 +112,13 @@ browser)
 	node node_modules/vite/bin/vite.js preview --port "$port" --strictPort >"$dir/preview.log" 2>&1 &
 	pids+=($!)
 	wait_http "http://127.0.0.1:$port/"
-	# one file at a time (node --test would run them side by side)
-	for t in test/browser.test.js test/browser_nav.test.js; do
+	# one file at a time (node --test would run them side by side); every file runs
+	rc=0
+	for t in test/browser.test.js test/browser_nav.test.js test/browser_write.test.js; do
 		API_URL=$api_url PAGE_URL="http://127.0.0.1:$port/?api=$api_url" PGDATABASE=imgsearch_web \
-			node --test "$t"
+			node --test "$t" || rc=1
 	done
+	exit $rc
 	;;
 *)
 	echo "usage: $0 setup|unit|conformance|api|security|write|load|browser DIR" >&2

@@ -223,3 +223,31 @@ test('ids: the sequence moves past ids taken meanwhile', async () => {
   added.push(id);
   assert.ok(id > next + 1, `${id} after ${next + 1}`);
 });
+
+// The page offers "Add to the collection" only where api.can_write() says
+// so: it answers for the role the request runs as, as the privilege on
+// add_image that the catalog gives that role.
+test('can_write(): whether the caller may execute add_image, in SQL and over HTTP', async () => {
+  const privilege = async (role) => (await admin.query(
+    "SELECT has_function_privilege($1, 'api.add_image(text, text, text)', 'EXECUTE') AS p", [role])).rows[0].p;
+  const sqlCan = async (client) => (await client.query('SELECT api.can_write() AS c')).rows[0].c;
+  const httpCan = async () => {
+    const res = await rpc('can_write', {});
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body;
+  };
+  assert.equal(await privilege('web_anon'), false);
+  assert.equal(await sqlCan(anon), false);
+  assert.equal(await httpCan(), false);
+  assert.equal(await privilege('imgsearch_writer'), true);
+  assert.equal(await sqlCan(writer), true);
+  await admin.query('GRANT imgsearch_writer TO web_anon');
+  try {
+    assert.equal(await privilege('web_anon'), true);
+    assert.equal(await sqlCan(anon), true);
+    assert.equal(await httpCan(), true);
+  } finally {
+    await admin.query('REVOKE imgsearch_writer FROM web_anon');
+  }
+  assert.equal(await httpCan(), false);
+});
