@@ -18,10 +18,10 @@
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/array.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -80,6 +80,7 @@ typedef struct ModelFileHash
 	off_t		size;
 	struct timespec mtime;
 	char		hex[2 * PG_SHA256_DIGEST_LENGTH + 1];
+	bool		sidecar_checked;	/* imgs_model_verify_file found it matches its sidecar */
 } ModelFileHash;
 
 static ModelFileHash model_hash;
@@ -216,7 +217,8 @@ require_model_path(void)
  * PATH.pt, written by tools/export_vgg16.py) with XX001: a changed byte in
  * the weights loads without complaint in torch (its zip reader checks no
  * CRC) and gives wrong features. No sidecar, or one without a sha256: not
- * checked. The hash is computed once per file (see file_sha256).
+ * checked. The file is hashed once (see file_sha256) and its sidecar read
+ * once per file: later calls cost two stats.
  */
 void
 imgs_model_verify_file(const char *path)
@@ -225,35 +227,46 @@ imgs_model_verify_file(const char *path)
 	const char *dot = strrchr(path, '.');
 	const char *slash = strrchr(path, '/');
 	size_t		stem = (dot && (!slash || dot > slash)) ? (size_t) (dot - path) : strlen(path);
+	struct stat st;
+	const char *have;
 	FILE	   *f;
+	MemoryContext cxt;
+	MemoryContext old;
 	StringInfoData buf;
 	char		chunk[4096];
 	size_t		got;
-	Jsonb	   *meta;
 	char	   *want;
-	const char *have;
 
 	if (stem + sizeof(".json") > sizeof(sidecar))
 		return;
 	memcpy(sidecar, path, stem);
 	strcpy(sidecar + stem, ".json");
-	if (strcmp(sidecar, path) == 0 || (f = AllocateFile(sidecar, PG_BINARY_R)) == NULL)
+	if (strcmp(sidecar, path) == 0 || stat(sidecar, &st) != 0)
 		return;
+	have = file_sha256(path);
+	if (model_hash.sidecar_checked)
+		return;
+	/* a context of its own: the model workers call this from a long-lived one */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "imgsearch model sidecar", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	if ((f = AllocateFile(sidecar, PG_BINARY_R)) == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open model sidecar \"%s\": %m", sidecar)));
 	initStringInfo(&buf);
 	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0 && buf.len < 1024 * 1024)
 		appendBinaryStringInfo(&buf, chunk, got);
 	FreeFile(f);
-	meta = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
-	want = metadata_field(meta, "sha256");
-	if (want == NULL)
-		return;
-	have = file_sha256(path);
-	if (pg_strcasecmp(want, have) != 0)
+	want = metadata_field(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data))), "sha256");
+	if (want != NULL && pg_strcasecmp(want, have) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model file \"%s\" does not match its sidecar \"%s\"", path, sidecar),
 				 errdetail("The file's sha256 is %s; the sidecar records %s.", have, want),
 				 errhint("The file is corrupted or was replaced: export it again with tools/export_vgg16.py.")));
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	model_hash.sidecar_checked = true;
 }
 
 /* Makes imgsearch.model the loaded model (a no-op when it already is). */
@@ -608,6 +621,7 @@ hash_model_file(const char *path, ModelFileHash *h)
 	CloseTransientFile(fd);
 	pfree(buf);
 	h->valid = false;
+	h->sidecar_checked = false;
 	strlcpy(h->path, path, sizeof(h->path));
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
