@@ -11,6 +11,9 @@
 #                         EVAL_ARGS="--layout oxford DIR": docs/eval.md)
 #   make model            export the default VGG16 model (pool, random weights)
 #                         to models/vgg16_pool_random.pt
+#   make model-int8       the same weights quantized to int8 (needs AVX-512 VNNI to
+#                         run), calibrated on CALIBRATION (a folder of images; default
+#                         the demo collection): models/vgg16_pool_random_int8.pt
 #   make fuzz             build the libFuzzer harnesses (fuzz/, into build/fuzz), run
 #                         the regression inputs, then fuzz each harness FUZZ_SECONDS
 #                         (default 300); FUZZ_HARNESSES picks some (fuzz/run.sh list)
@@ -29,7 +32,7 @@ ifndef IMGS_PGXS
 .NOTPARALLEL:
 PGXS_GOALS := all install uninstall installcheck clean distclean
 .DEFAULT_GOAL := all
-.PHONY: $(PGXS_GOALS) deps check demo demo-stop bench eval model fuzz
+.PHONY: $(PGXS_GOALS) deps check demo demo-stop bench eval model model-int8 fuzz
 $(PGXS_GOALS):
 	@$(MAKE) --no-print-directory IMGS_PGXS=1 $@
 
@@ -66,10 +69,18 @@ fuzz: deps
 # Random weights: no semantic quality (see docs/model.md for ImageNet weights).
 DEFAULT_MODEL := models/vgg16_pool_random.pt
 model: $(DEFAULT_MODEL)
-bench: model   # bench/vgg16_bench.py runs the default model
+bench: model model-int8   # bench/vgg16_bench.py runs the default model and its int8 export
 $(DEFAULT_MODEL): tools/export_vgg16.py
 	@tools/install_deps.sh
 	/usr/bin/python3 tools/export_vgg16.py --layer pool --weights random --seed 0 --out $@
+# int8 (docs/model.md): calibrated on CALIBRATION, else the demo collection
+INT8_MODEL := models/vgg16_pool_random_int8.pt
+CALIBRATION ?=
+model-int8: $(INT8_MODEL)
+$(INT8_MODEL): tools/export_vgg16.py
+	@tools/install_deps.sh
+	/usr/bin/python3 tools/export_vgg16.py --layer pool --weights random --seed 0 --int8 \
+		$(if $(CALIBRATION),--calibration $(CALIBRATION)) --out $@
 
 else
 

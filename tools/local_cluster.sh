@@ -81,5 +81,11 @@ server_model() {
 	cp -u "$model" "$1/models/"
 	chmod 755 "$1/models"
 	chmod 644 "$1/models/$(basename "$model")"
+	# the sidecar too: the server refuses a model file that does not match its sha256
+	local sidecar=${model%.*}.json
+	if [ -f "$sidecar" ]; then
+		cp -u "$sidecar" "$1/models/"
+		chmod 644 "$1/models/$(basename "$sidecar")"
+	fi
 	echo "$1/models/$(basename "$model")"
 }

@@ -18,6 +18,7 @@
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/array.h"
@@ -79,9 +80,13 @@ typedef struct ModelFileHash
 	off_t		size;
 	struct timespec mtime;
 	char		hex[2 * PG_SHA256_DIGEST_LENGTH + 1];
+	bool		sidecar_checked;	/* imgs_model_verify_file found it matches its sidecar */
 } ModelFileHash;
 
 static ModelFileHash model_hash;
+
+static const char *file_sha256(const char *path);
+static char *metadata_field(Jsonb *meta, const char *key);
 
 static bool
 check_model_path(char **newval, void **extra, GucSource source)
@@ -207,6 +212,63 @@ require_model_path(void)
 						 "set imgsearch.model to its absolute path, e.g. with ALTER SYSTEM.")));
 }
 
+/*
+ * Refuses a model file that does not match its sidecar (PATH.json for
+ * PATH.pt, written by tools/export_vgg16.py) with XX001: a changed byte in
+ * the weights loads without complaint in torch (its zip reader checks no
+ * CRC) and gives wrong features. No sidecar, or one without a sha256: not
+ * checked. The file is hashed once (see file_sha256) and its sidecar read
+ * once per file: later calls cost two stats.
+ */
+void
+imgs_model_verify_file(const char *path)
+{
+	char		sidecar[MAXPGPATH];
+	const char *dot = strrchr(path, '.');
+	const char *slash = strrchr(path, '/');
+	size_t		stem = (dot && (!slash || dot > slash)) ? (size_t) (dot - path) : strlen(path);
+	struct stat st;
+	const char *have;
+	FILE	   *f;
+	MemoryContext cxt;
+	MemoryContext old;
+	StringInfoData buf;
+	char		chunk[4096];
+	size_t		got;
+	char	   *want;
+
+	if (stem + sizeof(".json") > sizeof(sidecar))
+		return;
+	memcpy(sidecar, path, stem);
+	strcpy(sidecar + stem, ".json");
+	if (strcmp(sidecar, path) == 0 || stat(sidecar, &st) != 0)
+		return;
+	have = file_sha256(path);
+	if (model_hash.sidecar_checked)
+		return;
+	/* a context of its own: the model workers call this from a long-lived one */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "imgsearch model sidecar", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	if ((f = AllocateFile(sidecar, PG_BINARY_R)) == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open model sidecar \"%s\": %m", sidecar)));
+	initStringInfo(&buf);
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0 && buf.len < 1024 * 1024)
+		appendBinaryStringInfo(&buf, chunk, got);
+	FreeFile(f);
+	want = metadata_field(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data))), "sha256");
+	if (want != NULL && pg_strcasecmp(want, have) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file \"%s\" does not match its sidecar \"%s\"", path, sidecar),
+				 errdetail("The file's sha256 is %s; the sidecar records %s.", have, want),
+				 errhint("The file is corrupted or was replaced: export it again with tools/export_vgg16.py.")));
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	model_hash.sidecar_checked = true;
+}
+
 /* Makes imgsearch.model the loaded model (a no-op when it already is). */
 static const ImgsModelApi *
 load_model(ImgsModelInfo *info)
@@ -215,6 +277,7 @@ load_model(ImgsModelInfo *info)
 	ImgsError	err;
 
 	require_model_path();
+	imgs_model_verify_file(model_path);
 	api = imgs_model_get_api();
 	if (!api->load(model_path, model_threads, info, &err))
 		imgs_raise_cxx_error(&err);
@@ -558,6 +621,7 @@ hash_model_file(const char *path, ModelFileHash *h)
 	CloseTransientFile(fd);
 	pfree(buf);
 	h->valid = false;
+	h->sidecar_checked = false;
 	strlcpy(h->path, path, sizeof(h->path));
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
@@ -575,20 +639,26 @@ hash_model_file(const char *path, ModelFileHash *h)
  * 55000 when imgsearch.model is unset, 58P01 when the file is missing.
  */
 static const char *
-model_file_sha256(void)
+file_sha256(const char *path)
 {
 	struct stat st;
 
-	require_model_path();
-	if (stat(model_path, &st) != 0)
+	if (stat(path, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not stat model file \"%s\": %m", model_path)));
-	if (!model_hash.valid || strcmp(model_hash.path, model_path) != 0 ||
+				 errmsg("could not stat model file \"%s\": %m", path)));
+	if (!model_hash.valid || strcmp(model_hash.path, path) != 0 ||
 		model_hash.dev != st.st_dev || model_hash.ino != st.st_ino || model_hash.size != st.st_size ||
 		model_hash.mtime.tv_sec != st.st_mtim.tv_sec || model_hash.mtime.tv_nsec != st.st_mtim.tv_nsec)
-		hash_model_file(model_path, &model_hash);
+		hash_model_file(path, &model_hash);
 	return model_hash.hex;
+}
+
+static const char *
+model_file_sha256(void)
+{
+	require_model_path();
+	return file_sha256(model_path);
 }
 
 /*
@@ -663,6 +733,9 @@ imgsearch_model_info(PG_FUNCTION_ARGS)
 		weights = psprintf("%s (seed %s)", weights, source);
 	else if (weights != NULL && (source = metadata_field(meta, "source")) != NULL)
 		weights = psprintf("%s (%s)", weights, source);
+	/* a quantized model says so: "random (seed 0), int8"; fp32 models have no precision */
+	if (weights != NULL && (source = metadata_field(meta, "precision")) != NULL)
+		weights = psprintf("%s, %s", weights, source);
 
 	set_text(values, nulls, 0, model_path);
 	set_text(values, nulls, 1, metadata_field(meta, "layer"));

@@ -13,5 +13,7 @@ struct ImgsModelApi;
 extern const struct ImgsModelApi *imgs_model_get_api(void);
 extern int	imgs_model_threads(void);
 extern const char *imgs_model_path(void);	/* imgsearch.model, "" when unset */
+/* Raises XX001 when the file does not match the sha256 of its .json sidecar. */
+extern void imgs_model_verify_file(const char *path);
 
 #endif

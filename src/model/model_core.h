@@ -37,6 +37,7 @@ extern "C"
 #define IMGS_SQLSTATE_UNDEFINED_FILE	"58P01"	/* model file missing */
 #define IMGS_SQLSTATE_SYSTEM_ERROR		"58000"	/* model file unreadable */
 #define IMGS_SQLSTATE_NOT_CONFIGURED	"55000"	/* object_not_in_prerequisite_state */
+#define IMGS_SQLSTATE_NOT_SUPPORTED		"0A000"	/* feature_not_supported: the CPU cannot run the model */
 
 typedef struct ImgsModelInfo
 {

@@ -411,6 +411,34 @@ worker_threads(void)
 	return Max(1, cores / Max(1, pool->nworkers));
 }
 
+/* imgs_model_verify_file's error, if any, into err: the worker answers with it. */
+static bool
+worker_verify_file(const char *path, ImgsError *err)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		ok = true;
+
+	PG_TRY();
+	{
+		imgs_model_verify_file(path);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		set_error(err, unpack_sql_state(edata->sqlerrcode), edata->message);
+		if (edata->detail)
+			strlcpy(err->detail, edata->detail, sizeof(err->detail));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 /* Makes path the worker's model (a no-op when it is already); false with err filled. */
 static bool
 worker_load(const char *path, ImgsModelInfo *info, ImgsError *err)
@@ -425,7 +453,7 @@ worker_load(const char *path, ImgsModelInfo *info, ImgsError *err)
 	SpinLockAcquire(&pool->mutex);
 	me->loading = strcmp(me->model, path) != 0;
 	SpinLockRelease(&pool->mutex);
-	if (!imgs_model_get_api()->load(path, worker_threads(), info, err))
+	if (!worker_verify_file(path, err) || !imgs_model_get_api()->load(path, worker_threads(), info, err))
 	{
 		SpinLockAcquire(&pool->mutex);
 		me->loading = false;

@@ -1,5 +1,6 @@
 // vgg16_core.cpp — the TorchScript model: load once per backend, reload when
 // the file changes, run batches. Exports the ImgsModelApi table.
+#include <cpuid.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
@@ -121,6 +123,75 @@ FileId stat_model(const std::string &path) {
     return {st.st_dev, st.st_ino, st.st_size, st.st_mtim};
 }
 
+// The string members of the array `key` of the model's metadata (the JSON
+// tools/export_vgg16.py writes: a flat array of plain strings, no escapes).
+std::vector<std::string> metadata_strings(const std::string &json, const std::string &key) {
+    std::vector<std::string> out;
+    size_t at = json.find("\"" + key + "\"");
+    if (at == std::string::npos)
+        return out;
+    size_t open = json.find('[', at), close = json.find(']', at);
+    if (open == std::string::npos || close == std::string::npos || open > close)
+        throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "model metadata member \"" + key + "\" is not an array");
+    for (size_t q = json.find('"', open); q < close; q = json.find('"', q + 1)) {
+        size_t end = json.find('"', q + 1);
+        if (end == std::string::npos || end > close)
+            break;
+        out.push_back(json.substr(q + 1, end - q - 1));
+        q = end;
+    }
+    return out;
+}
+
+// Whether this CPU (and the kernel, for the AVX-512 register state) has the
+// feature, named as /proc/cpuinfo names it. Unknown names are false: a model
+// that needs what this build cannot check is not run on faith.
+bool cpu_has(const std::string &feature) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return false;
+    const unsigned leaf7_ebx = b, leaf7_ecx = c, leaf7_edx = d;
+    unsigned leaf7_1_eax = __get_cpuid_count(7, 1, &a, &b, &c, &d) ? a : 0;
+    // AVX-512 state (opmask, ZMM_Hi256, Hi16_ZMM: XCR0 bits 5-7) enabled by the OS
+    bool zmm = false;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE)) {
+        unsigned lo, hi;
+        __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        zmm = (lo & 0xE6) == 0xE6;
+    }
+    if (feature == "avx512f")
+        return zmm && (leaf7_ebx & (1u << 16));
+    if (feature == "avx512_vnni")
+        return zmm && (leaf7_ebx & (1u << 16)) && (leaf7_ecx & (1u << 11));
+    if (feature == "avx512_bf16")
+        return zmm && (leaf7_ebx & (1u << 16)) && (leaf7_1_eax & (1u << 5));
+    if (feature == "amx_int8")  // CPUID only: the kernel's AMX permission is not asked for
+        return leaf7_edx & (1u << 25);
+    return false;
+}
+
+// Refuses a model whose metadata names CPU features (cpu_features: an int8
+// model needs avx512_vnni) that this CPU lacks: on such a CPU oneDNN would
+// run it through slower kernels than the fp32 model's, so the fp32 model is
+// the one to use, and the error says how to make it.
+void check_cpu(const std::string &path, const std::string &metadata) {
+    for (const std::string &feature : metadata_strings(metadata, "cpu_features")) {
+        if (cpu_has(feature))
+            continue;
+        std::string fp32;
+        size_t at = metadata.find("\"fp32_equivalent\": \"");
+        if (at != std::string::npos) {
+            at += std::strlen("\"fp32_equivalent\": \"");
+            fp32 = metadata.substr(at, metadata.find('"', at) - at);
+        }
+        throw Error(IMGS_SQLSTATE_NOT_SUPPORTED,
+                    "model file \"" + path + "\" needs the CPU feature " + feature + ", which this CPU lacks",
+                    "Set imgsearch.model to the fp32 model of the same weights" +
+                        (fp32.empty() ? std::string(".") : " (" + fp32 + " --out FILE).") +
+                        " Its features are not comparable with this model's: re-extract them.");
+    }
+}
+
 // Runs the module on a batch and returns [n, dims] float, contiguous.
 torch::Tensor run(torch::jit::Module &module, torch::Tensor input) {
     c10::InferenceMode guard;
@@ -146,6 +217,11 @@ std::unique_ptr<Model> load_model(const std::string &path, const FileId &id) {
     m->id = id;
     torch::jit::ExtraFilesMap extra{{"imgsearch.json", ""}};
     try {
+        // Quantized weights are packed for the engine that is current when
+        // they load: oneDNN's, the one tools/export_vgg16.py --int8 uses.
+        for (at::QEngine e : at::globalContext().supportedQEngines())
+            if (e == at::QEngine::ONEDNN)
+                at::globalContext().setQEngine(e);
         m->module = torch::jit::load(path, torch::kCPU, extra);
         m->module.eval();
         // Not applied at export: torch 1.13 cannot load a module saved after it.
@@ -154,6 +230,7 @@ std::unique_ptr<Model> load_model(const std::string &path, const FileId &id) {
         throw Error(IMGS_SQLSTATE_INVALID_PARAMETER, "could not load model file \"" + path + "\"",
                     "Not a TorchScript model made by tools/export_vgg16.py: " + torch_message(e));
     }
+    check_cpu(path, extra["imgsearch.json"]);
     // A probe run finds the output size, checks the model's shape contract,
     // and pays the first run's one-off cost here rather than in a query.
     try {

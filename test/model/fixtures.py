@@ -14,10 +14,13 @@ model file run by torch.jit in Python, L2 normalisation.
 Files in --out:
   vgg16_pool.pt, vgg16_fc7.pt   the models, with their .json sidecars
   vgg16_pool_seed1.pt           another pool model (seed 1), for a model change
+  vgg16_pool_int8.pt            the pool model (seed 0) quantized to int8, calibrated on images/*
   models.tsv                    name, sha256 (hashlib)
   reference.tsv                 name, layer, box ({x,y,w,h} or \\N), feature [..]
   images/*                      the good images (see IMAGES)
-  bad/*                         broken images and model files (raises*.pt: models that throw; slow.pt)
+  bad/*                         broken images and model files (raises*.pt: models that throw; slow.pt;
+                                int8_flipped.pt: the int8 model with 16 bytes inverted, its sidecar kept;
+                                int8_truncated.pt; int8_amx.pt: the int8 model asking for amx_int8)
   bombs/*                       decompression bombs (test/t/020_decode_bombs.pl)
   truncated/*                   valid images cut short at several offsets
   sizes.tsv                     name, format, width, height (upright) of images/*, by PIL
@@ -25,6 +28,7 @@ Files in --out:
 """
 import argparse
 import io
+import json
 import os
 import shutil
 import struct
@@ -340,6 +344,33 @@ def cached_model(cache, layer, seed=0):
     return path
 
 
+def cached_int8_model(cache, calibration):
+    """The seed 0 pool model quantized to int8, calibrated on the test images."""
+    path = os.path.join(cache, "vgg16_pool_seed0_int8.pt")
+    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(EXPORT):
+        subprocess.run([sys.executable, EXPORT, "--layer", "pool", "--weights", "random", "--seed", "0", "--int8",
+                        "--calibration", calibration, "--out", path], check=True)
+    return path
+
+
+def broken_int8_models(src, bad):
+    """Copies of the int8 model that the server must refuse (see the docstring)."""
+    data = open(src, "rb").read()
+    mid = len(data) // 2   # inside the weights: torch loads it without complaint
+    with open(os.path.join(bad, "int8_flipped.pt"), "wb") as f:
+        f.write(data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 16]) + data[mid + 16:])
+    shutil.copyfile(os.path.splitext(src)[0] + ".json", os.path.join(bad, "int8_flipped.json"))
+    with open(os.path.join(bad, "int8_truncated.pt"), "wb") as f:
+        f.write(data[:mid])
+    # the same model asking for a CPU feature the server checks (amx_int8)
+    torch.backends.quantized.engine = "onednn"
+    extra = {"imgsearch.json": ""}
+    model = torch.jit.load(src, _extra_files=extra)
+    meta = json.loads(extra["imgsearch.json"])
+    meta["cpu_features"] = ["avx512_vnni", "amx_int8"]
+    torch.jit.save(model, os.path.join(bad, "int8_amx.pt"), _extra_files={"imgsearch.json": json.dumps(meta, indent=2)})
+
+
 def place(src, dst):
     """Hard link when possible (the fc7 model is 537 MB), else copy."""
     if os.path.exists(dst):
@@ -397,6 +428,12 @@ def main():
     for name, data in files.items():
         with open(os.path.join(args.out, "images", name), "wb") as f:
             f.write(data)
+    int8 = cached_int8_model(args.cache, os.path.join(args.out, "images"))
+    place(int8, os.path.join(args.out, "vgg16_pool_int8.pt"))
+    shutil.copyfile(os.path.splitext(int8)[0] + ".json", os.path.join(args.out, "vgg16_pool_int8.json"))
+    with open(os.path.join(args.out, "models.tsv"), "a") as f:
+        f.write(f"pool_int8\t{sha256_file(int8)}\n")
+    broken_int8_models(int8, os.path.join(args.out, "bad"))
     for name, data in bad_images(files).items():
         with open(os.path.join(args.out, "bad", name), "wb") as f:
             f.write(data)
