@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { execFileSync } from 'node:child_process';
-import { assertSameRanking, firstOrTied } from './ranking.js';
+import { assertSameRanking, firstOrTied, l2 } from './ranking.js';
+import { storedFeatures } from './common.js';
 
 const api = process.env.API_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -26,12 +27,9 @@ let feats;   // id -> Float64Array, read from the table
 before(async () => {
   db = new pg.Client();
   await db.connect();
-  const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
-  feats = new Map(rows.map((r) => [Number(r.id), Float64Array.from(r.f)]));
+  feats = await storedFeatures(db);
 });
 after(() => db.end());
-
-const l2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
 
 // The exact k nearest, computed here: [{id, distance}] by distance, then id
 // (k = manifest.length: every row).

@@ -11,7 +11,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { assertSameRanking } from './ranking.js';
+import { assertExamplesRanking, examplesRanking } from './ranking.js';
+import { sqlFeature, storedFeatures } from './common.js';
 
 const api = process.env.API_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -27,8 +28,7 @@ let feats;   // id -> Float64Array, read from the table
 before(async () => {
   db = new pg.Client();
   await db.connect();
-  const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
-  feats = new Map(rows.map((r) => [Number(r.id), Float64Array.from(r.f)]));
+  feats = await storedFeatures(db);
 });
 after(() => db.end());
 
@@ -39,27 +39,9 @@ async function rpc(fn, args) {
   return { status: res.status, headers: res.headers, body: await res.json() };
 }
 
-const l2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
-async function featureOf(bytes, box = null) {
-  const { rows } = await db.query(box ? 'SELECT vgg16_features($1::bytea, $2::int[])::real[] AS q' : 'SELECT vgg16_features($1::bytea)::real[] AS q',
-    box ? [bytes, box] : [bytes]);
-  return Float64Array.from(rows[0].q);
-}
-// Every row by the score of several examples (docs/methods.md), then id.
-function ranking(positives, negatives = []) {
-  const score = (f) => {
-    const dp = Math.min(...positives.map((p) => l2(p, f)));
-    const dn = Math.min(...negatives.map((n) => l2(n, f)));
-    return negatives.length === 0 || dp < dn ? dp : 2 ** 290 / dn;
-  };
-  return [...feats].map(([id, f]) => ({ id, distance: score(f) })).sort((a, b) => a.distance - b.distance || a.id - b.id);
-}
-function assertRanking(got, want, what) {
-  const t = (d) => (d === Infinity || d === 'Infinity' ? 1e9 : d > 1e30 ? 1e6 + Math.log2(d) : d);
-  assertSameRanking(got.map((r) => ({ ...r, distance: t(Number(r.distance)) })),
-    want.slice(0, got.length).map((r) => ({ ...r, distance: t(r.distance) })),
-    { whole: got.length >= want.length, eps: 1e-4, truth: new Map(want.map((r) => [r.id, t(r.distance)])), what });
-}
+const featureOf = (bytes, box = null) => sqlFeature(db, bytes, box);
+const ranking = (positives, negatives = []) => examplesRanking(feats, positives, negatives);
+const assertRanking = assertExamplesRanking;
 
 function assertError(r, status, code, what) {
   assert.equal(r.status, status, `${what}: ${JSON.stringify(r.body)}`);

@@ -9,11 +9,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { chromium } from 'playwright-core';
-import { assertSameRanking } from './ranking.js';
+import { assertExamplesRanking, examplesRanking } from './ranking.js';
+import { launchChromium, sqlFeature, storedFeatures } from './common.js';
 
 const pageUrl = process.env.PAGE_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -31,51 +30,15 @@ const pageErrors = [];
 before(async () => {
   db = new pg.Client();
   await db.connect();
-  const { rows } = await db.query('SELECT id, feat::real[] AS f FROM gallery.images');
-  feats = new Map(rows.map((r) => [Number(r.id), Float64Array.from(r.f)]));
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'imgsearch-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 300 },
-  });
-  page = context.pages()[0] || await context.newPage();
+  feats = await storedFeatures(db);
+  ({ context, page } = await launchChromium({ width: 1280, height: 300 }));
   page.on('pageerror', (e) => pageErrors.push(String(e)));
 });
 after(async () => { await context?.close(); await db?.end(); });
 
-const l2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
-
-// The feature of an image file (optionally of an area of it), from the
-// model in SQL: the reference's query.
-async function featureOf(bytes, box = null) {
-  const { rows } = await db.query(box ? 'SELECT vgg16_features($1::bytea, $2::int[])::real[] AS q' : 'SELECT vgg16_features($1::bytea)::real[] AS q',
-    box ? [bytes, box] : [bytes]);
-  return Float64Array.from(rows[0].q);
-}
-
-// Every row by the score of several examples (docs/methods.md): d+ if
-// d+ < d-, else 2^290 / d-; then by id.
-function ranking(positives, negatives = []) {
-  const score = (f) => {
-    const dp = Math.min(...positives.map((p) => l2(p, f)));
-    const dn = Math.min(...negatives.map((n) => l2(n, f)));
-    return negatives.length === 0 || dp < dn ? dp : 2 ** 290 / dn;
-  };
-  return [...feats].map(([id, f]) => ({ id, distance: score(f) })).sort((a, b) => a.distance - b.distance || a.id - b.id);
-}
-
-// got (the API's rows) against ranking's, fair to ties. Scores past every
-// distance (2^290 / d-) compare by their logarithm.
-function assertRanking(got, want, what) {
-  const t = (d) => (d === Infinity || d === 'Infinity' ? 1e9 : d > 1e30 ? 1e6 + Math.log2(d) : d);
-  const k = got.length;
-  assertSameRanking(got.map((r) => ({ ...r, distance: t(Number(r.distance)) })),
-    want.slice(0, k).map((r) => ({ ...r, distance: t(r.distance) })),
-    { whole: k >= want.length, eps: 1e-4, truth: new Map(want.map((r) => [r.id, t(r.distance)])), what });
-}
+const featureOf = (bytes, box = null) => sqlFeature(db, bytes, box);
+const ranking = (positives, negatives = []) => examplesRanking(feats, positives, negatives);
+const assertRanking = assertExamplesRanking;
 
 // Runs action; returns what the page sent to /rpc/fn and the rows answered,
 // once the page shows them.

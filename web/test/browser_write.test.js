@@ -7,12 +7,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './common.js';
 
 const pageUrl = process.env.PAGE_URL;
 const apiUrl = process.env.API_URL;
@@ -37,15 +36,7 @@ before(async () => {
   admin = new pg.Client();
   await admin.connect();
   firstNewId = Number((await admin.query('SELECT max(id) AS m FROM gallery.images')).rows[0].m) + 1;
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'imgsearch-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  page = context.pages()[0] || await context.newPage();
+  ({ context, page } = await launchChromium());
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   await page.goto(pageUrl);

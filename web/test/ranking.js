@@ -48,3 +48,28 @@ export function hitsWithin(got, want, eps = 0) {
 export function firstOrTied(rows, id, eps = 0) {
   return rows.some((r) => r.id === id && Math.abs(r.distance - rows[0].distance) <= eps);
 }
+
+// L2 distance, in doubles.
+export const l2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
+
+// Every row of feats (id -> feature) by the score of several examples
+// (docs/methods.md): d+ if d+ < d-, else 2^290 / d-; then by id.
+// positives, negatives: features.
+export function examplesRanking(feats, positives, negatives = []) {
+  const score = (f) => {
+    const dp = Math.min(...positives.map((p) => l2(p, f)));
+    const dn = Math.min(...negatives.map((n) => l2(n, f)));
+    return negatives.length === 0 || dp < dn ? dp : 2 ** 290 / dn;
+  };
+  return [...feats].map(([id, f]) => ({ id, distance: score(f) })).sort((a, b) => a.distance - b.distance || a.id - b.id);
+}
+
+// got (the API's rows) against examplesRanking's want, fair to ties. Scores
+// past every distance (2^290 / d-) compare by their logarithm; JSON's
+// "Infinity" (a negative example itself) as the farthest.
+export function assertExamplesRanking(got, want, what) {
+  const t = (d) => (d === Infinity || d === 'Infinity' ? 1e9 : d > 1e30 ? 1e6 + Math.log2(d) : d);
+  assertSameRanking(got.map((r) => ({ ...r, distance: t(Number(r.distance)) })),
+    want.slice(0, got.length).map((r) => ({ ...r, distance: t(r.distance) })),
+    { whole: got.length >= want.length, eps: 1e-4, truth: new Map(want.map((r) => [r.id, t(r.distance)])), what });
+}
