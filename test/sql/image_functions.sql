@@ -65,9 +65,10 @@ SELECT pg_temp.err($$SELECT imgsearch_thumbnail(b, 2049) FROM img WHERE name = '
 SELECT pg_temp.err($$SELECT imgsearch_thumbnail('\x00'::bytea, -1)$$);
 SELECT imgsearch_thumbnail(NULL) IS NULL AS null_image, imgsearch_thumbnail('\x00'::bytea, NULL) IS NULL AS null_side,
        (imgsearch_image_info(NULL)).format IS NULL AS null_info;
--- bad images: errors, with the SQLSTATE vgg16_features raises for them
+-- bad images: errors, with the SQLSTATE vgg16_features raises for them (the
+-- directory also holds broken models, .pt, and their sidecars, .json)
 CREATE TEMP TABLE bad AS
-SELECT name, pg_read_binary_file(:'bad' || name) AS b FROM pg_ls_dir(:'bad') name WHERE name NOT LIKE '%.pt'
+SELECT name, pg_read_binary_file(:'bad' || name) AS b FROM pg_ls_dir(:'bad') name WHERE name NOT LIKE '%.pt' AND name NOT LIKE '%.json'
 UNION ALL SELECT 'empty', ''::bytea;
 SELECT name, pg_temp.err(format('SELECT imgsearch_image_info(%L::bytea)', b)) AS info,
        pg_temp.err(format('SELECT imgsearch_thumbnail(%L::bytea)', b)) AS thumbnail
