@@ -15,6 +15,9 @@
 #include "index/index_am.h"
 #include "type/imgfeat.h"
 
+/* The sample's first allocation, in vectors; it doubles up to its capacity. */
+#define SAMPLE_FIRST_VECTORS	256
+
 static void
 sample_add(ImgsBuildLoad *load, const float *x, int dim)
 {
@@ -25,12 +28,22 @@ sample_add(ImgsBuildLoad *load, const float *x, int dim)
 		load->dim = dim;
 		load->sample_capacity = Min(load->sample_max_vectors,
 									Max(1, load->sample_max_bytes / (sizeof(float) * (Size) dim)));
+		load->sample_allocated = Min(load->sample_capacity, SAMPLE_FIRST_VECTORS);
 		load->sample = MemoryContextAllocHuge(CurrentMemoryContext,
-											  sizeof(float) * (Size) dim * load->sample_capacity);
+											  sizeof(float) * (Size) dim * load->sample_allocated);
 	}
 	/* reservoir sampling (Algorithm R), seeded: the same table gives the same index */
 	if (load->sample_count < load->sample_capacity)
+	{
+		/* grown as rows come, so that a small table holds a small sample */
+		if (load->sample_count == load->sample_allocated)
+		{
+			load->sample_allocated = Min(load->sample_capacity, 2 * load->sample_allocated);
+			load->sample = repalloc_huge(load->sample,
+										 sizeof(float) * (Size) dim * load->sample_allocated);
+		}
 		pos = load->sample_count++;
+	}
 	else
 	{
 		pos = (int64) pg_prng_uint64_range(&load->prng, 0, (uint64) load->n - 1);
@@ -92,6 +105,21 @@ imgs_build_load(ImgsBuildLoad *load, Relation heap, Relation index, IndexInfo *i
 	imgs_store_build_end(&load->store);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, load->n);
 	return heap_tuples;
+}
+
+Size
+imgs_build_sample_bytes(const ImgsBuildLoad *load)
+{
+	return sizeof(float) * (Size) load->dim * load->sample_allocated;
+}
+
+void
+imgs_build_sample_free(ImgsBuildLoad *load)
+{
+	if (load->sample != NULL)
+		pfree(load->sample);
+	load->sample = NULL;
+	load->sample_count = load->sample_allocated = 0;
 }
 
 void

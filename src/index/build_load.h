@@ -18,8 +18,9 @@ typedef struct ImgsBuildLoad
 	ImgsStoreBuilder store;
 	int64		n;				/* vectors loaded */
 	int			dim;			/* their dimension, once known */
-	float	   *sample;			/* [sample_capacity * dim] */
+	float	   *sample;			/* [sample_allocated * dim] */
 	int64		sample_count;
+	int64		sample_allocated;	/* grows by doubling up to sample_capacity */
 	int64		sample_capacity;
 	int64		sample_max_vectors;
 	Size		sample_max_bytes;
@@ -37,6 +38,10 @@ typedef struct ImgsBuildLoad
 extern double imgs_build_load(ImgsBuildLoad *load, Relation heap, Relation index,
 							  IndexInfo *index_info, const ImgsIndexAm *am, int phase,
 							  int64 max_vectors, Size max_bytes, uint64 seed);
+
+/* The bytes the sample holds now, and its release (after training). */
+extern Size imgs_build_sample_bytes(const ImgsBuildLoad *load);
+extern void imgs_build_sample_free(ImgsBuildLoad *load);
 
 /* Writes the metapage: header and the method's data (build, no WAL: logged with the index). */
 extern void imgs_build_write_meta(Relation index, const ImgsIndexMeta *header,

@@ -10,6 +10,10 @@
  * Steps 2 and 3 compute on threads inside this backend (cxx/parallel.hpp),
  * as many as PostgreSQL would give a parallel build of the index
  * (imgs_build_threads); the index is the same bytes on any number.
+ * The build's memory stays within maintenance_work_mem (BuildMemory): the
+ * sample takes at most half; the entries go through a tuplesort that spills
+ * to disk past what is left; the index is the same bytes whether it spilled
+ * or not.
  * Everything is written without WAL, then logged once (log_newpage_range).
  *
  * An empty table gives an index without a hash (bits 0): inserts go to the
@@ -19,19 +23,24 @@
 
 #include <math.h>
 
+#include "catalog/pg_operator_d.h"
+#include "catalog/pg_type_d.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/memutils.h"
+#include "utils/tuplesort.h"
 
 #include "cxx/cxx_error.h"
 #include "index/build_load.h"
 #include "index/index_am.h"
 #include "lsh/lsh.h"
 
-/* The k-means sample: at most this many vectors, and this many bytes. */
+/* The k-means sample: at most this many vectors, and this many bytes (and half of maintenance_work_mem). */
 #define SAMPLE_MAX_VECTORS	50000
 #define SAMPLE_MAX_BYTES	((Size) 64 * 1024 * 1024)
+/* The least memory a tuplesort is given (PostgreSQL's own floor) */
+#define SORT_MIN_BYTES		((Size) 64 * 1024)
 /* Lloyd steps: k-means++ would not pay on samples this size */
 #define KMEANS_ITERATIONS	10
 #define BUILD_SEED			UINT64CONST(0x6c73680000000001)
@@ -45,71 +54,150 @@ choose_buckets(int64 n, int buckets_option)
 	return (uint32) Max(1, Min(b, Min((double) LSH_MAX_BUCKETS, (double) n)));
 }
 
-typedef struct BucketFill
-{
-	const int32 *members;		/* slots of the bucket, ascending */
-	const uint8 *codes;			/* all slots' entries, by slot */
-	Size		entry_size;
-} BucketFill;
-
-static void
-fill_bucket_entry(uint32 i, char *entry, void *arg)
-{
-	BucketFill *bf = (BucketFill *) arg;
-
-	memcpy(entry, bf->codes + (Size) bf->members[i] * bf->entry_size, bf->entry_size);
-}
-
 /*
- * Bytes the build holds for the rotation of `bits` rows: lsh_train makes it
- * in double (orthonormalised there), then keeps it in float.
+ * What the build holds in memory besides the sort of the entries, in bytes,
+ * for `bits` and `k` buckets (each term names its array):
+ * - training: the sample (held by the caller: sample_bytes), k-means' ids
+ *   and assignments (12 bytes a sample vector), sums (k x dim doubles),
+ *   norms and counts, the centroids, and the rotation (made in double, kept
+ *   in float);
+ * - hashing, once the sample is freed: the rotation, the centroids and
+ *   their rotations, the buckets' counts and last pages, and one group's
+ *   vectors, headers, sketches and floats.
+ * The sort takes what hashing leaves of maintenance_work_mem.
  */
-static Size
-rotation_bytes(uint32 bits, uint32 dim)
+typedef struct BuildMemory
 {
-	return (Size) bits * dim * (sizeof(double) + sizeof(float));
+	Size		train;			/* the peak while training, the sample included */
+	Size		hash;			/* held while hashing, the sort aside */
+} BuildMemory;
+
+static BuildMemory
+build_memory(Size sample_bytes, int64 sample_count, uint32 bits, uint32 dim, uint32 k,
+			 uint32 group_slots)
+{
+	Size		rotation = (Size) bits * dim * sizeof(float);
+	Size		centroids = (Size) k * dim * sizeof(float);
+	BuildMemory mem;
+
+	mem.train = sample_bytes + (Size) sample_count * (sizeof(int64) + sizeof(int32)) +
+		(Size) k * dim * sizeof(double) + (Size) k * (sizeof(float) + sizeof(int64)) +
+		centroids + rotation + (Size) bits * dim * sizeof(double);
+	mem.hash = rotation + centroids + (Size) k * bits * sizeof(float) + (Size) k * sizeof(float) +
+		(Size) k * (2 * sizeof(uint32) + sizeof(BlockNumber)) +
+		(Size) group_slots * (sizeof(ImgsSlotHeader) + sizeof(float) * dim +
+							  lsh_code_bytes((int32) bits) + 3 * sizeof(float));
+	return mem;
+}
+
+static bool
+build_memory_fits(BuildMemory mem, Size budget)
+{
+	return mem.train <= budget && mem.hash + SORT_MIN_BYTES <= budget;
+}
+
+static Size
+build_memory_needed(BuildMemory mem)
+{
+	return Max(mem.train, mem.hash + SORT_MIN_BYTES);
 }
 
 /*
- * The sketch bits for n vectors of dim: the reloption (cut to dim), or, for
- * 0, the most of LSH_AUTO_MAX_BITS that the rows can use and the rotation's
- * memory allows. Few rows need few bits: every candidate is re-ranked
- * exactly, and a table of n rows has at most n of them; so a small table of
- * wide vectors gets a small index. Either way the rotation must fit in
- * maintenance_work_mem: a clear error (54000) where the reloption asks for
- * more, rather than minutes and gigabytes.
+ * The sketch bits: the reloption (cut to dim), or, for 0, the most of
+ * LSH_AUTO_MAX_BITS that the rows can use and maintenance_work_mem allows.
+ * Few rows need few bits: every candidate is re-ranked exactly, and a table
+ * of n rows has at most n of them; so a small table of wide vectors gets a
+ * small index. Either way the build must fit in maintenance_work_mem
+ * (build_memory): a clear error (54000) where it cannot, rather than
+ * minutes and gigabytes.
  */
 static uint32
-choose_bits(Relation index, int bits_option, uint32 dim, int64 n)
+choose_bits(Relation index, int bits_option, const ImgsBuildLoad *load, uint32 n_buckets)
 {
 	Size		budget = (Size) maintenance_work_mem * 1024;
+	Size		sample_bytes = imgs_build_sample_bytes(load);
+	uint32		dim = (uint32) load->dim;
+	uint32		group_slots = imgs_group_slots(&load->header.store);
 	uint32		bits;
+	BuildMemory mem;
 
+#define BUILD_MEMORY(b) build_memory(sample_bytes, load->sample_count, (b), dim, n_buckets, group_slots)
 	if (bits_option > 0)
 	{
 		bits = Min((uint32) bits_option, dim);
-		if (rotation_bytes(bits, dim) > budget)
+		mem = BUILD_MEMORY(bits);
+		if (!build_memory_fits(mem, budget))
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("lsh index \"%s\" with %u bits at %u dimensions needs %zu MB to build; "
 							"maintenance_work_mem is %d MB",
 							RelationGetRelationName(index), bits, dim,
-							rotation_bytes(bits, dim) / (1024 * 1024) + 1, maintenance_work_mem / 1024),
+							build_memory_needed(mem) / (1024 * 1024) + 1, maintenance_work_mem / 1024),
 					 errhint("Raise maintenance_work_mem, or ask for fewer bits (WITH (bits = ...), or 0 to let the build choose).")));
 		return bits;
 	}
-	bits = (uint32) Min((int64) LSH_AUTO_MAX_BITS, Max((int64) LSH_AUTO_MIN_BITS, (n + 31) / 32 * 32));
+	bits = (uint32) Min((int64) LSH_AUTO_MAX_BITS, Max((int64) LSH_AUTO_MIN_BITS, (load->n + 31) / 32 * 32));
 	bits = Min(bits, dim);
-	while (bits > 32 && rotation_bytes(bits, dim) > budget)
+	while (bits > 32 && !build_memory_fits(BUILD_MEMORY(bits), budget))
 		bits -= 32;
-	if (rotation_bytes(bits, dim) > budget)
+	mem = BUILD_MEMORY(bits);
+	if (!build_memory_fits(mem, budget))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("lsh index \"%s\" at %u dimensions needs %zu MB to build; maintenance_work_mem is %d MB",
-						RelationGetRelationName(index), dim, rotation_bytes(bits, dim) / (1024 * 1024) + 1,
+						RelationGetRelationName(index), dim, build_memory_needed(mem) / (1024 * 1024) + 1,
 						maintenance_work_mem / 1024),
-				 errhint("Raise maintenance_work_mem.")));
+				 errhint("Raise maintenance_work_mem, or ask for fewer buckets (WITH (buckets = ...)).")));
+#undef BUILD_MEMORY
 	return bits;
+}
+
+/*
+ * The entries, sorted by bucket and then slot: each a bytea of the bucket
+ * and the slot, big-endian (so that bytea's order is theirs), then the
+ * entry itself.
+ */
+#define SORT_KEY_BYTES	(2 * sizeof(uint32))
+
+static void
+put_be32(uint8 *p, uint32 v)
+{
+	p[0] = (uint8) (v >> 24);
+	p[1] = (uint8) (v >> 16);
+	p[2] = (uint8) (v >> 8);
+	p[3] = (uint8) v;
+}
+
+static uint32
+get_be32(const uint8 *p)
+{
+	return ((uint32) p[0] << 24) | ((uint32) p[1] << 16) | ((uint32) p[2] << 8) | (uint32) p[3];
+}
+
+typedef struct BucketFill
+{
+	Tuplesortstate *sort;
+	uint32		bucket;			/* the bucket being written */
+	Size		entry_size;
+} BucketFill;
+
+/* The bucket's next entry, from the sort (imgs_list_build fills in order). */
+static void
+fill_bucket_entry(uint32 i, char *entry, void *arg)
+{
+	BucketFill *bf = (BucketFill *) arg;
+	Datum		value;
+	bool		isnull;
+	bytea	   *item;
+
+	if (!tuplesort_getdatum(bf->sort, true, &value, &isnull, NULL) || isnull)
+		elog(ERROR, "lsh build: the sort of the entries ended before bucket %u's entry %u", bf->bucket, i);
+	item = DatumGetByteaPP(value);
+	if (VARSIZE_ANY_EXHDR(item) != SORT_KEY_BYTES + bf->entry_size ||
+		get_be32((uint8 *) VARDATA_ANY(item)) != bf->bucket)
+		elog(ERROR, "lsh build: the sort of the entries gave a foreign entry in bucket %u", bf->bucket);
+	memcpy(entry, VARDATA_ANY(item) + SORT_KEY_BYTES, bf->entry_size);
+	pfree(item);
 }
 
 /* Steps 2 and 3, on `threads` threads; fills meta. */
@@ -118,35 +206,38 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 		   LshMeta *meta)
 {
 	uint32		dim = (uint32) load->dim;
-	uint32		bits = choose_bits(index, bits_option, dim, load->n);
 	uint32		n_buckets = choose_buckets(load->n, buckets_option);
+	uint32		bits = choose_bits(index, bits_option, load, n_buckets);
 	Size		entry_size = lsh_entry_size(bits);
+	uint32		group_slots = imgs_group_slots(&load->header.store);
 	float	   *rotation = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bits * dim);
 	float	   *centroids = MemoryContextAllocHuge(CurrentMemoryContext,
 												   sizeof(float) * (Size) n_buckets * dim);
 	LshCache	cache;
 	ImgsError	err;
+	int64		prepared;
 	int32		trained;
-	uint8	   *entries;
-	int32	   *bucket_of;
+	Size		sort_bytes;
+	Tuplesortstate *sort;
 	uint32	   *counts;
-	uint32	   *starts;
-	int32	   *members;
 	BlockNumber *last;
 	ImgsStoreReader reader;
 	ImgsSlotHeader *headers;
 	float	   *vectors;
+	bytea	   *item;
 
 	ereport(DEBUG1,
 			(errmsg_internal("lsh index \"%s\": training and hashing on %d thread%s",
 							 RelationGetRelationName(index), threads, threads == 1 ? "" : "s")));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_TRAIN);
-	trained = lsh_train(load->sample, load->sample_count, (int32) dim, (int32) bits,
-						(int32) n_buckets, load->header.metric, KMEANS_ITERATIONS, BUILD_SEED,
-						threads, rotation, centroids, &err);
+	/* on the sample itself, which the build needs no more */
+	prepared = lsh_prepare_sample(load->sample, load->sample_count, (int32) dim, load->header.metric);
+	trained = lsh_train_prepared(load->sample, prepared, (int32) dim, (int32) bits, (int32) n_buckets,
+								 KMEANS_ITERATIONS, BUILD_SEED, threads, rotation, centroids, &err);
 	if (trained < 1)
 		imgs_raise_cxx_error(&err);
 	n_buckets = (uint32) trained;
+	imgs_build_sample_free(load);
 
 	meta->bits = bits;
 	meta->n_buckets = n_buckets;
@@ -175,18 +266,26 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 	cache.model.c_norms = palloc(sizeof(float) * n_buckets);
 	lsh_model_prepare(&cache.model);
 
-	/* every vector's entry, by slot */
+	/* every vector's entry, into the sort, with what maintenance_work_mem leaves it */
+	sort_bytes = Max(SORT_MIN_BYTES, (Size) maintenance_work_mem * 1024 -
+					 Min((Size) maintenance_work_mem * 1024,
+						 build_memory(0, 0, bits, dim, n_buckets, group_slots).hash));
+	ereport(DEBUG1,
+			(errmsg_internal("lsh index \"%s\": %d bits, %u buckets; the sort of the entries has %zu kB",
+							 RelationGetRelationName(index), bits, n_buckets, sort_bytes / 1024)));
+	sort = tuplesort_begin_datum(BYTEAOID, ByteaLessOperator, InvalidOid, false,
+								 (int) (sort_bytes / 1024), NULL, TUPLESORT_NONE);	/* <= maintenance_work_mem */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, LSH_PHASE_HASH);
-	entries = MemoryContextAllocHuge(CurrentMemoryContext, entry_size * (Size) load->n);
-	bucket_of = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * (Size) load->n);
-	headers = palloc(sizeof(ImgsSlotHeader) * imgs_group_slots(&load->header.store));
-	vectors = MemoryContextAllocHuge(CurrentMemoryContext,
-									 sizeof(float) * (Size) dim * imgs_group_slots(&load->header.store));
+	counts = palloc0(sizeof(uint32) * n_buckets);
+	headers = palloc(sizeof(ImgsSlotHeader) * group_slots);
+	vectors = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) dim * group_slots);
+	item = palloc(VARHDRSZ + SORT_KEY_BYTES + entry_size);
+	SET_VARSIZE(item, VARHDRSZ + SORT_KEY_BYTES + entry_size);
 	{
-		uint32		group_slots = imgs_group_slots(&load->header.store);
 		Size		code_bytes = lsh_code_bytes((int32) bits);
 		uint8	   *codes = palloc(code_bytes * group_slots);
 		float	   *floats = palloc(sizeof(float) * 3 * group_slots);
+		int32	   *bucket_of = palloc(sizeof(int32) * group_slots);
 		uint32		ngroups;
 
 		imgs_store_open(&reader, index, &lsh_am, &load->header);
@@ -199,44 +298,41 @@ build_hash(Relation index, ImgsBuildLoad *load, int bits_option, int buckets_opt
 			CHECK_FOR_INTERRUPTS();
 			imgs_store_read_vectors(&reader, g, n, headers, vectors);
 			/* a group at a time, on the build's threads (the core polls for a cancel) */
-			if (!lsh_hash_many(&cache.model, vectors, n, &bucket_of[first], codes,
+			if (!lsh_hash_many(&cache.model, vectors, n, bucket_of, codes,
 							   floats, floats + group_slots, floats + 2 * group_slots, threads, &err))
 				imgs_raise_cxx_error(&err);
 			for (uint32 i = 0; i < n; i++)
 			{
-				LshEntry   *e = (LshEntry *) (entries + (Size) (first + i) * entry_size);
+				uint8	   *key = (uint8 *) VARDATA(item);
+				LshEntry   *e = (LshEntry *) (key + SORT_KEY_BYTES);
 
+				put_be32(key, (uint32) bucket_of[i]);
+				put_be32(key + sizeof(uint32), first + i);
 				e->slot = first + i;
 				e->norm2 = floats[i];
 				e->scale = floats[group_slots + i];
 				e->cdot = floats[2 * group_slots + i];
 				memcpy(e->code, codes + (Size) i * code_bytes, code_bytes);
+				tuplesort_putdatum(sort, PointerGetDatum(item), false);
+				counts[bucket_of[i]]++;
 			}
 			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, first + n);
 		}
 		imgs_store_close(&reader);
 	}
+	tuplesort_performsort(sort);
 
-	/* the buckets, by counting sort of the slots */
-	counts = palloc0(sizeof(uint32) * n_buckets);
-	starts = palloc0(sizeof(uint32) * (n_buckets + 1));
-	members = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * (Size) load->n);
-	for (int64 i = 0; i < load->n; i++)
-		counts[bucket_of[i]]++;
-	for (uint32 b = 0; b < n_buckets; b++)
-		starts[b + 1] = starts[b] + counts[b];
-	memset(counts, 0, sizeof(uint32) * n_buckets);
-	for (int64 i = 0; i < load->n; i++)
-		members[starts[bucket_of[i]] + counts[bucket_of[i]]++] = (int32) i;
+	/* the buckets, one after another, from the sort */
 	last = palloc(sizeof(BlockNumber) * n_buckets);
 	for (uint32 b = 0; b < n_buckets; b++)
 	{
-		BucketFill	bf = {members + starts[b], entries, entry_size};
+		BucketFill	bf = {sort, b, entry_size};
 
 		CHECK_FOR_INTERRUPTS();
 		last[b] = imgs_list_build(index, &load->header, LSH_PAGE_BUCKET, b, entry_size, counts[b],
 								  fill_bucket_entry, &bf);
 	}
+	tuplesort_end(sort);
 	for (uint32 p = 0; p < meta->bucketdir_pages; p++)
 	{
 		PGAlignedBlock buf;
@@ -266,7 +362,9 @@ lsh_build(Relation heap, Relation index, IndexInfo *index_info)
 	lsh_reloptions(index, &bits, &buckets);
 	memset(&meta, 0, sizeof(meta));
 	heap_tuples = imgs_build_load(&load, heap, index, index_info, &lsh_am, LSH_PHASE_LOAD,
-								  SAMPLE_MAX_VECTORS, SAMPLE_MAX_BYTES, BUILD_SEED);
+								  SAMPLE_MAX_VECTORS,
+								  Min(SAMPLE_MAX_BYTES, (Size) maintenance_work_mem * 1024 / 2),
+								  BUILD_SEED);
 	if (load.n > 0)
 		build_hash(index, &load, bits, buckets, imgs_build_threads(heap, index), &meta);
 	else

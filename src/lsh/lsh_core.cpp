@@ -24,7 +24,8 @@ bool
 prepare_vector(int32_t metric, const float *x, int32_t dim, float *out)
 {
     if (metric != LSH_METRIC_COSINE) {
-        std::memcpy(out, x, sizeof(float) * dim);
+        if (out != x)
+            std::memcpy(out, x, sizeof(float) * dim);
         return true;
     }
     double n2 = imgs_norm_squared(x, dim);
@@ -137,7 +138,132 @@ struct LshQuery {
     bool null_dir = false;         // a zero query under cosine: no direction
 };
 
+namespace {
+
+// k-means on m prepared vectors xs (the assignment steps on `threads`
+// threads); writes the centroids, returns their number.
+int32_t
+kmeans(const float *xs, int64_t m, int32_t dim, int32_t n_buckets, int32_t iterations, uint64_t seed,
+       int32_t threads, float *centroids_out)
+{
+    if (m == 0) {
+        // nothing to learn from: one centroid at the origin
+        std::fill(centroids_out, centroids_out + dim, 0.0f);
+        return 1;
+    }
+    int32_t k = (int32_t) std::min<int64_t>(n_buckets, m);
+    std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
+    // initial centroids: k distinct sample vectors
+    std::vector<int64_t> ids(m);
+    for (int64_t i = 0; i < m; i++)
+        ids[i] = i;
+    for (int32_t c = 0; c < k; c++) {
+        std::uniform_int_distribution<int64_t> pick(c, m - 1);
+        std::swap(ids[c], ids[pick(rng)]);
+        std::memcpy(centroids_out + (size_t) c * dim, &xs[(size_t) ids[c] * dim], sizeof(float) * dim);
+    }
+    std::vector<float> norms(k);
+    std::vector<int32_t> assign(m);
+    std::vector<double> sums((size_t) k * dim);
+    std::vector<int64_t> counts(k);
+    for (int32_t it = 0; it < iterations; it++) {
+        centroid_norms(centroids_out, k, dim, norms.data());
+        // the assignment step, the k-means' work, in blocks of LANES vectors on the threads
+        imgs::parallel_for(threads, m, ASSIGN_CHUNK, [&](int64_t begin, int64_t end) {
+            std::vector<float> xt((size_t) dim * LANES), dots((size_t) k * LANES);
+            for (int64_t i = begin; i < end; i += LANES) {
+                int n = (int) std::min<int64_t>(LANES, end - i);
+                std::fill(xt.begin(), xt.end(), 0.0f);
+                for (int j = 0; j < n; j++)
+                    set_lane(xt.data(), dim, j, &xs[(size_t) (i + j) * dim]);
+                nearest_lanes(centroids_out, norms.data(), k, xt.data(), dim, n, &assign[i], dots.data());
+            }
+        });
+        std::fill(sums.begin(), sums.end(), 0.0);
+        std::fill(counts.begin(), counts.end(), 0);
+        for (int64_t i = 0; i < m; i++) {
+            double *s = &sums[(size_t) assign[i] * dim];
+            const float *x = &xs[(size_t) i * dim];
+            for (int32_t d = 0; d < dim; d++)
+                s[d] += x[d];
+            counts[assign[i]]++;
+        }
+        // every mean first: a reseed below must not change a count still to be divided by
+        for (int32_t c = 0; c < k; c++) {
+            float *cent = centroids_out + (size_t) c * dim;
+            if (counts[c] > 0)
+                for (int32_t d = 0; d < dim; d++)
+                    cent[d] = (float) (sums[(size_t) c * dim + d] / counts[c]);
+        }
+        for (int32_t c = 0; c < k; c++) {
+            float *cent = centroids_out + (size_t) c * dim;
+            if (counts[c] > 0)
+                continue;
+            // an empty cluster takes a random member of the largest, nudged
+            int32_t big = (int32_t) (std::max_element(counts.begin(), counts.end()) - counts.begin());
+            std::uniform_int_distribution<int64_t> pick(0, m - 1);
+            int64_t tries = 0, i;
+            do
+                i = pick(rng);
+            while (assign[i] != big && ++tries < 64);
+            const float *x = &xs[(size_t) i * dim];
+            for (int32_t d = 0; d < dim; d++)
+                cent[d] = x[d] * (1.0f + 1e-4f * (float) ((d & 1) ? 1 : -1));
+            counts[c] = 1;
+            counts[big] = std::max<int64_t>(1, counts[big] - 1);
+        }
+    }
+    return k;
+}
+
+void
+check_train_parameters(int32_t dim, int32_t bits, int32_t n_buckets)
+{
+    if (dim < 1 || bits < 1 || bits > dim || bits > LSH_MAX_BITS || n_buckets < 1 ||
+        n_buckets > LSH_MAX_BUCKETS)
+        throw imgs::Error(IMGS_SQLSTATE_INTERNAL_ERROR,
+                          "lsh_train: bad parameters (dim " + std::to_string(dim) + ", bits " +
+                              std::to_string(bits) + ", buckets " + std::to_string(n_buckets) + ")");
+}
+
+}  // namespace
+
 extern "C" {
+
+int64_t
+lsh_prepare_sample(float *sample, int64_t n, int32_t dim, int32_t metric) noexcept
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float *x = sample + (size_t) i * dim;
+        if (!prepare_vector(metric, x, dim, x))
+            continue;
+        bool finite = true;
+        for (int32_t d = 0; d < dim && finite; d++)
+            finite = std::isfinite(x[d]);
+        if (!finite)
+            continue;
+        if (m != i)
+            std::memmove(sample + (size_t) m * dim, x, sizeof(float) * dim);
+        m++;
+    }
+    return m;
+}
+
+int32_t
+lsh_train_prepared(const float *prepared, int64_t m, int32_t dim, int32_t bits, int32_t n_buckets,
+                   int32_t iterations, uint64_t seed, int32_t threads, float *rotation_out,
+                   float *centroids_out, ImgsError *err) noexcept
+{
+    int32_t trained = -1;
+    imgs::guard(err, [&] {
+        check_train_parameters(dim, bits, n_buckets);
+        imgs::fault_point("lsh_train");
+        make_rotation(bits, dim, seed, rotation_out);
+        trained = kmeans(prepared, m, dim, n_buckets, iterations, seed, threads, centroids_out);
+    });
+    return err->sqlstate[0] ? -1 : trained;
+}
 
 int32_t
 lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_buckets,
@@ -146,99 +272,13 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
 {
     int32_t trained = -1;
     imgs::guard(err, [&] {
-        if (dim < 1 || bits < 1 || bits > dim || bits > LSH_MAX_BITS || n_buckets < 1 ||
-            n_buckets > LSH_MAX_BUCKETS)
-            throw imgs::Error(IMGS_SQLSTATE_INTERNAL_ERROR,
-                              "lsh_train: bad parameters (dim " + std::to_string(dim) + ", bits " +
-                                  std::to_string(bits) + ", buckets " + std::to_string(n_buckets) + ")");
+        check_train_parameters(dim, bits, n_buckets);
         imgs::fault_point("lsh_train");
         make_rotation(bits, dim, seed, rotation_out);
-
-        // the usable sample vectors, prepared
-        std::vector<float> xs;
-        xs.reserve((size_t) n * dim);
-        std::vector<float> tmp(dim);
-        int64_t m = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (!prepare_vector(metric, sample + (size_t) i * dim, dim, tmp.data()))
-                continue;
-            bool finite = true;
-            for (int32_t d = 0; d < dim && finite; d++)
-                finite = std::isfinite(tmp[d]);
-            if (!finite)
-                continue;
-            xs.insert(xs.end(), tmp.begin(), tmp.end());
-            m++;
-        }
-        if (m == 0) {
-            // nothing to learn from: one centroid at the origin
-            std::fill(centroids_out, centroids_out + dim, 0.0f);
-            trained = 1;
-            return;
-        }
-        int32_t k = (int32_t) std::min<int64_t>(n_buckets, m);
-        std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
-        // initial centroids: k distinct sample vectors
-        std::vector<int64_t> ids(m);
-        for (int64_t i = 0; i < m; i++)
-            ids[i] = i;
-        for (int32_t c = 0; c < k; c++) {
-            std::uniform_int_distribution<int64_t> pick(c, m - 1);
-            std::swap(ids[c], ids[pick(rng)]);
-            std::memcpy(centroids_out + (size_t) c * dim, &xs[(size_t) ids[c] * dim], sizeof(float) * dim);
-        }
-        std::vector<float> norms(k);
-        std::vector<int32_t> assign(m);
-        std::vector<double> sums((size_t) k * dim);
-        std::vector<int64_t> counts(k);
-        for (int32_t it = 0; it < iterations; it++) {
-            centroid_norms(centroids_out, k, dim, norms.data());
-            // the assignment step, the k-means' work, in blocks of LANES vectors on the threads
-            imgs::parallel_for(threads, m, ASSIGN_CHUNK, [&](int64_t begin, int64_t end) {
-                std::vector<float> xt((size_t) dim * LANES), dots((size_t) k * LANES);
-                for (int64_t i = begin; i < end; i += LANES) {
-                    int n = (int) std::min<int64_t>(LANES, end - i);
-                    std::fill(xt.begin(), xt.end(), 0.0f);
-                    for (int j = 0; j < n; j++)
-                        set_lane(xt.data(), dim, j, &xs[(size_t) (i + j) * dim]);
-                    nearest_lanes(centroids_out, norms.data(), k, xt.data(), dim, n, &assign[i], dots.data());
-                }
-            });
-            std::fill(sums.begin(), sums.end(), 0.0);
-            std::fill(counts.begin(), counts.end(), 0);
-            for (int64_t i = 0; i < m; i++) {
-                double *s = &sums[(size_t) assign[i] * dim];
-                const float *x = &xs[(size_t) i * dim];
-                for (int32_t d = 0; d < dim; d++)
-                    s[d] += x[d];
-                counts[assign[i]]++;
-            }
-            // every mean first: a reseed below must not change a count still to be divided by
-            for (int32_t c = 0; c < k; c++) {
-                float *cent = centroids_out + (size_t) c * dim;
-                if (counts[c] > 0)
-                    for (int32_t d = 0; d < dim; d++)
-                        cent[d] = (float) (sums[(size_t) c * dim + d] / counts[c]);
-            }
-            for (int32_t c = 0; c < k; c++) {
-                float *cent = centroids_out + (size_t) c * dim;
-                if (counts[c] > 0)
-                    continue;
-                // an empty cluster takes a random member of the largest, nudged
-                int32_t big = (int32_t) (std::max_element(counts.begin(), counts.end()) - counts.begin());
-                std::uniform_int_distribution<int64_t> pick(0, m - 1);
-                int64_t tries = 0, i;
-                do
-                    i = pick(rng);
-                while (assign[i] != big && ++tries < 64);
-                const float *x = &xs[(size_t) i * dim];
-                for (int32_t d = 0; d < dim; d++)
-                    cent[d] = x[d] * (1.0f + 1e-4f * (float) ((d & 1) ? 1 : -1));
-                counts[c] = 1;
-                counts[big] = std::max<int64_t>(1, counts[big] - 1);
-            }
-        }
-        trained = k;
+        // the sample stays the caller's: prepared in a copy
+        std::vector<float> xs(sample, sample + (size_t) n * dim);
+        int64_t m = lsh_prepare_sample(xs.data(), n, dim, metric);
+        trained = kmeans(xs.data(), m, dim, n_buckets, iterations, seed, threads, centroids_out);
     });
     return err->sqlstate[0] ? -1 : trained;
 }

@@ -87,6 +87,20 @@ extern int32_t lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bi
 						 int32_t threads, float *rotation_out, float *centroids_out,
 						 ImgsError *err) IMGS_NOEXCEPT;
 
+/*
+ * lsh_train without the copy (an index build trains on its sample in place,
+ * within maintenance_work_mem): lsh_prepare_sample prepares the n vectors of
+ * sample where they are (normalised under cosine), drops those unusable (not
+ * finite; zero under cosine), moves the rest to the front and returns their
+ * number m; lsh_train_prepared trains on those m, as lsh_train on the
+ * original sample.
+ */
+extern int64_t lsh_prepare_sample(float *sample, int64_t n, int32_t dim, int32_t metric) IMGS_NOEXCEPT;
+extern int32_t lsh_train_prepared(const float *prepared, int64_t m, int32_t dim, int32_t bits,
+								  int32_t n_buckets, int32_t iterations, uint64_t seed,
+								  int32_t threads, float *rotation_out, float *centroids_out,
+								  ImgsError *err) IMGS_NOEXCEPT;
+
 /* Fills model->rot_centroids and c_norms (the caller allocates them). */
 extern void lsh_model_prepare(LshModel *model) IMGS_NOEXCEPT;
 
