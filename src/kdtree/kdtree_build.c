@@ -31,7 +31,7 @@
 #include "index/index_am.h"
 #include "type/imgfeat.h"
 
-/* The PCA sample: at most this many vectors, and this many bytes. */
+/* The PCA sample: at most this many vectors, and this many bytes (and half of maintenance_work_mem). */
 #define SAMPLE_MAX_VECTORS	20000
 #define SAMPLE_MAX_BYTES	((Size) 64 * 1024 * 1024)
 #define BUILD_SEED			UINT64CONST(0x6b64747265650001)
@@ -44,7 +44,49 @@ typedef struct KdtreeBuildState
 	ImgsBuildLoad load;			/* header, store, n, dim, sample */
 	int			dims;			/* reloption */
 	int			leaf_size;		/* reloption */
+	float	   *cost_queries;	/* [n_cost_queries * dim]: sample vectors kept for measure_search */
+	int			n_cost_queries;
 } KdtreeBuildState;
+
+/*
+ * The bytes the tree's build holds for n rows projected on m dimensions,
+ * once the sample is freed: every row's projection and residual norm, its
+ * position in nanoflann's order and in ours (two int64), and per node
+ * (leaves of about leaf_size / 2 rows or more, as many inner nodes) its
+ * box, our node, nanoflann's node and the leaf's record; plus one group of
+ * vectors being projected. An estimate of nanoflann's part, exact for ours.
+ */
+static Size
+tree_build_bytes(int64 n, uint32 m, int leaf_size, int dim, uint32 group_slots)
+{
+	Size		nodes = 2 * (2 * (Size) n / Max(1, leaf_size) + 1);
+
+	return (Size) n * (sizeof(float) * (m + 1) + 2 * sizeof(int64)) +
+		nodes * (sizeof(KdNode) + 2 * sizeof(float) * m + 64 + kdtree_leaf_record_size(m)) +
+		(Size) group_slots * (sizeof(ImgsSlotHeader) + sizeof(float) * dim);
+}
+
+/*
+ * The tree holds every row's projection in memory: where that cannot fit in
+ * maintenance_work_mem, a clear error (54000) right after the load, rather
+ * than a build past it.
+ */
+static void
+check_tree_memory(Relation index, KdtreeBuildState *bs, uint32 m)
+{
+	Size		need = tree_build_bytes(bs->load.n, m, bs->leaf_size, bs->load.dim,
+										imgs_group_slots(&bs->load.header.store));
+
+	if (need > (Size) maintenance_work_mem * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kdtree index \"%s\" on %lld rows needs %zu MB to build; maintenance_work_mem is %d MB",
+						RelationGetRelationName(index), (long long) bs->load.n,
+						need / (1024 * 1024) + 1, maintenance_work_mem / 1024),
+				 errdetail("The build holds every row's projection on %u dimensions, about %zu bytes a row.",
+						   m, need / Max(1, bs->load.n)),
+				 errhint("Raise maintenance_work_mem, or project on fewer dimensions (WITH (dims = ...)).")));
+}
 
 /* Projects every vector of the store (slots 0..n-1) into proj (n x m) and resid (n). */
 static void
@@ -197,7 +239,7 @@ measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 {
 	KdtreeCache *cache = kdtree_get_cache(index, &bs->load.header, meta, true);
 	ImgsStoreReader reader;
-	int			queries = (int) Min(COST_QUERIES, bs->load.sample_count);
+	int			queries = bs->n_cost_queries;
 	double		keys_sum = 0;
 	double		entries_sum = 0;
 	MemoryContext query_ctx = AllocSetContextCreate(CurrentMemoryContext, "kdtree cost sample",
@@ -207,7 +249,7 @@ measure_search(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 	for (int q = 0; q < queries; q++)
 	{
 		MemoryContext old_ctx = MemoryContextSwitchTo(query_ctx);
-		const float *x = bs->load.sample + (Size) (q * (bs->load.sample_count / queries)) * bs->load.dim;
+		const float *x = bs->cost_queries + (Size) q * bs->load.dim;
 		ImgsKeyQuery keys = {0};
 		KdtreeSearch ks;
 		KdSearchStats stats;
@@ -245,6 +287,7 @@ build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 	float	   *proj;
 	float	   *resid;
 
+	check_tree_memory(index, bs, (uint32) m);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TRAIN);
 	pca = kd_pca_train(bs->load.sample, bs->load.sample_count, bs->load.dim, m,
 					   bs->load.header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2,
@@ -252,6 +295,14 @@ build_tree(Relation index, KdtreeBuildState *bs, KdtreeMeta *meta)
 	if (pca == NULL)
 		imgs_raise_cxx_error_in(&err, psprintf("could not learn the projection of kdtree index \"%s\"",
 											   RelationGetRelationName(index)));
+	/* the sample's work is done but for a few cost queries: its memory goes to the tree */
+	bs->n_cost_queries = (int) Min(COST_QUERIES, bs->load.sample_count);
+	bs->cost_queries = palloc(sizeof(float) * bs->load.dim * Max(1, bs->n_cost_queries));
+	for (int q = 0; q < bs->n_cost_queries; q++)
+		memcpy(bs->cost_queries + (Size) q * bs->load.dim,
+			   bs->load.sample + (Size) (q * (bs->load.sample_count / bs->n_cost_queries)) * bs->load.dim,
+			   sizeof(float) * bs->load.dim);
+	imgs_build_sample_free(&bs->load);
 	PG_TRY();
 	{
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, KDTREE_PHASE_TREE);
@@ -297,7 +348,9 @@ kdtree_build(Relation heap, Relation index, IndexInfo *index_info)
 	kdtree_reloptions(index, &bs->dims, &bs->leaf_size);
 	memset(&meta, 0, sizeof(meta));
 	heap_tuples = imgs_build_load(&bs->load, heap, index, index_info, &kdtree_am, KDTREE_PHASE_LOAD,
-								  SAMPLE_MAX_VECTORS, SAMPLE_MAX_BYTES, BUILD_SEED);
+								  SAMPLE_MAX_VECTORS,
+								  Min(SAMPLE_MAX_BYTES, (Size) maintenance_work_mem * 1024 / 2),
+								  BUILD_SEED);
 
 	if (bs->load.n > 0)
 		build_tree(index, bs, &meta);

@@ -1,6 +1,8 @@
-# An lsh build keeps within maintenance_work_mem (docs/methods.md "Build
-# memory"): the sample takes at most half of it, and the entries go through
-# a sort that spills to disk past what is left.
+# Index builds keep within maintenance_work_mem (docs/methods.md "Build
+# memory"). lsh: the sample takes at most half of it, and the entries go
+# through a sort that spills to disk past what is left. kdtree: the tree
+# holds every row's projection, and a build where that cannot fit is
+# refused right after the load.
 # (1) Built in 1 MB, where the entries do not fit (the sort writes temporary
 #     files), and in 1 GB, where they do (no temporary file), on a table the
 #     sample holds whole in both: the two indexes are the same bytes, page
@@ -9,6 +11,9 @@
 # (2) What cannot fit is refused at once with 54000, naming the memory
 #     needed: explicit bits whose rotation exceeds the memory, and more
 #     buckets than the memory holds, each with its hint.
+# (3) kdtree on 60000 rows: refused in 1 MB (54000, the bytes a row in the
+#     detail, the hint), built in 8 MB, where it checks out and answers
+#     exactly as a sequential scan.
 use strict;
 use warnings;
 use Test::More;
@@ -84,5 +89,28 @@ like($err, qr/54000: lsh index "t_v_idx" at 4 dimensions needs \d+ MB to build; 
 like($err, qr/HINT:\s+Raise maintenance_work_mem, or ask for fewer buckets/, 'its hint');
 $node->safe_psql('postgres', "SET maintenance_work_mem = '64MB'; CREATE INDEX ON t USING lsh (v) WITH (buckets = 25000);");
 ok(1, 'the same build succeeds in 64 MB');
+
+# (3) kdtree
+$node->safe_psql('postgres', q{
+	CREATE TABLE k (id int PRIMARY KEY, v imgfeat(4));
+	INSERT INTO k SELECT i, ARRAY[random(), random(), random(), random()]::real[]::imgfeat FROM generate_series(1, 60000) i;
+});
+($rc, $out, $err) = $node->psql('postgres',
+	"SET maintenance_work_mem = '1MB'; \\set VERBOSITY verbose\nCREATE INDEX k_kd ON k USING kdtree (v);");
+like($err, qr/54000: kdtree index "k_kd" on 60000 rows needs \d+ MB to build; maintenance_work_mem is 1 MB/,
+	'kdtree on 60000 rows in 1 MB: 54000, naming the memory needed');
+like($err, qr/DETAIL:\s+The build holds every row's projection on 4 dimensions, about \d+ bytes a row/, 'its detail');
+like($err, qr/HINT:\s+Raise maintenance_work_mem, or project on fewer dimensions/, 'its hint');
+$node->safe_psql('postgres', "SET maintenance_work_mem = '8MB'; CREATE INDEX k_kd ON k USING kdtree (v);");
+ImgsTest::index_check_ok($node, 'kdtree', 'k_kd', 'k', 'kdtree built in 8 MB checks out against the table');
+($exact_index, $exact_sort) = ('', '');
+for my $qn (1 .. 4)
+{
+	my $q = "ARRAY[$qn * 0.2, 0.5, 0.3, 0.9]::real[]::imgfeat";
+	my $query = "SELECT id, v <-> $q AS d FROM k ORDER BY v <-> $q LIMIT 30";
+	$exact_index .= $node->safe_psql('postgres', "SET imgsearch.method = 'kdtree'; SET enable_seqscan = off; " . topk_sql($query)) . "\n";
+	$exact_sort .= $node->safe_psql('postgres', "SET imgsearch.method = 'argsort'; SET enable_indexscan = off; " . topk_sql($query)) . "\n";
+}
+is($exact_index, $exact_sort, 'kdtree built in 8 MB answers exactly as a sequential scan and sort');
 done_testing();
 
