@@ -118,6 +118,8 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     seconds, answers, query_s = round_robin(methods, nq, seed)
     sessions.close()
     examined = kdtree_scan_stats(dsn, sql, nq, n)
+    if 'flat_pass_queries' in examined:
+        examined['latency_ms_split'] = tail_split(seconds['kdtree_exact'], examined['flat_pass_queries'], nq)
     # What the planner takes with both imgsearch indexes there (imgsearch.method = auto).
     auto = auto_picks(cur, sql, {f'{table}_kd': 'kdtree', f'{table}_ff': 'faissflat'})
 
@@ -167,8 +169,8 @@ def kdtree_scan_stats(dsn, sql, nq, n):
     """What exact searches did (the scan's DEBUG1 line), untimed: the
     fraction of the vectors whose exact distance was computed and of the
     leaves opened, median and max over the queries."""
-    keys, leaves, gave_up = [], [], 0
-    for notices in debug1_notices(dsn, ["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'], sql, nq):
+    keys, leaves, gave_up, flat_queries = [], [], 0, []
+    for q, notices in enumerate( debug1_notices(dsn, ["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'], sql, nq)):
         for line in notices:
             m = re.search(r'kdtree scan of .*?: \d+ rows, (\d+) of (\d+) leaves opened, \d+ entries seen, '
                           r'(\d+) exact distances', line)
@@ -176,13 +178,25 @@ def kdtree_scan_stats(dsn, sql, nq, n):
                 leaves.append(int(m.group(1)) / max(int(m.group(2)), 1))
                 keys.append(int(m.group(3)) / n)
                 gave_up += 'went on as a flat scan' in line
+                if 'went on as a flat scan' in line:
+                    flat_queries.append(q)
     if not keys:
         # No tree search at all: the build's sample searches found that the
         # bounds do not prune, so exact scans are flat passes from the start.
         return {'flat_from_start': True}
     return {'exact_distances_fraction': {'median': round(statistics.median(keys), 4), 'max': round(max(keys), 4)},
             'leaves_opened_fraction': {'median': round(statistics.median(leaves), 4), 'max': round(max(leaves), 4)},
-            'went_on_as_flat_pass': gave_up}
+            'went_on_as_flat_pass': gave_up, 'flat_pass_queries': flat_queries}
+
+
+def tail_split(seconds, flat_queries, nq, warmup=3):
+    """kdtree exact's latency, split into the queries that went on as a flat
+    pass and the others (round_robin's seconds are queries warmup.., then 0..)."""
+    flat = set(flat_queries)
+    went, tree = [], []
+    for j, s in enumerate(seconds):
+        (went if (j + warmup) % nq in flat else tree).append(s)
+    return {'went_on_as_flat_pass': summary(went) if went else None, 'tree_only': summary(tree) if tree else None}
 
 
 def inserts_experiment(conn, dsn, n, seed):
@@ -263,7 +277,7 @@ def print_set(r):
     lat = r['latency_ms']
     print(f"  {r['set']} {r['n']} x {r['dim']}: median ms (recall@30)", flush=True)
     for m, v in lat.items():
-        print(f"    {m:22s} {v['median']:9.2f}  p95 {v['p95']:9.2f}  recall {v['recall_at_30']:.4f}")
+        print(f"    {m:22s} {v['median']:9.2f}  p95 {v['p95']:9.2f}  p99 {v['p99']:9.2f}  recall {v['recall_at_30']:.4f}")
     print(f"  builds s: {r['build_s']}; index / raw: kdtree {r['ratios']['kdtree_size_over_raw']}, "
           f"faissflat {r['ratios']['faissflat_size_over_raw']}, hnsw {r['ratios']['hnsw_size_over_raw']}")
     print(f"  ratios: {json.dumps(r['ratios'])}; kdtree exact answers differing from "
@@ -281,10 +295,15 @@ def scan_sentence(st, nq):
             f"{st['leaves_opened_fraction']['median'] * 100:.1f}% of the leaves.")
     if st.get('went_on_as_flat_pass'):
         text += f" {st['went_on_as_flat_pass']} of {nq} went on as a flat pass."
+        split = st.get('latency_ms_split') or {}
+        if split.get('went_on_as_flat_pass') and split.get('tree_only'):
+            w, t = split['went_on_as_flat_pass'], split['tree_only']
+            text += (f" Those took {w['median']} ms (median; p95 {w['p95']}), the others {t['median']} ms "
+                     f"(p95 {t['p95']}, p99 {t['p99']}).")
     return text
 
 
-def markdown(report):
+def markdown(report, raw_name):
     m = report['machine']
     lines = ['# kdtree in the database: measurements (bench/kdtree_bench.py)', '',
              f"{report['date']}, {m['cpu']}, {m['cores']} cores, PostgreSQL {m['postgres']}, "
@@ -293,7 +312,7 @@ def markdown(report):
              f"methods round robin in one run, every relation prewarmed; medians of {report['queries']} "
              f"queries. kdtree WITH (dims = {report['kdtree_options']['dims']}, leaf_size = "
              f"{report['kdtree_options']['leaf_size']}). Builds run in one process "
-             "(max_parallel_maintenance_workers = 0). Raw figures: kdtree.json.", '']
+             f"(max_parallel_maintenance_workers = 0). Raw figures: {raw_name}.", '']
     for r in report['sets']:
         rt = r['ratios']
         lines += [f"## {r['set']}: {r['n']} x {r['dim']}"
@@ -305,9 +324,9 @@ def markdown(report):
                   f"{r['kdtree_exact_wrong_answers']} of {r['queries']}."
                   + scan_sentence(r['kdtree_exact_scan'], r['queries'])
                   + f" With both indexes, imgsearch.method = auto takes {r['auto_picks']}.", '',
-                  '| method | median ms | p95 ms | recall@30 |', '|---|---|---|---|']
+                  '| method | median ms | p95 ms | p99 ms | recall@30 |', '|---|---|---|---|---|']
         for name, v in r['latency_ms'].items():
-            lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['recall_at_30']} |")
+            lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['p99']} | {v['recall_at_30']} |")
         lines += ['', '| index | build s | size MB | size / raw vectors |', '|---|---|---|---|']
         for am in ('kdtree', 'faissflat', 'hnsw'):
             if am in r['build_s']:
@@ -418,7 +437,7 @@ def main():
         f.write('\n')
     md = os.path.splitext(args.out)[0] + '.md'
     with open(md, 'w') as f:
-        f.write(markdown(report))
+        f.write(markdown(report, os.path.basename(args.out)))
         f.write('\n')
     print(f'wrote {args.out} and {md}')
     return 0 if all(r['kdtree_exact_wrong_answers'] == 0 for r in runs) else 1
