@@ -3,6 +3,7 @@ bench: `make bench` runs bench/*_bench.py only): a throwaway cluster, the
 machine's state while it ran, and latency percentiles. Used by
 vgg16_bench.py, model_pool_bench.py and ingest_bench.py.
 """
+import json
 import os
 import shutil
 import socket
@@ -67,6 +68,12 @@ def percentiles(xs):
     a = np.array(xs)
     return {"p50": round(float(np.percentile(a, 50)), 3), "p95": round(float(np.percentile(a, 95)), 3),
             "max": round(float(a.max()), 3), "min": round(float(a.min()), 3)}
+
+
+def write_json(results, out):
+    with open(out, 'w') as f:
+        json.dump(results, f, indent=1)
+    print(f'written {out}')
 
 
 def machine_state():

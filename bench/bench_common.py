@@ -104,6 +104,15 @@ def query_sql(table):
     return f'SELECT id FROM {table} ORDER BY v <-> (SELECT v FROM {table}_q WHERE id = %s) LIMIT {K}'
 
 
+def top_ids(cur, table, nq):
+    """The ids query_sql returns for queries 0..nq-1, under the session's settings."""
+    out = []
+    for q in range(nq):
+        cur.execute(query_sql(table), (q,))
+        out.append([r[0] for r in cur.fetchall()])
+    return out
+
+
 def ensure_pgvector(who):
     """Builds and installs pgvector once (bench/pgvector.sh); its version,
     or None (then HNSW runs in process, faiss)."""

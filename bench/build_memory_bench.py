@@ -18,12 +18,11 @@ import argparse
 import json
 import os
 import re
-import statistics
 import threading
 import time
 
-from bench_cluster import connect, machine_state
-from bench_common import K, load_set, make_set, parse_sets, recall
+from bench_cluster import connect, machine_state, write_json
+from bench_common import load_set, make_set, parse_sets, recall, top_ids
 from faissflat_bench import Cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,14 +53,6 @@ def temp_bytes(cur):
     return cur.fetchone()[0]
 
 
-def answers(cur, table, nq):
-    out = []
-    for q in range(nq):
-        cur.execute(f'SELECT id FROM {table} ORDER BY v <-> (SELECT v FROM {table}_q WHERE id = %s) LIMIT {K}', (q,))
-        out.append([r[0] for r in cur.fetchall()])
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sets', default='demo512:1000000', help='NAME or NAME:N, comma-separated (bench_common.SETS)')
@@ -85,7 +76,7 @@ def main():
             del x
             cur.execute(f'ALTER TABLE {table} SET (parallel_workers = 1)')
             cur.execute("SET imgsearch.method = 'argsort'")
-            truth = answers(cur, table, args.nq)
+            truth = top_ids(cur, table, args.nq)
             for mem in args.mem.split(','):
                 cur.execute(f'DROP INDEX IF EXISTS {table}_lsh')
                 cur.execute(f"SET maintenance_work_mem = '{mem}'")
@@ -99,7 +90,7 @@ def main():
                 sampler.join()
                 spilled = temp_bytes(cur) - before_temp
                 cur.execute("SET imgsearch.method = 'lsh'")
-                rec = recall(answers(cur, table, args.nq), truth)
+                rec = recall(top_ids(cur, table, args.nq), truth)
                 cur.execute("SET imgsearch.method = 'argsort'")
                 row = {'set': name, 'n': n, 'maintenance_work_mem': mem, 'build_s': build_s,
                        'peak_private_mb': round(sampler.peak_kb / 1024, 1),
@@ -112,9 +103,7 @@ def main():
     finally:
         results['after'] = machine_state()
         cluster.stop()
-    with open(args.out, 'w') as f:
-        json.dump(results, f, indent=1)
-    print(f'written {args.out}')
+    write_json(results, args.out)
 
 
 if __name__ == '__main__':

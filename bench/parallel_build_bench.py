@@ -18,21 +18,12 @@ import argparse
 import json
 import os
 import statistics
-import time
 
-from bench_cluster import connect, machine_state
-from bench_common import load_set, make_set, parse_sets, timed_sql
+from bench_cluster import connect, machine_state, write_json
+from bench_common import load_set, make_set, parse_sets, timed_sql, top_ids
 from faissflat_bench import Cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def answers(cur, table, nq):
-    out = []
-    for q in range(nq):
-        cur.execute(f'SELECT id FROM {table} ORDER BY v <-> (SELECT v FROM {table}_q WHERE id = %s) LIMIT 30', (q,))
-        out.append([r[0] for r in cur.fetchall()])
-    return out
 
 
 def main():
@@ -66,7 +57,7 @@ def main():
                     print(f'{name} n={n}: build on {threads} thread(s) {t} s', flush=True)
                     if r == 0:
                         cur.execute("SET imgsearch.method = 'lsh'; SET lsh.probes = 1; SET lsh.candidates = 30")
-                        got[threads] = answers(cur, table, args.nq)
+                        got[threads] = top_ids(cur, table, args.nq)
                         cur.execute('RESET imgsearch.method; RESET lsh.probes; RESET lsh.candidates')
             med = {t: statistics.median(v) for t, v in times.items()}
             row = {'set': name, 'n': n, 'build_s': times, 'median_s': med,
@@ -78,9 +69,7 @@ def main():
     finally:
         results['after'] = machine_state()
         cluster.stop()
-    with open(args.out, 'w') as f:
-        json.dump(results, f, indent=1)
-    print(f'written {args.out}')
+    write_json(results, args.out)
 
 
 if __name__ == '__main__':

@@ -226,6 +226,17 @@ check_train_parameters(int32_t dim, int32_t bits, int32_t n_buckets)
                               std::to_string(bits) + ", buckets " + std::to_string(n_buckets) + ")");
 }
 
+// The rotation and k-means on m prepared vectors; throws on bad parameters or a cancel.
+int32_t
+train(const float *prepared, int64_t m, int32_t dim, int32_t bits, int32_t n_buckets, int32_t iterations,
+      uint64_t seed, int32_t threads, float *rotation_out, float *centroids_out)
+{
+    check_train_parameters(dim, bits, n_buckets);
+    imgs::fault_point("lsh_train");
+    make_rotation(bits, dim, seed, rotation_out);
+    return kmeans(prepared, m, dim, n_buckets, iterations, seed, threads, centroids_out);
+}
+
 }  // namespace
 
 extern "C" {
@@ -257,10 +268,8 @@ lsh_train_prepared(const float *prepared, int64_t m, int32_t dim, int32_t bits, 
 {
     int32_t trained = -1;
     imgs::guard(err, [&] {
-        check_train_parameters(dim, bits, n_buckets);
-        imgs::fault_point("lsh_train");
-        make_rotation(bits, dim, seed, rotation_out);
-        trained = kmeans(prepared, m, dim, n_buckets, iterations, seed, threads, centroids_out);
+        trained = train(prepared, m, dim, bits, n_buckets, iterations, seed, threads, rotation_out,
+                        centroids_out);
     });
     return err->sqlstate[0] ? -1 : trained;
 }
@@ -273,12 +282,11 @@ lsh_train(const float *sample, int64_t n, int32_t dim, int32_t bits, int32_t n_b
     int32_t trained = -1;
     imgs::guard(err, [&] {
         check_train_parameters(dim, bits, n_buckets);
-        imgs::fault_point("lsh_train");
-        make_rotation(bits, dim, seed, rotation_out);
         // the sample stays the caller's: prepared in a copy
         std::vector<float> xs(sample, sample + (size_t) n * dim);
         int64_t m = lsh_prepare_sample(xs.data(), n, dim, metric);
-        trained = kmeans(xs.data(), m, dim, n_buckets, iterations, seed, threads, centroids_out);
+        trained = train(xs.data(), m, dim, bits, n_buckets, iterations, seed, threads, rotation_out,
+                        centroids_out);
     });
     return err->sqlstate[0] ? -1 : trained;
 }
