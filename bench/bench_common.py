@@ -32,7 +32,7 @@ SETS = {
 }
 PGVECTOR_MAX_DIMS = 2000      # pgvector's HNSW limit for vector
 PGVECTOR_VERSION = '0.8.6'
-HNSW_M, HNSW_EFC, HNSW_EFS = 16, 64, (40, 100)
+HNSW_M, HNSW_EFC, HNSW_EFS = 16, 64, (40, 100, 200)
 
 
 def make_set(name, n, nq, seed):

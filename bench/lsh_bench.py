@@ -37,7 +37,7 @@ into shared buffers (pg_prewarm). Methods:
   faiss_lsh_refineR  the same, its R nearest codes re-ranked exactly
                      (IndexRefine over faiss_flat's vectors; --faiss-lsh-refine)
   hnsw_efN           pgvector 0.8.6 HNSW (m 16, ef_construction 64),
-                     hnsw.ef_search = 40 and 100, on a copy of the table as
+                     hnsw.ef_search = 40, 100 and 200, on a copy of the table as
                      vector(dim) (bench/pgvector.sh builds it). pgvector
                      indexes at most 2000 dimensions: at 4096 faiss
                      IndexHNSWFlat (same parameters, in process, searched on 1
