@@ -62,6 +62,10 @@ extern const ImgsIndexAm lsh_am;
 /* GUC defaults */
 #define LSH_DEFAULT_PROBES		64
 #define LSH_DEFAULT_CANDIDATES	1500
+/* eps0 of the sketch's error bound (lsh_core.h); 0: re-rank the best
+ * lsh.candidates estimates, as before 0.3's error bound (lsh_scan.c) */
+#define LSH_DEFAULT_ERROR_BOUND	1.9
+#define LSH_MAX_ERROR_BOUND		100.0
 
 /* The metapage's lsh data, after the shared header. */
 typedef struct LshMeta
@@ -108,6 +112,7 @@ typedef struct LshCache
 /* lsh_hash.c */
 extern int	lsh_probes;
 extern int	lsh_candidates;
+extern double lsh_error_bound;
 extern void lsh_read_meta(Relation index, ImgsIndexMeta *header, LshMeta *meta);
 /*
  * The backend's copy of the index's hash, with the buckets' newest pages as
