@@ -83,6 +83,7 @@ def summary(seconds):
     ms = np.array(seconds) * 1000
     return {'median': round(float(np.median(ms)), 2),
             'p95': round(float(np.percentile(ms, 95)), 2),
+            'p99': round(float(np.percentile(ms, 99)), 2),
             'min': round(float(ms.min()), 2),
             'n': len(ms)}
 
