@@ -479,10 +479,10 @@ prepare_tables(LshQuery *query)
 // error bound is eps0 * sqrt(ru2_b * max(0, bits scale^2 - (dim / bits)
 // norm2) / (bits - 1) + proj_b * norm2) (lsh_core.h).
 struct BoundTerms {
-    float ru2;    // |R u|^2 / (bits - 1), u = q' - c_b (IP: q')
-    float proj;   // the projection's share (bits < dim): 2 (1 - bits/dim) / bits |u|^2
-    float bits;
-    float dim_over_bits;
+    double ru2;    // |R u|^2 / (bits - 1), u = q' - c_b (IP: q')
+    double proj;   // the projection's share (bits < dim): 2 (1 - bits/dim) / bits |u|^2
+    double bits;
+    double dim_over_bits;
 };
 
 BoundTerms
@@ -502,10 +502,10 @@ bound_terms(LshQuery *query, int32_t bucket)
     else
         u2 = query->bucket_keys[bucket];
     BoundTerms t;
-    t.ru2 = (float) (ru2 / std::max(bits - 1, 1));
-    t.proj = (float) (2.0 * (1.0 - (double) bits / dim) / bits * u2);
-    t.bits = (float) bits;
-    t.dim_over_bits = (float) dim / bits;
+    t.ru2 = ru2 / std::max(bits - 1, 1);
+    t.proj = 2.0 * (1.0 - (double) bits / dim) / bits * u2;
+    t.bits = bits;
+    t.dim_over_bits = (double) dim / bits;
     return t;
 }
 
@@ -546,9 +546,10 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
         if (std::isnan(out[i]))
             out[i] = INFINITY;
         if (lower) {
-            float sketch = bt.bits * f[1] * f[1] - bt.dim_over_bits * f[0];
-            float e2 = bt.ru2 * std::max(sketch, 0.0f) + bt.proj * f[0];
-            float lo = out[i] - err_scale * std::sqrt(e2);
+            // in double: the two terms nearly cancel where the sketch is nearly exact
+            double sketch = bt.bits * (double) f[1] * f[1] - bt.dim_over_bits * (double) f[0];
+            double e2 = bt.ru2 * std::max(sketch, 0.0) + bt.proj * (double) f[0];
+            float lo = (float) (out[i] - err_scale * std::sqrt(e2));
             // an entry ranked last (no direction, or overflow) stays last; an
             // error beyond float's range bounds nothing
             lower[i] = std::isinf(out[i]) && out[i] > 0 ? out[i] : std::isnan(lo) ? -INFINITY : lo;
