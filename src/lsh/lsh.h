@@ -64,7 +64,7 @@ extern const ImgsIndexAm lsh_am;
 #define LSH_DEFAULT_CANDIDATES	1500
 /* eps0 of the sketch's error bound (lsh_core.h); 0: re-rank the best
  * lsh.candidates estimates, as before 0.3's error bound (lsh_scan.c) */
-#define LSH_DEFAULT_ERROR_BOUND	1.9
+#define LSH_DEFAULT_ERROR_BOUND	2.5
 #define LSH_MAX_ERROR_BOUND		100.0
 
 /* The metapage's lsh data, after the shared header. */
