@@ -285,9 +285,9 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         lsh_settings[budget_name(*b)] = budget_settings(*b)
     if not args.no_lsh_exact:
         lsh_settings['lsh_exact'] = ['SET lsh.probes = 0', 'SET lsh.candidates = 0']
-    for name, settings in lsh_settings.items():
-        if name != 'lsh_default':
-            methods[name] = sessions.method(lsh + settings, sql, lsh_node)
+    for setting, settings in lsh_settings.items():
+        if setting != 'lsh_default':
+            methods[setting] = sessions.method(lsh + settings, sql, lsh_node)
     if not args.lsh_only:
         methods['kdtree_exact'] = sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
                                                   sql, f'Index Scan using {index["kdtree"]}')
@@ -304,7 +304,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     seconds, answers, query_s = round_robin(methods, nq, seed)
     sessions.close()
     scan = lsh_scan_stats(dsn, sql, nq, n)
-    scans = {name: lsh_scan_stats(dsn, sql, nq, n, settings) for name, settings in lsh_settings.items()}
+    scans = {setting: lsh_scan_stats(dsn, sql, nq, n, settings) for setting, settings in lsh_settings.items()}
     unbounded, unbounded_kept = lsh_unbounded_rows(dsn, table, index['lsh'], min(3, nq))
     # What the planner takes with the three imgsearch indexes there (imgsearch.method = auto).
     auto = auto_picks(cur, sql, {rel: am for am, rel in index.items()}) if not args.lsh_only else None
