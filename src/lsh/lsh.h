@@ -3,10 +3,12 @@
  * hash (each vector's nearest k-means centroid: its bucket) with a sign
  * sketch of each vector's residual, scanned with a table-lookup estimator
  * and re-ranked exactly from the vector store (lsh_core.h). Approximate:
- * a scan probes the buckets nearest the query (lsh.probes), keeps the best
- * estimates (lsh.candidates) and returns them in exact order with their
- * exact distances; a consumer that wants more rows gets them from wider
- * rounds (lsh_scan.c).
+ * a scan probes the buckets nearest the query (lsh.probes), re-ranks
+ * entries in order of their estimate's lower bound (lsh.error_bound; at
+ * most lsh.candidates of them; with lsh.error_bound = 0 the best
+ * lsh.candidates estimates) and returns rows in exact order with their
+ * exact distances; a consumer that wants more rows gets them from an exact
+ * round (lsh_scan.c).
  *
  * Pages. Block 0 is the metapage: the shared header, then LshMeta. Then,
  * from the block allocator (index/index_meta.h), the store's groups and
