@@ -26,6 +26,10 @@ into shared buffers (pg_prewarm). Methods:
                      their defaults (approximate)
   lsh_pP_cC          lsh.probes = P, lsh.candidates = C (--budgets P:C,...;
                      0 = every bucket / every entry of the probed buckets)
+  lsh_pP_cC_eE       the same with lsh.error_bound = E (--budgets P:C:E)
+  lsh_eE             the default budget with lsh.error_bound = E
+                     (--error-bounds E,...; 0: the fixed count of candidates,
+                     as before the error bound), side by side in one build
   lsh_exact          lsh.probes = 0 and lsh.candidates = 0: exact; its answers
                      must equal the truth's (a mismatch fails the bench)
   kdtree_exact       imgsearch.method = kdtree, kdtree.max_leaves = 0
@@ -50,8 +54,9 @@ with no LIMIT (3 queries, untimed) must return rows none twice, in order,
 and every row farther than the farthest row it missed (past its first round the search is exact;
 rows never go backwards, so rows a first round missed below the last row
 returned are lost; their share is reported). A violation fails the bench.
-Also: what lsh_default scans examine (buckets probed, entries scanned, exact
-distances, from the scan's DEBUG1 line, in an untimed pass), CREATE INDEX
+Also: what each lsh setting's scans examine (buckets probed, entries scanned, exact
+distances, rows dropped below a returned row, from the scan's DEBUG1 line,
+in an untimed pass), CREATE INDEX
 times (one process each: max_parallel_maintenance_workers = 0), index sizes
 (pg_relation_size) against the raw vectors (n x dim x 4), the index
 imgsearch.method = auto takes.
@@ -65,6 +70,10 @@ Last, inserts (--no-inserts skips it): per set of --inserts-sets, an lsh
 index built on N rows (--inserts-n), 20% more of the same distribution
 inserted, recall@30 and latency of lsh_default before, after the inserts (no
 REINDEX; imgsearch_index_check run on it) and after REINDEX.
+
+--lsh-only times lsh and HNSW alone (no kdtree, faissflat, argsort, faiss
+IndexLSH, lsh_exact nor inserts; recall against faiss IndexFlatL2): the
+short run for comparing lsh settings. Latencies: median, p95 and p99.
 
 Writes bench/results/lsh.json and lsh.md and prints the ratios.
     /usr/bin/python3 bench/lsh_bench.py [--quick] [--sets cnn512,hard512,cnn4096,demo512]
@@ -108,8 +117,13 @@ def lsh_with(args):
     return f' WITH ({", ".join(opts)})' if opts else ''
 
 
-def budget_name(p, c):
-    return f'lsh_p{p}_c{c}'
+def budget_name(p, c, e=None):
+    return f'lsh_p{p}_c{c}' + ('' if e is None else f'_e{e:g}')
+
+
+def budget_settings(p, c, e=None):
+    out = [f'SET lsh.probes = {p}', f'SET lsh.candidates = {c}']
+    return out + ([] if e is None else [f'SET lsh.error_bound = {e:g}'])
 
 
 def order_violations(x, xq, answers, expect_rows):
@@ -175,22 +189,26 @@ def lsh_unbounded_rows(dsn, table, index, nq):
     return counts, kept
 
 
-def lsh_scan_stats(dsn, sql, nq, n):
-    """What default-budget lsh searches did (the scan's DEBUG1 line),
+def lsh_scan_stats(dsn, sql, nq, n, settings=()):
+    """What lsh searches did under settings (the scan's DEBUG1 line),
     untimed: fractions of the buckets probed, of the entries scanned and of
-    the vectors whose exact distance was computed, median and max."""
-    probed, entries, exact, buckets, rounds = [], [], [], [], []
+    the vectors whose exact distance was computed, median and max; exact
+    distances and rows dropped below a returned row (a failed bound), median,
+    p95 and max."""
+    probed, entries, exact, buckets, rounds, keys, below = [], [], [], [], [], [], []
     first = None
-    for notices in debug1_notices(dsn, ["SET imgsearch.method = 'lsh'"], sql, nq):
+    for notices in debug1_notices(dsn, ["SET imgsearch.method = 'lsh'"] + list(settings), sql, nq):
         for line in notices:
             m = re.search(r'lsh scan of .*?: \d+ rows, (\d+) rounds, (\d+) of (\d+) buckets probed, '
-                          r'(\d+) entries scanned, (\d+) exact distances', line)
+                          r'(\d+) entries scanned, (\d+) exact distances(?:, (\d+) rows below)?', line)
             if m:
                 rounds.append(int(m.group(1)))
                 probed.append(int(m.group(2)) / max(int(m.group(3)), 1))
                 buckets.append(int(m.group(3)))
                 entries.append(int(m.group(4)) / n)
                 exact.append(int(m.group(5)) / n)
+                keys.append(int(m.group(5)))
+                below.append(int(m.group(6) or 0))
             elif first is None and 'lsh' in line:
                 first = line.strip()
     if not probed:
@@ -198,8 +216,12 @@ def lsh_scan_stats(dsn, sql, nq, n):
 
     def mm(v):
         return {'median': round(statistics.median(v), 4), 'max': round(max(v), 4)}
+
+    def dist(v):
+        return {'median': statistics.median(v), 'p95': float(np.percentile(v, 95)), 'max': max(v)}
     return {'buckets': statistics.median(buckets), 'rounds': mm(rounds), 'buckets_probed_fraction': mm(probed),
-            'entries_scanned_fraction': mm(entries), 'exact_distances_fraction': mm(exact)}
+            'entries_scanned_fraction': mm(entries), 'exact_distances_fraction': mm(exact),
+            'exact_distances': dist(keys), 'rows_below_returned': dist(below)}
 
 
 def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
@@ -215,15 +237,18 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     cur.execute('SET max_parallel_maintenance_workers = 0')
 
     builds, sizes = {}, {}
-    index = {'lsh': f'{table}_lsh', 'kdtree': f'{table}_kd', 'faissflat': f'{table}_ff'}
+    index = {'lsh': f'{table}_lsh'}
+    if not args.lsh_only:
+        index.update({'kdtree': f'{table}_kd', 'faissflat': f'{table}_ff'})
     builds['lsh'] = timed_sql(cur, f'CREATE INDEX {index["lsh"]} ON {table} USING lsh (v imgfeat_l2_ops)'
                                    + lsh_with(args))
     print(f'  lsh build {builds["lsh"]} s', flush=True)
-    builds['kdtree'] = timed_sql(cur, f'CREATE INDEX {index["kdtree"]} ON {table} USING kdtree (v imgfeat_l2_ops)')
-    print(f'  kdtree build {builds["kdtree"]} s', flush=True)
-    builds['faissflat'] = timed_sql(cur, f'CREATE INDEX {index["faissflat"]} ON {table} '
-                                         'USING faissflat (v imgfeat_l2_ops)')
-    print(f'  faissflat build {builds["faissflat"]} s', flush=True)
+    if not args.lsh_only:
+        builds['kdtree'] = timed_sql(cur, f'CREATE INDEX {index["kdtree"]} ON {table} USING kdtree (v imgfeat_l2_ops)')
+        print(f'  kdtree build {builds["kdtree"]} s', flush=True)
+        builds['faissflat'] = timed_sql(cur, f'CREATE INDEX {index["faissflat"]} ON {table} '
+                                             'USING faissflat (v imgfeat_l2_ops)')
+        print(f'  faissflat build {builds["faissflat"]} s', flush=True)
     relations = [table, f'{table}_q'] + list(index.values())
     for am, rel in index.items():
         cur.execute('SELECT pg_relation_size(%s)', (rel,))
@@ -253,15 +278,21 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     lsh_node = f'Index Scan using {index["lsh"]}'
     lsh = ["SET imgsearch.method = 'lsh'"]
     methods = {'lsh_default': sessions.method(lsh, sql, lsh_node)}
-    for p, c in args.budgets:
-        methods[budget_name(p, c)] = sessions.method(lsh + [f'SET lsh.probes = {p}', f'SET lsh.candidates = {c}'],
-                                                     sql, lsh_node)
+    lsh_settings = {'lsh_default': []}
+    for e in args.error_bounds:
+        lsh_settings[f'lsh_e{e:g}'] = [f'SET lsh.error_bound = {e:g}']
+    for b in args.budgets:
+        lsh_settings[budget_name(*b)] = budget_settings(*b)
     if not args.no_lsh_exact:
-        methods['lsh_exact'] = sessions.method(lsh + ['SET lsh.probes = 0', 'SET lsh.candidates = 0'], sql, lsh_node)
-    methods['kdtree_exact'] = sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
-                                              sql, f'Index Scan using {index["kdtree"]}')
-    methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql,
-                                           f'Index Scan using {index["faissflat"]}')
+        lsh_settings['lsh_exact'] = ['SET lsh.probes = 0', 'SET lsh.candidates = 0']
+    for setting, settings in lsh_settings.items():
+        if setting != 'lsh_default':
+            methods[setting] = sessions.method(lsh + settings, sql, lsh_node)
+    if not args.lsh_only:
+        methods['kdtree_exact'] = sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
+                                                  sql, f'Index Scan using {index["kdtree"]}')
+        methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql,
+                                               f'Index Scan using {index["faissflat"]}')
     if not args.no_argsort:
         methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
     methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
@@ -273,9 +304,10 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     seconds, answers, query_s = round_robin(methods, nq, seed)
     sessions.close()
     scan = lsh_scan_stats(dsn, sql, nq, n)
+    scans = {setting: lsh_scan_stats(dsn, sql, nq, n, settings) for setting, settings in lsh_settings.items()}
     unbounded, unbounded_kept = lsh_unbounded_rows(dsn, table, index['lsh'], min(3, nq))
     # What the planner takes with the three imgsearch indexes there (imgsearch.method = auto).
-    auto = auto_picks(cur, sql, {rel: am for am, rel in index.items()})
+    auto = auto_picks(cur, sql, {rel: am for am, rel in index.items()}) if not args.lsh_only else None
 
     truth_name = 'faiss_flat' if args.no_argsort else 'argsort'
     truth = answers[truth_name]
@@ -300,14 +332,16 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'hnsw_ef40_is': hnsw40_is,
         'hnsw_ef40_recall_at_30': lat[hnsw40]['recall_at_30'] if hnsw40 else None,
         'lsh_default_over_hnsw_ef40': round(med['lsh_default'] / med[hnsw40], 2) if hnsw40 else None,
-        'lsh_default_over_faissflat': round(med['lsh_default'] / med['faissflat'], 3),
-        'lsh_default_over_kdtree_exact': round(med['lsh_default'] / med['kdtree_exact'], 3),
-        'lsh_exact_over_faissflat': round(med['lsh_exact'] / med['faissflat'], 3) if 'lsh_exact' in med else None,
+        'lsh_default_over_faissflat': round(med['lsh_default'] / med['faissflat'], 3) if 'faissflat' in med else None,
+        'lsh_default_over_kdtree_exact': (round(med['lsh_default'] / med['kdtree_exact'], 3)
+                                          if 'kdtree_exact' in med else None),
+        'lsh_exact_over_faissflat': (round(med['lsh_exact'] / med['faissflat'], 3)
+                                     if 'lsh_exact' in med and 'faissflat' in med else None),
         'lsh_build_over_hnsw_build': round(builds['lsh'] / hnsw_build, 3) if hnsw_build else None,
-        'lsh_build_over_kdtree_build': round(builds['lsh'] / builds['kdtree'], 2) if builds['kdtree'] else None,
+        'lsh_build_over_kdtree_build': round(builds['lsh'] / builds['kdtree'], 2) if builds.get('kdtree') else None,
         'lsh_size_over_raw': round(sizes['lsh'] / raw, 4),
-        'kdtree_size_over_raw': round(sizes['kdtree'] / raw, 4),
-        'faissflat_size_over_raw': round(sizes['faissflat'] / raw, 4),
+        'kdtree_size_over_raw': round(sizes['kdtree'] / raw, 4) if 'kdtree' in sizes else None,
+        'faissflat_size_over_raw': round(sizes['faissflat'] / raw, 4) if 'faissflat' in sizes else None,
         'hnsw_size_over_raw': round(sizes['hnsw'] / raw, 4) if 'hnsw' in sizes else None,
     }
     targets = {
@@ -325,6 +359,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'lsh_default_unbounded_scan_rows': unbounded,
         'lsh_default_unbounded_scan_kept_promise': unbounded_kept,
         'lsh_default_scan': scan,
+        'lsh_scans': scans,
         'auto_picks': auto,
         'latency_ms': lat,
         'build_s': builds,
@@ -420,7 +455,8 @@ def print_set(r):
     lat = r['latency_ms']
     print(f"  {r['set']} {r['n']} x {r['dim']}: median ms (recall@30)", flush=True)
     for m, v in lat.items():
-        print(f"    {m:22s} {v['median']:9.2f}  p95 {v['p95']:9.2f}  recall {v['recall_at_30']:.4f}")
+        print(f"    {m:22s} {v['median']:9.2f}  p95 {v['p95']:9.2f}  p99 {v['p99']:9.2f}  "
+              f"recall {v['recall_at_30']:.4f}")
     rt = r['ratios']
     print(f"  builds s: {r['build_s']}; index / raw: lsh {rt['lsh_size_over_raw']}, "
           f"kdtree {rt['kdtree_size_over_raw']}, faissflat {rt['faissflat_size_over_raw']}, "
@@ -470,12 +506,17 @@ def markdown(report):
                   f" of {r['n']} (all, by the spec)."
                   + scan_sentence(r['lsh_default_scan'])
                   + f" With all three imgsearch indexes, imgsearch.method = auto takes {r['auto_picks']}.", '',
-                  '| method | median ms | p95 ms | recall@30 |', '|---|---|---|---|']
+                  '| method | median ms | p95 ms | p99 ms | recall@30 | exact distances: median, p95 '
+                  '| rows below a returned row: median, max |', '|---|---|---|---|---|---|---|']
         for name, v in r['latency_ms'].items():
-            lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['recall_at_30']} |")
+            st = r.get('lsh_scans', {}).get(name) or {}
+            ed, rb = st.get('exact_distances'), st.get('rows_below_returned')
+            lines.append(f"| {name} | {v['median']} | {v['p95']} | {v['p99']} | {v['recall_at_30']} | "
+                         + (f"{ed['median']:g}, {ed['p95']:g}" if ed else '–') + ' | '
+                         + (f"{rb['median']:g}, {rb['max']:g}" if rb else '–') + ' |')
         lines += ['', '| index | build s | size MB | size / raw vectors |', '|---|---|---|---|']
         for am in ('lsh', 'kdtree', 'faissflat', 'hnsw'):
-            if am in r['build_s']:
+            if am in r['build_s'] and am in r['index_bytes']:
                 size = r['index_bytes'].get(am)
                 lines.append(f"| {am} | {r['build_s'][am]} | {fmt(size / 1e6 if size else None, 1)} | "
                              f"{fmt(size / r['raw_vector_bytes'] if size else None, 3)} |")
@@ -534,7 +575,14 @@ def main():
                     help='comma-separated NAME or NAME:N (%s)' % ', '.join(SETS))
     ap.add_argument('--queries', type=int, default=50, help='timed queries per method and set')
     ap.add_argument('--budgets', default=DEFAULT_BUDGETS,
-                    help='lsh budgets to time, probes:candidates,... (0: every bucket / every entry)')
+                    help='lsh budgets to time, probes:candidates[:error_bound],... (0: every bucket / every '
+                         'entry; error_bound: lsh.error_bound, else its default)')
+    ap.add_argument('--error-bounds', default='0',
+                    help='lsh.error_bound values to time at the default budget, side by side (lsh_eE; '
+                         '0: the fixed count of candidates); empty: none')
+    ap.add_argument('--lsh-only', action='store_true',
+                    help='lsh and HNSW alone: no kdtree, faissflat, argsort, faiss IndexLSH, lsh_exact nor '
+                         'inserts (recall against faiss IndexFlatL2)')
     ap.add_argument('--lsh-bits', type=int, help="the lsh index's bits (default: the index's default)")
     ap.add_argument('--lsh-buckets', type=int,
                     help="the lsh index's buckets (default: its default, 0: sqrt(rows) at build)")
@@ -570,11 +618,23 @@ def main():
             args.inserts_n = 4000
         if args.inserts_sets == ap.get_default('inserts_sets'):
             args.inserts_sets = 'demo512'
+    if args.lsh_only:
+        args.no_argsort = args.no_faiss_lsh = args.no_lsh_exact = args.no_inserts = True
     try:
-        args.budgets = [tuple(int(v) for v in b.split(':')) for b in args.budgets.split(',') if b]
-        assert all(len(b) == 2 and min(b) >= 0 for b in args.budgets)
+        budgets = []
+        for b in (b for b in args.budgets.split(',') if b):
+            f = b.split(':')
+            assert len(f) in (2, 3)
+            budgets.append((int(f[0]), int(f[1])) + ((float(f[2]),) if len(f) == 3 else ()))
+            assert min(budgets[-1]) >= 0
+        args.budgets = budgets
     except (ValueError, AssertionError):
-        ap.error('--budgets: probes:candidates,... (integers >= 0)')
+        ap.error('--budgets: probes:candidates[:error_bound],... (numbers >= 0)')
+    try:
+        args.error_bounds = [float(e) for e in args.error_bounds.split(',') if e]
+        assert all(e >= 0 for e in args.error_bounds)
+    except (ValueError, AssertionError):
+        ap.error('--error-bounds: numbers >= 0')
     plan = parse_sets(ap, args.sets, 20 if args.quick else 1)
     inserts_plan = [] if args.no_inserts else [name for name, _ in parse_sets(ap, args.inserts_sets)]
     others = []
@@ -620,7 +680,8 @@ def main():
         'machine': machine(version, pgvector, load_before),
         'quick': args.quick, 'queries': args.queries, 'json': args.out,
         'lsh_options': lsh_with(args).strip() or 'defaults',
-        'budgets': [f'{p}:{c}' for p, c in args.budgets],
+        'budgets': [':'.join(f'{v:g}' for v in b) for b in args.budgets],
+        'error_bounds': args.error_bounds,
         'sets': runs,
         'growth': growth(runs, others),
         'inserts': inserts,

@@ -3,10 +3,12 @@
  * hash (each vector's nearest k-means centroid: its bucket) with a sign
  * sketch of each vector's residual, scanned with a table-lookup estimator
  * and re-ranked exactly from the vector store (lsh_core.h). Approximate:
- * a scan probes the buckets nearest the query (lsh.probes), keeps the best
- * estimates (lsh.candidates) and returns them in exact order with their
- * exact distances; a consumer that wants more rows gets them from wider
- * rounds (lsh_scan.c).
+ * a scan probes the buckets nearest the query (lsh.probes), re-ranks
+ * entries in order of their estimate's lower bound (lsh.error_bound; at
+ * most lsh.candidates of them; with lsh.error_bound = 0 the best
+ * lsh.candidates estimates) and returns rows in exact order with their
+ * exact distances; a consumer that wants more rows gets them from an exact
+ * round (lsh_scan.c).
  *
  * Pages. Block 0 is the metapage: the shared header, then LshMeta. Then,
  * from the block allocator (index/index_meta.h), the store's groups and
@@ -62,6 +64,10 @@ extern const ImgsIndexAm lsh_am;
 /* GUC defaults */
 #define LSH_DEFAULT_PROBES		64
 #define LSH_DEFAULT_CANDIDATES	1500
+/* eps0 of the sketch's error bound (lsh_core.h); 0: re-rank the best
+ * lsh.candidates estimates, as before 0.3's error bound (lsh_scan.c) */
+#define LSH_DEFAULT_ERROR_BOUND	2.5
+#define LSH_MAX_ERROR_BOUND		100.0
 
 /* The metapage's lsh data, after the shared header. */
 typedef struct LshMeta
@@ -108,6 +114,7 @@ typedef struct LshCache
 /* lsh_hash.c */
 extern int	lsh_probes;
 extern int	lsh_candidates;
+extern double lsh_error_bound;
 extern void lsh_read_meta(Relation index, ImgsIndexMeta *header, LshMeta *meta);
 /*
  * The backend's copy of the index's hash, with the buckets' newest pages as

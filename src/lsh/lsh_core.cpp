@@ -493,13 +493,16 @@ lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out, ImgsError *e
   });
 }
 
+}  // extern "C"
+
+namespace {
+
+// The tables of R q' (lsh_core.h), built on the first estimate.
 void
-lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t count,
-                   size_t entry_size, size_t floats_offset, size_t code_offset, float *out) noexcept
+prepare_tables(LshQuery *query)
 {
     const LshModel *model = query->model;
     int32_t nbytes = lsh_code_bytes(model->bits);
-    bool ip = model->metric == LSH_METRIC_IP;
 
     if (query->lut_bucket != -1) {
         // one table, of R q', for every bucket (lsh_core.h)
@@ -518,6 +521,59 @@ lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t
         }
         query->lut_bucket = -1;
     }
+}
+
+// The sketch error's scale for the entries of bucket b: per entry, the
+// error bound is eps0 * sqrt(ru2_b * max(0, bits scale^2 - (dim / bits)
+// norm2) / (bits - 1) + proj_b * norm2) (lsh_core.h).
+struct BoundTerms {
+    double ru2;    // |R u|^2 / (bits - 1), u = q' - c_b (IP: q')
+    double proj;   // the projection's share (bits < dim): 2 (1 - bits/dim) / bits |u|^2
+    double bits;
+    double dim_over_bits;
+};
+
+BoundTerms
+bound_terms(LshQuery *query, int32_t bucket)
+{
+    const LshModel *model = query->model;
+    int32_t bits = model->bits, dim = model->dim;
+    bool ip = model->metric == LSH_METRIC_IP;
+    const float *rc = model->rot_centroids + (size_t) bucket * bits;
+    double ru2 = 0, u2 = 0;
+    for (int32_t j = 0; j < bits; j++) {
+        double v = ip ? query->rq[j] : (double) query->rq[j] - rc[j];
+        ru2 += v * v;
+    }
+    if (ip)
+        u2 = imgs_norm_squared(query->q.data(), dim);
+    else
+        u2 = query->bucket_keys[bucket];
+    BoundTerms t;
+    t.ru2 = ru2 / std::max(bits - 1, 1);
+    t.proj = 2.0 * (1.0 - (double) bits / dim) / bits * u2;
+    t.bits = bits;
+    t.dim_over_bits = (double) dim / bits;
+    return t;
+}
+
+// Estimates (lsh_core.h) of count entries of bucket b into out; with lower,
+// their lower bounds at eps0 too.
+void
+estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t count,
+                 size_t entry_size, size_t floats_offset, size_t code_offset, float eps0,
+                 float *out, float *lower)
+{
+    const LshModel *model = query->model;
+    int32_t nbytes = lsh_code_bytes(model->bits);
+    bool ip = model->metric == LSH_METRIC_IP;
+
+    prepare_tables(query);
+    BoundTerms bt = {};
+    // L2 and cosine estimate |q' - x'|^2 = ... - 2 <u, r>: twice <u, r>'s error
+    float err_scale = eps0 * (ip ? 1.0f : 2.0f);
+    if (lower)
+        bt = bound_terms(query, bucket);
     double base = query->bucket_keys[bucket];   // |q'-c_b|^2, or -<q', c_b>
     float qsum = (float) query->qy_sum;
     const float *lut = query->lut.data();
@@ -537,7 +593,37 @@ lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t
         out[i] = ip ? (float) (base - f[1] * dot) : (float) (base + f[0] - 2 * f[1] * (dot - f[2]));
         if (std::isnan(out[i]))
             out[i] = INFINITY;
+        if (lower) {
+            // in double: the two terms nearly cancel where the sketch is nearly exact
+            double sketch = bt.bits * (double) f[1] * f[1] - bt.dim_over_bits * (double) f[0];
+            double e2 = bt.ru2 * std::max(sketch, 0.0) + bt.proj * (double) f[0];
+            float lo = (float) (out[i] - err_scale * std::sqrt(e2));
+            // an entry ranked last (no direction, or overflow) stays last; an
+            // error beyond float's range bounds nothing
+            lower[i] = std::isinf(out[i]) && out[i] > 0 ? out[i] : std::isnan(lo) ? -INFINITY : lo;
+        }
     }
+}
+
+}  // namespace
+
+extern "C" {
+
+void
+lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries, int32_t count,
+                   size_t entry_size, size_t floats_offset, size_t code_offset, float *out) noexcept
+{
+    estimate_entries(query, bucket, entries, count, entry_size, floats_offset, code_offset, 0.0f, out,
+                     nullptr);
+}
+
+void
+lsh_query_estimate_bounds(LshQuery *query, int32_t bucket, const char *entries, int32_t count,
+                          size_t entry_size, size_t floats_offset, size_t code_offset, float eps0,
+                          float *out, float *lower) noexcept
+{
+    estimate_entries(query, bucket, entries, count, entry_size, floats_offset, code_offset, eps0, out,
+                     lower);
 }
 
 }  // extern "C"

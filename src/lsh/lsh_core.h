@@ -22,6 +22,24 @@
  * The estimate only ranks candidates: the caller re-ranks them with exact
  * keys from its own copy of the vectors.
  *
+ * The error bound. With bits = dim, R is a random rotation and the sign
+ * vector s / sqrt(bits) is RaBitQ's quantized vector ō of o = r / |r|. Its
+ * estimate of <o, ū> (ū = u / |u|, u = q' - c_b; q' for IP) is unbiased and
+ * with probability about 1 - exp(-c eps0^2) off by at most
+ *     sqrt(1 - a^2) / a * eps0 / sqrt(bits - 1),   a = <ō, o> = |y|_1 / (sqrt(bits) |y|)
+ * (Gao & Long 2024, Theorem 3.2; eps0 = 1.9 is their default). Times |u| |r|,
+ * written with the stored floats (|y| = |r| when bits = dim, so
+ * |y|_1 = norm2 / scale):
+ *     err<u, r> = eps0 |R u| sqrt((bits scale^2 - (dim / bits) norm2) / (bits - 1)).
+ * With bits < dim, R projects to a random subspace: the same formula with
+ * |y|^2 taken as its expectation (bits / dim) norm2, plus the projection's
+ * own error, whose standard deviation is at most
+ * |u| |r| sqrt(2 (1 - bits / dim) / bits), also times eps0, summed in
+ * quadrature: a heuristic there, not RaBitQ's bound. The key's error is
+ * twice err<u, r> for L2 and cosine (|q' - x'|^2 = ... - 2 <u, r>), err<u, r>
+ * for IP; lower = estimate - that. The bound is probabilistic: an entry's
+ * exact key may lie below it (rarely, at eps0 near 2).
+ *
  * Sums over sign bits use a table per byte of the sketch (read in four
  * interleaved chains of adds): for byte k,
  * lut[k][v] = 2 sum over the set bits i of v of qy[8k + i], so that
@@ -154,6 +172,16 @@ extern bool lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out,
 extern void lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entries,
 							   int32_t count, size_t entry_size, size_t floats_offset,
 							   size_t code_offset, float *out) IMGS_NOEXCEPT;
+
+/*
+ * lsh_query_estimate plus each entry's lower bound at eps0 (the error bound
+ * above): lower[i] = out[i] - eps0 * error, +inf where out[i] is (an entry
+ * ranked last), -inf where the error is not a number.
+ */
+extern void lsh_query_estimate_bounds(LshQuery *query, int32_t bucket, const char *entries,
+									  int32_t count, size_t entry_size, size_t floats_offset,
+									  size_t code_offset, float eps0, float *out,
+									  float *lower) IMGS_NOEXCEPT;
 
 #ifdef __cplusplus
 }

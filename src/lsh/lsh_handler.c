@@ -54,6 +54,16 @@ lsh_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomRealVariable("lsh.error_bound",
+							 "eps0 of the sketch's error bound: an lsh scan re-ranks entries by their lower bound "
+							 "and returns a row once no entry left in the probed buckets can be nearer.",
+							 "0 re-ranks the lsh.candidates best estimates instead. Larger values re-rank more "
+							 "entries and miss fewer rows; lsh.candidates still caps the re-ranks.",
+							 &lsh_error_bound,
+							 LSH_DEFAULT_ERROR_BOUND, 0.0, LSH_MAX_ERROR_BOUND,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("lsh");
 }
 

@@ -12,6 +12,7 @@
 
 int			lsh_probes = LSH_DEFAULT_PROBES;
 int			lsh_candidates = LSH_DEFAULT_CANDIDATES;
+double		lsh_error_bound = LSH_DEFAULT_ERROR_BOUND;
 
 const ImgsIndexAm lsh_am = {"lsh", LSH_MAGIC, LSH_VERSION, lsh_build, lsh_check};
 

@@ -25,6 +25,28 @@
  * bucket, every entry) the first round is that one: ids and distances of a
  * sequential scan.
  *
+ * The error bound. With lsh.error_bound (eps0) above 0, the budget's round
+ * ranks the probed entries by a lower bound of their key instead (the
+ * estimate minus eps0 times the sketch's error bound: lsh_core.h), keeps
+ * the lsh.candidates least bounds and re-ranks them lazily, least bound
+ * first, a few at a time, as the consumer asks for rows. A row re-ranked
+ * is returned once its exact key is at most the least bound of the entries
+ * not re-ranked yet: no probed entry is then likely to be nearer. So the
+ * work follows the query and the LIMIT: a LIMIT 30 re-ranks about the
+ * entries whose bound lies below the 30th row, not a fixed count. Rows
+ * still come in exact (key, slot) order: a row re-ranked after a farther
+ * one was returned (its bound failed) is dropped, as a first round's miss
+ * is (counted: "rows below a returned row" in the DEBUG1 line). When the
+ * lsh.candidates re-ranks are spent and the least bound left (of the
+ * entries dropped) is below the nearest row pending, the round returns its
+ * rows as the fixed count does: in order, up to a quarter of its
+ * candidates in all; then the exact round. Every bucket probed and no entry
+ * dropped, the round is the fixed count's exact one (small tables stay
+ * exact); with lsh.probes = 0 and lsh.candidates = 0 it is exact as before.
+ * The bounds are probabilistic: a row may be missed where a bound fails
+ * (rows within the probed buckets, at eps0 near 2, rarely), besides the
+ * rows of buckets not probed.
+ *
  * Without a hash (built on no rows), or for a NULL query (every distance
  * NULL), the scan reads every vector (index/flat_scan.h). So does a range
  * search (WHERE feat <<->> imgsearch_sphere(q, r), index_scan.h), whatever
@@ -56,6 +78,7 @@ typedef struct LshScanStats
 	int64		buckets;		/* probed, over all rounds */
 	int64		entries;		/* estimated */
 	int64		keys;			/* exact keys computed */
+	int64		below;			/* bounded rounds: rows re-ranked below a row returned */
 } LshScanStats;
 
 typedef struct LshScanOpaqueData
@@ -73,6 +96,17 @@ typedef struct LshScanOpaqueData
 	MemoryContextCallback free_query;	/* ends queries with ctx */
 	int64		probes;			/* of the next round; 0: every bucket */
 	int64		candidates;		/* of the next round; 0: every entry */
+	double		error_bound;	/* eps0 of the next round; 0: the best estimates (fixed count) */
+	/* the current round, when bounded (see "The error bound" above) */
+	bool		bounded;
+	ImgsCandidate *bounds;		/* its entries, by (lower bound as a key, slot) */
+	int			nbounds;
+	int			next_bound;		/* the next to re-rank */
+	bool		capped;			/* entries were dropped (lsh.candidates) */
+	double		beyond;			/* the least bound of those dropped */
+	ImgsCandidate *pending;		/* re-ranked, not returned: a min-heap on (key, slot) */
+	int			npending;
+	int			round_returned;
 	bool		exhausted;		/* the last round was exact: nothing is left */
 	uint32	   *ties;			/* slots returned at the last row's key */
 	int			nties;
@@ -91,10 +125,10 @@ report_stats(IndexScanDesc scan, LshScanOpaque so)
 	if (so->cache == NULL || !so->started || so->flat || !message_level_is_interesting(DEBUG1))
 		return;
 	elog(DEBUG1, "lsh scan of \"%s\": %lld rows, %lld rounds, %lld of %u buckets probed, "
-		 "%lld entries scanned, %lld exact distances",
+		 "%lld entries scanned, %lld exact distances, %lld rows below a returned row",
 		 RelationGetRelationName(scan->indexRelation), (long long) so->ss.returned,
 		 (long long) so->stats.rounds, (long long) so->stats.buckets, so->cache->meta.n_buckets,
-		 (long long) so->stats.entries, (long long) so->stats.keys);
+		 (long long) so->stats.entries, (long long) so->stats.keys, (long long) so->stats.below);
 }
 
 static void
@@ -138,47 +172,99 @@ lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int no
 	so->nresults = so->next = 0;
 	so->ties = NULL;
 	so->nties = so->ties_cap = 0;
+	so->bounded = false;
+	so->bounds = so->pending = NULL;
+	so->nbounds = so->next_bound = so->npending = so->round_returned = 0;
 	memset(&so->stats, 0, sizeof(so->stats));
 	old_ctx = MemoryContextSwitchTo(so->ctx);
 	imgs_scan_rescan(scan, &so->ss, keys, orderbys, "lsh");
 	MemoryContextSwitchTo(old_ctx);
 }
 
-/* A candidate: the estimate's rank while selecting, then the exact key. */
+/*
+ * A candidate: the estimate's rank while selecting (bounded: its lower
+ * bound, as a key), then the exact key.
+ */
 typedef struct Candidates
 {
-	ImgsCandidateHeap heap;		/* the best `limit` estimates (limit > 0) */
+	bool		bounded;		/* ranked by lower bound */
+	ImgsCandidateHeap heap;		/* the best `limit` (limit > 0) */
 	uint32	   *all;			/* every entry (limit 0) */
+	ImgsCandidate *all_bounds;	/* every entry with its bound (limit 0, bounded) */
 	int64		nall;
 	int64		cap;
 	bool		dropped;		/* an entry fell out of the heap */
+	double		beyond;			/* the least rank of those that fell out */
 } Candidates;
 
 static void
-offer(Candidates *c, int64 limit, float est, uint32 slot)
+offer(Candidates *c, int64 limit, double rank, uint32 slot)
 {
+	/* the TID comes with the exact key */
+	ItemPointerData no_tid = {{0, 0}, 0};
+
 	if (limit > 0)
 	{
-		/* the TID comes with the exact key */
-		ItemPointerData no_tid = {{0, 0}, 0};
-
 		if (c->heap.count == c->heap.capacity)
+		{
+			const ImgsCandidate *top = &c->heap.items[0];
+
 			c->dropped = true;
-		imgs_heap_offer(&c->heap, est, slot, &no_tid);
+			/* the heap keeps the least: the larger of the two falls out */
+			if (imgs_key_less(rank, slot, top->key, top->slot))
+				c->beyond = Min(c->beyond, top->key);
+			else
+				c->beyond = Min(c->beyond, rank);
+		}
+		imgs_heap_offer(&c->heap, rank, slot, &no_tid);
 		return;
 	}
 	if (c->nall == c->cap)
 	{
 		c->cap *= 2;
-		c->all = repalloc_huge(c->all, sizeof(uint32) * c->cap);
+		if (c->bounded)
+			c->all_bounds = repalloc_huge(c->all_bounds, sizeof(ImgsCandidate) * c->cap);
+		else
+			c->all = repalloc_huge(c->all, sizeof(uint32) * c->cap);
 	}
-	c->all[c->nall++] = slot;
+	if (c->bounded)
+	{
+		c->all_bounds[c->nall].key = rank;
+		c->all_bounds[c->nall].slot = slot;
+		c->all_bounds[c->nall].tid = no_tid;
+		c->nall++;
+	}
+	else
+		c->all[c->nall++] = slot;
 }
 
-/* Estimates every entry of bucket b (the least over the query points) and offers the live ones. */
+/*
+ * A lower bound of an entry's estimate, as a key of the scan's ORDER BY
+ * (the estimate is |q' - x'|^2 for L2 and cosine, -<q, x> for IP:
+ * lsh_core.h; an examples score is a value, index_scan.h).
+ */
+static double
+bound_as_key(const ImgsQuery *query, float lower)
+{
+	switch (query->strategy)
+	{
+		case IMGS_STRATEGY_L2_EXAMPLES:
+			return lower > 0 ? sqrt(lower) : 0;
+		case IMGS_STRATEGY_COSINE:
+		case IMGS_STRATEGY_COSINE_EXAMPLES:
+			return (double) lower / 2;
+		default:
+			return lower;
+	}
+}
+
+/*
+ * Estimates every entry of bucket b (the least over the query points) and
+ * offers the live ones, ranked by estimate or (bounded) by lower bound.
+ */
 static void
 scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limit, float *est,
-			float *est_more)
+			float *est_more, float *lower, float *lower_more)
 {
 	Size		entry_size = lsh_entry_size(so->cache->meta.bits);
 	BlockNumber blkno = so->cache->bucket_last[b];
@@ -195,6 +281,30 @@ scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limi
 								  BUFFER_LOCK_SHARE, NULL);
 		page = BufferGetPage(buf);
 		ph = ImgsListPageHeaderOf(page);
+		if (c->bounded)
+		{
+			for (int k = 0; k < so->nqueries; k++)
+			{
+				lsh_query_estimate_bounds(so->queries[k], b, imgs_list_entry(page, entry_size, 0),
+										  (int32) ph->count, entry_size, offsetof(LshEntry, norm2),
+										  offsetof(LshEntry, code), (float) so->error_bound,
+										  k == 0 ? est : est_more, k == 0 ? lower : lower_more);
+				if (k > 0)
+					for (uint32 i = 0; i < ph->count; i++)
+						lower[i] = fminf(lower[i], lower_more[i]);
+			}
+			for (uint32 i = 0; i < ph->count; i++)
+			{
+				uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));
+
+				if (slot != IMGS_NO_SLOT)
+					offer(c, limit, bound_as_key(&so->ss.query, lower[i]), slot);
+			}
+			so->stats.entries += ph->count;
+			blkno = ph->prev_blkno;
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
 		lsh_query_estimate(so->queries[0], b, imgs_list_entry(page, entry_size, 0), (int32) ph->count,
 						   entry_size, offsetof(LshEntry, norm2), offsetof(LshEntry, code), est);
 		for (int k = 1; k < so->nqueries; k++)
@@ -314,9 +424,14 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	int32		n_buckets = (int32) so->cache->meta.n_buckets;
 	int32		probes = so->probes <= 0 || so->probes >= n_buckets ? n_buckets : (int32) so->probes;
 	int64		limit = so->candidates;
+	/* bounded, unless the budget is every entry of every bucket: exact */
+	bool		bounded = so->error_bound > 0 && !(probes == n_buckets && limit <= 0);
 	int32	   *order;
 	float	   *est;
 	float	   *est_more;
+	float	   *lower = NULL;
+	float	   *lower_more = NULL;
+	Size		per_page = imgs_list_per_page(lsh_entry_size(so->cache->meta.bits)) + 1;
 	Candidates	c;
 	uint32	   *slots;
 	int64		n;
@@ -329,23 +444,69 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	old_ctx = MemoryContextSwitchTo(so->round_ctx);
 	so->stats.rounds++;
 	order = palloc(sizeof(int32) * probes);
-	est = palloc(sizeof(float) * (imgs_list_per_page(lsh_entry_size(so->cache->meta.bits)) + 1));
-	est_more = palloc(sizeof(float) * (imgs_list_per_page(lsh_entry_size(so->cache->meta.bits)) + 1));
+	est = palloc(sizeof(float) * per_page);
+	est_more = palloc(sizeof(float) * per_page);
 	memset(&c, 0, sizeof(c));
+	c.bounded = bounded;
+	c.beyond = INFINITY;
+	if (bounded)
+	{
+		lower = palloc(sizeof(float) * per_page);
+		lower_more = palloc(sizeof(float) * per_page);
+	}
 	if (limit > 0)
 		imgs_heap_init(&c.heap, (int) Min(limit, (int64) MaxAllocSize / sizeof(ImgsCandidate) / 2));
 	else
 	{
 		c.cap = 1024;
-		c.all = palloc(sizeof(uint32) * c.cap);
+		if (bounded)
+			c.all_bounds = palloc(sizeof(ImgsCandidate) * c.cap);
+		else
+			c.all = palloc(sizeof(uint32) * c.cap);
 	}
 	if (so->nqueries > 1)
 		probe_order_many(so, probes, order);
 	else if (!lsh_query_probe_order(so->queries[0], probes, order, &err))
 		imgs_raise_cxx_error(&err);
 	for (int32 i = 0; i < probes; i++)
-		scan_bucket(so, index, order[i], &c, limit, est, est_more);
+		scan_bucket(so, index, order[i], &c, limit, est, est_more, lower, lower_more);
 	so->stats.buckets += probes;
+
+	/*
+	 * A bounded round re-ranks lazily (bounded_next); but one that kept
+	 * every entry of every bucket re-ranks them all now and is exact, and
+	 * one of a handful of candidates goes exact, as the fixed count's.
+	 */
+	if (bounded && !(probes == n_buckets && !c.dropped) &&
+		c.nall + c.heap.count >= LSH_ROUND_MIN_ROWS)
+	{
+		so->bounded = true;
+		if (limit > 0)
+		{
+			imgs_heap_sort(&c.heap);
+			so->bounds = c.heap.items;
+			so->nbounds = c.heap.count;
+		}
+		else
+		{
+			qsort(c.all_bounds, c.nall, sizeof(ImgsCandidate), candidate_cmp);
+			so->bounds = c.all_bounds;
+			so->nbounds = (int) c.nall;
+		}
+		so->next_bound = 0;
+		so->capped = c.dropped;
+		so->beyond = c.dropped ? c.beyond : INFINITY;
+		so->pending = MemoryContextAllocHuge(so->round_ctx, sizeof(ImgsCandidate) * Max(so->nbounds, 1));
+		so->npending = 0;
+		so->round_returned = 0;
+		so->nresults = so->next = 0;
+		so->exhausted = false;
+		so->probes = 0;
+		so->candidates = 0;
+		so->error_bound = 0;
+		MemoryContextSwitchTo(old_ctx);
+		return;
+	}
 
 	/* exact keys, from the store */
 	if (limit > 0)
@@ -354,6 +515,13 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 		slots = palloc(sizeof(uint32) * Max(n, 1));
 		for (int64 i = 0; i < n; i++)
 			slots[i] = c.heap.items[i].slot;
+	}
+	else if (bounded)
+	{
+		n = c.nall;
+		slots = palloc(sizeof(uint32) * Max(n, 1));
+		for (int64 i = 0; i < n; i++)
+			slots[i] = c.all_bounds[i].slot;
 	}
 	else
 	{
@@ -399,7 +567,141 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	/* the round after the budget's is exact: every bucket, every entry */
 	so->probes = 0;
 	so->candidates = 0;
+	so->error_bound = 0;
 	MemoryContextSwitchTo(old_ctx);
+}
+
+/* The pending rows of a bounded round: a binary min-heap on (key, slot). */
+static void
+pending_push(LshScanOpaque so, double key, uint32 slot, ItemPointer tid)
+{
+	int			i = so->npending++;
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!imgs_key_less(key, slot, so->pending[parent].key, so->pending[parent].slot))
+			break;
+		so->pending[i] = so->pending[parent];
+		i = parent;
+	}
+	so->pending[i].key = key;
+	so->pending[i].slot = slot;
+	so->pending[i].tid = *tid;
+}
+
+static ImgsCandidate
+pending_pop(LshScanOpaque so)
+{
+	ImgsCandidate top = so->pending[0];
+	ImgsCandidate last = so->pending[--so->npending];
+	int			i = 0;
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= so->npending)
+			break;
+		if (child + 1 < so->npending &&
+			imgs_key_less(so->pending[child + 1].key, so->pending[child + 1].slot,
+						  so->pending[child].key, so->pending[child].slot))
+			child++;
+		if (!imgs_key_less(so->pending[child].key, so->pending[child].slot, last.key, last.slot))
+			break;
+		so->pending[i] = so->pending[child];
+		i = child;
+	}
+	if (so->npending > 0)
+		so->pending[i] = last;
+	return top;
+}
+
+/*
+ * Re-ranks the next entries by bound: those whose bound is below the
+ * nearest row pending (they must be, before it can be returned), at least
+ * LSH_RERANK_MIN and at most LSH_RERANK_MAX, so that the store's lookahead
+ * (imgs_store_keys) has a run to overlap.
+ */
+#define LSH_RERANK_MIN	8
+#define LSH_RERANK_MAX	64
+
+static void
+rerank_some(LshScanOpaque so)
+{
+	uint32		slots[LSH_RERANK_MAX];
+	double		keys[LSH_RERANK_MAX];
+	ImgsSlotHeader headers[LSH_RERANK_MAX];
+	int			first = so->next_bound;
+	int			end = Min(first + LSH_RERANK_MIN, so->nbounds);
+	double		nearest = so->npending > 0 ? so->pending[0].key : INFINITY;
+
+	while (end < so->nbounds && end - first < LSH_RERANK_MAX && so->bounds[end].key < nearest)
+		end++;
+	for (int i = first; i < end; i++)
+		slots[i - first] = so->bounds[i].slot;
+	imgs_store_keys(&so->store, slots, end - first, &so->ss.query.keys, keys, headers);
+	so->stats.keys += end - first;
+	for (int i = 0; i < end - first; i++)
+		/* a slot freed since its entry was read (and maybe reused) is no row of this scan */
+		if (headers[i].state == IMGS_SLOT_LIVE)
+			pending_push(so, keys[i], slots[i], &headers[i].tid);
+	so->next_bound = end;
+}
+
+/* Whether a row may come next: after the last row, or tied with it and not returned yet. */
+static bool
+may_return(LshScanOpaque so, double key, uint32 slot)
+{
+	if (imgs_scan_after_last(&so->ss, key, slot))
+		return true;
+	if (!at_last_key(&so->ss, key))
+		return false;
+	for (int i = 0; i < so->nties; i++)
+		if (so->ties[i] == slot)
+			return false;
+	return true;
+}
+
+/*
+ * The next row of a bounded round (see "The error bound" above) into out;
+ * false when the round has no more.
+ */
+static bool
+bounded_next(LshScanOpaque so, ImgsCandidate *out)
+{
+	for (;;)
+	{
+		bool		left = so->next_bound < so->nbounds;
+		double		bound = left ? so->bounds[so->next_bound].key : so->beyond;
+
+		if (so->npending > 0)
+		{
+			double		nearest = so->pending[0].key;
+			/* no entry of the probed buckets left, or none whose bound is below it (NaN: after all) */
+			bool		certain = (!left && !so->capped) || nearest <= bound;
+			/* the re-ranks spent: the fixed count's share */
+			bool		share = !left && so->round_returned < so->nbounds / LSH_ROUND_SHARE;
+
+			if (certain || share)
+			{
+				ImgsCandidate r = pending_pop(so);
+
+				if (!may_return(so, r.key, r.slot))
+				{
+					so->stats.below++;
+					continue;
+				}
+				so->round_returned++;
+				*out = r;
+				return true;
+			}
+		}
+		if (!left)
+			return false;
+		rerank_some(so);
+	}
 }
 
 static void
@@ -437,6 +739,7 @@ start(IndexScanDesc scan, LshScanOpaque so)
 	}
 	so->probes = lsh_probes;
 	so->candidates = lsh_candidates;
+	so->error_bound = lsh_error_bound;
 	so->exhausted = false;
 	so->nresults = so->next = 0;
 }
@@ -462,12 +765,31 @@ lsh_gettuple(IndexScanDesc scan, ScanDirection dir)
 		found = imgs_flat_scan_next(so->flat_scan, scan, &so->ss);
 	else
 	{
-		while (so->next >= so->nresults && !so->exhausted)
-			run_round(scan, so);
-		if (so->next < so->nresults)
-		{
-			ImgsCandidate *r = &so->results[so->next++];
+		ImgsCandidate bounded_row;
+		ImgsCandidate *r = NULL;
 
+		for (;;)
+		{
+			if (so->bounded)
+			{
+				if (bounded_next(so, &bounded_row))
+				{
+					r = &bounded_row;
+					break;
+				}
+				so->bounded = false;
+			}
+			if (so->next < so->nresults)
+			{
+				r = &so->results[so->next++];
+				break;
+			}
+			if (so->exhausted)
+				break;
+			run_round(scan, so);
+		}
+		if (r)
+		{
 			note_returned(so, r->key, r->slot);
 			found = imgs_scan_return(scan, &so->ss, r->key, r->slot, &r->tid);
 		}

@@ -32,6 +32,13 @@
  *     nearest neighbour in the top 10% / 1%; a stored point as its own query
  *     estimates 0 (bits = dim); NaN never comes out (inf/NaN entries and
  *     queries).
+ *     lsh_query_estimate_bounds: the same estimates, bit for bit, and lower
+ *     bounds equal to lsh_core.h's error bound evaluated here in double
+ *     (|R u| from the rotation and centroid here); as bounds of the exact
+ *     key, on every set with bits = dim, at most 5% of the
+ *     points below their bound at eps0 = 1.9 and at most 0.2% at eps0 = 4
+ *     (RaBitQ's bound is probabilistic, eps0 acting as a z-score: measured
+ *     2.6-2.9% and 0 here).
  *  4. lsh_query_bucket_keys / lsh_query_probe_order: the keys of the
  *     centroids, and the `count` smallest in order, ties by number, NaN last.
  *  5. Small cases: dim 1..3, bits 1..dim, one bucket, n = 1, 2 (dim 1 is
@@ -675,10 +682,18 @@ store_free(Store *s)
 }
 
 /*
+ * eps0 of lsh_query_estimate_bounds in estimate_all, and where it leaves each
+ * point's lower bound (NULL: nowhere).
+ */
+static float bound_eps0 = 1.9f;
+static float *bound_lower = NULL;
+
+/*
  * Estimates every stored point for query q (buckets visited in probe order),
  * est[point]; checks each estimate against the header's formula evaluated in
- * double from the entry's floats and sketch. Returns the worst deviation in
- * units of its tolerance.
+ * double from the entry's floats and sketch, and lsh_query_estimate_bounds'
+ * estimates and bounds against lsh_query_estimate's and the error bound's
+ * formula. Returns the worst deviation in units of its tolerance.
  */
 static double
 estimate_all(const Model *md, const Store *s, const float *q, float *est)
@@ -691,6 +706,8 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 	double	   *qd = malloc(sizeof(double) * dim),
 			   *rq = malloc(sizeof(double) * bits);
 	float	   *out = malloc(sizeof(float) * (s->n + 1));
+	float	   *out_b = malloc(sizeof(float) * (s->n + 1));
+	float	   *lower = malloc(sizeof(float) * (s->n + 1));
 	int32_t    *order = malloc(sizeof(int32_t) * nb);
 	double		worst = 0,
 				qn;
@@ -723,10 +740,29 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 		lsh_query_estimate(query, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
 						   s->esize, s->foff, s->coff, out);
 		CHECK(out[cnt] == -12345.0f, "lsh_query_estimate wrote past count");
+		lower[cnt] = -12345.0f;
+		lsh_query_estimate_bounds(query, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
+								  s->esize, s->foff, s->coff, bound_eps0, out_b, lower);
+		CHECK(lower[cnt] == -12345.0f, "lsh_query_estimate_bounds wrote past count");
+		CHECK(memcmp(out, out_b, sizeof(float) * cnt) == 0,
+			  "lsh_query_estimate_bounds' estimates differ from lsh_query_estimate's");
 		if (m->metric == LSH_METRIC_IP)
 			base = -dot_fd(c, qd, dim);
 		else
 			base = dist2_fd(c, qd, dim);
+		/* the error bound's query terms: |R u|^2, |u|^2 (u = q' - c_b; IP: q') */
+		double		ru2 = 0,
+					u2 = m->metric == LSH_METRIC_IP ? norm2_d(qd, dim) : dist2_fd(c, qd, dim);
+
+		for (int j = 0; j < bits; j++)
+		{
+			double		v = rq[j];
+
+			if (m->metric != LSH_METRIC_IP)
+				for (int d = 0; d < dim; d++)
+					v -= (double) m->rotation[(size_t) j * dim + d] * c[d];
+			ru2 += v * v;
+		}
 		for (int64_t i = 0; i < cnt; i++)
 		{
 			const char *e = s->entries + (size_t) (s->bstart[b] + i) * s->esize;
@@ -755,6 +791,24 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 			}
 			if (isnan(want))
 				want = INFINITY;
+			{
+				double		sketch = bits * (double) f[1] * f[1] - (double) dim / bits * f[0];
+				double		e2 = ru2 * (sketch > 0 ? sketch : 0) / (bits > 1 ? bits - 1 : 1)
+					+ 2.0 * (1.0 - (double) bits / dim) / bits * u2 * f[0];
+				double		err = bound_eps0 * (m->metric == LSH_METRIC_IP ? 1 : 2) * sqrt(e2);
+				double		want_lower = out[i] - err;
+
+				if (isinf(out[i]) && out[i] > 0)
+					CHECK(lower[i] == out[i], "lower bound %g of an estimate %g", lower[i], out[i]);
+				else if (isnan(want_lower))
+					CHECK(lower[i] == -INFINITY, "lower bound %g, want -inf", lower[i]);
+				else
+					CHECK(fabs(lower[i] - want_lower) <= tol + 1e-4 * err + 1e-30,
+						  "%s lower bound %.9g, formula %.9g (estimate %.9g, error %.9g)",
+						  metric_names[m->metric], lower[i], want_lower, out[i], err);
+				if (bound_lower)
+					bound_lower[s->point[s->bstart[b] + i]] = lower[i];
+			}
 			est[s->point[s->bstart[b] + i]] = out[i];
 			CHECK(!isnan(out[i]), "estimate NaN");
 			if (isinf(want) || isinf(out[i]))
@@ -772,6 +826,8 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 	free(qd);
 	free(rq);
 	free(out);
+	free(out_b);
+	free(lower);
 	free(order);
 	return worst;
 }
@@ -821,7 +877,10 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 	int64_t		npairs = 0,
 				nrel = 0,
 				top10 = 0,
-				top1 = 0;
+				top1 = 0,
+				below19 = 0,	/* exact key below its lower bound at eps0 = 1.9 */
+				below4 = 0,		/* ... at 4 */
+				bounded = 0;
 	int			k;
 
 	make_data(kind, x, n, dim, centres);
@@ -843,6 +902,8 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 		double		p;
 
 		make_data(kind, q, 1, dim, centres);
+		bound_eps0 = 1.9f;
+		bound_lower = malloc(sizeof(float) * n);
 		{
 			double		w = estimate_all(&md, &s, q, est);
 
@@ -911,7 +972,19 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 			estd[i] = est[i];
 			if (exact[i] < exact[nn])
 				nn = i;
+			if (isfinite(est[i]) && isfinite(bound_lower[i]))
+			{
+				/* lower = est - eps0 E: at eps0 = 4, est - (est - lower) 4 / 1.9 */
+				double		slack = 1e-5 * (fabs(exact[i]) + fabs(est[i])) + 1e-12;
+				double		e = (double) est[i] - bound_lower[i];
+
+				below19 += exact[i] < bound_lower[i] - slack;
+				below4 += exact[i] < est[i] - e * 4 / 1.9 - slack;
+				bounded++;
+			}
 		}
+		free(bound_lower);
+		bound_lower = NULL;
 		for (int64_t i = 0; i < n; i++)
 			rank += estd[i] < estd[nn];
 		top10 += rank < n / 10;
@@ -950,6 +1023,16 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 		   kind_names[kind], metric_names[metric], dim, bits, n, k, psum, pmin, ebias, eabs, slope,
 		   rbias, rabs, (double) top10 / nq, (double) top1 / nq, self_err, formula,
 		   (double) (clock() - c0) / CLOCKS_PER_SEC);
+	printf("error bound %-5s %-6s dim %3d bits %3d: exact key below its lower bound for %.4f of %ld "
+		   "(eps0 1.9), %.4f (eps0 4)\n", kind_names[kind], metric_names[metric], dim, bits,
+		   (double) below19 / (bounded ? bounded : 1), (long) bounded, (double) below4 / (bounded ? bounded : 1));
+	if (bits == dim)
+	{
+		CHECK(below19 <= 0.05 * bounded, "%.4f of the points below their bound at eps0 1.9",
+			  (double) below19 / bounded);
+		CHECK(below4 <= 0.002 * bounded, "%.4f of the points below their bound at eps0 4",
+			  (double) below4 / bounded);
+	}
 	CHECK(formula <= 1, "estimate deviates from the formula");
 	CHECK(psum >= fl->min_pearson_mean, "pearson mean %.4f < %.4f", psum, fl->min_pearson_mean);
 	CHECK(fabs(ebias) <= fl->max_bias, "inner-product error bias %.4f beyond %.4f", ebias, fl->max_bias);
