@@ -482,6 +482,33 @@ def yes_no(v):
     return '–' if v is None else ('met' if v else '**missed**')
 
 
+def overview(report):
+    """Every set in one table, as issue 24 lays it out: median ms (recall@30)
+    of the exact methods, lsh's settings and HNSW; then p95 and p99, with
+    each p95 over 10x its median marked."""
+    sets = report['sets']
+    if not sets:
+        return []
+    cols = []
+    for r in sets:
+        cols += [m for m in r['latency_ms'] if m not in cols and m not in ('argsort', 'faiss_flat')]
+    head = '| set | ' + ' | '.join(cols) + ' |'
+    rule = '|---|' + '---|' * len(cols)
+    median, tail = ['## All sets: median ms (recall@30)', '', head, rule], \
+        ['## All sets: p95 / p99 ms (p95 over 10x the median in bold)', '', head, rule]
+    for r in sets:
+        lat = r['latency_ms']
+        label = f"{r['set']} {r['n']:,}"
+        median.append(f"| {label} | " + ' | '.join(
+            f"{lat[m]['median']} ({lat[m]['recall_at_30']})" if m in lat else '–' for m in cols) + ' |')
+
+        def tail_cell(v):
+            p95 = f"**{v['p95']}**" if v['p95'] > 10 * v['median'] else f"{v['p95']}"
+            return f"{p95} / {v['p99']}"
+        tail.append(f"| {label} | " + ' | '.join(tail_cell(lat[m]) if m in lat else '–' for m in cols) + ' |')
+    return median + [''] + tail + ['']
+
+
 def markdown(report):
     m = report['machine']
     lines = ['# lsh in the database: measurements (bench/lsh_bench.py)', '',
@@ -539,6 +566,7 @@ def markdown(report):
                   f"(<= {TARGET_BUILD_OVER_HNSW}: {yes_no(tg['lsh_build_over_hnsw_build_le_0.25'])}); lsh size / "
                   f"raw = {fmt(rt['lsh_size_over_raw'], 3)} (<= {TARGET_SIZE_OVER_RAW}: "
                   f"{yes_no(tg['lsh_size_over_raw_le_1.3'])}).", '']
+    lines += overview(report)
     if report['growth']:
         lines += ['## Latency growth with the table', '',
                   '| set | sizes | ' + ' | '.join(['lsh_default', 'faissflat', 'kdtree_exact', 'hnsw_ef40'])
