@@ -70,6 +70,16 @@ def percentiles(xs):
             "max": round(float(a.max()), 3), "min": round(float(a.min()), 3)}
 
 
+def build_session(dsn):
+    """A session for timing index builds: imgsearch there, PostgreSQL's
+    parallel maintenance workers up to 2 (lsh builds take threads by them)."""
+    conn = connect(dsn)
+    cur = conn.cursor()
+    cur.execute('CREATE EXTENSION IF NOT EXISTS imgsearch')
+    cur.execute('SET max_parallel_maintenance_workers = 2')
+    return conn, cur
+
+
 def write_json(results, out):
     with open(out, 'w') as f:
         json.dump(results, f, indent=1)

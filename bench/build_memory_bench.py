@@ -21,7 +21,7 @@ import re
 import threading
 import time
 
-from bench_cluster import connect, machine_state, write_json
+from bench_cluster import build_session, machine_state, write_json
 from bench_common import load_set, make_set, parse_sets, recall, top_ids
 from faissflat_bench import Cluster
 
@@ -63,10 +63,7 @@ def main():
     cluster = Cluster('2GB')
     results = {'before': machine_state(), 'sets': []}
     try:
-        conn = connect(cluster.dsn)
-        cur = conn.cursor()
-        cur.execute('CREATE EXTENSION IF NOT EXISTS imgsearch')
-        cur.execute('SET max_parallel_maintenance_workers = 2')
+        conn, cur = build_session(cluster.dsn)
         cur.execute('SELECT pg_backend_pid()')
         pid = cur.fetchone()[0]
         for name, n in parse_sets(ap, args.sets):

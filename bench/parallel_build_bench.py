@@ -19,7 +19,7 @@ import json
 import os
 import statistics
 
-from bench_cluster import connect, machine_state, write_json
+from bench_cluster import build_session, machine_state, write_json
 from bench_common import load_set, make_set, parse_sets, timed_sql, top_ids
 from faissflat_bench import Cluster
 
@@ -36,11 +36,8 @@ def main():
     cluster = Cluster('2GB')
     results = {'before': machine_state(), 'sets': []}
     try:
-        conn = connect(cluster.dsn)
-        cur = conn.cursor()
-        cur.execute('CREATE EXTENSION IF NOT EXISTS imgsearch')
+        conn, cur = build_session(cluster.dsn)
         cur.execute("SET maintenance_work_mem = '1GB'")
-        cur.execute('SET max_parallel_maintenance_workers = 2')
         for name, n in parse_sets(ap, args.sets):
             x, xq = make_set(name, n, args.nq, seed=7)
             table = f'pb_{name}'
