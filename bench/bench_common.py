@@ -7,6 +7,7 @@ machine's description. Used by kdtree_bench.py and lsh_bench.py; the cluster,
 COPY and latency summary come from faissflat_bench.py.
 """
 import collections
+import json
 import os
 import platform
 import re
@@ -94,6 +95,75 @@ def load_set(cur, table, x, xq):
     cur.execute(f'VACUUM ANALYZE {table}_q')
 
 
+def prepare_set(cur, prefix, name, n, seed, x, xq, indexes, keep=False):
+    """Loads set `name` (x, the queries xq) into table PREFIX_NAME (load_set)
+    and builds indexes = {am: (suffix, 'USING ...')} as TABLE_SUFFIX, each
+    CREATE INDEX timed, in one process and 2GB of maintenance_work_mem.
+    keep (a kept cluster, the benches' --keep-dir): the table is
+    PREFIX_NAME_N and stays; a later run with the same seed reuses it and
+    every index there with the same definition (its build time is the
+    earlier run's, kept in the table's comment: keep_builds). Returns
+    (table, {am: index name}, {am: build seconds})."""
+    table = f'{prefix}_{name}_{n}' if keep else f'{prefix}_{name}'
+    kept = {}
+    if keep and relation_exists(cur, table):
+        cur.execute("SELECT obj_description(%s::regclass, 'pg_class')", (table,))
+        kept = json.loads(cur.fetchone()[0] or '{}')
+    if kept.get('seed') == seed:
+        print(f'  {table} kept from an earlier run', flush=True)
+    else:
+        load_set(cur, table, x, xq)
+        kept = {'seed': seed}
+    cur.execute("SET maintenance_work_mem = '2GB'")
+    cur.execute('SET max_parallel_maintenance_workers = 0')
+    builds, names = dict(kept.get('other_builds', {})), {}
+    for am, (suffix, using) in indexes.items():
+        rel = names[am] = f'{table}_{suffix}'
+        old = kept.get('indexes', {}).get(am)
+        if old and old['using'] == using and relation_exists(cur, rel):
+            builds[am] = old['build_s']
+            continue
+        cur.execute(f'DROP INDEX IF EXISTS {rel}')
+        builds[am] = timed_sql(cur, f'CREATE INDEX {rel} ON {table} {using}')
+        print(f'  {am} build {builds[am]} s', flush=True)
+        kept.setdefault('indexes', {})[am] = {'using': using, 'build_s': builds[am]}
+    if keep:
+        cur.execute(f'COMMENT ON TABLE {table} IS %s', (json.dumps(kept),))
+    return table, names, builds
+
+
+def add_run_args(ap):
+    """--alone and --keep-dir, which the lsh and kdtree benches share."""
+    ap.add_argument('--alone', action='store_true',
+                    help='time each method alone, all its queries in a row (twice, in reverse order the '
+                         'second time), not round robin query by query (round_robin)')
+    ap.add_argument('--keep-dir', help='a kept cluster in this directory (created, or restarted with this '
+                                       "run's --shared-buffers): sets and their indexes stay for the next run "
+                                       'with the same data, which times them again without building '
+                                       '(prepare_set; the 1M runs)')
+
+
+def timing_words(report):
+    """How the report's methods were timed, for its markdown."""
+    if report.get('alone'):
+        return ('each method alone in one run (its queries in a row, twice: methods in a shuffled order, '
+                'then reversed)')
+    return 'methods round robin in one run'
+
+
+def keep_builds(cur, table, builds):
+    """Adds builds made outside prepare_set (HNSW) to a kept table's comment."""
+    cur.execute("SELECT obj_description(%s::regclass, 'pg_class')", (table,))
+    kept = json.loads(cur.fetchone()[0] or '{}')
+    kept['other_builds'] = {**kept.get('other_builds', {}), **builds}
+    cur.execute(f'COMMENT ON TABLE {table} IS %s', (json.dumps(kept),))
+
+
+def relation_exists(cur, name):
+    cur.execute('SELECT to_regclass(%s) IS NOT NULL', (name,))
+    return cur.fetchone()[0]
+
+
 def drop_set(cur, table):
     cur.execute(f'DROP TABLE IF EXISTS {table}, {table}_q, {table}_pgv, {table}_pgv_q')
 
@@ -134,15 +204,21 @@ class Hnsw:
         self.in_process = not self.in_db and not disabled
         self.index = None
 
-    def build(self, cur, table, x, builds, sizes, relations):
+    def build(self, cur, table, x, builds, sizes, relations, reuse=False):
+        """reuse: the pgvector index is kept from an earlier run where it
+        exists (builds then holds that run's build time)."""
         dim = x.shape[1]
-        if self.in_db:
+        if self.in_db and reuse and relation_exists(cur, f'{table}_hnsw'):
+            print('  pgvector hnsw kept from an earlier run', flush=True)
+        elif self.in_db:
+            cur.execute(f'DROP TABLE IF EXISTS {table}_pgv, {table}_pgv_q')
             cur.execute(f'CREATE TABLE {table}_pgv AS SELECT id, v::real[]::vector({dim}) AS v FROM {table}')
             cur.execute(f'CREATE TABLE {table}_pgv_q AS SELECT id, v::real[]::vector({dim}) AS v FROM {table}_q')
             cur.execute(f'VACUUM ANALYZE {table}_pgv')
             builds['hnsw'] = timed_sql(cur, f'CREATE INDEX {table}_hnsw ON {table}_pgv USING hnsw (v vector_l2_ops) '
                                             f'WITH (m = {HNSW_M}, ef_construction = {HNSW_EFC})')
             print(f'  pgvector hnsw build {builds["hnsw"]} s', flush=True)
+        if self.in_db:
             cur.execute('SELECT pg_relation_size(%s)', (f'{table}_hnsw',))
             sizes['hnsw'] = cur.fetchone()[0]
             relations += [f'{table}_pgv', f'{table}_pgv_q', f'{table}_hnsw']
@@ -214,12 +290,18 @@ class Sessions:
         self.conns = []
 
 
-def round_robin(methods, nq, seed, warmup=3):
+def round_robin(methods, nq, seed, warmup=3, blocks=False):
     """Times every method on queries 0..nq-1: round robin, query by query,
     so that load from other jobs falls on every method alike, in an order
     shuffled for each query (a method timed right after one that streamed
     hundreds of MB through the caches, or after an in-process faiss call,
     would otherwise always pay for it); the first queries warm the caches.
+    blocks: each method alone instead, all its queries in a row after its
+    warm-up, in a shuffled order of methods and then again in the reverse
+    order (drift in the machine's load falls on both ends alike); a method
+    then runs with the caches as it left them, as on a server doing only
+    that (at 1M, a flat pass between two queries streams 2 GB through the
+    caches: round robin measured pgvector's HNSW 15x slower than alone).
     Returns ({method: [seconds]}, {method: [ids of query 0, 1, ...]},
     seconds in all)."""
     seconds = {m: [] for m in methods}
@@ -227,15 +309,24 @@ def round_robin(methods, nq, seed, warmup=3):
     order = np.random.default_rng(seed).permutation
     names = list(methods)
     t_q = time.perf_counter()
-    for i in range(warmup + nq):
-        for m in (names[j] for j in order(len(names))):
-            run = methods[m]
-            t = time.perf_counter()
-            ids = run(i % nq)
-            dt = time.perf_counter() - t
-            if i >= warmup:
-                seconds[m].append(dt)
-                answers[m][i % nq] = ids
+
+    def one(m, i, timed):
+        t = time.perf_counter()
+        ids = methods[m](i % nq)
+        dt = time.perf_counter() - t
+        if timed:
+            seconds[m].append(dt)
+            answers[m][i % nq] = ids
+
+    if blocks:
+        first = [names[j] for j in order(len(names))]
+        for m in first + first[::-1]:
+            for i in range(warmup + nq):
+                one(m, i, i >= warmup)
+    else:
+        for i in range(warmup + nq):
+            for m in (names[j] for j in order(len(names))):
+                one(m, i, i >= warmup)
     return seconds, answers, time.perf_counter() - t_q
 
 

@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import pwd
 import shutil
 import socket
@@ -89,29 +90,43 @@ def summary(seconds):
 
 
 class Cluster:
-    """A throwaway PostgreSQL cluster on a free port."""
+    """A throwaway PostgreSQL cluster on a free port; with keep_dir, a kept
+    one in that directory (created on first use, started if stopped, left
+    running: long benchmarks reuse their tables and indexes between runs)."""
 
-    def __init__(self, shared_buffers):
+    def __init__(self, shared_buffers, keep_dir=None):
         bindir = subprocess.check_output(['pg_config', '--bindir'], text=True).strip()
         self.bin = lambda name: os.path.join(bindir, name)
-        self.dir = tempfile.mkdtemp(prefix='imgsearch-bench.')
+        self.kept = keep_dir is not None
+        if self.kept:
+            os.makedirs(keep_dir, exist_ok=True)
+            self.dir = os.path.abspath(keep_dir)
+        else:
+            self.dir = tempfile.mkdtemp(prefix='imgsearch-bench.')
         self.data = os.path.join(self.dir, 'data')
         self.user = None
         if os.geteuid() == 0:  # initdb refuses root
             self.user = 'postgres'
             pw = pwd.getpwnam(self.user)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        self.run(self.bin('initdb'), '-D', self.data, '-U', 'postgres', '-A', 'trust',
-                 '--locale=C', '-E', 'UTF8')
-        with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
+        conf = os.path.join(self.data, 'postgresql.conf')
+        if self.kept and os.path.exists(conf):
+            with open(conf) as f:
+                self.port = int(re.findall(r'^port = (\d+)', f.read(), re.M)[-1])
+        else:
+            s = socket.socket()
+            s.bind(('127.0.0.1', 0))
+            self.port = s.getsockname()[1]
+            s.close()
+            self.run(self.bin('initdb'), '-D', self.data, '-U', 'postgres', '-A', 'trust',
+                     '--locale=C', '-E', 'UTF8')
+        with open(conf, 'a') as f:   # the last setting wins: a kept cluster takes this run's buffers
             f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
                     f"unix_socket_directories = '{self.dir}'\nshared_buffers = {shared_buffers}\n"
                     "fsync = off\nmax_wal_size = 4GB\nmaintenance_work_mem = 256MB\n"
                     "jit = off\nmax_parallel_workers_per_gather = 0\n")
+        if self.kept and os.path.exists(os.path.join(self.data, 'postmaster.pid')):
+            self.run(self.bin('pg_ctl'), '-D', self.data, '-m', 'fast', '-w', 'stop')
         self.run(self.bin('pg_ctl'), '-D', self.data, '-l', os.path.join(self.dir, 'log'), '-w', 'start')
         self.dsn = f'host=127.0.0.1 port={self.port} user=postgres dbname=postgres'
 
@@ -121,6 +136,8 @@ class Cluster:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
     def stop(self):
+        if self.kept:
+            return
         self.run(self.bin('pg_ctl'), '-D', self.data, '-m', 'fast', '-w', 'stop')
         shutil.rmtree(self.dir, ignore_errors=True)
 

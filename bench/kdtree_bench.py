@@ -16,8 +16,10 @@ A set's size can be given as NAME:N (cnn512:1000000 is the 1M x 512 run; not
 a default: it takes about an hour and wants --shared-buffers 8GB).
 
 Each query asks for the 30 nearest (L2), one at a time, timed by the client,
-methods round robin query by query after warm-up, every relation prewarmed
-into shared buffers (pg_prewarm). Methods:
+methods round robin query by query after warm-up (--alone: each method's
+queries in a row, see bench_common.round_robin), every relation prewarmed
+into shared buffers (pg_prewarm). --keep-dir DIR keeps the cluster, the sets
+and their indexes for the next run (the 1M runs). Methods:
   kdtree_exact       imgsearch.method = kdtree, kdtree.max_leaves = 0
   kdtree_leaves_N    kdtree.max_leaves = N (approximate)
   faissflat, argsort imgsearch.method = faissflat / argsort
@@ -60,8 +62,9 @@ import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (K, SETS, Hnsw, Sessions, auto_picks, debug1_notices, ensure_pgvector,  # noqa: E402
-                          fmt, hnsw40_of, load_set, drop_set, machine, make_set, parse_sets, query_sql,
-                          recall, round_robin, timed_sql, variance_kept)
+                          fmt, hnsw40_of, keep_builds, drop_set, machine, make_set, parse_sets, prepare_set,
+                          query_sql, recall, round_robin, timing_words, variance_kept,
+                          add_run_args)
 from bench_data import cnn_like, cnn_like_model  # noqa: E402
 from faissflat_bench import Cluster, copy_binary, summary  # noqa: E402
 
@@ -74,26 +77,22 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     t0 = time.perf_counter()
     x, xq = make_set(name, n, nq, seed)
     print(f'{name}: {n} x {dim}, {nq} queries (data {time.perf_counter() - t0:.0f} s)', flush=True)
-    table = f'kdb_{name}'
     cur = conn.cursor()
-    load_set(cur, table, x, xq)
-    cur.execute("SET maintenance_work_mem = '2GB'")
-    cur.execute('SET max_parallel_maintenance_workers = 0')
-
-    builds, sizes = {}, {}
     kd_with = f'dims = {args.kd_dims}, leaf_size = {args.kd_leaf}'
-    builds['kdtree'] = timed_sql(cur, f'CREATE INDEX {table}_kd ON {table} USING kdtree (v imgfeat_l2_ops) '
-                                      f'WITH ({kd_with})')
-    print(f'  kdtree build {builds["kdtree"]} s', flush=True)
-    builds['faissflat'] = timed_sql(cur, f'CREATE INDEX {table}_ff ON {table} USING faissflat (v imgfeat_l2_ops)')
-    print(f'  faissflat build {builds["faissflat"]} s', flush=True)
+    table, _, builds = prepare_set(cur, 'kdb', name, n, seed, x, xq,
+                                   {'kdtree': ('kd', f'USING kdtree (v imgfeat_l2_ops) WITH ({kd_with})'),
+                                    'faissflat': ('ff', 'USING faissflat (v imgfeat_l2_ops)')},
+                                   bool(args.keep_dir))
+    sizes = {}
     relations = [table, f'{table}_q', f'{table}_kd', f'{table}_ff']
     for am, rel in (('kdtree', f'{table}_kd'), ('faissflat', f'{table}_ff')):
         cur.execute('SELECT pg_relation_size(%s)', (rel,))
         sizes[am] = cur.fetchone()[0]
 
     hnsw = Hnsw(have_pgvector, dim, args.no_hnsw)
-    hnsw.build(cur, table, x, builds, sizes, relations)
+    hnsw.build(cur, table, x, builds, sizes, relations, reuse=bool(args.keep_dir))
+    if args.keep_dir:
+        keep_builds(cur, table, builds)
     for rel in relations:
         cur.execute('SELECT pg_prewarm(%s)', (rel,))
 
@@ -115,7 +114,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
     hnsw.add_methods(methods, sessions, table, xq)
 
-    seconds, answers, query_s = round_robin(methods, nq, seed)
+    seconds, answers, query_s = round_robin(methods, nq, seed, blocks=args.alone)
     sessions.close()
     examined = kdtree_scan_stats(dsn, sql, nq, n)
     if 'flat_pass_queries' in examined:
@@ -160,7 +159,8 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'ratios': ratios,
         'seconds': {'queries': round(query_s, 1), 'total': round(time.perf_counter() - t0, 1)},
     }
-    drop_set(cur, table)
+    if not args.keep_dir:
+        drop_set(cur, table)
     print_set(out)
     return out
 
@@ -309,8 +309,8 @@ def markdown(report, raw_name):
              f"{report['date']}, {m['cpu']}, {m['cores']} cores, PostgreSQL {m['postgres']}, "
              f"faiss {m['faiss']}, pgvector {m['pgvector'] or 'absent'}; load average before/after "
              f"{m['load_average_1min_before_after']}. Single queries, k = 30, L2, held-out queries, "
-             f"methods round robin in one run, every relation prewarmed; medians of {report['queries']} "
-             f"queries. kdtree WITH (dims = {report['kdtree_options']['dims']}, leaf_size = "
+             + timing_words(report) + f", every relation prewarmed; medians of {report['queries']} "
+             f"queries{' (x2)' if report.get('alone') else ''}. kdtree WITH (dims = {report['kdtree_options']['dims']}, leaf_size = "
              f"{report['kdtree_options']['leaf_size']}). Builds run in one process "
              f"(max_parallel_maintenance_workers = 0). Raw figures: {raw_name}.", '']
     for r in report['sets']:
@@ -387,6 +387,7 @@ def main():
                     'available) instead of a throwaway cluster')
     ap.add_argument('--shared-buffers', default='1536MB')
     ap.add_argument('--out', default=os.path.join(HERE, 'results', 'kdtree.json'))
+    add_run_args(ap)
     args = ap.parse_args()
     if args.quick:
         args.queries = min(args.queries, 20)
@@ -401,7 +402,9 @@ def main():
     # SIGTERM (and SIGINT, ignored in a background job) stop the throwaway cluster too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = os.getloadavg()
-    cluster = None if args.dsn else Cluster(args.shared_buffers)
+    if args.keep_dir and args.dsn:
+        ap.error('--keep-dir and --dsn: one or the other')
+    cluster = None if args.dsn else Cluster(args.shared_buffers, args.keep_dir)
     dsn = args.dsn or cluster.dsn
     try:
         conn = psycopg2.connect(dsn)
@@ -426,7 +429,7 @@ def main():
                      'single query, k=30, L2',
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': machine(version, pgvector, load_before),
-        'quick': args.quick, 'queries': args.queries,
+        'quick': args.quick, 'queries': args.queries, 'alone': args.alone,
         'kdtree_options': {'dims': args.kd_dims, 'leaf_size': args.kd_leaf},
         'sets': runs,
         'inserts': inserts,

@@ -20,8 +20,10 @@ in one run (demo512,demo512:1000000), or in this run and a report given by
 --growth-against, gives each method's latency growth between the sizes.
 
 Each query asks for the 30 nearest (L2), one at a time, timed by the client,
-methods round robin query by query after warm-up, every relation prewarmed
-into shared buffers (pg_prewarm). Methods:
+methods round robin query by query after warm-up (--alone: each method's
+queries in a row, see bench_common.round_robin), every relation prewarmed
+into shared buffers (pg_prewarm). --keep-dir DIR keeps the cluster, the sets
+and their indexes for the next run (the 1M runs). Methods:
   lsh_default        imgsearch.method = lsh, lsh.probes and lsh.candidates at
                      their defaults (approximate)
   lsh_pP_cC          lsh.probes = P, lsh.candidates = C (--budgets P:C,...;
@@ -96,7 +98,8 @@ import psycopg2
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (K, SETS, Hnsw, Sessions, auto_picks, debug1_notices, drop_set,  # noqa: E402
                           ensure_pgvector, fmt, hnsw40_of, load_set, machine, make_set, parse_sets,
-                          query_sql, recall, round_robin, timed_sql)
+                          keep_builds, prepare_set, query_sql, recall, round_robin, timing_words,
+                          add_run_args)
 from faissflat_bench import Cluster, copy_binary, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -230,32 +233,22 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     t0 = time.perf_counter()
     x, xq = make_set(name, n, nq, seed)
     print(f'{name}: {n} x {dim}, {nq} queries (data {time.perf_counter() - t0:.0f} s)', flush=True)
-    table = f'lsb_{name}'
     cur = conn.cursor()
-    load_set(cur, table, x, xq)
-    cur.execute("SET maintenance_work_mem = '2GB'")
-    cur.execute('SET max_parallel_maintenance_workers = 0')
-
-    builds, sizes = {}, {}
-    index = {'lsh': f'{table}_lsh'}
+    ams = {'lsh': ('lsh', f'USING lsh (v imgfeat_l2_ops){lsh_with(args)}')}
     if not args.lsh_only:
-        index.update({'kdtree': f'{table}_kd', 'faissflat': f'{table}_ff'})
-    builds['lsh'] = timed_sql(cur, f'CREATE INDEX {index["lsh"]} ON {table} USING lsh (v imgfeat_l2_ops)'
-                                   + lsh_with(args))
-    print(f'  lsh build {builds["lsh"]} s', flush=True)
-    if not args.lsh_only:
-        builds['kdtree'] = timed_sql(cur, f'CREATE INDEX {index["kdtree"]} ON {table} USING kdtree (v imgfeat_l2_ops)')
-        print(f'  kdtree build {builds["kdtree"]} s', flush=True)
-        builds['faissflat'] = timed_sql(cur, f'CREATE INDEX {index["faissflat"]} ON {table} '
-                                             'USING faissflat (v imgfeat_l2_ops)')
-        print(f'  faissflat build {builds["faissflat"]} s', flush=True)
+        ams.update({'kdtree': ('kd', 'USING kdtree (v imgfeat_l2_ops)'),
+                    'faissflat': ('ff', 'USING faissflat (v imgfeat_l2_ops)')})
+    table, index, builds = prepare_set(cur, 'lsb', name, n, seed, x, xq, ams, bool(args.keep_dir))
+    sizes = {}
     relations = [table, f'{table}_q'] + list(index.values())
     for am, rel in index.items():
         cur.execute('SELECT pg_relation_size(%s)', (rel,))
         sizes[am] = cur.fetchone()[0]
 
     hnsw = Hnsw(have_pgvector, dim, args.no_hnsw)
-    hnsw.build(cur, table, x, builds, sizes, relations)
+    hnsw.build(cur, table, x, builds, sizes, relations, reuse=bool(args.keep_dir))
+    if args.keep_dir:
+        keep_builds(cur, table, builds)
     for rel in relations:
         cur.execute('SELECT pg_prewarm(%s)', (rel,))
 
@@ -301,7 +294,7 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         methods[f'faiss_lsh_refine{args.faiss_lsh_refine}'] = lambda i: refine.search(xq[i:i + 1], K)[1][0].tolist()
     hnsw.add_methods(methods, sessions, table, xq)
 
-    seconds, answers, query_s = round_robin(methods, nq, seed)
+    seconds, answers, query_s = round_robin(methods, nq, seed, blocks=args.alone)
     sessions.close()
     scan = lsh_scan_stats(dsn, sql, nq, n)
     scans = {setting: lsh_scan_stats(dsn, sql, nq, n, settings) for setting, settings in lsh_settings.items()}
@@ -369,7 +362,8 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         'targets': targets,
         'seconds': {'queries': round(query_s, 1), 'total': round(time.perf_counter() - t0, 1)},
     }
-    drop_set(cur, table)
+    if not args.keep_dir:
+        drop_set(cur, table)
     print_set(out)
     return out
 
@@ -515,8 +509,8 @@ def markdown(report):
              f"{report['date']}, {m['cpu']}, {m['cores']} cores, PostgreSQL {m['postgres']}, "
              f"faiss {m['faiss']}, pgvector {m['pgvector'] or 'absent'}; load average before/after "
              f"{m['load_average_1min_before_after']}. Single queries, k = 30, L2, held-out queries, "
-             f"methods round robin in one run, every relation prewarmed; medians of {report['queries']} "
-             f"queries. lsh index options: {report['lsh_options']}; budgets lsh_pP_cC: lsh.probes = P, "
+             + timing_words(report) + f", every relation prewarmed; medians of {report['queries']} "
+             f"queries{' (x2)' if report.get('alone') else ''}. lsh index options: {report['lsh_options']}; budgets lsh_pP_cC: lsh.probes = P, "
              "lsh.candidates = C. Builds run in one process (max_parallel_maintenance_workers = 0). "
              "Raw figures: " + os.path.basename(report['json']) + '.'
              + (' **Quick run (small sizes): not the figures to quote.**' if report['quick'] else ''), '']
@@ -637,6 +631,7 @@ def main():
                     'available) instead of a throwaway cluster')
     ap.add_argument('--shared-buffers', default='1536MB')
     ap.add_argument('--out', default=os.path.join(HERE, 'results', 'lsh.json'))
+    add_run_args(ap)
     args = ap.parse_args()
     if args.quick:
         args.queries = min(args.queries, 10)
@@ -676,7 +671,9 @@ def main():
     # SIGTERM (and SIGINT, ignored in a background job) stop the throwaway cluster too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = os.getloadavg()
-    cluster = None if args.dsn else Cluster(args.shared_buffers)
+    if args.keep_dir and args.dsn:
+        ap.error('--keep-dir and --dsn: one or the other')
+    cluster = None if args.dsn else Cluster(args.shared_buffers, args.keep_dir)
     dsn = args.dsn or cluster.dsn
     try:
         conn = psycopg2.connect(dsn)
@@ -706,7 +703,7 @@ def main():
                      'kdtree, argsort, faiss Flat and LSH, and HNSW; single query, k=30, L2',
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': machine(version, pgvector, load_before),
-        'quick': args.quick, 'queries': args.queries, 'json': args.out,
+        'quick': args.quick, 'queries': args.queries, 'alone': args.alone, 'json': args.out,
         'lsh_options': lsh_with(args).strip() or 'defaults',
         'budgets': [':'.join(f'{v:g}' for v in b) for b in args.budgets],
         'error_bounds': args.error_bounds,
