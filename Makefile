@@ -95,11 +95,11 @@ CORE_LIB    = $(BUILD_DIR)/libimgsearch_core.a
 MODEL_LIB   = $(BUILD_DIR)/imgsearch_model$(DLSUFFIX)
 
 # The install script is the concatenation of these parts, in this order.
-SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall.sql sql/model.sql sql/image.sql sql/shards.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql sql/sharded_search.sql sql/range.sql sql/examples.sql sql/duplicates.sql
-# The upgrade from 0.2: a header, then the parts 0.3 added (the same text as in the install script).
-# Released versions' scripts (0.1, 0.2, 0.1--0.2) are kept as they were released.
-UPGRADE_0_3_PARTS = sql/upgrade--0.2--0.3.sql sql/sharded_search.sql sql/range.sql sql/examples.sql sql/duplicates.sql
-DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.2--0.3.sql
+SQL_PARTS   = sql/header.sql sql/type.sql sql/cxx.sql sql/faissflat.sql sql/kdtree.sql sql/lsh.sql sql/check.sql sql/recall_setting.sql sql/recall.sql sql/model.sql sql/image.sql sql/shards.sql sql/model_workers.sql sql/ingest.sql sql/shard_ingest.sql sql/sharded_search.sql sql/range.sql sql/examples.sql sql/duplicates.sql
+# The upgrade from 0.3: a header, then the parts 0.4 changed or added (the same text as in the install script).
+# Released versions' scripts (0.1, 0.2, 0.3 and the upgrades between them) are kept as they were released.
+UPGRADE_0_4_PARTS = sql/upgrade--0.3--0.4.sql sql/recall_setting.sql
+DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.3--0.4.sql
 # released versions' install scripts (as released) and the upgrade scripts
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
@@ -143,7 +143,7 @@ uninstall-model-lib:
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) imgsearch.control
 	cat $(SQL_PARTS) > $@
-sql/$(EXTENSION)--0.2--0.3.sql: $(UPGRADE_0_3_PARTS)
-	cat $(UPGRADE_0_3_PARTS) > $@
+sql/$(EXTENSION)--0.3--0.4.sql: $(UPGRADE_0_4_PARTS)
+	cat $(UPGRADE_0_4_PARTS) > $@
 
 endif

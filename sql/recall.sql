@@ -162,21 +162,8 @@ BEGIN
 END
 $$;
 
--- The budget of method in force, as statements that set it (NULL for
--- faissflat, which has none).
-CREATE FUNCTION imgsearch_recall_setting(method name) RETURNS text
-	LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-	SELECT CASE method
-		WHEN 'kdtree' THEN format('SET kdtree.max_leaves = %s', current_setting('kdtree.max_leaves'))
-		WHEN 'lsh' THEN format('SET lsh.probes = %s; SET lsh.candidates = %s',
-		                       current_setting('lsh.probes'), current_setting('lsh.candidates'))
-	END
-$$;
-
 COMMENT ON FUNCTION imgsearch_recall_prepare(regclass, int, int) IS 'internal to imgsearch_recall and imgsearch_tune';
 COMMENT ON FUNCTION imgsearch_recall_run(text, name, name, imgfeat[], int, float8[]) IS 'internal to imgsearch_recall and imgsearch_tune';
-COMMENT ON FUNCTION imgsearch_recall_setting(name) IS 'internal to imgsearch_recall and imgsearch_tune';
 
 -- recall@k of the index under the settings in force (kdtree.max_leaves,
 -- lsh.probes, lsh.candidates), over `queries` rows of its table taken as

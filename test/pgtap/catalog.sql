@@ -75,7 +75,7 @@ SELECT is((SELECT enumvals FROM pg_settings WHERE name = 'imgsearch.method'),
 SELECT is((SELECT context FROM pg_settings WHERE name = 'imgsearch.method'),
           'user', 'any user may set imgsearch.method');
 SELECT throws_ok($$SET imgsearch.method = 'nope'$$, '22023', NULL, 'an unknown method is refused');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'imgsearch'), '0.3', 'extension version');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'imgsearch'), '0.4', 'extension version');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -13,7 +13,7 @@ SET client_min_messages = warning;
 SET jit = off;
 SET statement_timeout = '120s';
 \ir helpers/topk.psql
-SELECT plan(39);
+SELECT plan(40);
 
 SELECT setseed(0.3);
 -- 3000 rows of 32 dims around 20 centres (uniform noise), one NULL; rc_small:
@@ -104,10 +104,13 @@ SELECT is((SELECT recall FROM imgsearch_recall('rc_kd_idx')), 1::float8, 'kdtree
 SET lsh.probes = 0;
 SET lsh.candidates = 0;
 SELECT is((SELECT recall FROM imgsearch_recall('rc_lsh_idx', 50, 100)), 1::float8, 'lsh at 0/0: recall@100 is 1');
-SELECT is((SELECT setting FROM imgsearch_recall('rc_lsh_idx', 1, 1)), 'SET lsh.probes = 0; SET lsh.candidates = 0',
-          'lsh: setting is the budget in force');
+SET lsh.error_bound = 1.5;
+SELECT is((SELECT setting FROM imgsearch_recall('rc_lsh_idx', 1, 1)),
+          'SET lsh.probes = 0; SET lsh.candidates = 0; SET lsh.error_bound = 1.5',
+          'lsh: setting is the budget in force, its error bound too (0.4)');
 RESET lsh.probes;
 RESET lsh.candidates;
+RESET lsh.error_bound;
 SELECT ok((SELECT index_median_ms > 0 AND index_p95_ms >= index_median_ms
                   AND exact_median_ms > 0 AND exact_p95_ms >= exact_median_ms
            FROM imgsearch_recall('rc_kd_idx', 20)), 'latencies: positive, p95 >= median');
@@ -135,6 +138,7 @@ RESET lsh.candidates;
 SET kdtree.max_leaves = 3;
 SET lsh.probes = 5;
 SET lsh.candidates = 77;
+SET lsh.error_bound = 3;
 SET enable_seqscan = off;
 SET imgsearch.method = 'argsort';
 SET jit = on;
@@ -145,9 +149,11 @@ SELECT 'lsh', * FROM imgsearch_tune('rc_lsh_idx', 0.9)
 UNION ALL
 SELECT 'faissflat', * FROM imgsearch_tune('rc_ff_idx', 0.9);
 SELECT is(concat_ws(' ', current_setting('kdtree.max_leaves'), current_setting('lsh.probes'),
-                    current_setting('lsh.candidates'), current_setting('enable_seqscan'),
+                    current_setting('lsh.candidates'), current_setting('lsh.error_bound'), current_setting('enable_seqscan'),
                     current_setting('imgsearch.method'), current_setting('jit'), current_setting('search_path')),
-          '3 5 77 off argsort on "$user", public', 'imgsearch_tune leaves the caller''s settings as they were');
+          '3 5 77 3 off argsort on "$user", public', 'imgsearch_tune leaves the caller''s settings as they were');
+SELECT is((SELECT substring(setting FROM '; SET lsh\.error_bound = (.*)$') FROM rc_tuned WHERE method = 'lsh'), '3',
+          'lsh tuned under the caller''s error bound, which its setting names');
 SELECT is((SELECT setting FROM imgsearch_recall('rc_kd_idx', 5)), 'SET kdtree.max_leaves = 3', 'imgsearch_recall measures the caller''s budget');
 SELECT is(concat_ws(' ', current_setting('kdtree.max_leaves'), current_setting('enable_seqscan'),
                     current_setting('imgsearch.method'), current_setting('jit')),
@@ -155,6 +161,7 @@ SELECT is(concat_ws(' ', current_setting('kdtree.max_leaves'), current_setting('
 RESET kdtree.max_leaves;
 RESET lsh.probes;
 RESET lsh.candidates;
+RESET lsh.error_bound;
 RESET enable_seqscan;
 RESET imgsearch.method;
 SET jit = off;
@@ -170,7 +177,7 @@ SELECT cmp_ok((SELECT recall FROM rc_tuned WHERE method = 'kdtree'), '>=', 0.9::
 SELECT ok((SELECT substring(setting FROM '^SET kdtree\.max_leaves = (\d+)$')::int > 0 FROM rc_tuned WHERE method = 'kdtree'),
           'kdtree tuned: a budget, not 0 (exact)');
 SELECT cmp_ok((SELECT recall FROM rc_tuned WHERE method = 'lsh'), '>=', 0.9::float8, 'lsh tuned: recall >= 0.9 on its sample');
-SELECT ok((SELECT substring(setting FROM '^SET lsh\.probes = (\d+); SET lsh\.candidates = \d+$')::int > 0 FROM rc_tuned WHERE method = 'lsh'),
+SELECT ok((SELECT substring(setting FROM '^SET lsh\.probes = (\d+); SET lsh\.candidates = \d+; SET lsh\.error_bound = [0-9.]+$')::int > 0 FROM rc_tuned WHERE method = 'lsh'),
           'lsh tuned: probes above 0 (not exact)');
 SELECT is((SELECT row(setting, recall)::text FROM rc_tuned WHERE method = 'faissflat'), '(,1)',
           'faissflat tuned: no setting, recall 1');
@@ -184,6 +191,7 @@ BEGIN
 	RESET kdtree.max_leaves;
 	RESET lsh.probes;
 	RESET lsh.candidates;
+	RESET lsh.error_bound;
 	RETURN r;
 END $$;
 SELECT cmp_ok(pg_temp.recall_applied('rc_kd', 'kdtree'), '>=', 0.85::float8, 'kdtree tuned, applied: recall@30 >= 0.85 on another sample');

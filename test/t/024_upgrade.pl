@@ -1,11 +1,11 @@
-# The upgrade from the first release ($old, 0.1), through 0.2, to this
-# version ($new, 0.3): the standard is that a change to the SQL surface bumps the version
+# The upgrade from the first release ($old, 0.1), through 0.2 and 0.3, to this
+# version ($new, 0.4): the standard is that a change to the SQL surface bumps the version
 # and ships an upgrade script, tested here. On 0.1: a table of imgfeat(16)
 # vectors (seeded random, exact duplicates for tied distances, NULLs), an
 # index of every method and operator class (faissflat: L2, cosine, inner
 # product; kdtree: L2, cosine; lsh: L2, cosine, inner product) and each
 # index's and the sequential scan's top k (1, 10, 100, all) for 5 queries.
-# Then ALTER EXTENSION imgsearch UPDATE (extversion 0.3), and:
+# Then ALTER EXTENSION imgsearch UPDATE (extversion 0.4), and:
 # - each index answers as before the update and as a sequential scan and
 #   sort (lsh probing every bucket; lsh at its default budget as before),
 #   compared fair to ties: the distances as lists, the ids as sets within a
@@ -57,7 +57,7 @@ $node->start;
 
 # The previous release and this one: a version bump changes them (and the
 # checks of what the new version adds: imgsearch_model_workers() for 0.2).
-my ($old, $new) = ('0.1', '0.3');
+my ($old, $new) = ('0.1', '0.4');
 my $db = 'postgres';
 is($node->safe_psql($db, q{SELECT default_version FROM pg_available_extensions WHERE name = 'imgsearch'}),
 	$new, "the installed imgsearch's default version is $new (a bump updates this test)");
@@ -341,6 +341,12 @@ is($node->safe_psql($db, q{
 	      FROM imgsearch_duplicates('feats_kd_l2', 0) d JOIN feats f ON f.ctid = d.row_tid
 	      GROUP BY d.group_id) g}),
 	'20 true', 'updated: imgsearch_duplicates on a 0.1 kdtree index finds the 20 pairs of exact duplicates');
+
+# --- 0.4: imgsearch_recall and imgsearch_tune name lsh.error_bound ----------------------
+is($node->safe_psql($db, q{SET lsh.probes = 7; SET lsh.candidates = 123; SET lsh.error_bound = 1.5;
+	SELECT setting FROM imgsearch_recall('feats_lsh_l2', 3, 5)}),
+	'SET lsh.probes = 7; SET lsh.candidates = 123; SET lsh.error_bound = 1.5',
+	'updated: imgsearch_recall on a 0.1 lsh index names the budget in force, lsh.error_bound too');
 
 # --- inserts, deletes, VACUUM, REINDEX on 0.2 -------------------------------------------
 $node->safe_psql($db, q{
