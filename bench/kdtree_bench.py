@@ -100,17 +100,20 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
     flat = faiss.IndexFlatL2(dim)
     flat.add(x)
 
-    sessions = Sessions(dsn)
+    sessions = Sessions(dsn, warm=args.alone)
     sql = query_sql(table)
     kd_node = f'Index Scan using {table}_kd'
+    kd_own, ff_own = [table, f'{table}_q', f'{table}_kd'], [table, f'{table}_q', f'{table}_ff']
     methods = {'kdtree_exact': sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
-                                               sql, kd_node)}
+                                               sql, kd_node, kd_own)}
     for b in args.budgets:
         methods[f'kdtree_leaves_{b}'] = sessions.method(["SET imgsearch.method = 'kdtree'",
-                                                         f'SET kdtree.max_leaves = {b}'], sql, kd_node)
-    methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql, f'Index Scan using {table}_ff')
+                                                         f'SET kdtree.max_leaves = {b}'], sql, kd_node, kd_own)
+    methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql, f'Index Scan using {table}_ff',
+                                           ff_own)
     if not args.no_argsort:
-        methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
+        methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan',
+                                             [table, f'{table}_q'])
     methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
     hnsw.add_methods(methods, sessions, table, xq)
 

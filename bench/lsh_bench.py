@@ -266,11 +266,12 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         refine = faiss.IndexRefine(flsh, flat)           # re-ranks from flat's vectors: no second copy
         refine.k_factor = (args.faiss_lsh_refine + 0.5) / K      # faiss re-ranks int(K * k_factor) codes
 
-    sessions = Sessions(dsn)
+    sessions = Sessions(dsn, warm=args.alone)
     sql = query_sql(table)
     lsh_node = f'Index Scan using {index["lsh"]}'
     lsh = ["SET imgsearch.method = 'lsh'"]
-    methods = {'lsh_default': sessions.method(lsh, sql, lsh_node)}
+    own = {am: [table, f'{table}_q', rel] for am, rel in index.items()}
+    methods = {'lsh_default': sessions.method(lsh, sql, lsh_node, own['lsh'])}
     lsh_settings = {'lsh_default': []}
     for e in args.error_bounds:
         lsh_settings[f'lsh_e{e:g}'] = [f'SET lsh.error_bound = {e:g}']
@@ -280,14 +281,15 @@ def bench_set(conn, dsn, name, n, args, seed, have_pgvector):
         lsh_settings['lsh_exact'] = ['SET lsh.probes = 0', 'SET lsh.candidates = 0']
     for setting, settings in lsh_settings.items():
         if setting != 'lsh_default':
-            methods[setting] = sessions.method(lsh + settings, sql, lsh_node)
+            methods[setting] = sessions.method(lsh + settings, sql, lsh_node, own['lsh'])
     if not args.lsh_only:
         methods['kdtree_exact'] = sessions.method(["SET imgsearch.method = 'kdtree'", 'SET kdtree.max_leaves = 0'],
-                                                  sql, f'Index Scan using {index["kdtree"]}')
+                                                  sql, f'Index Scan using {index["kdtree"]}', own['kdtree'])
         methods['faissflat'] = sessions.method(["SET imgsearch.method = 'faissflat'"], sql,
-                                               f'Index Scan using {index["faissflat"]}')
+                                               f'Index Scan using {index["faissflat"]}', own['faissflat'])
     if not args.no_argsort:
-        methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan')
+        methods['argsort'] = sessions.method(["SET imgsearch.method = 'argsort'"], sql, 'Seq Scan',
+                                             [table, f'{table}_q'])
     methods['faiss_flat'] = lambda i: flat.search(xq[i:i + 1], K)[1][0].tolist()
     if not args.no_faiss_lsh:
         methods['faiss_lsh'] = lambda i: flsh.search(xq[i:i + 1], K)[1][0].tolist()
