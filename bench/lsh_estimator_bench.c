@@ -2,8 +2,14 @@
  * lsh_estimator_bench.c — ns per entry of lsh_query_estimate on entries laid
  * out as the index stores them, and a checksum of the estimates. Built
  * against two versions of lsh_core.cpp and run by
- * bench/lsh_estimator_bench.py; by hand: lsh_estimator_bench dim bits n reps.
+ * bench/lsh_estimator_bench.py; by hand:
+ *     lsh_estimator_bench dim bits n reps [data [query_bits kernel [estimates.f32]]]
+ * data: 0 uniform in [-0.5, 0.5) under L2 (the earlier runs'), 1 |gauss| (nonnegative,
+ * as ReLU features) under cosine. query_bits and kernel (lsh_query_set_estimator) where
+ * the core has them (LSH_QUERY_BITS); estimates.f32: the n estimates, and with the
+ * quantizing core each one's quantization bound (estimate - lower bound at eps0 = 0).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +42,9 @@ main(int argc, char **argv)
 				bits = argc > 2 ? atoi(argv[2]) : 512,
 				n = argc > 3 ? atoi(argv[3]) : 20000,
 				reps = argc > 4 ? atoi(argv[4]) : 31,
+				data = argc > 5 ? atoi(argv[5]) : 0,
 				nb = 64;
+	int			metric = data == 1 ? LSH_METRIC_COSINE : LSH_METRIC_L2;
 	int			code_bytes = lsh_code_bytes(bits);
 	size_t		entry_size = 4 + 12 + code_bytes;	/* slot, norm2/scale/cdot, sketch: as the index */
 	float	   *x = malloc(sizeof(float) * n * dim),
@@ -55,10 +63,17 @@ main(int argc, char **argv)
 
 	srand(7);
 	for (long i = 0; i < (long) n * dim; i++)
-		x[i] = (float) rand() / RAND_MAX - 0.5f;
-	if (lsh_train(x, n, dim, bits, nb, LSH_METRIC_L2, 3, 1, 1, rot, cent, &err) < 1)
+	{
+		float		u = (float) rand() / RAND_MAX;
+
+		if (data == 1)			/* |gauss| by Box-Muller */
+			x[i] = (float) fabs(sqrt(-2 * log(u + 1e-12)) * cos(6.283185307 * rand() / RAND_MAX));
+		else
+			x[i] = u - 0.5f;
+	}
+	if (lsh_train(x, n, dim, bits, nb, metric, 3, 1, 1, rot, cent, &err) < 1)
 		return fprintf(stderr, "train: %s\n", err.message), 1;
-	m = (LshModel) {dim, bits, nb, LSH_METRIC_L2, rot, cent, rc, cn};
+	m = (LshModel) {dim, bits, nb, metric, rot, cent, rc, cn};
 	lsh_model_prepare(&m);
 	if (!lsh_hash_many(&m, x, n, bucket, codes, fl, fl + n, fl + 2 * n, 1, &err))
 		return fprintf(stderr, "hash: %s\n", err.message), 1;
@@ -73,7 +88,28 @@ main(int argc, char **argv)
 	}
 	{
 		LshQuery   *q = lsh_query_begin(&m, x, &err);	/* a stored point as the query */
-		double		sum = 0;
+		double		sum = 0,
+					prepare_us = 0;
+		const char *dump = NULL;
+
+#ifdef LSH_QUERY_BITS
+		if (argc > 7 && lsh_query_set_estimator(q, atoi(argv[6]), atoi(argv[7])) == 0)
+			return fprintf(stderr, "lsh_query_set_estimator(%s, %s) refused\n", argv[6], argv[7]), 1;
+		dump = argc > 8 ? argv[8] : NULL;
+		/* the planes, once per query: built again after each lsh_query_set_estimator */
+		for (int r = 0; r < reps; r++)
+		{
+			double		t0 = now();
+
+			lsh_query_set_estimator(q, 0, atoi(argc > 7 ? argv[7] : "0"));
+			lsh_query_estimate(q, 0, entries, 1, entry_size, 4, 16, out);
+			t[r] = (now() - t0) * 1e6;
+		}
+		qsort(t, reps, sizeof(double), cmp_double);
+		prepare_us = t[reps / 2];
+#else
+		dump = argc > 8 ? argv[8] : NULL;
+#endif
 
 		for (int r = 0; r < reps; r++)
 		{
@@ -85,9 +121,27 @@ main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			sum += out[i];
 		qsort(t, reps, sizeof(double), cmp_double);
+		if (dump)
+		{
+			FILE	   *f = fopen(dump, "wb");
+			float	   *lower = malloc(sizeof(float) * n);
+
+			if (!f)
+				return fprintf(stderr, "cannot write %s\n", dump), 1;
+			fwrite(out, sizeof(float), n, f);
+#ifdef LSH_QUERY_BITS
+			/* at eps0 = 0 the lower bound is the estimate less the quantization's bound */
+			lsh_query_estimate_bounds(q, 0, entries, n, entry_size, 4, 16, 0.0f, out, lower);
+			for (int i = 0; i < n; i++)
+				lower[i] = out[i] - lower[i];
+			fwrite(lower, sizeof(float), n, f);
+#endif
+			fclose(f);
+			free(lower);
+		}
 		printf("{\"dim\": %d, \"bits\": %d, \"entries\": %d, \"ns_per_entry_median\": %.2f, "
-			   "\"ns_per_entry_p95\": %.2f, \"mean_estimate\": %.6g}\n",
-			   dim, bits, n, t[reps / 2], t[(int) (reps * 0.95)], sum / n);
+			   "\"ns_per_entry_p95\": %.2f, \"mean_estimate\": %.6g, \"prepare_us\": %.2f}\n",
+			   dim, bits, n, t[reps / 2], t[(int) (reps * 0.95)], sum / n, prepare_us);
 		lsh_query_end(q);
 	}
 	return 0;

@@ -136,6 +136,7 @@ struct QueryPlanes {
     int32_t kernel = 0;                // LSH_ESTIMATOR_*: the kernel that counts the bits
     int32_t plane_bytes = 0;           // bytes of one plane: the sketch's, padded to 64
     std::vector<uint8_t> planes;       // [(1 + qbits) * plane_bytes]: the valid bits, then bit p of u_j
+    std::vector<uint16_t> byte_sums;   // the portable kernel's [nbytes * 256]: sum of u_j over a byte's bits
     double lo = 0, delta = 0;          // (R q')_j ~ lo + delta u_j
     double err_max2 = 0;               // 2 max_j |e_j|, e_j = (R q')_j - lo - delta u_j
     double err_pos2 = 0;               // 2 sum_j max(e_j, 0)
@@ -549,6 +550,7 @@ prepare_planes(LshQuery *query)
     qp.lo = lo;
     qp.delta = (hi - lo) / levels;
     double inv = qp.delta > 0 ? 1.0 / qp.delta : 0.0, err_max = 0, err_pos = 0;
+    std::vector<uint16_t> us((size_t) nbytes * 8, 0);
     for (int32_t j = 0; j < bits; j++) {
         double x = std::floor((qy[j] - lo) * inv + 0.5);
         int32_t u = (int32_t) std::min<double>(std::max(x, 0.0), levels);
@@ -556,12 +558,22 @@ prepare_planes(LshQuery *query)
         double e = qy[j] - (lo + qp.delta * u);
         err_max = std::max(err_max, std::fabs(e));
         err_pos += std::max(e, 0.0);
+        us[j] = (uint16_t) u;
         for (int32_t p = 0; p < qp.qbits; p++)
             if ((u >> p) & 1)
                 qp.planes[(size_t) (1 + p) * qp.plane_bytes + (j >> 3)] |= (uint8_t) (1u << (j & 7));
     }
     qp.err_max2 = 2 * err_max;
     qp.err_pos2 = 2 * err_pos;
+    if (qp.kernel == LSH_ESTIMATOR_PORTABLE) {
+        // the same S from a table per byte (u_j past the sketch's bits are 0)
+        qp.byte_sums.assign((size_t) nbytes * 256, 0);
+        for (int32_t k = 0; k < nbytes; k++) {
+            uint16_t *t = &qp.byte_sums[(size_t) k * 256];
+            for (int v = 1; v < 256; v++)
+                t[v] = (uint16_t) (t[v & (v - 1)] + us[(size_t) k * 8 + __builtin_ctz(v)]);
+        }
+    }
 }
 
 // ---- Counting bits: out[i] = (pc << 32) + S for the sketch of entry i, at
@@ -571,36 +583,44 @@ prepare_planes(LshQuery *query)
 using CountKernel = void (*)(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n,
                              size_t entry_size, uint64_t *out);
 
-// `len` bytes (8, or 4 at a sketch's end) in memory order, the rest zero
+// 8 bytes, or the 4 left at a sketch's end (the rest zero), in memory order
 inline uint64_t
-load_word(const uint8_t *p, int len)
+load_word(const uint8_t *p, bool whole)
 {
     uint64_t w = 0;
-    std::memcpy(&w, p, len);
+    if (whole)
+        std::memcpy(&w, p, 8);
+    else
+        std::memcpy(&w, p, 4);
     return w;
 }
 
+// pc from 64-bit popcounts, S from a table per byte (integer adds: no float
+// add's latency to hide, and half the old float tables' size)
 LSH_KERNEL void
 count_portable(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size,
                uint64_t *out)
 {
     const uint8_t *valid = qp.planes.data();
+    const uint16_t *sums = qp.byte_sums.data();
     for (int32_t i = 0; i < n; i++) {
         const uint8_t *code = (const uint8_t *) codes + (size_t) i * entry_size;
-        uint64_t pc = 0, s = 0;
-        for (int32_t k = 0; k < nbytes; k += 8) {
-            uint64_t c = load_word(code + k, std::min(8, nbytes - k));
-            pc += __builtin_popcountll(c & load_word(valid + k, 8));
-            for (int32_t p = 0; p < qp.qbits; p++)
-                s += (uint64_t) __builtin_popcountll(
-                         c & load_word(valid + (size_t) (1 + p) * qp.plane_bytes + k, 8)) << p;
-        }
-        out[i] = pc << 32 | s;
+        uint64_t pc = 0;
+        uint32_t s[4] = {0, 0, 0, 0};
+        for (int32_t k = 0; k < nbytes; k += 8)
+            pc += __builtin_popcountll(load_word(code + k, k + 8 <= nbytes) & load_word(valid + k, true));
+        for (int32_t k = 0; k < nbytes; k += 4)   // nbytes is a multiple of 4
+            for (int j = 0; j < 4; j++)
+                s[j] += sums[(size_t) (k + j) * 256 + code[k + j]];
+        out[i] = pc << 32 | ((s[0] + s[1]) + (s[2] + s[3]));
     }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define LSH_HAVE_AVX512 1
+// GCC 12 warns inside its own intrinsics (their _mm512_undefined_* operands)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define LSH_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
 
 // One 64-byte block: acc += (popcount(c AND valid) << 32) + sum_p popcount(c AND plane_p) << p,
@@ -649,6 +669,8 @@ count_avx512(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n
         out[i] = (uint64_t) _mm512_reduce_add_epi64(acc);
     }
 }
+
+#pragma GCC diagnostic pop
 
 bool
 cpu_has_avx512()

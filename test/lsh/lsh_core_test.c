@@ -24,7 +24,8 @@
  *     deterministic; no write past scratch or the sketch; cosine zero vector
  *     -> bucket 0, norm2 = +inf; extreme magnitudes give no NaN.
  *  3. lsh_query_estimate: equals lsh_core.h's formula evaluated here in
- *     double from the stored sketch (any entry layout, also unaligned); as an
+ *     double from the stored sketch (any entry layout, also unaligned), to
+ *     within the query quantization's bound (section 8); as an
  *     estimator of the exact key (|q' - x'|^2, or -<q, x>): unbiased (the
  *     error of its inner-product part, normalised by |q' - c| |r|, has mean
  *     ~0 and slope ~1 against the exact value), accurate (mean |error|, mean
@@ -52,6 +53,15 @@
  *  7. Threads (cxx/parallel.hpp): lsh_train and lsh_hash_many on 3 threads
  *     give the bytes they give on 1; sections 1, 2 and the interrupts pass
  *     again on 3 threads.
+ *  8. The quantized estimator (lsh_core.h "The estimator"), through
+ *     estimate_all on adversarial data: sketches of 48, 96, 100, 512 and
+ *     580 bits (tails), bits = dim and bits < dim, norms scaled by 1e-15
+ *     and 1e15 (below 512 bits), duplicate rows, zero queries and stored points as queries,
+ *     B_q 8, 4 and 1: each estimate is within the quantization's bound
+ *     (computed here from the query's range) of the unquantized formula;
+ *     each lower bound lies at most that far below the unquantized
+ *     formula's bound, never above it; the portable kernel gives the SIMD
+ *     kernel's floats bit for bit (section 3 checks both too).
  */
 #include "lsh/lsh_core.h"
 #include "core_test_support.h"
@@ -1957,6 +1967,92 @@ test_nan(void)
 	free(est);
 }
 
+/* ---- 8. the quantized estimator on adversarial data ------------------------- */
+
+static void
+test_quantized(void)
+{
+	/* sketches of 48..580 bits: tails of 4 bytes, of less than a 64-byte block, two blocks; bits = dim and < dim */
+	static const int shapes[][2] = {{48, 48}, {96, 96}, {100, 100}, {160, 100}, {64, 48}, {300, 96},
+	{512, 512}, {600, 580}};
+	static const double scales[] = {1, 1e-15, 1e15};
+	static const int32_t qbits[] = {LSH_QUERY_BITS, 4, 1};
+	clock_t		c0 = clock();
+	int64_t		calls = 0;
+	double		worst = 0;
+	int			n = 150;
+
+	kernel_compared = 0;
+	for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+	{
+		int			dim = shapes[sh][0],
+					bits = shapes[sh][1];
+		float	   *centres = make_centres(dim),
+				   *x = malloc(sizeof(float) * (size_t) n * dim),
+				   *q = malloc(sizeof(float) * dim),
+				   *est = malloc(sizeof(float) * n);
+
+		/* the scales on the smaller shapes (time) */
+		for (size_t sc = 0; sc < (dim < 512 ? sizeof scales / sizeof scales[0] : 1); sc++)
+		{
+			make_data(sc == 0 ? KIND_CNN : KIND_MIX, x, n, dim, centres);
+			for (int i = 0; i < n * dim; i++)
+				x[i] = (float) (x[i] * scales[sc]);
+			/* duplicates: a third of the rows are row 1 */
+			for (int i = 2; i < n; i += 3)
+				memcpy(x + (size_t) i * dim, x + dim, sizeof(float) * dim);
+			for (int metric = LSH_METRIC_L2; metric <= LSH_METRIC_IP; metric++)
+			{
+				Model		md;
+				Store		s;
+				HashStats	hs = {0};
+
+				if (model_train(&md, x, n, dim, bits, 6, metric, 4, 3) < 1)
+					continue;
+				store_build(&s, &md, x, n, (int) (sh % 2), &hs);
+				for (size_t b = 0; b < sizeof qbits / sizeof qbits[0]; b++)
+					for (int qi = 0; qi < 4; qi++)
+					{
+						double		w;
+
+						/* a fresh query, zero, a stored point, one of the duplicates */
+						if (qi == 0)
+						{
+							make_data(KIND_MIX, q, 1, dim, centres);
+							for (int d = 0; d < dim; d++)
+								q[d] = (float) (q[d] * scales[sc]);
+						}
+						else if (qi == 1)
+							memset(q, 0, sizeof(float) * dim);
+						else
+							memcpy(q, x + (size_t) (qi == 2 ? 7 : 5) * dim, sizeof(float) * dim);
+						est_query_bits = qbits[b];
+						w = estimate_all(&md, &s, q, est);
+						est_query_bits = LSH_QUERY_BITS;
+						CHECK(w <= 1, "dim %d bits %d scale %g %s B_q %d query %d: estimate beyond the "
+							  "quantization's bound (%.2f)", dim, bits, scales[sc], metric_names[metric],
+							  qbits[b], qi, w);
+						if (w > worst)
+							worst = w;
+						calls++;
+					}
+				store_free(&s);
+				model_free(&md);
+			}
+		}
+		free(centres);
+		free(x);
+		free(q);
+		free(est);
+	}
+	printf("quantized: %ld queries (bits 48..580, bits = dim and < dim, B_q %d/4/1, scales 1/1e-15/1e15 "
+		   "(below 512 bits), "
+		   "duplicates, zero and stored queries, 3 metrics): worst |estimate - formula| %.2f of tolerance + "
+		   "bound; portable = SIMD for %ld estimates%s, %.2f s\n", (long) calls, LSH_QUERY_BITS, worst,
+		   (long) kernel_compared, kernel_compared ? "" : " (this CPU has no SIMD kernel)",
+		   (double) (clock() - c0) / CLOCKS_PER_SEC);
+}
+
 /* ---- 5. small cases ----------------------------------------------------------- */
 
 static void
@@ -2387,6 +2483,7 @@ main(int argc, char **argv)
 	}
 	test_probe();
 	test_nan();
+	test_quantized();
 	test_small();
 	test_faults();
 
