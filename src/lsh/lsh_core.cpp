@@ -130,13 +130,20 @@ make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
 
 }  // namespace
 
+// The portable kernel's tables keep S below bit PC_SHIFT (S <= LSH_MAX_BITS * 255)
+constexpr int PC_SHIFT = 21;
+static_assert(LSH_MAX_BITS * ((1 << LSH_QUERY_BITS_MAX) - 1) < (1 << PC_SHIFT), "S overflows into pc");
+static_assert(8 * (1 << PC_SHIFT) + ((1 << LSH_QUERY_BITS_MAX) - 1) * 8 <= 0xFFFFFFFFu, "a table entry overflows");
+
 // The quantized query (lsh_core.h "The estimator"), built on the first estimate.
 struct QueryPlanes {
     int32_t qbits = LSH_QUERY_BITS;    // B_q: bits of each quantized coordinate
     int32_t kernel = 0;                // LSH_ESTIMATOR_*: the kernel that counts the bits
     int32_t plane_bytes = 0;           // bytes of one plane: the sketch's, padded to 64
     std::vector<uint8_t> planes;       // [(1 + qbits) * plane_bytes]: the valid bits, then bit p of u_j
-    std::vector<uint16_t> byte_sums;   // the portable kernel's [nbytes * 256]: sum of u_j over a byte's bits
+    // the portable kernel's [nbytes * 256]: for byte k = v, the sum of u_j over v's bits, plus
+    // their number (valid bits only) << PC_SHIFT
+    std::vector<uint32_t> byte_sums;
     double lo = 0, delta = 0;          // (R q')_j ~ lo + delta u_j
     double err_max2 = 0;               // 2 max_j |e_j|, e_j = (R q')_j - lo - delta u_j
     double err_pos2 = 0;               // 2 sum_j max(e_j, 0)
@@ -550,7 +557,7 @@ prepare_planes(LshQuery *query)
     qp.lo = lo;
     qp.delta = (hi - lo) / levels;
     double inv = qp.delta > 0 ? 1.0 / qp.delta : 0.0, err_max = 0, err_pos = 0;
-    std::vector<uint16_t> us((size_t) nbytes * 8, 0);
+    std::vector<uint16_t> us(bits);
     for (int32_t j = 0; j < bits; j++) {
         double x = std::floor((qy[j] - lo) * inv + 0.5);
         int32_t u = (int32_t) std::min<double>(std::max(x, 0.0), levels);
@@ -566,12 +573,14 @@ prepare_planes(LshQuery *query)
     qp.err_max2 = 2 * err_max;
     qp.err_pos2 = 2 * err_pos;
     if (qp.kernel == LSH_ESTIMATOR_PORTABLE) {
-        // the same S from a table per byte (u_j past the sketch's bits are 0)
+        // the same pc and S from a table per byte
         qp.byte_sums.assign((size_t) nbytes * 256, 0);
         for (int32_t k = 0; k < nbytes; k++) {
-            uint16_t *t = &qp.byte_sums[(size_t) k * 256];
-            for (int v = 1; v < 256; v++)
-                t[v] = (uint16_t) (t[v & (v - 1)] + us[(size_t) k * 8 + __builtin_ctz(v)]);
+            uint32_t *t = &qp.byte_sums[(size_t) k * 256];
+            for (int v = 1; v < 256; v++) {
+                int32_t j = k * 8 + __builtin_ctz(v);
+                t[v] = t[v & (v - 1)] + (j < bits ? us[j] + (1u << PC_SHIFT) : 0);
+            }
         }
     }
 }
@@ -583,36 +592,21 @@ prepare_planes(LshQuery *query)
 using CountKernel = void (*)(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n,
                              size_t entry_size, uint64_t *out);
 
-// 8 bytes, or the 4 left at a sketch's end (the rest zero), in memory order
-inline uint64_t
-load_word(const uint8_t *p, bool whole)
-{
-    uint64_t w = 0;
-    if (whole)
-        std::memcpy(&w, p, 8);
-    else
-        std::memcpy(&w, p, 4);
-    return w;
-}
-
-// pc from 64-bit popcounts, S from a table per byte (integer adds: no float
-// add's latency to hide, and half the old float tables' size)
+// pc and S from a table per byte: integer adds (no float add's latency to
+// hide), in four chains for the loads
 LSH_KERNEL void
 count_portable(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size,
                uint64_t *out)
 {
-    const uint8_t *valid = qp.planes.data();
-    const uint16_t *sums = qp.byte_sums.data();
+    const uint32_t *sums = qp.byte_sums.data();
     for (int32_t i = 0; i < n; i++) {
         const uint8_t *code = (const uint8_t *) codes + (size_t) i * entry_size;
-        uint64_t pc = 0;
-        uint32_t s[4] = {0, 0, 0, 0};
-        for (int32_t k = 0; k < nbytes; k += 8)
-            pc += __builtin_popcountll(load_word(code + k, k + 8 <= nbytes) & load_word(valid + k, true));
+        uint64_t s[4] = {0, 0, 0, 0};
         for (int32_t k = 0; k < nbytes; k += 4)   // nbytes is a multiple of 4
             for (int j = 0; j < 4; j++)
                 s[j] += sums[(size_t) (k + j) * 256 + code[k + j]];
-        out[i] = pc << 32 | ((s[0] + s[1]) + (s[2] + s[3]));
+        uint64_t total = (s[0] + s[1]) + (s[2] + s[3]);
+        out[i] = (total >> PC_SHIFT) << 32 | (total & ((1u << PC_SHIFT) - 1));
     }
 }
 
@@ -620,7 +614,9 @@ count_portable(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t
 #define LSH_HAVE_AVX512 1
 // GCC 12 warns inside its own intrinsics (their _mm512_undefined_* operands)
 #pragma GCC diagnostic push
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define LSH_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
 
 // One 64-byte block: acc += (popcount(c AND valid) << 32) + sum_p popcount(c AND plane_p) << p,
