@@ -13,7 +13,7 @@
  * For a query q (q' likewise) the sketch estimates (the 1-bit estimator of
  * RaBitQ, Gao & Long 2024)
  *     <q' - c_b, r>  ~  scale * sum_j (R (q' - c_b))_j s_j,   s_j = +-1.
- * The sum splits into sum_j (R q')_j s_j, one table for every bucket, and
+ * The sum splits into sum_j (R q')_j s_j, the same for every bucket, and
  * cdot = sum_j (R c_b)_j s_j, which depends on the entry alone and is
  * stored with it. So the key of x is estimated as
  *     L2, cosine: |q' - c_b|^2 + norm2 - 2 scale (dot - cdot)   (|q' - x'|^2)
@@ -40,27 +40,32 @@
  * for IP; lower = estimate - that. The bound is probabilistic: an entry's
  * exact key may lie below it (rarely, at eps0 near 2).
  *
- * The estimator (RaBitQ's single-code method; lsh_estimator.md in
- * bench/results measures it). Once per query, R q' is quantized to B_q-bit
- * unsigned integers (B_q = LSH_QUERY_BITS):
+ * The estimator (RaBitQ's single-code method; bench/results/lsh_estimator.md
+ * measures it). Once per query, R q' is quantized to B_q-bit unsigned
+ * integers (B_q = LSH_QUERY_BITS = 8, chosen there: 6 and 4 were 11% and
+ * 21% faster, but their quantization's bound, below, made up 35% and 70% of
+ * the lower bound's error term at eps0 1.9, against 6-17% at 8):
  *     (R q')_j = lo + delta u_j + e_j,   lo = min_j, delta = (max_j - lo) / (2^B_q - 1),
  *     u_j = round(((R q')_j - lo) / delta),   |e_j| <= delta / 2,
  * and the u_j are split into B_q bit-planes laid out as a sketch (bit i of
  * byte k <-> coordinate 8k + i). For a sketch with pc set bits,
- *     sum over the set bits of (R q')_j ~ lo pc + delta sum_p 2^p popcount(code AND plane_p)
- * (B_q + 1 AND-popcount passes over the sketch: with AVX-512 VPOPCNTDQ one
- * register holds 512 bits; a portable path otherwise, the same integers), and
- * dot = 2 that - sum_j (R q')_j. The quantization moves dot by
- * 2 sum over the set bits of e_j, which lies within +-pc * 2 max_j |e_j| and
- * is at most 2 sum_j max(e_j, 0): both measured when the planes are built.
+ *     sum over the set bits of (R q')_j ~ lo pc + delta S,
+ *     S = sum_p 2^p popcount(code AND plane_p) = sum over the set bits of u_j,
+ * and dot = 2 that - sum_j (R q')_j. The integers pc and S come from B_q + 1
+ * AND-popcount passes over the sketch where the CPU has AVX-512 VPOPCNTDQ
+ * (one register holds 512 bits; chosen at run time), from integer tables
+ * per byte of the sketch elsewhere: the same integers, so the same floats.
  *
- * What the lower bound is. lower = estimate - (RaBitQ's error above, at eps0)
- * - (the quantization's error: key_per_dot * scale * min(pc 2 max|e_j|,
- * 2 sum_j max(e_j, 0)), key_per_dot 2 for L2 and cosine, 1 for IP). The
- * quantization term is proven: the estimate with dot unquantized is at least
- * lower + RaBitQ's term (up to float rounding of the sums, ~1e-7
- * relative). RaBitQ's term is probabilistic (bits = dim) or a heuristic
- * (bits < dim), as said above; the two add.
+ * The quantization moves dot by 2 sum over the set bits of e_j, within
+ * +-pc 2 max_j |e_j| and at most 2 sum_j max(e_j, 0) (both measured when
+ * the planes are built, so they hold whatever the rounding did). So
+ * lower = estimate - (RaBitQ's error above, at eps0) - (the quantization's
+ * error: key_per_dot * scale * min(pc 2 max_j |e_j|, 2 sum_j max(e_j, 0)),
+ * key_per_dot 2 for L2 and cosine, 1 for IP). What is proven: the estimate
+ * with dot unquantized is at least lower + RaBitQ's term (up to float
+ * rounding of the sums, ~1e-7 relative; unit/lsh checks it). What is not:
+ * RaBitQ's term, probabilistic (bits = dim) or a heuristic (bits < dim), as
+ * said above; the two add, the quantization's term not scaled by eps0.
  */
 #ifndef IMGS_LSH_CORE_H
 #define IMGS_LSH_CORE_H
