@@ -617,7 +617,7 @@ count_portable(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t
 #ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-#define LSH_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
+#define LSH_AVX512 __attribute__((target("avx512f,avx512vl,avx512vpopcntdq")))
 
 // One 64-byte block: acc += (popcount(c AND valid) << 32) + sum_p popcount(c AND plane_p) << p,
 // per 64-bit lane.
@@ -629,6 +629,64 @@ count_block(__m512i c, __m512i valid, const __m512i *planes, __m512i acc)
     for (int p = 0; p < B; p++)
         acc = _mm512_add_epi64(acc, _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(c, planes[p])), p));
     return acc;
+}
+
+// The sums of the 8 lanes of each of a[0..7], in order: a transposing tree
+// (21 shuffles and adds for 8, against 7 a horizontal sum for one)
+LSH_AVX512 inline __m512i
+sum_lanes8(const __m512i *a)
+{
+    __m512i t[4], u[2];
+    for (int k = 0; k < 4; k++)   // per 128-bit lane: the pair sums of a[2k], a[2k + 1]
+        t[k] = _mm512_add_epi64(_mm512_unpacklo_epi64(a[2 * k], a[2 * k + 1]),
+                                _mm512_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
+    for (int k = 0; k < 2; k++)   // lanes 0+1 and 2+3 of t[2k], then of t[2k + 1]
+        u[k] = _mm512_add_epi64(_mm512_shuffle_i64x2(t[2 * k], t[2 * k + 1], 0x88),
+                                _mm512_shuffle_i64x2(t[2 * k], t[2 * k + 1], 0xDD));
+    return _mm512_add_epi64(_mm512_shuffle_i64x2(u[0], u[1], 0x88), _mm512_shuffle_i64x2(u[0], u[1], 0xDD));
+}
+
+template <int B>
+LSH_AVX512 inline __m256i
+count_block256(__m256i c, __m256i valid, const __m256i *planes)
+{
+    __m256i acc = _mm256_slli_epi64(_mm256_popcnt_epi64(_mm256_and_si256(c, valid)), 32);
+    for (int p = 0; p < B; p++)
+        acc = _mm256_add_epi64(acc, _mm256_slli_epi64(_mm256_popcnt_epi64(_mm256_and_si256(c, planes[p])), p));
+    return acc;
+}
+
+// A sketch of up to 256 bits in a ymm register: half the work of a zmm
+// where 512-bit operations are two 256-bit halves (AMD Zen 4)
+template <int B>
+LSH_AVX512 void
+count_avx512_256(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size,
+                 uint64_t *out)
+{
+    __mmask8 mask = (__mmask8) ((1u << (nbytes / 4)) - 1);
+    const uint8_t *pl = qp.planes.data();
+    size_t pb = qp.plane_bytes;
+    __m256i valid = _mm256_loadu_si256((const __m256i *) pl), planes[B];
+    for (int p = 0; p < B; p++)
+        planes[p] = _mm256_loadu_si256((const __m256i *) (pl + (1 + p) * pb));
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i a[4], t[2];
+        for (int j = 0; j < 4; j++)
+            a[j] = count_block256<B>(_mm256_maskz_loadu_epi32(mask, codes + (size_t) (i + j) * entry_size), valid,
+                                     planes);
+        for (int k = 0; k < 2; k++)   // per 128-bit lane: the pair sums of a[2k], a[2k + 1]
+            t[k] = _mm256_add_epi64(_mm256_unpacklo_epi64(a[2 * k], a[2 * k + 1]),
+                                    _mm256_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
+        _mm256_storeu_si256((__m256i *) (out + i),
+                            _mm256_add_epi64(_mm256_permute2x128_si256(t[0], t[1], 0x20),
+                                             _mm256_permute2x128_si256(t[0], t[1], 0x31)));
+    }
+    for (; i < n; i++) {
+        __m256i a = count_block256<B>(_mm256_maskz_loadu_epi32(mask, codes + (size_t) i * entry_size), valid, planes);
+        __m128i h = _mm_add_epi64(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        out[i] = (uint64_t) (_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1));
+    }
 }
 
 // B = qbits, a constant, so that a sketch of up to 512 bits keeps every plane in a register
@@ -647,7 +705,15 @@ count_avx512(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n
         __m512i valid = _mm512_loadu_si512(pl);
         for (int p = 0; p < B; p++)
             planes[p] = _mm512_loadu_si512(pl + (1 + p) * pb);
-        for (int32_t i = 0; i < n; i++) {
+        int32_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m512i acc[8];
+            for (int j = 0; j < 8; j++)
+                acc[j] = count_block<B>(_mm512_maskz_loadu_epi32(last, codes + (size_t) (i + j) * entry_size),
+                                        valid, planes, _mm512_setzero_si512());
+            _mm512_storeu_si512(out + i, sum_lanes8(acc));
+        }
+        for (; i < n; i++) {
             __m512i c = _mm512_maskz_loadu_epi32(last, codes + (size_t) i * entry_size);
             out[i] = (uint64_t) _mm512_reduce_add_epi64(count_block<B>(c, valid, planes, _mm512_setzero_si512()));
         }
@@ -671,15 +737,28 @@ count_avx512(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n
 bool
 cpu_has_avx512()
 {
-    static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+    static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vpopcntdq");
     return has;
 }
 #endif
 
 CountKernel
-count_kernel(const QueryPlanes &qp)
+count_kernel(const QueryPlanes &qp, int32_t bits)
 {
 #ifdef LSH_HAVE_AVX512
+    if (qp.kernel == LSH_ESTIMATOR_AVX512 && lsh_code_bytes(bits) <= 32) {
+        switch (qp.qbits) {
+        case 1: return count_avx512_256<1>;
+        case 2: return count_avx512_256<2>;
+        case 3: return count_avx512_256<3>;
+        case 4: return count_avx512_256<4>;
+        case 5: return count_avx512_256<5>;
+        case 6: return count_avx512_256<6>;
+        case 7: return count_avx512_256<7>;
+        case 8: return count_avx512_256<8>;
+        }
+    }
     if (qp.kernel == LSH_ESTIMATOR_AVX512) {
         switch (qp.qbits) {
         case 1: return count_avx512<1>;
@@ -757,7 +836,7 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
 
     prepare_planes(query);
     const QueryPlanes &qp = query->qp;
-    CountKernel count_bits = count_kernel(qp);
+    CountKernel count_bits = count_kernel(qp, model->bits);
     BoundTerms bt = {};
     // L2 and cosine estimate |q' - x'|^2 = ... - 2 <u, r>: twice <u, r>'s error
     double key_per_dot = ip ? 1.0 : 2.0;
