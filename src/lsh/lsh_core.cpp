@@ -161,10 +161,8 @@ struct LshQuery {
 };
 
 namespace {
-int32_t best_kernel();
-}
 
-namespace {
+int32_t best_kernel();
 
 // k-means on m prepared vectors xs (the assignment steps on `threads`
 // threads); writes the centroids, returns their number.
