@@ -42,8 +42,8 @@
  *
  * The estimator (RaBitQ's single-code method; bench/results/lsh_estimator.md
  * measures it). Once per query, R q' is quantized to B_q-bit unsigned
- * integers (B_q = LSH_QUERY_BITS = 8, chosen there: 6 and 4 were 11% and
- * 21% faster, but their quantization's bound, below, made up 35% and 70% of
+ * integers (B_q = LSH_QUERY_BITS = 8, chosen there: 6 and 4 were up to 8% and
+ * about 20% faster, but their quantization's bound, below, made up 35% and 70% of
  * the lower bound's error term at eps0 1.9, against 6-17% at 8):
  *     (R q')_j = lo + delta u_j + e_j,   lo = min_j, delta = (max_j - lo) / (2^B_q - 1),
  *     u_j = round(((R q')_j - lo) / delta),   |e_j| <= delta / 2,
