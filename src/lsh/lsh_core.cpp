@@ -843,6 +843,8 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
         bt = bound_terms(query, bucket);
     double base = query->bucket_keys[bucket];   // |q'-c_b|^2, or -<q', c_b>
     uint64_t counts[ESTIMATE_BLOCK];
+    // dot = 2 (the sum over the set bits of (R q')_j, quantized) - sum_j (R q')_j
+    double lo2 = 2 * qp.lo, delta2 = 2 * qp.delta, qy_sum = query->qy_sum;
     for (int32_t start = 0; start < count; start += ESTIMATE_BLOCK) {
         int32_t n = std::min(ESTIMATE_BLOCK, count - start);
         const char *block = entries + (size_t) start * entry_size;
@@ -851,8 +853,7 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
             float f[3];   // norm2, scale, cdot
             std::memcpy(f, block + (size_t) i * entry_size + floats_offset, sizeof(f));
             double pc = (double) (counts[i] >> 32), s = (double) (counts[i] & 0xFFFFFFFFu);
-            // sum over the set bits of (R q')_j, quantized; dot = that twice, less sum_j (R q')_j
-            double dot = 2 * (qp.lo * pc + qp.delta * s) - query->qy_sum;
+            double dot = lo2 * pc + delta2 * s - qy_sum;
             float est = ip ? (float) (base - f[1] * dot) : (float) (base + f[0] - 2 * f[1] * (dot - f[2]));
             if (std::isnan(est))
                 est = INFINITY;
