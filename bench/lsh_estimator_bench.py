@@ -29,7 +29,7 @@ import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, 'build', 'lsh_bench')
-PORTABLE, AVX512 = 1, 2          # LSH_ESTIMATOR_* of lsh_core.h
+PORTABLE, AVX512, AVX2 = 1, 2, 3   # LSH_ESTIMATOR_* of lsh_core.h
 DATA = {0: 'uniform, L2', 1: 'nonnegative |gauss|, cosine'}
 
 
@@ -88,6 +88,7 @@ def main():
     configs = {'before': (before, None)}
     for b in (8, 6, 4):
         configs[f'avx512 B_q {b}'] = (now, (b, AVX512))
+    configs['avx2 B_q 8'] = (now, (8, AVX2))
     configs['portable B_q 8'] = (now, (8, PORTABLE))
     configs['portable B_q 4'] = (now, (4, PORTABLE))
     rows = []

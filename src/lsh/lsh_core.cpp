@@ -730,7 +730,72 @@ count_avx512(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n
     }
 }
 
+#define LSH_AVX2 __attribute__((target("avx2")))
+
+// AVX2 has no vector popcount: each byte's count from two 16-entry tables of
+// nibble counts (vpshufb), weighted by 2^p and summed in 16-bit lanes
+// (vpmaddubsw), as faiss and others count bits with AVX2. B = qbits.
+template <int B>
+LSH_AVX2 void
+count_avx2(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size, uint64_t *out)
+{
+    int32_t blocks = (nbytes + 31) / 32;
+    const uint8_t *pl = qp.planes.data();
+    size_t pb = qp.plane_bytes;
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    const __m256i counts = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    // the planes' low and high nibbles, block by block: [block][1 + B][2]; the last block's
+    // dwords past the sketch masked off at the load (vpmaskmovd reads none of them)
+    __m256i split[(LSH_MAX_BITS / 256) * (1 + B) * 2];
+    for (int32_t k = 0; k < blocks; k++)
+        for (int p = 0; p <= B; p++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *) (pl + p * pb + 32 * k));
+            split[(k * (1 + B) + p) * 2] = _mm256_and_si256(v, nibble);
+            split[(k * (1 + B) + p) * 2 + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        }
+    int32_t tail = (nbytes - 32 * (blocks - 1)) / 4;
+    const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    for (int32_t i = 0; i < n; i++) {
+        const char *code = codes + (size_t) i * entry_size;
+        __m256i pc = _mm256_setzero_si256(), s = _mm256_setzero_si256();
+        for (int32_t k = 0; k < blocks; k++) {
+            __m256i c = k == blocks - 1 && tail < 8 ? _mm256_maskload_epi32((const int *) (code + 32 * k), last)
+                                                    : _mm256_loadu_si256((const __m256i *) (code + 32 * k));
+            __m256i lo = _mm256_and_si256(c, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble);
+            const __m256i *sp = &split[(size_t) k * (1 + B) * 2];
+            // per byte: the set bits among the valid ones, summed in 64-bit lanes
+            __m256i cnt = _mm256_add_epi8(_mm256_shuffle_epi8(counts, _mm256_and_si256(lo, sp[0])),
+                                          _mm256_shuffle_epi8(counts, _mm256_and_si256(hi, sp[1])));
+            pc = _mm256_add_epi64(pc, _mm256_sad_epu8(cnt, _mm256_setzero_si256()));
+            // per pair of bytes: sum_p 2^p count_p <= 2 * 8 * 255, in 16 bits
+            __m256i w = _mm256_setzero_si256();
+            for (int p = 0; p < B; p++) {
+                __m256i cp = _mm256_add_epi8(_mm256_shuffle_epi8(counts, _mm256_and_si256(lo, sp[2 + 2 * p])),
+                                             _mm256_shuffle_epi8(counts, _mm256_and_si256(hi, sp[3 + 2 * p])));
+                w = _mm256_add_epi16(w, _mm256_maddubs_epi16(_mm256_set1_epi8((char) (1 << p)), cp));
+            }
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(w, ones16));
+        }
+        // the 8 dwords of s and the 4 qwords of pc, summed
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        __m128i p2 = _mm_add_epi64(_mm256_castsi256_si128(pc), _mm256_extracti128_si256(pc, 1));
+        uint64_t pcount = (uint64_t) (_mm_cvtsi128_si64(p2) + _mm_extract_epi64(p2, 1));
+        out[i] = pcount << 32 | (uint32_t) _mm_cvtsi128_si32(s4);
+    }
+}
+
 #pragma GCC diagnostic pop
+
+bool
+cpu_has_avx2()
+{
+    static const bool has = __builtin_cpu_supports("avx2");
+    return has;
+}
 
 bool
 cpu_has_avx512()
@@ -769,6 +834,18 @@ count_kernel(const QueryPlanes &qp, int32_t bits)
         case 8: return count_avx512<8>;
         }
     }
+    if (qp.kernel == LSH_ESTIMATOR_AVX2) {
+        switch (qp.qbits) {
+        case 1: return count_avx2<1>;
+        case 2: return count_avx2<2>;
+        case 3: return count_avx2<3>;
+        case 4: return count_avx2<4>;
+        case 5: return count_avx2<5>;
+        case 6: return count_avx2<6>;
+        case 7: return count_avx2<7>;
+        case 8: return count_avx2<8>;
+        }
+    }
 #endif
     return count_portable;
 }
@@ -780,6 +857,8 @@ best_kernel()
 #ifdef LSH_HAVE_AVX512
     if (cpu_has_avx512())
         return LSH_ESTIMATOR_AVX512;
+    if (cpu_has_avx2())
+        return LSH_ESTIMATOR_AVX2;
 #endif
     return LSH_ESTIMATOR_PORTABLE;
 }
@@ -899,15 +978,15 @@ lsh_query_estimate_bounds(LshQuery *query, int32_t bucket, const char *entries, 
 int32_t
 lsh_query_set_estimator(LshQuery *query, int32_t query_bits, int32_t kernel) noexcept
 {
-    if (query_bits < 0 || query_bits > LSH_QUERY_BITS_MAX || kernel < 0 || kernel > LSH_ESTIMATOR_AVX512)
+    if (query_bits < 0 || query_bits > LSH_QUERY_BITS_MAX || kernel < 0 || kernel > LSH_ESTIMATOR_AVX2)
         return 0;
     if (kernel == 0)
         kernel = best_kernel();
 #ifdef LSH_HAVE_AVX512
-    if (kernel == LSH_ESTIMATOR_AVX512 && !cpu_has_avx512())
+    if ((kernel == LSH_ESTIMATOR_AVX512 && !cpu_has_avx512()) || (kernel == LSH_ESTIMATOR_AVX2 && !cpu_has_avx2()))
         return 0;
 #else
-    if (kernel == LSH_ESTIMATOR_AVX512)
+    if (kernel != LSH_ESTIMATOR_PORTABLE)
         return 0;
 #endif
     query->qp.kernel = kernel;

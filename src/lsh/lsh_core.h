@@ -96,6 +96,7 @@ extern "C"
 /* The kernels that count the sketch's bits (lsh_query_set_estimator) */
 #define LSH_ESTIMATOR_PORTABLE	1	/* 64-bit popcounts, any CPU */
 #define LSH_ESTIMATOR_AVX512	2	/* AVX-512 VPOPCNTDQ */
+#define LSH_ESTIMATOR_AVX2		3	/* AVX2: nibble tables (vpshufb) */
 
 /* Bytes of a sketch of `bits` bits: a multiple of 4, so entries stay aligned. */
 static inline int32_t
