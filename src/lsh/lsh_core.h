@@ -53,8 +53,10 @@
  *     S = sum_p 2^p popcount(code AND plane_p) = sum over the set bits of u_j,
  * and dot = 2 that - sum_j (R q')_j. The integers pc and S come from B_q + 1
  * AND-popcount passes over the sketch where the CPU has AVX-512 VPOPCNTDQ
- * (one register holds 512 bits; chosen at run time), from integer tables
- * per byte of the sketch elsewhere: the same integers, so the same floats.
+ * (one register holds 512 bits), the same passes counted with nibble
+ * tables (vpshufb) where it has AVX2, from integer tables per byte of the
+ * sketch elsewhere (chosen at run time): the same integers, so the same
+ * floats.
  *
  * The quantization moves dot by 2 sum over the set bits of e_j, within
  * +-pc 2 max_j |e_j| and at most 2 sum_j max(e_j, 0) (both measured when
