@@ -17,6 +17,10 @@
 #include <random>
 #include <vector>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace {
 
 // x' of the metric into out (dim floats); false for a zero vector under cosine.
@@ -126,19 +130,39 @@ make_rotation(int32_t bits, int32_t dim, uint64_t seed, float *out)
 
 }  // namespace
 
+// The portable kernel's tables keep S below bit PC_SHIFT (S <= LSH_MAX_BITS * 255)
+constexpr int PC_SHIFT = 21;
+static_assert(LSH_MAX_BITS * ((1 << LSH_QUERY_BITS_MAX) - 1) < (1 << PC_SHIFT), "S overflows into pc");
+static_assert(8 * (1 << PC_SHIFT) + ((1 << LSH_QUERY_BITS_MAX) - 1) * 8 <= 0xFFFFFFFFu, "a table entry overflows");
+
+// The quantized query (lsh_core.h "The estimator"), built on the first estimate.
+struct QueryPlanes {
+    int32_t qbits = LSH_QUERY_BITS;    // B_q: bits of each quantized coordinate
+    int32_t kernel = 0;                // LSH_ESTIMATOR_*: the kernel that counts the bits
+    int32_t plane_bytes = 0;           // bytes of one plane: the sketch's, padded to 64
+    std::vector<uint8_t> planes;       // [(1 + qbits) * plane_bytes]: the valid bits, then bit p of u_j
+    // the portable kernel's [nbytes * 256]: for byte k = v, the sum of u_j over v's bits, plus
+    // their number (valid bits only) << PC_SHIFT
+    std::vector<uint32_t> byte_sums;
+    double lo = 0, delta = 0;          // (R q')_j ~ lo + delta u_j
+    double err_max2 = 0;               // 2 max_j |e_j|, e_j = (R q')_j - lo - delta u_j
+    double err_pos2 = 0;               // 2 sum_j max(e_j, 0)
+};
+
 struct LshQuery {
     const LshModel *model;
     std::vector<float> q;          // q'
     std::vector<float> rq;         // R q'
     std::vector<double> bucket_keys;
-    std::vector<float> qy;         // R q', padded to whole bytes
-    std::vector<float> lut;        // [code_bytes * 256]
-    int32_t lut_bucket = -2;       // -1 once the tables are built
-    double qy_sum = 0;
+    QueryPlanes qp;
+    bool planes_ready = false;
+    double qy_sum = 0;             // sum_j (R q')_j
     bool null_dir = false;         // a zero query under cosine: no direction
 };
 
 namespace {
+
+int32_t best_kernel();
 
 // k-means on m prepared vectors xs (the assignment steps on `threads`
 // threads); writes the centroids, returns their number.
@@ -435,10 +459,9 @@ lsh_query_begin(const LshModel *model, const float *q, ImgsError *err) noexcept
         query = owned.get();
         int32_t dim = model->dim, bits = model->bits;
         query->model = model;
+        query->qp.kernel = best_kernel();
         query->q.resize(dim);
         query->rq.resize(bits);
-        query->qy.resize(lsh_code_bytes(bits) * 8, 0.0f);
-        query->lut.resize((size_t) lsh_code_bytes(bits) * 256);
         query->bucket_keys.resize(model->n_buckets);
         if (!prepare_vector(model->metric, q, dim, query->q.data())) {
             // no direction: every exact key is NaN, so the order does not matter (q' = 0 here)
@@ -497,30 +520,347 @@ lsh_query_probe_order(LshQuery *query, int32_t count, int32_t *out, ImgsError *e
 
 namespace {
 
-// The tables of R q' (lsh_core.h), built on the first estimate.
+// Quantizes R q' (lsh_core.h "The estimator"), on the first estimate.
 void
-prepare_tables(LshQuery *query)
+prepare_planes(LshQuery *query)
 {
+    if (query->planes_ready)
+        return;
     const LshModel *model = query->model;
-    int32_t nbytes = lsh_code_bytes(model->bits);
-
-    if (query->lut_bucket != -1) {
-        // one table, of R q', for every bucket (lsh_core.h)
-        double sum = 0;
-        for (int32_t j = 0; j < model->bits; j++) {
-            query->qy[j] = query->rq[j];
-            sum += query->qy[j];
-        }
-        query->qy_sum = sum;
-        for (int32_t k = 0; k < nbytes; k++) {
-            float *t = &query->lut[(size_t) k * 256];
-            const float *w = &query->qy[(size_t) k * 8];
-            t[0] = 0;
-            for (int v = 1; v < 256; v++)
-                t[v] = t[v & (v - 1)] + 2 * w[__builtin_ctz(v)];
-        }
-        query->lut_bucket = -1;
+    int32_t bits = model->bits, nbytes = lsh_code_bytes(bits);
+    QueryPlanes &qp = query->qp;
+    const float *qy = query->rq.data();
+    // the kernels read whole 64-byte blocks of a plane, zero past the sketch
+    qp.plane_bytes = (nbytes + 63) / 64 * 64;
+    qp.planes.assign((size_t) (1 + qp.qbits) * qp.plane_bytes, 0);
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    bool finite = true;
+    for (int32_t j = 0; j < bits; j++) {
+        qp.planes[j >> 3] |= (uint8_t) (1u << (j & 7));
+        sum += qy[j];
+        finite = finite && std::isfinite(qy[j]);
+        lo = std::min(lo, (double) qy[j]);
+        hi = std::max(hi, (double) qy[j]);
     }
+    query->qy_sum = sum;
+    qp.err_max2 = qp.err_pos2 = 0;
+    query->planes_ready = true;
+    if (!finite) {
+        // as the unquantized sum would be: every estimate NaN, so ranked last
+        qp.lo = NAN;
+        qp.delta = 0;
+        return;
+    }
+    int32_t levels = (1 << qp.qbits) - 1;
+    qp.lo = lo;
+    qp.delta = (hi - lo) / levels;
+    double inv = qp.delta > 0 ? 1.0 / qp.delta : 0.0, err_max = 0, err_pos = 0;
+    std::vector<uint16_t> us(bits);
+    for (int32_t j = 0; j < bits; j++) {
+        double x = std::floor((qy[j] - lo) * inv + 0.5);
+        int32_t u = (int32_t) std::min<double>(std::max(x, 0.0), levels);
+        // the error as quantized, not as assumed: the bound holds whatever the rounding did
+        double e = qy[j] - (lo + qp.delta * u);
+        err_max = std::max(err_max, std::fabs(e));
+        err_pos += std::max(e, 0.0);
+        us[j] = (uint16_t) u;
+        for (int32_t p = 0; p < qp.qbits; p++)
+            if ((u >> p) & 1)
+                qp.planes[(size_t) (1 + p) * qp.plane_bytes + (j >> 3)] |= (uint8_t) (1u << (j & 7));
+    }
+    qp.err_max2 = 2 * err_max;
+    qp.err_pos2 = 2 * err_pos;
+    if (qp.kernel == LSH_ESTIMATOR_PORTABLE) {
+        // the same pc and S from a table per byte
+        qp.byte_sums.assign((size_t) nbytes * 256, 0);
+        for (int32_t k = 0; k < nbytes; k++) {
+            uint32_t *t = &qp.byte_sums[(size_t) k * 256];
+            for (int v = 1; v < 256; v++) {
+                int32_t j = k * 8 + __builtin_ctz(v);
+                t[v] = t[v & (v - 1)] + (j < bits ? us[j] + (1u << PC_SHIFT) : 0);
+            }
+        }
+    }
+}
+
+// ---- Counting bits: out[i] = (pc << 32) + S for the sketch of entry i, at
+// codes + i * entry_size: pc = popcount(code AND valid), S = sum_p 2^p
+// popcount(code AND plane_p) = the sum of u_j over the set bits (lsh_core.h).
+
+using CountKernel = void (*)(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n,
+                             size_t entry_size, uint64_t *out);
+
+// pc and S from a table per byte: integer adds (no float add's latency to
+// hide), in four chains for the loads
+LSH_KERNEL void
+count_portable(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size,
+               uint64_t *out)
+{
+    const uint32_t *sums = qp.byte_sums.data();
+    for (int32_t i = 0; i < n; i++) {
+        const uint8_t *code = (const uint8_t *) codes + (size_t) i * entry_size;
+        uint64_t s[4] = {0, 0, 0, 0};
+        for (int32_t k = 0; k < nbytes; k += 4)   // nbytes is a multiple of 4
+            for (int j = 0; j < 4; j++)
+                s[j] += sums[(size_t) (k + j) * 256 + code[k + j]];
+        uint64_t total = (s[0] + s[1]) + (s[2] + s[3]);
+        out[i] = (total >> PC_SHIFT) << 32 | (total & ((1u << PC_SHIFT) - 1));
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LSH_HAVE_AVX512 1
+// GCC 12 warns inside its own intrinsics (their _mm512_undefined_* operands)
+#pragma GCC diagnostic push
+#ifndef __clang__
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define LSH_AVX512 __attribute__((target("avx512f,avx512vl,avx512vpopcntdq")))
+
+// One 64-byte block: acc += (popcount(c AND valid) << 32) + sum_p popcount(c AND plane_p) << p,
+// per 64-bit lane.
+template <int B>
+LSH_AVX512 inline __m512i
+count_block(__m512i c, __m512i valid, const __m512i *planes, __m512i acc)
+{
+    acc = _mm512_add_epi64(acc, _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(c, valid)), 32));
+    for (int p = 0; p < B; p++)
+        acc = _mm512_add_epi64(acc, _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(c, planes[p])), p));
+    return acc;
+}
+
+// The sums of the 8 lanes of each of a[0..7], in order: a transposing tree
+// (21 shuffles and adds for 8, against 7 a horizontal sum for one)
+LSH_AVX512 inline __m512i
+sum_lanes8(const __m512i *a)
+{
+    __m512i t[4], u[2];
+    for (int k = 0; k < 4; k++)   // per 128-bit lane: the pair sums of a[2k], a[2k + 1]
+        t[k] = _mm512_add_epi64(_mm512_unpacklo_epi64(a[2 * k], a[2 * k + 1]),
+                                _mm512_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
+    for (int k = 0; k < 2; k++)   // lanes 0+1 and 2+3 of t[2k], then of t[2k + 1]
+        u[k] = _mm512_add_epi64(_mm512_shuffle_i64x2(t[2 * k], t[2 * k + 1], 0x88),
+                                _mm512_shuffle_i64x2(t[2 * k], t[2 * k + 1], 0xDD));
+    return _mm512_add_epi64(_mm512_shuffle_i64x2(u[0], u[1], 0x88), _mm512_shuffle_i64x2(u[0], u[1], 0xDD));
+}
+
+template <int B>
+LSH_AVX512 inline __m256i
+count_block256(__m256i c, __m256i valid, const __m256i *planes)
+{
+    __m256i acc = _mm256_slli_epi64(_mm256_popcnt_epi64(_mm256_and_si256(c, valid)), 32);
+    for (int p = 0; p < B; p++)
+        acc = _mm256_add_epi64(acc, _mm256_slli_epi64(_mm256_popcnt_epi64(_mm256_and_si256(c, planes[p])), p));
+    return acc;
+}
+
+// A sketch of up to 256 bits in a ymm register: half the work of a zmm
+// where 512-bit operations are two 256-bit halves (AMD Zen 4)
+template <int B>
+LSH_AVX512 void
+count_avx512_256(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size,
+                 uint64_t *out)
+{
+    __mmask8 mask = (__mmask8) ((1u << (nbytes / 4)) - 1);
+    const uint8_t *pl = qp.planes.data();
+    size_t pb = qp.plane_bytes;
+    __m256i valid = _mm256_loadu_si256((const __m256i *) pl), planes[B];
+    for (int p = 0; p < B; p++)
+        planes[p] = _mm256_loadu_si256((const __m256i *) (pl + (1 + p) * pb));
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i a[4], t[2];
+        for (int j = 0; j < 4; j++)
+            a[j] = count_block256<B>(_mm256_maskz_loadu_epi32(mask, codes + (size_t) (i + j) * entry_size), valid,
+                                     planes);
+        for (int k = 0; k < 2; k++)   // per 128-bit lane: the pair sums of a[2k], a[2k + 1]
+            t[k] = _mm256_add_epi64(_mm256_unpacklo_epi64(a[2 * k], a[2 * k + 1]),
+                                    _mm256_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
+        _mm256_storeu_si256((__m256i *) (out + i),
+                            _mm256_add_epi64(_mm256_permute2x128_si256(t[0], t[1], 0x20),
+                                             _mm256_permute2x128_si256(t[0], t[1], 0x31)));
+    }
+    for (; i < n; i++) {
+        __m256i a = count_block256<B>(_mm256_maskz_loadu_epi32(mask, codes + (size_t) i * entry_size), valid, planes);
+        __m128i h = _mm_add_epi64(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        out[i] = (uint64_t) (_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1));
+    }
+}
+
+// B = qbits, a constant, so that a sketch of up to 512 bits keeps every plane in a register
+template <int B>
+LSH_AVX512 void
+count_avx512(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size,
+             uint64_t *out)
+{
+    int32_t blocks = (nbytes + 63) / 64;
+    // the last block's dwords (sketches are whole dwords): a masked load reads no further
+    __mmask16 last = (__mmask16) ((1u << ((nbytes - 64 * (blocks - 1)) / 4)) - 1);
+    const uint8_t *pl = qp.planes.data();
+    size_t pb = qp.plane_bytes;
+    __m512i planes[B];
+    if (blocks == 1) {
+        __m512i valid = _mm512_loadu_si512(pl);
+        for (int p = 0; p < B; p++)
+            planes[p] = _mm512_loadu_si512(pl + (1 + p) * pb);
+        int32_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m512i acc[8];
+            for (int j = 0; j < 8; j++)
+                acc[j] = count_block<B>(_mm512_maskz_loadu_epi32(last, codes + (size_t) (i + j) * entry_size),
+                                        valid, planes, _mm512_setzero_si512());
+            _mm512_storeu_si512(out + i, sum_lanes8(acc));
+        }
+        for (; i < n; i++) {
+            __m512i c = _mm512_maskz_loadu_epi32(last, codes + (size_t) i * entry_size);
+            out[i] = (uint64_t) _mm512_reduce_add_epi64(count_block<B>(c, valid, planes, _mm512_setzero_si512()));
+        }
+        return;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const char *code = codes + (size_t) i * entry_size;
+        __m512i acc = _mm512_setzero_si512();
+        for (int32_t k = 0; k < blocks; k++) {
+            __m512i c = _mm512_maskz_loadu_epi32(k == blocks - 1 ? last : (__mmask16) 0xFFFF, code + 64 * k);
+            for (int p = 0; p < B; p++)
+                planes[p] = _mm512_loadu_si512(pl + (1 + p) * pb + 64 * k);
+            acc = count_block<B>(c, _mm512_loadu_si512(pl + 64 * k), planes, acc);
+        }
+        out[i] = (uint64_t) _mm512_reduce_add_epi64(acc);
+    }
+}
+
+#define LSH_AVX2 __attribute__((target("avx2")))
+
+// AVX2 has no vector popcount: each byte's count from two 16-entry tables of
+// nibble counts (vpshufb), weighted by 2^p and summed in 16-bit lanes
+// (vpmaddubsw), as faiss and others count bits with AVX2. B = qbits.
+template <int B>
+LSH_AVX2 void
+count_avx2(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n, size_t entry_size, uint64_t *out)
+{
+    int32_t blocks = (nbytes + 31) / 32;
+    const uint8_t *pl = qp.planes.data();
+    size_t pb = qp.plane_bytes;
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    const __m256i counts = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    // the planes' low and high nibbles, block by block: [block][1 + B][2]; the last block's
+    // dwords past the sketch masked off at the load (vpmaskmovd reads none of them)
+    __m256i split[(LSH_MAX_BITS / 256) * (1 + B) * 2];
+    for (int32_t k = 0; k < blocks; k++)
+        for (int p = 0; p <= B; p++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *) (pl + p * pb + 32 * k));
+            split[(k * (1 + B) + p) * 2] = _mm256_and_si256(v, nibble);
+            split[(k * (1 + B) + p) * 2 + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        }
+    int32_t tail = (nbytes - 32 * (blocks - 1)) / 4;
+    const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    for (int32_t i = 0; i < n; i++) {
+        const char *code = codes + (size_t) i * entry_size;
+        __m256i pc = _mm256_setzero_si256(), s = _mm256_setzero_si256();
+        for (int32_t k = 0; k < blocks; k++) {
+            __m256i c = k == blocks - 1 && tail < 8 ? _mm256_maskload_epi32((const int *) (code + 32 * k), last)
+                                                    : _mm256_loadu_si256((const __m256i *) (code + 32 * k));
+            __m256i lo = _mm256_and_si256(c, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble);
+            const __m256i *sp = &split[(size_t) k * (1 + B) * 2];
+            // per byte: the set bits among the valid ones, summed in 64-bit lanes
+            __m256i cnt = _mm256_add_epi8(_mm256_shuffle_epi8(counts, _mm256_and_si256(lo, sp[0])),
+                                          _mm256_shuffle_epi8(counts, _mm256_and_si256(hi, sp[1])));
+            pc = _mm256_add_epi64(pc, _mm256_sad_epu8(cnt, _mm256_setzero_si256()));
+            // per pair of bytes: sum_p 2^p count_p <= 2 * 8 * 255, in 16 bits
+            __m256i w = _mm256_setzero_si256();
+            for (int p = 0; p < B; p++) {
+                __m256i cp = _mm256_add_epi8(_mm256_shuffle_epi8(counts, _mm256_and_si256(lo, sp[2 + 2 * p])),
+                                             _mm256_shuffle_epi8(counts, _mm256_and_si256(hi, sp[3 + 2 * p])));
+                w = _mm256_add_epi16(w, _mm256_maddubs_epi16(_mm256_set1_epi8((char) (1 << p)), cp));
+            }
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(w, ones16));
+        }
+        // the 8 dwords of s and the 4 qwords of pc, summed
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        __m128i p2 = _mm_add_epi64(_mm256_castsi256_si128(pc), _mm256_extracti128_si256(pc, 1));
+        uint64_t pcount = (uint64_t) (_mm_cvtsi128_si64(p2) + _mm_extract_epi64(p2, 1));
+        out[i] = pcount << 32 | (uint32_t) _mm_cvtsi128_si32(s4);
+    }
+}
+
+#pragma GCC diagnostic pop
+
+bool
+cpu_has_avx2()
+{
+    static const bool has = __builtin_cpu_supports("avx2");
+    return has;
+}
+
+bool
+cpu_has_avx512()
+{
+    static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vpopcntdq");
+    return has;
+}
+#endif
+
+CountKernel
+count_kernel(const QueryPlanes &qp, int32_t bits)
+{
+#ifdef LSH_HAVE_AVX512
+    if (qp.kernel == LSH_ESTIMATOR_AVX512 && lsh_code_bytes(bits) <= 32) {
+        switch (qp.qbits) {
+        case 1: return count_avx512_256<1>;
+        case 2: return count_avx512_256<2>;
+        case 3: return count_avx512_256<3>;
+        case 4: return count_avx512_256<4>;
+        case 5: return count_avx512_256<5>;
+        case 6: return count_avx512_256<6>;
+        case 7: return count_avx512_256<7>;
+        case 8: return count_avx512_256<8>;
+        }
+    }
+    if (qp.kernel == LSH_ESTIMATOR_AVX512) {
+        switch (qp.qbits) {
+        case 1: return count_avx512<1>;
+        case 2: return count_avx512<2>;
+        case 3: return count_avx512<3>;
+        case 4: return count_avx512<4>;
+        case 5: return count_avx512<5>;
+        case 6: return count_avx512<6>;
+        case 7: return count_avx512<7>;
+        case 8: return count_avx512<8>;
+        }
+    }
+    if (qp.kernel == LSH_ESTIMATOR_AVX2) {
+        switch (qp.qbits) {
+        case 1: return count_avx2<1>;
+        case 2: return count_avx2<2>;
+        case 3: return count_avx2<3>;
+        case 4: return count_avx2<4>;
+        case 5: return count_avx2<5>;
+        case 6: return count_avx2<6>;
+        case 7: return count_avx2<7>;
+        case 8: return count_avx2<8>;
+        }
+    }
+#endif
+    return count_portable;
+}
+
+// The fastest kernel this CPU runs.
+int32_t
+best_kernel()
+{
+#ifdef LSH_HAVE_AVX512
+    if (cpu_has_avx512())
+        return LSH_ESTIMATOR_AVX512;
+    if (cpu_has_avx2())
+        return LSH_ESTIMATOR_AVX2;
+#endif
+    return LSH_ESTIMATOR_PORTABLE;
 }
 
 // The sketch error's scale for the entries of bucket b: per entry, the
@@ -557,6 +897,9 @@ bound_terms(LshQuery *query, int32_t bucket)
     return t;
 }
 
+// Entries counted at a time (their counts on the stack).
+constexpr int32_t ESTIMATE_BLOCK = 64;
+
 // Estimates (lsh_core.h) of count entries of bucket b into out; with lower,
 // their lower bounds at eps0 too.
 void
@@ -568,39 +911,45 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
     int32_t nbytes = lsh_code_bytes(model->bits);
     bool ip = model->metric == LSH_METRIC_IP;
 
-    prepare_tables(query);
+    prepare_planes(query);
+    const QueryPlanes &qp = query->qp;
+    CountKernel count_bits = count_kernel(qp, model->bits);
     BoundTerms bt = {};
     // L2 and cosine estimate |q' - x'|^2 = ... - 2 <u, r>: twice <u, r>'s error
-    float err_scale = eps0 * (ip ? 1.0f : 2.0f);
+    double key_per_dot = ip ? 1.0 : 2.0;
+    float err_scale = eps0 * (float) key_per_dot;
     if (lower)
         bt = bound_terms(query, bucket);
     double base = query->bucket_keys[bucket];   // |q'-c_b|^2, or -<q', c_b>
-    float qsum = (float) query->qy_sum;
-    const float *lut = query->lut.data();
-    for (int32_t i = 0; i < count; i++) {
-        const char *e = entries + (size_t) i * entry_size;
-        float f[3];   // norm2, scale, cdot
-        std::memcpy(f, e + floats_offset, sizeof(f));
-        const uint8_t *code = (const uint8_t *) (e + code_offset);
-        // four chains (nbytes is a multiple of 4): a float sum in one chain
-        // waits for every add before it; four keep the loads busy (1.6x at
-        // 512 bits: bench/results/lsh_estimator.md)
-        float part[4] = {0, 0, 0, 0};
-        for (int32_t k = 0; k < nbytes; k += 4)
-            for (int j = 0; j < 4; j++)
-                part[j] += lut[(size_t) (k + j) * 256 + code[k + j]];
-        float dot = ((part[0] + part[1]) + (part[2] + part[3])) - qsum;
-        out[i] = ip ? (float) (base - f[1] * dot) : (float) (base + f[0] - 2 * f[1] * (dot - f[2]));
-        if (std::isnan(out[i]))
-            out[i] = INFINITY;
-        if (lower) {
+    uint64_t counts[ESTIMATE_BLOCK];
+    // dot = 2 (the sum over the set bits of (R q')_j, quantized) - sum_j (R q')_j
+    double lo2 = 2 * qp.lo, delta2 = 2 * qp.delta, qy_sum = query->qy_sum;
+    for (int32_t start = 0; start < count; start += ESTIMATE_BLOCK) {
+        int32_t n = std::min(ESTIMATE_BLOCK, count - start);
+        const char *block = entries + (size_t) start * entry_size;
+        count_bits(qp, nbytes, block + code_offset, n, entry_size, counts);
+        for (int32_t i = 0; i < n; i++) {
+            float f[3];   // norm2, scale, cdot
+            std::memcpy(f, block + (size_t) i * entry_size + floats_offset, sizeof(f));
+            double pc = (double) (counts[i] >> 32), s = (double) (counts[i] & 0xFFFFFFFFu);
+            double dot = lo2 * pc + delta2 * s - qy_sum;
+            float est = ip ? (float) (base - f[1] * dot) : (float) (base + f[0] - 2 * f[1] * (dot - f[2]));
+            if (std::isnan(est))
+                est = INFINITY;
+            out[start + i] = est;
+            if (!lower)
+                continue;
             // in double: the two terms nearly cancel where the sketch is nearly exact
             double sketch = bt.bits * (double) f[1] * f[1] - bt.dim_over_bits * (double) f[0];
             double e2 = bt.ru2 * std::max(sketch, 0.0) + bt.proj * (double) f[0];
-            float lo = (float) (out[i] - err_scale * std::sqrt(e2));
+            // the quantization's error, deterministic (lsh_core.h): dot is at most this below the
+            // unquantized one (the one-sided sum needs scale >= 0, as lsh_hash writes it)
+            double quant = std::fabs((double) f[1]) * key_per_dot *
+                (f[1] >= 0 ? std::min(pc * qp.err_max2, qp.err_pos2) : pc * qp.err_max2);
+            float lo = (float) (est - err_scale * std::sqrt(e2) - quant);
             // an entry ranked last (no direction, or overflow) stays last; an
             // error beyond float's range bounds nothing
-            lower[i] = std::isinf(out[i]) && out[i] > 0 ? out[i] : std::isnan(lo) ? -INFINITY : lo;
+            lower[start + i] = std::isinf(est) && est > 0 ? est : std::isnan(lo) ? -INFINITY : lo;
         }
     }
 }
@@ -624,6 +973,27 @@ lsh_query_estimate_bounds(LshQuery *query, int32_t bucket, const char *entries, 
 {
     estimate_entries(query, bucket, entries, count, entry_size, floats_offset, code_offset, eps0, out,
                      lower);
+}
+
+int32_t
+lsh_query_set_estimator(LshQuery *query, int32_t query_bits, int32_t kernel) noexcept
+{
+    if (query_bits < 0 || query_bits > LSH_QUERY_BITS_MAX || kernel < 0 || kernel > LSH_ESTIMATOR_AVX2)
+        return 0;
+    if (kernel == 0)
+        kernel = best_kernel();
+#ifdef LSH_HAVE_AVX512
+    if ((kernel == LSH_ESTIMATOR_AVX512 && !cpu_has_avx512()) || (kernel == LSH_ESTIMATOR_AVX2 && !cpu_has_avx2()))
+        return 0;
+#else
+    if (kernel != LSH_ESTIMATOR_PORTABLE)
+        return 0;
+#endif
+    query->qp.kernel = kernel;
+    if (query_bits > 0)
+        query->qp.qbits = query_bits;
+    query->planes_ready = false;   // built again on the next estimate
+    return kernel;
 }
 
 }  // extern "C"

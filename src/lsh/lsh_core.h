@@ -13,7 +13,7 @@
  * For a query q (q' likewise) the sketch estimates (the 1-bit estimator of
  * RaBitQ, Gao & Long 2024)
  *     <q' - c_b, r>  ~  scale * sum_j (R (q' - c_b))_j s_j,   s_j = +-1.
- * The sum splits into sum_j (R q')_j s_j, one table for every bucket, and
+ * The sum splits into sum_j (R q')_j s_j, the same for every bucket, and
  * cdot = sum_j (R c_b)_j s_j, which depends on the entry alone and is
  * stored with it. So the key of x is estimated as
  *     L2, cosine: |q' - c_b|^2 + norm2 - 2 scale (dot - cdot)   (|q' - x'|^2)
@@ -40,10 +40,34 @@
  * for IP; lower = estimate - that. The bound is probabilistic: an entry's
  * exact key may lie below it (rarely, at eps0 near 2).
  *
- * Sums over sign bits use a table per byte of the sketch (read in four
- * interleaved chains of adds): for byte k,
- * lut[k][v] = 2 sum over the set bits i of v of qy[8k + i], so that
- * sum_j qy_j s_j = sum_k lut[k][code_k] - sum_j qy_j.
+ * The estimator (RaBitQ's single-code method; bench/results/lsh_estimator.md
+ * measures it). Once per query, R q' is quantized to B_q-bit unsigned
+ * integers (B_q = LSH_QUERY_BITS = 8, chosen there: 6 and 4 were up to 8% and
+ * about 20% faster, but their quantization's bound, below, made up 35% and 70% of
+ * the lower bound's error term at eps0 1.9, against 6-17% at 8):
+ *     (R q')_j = lo + delta u_j + e_j,   lo = min_j, delta = (max_j - lo) / (2^B_q - 1),
+ *     u_j = round(((R q')_j - lo) / delta),   |e_j| <= delta / 2,
+ * and the u_j are split into B_q bit-planes laid out as a sketch (bit i of
+ * byte k <-> coordinate 8k + i). For a sketch with pc set bits,
+ *     sum over the set bits of (R q')_j ~ lo pc + delta S,
+ *     S = sum_p 2^p popcount(code AND plane_p) = sum over the set bits of u_j,
+ * and dot = 2 that - sum_j (R q')_j. The integers pc and S come from B_q + 1
+ * AND-popcount passes over the sketch where the CPU has AVX-512 VPOPCNTDQ
+ * (one register holds 512 bits), the same passes counted with nibble
+ * tables (vpshufb) where it has AVX2, from integer tables per byte of the
+ * sketch elsewhere (chosen at run time): the same integers, so the same
+ * floats.
+ *
+ * The quantization moves dot by 2 sum over the set bits of e_j, within
+ * +-pc 2 max_j |e_j| and at most 2 sum_j max(e_j, 0) (both measured when
+ * the planes are built, so they hold whatever the rounding did). So
+ * lower = estimate - (RaBitQ's error above, at eps0) - (the quantization's
+ * error: key_per_dot * scale * min(pc 2 max_j |e_j|, 2 sum_j max(e_j, 0)),
+ * key_per_dot 2 for L2 and cosine, 1 for IP). What is proven: the estimate
+ * with dot unquantized is at least lower + RaBitQ's term (up to float
+ * rounding of the sums, ~1e-7 relative; unit/lsh checks it). What is not:
+ * RaBitQ's term, probabilistic (bits = dim) or a heuristic (bits < dim), as
+ * said above; the two add, the quantization's term not scaled by eps0.
  */
 #ifndef IMGS_LSH_CORE_H
 #define IMGS_LSH_CORE_H
@@ -66,6 +90,15 @@ extern "C"
 
 #define LSH_MAX_BITS		4096
 #define LSH_MAX_BUCKETS		65536
+
+/* B_q, the bits of each coordinate of the quantized query (the estimator, above) */
+#define LSH_QUERY_BITS		8
+#define LSH_QUERY_BITS_MAX	8
+
+/* The kernels that count the sketch's bits (lsh_query_set_estimator) */
+#define LSH_ESTIMATOR_PORTABLE	1	/* 64-bit popcounts, any CPU */
+#define LSH_ESTIMATOR_AVX512	2	/* AVX-512 VPOPCNTDQ */
+#define LSH_ESTIMATOR_AVX2		3	/* AVX2: nibble tables (vpshufb) */
 
 /* Bytes of a sketch of `bits` bits: a multiple of 4, so entries stay aligned. */
 static inline int32_t
@@ -175,13 +208,23 @@ extern void lsh_query_estimate(LshQuery *query, int32_t bucket, const char *entr
 
 /*
  * lsh_query_estimate plus each entry's lower bound at eps0 (the error bound
- * above): lower[i] = out[i] - eps0 * error, +inf where out[i] is (an entry
- * ranked last), -inf where the error is not a number.
+ * above): lower[i] = out[i] - eps0 * error - the quantization's error, +inf
+ * where out[i] is (an entry ranked last), -inf where the error is not a
+ * number. With lower NULL, lsh_query_estimate.
  */
 extern void lsh_query_estimate_bounds(LshQuery *query, int32_t bucket, const char *entries,
 									  int32_t count, size_t entry_size, size_t floats_offset,
 									  size_t code_offset, float eps0, float *out,
 									  float *lower) IMGS_NOEXCEPT;
+
+/*
+ * For tests and benchmarks: the query's B_q (1..LSH_QUERY_BITS_MAX; 0 keeps
+ * it) and kernel (LSH_ESTIMATOR_*; 0: the fastest this CPU runs, which every
+ * query starts with). Every kernel gives the same bits. Returns the kernel,
+ * or 0 (nothing changed) when the arguments are out of range or this CPU
+ * lacks the kernel.
+ */
+extern int32_t lsh_query_set_estimator(LshQuery *query, int32_t query_bits, int32_t kernel) IMGS_NOEXCEPT;
 
 #ifdef __cplusplus
 }

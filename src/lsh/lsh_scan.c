@@ -281,46 +281,27 @@ scan_bucket(LshScanOpaque so, Relation index, int32 b, Candidates *c, int64 limi
 								  BUFFER_LOCK_SHARE, NULL);
 		page = BufferGetPage(buf);
 		ph = ImgsListPageHeaderOf(page);
-		if (c->bounded)
+		/* without bounds (lower NULL) lsh_query_estimate_bounds is lsh_query_estimate */
+		for (int k = 0; k < so->nqueries; k++)
 		{
-			for (int k = 0; k < so->nqueries; k++)
+			lsh_query_estimate_bounds(so->queries[k], b, imgs_list_entry(page, entry_size, 0),
+									  (int32) ph->count, entry_size, offsetof(LshEntry, norm2),
+									  offsetof(LshEntry, code), (float) so->error_bound,
+									  k == 0 ? est : est_more, k == 0 ? lower : lower_more);
+			for (uint32 i = 0; k > 0 && i < ph->count; i++)
 			{
-				lsh_query_estimate_bounds(so->queries[k], b, imgs_list_entry(page, entry_size, 0),
-										  (int32) ph->count, entry_size, offsetof(LshEntry, norm2),
-										  offsetof(LshEntry, code), (float) so->error_bound,
-										  k == 0 ? est : est_more, k == 0 ? lower : lower_more);
-				if (k > 0)
-					for (uint32 i = 0; i < ph->count; i++)
-						lower[i] = fminf(lower[i], lower_more[i]);
+				if (c->bounded)
+					lower[i] = fminf(lower[i], lower_more[i]);
+				else
+					est[i] = fminf(est[i], est_more[i]);
 			}
-			for (uint32 i = 0; i < ph->count; i++)
-			{
-				uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));
-
-				if (slot != IMGS_NO_SLOT)
-					offer(c, limit, bound_as_key(&so->ss.query, lower[i]), slot);
-			}
-			so->stats.entries += ph->count;
-			blkno = ph->prev_blkno;
-			UnlockReleaseBuffer(buf);
-			continue;
-		}
-		lsh_query_estimate(so->queries[0], b, imgs_list_entry(page, entry_size, 0), (int32) ph->count,
-						   entry_size, offsetof(LshEntry, norm2), offsetof(LshEntry, code), est);
-		for (int k = 1; k < so->nqueries; k++)
-		{
-			lsh_query_estimate(so->queries[k], b, imgs_list_entry(page, entry_size, 0),
-							   (int32) ph->count, entry_size, offsetof(LshEntry, norm2),
-							   offsetof(LshEntry, code), est_more);
-			for (uint32 i = 0; i < ph->count; i++)
-				est[i] = fminf(est[i], est_more[i]);
 		}
 		for (uint32 i = 0; i < ph->count; i++)
 		{
 			uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));
 
 			if (slot != IMGS_NO_SLOT)
-				offer(c, limit, est[i], slot);
+				offer(c, limit, c->bounded ? bound_as_key(&so->ss.query, lower[i]) : est[i], slot);
 		}
 		so->stats.entries += ph->count;
 		blkno = ph->prev_blkno;

@@ -24,7 +24,8 @@
  *     deterministic; no write past scratch or the sketch; cosine zero vector
  *     -> bucket 0, norm2 = +inf; extreme magnitudes give no NaN.
  *  3. lsh_query_estimate: equals lsh_core.h's formula evaluated here in
- *     double from the stored sketch (any entry layout, also unaligned); as an
+ *     double from the stored sketch (any entry layout, also unaligned), to
+ *     within the query quantization's bound (section 8); as an
  *     estimator of the exact key (|q' - x'|^2, or -<q, x>): unbiased (the
  *     error of its inner-product part, normalised by |q' - c| |r|, has mean
  *     ~0 and slope ~1 against the exact value), accurate (mean |error|, mean
@@ -52,6 +53,16 @@
  *  7. Threads (cxx/parallel.hpp): lsh_train and lsh_hash_many on 3 threads
  *     give the bytes they give on 1; sections 1, 2 and the interrupts pass
  *     again on 3 threads.
+ *  8. The quantized estimator (lsh_core.h "The estimator"), through
+ *     estimate_all on adversarial data: sketches of 48, 96, 100, 512 and
+ *     580 bits (tails), bits = dim and bits < dim, norms scaled by 1e-15
+ *     and 1e15 (below 512 bits), duplicate rows, zero queries and stored points as queries,
+ *     B_q 8, 4 and 1: each estimate is within the quantization's bound
+ *     (computed here from the query's range) of the unquantized formula;
+ *     each lower bound lies at most that far below the unquantized
+ *     formula's bound, never above it; the portable kernel gives the SIMD
+ *     kernels' floats bit for bit (AVX-512 and AVX2, those this CPU has;
+ *     section 3 checks them too).
  */
 #include "lsh/lsh_core.h"
 #include "core_test_support.h"
@@ -689,6 +700,36 @@ static float bound_eps0 = 1.9f;
 static float *bound_lower = NULL;
 
 /*
+ * B_q of the queries of estimate_all (lsh_query_set_estimator); where it
+ * leaves each point's quantization bound, the most the estimate may differ
+ * from the unquantized formula (NULL: nowhere); and how often the portable
+ * kernel was compared with the SIMD one (0: this CPU has none).
+ */
+static int32_t est_query_bits = LSH_QUERY_BITS;
+static double *quant_bound = NULL;
+static int64_t kernel_compared = 0;
+
+/*
+ * The quantization's bound (lsh_core.h), independently: each (R q')_j is
+ * rounded to a grid of step (max_j - min_j) / (2^B_q - 1), so it moves by
+ * at most half a step, and the sum over the set bits, doubled, by at most
+ * pc steps; times the key's factor.
+ */
+static double
+quantization_bound(const double *rq, int bits, int32_t query_bits, int metric, float scale, int pc)
+{
+	double		lo = rq[0],
+				hi = rq[0];
+
+	for (int j = 1; j < bits; j++)
+	{
+		lo = rq[j] < lo ? rq[j] : lo;
+		hi = rq[j] > hi ? rq[j] : hi;
+	}
+	return (metric == LSH_METRIC_IP ? 1 : 2) * fabs(scale) * pc * (hi - lo) / ((1 << query_bits) - 1);
+}
+
+/*
  * Estimates every stored point for query q (buckets visited in probe order),
  * est[point]; checks each estimate against the header's formula evaluated in
  * double from the entry's floats and sketch, and lsh_query_estimate_bounds'
@@ -703,18 +744,34 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 				bits = m->bits,
 				nb = m->n_buckets;
 	LshQuery   *query = query_begin(m, q);
+	LshQuery   *portable = query_begin(m, q);	/* the same query on the portable kernel */
+	LshQuery   *avx2 = query_begin(m, q);	/* and on the AVX2 kernel, where the best is another */
 	double	   *qd = malloc(sizeof(double) * dim),
 			   *rq = malloc(sizeof(double) * bits);
 	float	   *out = malloc(sizeof(float) * (s->n + 1));
 	float	   *out_b = malloc(sizeof(float) * (s->n + 1));
 	float	   *lower = malloc(sizeof(float) * (s->n + 1));
+	float	   *out_p = malloc(sizeof(float) * (s->n + 1));
+	float	   *lower_p = malloc(sizeof(float) * (s->n + 1));
 	int32_t    *order = malloc(sizeof(int32_t) * nb);
+	int			simd,
+				best;
 	double		worst = 0,
 				qn;
 	int			has_dir;
 
-	if (!query)
+	if (!query || !portable || !avx2)
 		return INFINITY;
+	best = lsh_query_set_estimator(query, est_query_bits, 0);
+	simd = best != LSH_ESTIMATOR_PORTABLE;
+	CHECK(best != 0, "lsh_query_set_estimator(%d, best) refused", est_query_bits);
+	if (best == LSH_ESTIMATOR_AVX2 || lsh_query_set_estimator(avx2, est_query_bits, LSH_ESTIMATOR_AVX2) == 0)
+	{
+		lsh_query_end(avx2);
+		avx2 = NULL;
+	}
+	CHECK(lsh_query_set_estimator(portable, est_query_bits, LSH_ESTIMATOR_PORTABLE) == LSH_ESTIMATOR_PORTABLE,
+		  "lsh_query_set_estimator(%d, portable) refused", est_query_bits);
 	has_dir = prep_d(m->metric, q, dim, qd);
 	if (!has_dir)
 		memset(qd, 0, sizeof(double) * dim);
@@ -746,6 +803,23 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 		CHECK(lower[cnt] == -12345.0f, "lsh_query_estimate_bounds wrote past count");
 		CHECK(memcmp(out, out_b, sizeof(float) * cnt) == 0,
 			  "lsh_query_estimate_bounds' estimates differ from lsh_query_estimate's");
+		if (simd)
+		{
+			/* the SIMD kernel counts the same bits as the portable one: the same floats */
+			lsh_query_estimate_bounds(portable, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
+									  s->esize, s->foff, s->coff, bound_eps0, out_p, lower_p);
+			CHECK(memcmp(out, out_p, sizeof(float) * cnt) == 0 && memcmp(lower, lower_p, sizeof(float) * cnt) == 0,
+				  "the SIMD kernel %d and the portable one differ (bits %d, B_q %d)", best, bits, est_query_bits);
+			kernel_compared += cnt;
+		}
+		if (avx2)
+		{
+			lsh_query_estimate_bounds(avx2, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
+									  s->esize, s->foff, s->coff, bound_eps0, out_p, lower_p);
+			CHECK(memcmp(out, out_p, sizeof(float) * cnt) == 0 && memcmp(lower, lower_p, sizeof(float) * cnt) == 0,
+				  "the AVX2 kernel and kernel %d differ (bits %d, B_q %d)", best, bits, est_query_bits);
+			kernel_compared += cnt;
+		}
 		if (m->metric == LSH_METRIC_IP)
 			base = -dot_fd(c, qd, dim);
 		else
@@ -771,14 +845,20 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 			double		dot = 0,
 						dot_abs = qn * bits,	/* each (R q')_j is a float sum: |error| <~ dim 2^-24 |q'| */
 						want,
-						tol;
+						tol,
+						quant;
+			int			pc = 0;
 
 			memcpy(f, e + s->foff, sizeof f);
 			for (int j = 0; j < bits; j++)
 			{
 				dot += ((code[j >> 3] >> (j & 7)) & 1) ? rq[j] : -rq[j];
 				dot_abs += fabs(rq[j]);
+				pc += (code[j >> 3] >> (j & 7)) & 1;
 			}
+			quant = quantization_bound(rq, bits, est_query_bits, m->metric, f[1], pc);
+			if (quant_bound)
+				quant_bound[s->point[s->bstart[b] + i]] = quant;
 			if (m->metric == LSH_METRIC_IP)
 			{
 				want = base - f[1] * dot;
@@ -796,16 +876,23 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 				double		e2 = ru2 * (sketch > 0 ? sketch : 0) / (bits > 1 ? bits - 1 : 1)
 					+ 2.0 * (1.0 - (double) bits / dim) / bits * u2 * f[0];
 				double		err = bound_eps0 * (m->metric == LSH_METRIC_IP ? 1 : 2) * sqrt(e2);
-				double		want_lower = out[i] - err;
+				/*
+				 * the bound of the unquantized estimate, less (at most) the
+				 * quantization's error: never above the former (the
+				 * quantization's term is proven), at most twice the latter
+				 * below it (the estimate moved, and the bound widened)
+				 */
+				double		want_lower = want - err,
+							slack = tol + 1e-4 * err + 1e-30;
 
 				if (isinf(out[i]) && out[i] > 0)
 					CHECK(lower[i] == out[i], "lower bound %g of an estimate %g", lower[i], out[i]);
-				else if (isnan(want_lower))
-					CHECK(lower[i] == -INFINITY, "lower bound %g, want -inf", lower[i]);
+				else if (isnan(out[i] - err) || isinf(want))
+					CHECK(lower[i] == -INFINITY || isinf(want), "lower bound %g, want -inf", lower[i]);
 				else
-					CHECK(fabs(lower[i] - want_lower) <= tol + 1e-4 * err + 1e-30,
-						  "%s lower bound %.9g, formula %.9g (estimate %.9g, error %.9g)",
-						  metric_names[m->metric], lower[i], want_lower, out[i], err);
+					CHECK(lower[i] <= want_lower + slack && lower[i] >= want_lower - 2 * quant - slack,
+						  "%s lower bound %.9g, unquantized %.9g, quantization's bound %.3g (estimate %.9g, "
+						  "error %.9g)", metric_names[m->metric], lower[i], want_lower, quant, out[i], err);
 				if (bound_lower)
 					bound_lower[s->point[s->bstart[b] + i]] = lower[i];
 			}
@@ -816,18 +903,23 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 				CHECK(want == out[i], "estimate %g, want %g", out[i], want);
 				continue;
 			}
-			CHECK(fabs(out[i] - want) <= tol, "%s estimate %.9g, formula %.9g (bucket %d)",
-				  metric_names[m->metric], out[i], want, b);
-			if (fabs(out[i] - want) / tol > worst)
-				worst = fabs(out[i] - want) / tol;
+			CHECK(fabs(out[i] - want) <= tol + quant, "%s estimate %.9g, formula %.9g, quantization's bound %.3g "
+				  "(bucket %d, B_q %d)", metric_names[m->metric], out[i], want, quant, b, est_query_bits);
+			if (fabs(out[i] - want) / (tol + quant) > worst)
+				worst = fabs(out[i] - want) / (tol + quant);
 		}
 	}
 	lsh_query_end(query);
+	lsh_query_end(portable);
+	if (avx2)
+		lsh_query_end(avx2);
 	free(qd);
 	free(rq);
 	free(out);
 	free(out_b);
 	free(lower);
+	free(out_p);
+	free(lower_p);
 	free(order);
 	return worst;
 }
@@ -1001,11 +1093,18 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 			int64_t		i = (int64_t) (next_u64() % n);
 			double		r2;
 
+			double		e;
+
+			quant_bound = malloc(sizeof(double) * n);
 			estimate_all(&md, &s, x + (size_t) i * dim, est);
 			prep_d(metric, x + (size_t) i * dim, dim, xd);
 			r2 = dist2_fd(md.cent + (size_t) s.bucket[i] * dim, xd, dim);
-			if (fabs(est[i]) / (r2 + 1e-30) > self_err)
-				self_err = fabs(est[i]) / (r2 + 1e-30);
+			/* beyond the quantization's bound */
+			e = (fabs(est[i]) - quant_bound[i]) / (r2 + 1e-30);
+			if (e > self_err)
+				self_err = e;
+			free(quant_bound);
+			quant_bound = NULL;
 		}
 
 	slope = sxy / sxx;
@@ -1888,6 +1987,92 @@ test_nan(void)
 	free(est);
 }
 
+/* ---- 8. the quantized estimator on adversarial data ------------------------- */
+
+static void
+test_quantized(void)
+{
+	/* sketches of 48..580 bits: tails of 4 bytes, of less than a 64-byte block, two blocks; bits = dim and < dim */
+	static const int shapes[][2] = {{48, 48}, {96, 96}, {100, 100}, {160, 100}, {64, 48}, {300, 96},
+	{512, 512}, {600, 580}};
+	static const double scales[] = {1, 1e-15, 1e15};
+	static const int32_t qbits[] = {LSH_QUERY_BITS, 4, 1};
+	clock_t		c0 = clock();
+	int64_t		calls = 0;
+	double		worst = 0;
+	int			n = 150;
+
+	kernel_compared = 0;
+	for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+	{
+		int			dim = shapes[sh][0],
+					bits = shapes[sh][1];
+		float	   *centres = make_centres(dim),
+				   *x = malloc(sizeof(float) * (size_t) n * dim),
+				   *q = malloc(sizeof(float) * dim),
+				   *est = malloc(sizeof(float) * n);
+
+		/* the scales on the smaller shapes (time) */
+		for (size_t sc = 0; sc < (dim < 512 ? sizeof scales / sizeof scales[0] : 1); sc++)
+		{
+			make_data(sc == 0 ? KIND_CNN : KIND_MIX, x, n, dim, centres);
+			for (int i = 0; i < n * dim; i++)
+				x[i] = (float) (x[i] * scales[sc]);
+			/* duplicates: a third of the rows are row 1 */
+			for (int i = 2; i < n; i += 3)
+				memcpy(x + (size_t) i * dim, x + dim, sizeof(float) * dim);
+			for (int metric = LSH_METRIC_L2; metric <= LSH_METRIC_IP; metric++)
+			{
+				Model		md;
+				Store		s;
+				HashStats	hs = {0};
+
+				if (model_train(&md, x, n, dim, bits, 6, metric, 4, 3) < 1)
+					continue;
+				store_build(&s, &md, x, n, (int) (sh % 2), &hs);
+				for (size_t b = 0; b < sizeof qbits / sizeof qbits[0]; b++)
+					for (int qi = 0; qi < 4; qi++)
+					{
+						double		w;
+
+						/* a fresh query, zero, a stored point, one of the duplicates */
+						if (qi == 0)
+						{
+							make_data(KIND_MIX, q, 1, dim, centres);
+							for (int d = 0; d < dim; d++)
+								q[d] = (float) (q[d] * scales[sc]);
+						}
+						else if (qi == 1)
+							memset(q, 0, sizeof(float) * dim);
+						else
+							memcpy(q, x + (size_t) (qi == 2 ? 7 : 5) * dim, sizeof(float) * dim);
+						est_query_bits = qbits[b];
+						w = estimate_all(&md, &s, q, est);
+						est_query_bits = LSH_QUERY_BITS;
+						CHECK(w <= 1, "dim %d bits %d scale %g %s B_q %d query %d: estimate beyond the "
+							  "quantization's bound (%.2f)", dim, bits, scales[sc], metric_names[metric],
+							  qbits[b], qi, w);
+						if (w > worst)
+							worst = w;
+						calls++;
+					}
+				store_free(&s);
+				model_free(&md);
+			}
+		}
+		free(centres);
+		free(x);
+		free(q);
+		free(est);
+	}
+	printf("quantized: %ld queries (bits 48..580, bits = dim and < dim, B_q %d/4/1, scales 1/1e-15/1e15 "
+		   "(below 512 bits), "
+		   "duplicates, zero and stored queries, 3 metrics): worst |estimate - formula| %.2f of tolerance + "
+		   "bound; SIMD kernels = portable for %ld estimates%s, %.2f s\n", (long) calls, LSH_QUERY_BITS, worst,
+		   (long) kernel_compared, kernel_compared ? "" : " (this CPU has no SIMD kernel)",
+		   (double) (clock() - c0) / CLOCKS_PER_SEC);
+}
+
 /* ---- 5. small cases ----------------------------------------------------------- */
 
 static void
@@ -2318,6 +2503,7 @@ main(int argc, char **argv)
 	}
 	test_probe();
 	test_nan();
+	test_quantized();
 	test_small();
 	test_faults();
 
