@@ -810,41 +810,20 @@ CountKernel
 count_kernel(const QueryPlanes &qp, int32_t bits)
 {
 #ifdef LSH_HAVE_AVX512
-    if (qp.kernel == LSH_ESTIMATOR_AVX512 && lsh_code_bytes(bits) <= 32) {
-        switch (qp.qbits) {
-        case 1: return count_avx512_256<1>;
-        case 2: return count_avx512_256<2>;
-        case 3: return count_avx512_256<3>;
-        case 4: return count_avx512_256<4>;
-        case 5: return count_avx512_256<5>;
-        case 6: return count_avx512_256<6>;
-        case 7: return count_avx512_256<7>;
-        case 8: return count_avx512_256<8>;
-        }
-    }
-    if (qp.kernel == LSH_ESTIMATOR_AVX512) {
-        switch (qp.qbits) {
-        case 1: return count_avx512<1>;
-        case 2: return count_avx512<2>;
-        case 3: return count_avx512<3>;
-        case 4: return count_avx512<4>;
-        case 5: return count_avx512<5>;
-        case 6: return count_avx512<6>;
-        case 7: return count_avx512<7>;
-        case 8: return count_avx512<8>;
-        }
-    }
-    if (qp.kernel == LSH_ESTIMATOR_AVX2) {
-        switch (qp.qbits) {
-        case 1: return count_avx2<1>;
-        case 2: return count_avx2<2>;
-        case 3: return count_avx2<3>;
-        case 4: return count_avx2<4>;
-        case 5: return count_avx2<5>;
-        case 6: return count_avx2<6>;
-        case 7: return count_avx2<7>;
-        case 8: return count_avx2<8>;
-        }
+    // one instance per B_q (1..LSH_QUERY_BITS_MAX), indexed by B_q - 1
+    static const CountKernel avx512_256[] = {count_avx512_256<1>, count_avx512_256<2>, count_avx512_256<3>,
+                                             count_avx512_256<4>, count_avx512_256<5>, count_avx512_256<6>,
+                                             count_avx512_256<7>, count_avx512_256<8>};
+    static const CountKernel avx512[] = {count_avx512<1>, count_avx512<2>, count_avx512<3>, count_avx512<4>,
+                                         count_avx512<5>, count_avx512<6>, count_avx512<7>, count_avx512<8>};
+    static const CountKernel avx2[] = {count_avx2<1>, count_avx2<2>, count_avx2<3>, count_avx2<4>,
+                                       count_avx2<5>, count_avx2<6>, count_avx2<7>, count_avx2<8>};
+    static_assert(sizeof(avx2) / sizeof(avx2[0]) == LSH_QUERY_BITS_MAX, "a kernel for every B_q");
+    if (qp.qbits >= 1 && qp.qbits <= LSH_QUERY_BITS_MAX) {
+        if (qp.kernel == LSH_ESTIMATOR_AVX512)
+            return lsh_code_bytes(bits) <= 32 ? avx512_256[qp.qbits - 1] : avx512[qp.qbits - 1];
+        if (qp.kernel == LSH_ESTIMATOR_AVX2)
+            return avx2[qp.qbits - 1];
     }
 #endif
     return count_portable;

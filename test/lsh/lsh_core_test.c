@@ -803,21 +803,18 @@ estimate_all(const Model *md, const Store *s, const float *q, float *est)
 		CHECK(lower[cnt] == -12345.0f, "lsh_query_estimate_bounds wrote past count");
 		CHECK(memcmp(out, out_b, sizeof(float) * cnt) == 0,
 			  "lsh_query_estimate_bounds' estimates differ from lsh_query_estimate's");
-		if (simd)
+		/* every other kernel counts the same bits as the best one: the same floats */
+		for (int other = 0; other < 2; other++)
 		{
-			/* the SIMD kernel counts the same bits as the portable one: the same floats */
-			lsh_query_estimate_bounds(portable, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
+			LshQuery   *o = other == 0 ? (simd ? portable : NULL) : avx2;
+
+			if (o == NULL)
+				continue;
+			lsh_query_estimate_bounds(o, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
 									  s->esize, s->foff, s->coff, bound_eps0, out_p, lower_p);
 			CHECK(memcmp(out, out_p, sizeof(float) * cnt) == 0 && memcmp(lower, lower_p, sizeof(float) * cnt) == 0,
-				  "the SIMD kernel %d and the portable one differ (bits %d, B_q %d)", best, bits, est_query_bits);
-			kernel_compared += cnt;
-		}
-		if (avx2)
-		{
-			lsh_query_estimate_bounds(avx2, b, s->entries + (size_t) s->bstart[b] * s->esize, (int32_t) cnt,
-									  s->esize, s->foff, s->coff, bound_eps0, out_p, lower_p);
-			CHECK(memcmp(out, out_p, sizeof(float) * cnt) == 0 && memcmp(lower, lower_p, sizeof(float) * cnt) == 0,
-				  "the AVX2 kernel and kernel %d differ (bits %d, B_q %d)", best, bits, est_query_bits);
+				  "the %s kernel and kernel %d differ (bits %d, B_q %d)", other == 0 ? "portable" : "AVX2", best,
+				  bits, est_query_bits);
 			kernel_compared += cnt;
 		}
 		if (m->metric == LSH_METRIC_IP)
