@@ -149,6 +149,16 @@ struct QueryPlanes {
     double err_pos2 = 0;               // 2 sum_j max(e_j, 0)
 };
 
+// The sketch error's scale for the entries of bucket b: per entry, the
+// error bound is eps0 * sqrt(ru2_b * max(0, bits scale^2 - (dim / bits)
+// norm2) / (bits - 1) + proj_b * norm2) (lsh_core.h).
+struct BoundTerms {
+    double ru2;    // |R u|^2 / (bits - 1), u = q' - c_b (IP: q')
+    double proj;   // the projection's share (bits < dim): 2 (1 - bits/dim) / bits |u|^2
+    double bits;
+    double dim_over_bits;
+};
+
 struct LshQuery {
     const LshModel *model;
     std::vector<float> q;          // q'
@@ -158,6 +168,10 @@ struct LshQuery {
     bool planes_ready = false;
     double qy_sum = 0;             // sum_j (R q')_j
     bool null_dir = false;         // a zero query under cosine: no direction
+    // the bound's terms of the last bucket estimated: a bucket spans pages,
+    // each estimated by its own call
+    int32_t bound_bucket = -1;
+    BoundTerms bound = {};
 };
 
 namespace {
@@ -842,16 +856,6 @@ best_kernel()
     return LSH_ESTIMATOR_PORTABLE;
 }
 
-// The sketch error's scale for the entries of bucket b: per entry, the
-// error bound is eps0 * sqrt(ru2_b * max(0, bits scale^2 - (dim / bits)
-// norm2) / (bits - 1) + proj_b * norm2) (lsh_core.h).
-struct BoundTerms {
-    double ru2;    // |R u|^2 / (bits - 1), u = q' - c_b (IP: q')
-    double proj;   // the projection's share (bits < dim): 2 (1 - bits/dim) / bits |u|^2
-    double bits;
-    double dim_over_bits;
-};
-
 BoundTerms
 bound_terms(LshQuery *query, int32_t bucket)
 {
@@ -897,8 +901,13 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
     // L2 and cosine estimate |q' - x'|^2 = ... - 2 <u, r>: twice <u, r>'s error
     double key_per_dot = ip ? 1.0 : 2.0;
     float err_scale = eps0 * (float) key_per_dot;
-    if (lower)
-        bt = bound_terms(query, bucket);
+    if (lower) {
+        if (query->bound_bucket != bucket) {
+            query->bound = bound_terms(query, bucket);
+            query->bound_bucket = bucket;
+        }
+        bt = query->bound;
+    }
     double base = query->bucket_keys[bucket];   // |q'-c_b|^2, or -<q', c_b>
     uint64_t counts[ESTIMATE_BLOCK];
     // dot = 2 (the sum over the set bits of (R q')_j, quantized) - sum_j (R q')_j
