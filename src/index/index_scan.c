@@ -298,3 +298,87 @@ imgs_heap_sort(ImgsCandidateHeap *heap)
 		sift_down(heap->items, end, 0);
 	}
 }
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const ImgsCandidate *x = (const ImgsCandidate *) a;
+	const ImgsCandidate *y = (const ImgsCandidate *) b;
+
+	if (candidate_less(x, y))
+		return -1;
+	return candidate_less(y, x) ? 1 : 0;
+}
+
+void
+imgs_sort_candidates(ImgsCandidate *items, int64 n)
+{
+	qsort(items, n, sizeof(ImgsCandidate), candidate_cmp);
+}
+
+static inline void
+swap_candidates(ImgsCandidate *a, ImgsCandidate *b)
+{
+	ImgsCandidate t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+void
+imgs_select_least(ImgsCandidate *items, int64 n, int64 k)
+{
+	int64		lo = 0;
+	int64		hi = n - 1;		/* the k-th least lies in items[lo..hi] */
+	int			bad = 0;
+
+	Assert(k > 0 && k <= n);
+	while (hi > lo)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+		int64		i,
+					j;
+		ImgsCandidate pivot;
+
+		/* partitions that keep failing to halve the range: sort it instead */
+		if (bad > 8)
+		{
+			imgs_sort_candidates(items + lo, hi - lo + 1);
+			return;
+		}
+		/* median of three, left in items[lo] */
+		if (candidate_less(&items[mid], &items[lo]))
+			swap_candidates(&items[mid], &items[lo]);
+		if (candidate_less(&items[hi], &items[lo]))
+			swap_candidates(&items[hi], &items[lo]);
+		if (candidate_less(&items[hi], &items[mid]))
+			swap_candidates(&items[hi], &items[mid]);
+		swap_candidates(&items[lo], &items[mid]);
+		pivot = items[lo];
+		/* Hoare's partition: items[lo..j] <= pivot <= items[j+1..hi] */
+		i = lo;
+		j = hi + 1;
+		for (;;)
+		{
+			do
+				i++;
+			while (i <= hi && candidate_less(&items[i], &pivot));
+			do
+				j--;
+			while (candidate_less(&pivot, &items[j]));
+			if (i >= j)
+				break;
+			swap_candidates(&items[i], &items[j]);
+		}
+		swap_candidates(&items[lo], &items[j]);
+		/* the pivot is at j, in its sorted place */
+		if ((j - lo) * 4 > (hi - lo + 1) * 3 || (hi - j) * 4 > (hi - lo + 1) * 3)
+			bad++;
+		if (j == k - 1)
+			return;
+		if (j < k - 1)
+			lo = j + 1;
+		else
+			hi = j - 1;
+	}
+}

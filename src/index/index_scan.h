@@ -225,6 +225,17 @@ extern void imgs_heap_free(ImgsCandidateHeap *heap);
 extern void imgs_heap_push(ImgsCandidateHeap *heap, double key, uint32 slot, ItemPointer tid);
 extern void imgs_heap_sort(ImgsCandidateHeap *heap);
 
+/*
+ * Rearranges items[0..n) so that items[0..k) are its k least by (key, slot),
+ * items[k - 1] the greatest of them (0 < k <= n); the order within either
+ * side is unspecified. O(n) on average (a quickselect that sorts a range
+ * whose partitions go badly).
+ */
+extern void imgs_select_least(ImgsCandidate *items, int64 n, int64 k);
+
+/* Sorts items[0..n) ascending by (key, slot). */
+extern void imgs_sort_candidates(ImgsCandidate *items, int64 n);
+
 /* Keeps the candidate if it is among the best `capacity`; the common rejection inline. */
 static inline void
 imgs_heap_offer(ImgsCandidateHeap *heap, double key, uint32 slot, ItemPointer tid)

@@ -114,12 +114,23 @@ Buffer
 imgs_list_read_page(Relation index, BlockNumber blkno, uint16 kind, uint32 list,
 					Size entry_size, uint32 pages, int mode, BufferAccessStrategy strategy)
 {
-	Buffer		buf;
+	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+
+	imgs_list_lock_page(index, buf, blkno, kind, list, entry_size, pages, mode);
+	return buf;
+}
+
+void
+imgs_list_lock_page(Relation index, Buffer buf, BlockNumber blkno, uint16 kind, uint32 list,
+					Size entry_size, uint32 pages, int mode)
+{
 	const ImgsListPageHeader *ph;
 
 	if (pages > 1000 && pages > RelationGetNumberOfBlocks(index))
+	{
+		ReleaseBuffer(buf);
 		imgs_index_corrupted(index, "has a chain of list %u longer than the index", list);
-	buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+	}
 	LockBuffer(buf, mode);
 	imgs_page_check(index, BufferGetPage(buf), blkno, kind);
 	ph = ImgsListPageHeaderOf(BufferGetPage(buf));
@@ -128,7 +139,6 @@ imgs_list_read_page(Relation index, BlockNumber blkno, uint16 kind, uint32 list,
 		UnlockReleaseBuffer(buf);
 		imgs_index_corrupted(index, "has a malformed page %u in the chain of list %u", blkno, list);
 	}
-	return buf;
 }
 
 static int

@@ -100,6 +100,14 @@ extern Buffer imgs_list_read_page(Relation index, BlockNumber blkno, uint16 kind
 								  BufferAccessStrategy strategy);
 
 /*
+ * imgs_list_read_page for a page already pinned (buf, which it keeps
+ * pinned): a reader that pins the next page of a chain before it reads the
+ * current one, so that the next one's memory can be on its way.
+ */
+extern void imgs_list_lock_page(Relation index, Buffer buf, BlockNumber blkno, uint16 kind,
+								uint32 list, Size entry_size, uint32 pages, int mode);
+
+/*
  * Vacuum's forget callback body: marks dead every entry of lists
  * 0..nlists-1 (newest blocks in last[]) that names one of the n slots
  * (ascending), one Generic WAL record per page that held one.

@@ -48,6 +48,16 @@
 #define LSH_ROUND_SHARE		4
 #define LSH_ROUND_MIN_ROWS	16
 
+/*
+ * A bounded round (lsh.error_bound > 0) probes lsh.probes buckets, then
+ * goes on, up to LSH_PROBE_GROWTH times as many, until LSH_PROBE_PATIENCE
+ * buckets in a row held no entry whose lower bound is below the
+ * LSH_PROBE_WATCH_ROWS-th least estimate so far (lsh_scan.c "Probing").
+ */
+#define LSH_PROBE_GROWTH		8
+#define LSH_PROBE_PATIENCE		4
+#define LSH_PROBE_WATCH_ROWS	30
+
 extern const ImgsIndexAm lsh_am;
 
 /* Page kinds of lsh's own */
@@ -62,8 +72,8 @@ extern const ImgsIndexAm lsh_am;
 #define LSH_AUTO_MIN_BITS		64		/* the fewest, however few the rows */
 #define LSH_DEFAULT_BUCKETS		0		/* 0: sqrt(rows) at build */
 /* GUC defaults */
-#define LSH_DEFAULT_PROBES		64
-#define LSH_DEFAULT_CANDIDATES	1500
+#define LSH_DEFAULT_PROBES		32
+#define LSH_DEFAULT_CANDIDATES	6000
 /* eps0 of the sketch's error bound (lsh_core.h); 0: re-rank the best
  * lsh.candidates estimates, as before 0.3's error bound (lsh_scan.c) */
 #define LSH_DEFAULT_ERROR_BOUND	2.5
