@@ -60,9 +60,9 @@
  * the neighbours crowd into the nearest buckets (a steep spectrum) the
  * round stops at lsh.probes and a few more; where they spread over many
  * (flatter spectra, queries far from every cluster) it probes on. At 1M
- * rows that took recall@30 at the defaults from 0.93 and 0.85 to above 0.95
- * on the CNN-like and hard sets while the demo-like set got faster
- * (docs/methods.md "lsh"). The fixed count (lsh.error_bound = 0) has no
+ * rows that took recall@30 at the defaults from 0.93 and 0.85 to 0.995 and
+ * 0.971 on the CNN-like and hard sets; the demo-like set kept 0.999 and
+ * probes about 41 buckets instead of 64 (docs/methods.md "lsh"). The fixed count (lsh.error_bound = 0) has no
  * bounds to watch and probes lsh.probes buckets exactly.
  *
  * Without a hash (built on no rows), or for a NULL query (every distance
@@ -209,7 +209,8 @@ lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int no
  * holds twice the limit it keeps the limit least (imgs_select_least) and
  * the cut falls. An entry costs O(1) on average where a max-heap of the
  * limit cost a sift of log2(limit) levels through an array out of cache:
- * at 1M rows a 6000-entry heap took 2.9 ms of a 5.4 ms search.
+ * at 1M rows 6000 candidates instead of 1500 added 2.9 ms to a 5.4 ms
+ * search with a heap, 0.1 ms with this.
  */
 typedef struct Candidates
 {
