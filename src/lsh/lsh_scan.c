@@ -308,13 +308,6 @@ prefetch_page(Page page)
 }
 
 /*
- * Estimates every entry of the buckets order[0..probes) (the least over the
- * query points) and offers the live ones, ranked by estimate or (bounded)
- * by lower bound. While it reads a page it has the next one pinned and on
- * its way from memory (the next of the chain, or the next bucket's first):
- * at 1M rows a page's first touch, not the estimator, was most of a probe.
- */
-/*
  * What a bounded round watches while it probes (see "Probing" above): the
  * LSH_PROBE_WATCH_ROWS least estimates so far (a max-heap, as keys) and the
  * buckets in a row that held no entry whose bound is below the greatest.
@@ -362,6 +355,15 @@ watch_entry(ProbeWatch *w, double lower, double estimate)
 	return may;
 }
 
+/*
+ * Estimates every entry of the buckets order[0..probes), and bounded, of
+ * order[probes..most) while they may hold the nearest ("Probing"; the least
+ * over the query points), and offers the live ones, ranked by estimate or
+ * (bounded) by lower bound; returns the buckets probed. While it reads a
+ * page it has the next one pinned and on its way from memory (the next of
+ * the chain, or the next bucket's first): at 1M rows a page's first touch,
+ * not the estimator, was most of a probe.
+ */
 static int32
 scan_buckets(LshScanOpaque so, Relation index, const int32 *order, int32 probes, int32 most,
 			 Candidates *c, bool bounded, float *est, float *est_more, float *lower, float *lower_more)
@@ -422,10 +424,10 @@ scan_buckets(LshScanOpaque so, Relation index, const int32 *order, int32 probes,
 										  k == 0 ? est : est_more, k == 0 ? lower : lower_more);
 				for (uint32 i = 0; k > 0 && i < ph->count; i++)
 				{
+					/* the estimates too when bounded: probing watches them */
+					est[i] = fminf(est[i], est_more[i]);
 					if (bounded)
 						lower[i] = fminf(lower[i], lower_more[i]);
-					else
-						est[i] = fminf(est[i], est_more[i]);
 				}
 			}
 			for (uint32 i = 0; i < ph->count; i++)
