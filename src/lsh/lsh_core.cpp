@@ -135,8 +135,15 @@ constexpr int PC_SHIFT = 21;
 static_assert(LSH_MAX_BITS * ((1 << LSH_QUERY_BITS_MAX) - 1) < (1 << PC_SHIFT), "S overflows into pc");
 static_assert(8 * (1 << PC_SHIFT) + ((1 << LSH_QUERY_BITS_MAX) - 1) * 8 <= 0xFFFFFFFFu, "a table entry overflows");
 
+struct QueryPlanes;
+
+// Counts the bits of n sketches (see "Counting bits" below).
+using CountKernel = void (*)(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n,
+                             size_t entry_size, uint64_t *out);
+
 // The quantized query (lsh_core.h "The estimator"), built on the first estimate.
 struct QueryPlanes {
+    CountKernel count = nullptr;       // the kernel's instance for qbits and the sketch's size
     int32_t qbits = LSH_QUERY_BITS;    // B_q: bits of each quantized coordinate
     int32_t kernel = 0;                // LSH_ESTIMATOR_*: the kernel that counts the bits
     int32_t plane_bytes = 0;           // bytes of one plane: the sketch's, padded to 64
@@ -177,6 +184,7 @@ struct LshQuery {
 namespace {
 
 int32_t best_kernel();
+CountKernel count_kernel(const QueryPlanes &qp, int32_t bits);
 
 // k-means on m prepared vectors xs (the assignment steps on `threads`
 // threads); writes the centroids, returns their number.
@@ -544,6 +552,7 @@ prepare_planes(LshQuery *query)
     int32_t bits = model->bits, nbytes = lsh_code_bytes(bits);
     QueryPlanes &qp = query->qp;
     const float *qy = query->rq.data();
+    qp.count = count_kernel(qp, bits);
     // the kernels read whole 64-byte blocks of a plane, zero past the sketch
     qp.plane_bytes = (nbytes + 63) / 64 * 64;
     qp.planes.assign((size_t) (1 + qp.qbits) * qp.plane_bytes, 0);
@@ -600,9 +609,6 @@ prepare_planes(LshQuery *query)
 // ---- Counting bits: out[i] = (pc << 32) + S for the sketch of entry i, at
 // codes + i * entry_size: pc = popcount(code AND valid), S = sum_p 2^p
 // popcount(code AND plane_p) = the sum of u_j over the set bits (lsh_core.h).
-
-using CountKernel = void (*)(const QueryPlanes &qp, int32_t nbytes, const char *codes, int32_t n,
-                             size_t entry_size, uint64_t *out);
 
 // pc and S from a table per byte: integer adds (no float add's latency to
 // hide), in four chains for the loads
@@ -896,7 +902,6 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
 
     prepare_planes(query);
     const QueryPlanes &qp = query->qp;
-    CountKernel count_bits = count_kernel(qp, model->bits);
     BoundTerms bt = {};
     // L2 and cosine estimate |q' - x'|^2 = ... - 2 <u, r>: twice <u, r>'s error
     double key_per_dot = ip ? 1.0 : 2.0;
@@ -915,7 +920,7 @@ estimate_entries(LshQuery *query, int32_t bucket, const char *entries, int32_t c
     for (int32_t start = 0; start < count; start += ESTIMATE_BLOCK) {
         int32_t n = std::min(ESTIMATE_BLOCK, count - start);
         const char *block = entries + (size_t) start * entry_size;
-        count_bits(qp, nbytes, block + code_offset, n, entry_size, counts);
+        qp.count(qp, nbytes, block + code_offset, n, entry_size, counts);
         for (int32_t i = 0; i < n; i++) {
             float f[3];   // norm2, scale, cdot
             std::memcpy(f, block + (size_t) i * entry_size + floats_offset, sizeof(f));

@@ -433,6 +433,7 @@ scan_buckets(LshScanOpaque so, Relation index, const int32 *order, int32 probes,
 			for (uint32 i = 0; i < ph->count; i++)
 			{
 				uint32		slot = imgs_list_entry_slot(imgs_list_entry(page, entry_size, i));
+				double		bound;
 
 				if (slot == IMGS_NO_SLOT)
 					continue;
@@ -441,10 +442,9 @@ scan_buckets(LshScanOpaque so, Relation index, const int32 *order, int32 probes,
 					offer(c, est[i], slot);
 					continue;
 				}
-				offer(c, bound_as_key(&so->ss.query, lower[i]), slot);
-				if (most > probes &&
-					watch_entry(&watch, bound_as_key(&so->ss.query, lower[i]),
-								bound_as_key(&so->ss.query, est[i])))
+				bound = bound_as_key(&so->ss.query, lower[i]);
+				offer(c, bound, slot);
+				if (most > probes && watch_entry(&watch, bound, bound_as_key(&so->ss.query, est[i])))
 					may_hold_nearest = true;
 			}
 			so->stats.entries += ph->count;
