@@ -1,42 +1,34 @@
 /*
  * faissflat_build.c — ambuild, ambuildempty and the metapage.
  *
- * The build appends every non-NULL vector of the table to a fresh vector
- * store without WAL, then logs all pages once (log_newpage_range).
+ * The build loads every non-NULL vector of the table into a fresh vector
+ * store without WAL (index/build_load.h), keeping a seeded sample; for the
+ * L2 and cosine metrics it learns the PCA (kdtree_core.h) and the ranges
+ * (faissflat_core.h) on the sample, codes every stored vector and writes the
+ * PCA, cell and code pages (faissflat.h); then logs all pages once
+ * (log_newpage_range).
  */
 #include "postgres.h"
 
 #include "access/tableam.h"
-#include "access/xloginsert.h"
 #include "commands/progress.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/memutils.h"
 
 #include "faissflat/faissflat.h"
+#include "faissflat/faissflat_core.h"
+#include "index/build_load.h"
 #include "index/index_am.h"
 #include "type/imgfeat.h"
 
-typedef struct FaissflatBuildState
-{
-	ImgsIndexMeta meta;
-	ImgsStoreBuilder store;
-	double		index_tuples;
-	MemoryContext tmp_ctx;		/* detoasted values, reset per tuple */
-} FaissflatBuildState;
+/* The training sample: at most this many vectors, and this many bytes. */
+#define SAMPLE_MAX_VECTORS	20000
+#define SAMPLE_MAX_BYTES	((Size) 64 * 1024 * 1024)
+#define BUILD_SEED			UINT64CONST(0x666c617463000001)
 
 const ImgsIndexAm faissflat_am = {"faissflat", FAISSFLAT_MAGIC, FAISSFLAT_VERSION, faissflat_build,
 	faissflat_check};
-
-/* Writes the metapage into buf (locked), without WAL. */
-static void
-write_metapage(Buffer buf, const ImgsIndexMeta *meta)
-{
-	Page		page = BufferGetPage(buf);
-
-	imgs_page_init(page, IMGS_PAGE_META);
-	*ImgsMetaGetHeader(page) = *meta;
-	MarkBufferDirty(buf);
-}
 
 void
 faissflat_read_meta(Relation index, ImgsIndexMeta *meta)
@@ -44,71 +36,156 @@ faissflat_read_meta(Relation index, ImgsIndexMeta *meta)
 	imgs_meta_read(index, &faissflat_am, meta, NULL, 0);
 }
 
-static void
-build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
-			   bool tuple_is_alive, void *state)
+void
+faissflat_read_meta_codes(Relation index, ImgsIndexMeta *header, FaissflatMeta *meta)
 {
-	FaissflatBuildState *bs = (FaissflatBuildState *) state;
-	MemoryContext old_ctx;
-	ImgFeat    *v;
+	imgs_meta_read(index, &faissflat_am, header, meta, sizeof(FaissflatMeta));
+	if (meta->dims > KD_MAX_PCA_DIMS || meta->dims > header->store.dim ||
+		(meta->dims > 0 && (meta->pca_pages == 0 || meta->ranges_pages == 0 ||
+							meta->pca_start == InvalidBlockNumber ||
+							meta->codes_last == InvalidBlockNumber)))
+		imgs_index_corrupted(index, "has a metapage with %u coded dimensions that do not fit its pages",
+							 meta->dims);
+}
 
-	if (isnull[0])
-		return;
-	old_ctx = MemoryContextSwitchTo(bs->tmp_ctx);
-	v = DatumGetImgFeatP(values[0]);
-	imgs_store_build_add(&bs->store, tid, v->x, v->dim);
-	MemoryContextSwitchTo(old_ctx);
-	MemoryContextReset(bs->tmp_ctx);
+/* The code list's entries at build: slot i's at entries + i * entry size. */
+typedef struct CodeFill
+{
+	const char *entries;
+	Size		entry_size;
+} CodeFill;
 
-	bs->index_tuples++;
-	if ((uint64) bs->index_tuples % 1024 == 0)
-		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->index_tuples);
+static void
+fill_code_entry(uint32 i, char *entry, void *arg)
+{
+	CodeFill   *cf = (CodeFill *) arg;
+
+	memcpy(entry, cf->entries + (Size) i * cf->entry_size, cf->entry_size);
+}
+
+/* Learns the projection and the ranges, codes every stored vector, writes faissflat's pages. */
+static void
+build_codes(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta)
+{
+	int			m = Min(FAISSFLAT_CODE_DIMS, load->dim);
+	int			dim = load->dim;
+	int			metric = load->header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2;
+	Size		entry_size = faissflat_entry_size(m);
+	ImgsError	err;
+	KdPca	   *pca;
+
+	pca = kd_pca_train(load->sample, load->sample_count, dim, m, metric, BUILD_SEED, &err);
+	if (pca == NULL)
+		imgs_raise_cxx_error_in(&err, psprintf("could not learn the projection of faissflat index \"%s\"",
+											   RelationGetRelationName(index)));
+	PG_TRY();
+	{
+		float	   *sample_proj = MemoryContextAllocHuge(CurrentMemoryContext,
+														 sizeof(float) * (Size) m * Max(load->sample_count, 1));
+		float	   *resid_scratch = palloc(sizeof(float));
+		float	   *ranges = palloc(sizeof(float) * (Size) m * 2);
+		Size		pca_floats = (Size) dim + (Size) m * dim;
+		float	   *pca_data = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * pca_floats);
+		char	   *entries = MemoryContextAllocHuge(CurrentMemoryContext, entry_size * (Size) load->n);
+		float	   *y = palloc(sizeof(float) * m);
+		ImgsStoreReader reader;
+		uint32		group_slots = imgs_group_slots(&load->header.store);
+		ImgsSlotHeader *headers = palloc(sizeof(ImgsSlotHeader) * group_slots);
+		float	   *vectors = MemoryContextAllocHuge(CurrentMemoryContext,
+													 sizeof(float) * (Size) dim * group_slots);
+		uint32		ngroups;
+		CodeFill	cf;
+
+		/* the ranges, of the projected sample */
+		for (int64 j = 0; j < load->sample_count; j++)
+			if (kd_project(pca, load->sample + (Size) j * dim, sample_proj + (Size) j * m, resid_scratch) < 0)
+				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		if (ff_ranges_train(sample_proj, load->sample_count, m, ranges, &err) != 0)
+			imgs_raise_cxx_error_in(&err, psprintf("could not learn the code ranges of faissflat index \"%s\"",
+												   RelationGetRelationName(index)));
+
+		/* every stored vector's entry (slots 0..n-1 in load order) */
+		imgs_store_open(&reader, index, &faissflat_am, &load->header);
+		ngroups = imgs_store_ngroups(&load->header.store);
+		memset(entries, 0, entry_size * (Size) load->n);
+		for (uint32 g = 0; g < ngroups; g++)
+		{
+			uint32		first = g * group_slots;
+			uint32		n = Min(group_slots, (uint32) load->n - first);
+
+			imgs_store_read_vectors(&reader, g, n, headers, vectors);
+			CHECK_FOR_INTERRUPTS();
+			for (uint32 j = 0; j < n; j++)
+			{
+				FaissflatEntry *e = (FaissflatEntry *) (entries + (Size) (first + j) * entry_size);
+
+				if (kd_project(pca, vectors + (Size) j * dim, y, &e->resid) < 0)
+					ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+				e->slot = first + j;
+				e->mag = ff_magnitude(y, m, e->resid);
+				ff_encode(ranges, m, y, e->code, &e->err, &e->yh2);
+			}
+		}
+		imgs_store_close(&reader);
+
+		/* the pages */
+		meta->dims = m;
+		meta->orth_err = pca->orth_err;
+		memcpy(pca_data, pca->mean, sizeof(float) * dim);
+		memcpy(pca_data + dim, pca->rows, sizeof(float) * (Size) m * dim);
+		meta->pca_pages = imgs_pages_for(pca_floats, IMGS_FLOATS_PER_PAGE);
+		meta->pca_start = imgs_alloc_blocks(index, &load->header, meta->pca_pages);
+		imgs_build_write_floats(index, meta->pca_start, FAISSFLAT_PAGE_PCA, pca_data, pca_floats);
+		meta->ranges_pages = imgs_pages_for((Size) m * 2, IMGS_FLOATS_PER_PAGE);
+		meta->ranges_start = imgs_alloc_blocks(index, &load->header, meta->ranges_pages);
+		imgs_build_write_floats(index, meta->ranges_start, FAISSFLAT_PAGE_RANGES, ranges,
+								(Size) m * 2);
+		cf.entries = entries;
+		cf.entry_size = entry_size;
+		meta->codes_last = imgs_list_build(index, &load->header, FAISSFLAT_PAGE_CODES, 0, entry_size,
+										   (uint32) load->n, fill_code_entry, &cf);
+	}
+	PG_FINALLY();
+	{
+		kd_pca_free(pca);
+	}
+	PG_END_TRY();
 }
 
 IndexBuildResult *
 faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 {
-	FaissflatBuildState *bs;
+	ImgsBuildLoad *load;
+	FaissflatMeta meta;
 	IndexBuildResult *result;
 	double		heap_tuples;
-	Buffer		metabuf;
-	int			metric;
+	MemoryContext build_ctx;
+	MemoryContext old_ctx;
 
-	if (RelationGetNumberOfBlocks(index) != 0)
-		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
-
-	bs = palloc0(sizeof(FaissflatBuildState));
-	bs->tmp_ctx = AllocSetContextCreate(CurrentMemoryContext, "faissflat build tuple",
-										ALLOCSET_DEFAULT_SIZES);
-
-	/* block 0 first; it gets its final contents at the end */
-	metric = imgs_index_metric(index);
-	metabuf = imgs_extend(index, MAIN_FORKNUM);
-	imgs_meta_init(BufferGetPage(metabuf), &faissflat_am, metric, imgs_index_typmod_dim(index));
-	bs->meta = *ImgsMetaGetHeader(BufferGetPage(metabuf));
-	MarkBufferDirty(metabuf);
-	imgs_store_build_begin(&bs->store, index, &bs->meta);
-	UnlockReleaseBuffer(metabuf);
-
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_LOAD);
-	heap_tuples = table_index_build_scan(heap, index, index_info, true, true,
-										 build_callback, bs, NULL);
-	imgs_store_build_end(&bs->store);
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->index_tuples);
-
-	metabuf = ReadBuffer(index, IMGS_METAPAGE_BLKNO);
-	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	write_metapage(metabuf, &bs->meta);
-	UnlockReleaseBuffer(metabuf);
+	build_ctx = AllocSetContextCreate(CurrentMemoryContext, "faissflat build", ALLOCSET_DEFAULT_SIZES);
+	old_ctx = MemoryContextSwitchTo(build_ctx);
+	load = palloc0(sizeof(ImgsBuildLoad));
+	memset(&meta, 0, sizeof(meta));
+	meta.pca_start = meta.ranges_start = meta.codes_last = InvalidBlockNumber;
+	heap_tuples = imgs_build_load(load, heap, index, index_info, &faissflat_am, FAISSFLAT_PHASE_LOAD,
+								  SAMPLE_MAX_VECTORS, SAMPLE_MAX_BYTES, BUILD_SEED);
+	/* codes where a bound exists (not the inner product, nor an opfamily of several metrics) */
+	if (load->n > 0 && load->sample_count > 0 &&
+		(load->header.metric == IMGS_METRIC_L2 || load->header.metric == IMGS_METRIC_COSINE))
+	{
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_CODES);
+		build_codes(index, load, &meta);
+	}
+	imgs_build_write_meta(index, &load->header, &meta, sizeof(meta));
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_WAL);
 	imgs_log_built_index(index);
 
+	MemoryContextSwitchTo(old_ctx);
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = heap_tuples;
-	result->index_tuples = bs->index_tuples;
-	MemoryContextDelete(bs->tmp_ctx);
-	pfree(bs);
+	result->index_tuples = load->n;
+	MemoryContextDelete(build_ctx);
 	return result;
 }
 

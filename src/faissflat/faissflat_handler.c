@@ -7,6 +7,7 @@
 #include "access/reloptions.h"
 #include "commands/progress.h"
 #include "optimizer/optimizer.h"
+#include "utils/guc.h"
 
 #include "index/index_am.h"
 #include "index/index_cost.h"
@@ -87,6 +88,8 @@ faissflat_buildphasename(int64 phase)
 			return "initializing";
 		case FAISSFLAT_PHASE_LOAD:
 			return "loading tuples";
+		case FAISSFLAT_PHASE_CODES:
+			return "coding vectors";
 		case FAISSFLAT_PHASE_WAL:
 			return "writing WAL";
 		default:
@@ -100,10 +103,29 @@ faissflat_validate(Oid opclassoid)
 	return imgs_validate_opclass(opclassoid, "faissflat");
 }
 
+/*
+ * On by default: on 512-d sets at 100k the codes scan is several times the
+ * flat pass (bench/results/faissflat_sq8.md); off saves each backend its
+ * copy of the codes (faissflat.h).
+ */
+bool		faissflat_codes = true;
+
 void
 faissflat_init(void)
 {
 	imgs_register_index_am(&faissflat_am);
+	DefineCustomBoolVariable("faissflat.codes",
+							 "Whether faissflat scans filter by the vectors' codes.",
+							 "On (the default): a scan computes lower bounds from a copy of the "
+							 "codes kept in the backend, then exact distances for the vectors that "
+							 "may come next; off: it streams every vector (the flat pass). "
+							 "The answers are the same either way.",
+							 &faissflat_codes,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("faissflat");
 }
 
 PG_FUNCTION_INFO_V1(faissflat_handler);

@@ -1,6 +1,7 @@
 /*
- * faissflat_insert.c — aminsert: one vector into the vector store, with
- * Generic WAL (see index/vector_store.h for the crash-safety protocol).
+ * faissflat_insert.c — aminsert: one vector into the vector store and its
+ * code entry into the code list, in the store's commit record, with Generic
+ * WAL (see index/vector_store.h for the crash-safety protocol).
  */
 #include "postgres.h"
 
@@ -9,6 +10,7 @@
 #include "utils/memutils.h"
 
 #include "faissflat/faissflat.h"
+#include "index/index_scan.h"
 #include "type/imgfeat.h"
 
 bool
@@ -19,6 +21,8 @@ faissflat_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_t
 	MemoryContext tmp_ctx;
 	MemoryContext old_ctx;
 	ImgFeat    *v;
+	ImgsIndexMeta header;
+	FaissflatMeta meta;
 
 	/* NULL vectors are not indexed: they have no distance to order by */
 	if (isnull[0])
@@ -29,7 +33,37 @@ faissflat_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_t
 									ALLOCSET_SMALL_SIZES);
 	old_ctx = MemoryContextSwitchTo(tmp_ctx);
 	v = DatumGetImgFeatP(values[0]);
-	imgs_store_insert(index, &faissflat_am, heap_tid, v->x, v->dim);
+	faissflat_read_meta_codes(index, &header, &meta);
+	if (meta.dims == 0)
+		imgs_store_insert(index, &faissflat_am, heap_tid, v->x, v->dim);
+	else
+	{
+		FaissflatCache *cache;
+		Size		entry_size = faissflat_entry_size(meta.dims);
+		FaissflatEntry *entry = palloc0(entry_size);
+		FaissflatEntry *e;
+		ImgsStoreInsert ins;
+		GenericXLogState *state;
+		FaissflatMeta *record_meta;
+		Buffer		buf;
+
+		/* the dimension first: the projection reads dim floats */
+		imgs_check_dim(index, header.store.dim, v->dim);
+		cache = faissflat_get_cache(index, &header, &meta, false);
+		faissflat_encode(cache, v->x, entry);
+
+		imgs_store_insert_begin(&ins, index, &faissflat_am, heap_tid, v->x, v->dim);
+		state = imgs_store_insert_commit(&ins);
+		record_meta = (FaissflatMeta *) ImgsMetaGetMethodData(ins.metapage);
+		if (record_meta->dims != meta.dims || record_meta->ranges_start != meta.ranges_start)
+			imgs_index_corrupted(index, "changed its codes during an insert");
+		e = (FaissflatEntry *) imgs_list_append(&ins, state, FAISSFLAT_PAGE_CODES, 0, entry_size,
+												&record_meta->codes_last, &buf);
+		memcpy(e, entry, entry_size);
+		e->slot = ins.slot;
+		imgs_store_insert_finish(&ins);
+		UnlockReleaseBuffer(buf);
+	}
 	MemoryContextSwitchTo(old_ctx);
 	MemoryContextDelete(tmp_ctx);
 	return false;

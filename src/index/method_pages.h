@@ -99,6 +99,14 @@ extern Buffer imgs_list_read_page(Relation index, BlockNumber blkno, uint16 kind
 								  Size entry_size, uint32 pages, int mode,
 								  BufferAccessStrategy strategy);
 
+/* Asks for a pinned page's memory ahead of reading it (a chain's next page). */
+static inline void
+imgs_prefetch_page(Page page)
+{
+	for (Size off = 0; off < BLCKSZ; off += 64)
+		__builtin_prefetch((const char *) page + off, 0, 3);
+}
+
 /*
  * imgs_list_read_page for a page already pinned (buf, which it keeps
  * pinned): a reader that pins the next page of a chain before it reads the

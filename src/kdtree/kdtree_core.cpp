@@ -435,7 +435,7 @@ KdPca *kd_pca_train(const float *sample, int64_t n, int32_t dim, int32_t m, int3
         if (dim < 1 || m < 1 || n < 0 || (metric != KD_METRIC_L2 && metric != KD_METRIC_COSINE))
             bad_arguments("kd_pca_train: bad arguments (dim, m, n or metric)");
         imgs::fault_point("kd_pca_train");
-        m = std::min(m, std::min(dim, (int32_t)KD_MAX_PROJ_DIMS));
+        m = std::min(m, std::min(dim, (int32_t)KD_MAX_PCA_DIMS));
         // the sample as the index sees it (unit vectors for cosine)
         std::vector<float> xs;
         int64_t ns = 0;
@@ -586,7 +586,7 @@ KD_KERNEL int kd_project(const KdPca *pca, const float *x, float *y, float *resi
         for (int i = 0; i < dim; i++)
             v[i] = (double)x[i] - (double)pca->mean[i];
     }
-    double ybuf[KD_MAX_PROJ_DIMS];
+    double ybuf[KD_MAX_PCA_DIMS];
     for (int r = 0; r < m; r++) {
         const float *row = pca->rows + (size_t)r * dim;
         double s = 0;
@@ -623,6 +623,10 @@ double kd_point_bound(const KdPca *pca, const float *q_proj, float q_resid, cons
     }
     return bound_from(bc, a2, std::fabs((double)q_resid - (double)x_resid),
                       std::sqrt(nq2) + q_resid + std::sqrt(nx2) + x_resid);
+}
+
+double kd_bound_from_parts(const KdPca *pca, double a2, double b, double mag) noexcept {
+    return bound_from(bound_consts(pca), a2, b, mag);
 }
 
 KdTree *kd_tree_build(const float *proj, const float *resid, int64_t n, int32_t m, int32_t leaf_size,

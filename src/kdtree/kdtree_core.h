@@ -73,13 +73,18 @@ extern "C"
 #define KD_METRIC_COSINE	2
 
 #define KD_MAX_PROJ_DIMS	256
+/*
+ * Projected dimensions kd_pca_train and kd_project handle: more than a tree
+ * uses (faissflat's codes project 512-d vectors whole).
+ */
+#define KD_MAX_PCA_DIMS		512
 
 /* ---- 1. Projection ---------------------------------------------------- */
 
 typedef struct KdPca
 {
 	int32_t		dim;			/* input dimension */
-	int32_t		m;				/* projected dimensions, 1..min(dim, KD_MAX_PROJ_DIMS) */
+	int32_t		m;				/* projected dimensions, 1..min(dim, KD_MAX_PCA_DIMS) */
 	int32_t		metric;			/* KD_METRIC_* */
 	int32_t		unused;
 	double		orth_err;		/* |P P^T - I|_F of the float rows, in double (store it) */
@@ -306,6 +311,15 @@ extern void kd_search_end(KdSearch *s) IMGS_NOEXCEPT;
  */
 extern double kd_point_bound(const KdPca *pca, const float *q_proj, float q_resid, const float *x_proj,
 							 float x_resid) IMGS_NOEXCEPT;
+
+/*
+ * The same bound from its parts, for a caller that keeps points in a form of
+ * its own (faissflat's codes): a2 no more than the squared distance between
+ * the query's and the point's stored projections (a lower bound of it, such
+ * as the distance to a box holding the point's, is fine: the bound grows
+ * with a2), b = |r_q - r_x|, mag no less than |y_q| + r_q + |y_x| + r_x.
+ */
+extern double kd_bound_from_parts(const KdPca *pca, double a2, double b, double mag) IMGS_NOEXCEPT;
 
 #ifdef __cplusplus
 }

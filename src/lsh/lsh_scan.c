@@ -299,14 +299,6 @@ bound_as_key(const ImgsQuery *query, float lower)
 	}
 }
 
-/* Asks for a page's memory ahead of reading it. */
-static inline void
-prefetch_page(Page page)
-{
-	for (Size off = 0; off < BLCKSZ; off += 64)
-		__builtin_prefetch((const char *) page + off, 0, 3);
-}
-
 /*
  * What a bounded round watches while it probes (see "Probing" above): the
  * LSH_PROBE_WATCH_ROWS least estimates so far (a max-heap, as keys) and the
@@ -413,7 +405,7 @@ scan_buckets(LshScanOpaque so, Relation index, const int32 *order, int32 probes,
 			{
 				ahead = ReadBuffer(index, next);
 				ahead_blkno = next;
-				prefetch_page(BufferGetPage(ahead));
+				imgs_prefetch_page(BufferGetPage(ahead));
 			}
 			/* without bounds (lower NULL) lsh_query_estimate_bounds is lsh_query_estimate */
 			for (int k = 0; k < so->nqueries; k++)

@@ -79,16 +79,16 @@ SELECT id FROM ff_line ORDER BY '[9,1,1]' <-> v LIMIT 2;
 -- index returns its 10 vectors, not the row whose vector is NULL
 SELECT * FROM pg_temp.plan($$SELECT id FROM ff_line ORDER BY v <-> (SELECT NULL::imgfeat)$$);
 SELECT count(*) FROM (SELECT id FROM ff_line ORDER BY v <-> (SELECT NULL::imgfeat)) s;
--- a scan that returns every row reads each index block once: its first pass
--- kept them all, so it needs no second
+-- a flat scan (the inner product's: no codes) that returns every row reads
+-- each index block once: its first pass kept them all, so it needs no second
 SELECT pg_stat_force_next_flush();
 SELECT idx_blks_read + idx_blks_hit AS blocks_before FROM pg_statio_user_indexes
-WHERE indexrelname = 'ff_line_l2' \gset
-SELECT count(*) FROM (SELECT id FROM ff_line ORDER BY v <-> '[3.2,7,1]') s;
+WHERE indexrelname = 'ff_line_ip' \gset
+SELECT count(*) FROM (SELECT id FROM ff_line ORDER BY v <#> '[3.2,7,1]') s;
 SELECT pg_stat_force_next_flush();
 SELECT idx_blks_read + idx_blks_hit - :blocks_before AS blocks_read,
-       pg_relation_size('ff_line_l2') / current_setting('block_size')::int AS index_blocks
-FROM pg_statio_user_indexes WHERE indexrelname = 'ff_line_l2';
+       pg_relation_size('ff_line_ip') / current_setting('block_size')::int AS index_blocks
+FROM pg_statio_user_indexes WHERE indexrelname = 'ff_line_ip';
 RESET enable_seqscan;
 
 -- the method switch, on a table big enough for the index to pay: auto and

@@ -106,6 +106,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO d_a SELECT i, ARRAY[sin(i), cos(i * 0.7)]::imgfeat FROM generate_series(512 * 680 + 1, 514 * 680 + 5) i;
 	CREATE TABLE d_b AS SELECT * FROM d_a;
 	CREATE INDEX d_b_l2 ON d_b USING faissflat (v);
+	CREATE INDEX d_b_ip ON d_b USING faissflat (v imgfeat_ip_ops);
 });
 foreach my $t ('d_a', 'd_b')
 {
@@ -150,13 +151,21 @@ foreach my $t ('d_a', 'd_b')
 	}
 }
 # 514 groups + 5 slots: 515 groups of 2-d vectors (2 pages each), a directory page, the metapage
-is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_l2') / 8192}), 515 * 2 + 2,
+# (an inner-product index: the store alone; an L2 index adds its codes' pages, faissflat.h)
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_ip') / 8192}), 515 * 2 + 2,
 	'the built index: 515 groups, one directory page, the metapage');
 
 # (4) 4096-d: a group holds 2 MB of vectors, 128 slots of 16 kB (not 680:
 # store_layout.h), 259 pages (1 + 128 * 16 kB / 8160 B, rounded up); 300
-# rows take three groups, the last one partly filled, and the reserved pages
-# go after the whole last group.
+# rows take three groups, the last one partly filled. After the groups, the
+# build writes faissflat's own pages (faissflat.h): the PCA (the mean and 256
+# rows of 4096 floats, 2040 floats a page), the cells (256 x 255 floats)
+# and the code list (268-byte entries, 30 a page: 300 entries fill 10
+# pages); the reserved pages go after them.
+my $group = 259;
+my $pca_pages = int((4096 + 256 * 4096 + 2039) / 2040);
+my $cell_pages = 256 * 255 / 2040;
+my $built = 1 + 3 * $group + $pca_pages + $cell_pages + 10;
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
 	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
@@ -166,16 +175,17 @@ $node->safe_psql('postgres', q{
 	CREATE INDEX r_l2 ON r USING faissflat (v);
 	CREATE TABLE rq AS SELECT n, rand_vec(4096, n) AS q FROM generate_series(1, 2) n;
 });
-is($node->safe_psql('postgres', q{SELECT faissflat_test_reserve('r_l2', 5)}), 1 + 3 * 259,
-	'reserved pages start after the whole last group');
-is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 3 * 259 + 5,
-	'and were written: the relation grew over the unwritten rest of the group');
+is($node->safe_psql('postgres', q{SELECT faissflat_test_reserve('r_l2', 5)}), $built,
+	'reserved pages start after the groups and the pages of the codes');
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), $built + 5,
+	'and were written: the relation grew over the unwritten rest of the last group');
 $node->safe_psql('postgres', q{
 	INSERT INTO r SELECT i, rand_vec(4096, i) FROM generate_series(301, 1000) i});
-# slots 384..999: groups 3 to 6 full, group 7 with 104 slots, 104 * 16 kB
-# over 8160-byte pages = 209 vector pages
-is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), 1 + 3 * 259 + 5 + 4 * 259 + 1 + 209,
-	'the later groups start after the reserved pages');
+# slots 300..999: groups 3 to 7 (group 7 at slot 896), and code pages 10 to
+# 33, one every 30 entries, the last (at slot 990) after group 7: every
+# allocated block has been written up to it
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), $built + 5 + 5 * $group + 24,
+	'the later groups and code pages start after the reserved pages');
 $node->safe_psql('postgres', q{
 	DELETE FROM r WHERE id % 4 = 0;
 	VACUUM (INDEX_CLEANUP ON) r;

@@ -1,7 +1,10 @@
 # imgsearch_index_check detects corruption. Each case builds a fresh faissflat
 # index, checks that it passes, stops the server, patches the index's file
 # (as a disk fault or a bug would leave it), starts the server again and
-# expects XX002 (index_corrupted) with a message naming the problem.
+# expects XX002 (index_corrupted) with a message naming the problem. The
+# store's cases use inner-product indexes (imgfeat_ip_ops: no codes, so the
+# store and table checks see the damage first, as they would in any method);
+# the codes' case patches an L2 index's code entry.
 #
 # Page layout (index/index_pages.h, index/index_meta.h, index/store_layout.h),
 # all little-endian: a 24-byte page header, then the data; the special area is
@@ -163,7 +166,7 @@ sub corrupt_case
 	unless ($index)
 	{
 		$index = "c$case";
-		$node->safe_psql('postgres', "CREATE INDEX $index ON f USING faissflat (v)");
+		$node->safe_psql('postgres', "CREATE INDEX $index ON f USING faissflat (v imgfeat_ip_ops)");
 	}
 	my ($ret, $out, $err) = $node->psql('postgres', "SELECT entries > 0 FROM imgsearch_index_check('$index')");
 	is("$ret:$out:$err", '0:t:', "$name: the index passes before");
@@ -267,7 +270,7 @@ corrupt_case('an entry pointing at a heap-only tuple', sub {
 # An entry that VACUUM should have removed: the row's line pointer is unused.
 # Built before the DELETE and VACUUM, then a freed slot is made live again with
 # the vacuumed row's TID (and taken off the free list).
-$node->safe_psql('postgres', 'CREATE INDEX c_vac ON f USING faissflat (v)');
+$node->safe_psql('postgres', 'CREATE INDEX c_vac ON f USING faissflat (v imgfeat_ip_ops)');
 my @gone = ctid(30);
 $node->safe_psql('postgres', 'DELETE FROM f WHERE id = 30; VACUUM (INDEX_CLEANUP ON) f');
 is($node->safe_psql('postgres', 'SELECT free_slots, dead_entries FROM imgsearch_index_check(\'c_vac\')'),
@@ -280,6 +283,19 @@ corrupt_case('an entry of a vacuumed row', sub {
 	set_meta_u32($file, 'nfree', meta_u32($file, 'nfree') - 1);
 	write_slot($file, $head, { block => $gone[0], offset => $gone[1], state => 1, u => 0 });
 }, qr/for row \($gone[0],$gone[1]\) of table "f", which is an unused line pointer/, 'c_vac');
+
+# faissflat's codes (faissflat.h): one code byte of an L2 index's newest
+# code page changed. The metapage's FaissflatMeta follows the shared header
+# (3120 bytes, MAXALIGNed) and names the code list's newest page at its
+# byte 32; that page's entries (12 bytes of slot, residual norm and
+# magnitude, then the code) follow a 16-byte list header.
+$node->safe_psql('postgres', 'CREATE INDEX c_code ON f USING faissflat (v)');
+corrupt_case('a code byte that is not its vector\'s', sub {
+	my $file = shift;
+	my $last = unpack('V', peek($file, $DATA + 3120 + 32, 4));
+	my $at = $last * $BLCKSZ + $DATA + 16 + 12;
+	poke($file, $at, pack('C', unpack('C', peek($file, $at, 1)) ^ 1));
+}, qr/has a code entry for slot \d+ that is not the code of its vector/, 'c_code');
 
 # The allocator and the directory (index_meta.h, store_layout.h): groups are found through
 # the directory, allocated below next_block, in allocation order, never

@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""faissflat's filter-and-refine scan (compact codes, faissflat.h) against
+its flat pass (faissflat.codes = off) and faiss IndexFlatL2 in this process
+(1 thread), on the CNN-like (lambda_i ~ 1/i) and hard clustered 512-d sets
+(bench_common.SETS), in one run: exact k = 30 (L2), median and p95 ms per
+query, one query at a time, round robin (bench_common.round_robin), after
+warm-up (shared buffers hold table and index). The answers of the two
+faissflat scans must be equal (ids, in order); faiss's are compared as
+recall (its float sums may order near-ties differently).
+
+Also: CREATE INDEX time and index size against the raw vectors.
+
+Writes bench/results/faissflat_codes.json; prints a markdown table.
+
+    /usr/bin/python3 bench/faissflat_codes_bench.py [--sets cnn512,hard512] [--queries 50]
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+import faiss
+import numpy as np
+import psycopg2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import (K, Sessions, debug1_notices, load_set, machine, make_set,  # noqa: E402
+                          parse_sets, query_sql, recall, round_robin)
+from faissflat_bench import Cluster, summary  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def bench_set(conn, dsn, name, n, nq, seed):
+    x, xq = make_set(name, n, nq, seed)
+    cur = conn.cursor()
+    table = f'ffc_{name}'
+    load_set(cur, table, x, xq)
+    t = time.perf_counter()
+    cur.execute(f'CREATE INDEX {table}_idx ON {table} USING faissflat (v)')
+    build_s = time.perf_counter() - t
+    cur.execute(f"SELECT pg_relation_size('{table}_idx')")
+    index_bytes = cur.fetchone()[0]
+    cur.execute(f'VACUUM ANALYZE {table}')
+
+    sql = query_sql(table)
+    ses = Sessions(dsn)
+    base = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
+    methods = {
+        'faissflat codes': ses.method(base + ['SET faissflat.codes = on'], sql, 'Index Scan'),
+        'faissflat flat pass': ses.method(base + ['SET faissflat.codes = off'], sql, 'Index Scan'),
+    }
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexFlatL2(x.shape[1])
+    flat.add(x)
+    methods['faiss IndexFlatL2 (in process)'] = lambda i: [int(j) for j in flat.search(xq[i:i + 1], K)[1][0]]
+    seconds, answers, _ = round_robin(methods, nq, seed)
+    ses.close()
+    # what the codes scan did (its DEBUG1 line), for the first queries, untimed
+    scans = [[line.strip() for line in lines if 'codes scan' in line]
+             for lines in debug1_notices(dsn, base + ['SET faissflat.codes = on'], sql, 5)]
+    same = sum(a == b for a, b in zip(answers['faissflat codes'], answers['faissflat flat pass']))
+    r = {
+        'set': name, 'n': n, 'dim': x.shape[1], 'queries': nq,
+        'build_s': round(build_s, 1),
+        'index_over_raw': round(index_bytes / x.nbytes, 3),
+        'ms': {m: summary(s) for m, s in seconds.items()},
+        'codes_equal_flat_pass': f'{same}/{nq}',
+        'codes_scans': scans,
+        'faiss_recall_vs_codes': round(recall(answers['faiss IndexFlatL2 (in process)'],
+                                              answers['faissflat codes']), 4),
+    }
+    cur.execute(f'DROP TABLE {table}, {table}_q')
+    return r
+
+
+def markdown(report):
+    lines = ['| set | faissflat codes: median / p95 ms | flat pass: median / p95 | faiss IndexFlatL2: median / p95 '
+             '| flat / codes | codes = flat pass | build s | index / raw |', '|---|---|---|---|---|---|---|---|']
+    for r in report['results']:
+        c, f, fa = (r['ms'][m] for m in ('faissflat codes', 'faissflat flat pass', 'faiss IndexFlatL2 (in process)'))
+        lines.append(f"| {r['set']} {r['n'] // 1000}k | {c['median']} / {c['p95']} | {f['median']} / {f['p95']} "
+                     f"| {fa['median']} / {fa['p95']} | {f['median'] / c['median']:.1f}x "
+                     f"| {r['codes_equal_flat_pass']} | {r['build_s']} | {r['index_over_raw']} |")
+    return '\n'.join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--sets', default='cnn512,hard512')
+    ap.add_argument('--queries', type=int, default=50)
+    ap.add_argument('--seed', type=int, default=7)
+    ap.add_argument('--out', default=os.path.join(HERE, 'results', 'faissflat_codes.json'))
+    args = ap.parse_args()
+    plan = parse_sets(ap, args.sets)
+    load_before = os.getloadavg()
+    cluster = Cluster('1GB')
+    try:
+        conn = psycopg2.connect(cluster.dsn)
+        conn.autocommit = True
+        conn.cursor().execute('CREATE EXTENSION imgsearch')
+        results = [bench_set(conn, cluster.dsn, name, n, args.queries, args.seed) for name, n in plan]
+        cur = conn.cursor()
+        cur.execute('SHOW server_version')
+        version = cur.fetchone()[0]
+        conn.close()
+    finally:
+        cluster.stop()
+    report = {'date': datetime.datetime.utcnow().isoformat(timespec='seconds') + 'Z',
+              'k': K, 'machine': machine(version, None, load_before),
+              'load_after': [round(v, 2) for v in os.getloadavg()], 'results': results}
+    with open(args.out, 'w') as f:
+        json.dump(report, f, indent=1)
+    print(markdown(report))
+
+
+if __name__ == '__main__':
+    main()

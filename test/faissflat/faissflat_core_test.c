@@ -1,0 +1,1073 @@
+/*
+ * faissflat_core_test.c — standalone test of faissflat's SQ8 codes and their
+ * lower bound (faissflat_core.h) against brute force, in plain C. Built by
+ * CMake as unit/faissflat (test/check.sh unit/faissflat); by hand:
+ * build/test/faissflat_core_test [seed]. Exits non-zero on failure, each
+ * failure naming its check and the seed.
+ *
+ * Every expected value is computed here, in long double (or int64), from
+ * the inputs, never from the core's own results:
+ *  1. ranges: ff_ranges_train's lo is the least finite sample value, lo +
+ *     255 delta >= the greatest (exactly, in real numbers), delta > 0,
+ *     finite and the least float
+ *     that covers (at most one float step above (max - min) / 255);
+ *     constant or all non-finite columns and n = 0 give lo 0 or the value
+ *     and delta 1; NaN and inf sample values are skipped; ff_ranges_valid
+ *     rejects NaN, inf, zero and negative deltas and non-finite lo; an
+ *     interrupt (test/support) gives -1 with 57014.
+ *  2. codes: ff_encode's bytes are those of the nearest grid point (within
+ *     delta/2 for a coordinate in range), 0 below the range and 255 above,
+ *     the padding up to ff_code_stride(m) is zero and nothing past it is
+ *     written; err >= |y - yh| and yh2 <= |yh|^2 (yh_i = lo_i + delta_i c_i)
+ *     yet close to them (neither always inf or 0); ff_magnitude >= |y| + r,
+ *     close to it.
+ *  3. kernels: ff_dots (the kernel ff_dots_kernel names) equals ff_dots_ref
+ *     bit for bit and both the int64 sum of wq_i c_i, for m from 1 to 2048
+ *     (tails of 32), n odd and even (the AVX-512 kernel takes entries in
+ *     pairs) and past the prefetch distance, codes packed and step bytes
+ *     apart with garbage between, unaligned buffers, and |wq_i| =
+ *     ff_wq_max(m) with every code 255 (no int32 overflow); ff_wq_max is the
+ *     greatest such weight.
+ *  4. the bound: ff_a2 (and ff_a2_many, bit for bit the same) <= |q - y|^2
+ *     of the stored floats, for m 1, 3, 64, 512, on duplicates (q == y: a2
+ *     must be 0), zero rows, grid points, coordinates near 1e30 and FLT_MAX
+ *     inserted outside the ranges learned, ranges learned on such values,
+ *     tiny values (1e-30), mixed scales and ranges learned on a sample
+ *     without the points; ff_query_prepare's weights within ff_wq_max, the
+ *     greatest at it, 0 past m; and useful: on unit-scale points within the
+ *     ranges, a2 >= 0.9 |q - y|^2 for every point not near the query
+ *     (farther than a quarter of the mean), which ff_a2 = 0 would fail.
+ *  5. end to end, as the scan: PCA (kd_pca_train, m = dim 16 and 64),
+ *     kd_project, ranges on the projected build sample, codes in place in
+ *     entries, then kd_bound_from_parts(ff_a2_many, |r_q - r_x|, mag_q +
+ *     mag_x) <= the exact squared L2 distance of the raw vectors, or 1 - cos
+ *     for the cosine metric (long double), and <= distance_core's key, for
+ *     stored, held-out, zero and huge queries, on gauss, duplicate/zero,
+ *     extreme and CNN-like sets, a third of the later points scaled by 1000;
+ *     on gauss L2 the bound averages >= 0.9 of the key.
+ * FF_TEST_BIAS (0 unless -D) is added to every a2 before it is compared
+ * (a2_all), to show the checks fail: -DFF_TEST_BIAS=0.01 or 1e-9 fails 4
+ * and 5; 'a2[j]*0x1p-36' fails 4 (in one dimension the bound is that tight);
+ * '(-a2[j])', a2 = 0, fails the usefulness checks of 4 and 5.
+ */
+#include "faissflat/faissflat_core.h"
+#include "kdtree/kdtree_core.h"
+#include "index/distance_core.h"
+#include "core_test_support.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef FF_TEST_BIAS
+#define FF_TEST_BIAS 0
+#endif
+
+static uint64_t rng_state;
+static uint64_t seed;
+
+static uint64_t
+next_u64(void)
+{
+	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static double
+unif(void)
+{
+	return (next_u64() >> 11) * 0x1p-53;
+}
+
+static double
+gauss(void)
+{
+	double		u = unif() + 1e-300,
+				v = unif();
+
+	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+static int	failures = 0;
+static int	check_no = 0;
+static int	check_failures[6];
+static const char *const check_names[6] = {"", "1 ranges", "2 encode", "3 dots", "4 bound", "5 end to end"};
+
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; check_failures[check_no]++; if (failures < 40) { \
+	fprintf(stderr, "FAIL check %s (seed %llu) %s:%d: ", check_names[check_no], (unsigned long long) seed, \
+			__FILE__, __LINE__); \
+	fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } } while (0)
+
+/* Starts check number: its failures are counted apart, its data come from the seed alone. */
+static void
+begin_check(int number)
+{
+	check_no = number;
+	rng_state = seed * 0x2545f4914f6cdd1dULL + (uint64_t) number;
+}
+
+static float
+clampf(double v)
+{
+	return (float) fmin(fmax(v, -FLT_MAX), FLT_MAX);
+}
+
+/*
+ * How far lo + 255 delta falls short of mx in real numbers (<= 0: it
+ * covers), exactly in sign: TwoSum gives mx - lo exactly as s + e.
+ */
+static long double
+shortfall(float lo, float delta, float mx)
+{
+	long double a = 255.0L * delta;	/* exact: 8 + 24 bits */
+	long double b = -(long double) lo;
+	long double s = (long double) mx + b;
+	long double bb = s - mx;
+	long double e = ((long double) mx - (s - bb)) + (b - bb);
+
+	/* a > s: a is at least the long double after s, past s + e; else s - a (exact when a is near s) */
+	return a > s ? -1 : (s - a) + e;
+}
+
+
+/* |q - y|^2 of m floats in long double (64-bit mantissa on x86): exact but for exact_slack. */
+static long double
+exact_d2(const float *q, const float *y, int m)
+{
+	long double s = 0;
+
+	for (int i = 0; i < m; i++)
+	{
+		long double d = (long double) q[i] - (long double) y[i];
+
+		s += d * d;
+	}
+	return s;
+}
+
+/* exact_d2's own rounding: far below the core's pads (2^-40 and more) */
+static long double
+exact_slack(long double v, int m)
+{
+	return v * (m + 4) * 0x1p-62L;
+}
+
+/* ---- 1. ranges ----------------------------------------------------------- */
+
+static void check_encode(const float *ranges, int m, const float *y, const char *what);
+
+/* Checks ranges learned on proj (n x m) against the brute-force min and max of each column. */
+static void
+check_ranges(const char *what, const float *proj, int64_t n, int m)
+{
+	float	   *ranges = malloc(sizeof(float) * 2 * m);
+	ImgsError	err;
+	int			rc;
+
+	memset(&err, 0, sizeof err);
+	rc = ff_ranges_train(proj, n, m, ranges, &err);
+	CHECK(rc == 0 && err.sqlstate[0] == '\0', "%s: ff_ranges_train %d (%s %s)", what, rc, err.sqlstate, err.message);
+	CHECK(ff_ranges_valid(ranges, m), "%s m %d n %ld: ranges not valid", what, m, (long) n);
+	for (int i = 0; i < m; i++)
+	{
+		float		lo = ranges[i],
+					delta = ranges[m + i];
+		float		mn = INFINITY,
+					mx = -INFINITY;
+
+		for (int64_t j = 0; j < n; j++)
+		{
+			float		v = proj[(size_t) j * m + i];
+
+			if (isfinite(v))
+			{
+				mn = v < mn ? v : mn;
+				mx = v > mx ? v : mx;
+			}
+		}
+		CHECK(delta > 0 && isfinite(delta) && isfinite(lo), "%s column %d: lo %g delta %g", what, i, lo, delta);
+		if (!(mn <= mx))
+		{
+			/* no finite value (n = 0 too) */
+			CHECK(lo == 0 && delta == 1, "%s column %d: no finite value: lo %g delta %g", what, i, lo, delta);
+			continue;
+		}
+		if (mn == mx)
+		{
+			CHECK(lo == mn && delta == 1, "%s column %d: constant %g: lo %g delta %g", what, i, mn, lo, delta);
+			continue;
+		}
+		CHECK(lo == mn, "%s column %d: lo %.9g, least value %.9g", what, i, lo, mn);
+		{
+			long double sh = shortfall(lo, delta, mx);
+
+			/* none short, also where greatest - lo rounds in double: {-1e-30, 255} */
+			CHECK(sh <= 0,
+				  "%s column %d: lo %.9g + 255 delta %.9g < greatest value %.9g by %.9Lg", what, i, lo, delta, mx, sh);
+		}
+		/* the least float step that covers: the float below it does not (or delta is the least float) */
+		CHECK(delta == nextafterf(0.0f, 1.0f) ||
+			  shortfall(lo, nextafterf(delta, 0.0f), mx) > 0,
+			  "%s column %d: delta %.9g is not the least float step from %.9g that reaches %.9g", what, i, delta, mn, mx);
+	}
+	/* and the sample's finite rows code within the ranges (check 2's checks) */
+	for (int64_t j = 0; j < n; j++)
+	{
+		int			finite = 1;
+
+		for (int i = 0; i < m; i++)
+			finite &= isfinite(proj[(size_t) j * m + i]) != 0;
+		if (finite)
+			check_encode(ranges, m, proj + (size_t) j * m, what);
+	}
+	free(ranges);
+}
+
+static void
+test_ranges(void)
+{
+	static const int ms[] = {1, 3, 17, 64, 130};
+	float		bad[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, -1.0f, -FLT_MIN};
+	float		ranges[8],
+				out[2 * 130];
+	float	   *proj = malloc(sizeof(float) * 300 * 130);
+	ImgsError	err;
+
+	begin_check(1);
+	for (int mi = 0; mi < 5; mi++)
+		for (int kind = 0; kind < 5; kind++)
+		{
+			int			m = ms[mi];
+			int64_t		n = kind == 4 ? 0 : kind == 3 ? 1 : 2 + (int64_t) (next_u64() % 299);
+			char		what[64];
+
+			for (int64_t j = 0; j < n; j++)
+				for (int i = 0; i < m; i++)
+				{
+					double		v = gauss();
+
+					if (kind == 1)
+						/* scales 10^[-30, 37], FLT_MAX, tiny and denormal values, constant columns */
+						v = i % 5 == 0 ? 3.5 : i % 5 == 1 ? v * FLT_MAX / 4 : i % 5 == 2 ? v * 1e-44 :
+							v * pow(10.0, -30 + (double) (next_u64() % 68));
+					else if (kind == 2 && next_u64() % 4 == 0)
+						/* non-finite values are skipped; a column of them alone gives lo 0, delta 1 */
+						v = (i % 7 == 0 || next_u64() % 3 == 0) ? NAN : next_u64() % 2 ? INFINITY : -INFINITY;
+					if (kind == 2 && i % 7 == 0)
+						v = next_u64() % 2 ? NAN : INFINITY;
+					proj[(size_t) j * m + i] = isfinite(v) ? clampf(v) : (float) v;
+				}
+			snprintf(what, sizeof what, "kind %d m %d n %ld", kind, m, (long) n);
+			check_ranges(what, proj, n, m);
+		}
+
+	/* columns at the edges: a step that rounds, one denormal apart, the whole float line, -0 and 0 */
+	{
+		static const float cols[][2] = {
+			{-1e-30f, 255.0f}, {-1e-30f, 510.0f}, {1e-30f, 255.0f}, {0.0f, 1.4e-45f}, {-FLT_MAX, FLT_MAX},
+			{1e30f, 1.0000001e30f}, {-0.0f, 0.0f}, {1.0f, 1.0f + FLT_EPSILON}, {-3.0f, 1e-38f},
+			{-1e-30f, 255.0f * 1024}, {-FLT_MIN, 255.0f * 0x1p-100f},
+		};
+		int			nc = (int) (sizeof cols / sizeof cols[0]);
+		float		p[2 * 16];
+
+		for (int i = 0; i < nc; i++)
+		{
+			p[i] = cols[i][0];
+			p[nc + i] = cols[i][1];
+		}
+		check_ranges("edge columns", p, 2, nc);
+	}
+
+	/* ff_ranges_valid: only finite lo and finite positive delta */
+	for (int b = 0; b < (int) (sizeof bad / sizeof bad[0]); b++)
+	{
+		for (int i = 0; i < 4; i++)
+		{
+			ranges[i] = (float) i;
+			ranges[4 + i] = 0.5f;
+		}
+		CHECK(ff_ranges_valid(ranges, 4), "valid ranges rejected");
+		ranges[4 + 2] = bad[b];
+		CHECK(!ff_ranges_valid(ranges, 4), "delta %g accepted", bad[b]);
+		ranges[4 + 2] = 0.5f;
+		if (!isfinite(bad[b]))
+		{
+			ranges[3] = bad[b];
+			CHECK(!ff_ranges_valid(ranges, 4), "lo %g accepted", bad[b]);
+		}
+	}
+	ranges[3] = 3.0f;
+	ranges[4 + 3] = nextafterf(0.0f, 1.0f);
+	CHECK(ff_ranges_valid(ranges, 4), "a denormal delta rejected");
+
+	/* an interrupt (test/support) fails it with 57014 */
+	memset(&err, 0, sizeof err);
+	imgs_test_interrupt_after(0);
+	CHECK(ff_ranges_train(proj, 10, 130, out, &err) == -1 &&
+		  imgs_test_error_is(&err, IMGS_SQLSTATE_QUERY_CANCELED),
+		  "interrupted ff_ranges_train: not -1 with 57014 (%s)", err.sqlstate);
+	imgs_test_interrupt_after(-1);
+	free(proj);
+}
+
+/* ---- 2. codes ------------------------------------------------------------ */
+
+/* Learns ranges on n rows of columns of scale col_scale[i] (gauss). */
+static void
+train_gauss_ranges(float *ranges, int m, int64_t n, const double *col_scale, float *sample)
+{
+	ImgsError	err;
+
+	for (int64_t j = 0; j < n; j++)
+		for (int i = 0; i < m; i++)
+			sample[(size_t) j * m + i] = clampf(gauss() * col_scale[i]);
+	CHECK(ff_ranges_train(sample, n, m, ranges, &err) == 0, "ff_ranges_train: %s", err.message);
+}
+
+/* One point's code, err and yh2, and its magnitude, against the brute force. */
+static void
+check_encode(const float *ranges, int m, const float *y, const char *what)
+{
+	int32_t		stride = ff_code_stride(m);
+	uint8_t    *code = malloc((size_t) stride + 16);
+	float		err = -1,
+				yh2 = -1,
+				mag;
+	long double e2 = 0,
+				h2 = 0,
+				sum_abs = 0,
+				y2 = 0;
+	int			far_codes = 0,
+				in_codes = 0,
+				pad = 0;
+
+	memset(code, 0xa5, (size_t) stride + 16);
+	ff_encode(ranges, m, y, code, &err, &yh2);
+	for (int32_t i = m; i < stride; i++)
+		pad += code[i] != 0;
+	for (int32_t i = stride; i < stride + 16; i++)
+		pad += code[i] != 0xa5;
+	CHECK(pad == 0, "%s m %d: padding not zero or written past the stride", what, m);
+	for (int i = 0; i < m; i++)
+	{
+		long double lo = ranges[i],
+					delta = ranges[m + i];
+		long double yh = lo + delta * code[i];
+		long double d = (long double) y[i] - yh;
+		long double hi = lo + 255 * delta;
+
+		e2 += d * d;
+		h2 += yh * yh;
+		y2 += (long double) y[i] * y[i];
+		sum_abs += fabsl((long double) y[i]) + fabsl(yh) + fabsl(lo);
+		if (y[i] < lo)
+			far_codes += code[i] != 0;
+		else if (y[i] > hi)
+			far_codes += code[i] != 255;
+		/* the nearest grid point: (y - lo) / delta rounds twice in double, 2^-43 of delta */
+		else if (!(fabsl(d) <= delta * (0.5L + 0x1p-30L)))
+			in_codes++;
+	}
+	CHECK(far_codes == 0, "%s m %d: %d coordinates out of the range not clamped to 0 or 255", what, m, far_codes);
+	CHECK(in_codes == 0, "%s m %d: %d coordinates in the range farther than delta/2 from their grid point",
+		  what, m, in_codes);
+	/* err >= |y - yh|, yh2 <= |yh|^2, both up to the long double rounding here (2^-60: the core pads 2^-50) */
+	CHECK(err >= 0 && (long double) err >= sqrtl(e2) * (1 - (m + 4) * 0x1p-63L) - 0x1p-60L * sum_abs,
+		  "%s m %d: err %.9g < |y - yh| %.20Lg", what, m, err, sqrtl(e2));
+	CHECK(yh2 >= 0 && yh2 <= FLT_MAX && (long double) yh2 <= h2 + exact_slack(h2, m) + 0x1p-60L * sum_abs * sum_abs,
+		  "%s m %d: yh2 %.9g > |yh|^2 %.20Lg", what, m, yh2, h2);
+	/*
+	 * and close to them (a float step, the pads, a denormal step of 2^-149):
+	 * err inf and yh2 FLT_MAX only where the values are
+	 */
+	CHECK((long double) err <= sqrtl(e2) * (1 + 0x1p-22L) + 0x1p-40L * sum_abs + 0x1p-148L ||
+		  (isinf(err) && sqrtl(e2) * (1 + 0x1p-22L) + 0x1p-40L * sum_abs > FLT_MAX),
+		  "%s m %d: err %.9g far above |y - yh| %.20Lg", what, m, err, sqrtl(e2));
+	CHECK((long double) yh2 >= fminl(h2, FLT_MAX) * (1 - 0x1p-22L) - 0x1p-40L * sum_abs * sum_abs - 0x1p-148L,
+		  "%s m %d: yh2 %.9g far below |yh|^2 %.20Lg", what, m, yh2, h2);
+
+	/* ff_magnitude: |y| + r rounded up, within a float step */
+	{
+		float		r = (float) (unif() * 3);
+		long double want = sqrtl(y2) + r;
+
+		mag = ff_magnitude(y, m, r);
+		CHECK((long double) mag >= want &&
+			  ((long double) mag <= want * (1 + 0x1p-22L) || (isinf(mag) && want * (1 + 0x1p-22L) > FLT_MAX)),
+			  "%s m %d: ff_magnitude %.9g, |y| + r %.20Lg", what, m, mag, want);
+	}
+	free(code);
+}
+
+static void
+test_encode(void)
+{
+	static const int ms[] = {1, 3, 7, 31, 32, 33, 64, 100, 512};
+	float	   *sample = malloc(sizeof(float) * 200 * 512);
+	float	   *ranges = malloc(sizeof(float) * 2 * 512);
+	float	   *y = malloc(sizeof(float) * 512);
+	double	   *scale = malloc(sizeof(double) * 512);
+
+	begin_check(2);
+	for (int mi = 0; mi < 9; mi++)
+		for (int scales = 0; scales < 3; scales++)
+		{
+			int			m = ms[mi];
+
+			/* unit columns; mixed scales 10^[-30, 30]; columns near 1e30 and FLT_MAX */
+			for (int i = 0; i < m; i++)
+				scale[i] = scales == 0 ? 1 : scales == 1 ? pow(10.0, -30 + (double) (next_u64() % 61)) :
+					i % 2 ? 1e30 : FLT_MAX / 3;
+			train_gauss_ranges(ranges, m, 200, scale, sample);
+			for (int p = 0; p < 40; p++)
+			{
+				const char *what;
+
+				for (int i = 0; i < m; i++)
+				{
+					long double lo = ranges[i],
+								delta = ranges[m + i];
+
+					switch (p % 8)
+					{
+						case 0:		/* a sample point */
+							y[i] = sample[(size_t) (next_u64() % 200) * m + i];
+							break;
+						case 1:		/* anywhere in the range */
+							y[i] = clampf((double) (lo + delta * 255 * (long double) unif()));
+							break;
+						case 2:		/* on the grid, and halfway between (ties) */
+							y[i] = clampf((double) (lo + delta * ((long double) (next_u64() % 256) + (i % 2) * 0.5L)));
+							break;
+						case 3:		/* outside, by a little */
+							y[i] = clampf((double) (next_u64() % 2 ? lo - delta * unif() : lo + delta * (255 + unif())));
+							break;
+						case 4:		/* inserted later, 1000 times out */
+							y[i] = clampf(gauss() * scale[i] * 1000);
+							break;
+						case 5:		/* near FLT_MAX */
+							y[i] = (next_u64() % 2 ? 1 : -1) * (float) (FLT_MAX * (1 - 0.1 * unif()));
+							break;
+						case 6:		/* 1e30 and tiny */
+							y[i] = i % 2 ? (float) (gauss() * 1e30) : (float) (gauss() * 1e-30);
+							break;
+						default:	/* zero */
+							y[i] = 0;
+					}
+				}
+				what = (const char *[]) {"sample", "in range", "grid", "just outside", "x1000", "FLT_MAX", "1e30",
+					"zero"}[p % 8];
+				check_encode(ranges, m, y, what);
+			}
+		}
+	free(sample);
+	free(ranges);
+	free(y);
+	free(scale);
+}
+
+/* ---- 3. kernels ---------------------------------------------------------- */
+
+/*
+ * n codes of m dimensions, step bytes apart (codes in place in entries: the
+ * bytes between them are garbage the kernels must not read as codes).
+ */
+static void
+check_dots(int m, int64_t n, size_t step, int mode)
+{
+	int32_t		stride = ff_code_stride(m);
+	int32_t		wmax = ff_wq_max(m);
+	size_t		size = (size_t) (n - 1) * step + (size_t) stride;
+	/* one byte / one int16 off: the kernels load unaligned */
+	uint8_t    *codes_buf = malloc(size + 1);
+	int16_t    *wq_buf = malloc(sizeof(int16_t) * (stride + 1));
+	int32_t    *dots = malloc(sizeof(int32_t) * n);
+	int32_t    *dots_ref = malloc(sizeof(int32_t) * n);
+	uint8_t    *codes = codes_buf + 1;
+	FfQuery		query;
+	int64_t		bad = 0;
+
+	query.m = m;
+	query.stride = stride;
+	query.wq = wq_buf + 1;
+	query.s = 1;
+	query.base = query.mag = 0;
+	for (int32_t i = 0; i < stride; i++)
+	{
+		int32_t		w;
+
+		switch (mode)
+		{
+			case 0:
+				w = (int32_t) (next_u64() % (2 * (uint64_t) wmax + 1)) - wmax;
+				break;
+			case 1:
+				w = wmax;
+				break;
+			case 2:
+				w = -wmax;
+				break;
+			default:
+				w = i % 2 ? wmax : -wmax;
+		}
+		query.wq[i] = (int16_t) (i < m ? w : 0);
+	}
+	for (size_t b = 0; b < size; b++)
+		codes[b] = (uint8_t) next_u64();
+	for (int64_t j = 0; j < n; j++)
+		for (int32_t i = 0; i < stride; i++)
+			codes[(size_t) j * step + i] = i >= m ? 0 : mode == 0 && j % 5 ? (uint8_t) next_u64() :
+				mode == 3 && j % 2 ? (uint8_t) (i % 2 ? 0 : 255) : 255;
+	ff_dots(&query, codes, step, n, dots);
+	ff_dots_ref(&query, codes, step, n, dots_ref);
+	for (int64_t j = 0; j < n; j++)
+	{
+		int64_t		want = 0;
+
+		for (int32_t i = 0; i < m; i++)
+			want += (int64_t) query.wq[i] * codes[(size_t) j * step + i];
+		CHECK(want < INT32_MAX && want > INT32_MIN, "m %d: |sum| %lld past int32 at |wq| <= %d", m, (long long) want, wmax);
+		if (dots[j] != want || dots_ref[j] != want)
+		{
+			if (bad < 3)
+				fprintf(stderr, "m %d n %ld step %zu mode %d entry %ld: kernel %d, reference %d, exact %lld\n", m,
+						(long) n, step, mode, (long) j, dots[j], dots_ref[j], (long long) want);
+			bad++;
+		}
+	}
+	CHECK(bad == 0, "m %d n %ld step %zu mode %d: %ld dots differ (kernel %d, reference, int64 sum)", m, (long) n,
+		  step, mode, (long) bad, ff_dots_kernel());
+	free(codes_buf);
+	free(wq_buf);
+	free(dots);
+	free(dots_ref);
+}
+
+static void
+test_dots(void)
+{
+	static const int ms[] = {1, 2, 7, 16, 31, 32, 33, 63, 64, 65, 100, 255, 256, 511, 512, 1000, 2048};
+	/* odd and even; past the kernels' prefetch distance (8 entries ahead) */
+	static const int64_t ns[] = {1, 2, 3, 4, 5, 16, 17, 63, 100};
+
+	begin_check(3);
+	for (int mi = 0; mi < (int) (sizeof ms / sizeof ms[0]); mi++)
+	{
+		CHECK((int64_t) ms[mi] * 255 * ff_wq_max(ms[mi]) <= INT32_MAX && ff_wq_max(ms[mi]) <= 32767 &&
+			  ((int64_t) ms[mi] * 255 * (ff_wq_max(ms[mi]) + 1) > INT32_MAX || ff_wq_max(ms[mi]) == 32767),
+			  "ff_wq_max(%d) = %d: not the greatest weight below int32", ms[mi], ff_wq_max(ms[mi]));
+		CHECK(ff_code_stride(ms[mi]) % 32 == 0 && ff_code_stride(ms[mi]) >= ms[mi] && ff_code_stride(ms[mi]) < ms[mi] + 32,
+			  "ff_code_stride(%d) = %d", ms[mi], ff_code_stride(ms[mi]));
+		for (int ni = 0; ni < (int) (sizeof ns / sizeof ns[0]); ni++)
+			for (int mode = 0; mode < 4; mode++)
+			{
+				/* codes packed, and in place in entries with an odd header between them */
+				check_dots(ms[mi], ns[ni], (size_t) ff_code_stride(ms[mi]), mode);
+				check_dots(ms[mi], ns[ni], (size_t) ff_code_stride(ms[mi]) + 13, mode);
+			}
+	}
+}
+
+/* ---- 4. the bound of ff_a2 ----------------------------------------------- */
+
+/*
+ * a2 of n entries as the scan gets them, ff_a2_many, which must give ff_a2's
+ * doubles bit for bit (counted in *differ); then as the comparisons see
+ * them: FF_TEST_BIAS shows they can fail.
+ */
+static void
+a2_all(const FfQuery *query, const int32_t *dots, const float *err, const float *yh2, int64_t n, double *a2,
+	   int64_t *differ)
+{
+	ff_a2_many(query, dots, err, yh2, n, a2);
+	for (int64_t j = 0; j < n; j++)
+	{
+		double		one = ff_a2(query, dots[j], err[j], yh2[j]);
+
+		*differ += memcmp(&one, &a2[j], sizeof(double)) != 0;
+		a2[j] += FF_TEST_BIAS;
+	}
+}
+
+/*
+ * Codes n points (n x m) against ranges and checks every query's a2 against
+ * the exact squared distance; useful: also that a2 is near it for points
+ * not near the query.
+ */
+static void
+bound_case(const char *what, int m, const float *ranges, const float *pts, int64_t n, const float *qs, int nq,
+		   int useful)
+{
+	int32_t		stride = ff_code_stride(m);
+	uint8_t    *codes = malloc((size_t) n * stride);
+	float	   *err = malloc(sizeof(float) * n);
+	float	   *yh2 = malloc(sizeof(float) * n);
+	int32_t    *dots = malloc(sizeof(int32_t) * n);
+	double	   *a2s = malloc(sizeof(double) * n);
+	long double *ex = malloc(sizeof(long double) * n);
+	int16_t    *wq = malloc(sizeof(int16_t) * stride);
+	int64_t		violations = 0,
+				many_differ = 0,
+				weak = 0,
+				far = 0,
+				prep_bad = 0;
+	long double sum_a2 = 0,
+				sum_ex = 0;
+
+	for (int64_t j = 0; j < n; j++)
+		ff_encode(ranges, m, pts + (size_t) j * m, codes + (size_t) j * stride, &err[j], &yh2[j]);
+	for (int qi = 0; qi < nq; qi++)
+	{
+		const float *q = qs + (size_t) qi * m;
+		FfQuery		query;
+		long double mean = 0;
+		int			at_max = 0;
+
+		query.wq = wq;
+		ff_query_prepare(ranges, m, q, &query);
+		/* the weights: within ff_wq_max, zero past m, the greatest one at it (the scale is used whole) */
+		for (int32_t i = 0; i < stride; i++)
+		{
+			prep_bad += i < m ? abs(wq[i]) > ff_wq_max(m) : wq[i] != 0;
+			at_max |= i < m && abs(wq[i]) == ff_wq_max(m);
+		}
+		prep_bad += query.m != m || query.stride != stride || !(query.s >= 0) || !isfinite(query.s) ||
+			(query.s > 0 && !at_max) || isnan(query.base) || isnan(query.mag);
+		ff_dots(&query, codes, (size_t) stride, n, dots);
+		a2_all(&query, dots, err, yh2, n, a2s, &many_differ);
+		for (int64_t j = 0; j < n; j++)
+		{
+			ex[j] = exact_d2(q, pts + (size_t) j * m, m);
+			mean += ex[j] / n;
+		}
+		for (int64_t j = 0; j < n; j++)
+		{
+			double		a2 = a2s[j];
+
+			if (!(a2 >= 0) || !((long double) a2 <= ex[j] + exact_slack(ex[j], m)))
+			{
+				if (violations < 4)
+					fprintf(stderr, "%s m %d query %d point %ld: a2 %.17g > |q - y|^2 %.20Lg (err %.9g yh2 %.9g dot %d "
+							"s %.17g base %.17g mag %.17g)\n", what, m, qi, (long) j, a2, ex[j], err[j], yh2[j],
+							dots[j], query.s, query.base, query.mag);
+				violations++;
+			}
+			if (useful && ex[j] > mean / 4)
+			{
+				far++;
+				if (!((long double) a2 >= 0.9L * ex[j]))
+				{
+					if (weak < 4)
+						fprintf(stderr, "%s m %d query %d point %ld: a2 %.17g < 0.9 |q - y|^2 %.20Lg (err %.9g)\n",
+								what, m, qi, (long) j, a2, ex[j], err[j]);
+					weak++;
+				}
+			}
+			sum_a2 += a2;
+			sum_ex += ex[j];
+		}
+	}
+	CHECK(prep_bad == 0, "%s m %d: ff_query_prepare's weights out of range or unused (%ld)", what, m, (long) prep_bad);
+	CHECK(violations == 0, "%s m %d: %ld of %ld bounds a2 above the exact |q - y|^2", what, m, (long) violations,
+		  (long) n * nq);
+	CHECK(many_differ == 0, "%s m %d: ff_a2_many differs from ff_a2 for %ld entries", what, m, (long) many_differ);
+	if (useful)
+	{
+		CHECK(far > n * nq / 4, "%s m %d: only %ld far pairs", what, m, (long) far);
+		CHECK(weak == 0, "%s m %d: %ld of %ld far points with a2 < 0.9 |q - y|^2 (mean a2 / exact %.4Lg)", what, m,
+			  (long) weak, (long) far, sum_a2 / sum_ex);
+		CHECK(sum_a2 >= 0.95L * sum_ex, "%s m %d: a2 sums to %.4Lg of the exact distances", what, m, sum_a2 / sum_ex);
+		printf("bound %s m %d: a2 / |q - y|^2 = %.4f over all pairs\n", what, m, (double) (sum_a2 / sum_ex));
+	}
+	free(codes);
+	free(err);
+	free(yh2);
+	free(dots);
+	free(a2s);
+	free(ex);
+	free(wq);
+}
+
+enum
+{
+	B_UNIT, B_HELDOUT, B_DUPS, B_GRID, B_HUGE_INSERTED, B_HUGE_RANGE, B_FLTMAX_RANGE, B_TINY, B_TINY_IN_UNIT,
+	B_MIXED, B_KINDS
+};
+static const char *b_names[] = {"unit", "held-out", "dups+zeros", "grid", "huge inserted", "1e30 range",
+	"FLT_MAX range", "tiny", "tiny in unit range", "mixed scales"};
+
+/* One coordinate of kind's distribution, column i. */
+static float
+b_value(int kind, int i)
+{
+	switch (kind)
+	{
+		case B_HUGE_RANGE:
+			/* an offset and spread near 1e30: cancellation in |q|^2 + |yh|^2 - 2 <q, yh> */
+			return (float) (1e30 * (i % 3 - 1) + 1e29 * gauss());
+		case B_FLTMAX_RANGE:
+			return next_u64() % 4 == 0 ? (next_u64() % 2 ? FLT_MAX : -FLT_MAX) : clampf(gauss() * FLT_MAX / 2);
+		case B_TINY:
+			return (float) (gauss() * 1e-30);
+		case B_MIXED:
+			if (next_u64() % 50 == 0)
+				return (float) ((next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * unif()));
+			return clampf(gauss() * pow(10.0, -30 + (double) ((i * 7 + next_u64() % 3) % 68)));
+		default:
+			return (float) gauss();
+	}
+}
+
+static void
+bound_kind(int kind, int m)
+{
+	int64_t		n = m >= 512 ? 120 : 300;
+	int			nq = m >= 512 ? 10 : 16;
+	int			own_sample = kind != B_HELDOUT && kind != B_HUGE_INSERTED && kind != B_TINY_IN_UNIT &&
+		kind != B_GRID;
+	int64_t		ns = own_sample ? n : 200;	/* the sample the ranges are learned on: the points, or not */
+	float	   *pts = malloc(sizeof(float) * n * m);
+	float	   *sample = malloc(sizeof(float) * ns * m);
+	float	   *qs = malloc(sizeof(float) * nq * m);
+	float	   *ranges = malloc(sizeof(float) * 2 * m);
+	ImgsError	err;
+
+	for (int64_t j = 0; j < n; j++)
+		for (int i = 0; i < m; i++)
+		{
+			float	   *v = pts + (size_t) j * m + i;
+
+			if (kind == B_DUPS)
+				/* 8 distinct points, repeated; every 5th row all zero */
+				*v = j % 5 == 4 ? 0.0f : j < 8 ? (float) gauss() : pts[(size_t) (j % 8) * m + i];
+			else if (kind == B_HUGE_INSERTED)
+				/* outside the unit ranges: 1e30, FLT_MAX, x1000, whole rows at +-FLT_MAX */
+				*v = j % 4 == 0 ? (float) (gauss() * 1e30) : j % 4 == 1 ? (i % 2 ? FLT_MAX : -FLT_MAX) :
+					j % 4 == 2 ? (float) (gauss() * 1000) : (next_u64() % 3 ? (float) gauss() : FLT_MAX);
+			else if (kind == B_TINY_IN_UNIT)
+				*v = (float) (gauss() * 1e-30);
+			else
+				*v = b_value(kind, i);
+		}
+	/* the ranges: on the points themselves, or on a sample without them (unit data for the inserted kinds) */
+	for (int64_t j = 0; j < ns; j++)
+		for (int i = 0; i < m; i++)
+			sample[(size_t) j * m + i] = own_sample ? pts[(size_t) j * m + i] :
+				kind == B_HELDOUT ? b_value(kind, i) : (float) gauss();
+	CHECK(ff_ranges_train(sample, ns, m, ranges, &err) == 0, "ff_ranges_train: %s", err.message);
+	if (kind == B_GRID)
+		/* on the grid exactly (err only the core's pad), some of them equal */
+		for (int64_t j = 0; j < n; j++)
+			for (int i = 0; i < m; i++)
+				pts[(size_t) j * m + i] = j % 3 == 2 ? pts[(size_t) (j - 1) * m + i] :
+					(float) ((double) ranges[i] + (double) ranges[m + i] * (double) (next_u64() % 256));
+	for (int qi = 0; qi < nq; qi++)
+	{
+		float	   *q = qs + (size_t) qi * m;
+		const float *src = pts + (size_t) (next_u64() % n) * m;
+
+		for (int i = 0; i < m; i++)
+			switch (qi % 5)
+			{
+				case 0:			/* a stored point: a2 must be 0 */
+					q[i] = src[i];
+					break;
+				case 1:			/* a stored point, one coordinate a float off (never to inf) */
+					q[i] = i > 0 ? src[i] : fabsf(src[i]) == FLT_MAX ? nextafterf(src[i], 0) :
+						nextafterf(src[i], INFINITY);
+					break;
+				case 2:			/* zero, then huge ones */
+					q[i] = qi < 5 ? 0.0f : qi < 10 ? (float) (gauss() * 1e30) : (i % 2 ? FLT_MAX : -FLT_MAX);
+					break;
+				default:		/* fresh, of the points' distribution */
+					q[i] = kind == B_DUPS ? (float) gauss() : kind == B_GRID ? src[(i + 1) % m] :
+						kind == B_HUGE_INSERTED ? (qi % 5 == 3 ? (float) gauss() : (float) (gauss() * 1e30)) :
+						kind == B_TINY_IN_UNIT ? (float) (gauss() * 1e-30) : b_value(kind, i);
+			}
+	}
+	bound_case(b_names[kind], m, ranges, pts, n, qs, nq, 0);
+	/* unit points within the ranges and fresh queries alone: the bound must be near the distance */
+	if (kind == B_UNIT)
+	{
+		for (int qi = 0; qi < nq; qi++)
+			for (int i = 0; i < m; i++)
+				qs[(size_t) qi * m + i] = (float) gauss();
+		bound_case("unit, fresh queries", m, ranges, pts, n, qs, nq, 1);
+	}
+	free(pts);
+	free(sample);
+	free(qs);
+	free(ranges);
+}
+
+static void
+test_bound(void)
+{
+	static const int ms[] = {1, 3, 64, 512};
+
+	begin_check(4);
+	for (int mi = 0; mi < 4; mi++)
+		for (int kind = 0; kind < B_KINDS; kind++)
+			bound_kind(kind, ms[mi]);
+}
+
+/* ---- 5. end to end, through kd_bound_from_parts -------------------------- */
+
+enum
+{
+	E_GAUSS, E_DUPS, E_EXTREME, E_CNN
+};
+static const char *e_names[] = {"gauss", "dups+zeros", "extreme", "cnn"};
+
+static void
+e_point(int kind, float *v, const float *x, int64_t i, int dim)
+{
+	switch (kind)
+	{
+		case E_GAUSS:
+			for (int t = 0; t < dim; t++)
+				v[t] = (float) gauss();
+			break;
+		case E_DUPS:
+			/* 20 distinct points, each repeated; every 7th row all zero */
+			if (i % 7 == 3)
+				memset(v, 0, sizeof(float) * dim);
+			else if (i < 20)
+				for (int t = 0; t < dim; t++)
+					v[t] = (float) gauss();
+			else
+				memcpy(v, x + (size_t) (next_u64() % 20) * dim, sizeof(float) * dim);
+			break;
+		case E_EXTREME:
+			{
+				/* scale 10^[-30, 37]; every 10th a norm near 1e30; coordinates at +-3e38 */
+				double		scale = i % 10 == 0 ? 1e30 / sqrt(dim) : pow(10.0, -30 + (double) (next_u64() % 68));
+
+				for (int t = 0; t < dim; t++)
+				{
+					double		g = gauss() * scale;
+
+					if (next_u64() % 50 == 0)
+						g = (next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * unif());
+					v[t] = clampf(g);
+				}
+			}
+			break;
+		default:
+			{
+				/* CNN-like: non-negative, decaying spectrum, unit norm */
+				double		s = 0;
+
+				for (int t = 0; t < dim; t++)
+				{
+					double		g = gauss() / sqrt(t + 1.0) + 0.3 / sqrt(t + 1.0);
+
+					v[t] = g > 0 ? (float) g : 0.0f;
+					s += (double) v[t] * v[t];
+				}
+				if (s > 0)
+					for (int t = 0; t < dim; t++)
+						v[t] = (float) (v[t] / sqrt(s));
+			}
+	}
+}
+
+/* The exact key of the raw vectors, long double: |q - x|^2, or 1 - cos (NaN for a zero vector). */
+static long double
+exact_key(int metric, const float *q, const float *x, int dim)
+{
+	long double qq = 0,
+				xx = 0,
+				qx = 0;
+
+	if (metric == KD_METRIC_L2)
+		return exact_d2(q, x, dim);
+	for (int t = 0; t < dim; t++)
+	{
+		qq += (long double) q[t] * q[t];
+		xx += (long double) x[t] * x[t];
+		qx += (long double) q[t] * x[t];
+	}
+	if (qq == 0 || xx == 0)
+		return NAN;
+	return 1 - qx / (sqrtl(qq) * sqrtl(xx));
+}
+
+static void
+e2e_case(int kind, int dim, int metric, int64_t n, int nq)
+{
+	int			m = dim;
+	int32_t		stride = ff_code_stride(m);
+	size_t		step = (size_t) stride + 24;	/* codes in place in entries, after a header of 24 bytes */
+	int64_t		n_train = n / 2;
+	float	   *x = malloc(sizeof(float) * n * dim);
+	float	   *y = malloc(sizeof(float) * n * m);
+	float	   *resid = malloc(sizeof(float) * n);
+	float	   *mag = malloc(sizeof(float) * n);
+	float	   *err = malloc(sizeof(float) * n);
+	float	   *yh2 = malloc(sizeof(float) * n);
+	uint8_t    *entries = malloc((size_t) n * step);
+	int32_t    *dots = malloc(sizeof(int32_t) * n);
+	double	   *a2 = malloc(sizeof(double) * n);
+	float	   *ranges = malloc(sizeof(float) * 2 * m);
+	int16_t    *wq = malloc(sizeof(int16_t) * stride);
+	float	   *q = malloc(sizeof(float) * dim);
+	float	   *yq = malloc(sizeof(float) * m);
+	int64_t		violations = 0,
+				key_violations = 0,
+				many_differ = 0,
+				compared = 0;
+	long double sum_ratio = 0;
+	int64_t		ordinary = 0;
+	ImgsError	e;
+	KdPca	   *pca;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		e_point(kind, x + (size_t) i * dim, x, i, dim);
+		/* inserted after the build: outside the ranges learned */
+		if (i >= n_train && i % 3 == 0 && kind != E_EXTREME)
+			for (int t = 0; t < dim; t++)
+				x[(size_t) i * dim + t] *= 1000.0f;
+	}
+	pca = kd_pca_train(x, n_train, dim, m, metric, 42, &e);
+	CHECK(pca != NULL, "kd_pca_train: %s %s", e.sqlstate, e.message);
+	if (pca == NULL)
+		return;
+	CHECK(pca->m == m, "kd_pca_train: m %d, not %d", pca->m, m);
+	for (int64_t i = 0; i < n; i++)
+		kd_project(pca, x + (size_t) i * dim, y + (size_t) i * m, &resid[i]);
+	CHECK(ff_ranges_train(y, n_train, m, ranges, &e) == 0 && ff_ranges_valid(ranges, m), "ff_ranges_train: %s",
+		  e.message);
+	for (size_t b = 0; b < (size_t) n * step; b++)
+		entries[b] = (uint8_t) next_u64();
+	for (int64_t i = 0; i < n; i++)
+	{
+		ff_encode(ranges, m, y + (size_t) i * m, entries + (size_t) i * step + 24, &err[i], &yh2[i]);
+		mag[i] = ff_magnitude(y + (size_t) i * m, m, resid[i]);
+	}
+	for (int qi = 0; qi < nq; qi++)
+	{
+		float		rq;
+		double		magq;
+		FfQuery		query;
+
+		/* stored points, held-out points, a zero vector, a huge one */
+		if (qi % 4 == 0)
+			memcpy(q, x + (size_t) (next_u64() % n) * dim, sizeof(float) * dim);
+		else if (qi % 4 == 3 && qi < 8)
+			for (int t = 0; t < dim; t++)
+				q[t] = qi == 3 ? 0.0f : (float) (gauss() * 1e30);
+		else
+			e_point(kind, q, x, (int64_t) (next_u64() % n), dim);
+		kd_project(pca, q, yq, &rq);
+		magq = ff_magnitude(yq, m, rq);
+		query.wq = wq;
+		ff_query_prepare(ranges, m, yq, &query);
+		ff_dots(&query, entries + 24, step, n, dots);
+		a2_all(&query, dots, err, yh2, n, a2, &many_differ);
+		for (int64_t i = 0; i < n; i++)
+		{
+			const float *xi = x + (size_t) i * dim;
+			long double key = exact_key(metric, q, xi, dim);
+			double		imgs_key = metric == KD_METRIC_L2 ? imgs_l2_squared(q, xi, dim) : imgs_cosine_distance(q, xi, dim);
+			double		lb = kd_bound_from_parts(pca, a2[i], fabs((double) rq - (double) resid[i]),
+												 magq + (double) mag[i]);
+
+			/* a zero vector's cosine key is NaN: it comes last whatever its bound */
+			if (isnan(key))
+				continue;
+			/* the long double key's own rounding: absolute for 1 - cos, relative for L2 */
+			if (!((long double) lb <= key + (metric == KD_METRIC_L2 ? exact_slack(key, dim) : 0x1p-58L)))
+			{
+				if (violations < 4)
+					fprintf(stderr, "%s dim %d metric %d query %d point %ld: bound %.17g > exact key %.20Lg\n",
+							e_names[kind], dim, metric, qi, (long) i, lb, key);
+				violations++;
+			}
+			if (!isnan(imgs_key) && !(lb <= imgs_key))
+			{
+				if (key_violations < 4)
+					fprintf(stderr, "%s dim %d metric %d query %d point %ld: bound %.17g > distance_core key %.17g\n",
+							e_names[kind], dim, metric, qi, (long) i, lb, imgs_key);
+				key_violations++;
+			}
+			/* ordinary pairs: no point scaled by 1000, no zero or huge query, no duplicate */
+			if (qi % 4 != 3 && !(i >= n_train && i % 3 == 0) && key > 0 && isfinite(key))
+			{
+				sum_ratio += lb > 0 ? lb / key : 0;
+				ordinary++;
+			}
+			compared++;
+		}
+	}
+	CHECK(violations == 0, "%s dim %d metric %d: %ld of %ld bounds above the exact key", e_names[kind], dim, metric,
+		  (long) violations, (long) compared);
+	CHECK(key_violations == 0, "%s dim %d metric %d: %ld of %ld bounds above distance_core's key", e_names[kind], dim,
+		  metric, (long) key_violations, (long) compared);
+	CHECK(many_differ == 0, "%s dim %d metric %d: ff_a2_many differs from ff_a2 for %ld entries", e_names[kind], dim,
+		  metric, (long) many_differ);
+	/* useful where the points are ordinary: gauss under L2, most of the distance kept */
+	if (kind == E_GAUSS && metric == KD_METRIC_L2)
+	{
+		printf("end to end %s dim %d: bound / key = %.4f on average over %ld ordinary pairs\n", e_names[kind], dim,
+			   (double) (sum_ratio / ordinary), (long) ordinary);
+		CHECK(ordinary > compared / 4 && sum_ratio >= 0.9L * ordinary, "%s dim %d: bound / key %.4Lg on average",
+			  e_names[kind], dim, sum_ratio / ordinary);
+	}
+	kd_pca_free(pca);
+	free(x);
+	free(y);
+	free(resid);
+	free(mag);
+	free(err);
+	free(yh2);
+	free(entries);
+	free(dots);
+	free(a2);
+	free(ranges);
+	free(wq);
+	free(q);
+	free(yq);
+}
+
+static void
+test_end_to_end(void)
+{
+	begin_check(5);
+	for (int metric = KD_METRIC_L2; metric <= KD_METRIC_COSINE; metric++)
+		for (int kind = E_GAUSS; kind <= E_CNN; kind++)
+		{
+			e2e_case(kind, 16, metric, 1500, 12);
+			e2e_case(kind, 64, metric, 1000, 12);
+		}
+}
+
+int
+main(int argc, char **argv)
+{
+	clock_t		c0 = clock();
+
+	seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 12345;
+	printf("faissflat_core_test: seed %llu, dots kernel %s\n", (unsigned long long) seed,
+		   (const char *[]) {"portable", "AVX2", "AVX-512"}[ff_dots_kernel()]);
+	test_ranges();
+	test_encode();
+	test_dots();
+	test_bound();
+	test_end_to_end();
+	for (int i = 1; i < 6; i++)
+		if (check_failures[i])
+			fprintf(stderr, "check %s: %d failure(s) (seed %llu)\n", check_names[i], check_failures[i],
+					(unsigned long long) seed);
+	printf("%s: %d failure(s), seed %llu, %.1f s\n", failures ? "FAILED" : "ok", failures, (unsigned long long) seed,
+		   (double) (clock() - c0) / CLOCKS_PER_SEC);
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,365 @@
+-- faissflat's filter-and-refine scan over its codes (faissflat.h) returns the
+-- rows, order and distances of a sequential scan and sort (imgsearch.method =
+-- 'argsort'): for L2 and cosine, at 3, 512 and 4096 dimensions, for k = 1,
+-- 30, 2000 and every row (no LIMIT; over 1024 exact keys the scan turns into
+-- flat passes, which the 1400-row tables reach), two queries each (one held
+-- out, one a stored row); after the build (NULL vectors in the table, a zero
+-- vector for cosine), after inserts past the build (outside the cells the
+-- build learned), after DELETE, after VACUUM, and after inserts into the
+-- slots VACUUM freed; then with outliers inserted by another backend, and
+-- through cursors while rows are inserted mid-scan.
+--
+-- The data and the checks are kdtree_exact.sql's (plain random vectors,
+-- vectors with a CNN-like decaying spectrum, duplicates, integer grid points
+-- with many ties and zero vectors, magnitudes from 1e-30 to 6e38), with
+-- faissflat's own indexes; every comparison with a sort is
+-- helpers/topk.psql's topk_problems (ties as sets: on tie-free data, the
+-- sort's order exactly).
+SET client_min_messages = warning;
+-- the codes scan is off by default (faissflat.codes)
+SET faissflat.codes = on;
+-- a scan that never ends would otherwise hang the suite
+SET statement_timeout = '60s';
+\ir helpers/topk.psql
+
+-- tbl: the table; kind: random, spectrum or ties (the tie tables are filled
+-- below); n_build rows before the index, n_insert after it; l2_opts and
+-- cos_opts: the reloptions of its two indexes ('' = the defaults).
+CREATE TABLE ff_tables (tbl text PRIMARY KEY, dim int, kind text, n_build int, n_insert int,
+                        l2_opts text, cos_opts text);
+INSERT INTO ff_tables VALUES
+	('ff_r3', 3, 'random', 600, 800, '', ''),
+	('ff_s3', 3, 'spectrum', 600, 800, '', ''),
+	('ff_r512', 512, 'random', 300, 400, '', ''),
+	('ff_s512', 512, 'spectrum', 300, 400, '', ''),
+	('ff_r4096', 4096, 'random', 120, 180, '', ''),
+	('ff_s4096', 4096, 'spectrum', 120, 180, '', ''),
+	('ff_grid4', 4, 'ties', 300, 400, '', ''),
+	('ff_dup512', 512, 'ties', 150, 200, '', ''),
+	('ff_x8', 8, 'extreme', 300, 400, '', '');
+
+-- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
+SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 4 * 2) FROM ff_tables)
+            + (SELECT count(*)::int * 2 * (1 + 4 * 2) FROM ff_tables WHERE kind IN ('random', 'spectrum')) + 26
+            + 4 * 2 * 3 + 2);
+
+SELECT setseed(0.3125);
+-- rows 1..n_insert are loaded, row n_insert + 1 is the held-out query
+CREATE TABLE ff_src AS
+SELECT t.tbl, s.id, s.v FROM ff_tables t, LATERAL pg_temp.spectrum_feats(t.dim, t.n_insert + 1) s
+WHERE t.kind = 'spectrum';
+INSERT INTO ff_src
+SELECT tbl, i, pg_temp.random_feat(dim)
+FROM ff_tables, generate_series(1, n_insert + 1) i WHERE kind = 'random';
+-- a zero vector: its cosine distance is NaN, which sorts after every number
+UPDATE ff_src SET v = '[0,0,0]' WHERE tbl = 'ff_r3' AND id = 100;
+-- ties: points of the grid {0,1,2}^4 (81 of them: every point many times,
+-- many equal distances), the zero vector among them; 40 random 512-d vectors,
+-- each five times. (ff_x8, extreme magnitudes, is compared like them: its
+-- tiny vectors all lie at the same float distance from a big query.)
+INSERT INTO ff_src
+SELECT 'ff_grid4', i, (SELECT array_agg(floor(random() * 3)::real) FROM generate_series(1, 4) WHERE i > 0)::imgfeat
+FROM generate_series(1, 401) i;
+CREATE TEMP TABLE ff_dup_base AS SELECT j, pg_temp.random_feat(512) AS v FROM generate_series(0, 39) j;
+INSERT INTO ff_src SELECT 'ff_dup512', i, v FROM generate_series(1, 200) i JOIN ff_dup_base ON j = (i * 7) % 40;
+-- extreme magnitudes: each vector scaled by 10^((i % 61) - 30), every 50th
+-- near the largest float (3e38): bounds near FLT_MAX and below 1e-30; rows
+-- inserted after the build fall far outside the build's cells
+INSERT INTO ff_src
+SELECT 'ff_x8', i, (SELECT array_agg(((random() - 0.5 + 0 * c)
+                                       * CASE WHEN i % 50 = 0 THEN 6e38 ELSE power(10::float8, (i % 61) - 30) END)::real)
+                    FROM generate_series(1, 8) c)::imgfeat
+FROM generate_series(1, 401) i;
+-- its held-out query: a new vector
+INSERT INTO ff_src SELECT 'ff_dup512', 201, pg_temp.random_feat(512);
+
+-- Query 1 is held out (not in the table), query 2 is a stored row.
+CREATE TABLE ff_query AS
+SELECT s.tbl, 1 AS qn, s.v AS q FROM ff_src s JOIN ff_tables t USING (tbl) WHERE s.id = t.n_insert + 1
+UNION ALL
+SELECT tbl, 2, v FROM ff_src WHERE id = 7;
+DELETE FROM ff_src s USING ff_tables t WHERE s.tbl = t.tbl AND s.id > t.n_insert;
+
+-- no ties in the random and spectrum tables
+DO $$ BEGIN
+	PERFORM pg_temp.drop_ties('ff_src', 'ff_query', 'tbl', '{<->,<=>}',
+	                          $w$s.tbl IN (SELECT tbl FROM ff_tables WHERE kind IN ('random', 'spectrum'))$w$);
+END $$;
+-- the tie tables do have ties (else their checks would prove little)
+SELECT cmp_ok((SELECT count(*) - count(DISTINCT s.v <-> q.q) FROM ff_src s JOIN ff_query q USING (tbl)
+               WHERE s.tbl = 'ff_grid4' AND q.qn = 1), '>', 100::bigint, 'ff_grid4: many equal distances');
+SELECT cmp_ok((SELECT count(*) - count(DISTINCT v::text) FROM ff_src WHERE tbl = 'ff_dup512'), '>', 100::bigint,
+              'ff_dup512: many duplicate vectors');
+
+-- Every query of every table (qns NULL), or only the queries qns of the
+-- tables that are not tie tables. The index's answer against the sort's
+-- (helpers/topk.psql's knn, with the method faissflat and argsort): the
+-- distances, and the rows (on the tie-free tables the sort's, in its order).
+CREATE FUNCTION pg_temp.check_stage(stage text, qns int[] DEFAULT NULL) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	t record;
+	c record;
+	f record;
+	a record;
+	idx text;
+	what text;
+BEGIN
+	FOR t IN SELECT * FROM ff_tables WHERE qns IS NULL OR kind IN ('random', 'spectrum') ORDER BY tbl LOOP
+		FOR c IN
+			SELECT q.qn, q.q, o.op, o.suffix, kk.k,
+			       row_number() OVER (PARTITION BY o.op ORDER BY q.qn, kk.k NULLS LAST) AS nth
+			FROM ff_query q, (VALUES ('<->', 'l2'), ('<=>', 'cos')) o(op, suffix), (VALUES (1), (30), (2000), (NULL)) kk(k)
+			WHERE q.tbl = t.tbl AND (qns IS NULL OR q.qn = ANY (qns))
+			ORDER BY o.op, q.qn, kk.k NULLS LAST
+		LOOP
+			idx := t.tbl || '_' || c.suffix;
+			SELECT * INTO f FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'faissflat');
+			SELECT * INTO a FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'argsort');
+			what := format('%s: %s (%s, %s-d) %s query %s, k=%s:', stage, t.tbl, t.kind, t.dim, c.op, c.qn,
+			               coalesce(c.k::text, 'all'));
+			IF c.nth = 1 THEN
+				RETURN NEXT ok(f.plan ~ ('Index Scan using ' || idx || ' on ') AND a.plan !~ 'Index Scan',
+				               format('%s: %s %s: faissflat plans an index scan using %s, argsort does not',
+				                      stage, t.tbl, c.op, idx));
+			END IF;
+			RETURN NEXT is(f.dists, a.dists, what || ' distances');
+			RETURN NEXT is(concat_ws('; ', nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, c.k IS NULL), ''),
+			                         CASE WHEN f.dists IS DISTINCT FROM f.true_dists
+			                              THEN 'a distance that is not the row''s' END), '',
+			               what || CASE WHEN t.kind IN ('random', 'spectrum') AND qns IS NULL
+			                            THEN ' ids: the sort''s, in order'
+			                            ELSE ' distinct ids, the same as the sort''s below the k-th distance' END);
+		END LOOP;
+	END LOOP;
+END $$;
+
+CREATE TABLE ff_r3 (id int, v imgfeat(3));
+CREATE TABLE ff_s3 (id int, v imgfeat(3));
+CREATE TABLE ff_r512 (id int, v imgfeat(512));
+CREATE TABLE ff_s512 (id int, v imgfeat(512));
+CREATE TABLE ff_r4096 (id int, v imgfeat(4096));
+CREATE TABLE ff_s4096 (id int, v imgfeat(4096));
+CREATE TABLE ff_grid4 (id int, v imgfeat(4));
+CREATE TABLE ff_dup512 (id int, v imgfeat(512));
+CREATE TABLE ff_x8 (id int, v imgfeat(8));
+
+DO $$ BEGIN
+	PERFORM pg_temp.load_stage('ff_tables', 'ff_src', 'build');
+	PERFORM pg_temp.build_indexes('ff_tables', 'faissflat', '{l2,cos}');
+END $$;
+
+SELECT * FROM pg_temp.check_stage('build');
+
+DO $$ BEGIN PERFORM pg_temp.load_stage('ff_tables', 'ff_src', 'insert'); END $$;
+SELECT * FROM pg_temp.check_stage('insert');
+
+DELETE FROM ff_r3 WHERE id % 4 = 0;
+DELETE FROM ff_s3 WHERE id % 3 = 0;
+DELETE FROM ff_r512 WHERE id % 4 = 0;
+DELETE FROM ff_s512 WHERE id % 4 = 1;
+DELETE FROM ff_r4096 WHERE id % 4 = 0;
+DELETE FROM ff_s4096 WHERE id % 2 = 0;
+DELETE FROM ff_grid4 WHERE id % 4 = 0;
+DELETE FROM ff_dup512 WHERE id % 3 = 0;
+DELETE FROM ff_x8 WHERE id % 3 = 1;
+SELECT * FROM pg_temp.check_stage('delete');
+
+VACUUM (INDEX_CLEANUP ON) ff_r3, ff_s3, ff_r512, ff_s512, ff_r4096, ff_s4096, ff_grid4, ff_dup512, ff_x8;
+SELECT * FROM pg_temp.check_stage('vacuum');
+
+-- the deleted rows come back: into the slots VACUUM freed (their old code
+-- entries are dead; the new ones are appended)
+DO $$ BEGIN PERFORM pg_temp.load_stage('ff_tables', 'ff_src', 'reuse'); END $$;
+SELECT * FROM pg_temp.check_stage('reuse');
+
+-- Outliers inserted by another backend, while this one holds the projection
+-- and cells in its cache: three rows far from the data (each coordinate x of
+-- a stored row becomes 0.5 - 20 (x - 0.5)), and a query near the first (with
+-- 19 for 20). Their codes fall in edge cells; this backend must find their
+-- entries. (Ties are
+-- not ruled out for this query: compared as in the tie tables.)
+CREATE EXTENSION IF NOT EXISTS dblink;
+DO $$ BEGIN PERFORM pg_temp.dblink_self('ff_other'); END $$;
+CREATE FUNCTION pg_temp.far(v imgfeat, f float8) RETURNS imgfeat LANGUAGE sql AS $$
+	SELECT array_agg((0.5 - f * (x - 0.5))::real ORDER BY n)::imgfeat FROM unnest(v::real[]) WITH ORDINALITY u(x, n) $$;
+INSERT INTO ff_query
+SELECT t.tbl, 3, pg_temp.far(s.v, 19)
+FROM ff_tables t, ff_src s
+WHERE t.kind IN ('random', 'spectrum') AND s.tbl = t.tbl AND s.id = (SELECT min(id) FROM ff_src WHERE tbl = t.tbl AND id > 10);
+DO $$ BEGIN
+	PERFORM dblink_exec('ff_other', format(
+		$q$INSERT INTO %I SELECT -1000 - id, (SELECT array_agg((0.5 - 20 * (x - 0.5))::real ORDER BY n)
+		                                    FROM unnest(v::real[]) WITH ORDINALITY u(x, n))::imgfeat
+		   FROM ff_src WHERE tbl = %L AND id > 10 ORDER BY id LIMIT 3$q$, tbl, tbl))
+	FROM ff_tables WHERE kind IN ('random', 'spectrum') ORDER BY tbl;
+	PERFORM dblink_disconnect('ff_other');
+END $$;
+-- (the outliers are there, and query 3's nearest row by L2 is one of them)
+SELECT is((SELECT count(*) FROM ff_r512 WHERE id < -1000), 3::bigint, 'the other backend inserted the outliers');
+SELECT * FROM pg_temp.check_stage('outliers', '{3}');
+
+-- A scan in progress while the index changes under it (helpers/topk.psql's
+-- cursor_knn): a cursor fetches the first 10 rows, then rows nearer the
+-- query than any other are inserted (invisible to the cursor's snapshot; new
+-- code entries) and the table is analyzed (a relcache invalidation of
+-- the index), by this backend or by another one; the cursor then fetches
+-- the rest. Together: what a sort returned before. (The inserts are rolled
+-- back or deleted afterwards.)
+DO $$ BEGIN PERFORM pg_temp.dblink_self('ff_other'); END $$;
+SELECT is(concat_ws('; ', CASE WHEN r.plan !~ ('Index Scan using ' || c.tbl || '_') THEN 'not an index scan' END,
+                    nullif(pg_temp.topk_problems(r.ids, r.dists, a.ids, a.dists, true), '')), '',
+          format('a %s cursor on %s: rows inserted and ANALYZE by %s mid-scan change nothing',
+                 op, c.tbl, CASE WHEN other THEN 'another backend' ELSE 'this one' END))
+FROM (VALUES ('ff_s512', '<->'), ('ff_r4096', '<=>')) c(tbl, op)
+JOIN ff_query ON ff_query.tbl = c.tbl AND qn = 1, (VALUES (false), (true)) o(other),
+     LATERAL pg_temp.cursor_knn(c.tbl, op, q, CASE WHEN other THEN 'ff_other' END, '{"imgsearch.method": "faissflat", "faissflat.codes": "on"}') r,
+     LATERAL pg_temp.knn(c.tbl, op, q, NULL, 'argsort') a
+ORDER BY c.tbl, other;
+SELECT is((SELECT count(*) FROM ff_s512 WHERE id <= -2000) + (SELECT count(*) FROM ff_r4096 WHERE id <= -2000),
+          0::bigint, 'the rows inserted mid-scan are gone again');
+DO $$ BEGIN PERFORM dblink_disconnect('ff_other'); END $$;
+
+-- An index built on an empty table: no projection learned yet; it must still
+-- find every vector inserted afterwards, and after REINDEX.
+CREATE TABLE ff_empty (id int, v imgfeat(16));
+CREATE INDEX ff_empty_l2 ON ff_empty USING faissflat (v);
+CREATE INDEX ff_empty_cos ON ff_empty USING faissflat (v imgfeat_cosine_ops);
+SELECT is((pg_temp.knn('ff_empty', '<->', (SELECT array_agg(1::real) FROM generate_series(1, 16))::imgfeat,
+                       NULL, 'faissflat')).ids, NULL, 'an index on an empty table returns nothing');
+SELECT setseed(0.7);
+INSERT INTO ff_empty SELECT i, pg_temp.random_feat(16) FROM generate_series(1, 200) i;
+INSERT INTO ff_empty VALUES (0, NULL);
+CREATE TEMP TABLE ff_empty_q AS SELECT n, pg_temp.random_feat(16) AS q FROM generate_series(1, 2) n;
+-- (random data, ties not ruled out: compared as sets)
+CREATE FUNCTION pg_temp.check_same(tbl text, op text, q imgfeat, k int, what text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+	f record;
+	a record;
+	idx text := tbl || CASE op WHEN '<->' THEN '_l2' ELSE '_cos' END;
+BEGIN
+	SELECT * INTO f FROM pg_temp.knn(tbl, op, q, k, 'faissflat');
+	SELECT * INTO a FROM pg_temp.knn(tbl, op, q, k, 'argsort');
+	RETURN NEXT is(concat_ws('; ', CASE WHEN f.plan !~ ('Index Scan using ' || idx || ' ') THEN 'not an index scan using ' || idx END,
+	                         nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, k IS NULL), ''),
+	                         CASE WHEN f.dists IS DISTINCT FROM f.true_dists THEN 'a distance that is not the row''s' END), '',
+	               format('%s %s k=%s: an index scan, ids and distances of the sort', what, op, coalesce(k::text, 'all')));
+END $$;
+SELECT pg_temp.check_same('ff_empty', op, q, k, 'inserts into an index built empty:')
+FROM ff_empty_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (5), (NULL)) kk(k) WHERE n = 1;
+REINDEX TABLE ff_empty;
+SELECT pg_temp.check_same('ff_empty', op, q, k, 'after REINDEX:')
+FROM ff_empty_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (5), (NULL)) kk(k) WHERE n = 2;
+
+-- Rescans (one index scan per outer row, each with its own query), a partial
+-- index and an index on an expression.
+SELECT setseed(0.3);
+CREATE TABLE ff_rs (id int, v imgfeat(16));
+INSERT INTO ff_rs SELECT i, pg_temp.random_feat(16) FROM generate_series(1, 2000) i;
+CREATE INDEX ff_rs_l2 ON ff_rs USING faissflat (v);
+CREATE INDEX ff_rs_part ON ff_rs USING faissflat (v imgfeat_cosine_ops) WHERE id % 2 = 0;
+CREATE INDEX ff_rs_expr ON ff_rs USING faissflat (l2_normalize(v));
+ANALYZE ff_rs;
+CREATE TABLE ff_rq AS SELECT n, pg_temp.random_feat(16) AS q FROM generate_series(1, 20) n;
+-- (what, query, whole: every row, no LIMIT; the ids and distances in order)
+CREATE TEMP VIEW ff_rs_answers AS
+SELECT 'rescans' AS what, n, false AS whole, l.ids, l.dists
+FROM ff_rq, LATERAL (SELECT array_agg(id) AS ids, array_agg(d) AS dists
+                     FROM (SELECT id, v <-> ff_rq.q AS d FROM ff_rs ORDER BY v <-> ff_rq.q LIMIT 5) s) l
+UNION ALL
+SELECT 'partial', n, true, l.ids, l.dists
+FROM ff_rq, LATERAL (SELECT array_agg(id) AS ids, array_agg(d) AS dists
+                     FROM (SELECT id, v <=> q AS d FROM ff_rs WHERE id % 2 = 0 ORDER BY v <=> q) s) l
+WHERE n = 1
+UNION ALL
+SELECT 'expression', n, false, l.ids, l.dists
+FROM ff_rq, LATERAL (SELECT array_agg(id) AS ids, array_agg(d) AS dists
+                     FROM (SELECT id, l2_normalize(v) <-> l2_normalize(q) AS d FROM ff_rs
+                           ORDER BY l2_normalize(v) <-> l2_normalize(q) LIMIT 50) s) l
+WHERE n = 2;
+SET imgsearch.method = 'faissflat';
+SET enable_seqscan = off;
+SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines('SELECT * FROM ff_rs_answers') p)
+          ~ 'Index Scan using ff_rs_l2 .*Index Scan using ff_rs_part .*Index Scan using ff_rs_expr ',
+          'rescans, the partial index and the expression index are index scans');
+CREATE TEMP TABLE ff_rs_index AS SELECT * FROM ff_rs_answers;
+SET imgsearch.method = 'argsort';
+SET enable_seqscan = on;
+SELECT is(concat_ws('; ', CASE WHEN count(*) <> CASE what WHEN 'rescans' THEN 20 ELSE 1 END THEN count(*) || ' queries' END,
+                    string_agg('query ' || n || ': ' || nullif(pg_temp.topk_problems(k.ids, k.dists, a.ids, a.dists, a.whole), ''),
+                               '; ' ORDER BY n)),
+          '', what || ': the sort''s answers (ties as sets)')
+FROM ff_rs_index k JOIN ff_rs_answers a USING (what, n)
+GROUP BY what ORDER BY what;
+RESET imgsearch.method;
+RESET enable_seqscan;
+
+-- Many entries (many FastScan blocks, a part-filled last one, and past the
+-- 10,000 entries from which the scan goes on with flat passes from the start
+-- when the filter cannot pay): 12,000 64-d rows with a decaying spectrum.
+-- Queries: a held-out vector (the FastScan sums leave most entries beyond
+-- tau, lazy, until a consumer wants every row), a stored row, a vector far
+-- from every row (every distance about the same: nothing prunes, flat
+-- passes from the start) and the zero vector (NaN cosine keys: no tau); k =
+-- 30, 2000 and every row, against the sort (ties as sets).
+SELECT setseed(0.41);
+CREATE TABLE ff_big (id int, v imgfeat(64));
+CREATE TEMP TABLE ff_big_src AS SELECT * FROM pg_temp.spectrum_feats(64, 12001);
+INSERT INTO ff_big SELECT id, v FROM ff_big_src WHERE id <= 12000;
+CREATE INDEX ff_big_l2 ON ff_big USING faissflat (v);
+CREATE INDEX ff_big_cos ON ff_big USING faissflat (v imgfeat_cosine_ops);
+ANALYZE ff_big;
+CREATE TEMP TABLE ff_big_q AS
+SELECT 1 AS n, v AS q FROM ff_big_src WHERE id = 12001
+UNION ALL SELECT 2, v FROM ff_big_src WHERE id = 7
+UNION ALL SELECT 3, pg_temp.far(v, 1000) FROM ff_big_src WHERE id = 12001
+UNION ALL SELECT 4, (SELECT array_agg(0::real) FROM generate_series(1, 64))::imgfeat;
+SELECT pg_temp.check_same('ff_big', op, q, k, format('12,000 rows, query %s:', n))
+FROM ff_big_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (30), (2000), (NULL)) kk(k)
+ORDER BY n, op, k;
+
+-- Two scans of one index open at once in one backend (two subqueries: the
+-- first scan ends only with the statement), so the second cannot use the
+-- arrays the backend keeps for the index's scans and gets its own; then a
+-- third scan, after both ended, gets the kept ones back. Every answer: the
+-- sort's (ties as sets).
+SET imgsearch.method = 'faissflat';
+SET enable_seqscan = off;
+CREATE TEMP TABLE ff_two AS
+SELECT (SELECT array_agg(id ORDER BY d, id) FROM (SELECT id, v <-> q1 AS d FROM ff_big ORDER BY v <-> q1 LIMIT 30) a) AS ids1,
+       (SELECT array_agg(d ORDER BY d, id) FROM (SELECT id, v <-> q1 AS d FROM ff_big ORDER BY v <-> q1 LIMIT 30) a) AS dists1,
+       (SELECT array_agg(id ORDER BY d, id) FROM (SELECT id, v <-> q2 AS d FROM ff_big ORDER BY v <-> q2 LIMIT 30) b) AS ids2,
+       (SELECT array_agg(d ORDER BY d, id) FROM (SELECT id, v <-> q2 AS d FROM ff_big ORDER BY v <-> q2 LIMIT 30) b) AS dists2
+FROM (SELECT (SELECT q FROM ff_big_q WHERE n = 1) AS q1, (SELECT q FROM ff_big_q WHERE n = 2) AS q2) qq;
+SELECT is(concat_ws('; ', nullif(pg_temp.topk_problems(t.ids1, t.dists1, a1.ids, a1.dists, false), ''),
+                    nullif(pg_temp.topk_problems(t.ids2, t.dists2, a2.ids, a2.dists, false), ''),
+                    nullif(pg_temp.topk_problems(f3.ids, f3.dists, a1.ids, a1.dists, false), ''),
+                    CASE WHEN f3.plan !~ 'Index Scan using ff_big_l2 ' THEN 'the third scan is not an index scan' END), '',
+          'two scans of one index at once, then a third: the sort''s answers')
+FROM ff_two t,
+     LATERAL pg_temp.knn('ff_big', '<->', (SELECT q FROM ff_big_q WHERE n = 1), 30, 'argsort') a1,
+     LATERAL pg_temp.knn('ff_big', '<->', (SELECT q FROM ff_big_q WHERE n = 2), 30, 'argsort') a2,
+     LATERAL pg_temp.knn('ff_big', '<->', (SELECT q FROM ff_big_q WHERE n = 1), 30, 'faissflat') f3;
+SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(
+              'SELECT (SELECT array_agg(id) FROM (SELECT id FROM ff_big ORDER BY v <-> (SELECT q FROM ff_big_q WHERE n = 1) LIMIT 30) a), '
+              '(SELECT array_agg(id) FROM (SELECT id FROM ff_big ORDER BY v <-> (SELECT q FROM ff_big_q WHERE n = 2) LIMIT 30) b)') p)
+          ~ 'Index Scan using ff_big_l2 .*Index Scan using ff_big_l2 ',
+          'two scans of one index at once: both index scans');
+RESET imgsearch.method;
+RESET enable_seqscan;
+
+-- One row, and a NULL: the row, whatever the query.
+CREATE TABLE ff_one (id int, v imgfeat(3));
+INSERT INTO ff_one VALUES (1, '[1,2,3]'), (2, NULL);
+CREATE INDEX ff_one_l2 ON ff_one USING faissflat (v);
+CREATE INDEX ff_one_cos ON ff_one USING faissflat (v imgfeat_cosine_ops);
+SELECT pg_temp.check_same('ff_one', op, q, k, 'one row:')
+FROM (VALUES ('<->'), ('<=>')) o(op), (VALUES ('[1,2,3]'::imgfeat), ('[-5,0.5,9]')) qq(q), (VALUES (1)) kk(k);
+SELECT is((pg_temp.knn('ff_one', '<->', '[0,0,0]', NULL, 'faissflat')).ids, '{1}', 'one row: the NULL is not returned');
+
+SELECT * FROM finish();
+
+DROP EXTENSION dblink;
+DROP VIEW ff_rs_answers;
+DROP TABLE ff_r3, ff_s3, ff_r512, ff_s512, ff_r4096, ff_s4096, ff_grid4, ff_dup512, ff_x8, ff_empty, ff_one, ff_rs, ff_rq, ff_big,
+	ff_src, ff_query, ff_tables;
