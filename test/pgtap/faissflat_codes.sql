@@ -4,7 +4,7 @@
 -- 30, 2000 and every row (no LIMIT; over 1024 exact keys the scan turns into
 -- flat passes, which the 1400-row tables reach), two queries each (one held
 -- out, one a stored row); after the build (NULL vectors in the table, a zero
--- vector for cosine), after inserts past the build (outside the cells the
+-- vector for cosine), after inserts past the build (outside the ranges the
 -- build learned), after DELETE, after VACUUM, and after inserts into the
 -- slots VACUUM freed; then with outliers inserted by another backend, and
 -- through cursors while rows are inserted mid-scan.
@@ -16,7 +16,7 @@
 -- helpers/topk.psql's topk_problems (ties as sets: on tie-free data, the
 -- sort's order exactly).
 SET client_min_messages = warning;
--- the codes scan is off by default (faissflat.codes)
+-- the codes scan is on by default (faissflat.codes): said here all the same
 SET faissflat.codes = on;
 -- a scan that never ends would otherwise hang the suite
 SET statement_timeout = '60s';
@@ -64,7 +64,7 @@ CREATE TEMP TABLE ff_dup_base AS SELECT j, pg_temp.random_feat(512) AS v FROM ge
 INSERT INTO ff_src SELECT 'ff_dup512', i, v FROM generate_series(1, 200) i JOIN ff_dup_base ON j = (i * 7) % 40;
 -- extreme magnitudes: each vector scaled by 10^((i % 61) - 30), every 50th
 -- near the largest float (3e38): bounds near FLT_MAX and below 1e-30; rows
--- inserted after the build fall far outside the build's cells
+-- inserted after the build fall far outside the build's ranges
 INSERT INTO ff_src
 SELECT 'ff_x8', i, (SELECT array_agg(((random() - 0.5 + 0 * c)
                                        * CASE WHEN i % 50 = 0 THEN 6e38 ELSE power(10::float8, (i % 61) - 30) END)::real)
@@ -172,11 +172,11 @@ SELECT * FROM pg_temp.check_stage('vacuum');
 DO $$ BEGIN PERFORM pg_temp.load_stage('ff_tables', 'ff_src', 'reuse'); END $$;
 SELECT * FROM pg_temp.check_stage('reuse');
 
--- Outliers inserted by another backend, while this one holds the projection
--- and cells in its cache: three rows far from the data (each coordinate x of
--- a stored row becomes 0.5 - 20 (x - 0.5)), and a query near the first (with
--- 19 for 20). Their codes fall in edge cells; this backend must find their
--- entries. (Ties are
+-- Outliers inserted by another backend, while this one holds the projection,
+-- ranges and entries in its cache: three rows far from the data (each
+-- coordinate x of a stored row becomes 0.5 - 20 (x - 0.5)), and a query near
+-- the first (with 19 for 20). Their codes are clamped to the ranges' ends;
+-- this backend must add their entries to its copy. (Ties are
 -- not ruled out for this query: compared as in the tie tables.)
 CREATE EXTENSION IF NOT EXISTS dblink;
 DO $$ BEGIN PERFORM pg_temp.dblink_self('ff_other'); END $$;
