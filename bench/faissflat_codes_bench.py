@@ -12,7 +12,9 @@ Also: CREATE INDEX time and index size against the raw vectors.
 
 Writes bench/results/faissflat_codes.json; prints a markdown table.
 
-    /usr/bin/python3 bench/faissflat_codes_bench.py [--sets cnn512,hard512] [--queries 50]
+    /usr/bin/python3 bench/faissflat_codes_bench.py [--sets cnn512,hard512] [--queries 50] [--alone]
+    /usr/bin/python3 bench/faissflat_codes_bench.py --keep-dir /var/tmp/b1m/cluster --shared-buffers 10GB \
+        --tables lsb_demo512_1000000,lsb_cnn512_1000000,lsb_hard512_1000000 --alone --out ...
 """
 import argparse
 import datetime
@@ -27,13 +29,13 @@ import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (K, Sessions, debug1_notices, load_set, machine, make_set,  # noqa: E402
-                          parse_sets, query_sql, recall, round_robin)
+                          parse_sets, query_sql, recall, relation_exists, round_robin)
 from faissflat_bench import Cluster, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def bench_set(conn, dsn, name, n, nq, seed):
+def bench_set(conn, dsn, name, n, nq, seed, alone):
     x, xq = make_set(name, n, nq, seed)
     cur = conn.cursor()
     table = f'ffc_{name}'
@@ -56,7 +58,7 @@ def bench_set(conn, dsn, name, n, nq, seed):
     flat = faiss.IndexFlatL2(x.shape[1])
     flat.add(x)
     methods['faiss IndexFlatL2 (in process)'] = lambda i: [int(j) for j in flat.search(xq[i:i + 1], K)[1][0]]
-    seconds, answers, _ = round_robin(methods, nq, seed)
+    seconds, answers, _ = round_robin(methods, nq, seed, blocks=alone)
     ses.close()
     # what the codes scan did (its DEBUG1 line), for the first queries, untimed
     scans = [[line.strip() for line in lines if 'codes scan' in line]
@@ -76,14 +78,65 @@ def bench_set(conn, dsn, name, n, nq, seed):
     return r
 
 
+def bench_kept(conn, dsn, table, nq, seed, alone):
+    """The kept tables TABLE and TABLE_q of another bench's cluster (lsh_bench.py
+    --keep-dir: its 1M sets): a faissflat index built on TABLE if it has none;
+    the codes scan and the flat pass timed, and pgvector's HNSW at ef_search
+    100 where TABLE_pgv has an HNSW index (no faiss: the vectors are not
+    generated again)."""
+    cur = conn.cursor()
+    cur.execute(f"SELECT count(*) FROM {table}")
+    n = cur.fetchone()[0]
+    idx = f'{table}_ff'
+    build_s = None
+    if not relation_exists(cur, idx):
+        t = time.perf_counter()
+        cur.execute(f'CREATE INDEX {idx} ON {table} USING faissflat (v)')
+        build_s = round(time.perf_counter() - t, 1)
+        cur.execute(f'VACUUM ANALYZE {table}')
+    cur.execute(f"SELECT pg_relation_size('{idx}'), pg_relation_size('{table}')")
+    index_bytes, _ = cur.fetchone()
+    cur.execute(f"SELECT atttypmod FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attname = 'v'")
+    dim = cur.fetchone()[0]
+    sql = query_sql(table)
+    ses = Sessions(dsn, warm=True)
+    base = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
+    methods = {
+        'faissflat codes': ses.method(base + ['SET faissflat.codes = on'], sql, 'Index Scan', (idx,)),
+        'faissflat flat pass': ses.method(base + ['SET faissflat.codes = off'], sql, 'Index Scan', (idx,)),
+    }
+    if relation_exists(cur, f'{table}_hnsw'):
+        methods['pgvector HNSW ef100'] = ses.method(['SET hnsw.ef_search = 100'], query_sql(f'{table}_pgv'),
+                                                    'Index Scan', (f'{table}_hnsw',))
+    seconds, answers, _ = round_robin(methods, nq, seed, blocks=alone)
+    ses.close()
+    scans = [[line.strip() for line in lines if 'codes scan' in line]
+             for lines in debug1_notices(dsn, base + ['SET faissflat.codes = on'], sql, 3)]
+    same = sum(a == b for a, b in zip(answers['faissflat codes'], answers['faissflat flat pass']))
+    r = {
+        'set': table, 'n': n, 'dim': dim, 'queries': nq, 'build_s': build_s,
+        'index_over_raw': round(index_bytes / (n * dim * 4), 3),
+        'ms': {m: summary(s) for m, s in seconds.items()},
+        'codes_equal_flat_pass': f'{same}/{nq}',
+        'codes_scans': scans,
+    }
+    if 'pgvector HNSW ef100' in answers:
+        r['hnsw_ef100_recall'] = round(recall(answers['pgvector HNSW ef100'], answers['faissflat codes']), 4)
+    return r
+
+
 def markdown(report):
     lines = ['| set | faissflat codes: median / p95 ms | flat pass: median / p95 | faiss IndexFlatL2: median / p95 '
              '| flat / codes | codes = flat pass | build s | index / raw |', '|---|---|---|---|---|---|---|---|']
     for r in report['results']:
-        c, f, fa = (r['ms'][m] for m in ('faissflat codes', 'faissflat flat pass', 'faiss IndexFlatL2 (in process)'))
+        c, f = r['ms']['faissflat codes'], r['ms']['faissflat flat pass']
+        other = r['ms'].get('faiss IndexFlatL2 (in process)') or r['ms'].get('pgvector HNSW ef100')
+        other = f"{other['median']} / {other['p95']}" if other else '-'
         lines.append(f"| {r['set']} {r['n'] // 1000}k | {c['median']} / {c['p95']} | {f['median']} / {f['p95']} "
-                     f"| {fa['median']} / {fa['p95']} | {f['median'] / c['median']:.1f}x "
+                     f"| {other} | {f['median'] / c['median']:.1f}x "
                      f"| {r['codes_equal_flat_pass']} | {r['build_s']} | {r['index_over_raw']} |")
+    if any('pgvector HNSW ef100' in r['ms'] for r in report['results']):
+        lines.append('(kept tables: the fourth column is pgvector HNSW ef_search 100, where the set has it)')
     return '\n'.join(lines)
 
 
@@ -92,16 +145,26 @@ def main():
     ap.add_argument('--sets', default='cnn512,hard512')
     ap.add_argument('--queries', type=int, default=50)
     ap.add_argument('--seed', type=int, default=7)
+    ap.add_argument('--shared-buffers', default='1GB')
+    ap.add_argument('--keep-dir', help="a kept cluster (faissflat_bench.Cluster), e.g. lsh_bench.py --keep-dir's")
+    ap.add_argument('--tables', help='kept tables of that cluster to time instead of --sets (bench_kept)')
+    ap.add_argument('--alone', action='store_true',
+                    help='each method alone, all its queries in a row (bench_common.round_robin blocks): '
+                         'round robin puts a flat pass (100k x 2 kB through the caches) before most queries')
     ap.add_argument('--out', default=os.path.join(HERE, 'results', 'faissflat_codes.json'))
     args = ap.parse_args()
-    plan = parse_sets(ap, args.sets)
     load_before = os.getloadavg()
-    cluster = Cluster('1GB')
+    cluster = Cluster(args.shared_buffers, keep_dir=args.keep_dir)
     try:
         conn = psycopg2.connect(cluster.dsn)
         conn.autocommit = True
-        conn.cursor().execute('CREATE EXTENSION imgsearch')
-        results = [bench_set(conn, cluster.dsn, name, n, args.queries, args.seed) for name, n in plan]
+        conn.cursor().execute('CREATE EXTENSION IF NOT EXISTS imgsearch')
+        if args.tables:
+            results = [bench_kept(conn, cluster.dsn, t, args.queries, args.seed, args.alone)
+                       for t in args.tables.split(',')]
+        else:
+            results = [bench_set(conn, cluster.dsn, name, n, args.queries, args.seed, args.alone)
+                       for name, n in parse_sets(ap, args.sets)]
         cur = conn.cursor()
         cur.execute('SHOW server_version')
         version = cur.fetchone()[0]
@@ -109,7 +172,7 @@ def main():
     finally:
         cluster.stop()
     report = {'date': datetime.datetime.utcnow().isoformat(timespec='seconds') + 'Z',
-              'k': K, 'machine': machine(version, None, load_before),
+              'k': K, 'timing': 'alone' if args.alone else 'round robin', 'machine': machine(version, None, load_before),
               'load_after': [round(v, 2) for v in os.getloadavg()], 'results': results}
     with open(args.out, 'w') as f:
         json.dump(report, f, indent=1)

@@ -1,6 +1,7 @@
 /*
  * faissflat.h — the exact index method: every vector in a vector store
- * (index/vector_store.h), every scan a pass over all of them.
+ * (index/vector_store.h) with an 8-bit code of its principal components;
+ * a scan filters by the codes' lower bounds and refines exactly.
  *
  * Pages: block 0 is the metapage (the shared header of index/index_meta.h,
  * then FaissflatMeta), then the vector store's groups (one page of slot
@@ -12,17 +13,16 @@
  *    floats delta (faissflat_core.h);
  *  - code pages: one entry list (index/method_pages.h) of FaissflatEntry:
  *    each live slot's SQ8 code, its error and squared norm, the residual
- *    norm and magnitude. An insert appends
- *    its entry in the store's commit record, so a slot is live exactly when
- *    its entry exists; vacuum's forget callback marks dead slots' entries
+ *    norm and magnitude. An insert appends its entry in the store's commit
+ *    record, so a slot is live exactly when its entry exists; vacuum's forget callback marks dead slots' entries
  *    dead in place (REINDEX reclaims them).
  * The scan (faissflat_scan.c) filters by the codes' lower bounds and
  * computes exact keys with the SIMD kernels of index/distance_core, the same
  * ones the SQL operators use, only for the vectors that may come next; so
  * the index returns exactly the rows, order and distances of a sequential
  * scan and sort. Without codes (an index built on no rows, the inner
- * product, several examples, a NULL query) the scan streams every vector
- * (index/flat_scan.h).
+ * product, several examples, a NULL query, faissflat.codes off) the scan
+ * streams every vector (index/flat_scan.h).
  */
 #ifndef FAISSFLAT_H
 #define FAISSFLAT_H

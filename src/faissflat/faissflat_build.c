@@ -5,7 +5,7 @@
  * store without WAL (index/build_load.h), keeping a seeded sample; for the
  * L2 and cosine metrics it learns the PCA (kdtree_core.h) and the ranges
  * (faissflat_core.h) on the sample, codes every stored vector and writes the
- * PCA, cell and code pages (faissflat.h); then logs all pages once
+ * PCA, range and code pages (faissflat.h); then logs all pages once
  * (log_newpage_range).
  */
 #include "postgres.h"
