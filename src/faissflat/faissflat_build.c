@@ -67,7 +67,12 @@ fill_code_entry(uint32 i, char *entry, void *arg)
 static void
 build_codes(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta)
 {
-	int			m = Min(FAISSFLAT_CODE_DIMS, load->dim);
+	/*
+	 * no more components than sample rows: past them a PCA has no direction
+	 * the data shows, and its pages (m x dim floats) would dwarf a small
+	 * table's index (2 rows of 16000-d: 33 MB at 512)
+	 */
+	int			m = (int) Min(Min(FAISSFLAT_CODE_DIMS, load->dim), load->sample_count);
 	int			dim = load->dim;
 	int			metric = load->header.metric == IMGS_METRIC_COSINE ? KD_METRIC_COSINE : KD_METRIC_L2;
 	Size		entry_size = faissflat_entry_size(m);

@@ -158,14 +158,15 @@ is($node->safe_psql('postgres', q{SELECT pg_relation_size('d_b_ip') / 8192}), 51
 # (4) 4096-d: a group holds 2 MB of vectors, 128 slots of 16 kB (not 680:
 # store_layout.h), 259 pages (1 + 128 * 16 kB / 8160 B, rounded up); 300
 # rows take three groups, the last one partly filled. After the groups, the
-# build writes faissflat's own pages (faissflat.h): the PCA (the mean and 512
-# rows of 4096 floats, 2040 floats a page), the ranges (2 x 512 floats: one
-# page) and the code list (532-byte entries, 15 a page: 300 entries fill 20
-# pages); the reserved pages go after them.
+# build writes faissflat's own pages (faissflat.h): the PCA (the mean and
+# one row of 4096 floats per sample row, 300: fewer than 512 components;
+# 2040 floats a page), the ranges (2 x 300 floats: one page) and the code
+# list (340-byte entries, codes padded to 320 bytes, 23 a page: 300 entries
+# fill 14 pages, the last with one); the reserved pages go after them.
 my $group = 259;
-my $pca_pages = int((4096 + 512 * 4096 + 2039) / 2040);
+my $pca_pages = int((4096 + 300 * 4096 + 2039) / 2040);
 my $range_pages = 1;
-my $built = 1 + 3 * $group + $pca_pages + $range_pages + 20;
+my $built = 1 + 3 * $group + $pca_pages + $range_pages + 14;
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION rand_vec(dim int, seed int) RETURNS imgfeat LANGUAGE sql AS
 	  'SELECT array_agg(random()::real)::imgfeat FROM generate_series(1, dim) WHERE seed IS NOT NULL';
@@ -181,10 +182,10 @@ is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), $bui
 	'and were written: the relation grew over the unwritten rest of the last group');
 $node->safe_psql('postgres', q{
 	INSERT INTO r SELECT i, rand_vec(4096, i) FROM generate_series(301, 1000) i});
-# slots 300..999: groups 3 to 7 (group 7 at slot 896), and code pages 20 to
-# 66, one every 15 entries, the last (at slot 990) after group 7: every
-# allocated block has been written up to it
-is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), $built + 5 + 5 * $group + 47,
+# slots 300..999: groups 3 to 7 (group 7 at slot 896), and 30 code pages
+# (slots 300..321 fill the 14th), one every 23 entries, the last (at slot
+# 989) after group 7: every allocated block has been written up to it
+is($node->safe_psql('postgres', q{SELECT pg_relation_size('r_l2') / 8192}), $built + 5 + 5 * $group + 30,
 	'the later groups and code pages start after the reserved pages');
 $node->safe_psql('postgres', q{
 	DELETE FROM r WHERE id % 4 = 0;
