@@ -152,56 +152,16 @@ bounds_sift_down(BoundItem *h, int64 n, int64 i)
 	h[i] = item;
 }
 
+/* Room for one more ready row, then pushes it. */
 static void
 ready_push(CodeScan *cs, double key, uint32 slot, ItemPointer tid)
 {
-	int64		i;
-
 	if (cs->nready == cs->ready_cap)
 	{
 		cs->ready_cap *= 2;
 		cs->ready = repalloc_huge(cs->ready, sizeof(ImgsCandidate) * cs->ready_cap);
 	}
-	i = cs->nready++;
-	while (i > 0)
-	{
-		int64		p = (i - 1) / 2;
-
-		if (!imgs_key_less(key, slot, cs->ready[p].key, cs->ready[p].slot))
-			break;
-		cs->ready[i] = cs->ready[p];
-		i = p;
-	}
-	cs->ready[i].key = key;
-	cs->ready[i].slot = slot;
-	cs->ready[i].tid = *tid;
-}
-
-static ImgsCandidate
-ready_pop(CodeScan *cs)
-{
-	ImgsCandidate top = cs->ready[0];
-	ImgsCandidate item = cs->ready[--cs->nready];
-	int64		n = cs->nready;
-	int64		i = 0;
-
-	for (;;)
-	{
-		int64		c = 2 * i + 1;
-
-		if (c >= n)
-			break;
-		if (c + 1 < n && imgs_key_less(cs->ready[c + 1].key, cs->ready[c + 1].slot,
-									   cs->ready[c].key, cs->ready[c].slot))
-			c++;
-		if (!imgs_key_less(cs->ready[c].key, cs->ready[c].slot, item.key, item.slot))
-			break;
-		cs->ready[i] = cs->ready[c];
-		i = c;
-	}
-	if (n > 0)
-		cs->ready[i] = item;
-	return top;
+	imgs_min_heap_push(cs->ready, &cs->nready, key, slot, tid);
 }
 
 /*
@@ -560,7 +520,7 @@ code_scan_next(FaissflatScanOpaque so, IndexScanDesc scan)
 		/* strictly below every bound left: no other row comes before it */
 		if (cs->nready > 0 && cs->ready[0].key < least_bound(cs))
 		{
-			ImgsCandidate c = ready_pop(cs);
+			ImgsCandidate c = imgs_min_heap_pop(cs->ready, &cs->nready);
 
 			return imgs_scan_return(scan, &so->ss, c.key, c.slot, &c.tid);
 		}
@@ -570,7 +530,7 @@ code_scan_next(FaissflatScanOpaque so, IndexScanDesc scan)
 			if (cs->nready == 0)
 				return false;
 			{
-				ImgsCandidate c = ready_pop(cs);
+				ImgsCandidate c = imgs_min_heap_pop(cs->ready, &cs->nready);
 
 				return imgs_scan_return(scan, &so->ss, c.key, c.slot, &c.tid);
 			}

@@ -382,3 +382,48 @@ imgs_select_least(ImgsCandidate *items, int64 n, int64 k)
 			hi = j - 1;
 	}
 }
+
+void
+imgs_min_heap_push(ImgsCandidate *items, int64 *n, double key, uint32 slot, ItemPointer tid)
+{
+	int64		i = (*n)++;
+
+	while (i > 0)
+	{
+		int64		parent = (i - 1) / 2;
+
+		if (!imgs_key_less(key, slot, items[parent].key, items[parent].slot))
+			break;
+		items[i] = items[parent];
+		i = parent;
+	}
+	items[i].key = key;
+	items[i].slot = slot;
+	items[i].tid = *tid;
+}
+
+ImgsCandidate
+imgs_min_heap_pop(ImgsCandidate *items, int64 *n)
+{
+	ImgsCandidate top = items[0];
+	ImgsCandidate last = items[--(*n)];
+	int64		count = *n;
+	int64		i = 0;
+
+	for (;;)
+	{
+		int64		child = 2 * i + 1;
+
+		if (child >= count)
+			break;
+		if (child + 1 < count && candidate_less(&items[child + 1], &items[child]))
+			child++;
+		if (!candidate_less(&items[child], &last))
+			break;
+		items[i] = items[child];
+		i = child;
+	}
+	if (count > 0)
+		items[i] = last;
+	return top;
+}

@@ -233,6 +233,14 @@ extern void imgs_heap_sort(ImgsCandidateHeap *heap);
  */
 extern void imgs_select_least(ImgsCandidate *items, int64 n, int64 k);
 
+/*
+ * A growing min-heap on (key, slot) in items[0..*n) (the caller keeps room
+ * for one more before a push): rows computed and not returned yet, the
+ * least first.
+ */
+extern void imgs_min_heap_push(ImgsCandidate *items, int64 *n, double key, uint32 slot, ItemPointer tid);
+extern ImgsCandidate imgs_min_heap_pop(ImgsCandidate *items, int64 *n);
+
 /* Sorts items[0..n) ascending by (key, slot). */
 extern void imgs_sort_candidates(ImgsCandidate *items, int64 n);
 

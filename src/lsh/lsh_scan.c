@@ -125,7 +125,7 @@ typedef struct LshScanOpaqueData
 	bool		all_probed;		/* every bucket was probed */
 	double		beyond;			/* the least bound of those dropped */
 	ImgsCandidate *pending;		/* re-ranked, not returned: a min-heap on (key, slot) */
-	int			npending;
+	int64		npending;
 	int			round_returned;
 	bool		exhausted;		/* the last round was exact: nothing is left */
 	uint32	   *ties;			/* slots returned at the last row's key */
@@ -648,53 +648,6 @@ run_round(IndexScanDesc scan, LshScanOpaque so)
 	MemoryContextSwitchTo(old_ctx);
 }
 
-/* The pending rows of a bounded round: a binary min-heap on (key, slot). */
-static void
-pending_push(LshScanOpaque so, double key, uint32 slot, ItemPointer tid)
-{
-	int			i = so->npending++;
-
-	while (i > 0)
-	{
-		int			parent = (i - 1) / 2;
-
-		if (!imgs_key_less(key, slot, so->pending[parent].key, so->pending[parent].slot))
-			break;
-		so->pending[i] = so->pending[parent];
-		i = parent;
-	}
-	so->pending[i].key = key;
-	so->pending[i].slot = slot;
-	so->pending[i].tid = *tid;
-}
-
-static ImgsCandidate
-pending_pop(LshScanOpaque so)
-{
-	ImgsCandidate top = so->pending[0];
-	ImgsCandidate last = so->pending[--so->npending];
-	int			i = 0;
-
-	for (;;)
-	{
-		int			child = 2 * i + 1;
-
-		if (child >= so->npending)
-			break;
-		if (child + 1 < so->npending &&
-			imgs_key_less(so->pending[child + 1].key, so->pending[child + 1].slot,
-						  so->pending[child].key, so->pending[child].slot))
-			child++;
-		if (!imgs_key_less(so->pending[child].key, so->pending[child].slot, last.key, last.slot))
-			break;
-		so->pending[i] = so->pending[child];
-		i = child;
-	}
-	if (so->npending > 0)
-		so->pending[i] = last;
-	return top;
-}
-
 /*
  * so->bounds[i] (i < nbounds) in order of bound: the bounds are sorted a
  * chunk at a time as the re-ranks reach them (a LIMIT 30 takes a few
@@ -744,7 +697,7 @@ rerank_some(LshScanOpaque so)
 	for (int i = 0; i < end - first; i++)
 		/* a slot freed since its entry was read (and maybe reused) is no row of this scan */
 		if (headers[i].state == IMGS_SLOT_LIVE)
-			pending_push(so, keys[i], slots[i], &headers[i].tid);
+			imgs_min_heap_push(so->pending, &so->npending, keys[i], slots[i], &headers[i].tid);
 	so->next_bound = end;
 }
 
@@ -792,7 +745,7 @@ bounded_next(LshScanOpaque so, ImgsCandidate *out)
 
 			if (certain || share)
 			{
-				ImgsCandidate r = pending_pop(so);
+				ImgsCandidate r = imgs_min_heap_pop(so->pending, &so->npending);
 
 				if (!may_return(so, r.key, r.slot))
 				{

@@ -66,33 +66,7 @@
 #define FF_TEST_BIAS 0
 #endif
 
-static uint64_t rng_state;
 static uint64_t seed;
-
-static uint64_t
-next_u64(void)
-{
-	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double
-unif(void)
-{
-	return (next_u64() >> 11) * 0x1p-53;
-}
-
-static double
-gauss(void)
-{
-	double		u = unif() + 1e-300,
-				v = unif();
-
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 
 static int	failures = 0;
 static int	check_no = 0;
@@ -109,7 +83,7 @@ static void
 begin_check(int number)
 {
 	check_no = number;
-	rng_state = seed * 0x2545f4914f6cdd1dULL + (uint64_t) number;
+	imgs_test_rng = seed * 0x2545f4914f6cdd1dULL + (uint64_t) number;
 }
 
 static float
@@ -244,23 +218,23 @@ test_ranges(void)
 		for (int kind = 0; kind < 5; kind++)
 		{
 			int			m = ms[mi];
-			int64_t		n = kind == 4 ? 0 : kind == 3 ? 1 : 2 + (int64_t) (next_u64() % 299);
+			int64_t		n = kind == 4 ? 0 : kind == 3 ? 1 : 2 + (int64_t) (imgs_test_next_u64() % 299);
 			char		what[64];
 
 			for (int64_t j = 0; j < n; j++)
 				for (int i = 0; i < m; i++)
 				{
-					double		v = gauss();
+					double		v = imgs_test_gauss();
 
 					if (kind == 1)
 						/* scales 10^[-30, 37], FLT_MAX, tiny and denormal values, constant columns */
 						v = i % 5 == 0 ? 3.5 : i % 5 == 1 ? v * FLT_MAX / 4 : i % 5 == 2 ? v * 1e-44 :
-							v * pow(10.0, -30 + (double) (next_u64() % 68));
-					else if (kind == 2 && next_u64() % 4 == 0)
+							v * pow(10.0, -30 + (double) (imgs_test_next_u64() % 68));
+					else if (kind == 2 && imgs_test_next_u64() % 4 == 0)
 						/* non-finite values are skipped; a column of them alone gives lo 0, delta 1 */
-						v = (i % 7 == 0 || next_u64() % 3 == 0) ? NAN : next_u64() % 2 ? INFINITY : -INFINITY;
+						v = (i % 7 == 0 || imgs_test_next_u64() % 3 == 0) ? NAN : imgs_test_next_u64() % 2 ? INFINITY : -INFINITY;
 					if (kind == 2 && i % 7 == 0)
-						v = next_u64() % 2 ? NAN : INFINITY;
+						v = imgs_test_next_u64() % 2 ? NAN : INFINITY;
 					proj[(size_t) j * m + i] = isfinite(v) ? clampf(v) : (float) v;
 				}
 			snprintf(what, sizeof what, "kind %d m %d n %ld", kind, m, (long) n);
@@ -327,7 +301,7 @@ train_gauss_ranges(float *ranges, int m, int64_t n, const double *col_scale, flo
 
 	for (int64_t j = 0; j < n; j++)
 		for (int i = 0; i < m; i++)
-			sample[(size_t) j * m + i] = clampf(gauss() * col_scale[i]);
+			sample[(size_t) j * m + i] = clampf(imgs_test_gauss() * col_scale[i]);
 	CHECK(ff_ranges_train(sample, n, m, ranges, &err) == 0, "ff_ranges_train: %s", err.message);
 }
 
@@ -395,7 +369,7 @@ check_encode(const float *ranges, int m, const float *y, const char *what)
 
 	/* ff_magnitude: |y| + r rounded up, within a float step */
 	{
-		float		r = (float) (unif() * 3);
+		float		r = (float) (imgs_test_unif() * 3);
 		long double want = sqrtl(y2) + r;
 
 		mag = ff_magnitude(y, m, r);
@@ -423,7 +397,7 @@ test_encode(void)
 
 			/* unit columns; mixed scales 10^[-30, 30]; columns near 1e30 and FLT_MAX */
 			for (int i = 0; i < m; i++)
-				scale[i] = scales == 0 ? 1 : scales == 1 ? pow(10.0, -30 + (double) (next_u64() % 61)) :
+				scale[i] = scales == 0 ? 1 : scales == 1 ? pow(10.0, -30 + (double) (imgs_test_next_u64() % 61)) :
 					i % 2 ? 1e30 : FLT_MAX / 3;
 			train_gauss_ranges(ranges, m, 200, scale, sample);
 			for (int p = 0; p < 40; p++)
@@ -438,25 +412,25 @@ test_encode(void)
 					switch (p % 8)
 					{
 						case 0:		/* a sample point */
-							y[i] = sample[(size_t) (next_u64() % 200) * m + i];
+							y[i] = sample[(size_t) (imgs_test_next_u64() % 200) * m + i];
 							break;
 						case 1:		/* anywhere in the range */
-							y[i] = clampf((double) (lo + delta * 255 * (long double) unif()));
+							y[i] = clampf((double) (lo + delta * 255 * (long double) imgs_test_unif()));
 							break;
 						case 2:		/* on the grid, and halfway between (ties) */
-							y[i] = clampf((double) (lo + delta * ((long double) (next_u64() % 256) + (i % 2) * 0.5L)));
+							y[i] = clampf((double) (lo + delta * ((long double) (imgs_test_next_u64() % 256) + (i % 2) * 0.5L)));
 							break;
 						case 3:		/* outside, by a little */
-							y[i] = clampf((double) (next_u64() % 2 ? lo - delta * unif() : lo + delta * (255 + unif())));
+							y[i] = clampf((double) (imgs_test_next_u64() % 2 ? lo - delta * imgs_test_unif() : lo + delta * (255 + imgs_test_unif())));
 							break;
 						case 4:		/* inserted later, 1000 times out */
-							y[i] = clampf(gauss() * scale[i] * 1000);
+							y[i] = clampf(imgs_test_gauss() * scale[i] * 1000);
 							break;
 						case 5:		/* near FLT_MAX */
-							y[i] = (next_u64() % 2 ? 1 : -1) * (float) (FLT_MAX * (1 - 0.1 * unif()));
+							y[i] = (imgs_test_next_u64() % 2 ? 1 : -1) * (float) (FLT_MAX * (1 - 0.1 * imgs_test_unif()));
 							break;
 						case 6:		/* 1e30 and tiny */
-							y[i] = i % 2 ? (float) (gauss() * 1e30) : (float) (gauss() * 1e-30);
+							y[i] = i % 2 ? (float) (imgs_test_gauss() * 1e30) : (float) (imgs_test_gauss() * 1e-30);
 							break;
 						default:	/* zero */
 							y[i] = 0;
@@ -506,7 +480,7 @@ check_dots(int m, int64_t n, size_t step, int mode)
 		switch (mode)
 		{
 			case 0:
-				w = (int32_t) (next_u64() % (2 * (uint64_t) wmax + 1)) - wmax;
+				w = (int32_t) (imgs_test_next_u64() % (2 * (uint64_t) wmax + 1)) - wmax;
 				break;
 			case 1:
 				w = wmax;
@@ -520,10 +494,10 @@ check_dots(int m, int64_t n, size_t step, int mode)
 		query.wq[i] = (int16_t) (i < m ? w : 0);
 	}
 	for (size_t b = 0; b < size; b++)
-		codes[b] = (uint8_t) next_u64();
+		codes[b] = (uint8_t) imgs_test_next_u64();
 	for (int64_t j = 0; j < n; j++)
 		for (int32_t i = 0; i < stride; i++)
-			codes[(size_t) j * step + i] = i >= m ? 0 : mode == 0 && j % 5 ? (uint8_t) next_u64() :
+			codes[(size_t) j * step + i] = i >= m ? 0 : mode == 0 && j % 5 ? (uint8_t) imgs_test_next_u64() :
 				mode == 3 && j % 2 ? (uint8_t) (i % 2 ? 0 : 255) : 255;
 	ff_dots(&query, codes, step, n, dots);
 	ff_dots_ref(&query, codes, step, n, dots_ref);
@@ -711,17 +685,17 @@ b_value(int kind, int i)
 	{
 		case B_HUGE_RANGE:
 			/* an offset and spread near 1e30: cancellation in |q|^2 + |yh|^2 - 2 <q, yh> */
-			return (float) (1e30 * (i % 3 - 1) + 1e29 * gauss());
+			return (float) (1e30 * (i % 3 - 1) + 1e29 * imgs_test_gauss());
 		case B_FLTMAX_RANGE:
-			return next_u64() % 4 == 0 ? (next_u64() % 2 ? FLT_MAX : -FLT_MAX) : clampf(gauss() * FLT_MAX / 2);
+			return imgs_test_next_u64() % 4 == 0 ? (imgs_test_next_u64() % 2 ? FLT_MAX : -FLT_MAX) : clampf(imgs_test_gauss() * FLT_MAX / 2);
 		case B_TINY:
-			return (float) (gauss() * 1e-30);
+			return (float) (imgs_test_gauss() * 1e-30);
 		case B_MIXED:
-			if (next_u64() % 50 == 0)
-				return (float) ((next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * unif()));
-			return clampf(gauss() * pow(10.0, -30 + (double) ((i * 7 + next_u64() % 3) % 68)));
+			if (imgs_test_next_u64() % 50 == 0)
+				return (float) ((imgs_test_next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * imgs_test_unif()));
+			return clampf(imgs_test_gauss() * pow(10.0, -30 + (double) ((i * 7 + imgs_test_next_u64() % 3) % 68)));
 		default:
-			return (float) gauss();
+			return (float) imgs_test_gauss();
 	}
 }
 
@@ -746,13 +720,13 @@ bound_kind(int kind, int m)
 
 			if (kind == B_DUPS)
 				/* 8 distinct points, repeated; every 5th row all zero */
-				*v = j % 5 == 4 ? 0.0f : j < 8 ? (float) gauss() : pts[(size_t) (j % 8) * m + i];
+				*v = j % 5 == 4 ? 0.0f : j < 8 ? (float) imgs_test_gauss() : pts[(size_t) (j % 8) * m + i];
 			else if (kind == B_HUGE_INSERTED)
 				/* outside the unit ranges: 1e30, FLT_MAX, x1000, whole rows at +-FLT_MAX */
-				*v = j % 4 == 0 ? (float) (gauss() * 1e30) : j % 4 == 1 ? (i % 2 ? FLT_MAX : -FLT_MAX) :
-					j % 4 == 2 ? (float) (gauss() * 1000) : (next_u64() % 3 ? (float) gauss() : FLT_MAX);
+				*v = j % 4 == 0 ? (float) (imgs_test_gauss() * 1e30) : j % 4 == 1 ? (i % 2 ? FLT_MAX : -FLT_MAX) :
+					j % 4 == 2 ? (float) (imgs_test_gauss() * 1000) : (imgs_test_next_u64() % 3 ? (float) imgs_test_gauss() : FLT_MAX);
 			else if (kind == B_TINY_IN_UNIT)
-				*v = (float) (gauss() * 1e-30);
+				*v = (float) (imgs_test_gauss() * 1e-30);
 			else
 				*v = b_value(kind, i);
 		}
@@ -760,18 +734,18 @@ bound_kind(int kind, int m)
 	for (int64_t j = 0; j < ns; j++)
 		for (int i = 0; i < m; i++)
 			sample[(size_t) j * m + i] = own_sample ? pts[(size_t) j * m + i] :
-				kind == B_HELDOUT ? b_value(kind, i) : (float) gauss();
+				kind == B_HELDOUT ? b_value(kind, i) : (float) imgs_test_gauss();
 	CHECK(ff_ranges_train(sample, ns, m, ranges, &err) == 0, "ff_ranges_train: %s", err.message);
 	if (kind == B_GRID)
 		/* on the grid exactly (err only the core's pad), some of them equal */
 		for (int64_t j = 0; j < n; j++)
 			for (int i = 0; i < m; i++)
 				pts[(size_t) j * m + i] = j % 3 == 2 ? pts[(size_t) (j - 1) * m + i] :
-					(float) ((double) ranges[i] + (double) ranges[m + i] * (double) (next_u64() % 256));
+					(float) ((double) ranges[i] + (double) ranges[m + i] * (double) (imgs_test_next_u64() % 256));
 	for (int qi = 0; qi < nq; qi++)
 	{
 		float	   *q = qs + (size_t) qi * m;
-		const float *src = pts + (size_t) (next_u64() % n) * m;
+		const float *src = pts + (size_t) (imgs_test_next_u64() % n) * m;
 
 		for (int i = 0; i < m; i++)
 			switch (qi % 5)
@@ -784,12 +758,12 @@ bound_kind(int kind, int m)
 						nextafterf(src[i], INFINITY);
 					break;
 				case 2:			/* zero, then huge ones */
-					q[i] = qi < 5 ? 0.0f : qi < 10 ? (float) (gauss() * 1e30) : (i % 2 ? FLT_MAX : -FLT_MAX);
+					q[i] = qi < 5 ? 0.0f : qi < 10 ? (float) (imgs_test_gauss() * 1e30) : (i % 2 ? FLT_MAX : -FLT_MAX);
 					break;
 				default:		/* fresh, of the points' distribution */
-					q[i] = kind == B_DUPS ? (float) gauss() : kind == B_GRID ? src[(i + 1) % m] :
-						kind == B_HUGE_INSERTED ? (qi % 5 == 3 ? (float) gauss() : (float) (gauss() * 1e30)) :
-						kind == B_TINY_IN_UNIT ? (float) (gauss() * 1e-30) : b_value(kind, i);
+					q[i] = kind == B_DUPS ? (float) imgs_test_gauss() : kind == B_GRID ? src[(i + 1) % m] :
+						kind == B_HUGE_INSERTED ? (qi % 5 == 3 ? (float) imgs_test_gauss() : (float) (imgs_test_gauss() * 1e30)) :
+						kind == B_TINY_IN_UNIT ? (float) (imgs_test_gauss() * 1e-30) : b_value(kind, i);
 			}
 	}
 	bound_case(b_names[kind], m, ranges, pts, n, qs, nq, 0);
@@ -798,7 +772,7 @@ bound_kind(int kind, int m)
 	{
 		for (int qi = 0; qi < nq; qi++)
 			for (int i = 0; i < m; i++)
-				qs[(size_t) qi * m + i] = (float) gauss();
+				qs[(size_t) qi * m + i] = (float) imgs_test_gauss();
 		bound_case("unit, fresh queries", m, ranges, pts, n, qs, nq, 1);
 	}
 	free(pts);
@@ -833,7 +807,7 @@ e_point(int kind, float *v, const float *x, int64_t i, int dim)
 	{
 		case E_GAUSS:
 			for (int t = 0; t < dim; t++)
-				v[t] = (float) gauss();
+				v[t] = (float) imgs_test_gauss();
 			break;
 		case E_DUPS:
 			/* 20 distinct points, each repeated; every 7th row all zero */
@@ -841,21 +815,21 @@ e_point(int kind, float *v, const float *x, int64_t i, int dim)
 				memset(v, 0, sizeof(float) * dim);
 			else if (i < 20)
 				for (int t = 0; t < dim; t++)
-					v[t] = (float) gauss();
+					v[t] = (float) imgs_test_gauss();
 			else
-				memcpy(v, x + (size_t) (next_u64() % 20) * dim, sizeof(float) * dim);
+				memcpy(v, x + (size_t) (imgs_test_next_u64() % 20) * dim, sizeof(float) * dim);
 			break;
 		case E_EXTREME:
 			{
 				/* scale 10^[-30, 37]; every 10th a norm near 1e30; coordinates at +-3e38 */
-				double		scale = i % 10 == 0 ? 1e30 / sqrt(dim) : pow(10.0, -30 + (double) (next_u64() % 68));
+				double		scale = i % 10 == 0 ? 1e30 / sqrt(dim) : pow(10.0, -30 + (double) (imgs_test_next_u64() % 68));
 
 				for (int t = 0; t < dim; t++)
 				{
-					double		g = gauss() * scale;
+					double		g = imgs_test_gauss() * scale;
 
-					if (next_u64() % 50 == 0)
-						g = (next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * unif());
+					if (imgs_test_next_u64() % 50 == 0)
+						g = (imgs_test_next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * imgs_test_unif());
 					v[t] = clampf(g);
 				}
 			}
@@ -867,7 +841,7 @@ e_point(int kind, float *v, const float *x, int64_t i, int dim)
 
 				for (int t = 0; t < dim; t++)
 				{
-					double		g = gauss() / sqrt(t + 1.0) + 0.3 / sqrt(t + 1.0);
+					double		g = imgs_test_gauss() / sqrt(t + 1.0) + 0.3 / sqrt(t + 1.0);
 
 					v[t] = g > 0 ? (float) g : 0.0f;
 					s += (double) v[t] * v[t];
@@ -947,7 +921,7 @@ e2e_case(int kind, int dim, int metric, int64_t n, int nq)
 	CHECK(ff_ranges_train(y, n_train, m, ranges, &e) == 0 && ff_ranges_valid(ranges, m), "ff_ranges_train: %s",
 		  e.message);
 	for (size_t b = 0; b < (size_t) n * step; b++)
-		entries[b] = (uint8_t) next_u64();
+		entries[b] = (uint8_t) imgs_test_next_u64();
 	for (int64_t i = 0; i < n; i++)
 	{
 		ff_encode(ranges, m, y + (size_t) i * m, entries + (size_t) i * step + 24, &err[i], &yh2[i]);
@@ -961,12 +935,12 @@ e2e_case(int kind, int dim, int metric, int64_t n, int nq)
 
 		/* stored points, held-out points, a zero vector, a huge one */
 		if (qi % 4 == 0)
-			memcpy(q, x + (size_t) (next_u64() % n) * dim, sizeof(float) * dim);
+			memcpy(q, x + (size_t) (imgs_test_next_u64() % n) * dim, sizeof(float) * dim);
 		else if (qi % 4 == 3 && qi < 8)
 			for (int t = 0; t < dim; t++)
-				q[t] = qi == 3 ? 0.0f : (float) (gauss() * 1e30);
+				q[t] = qi == 3 ? 0.0f : (float) (imgs_test_gauss() * 1e30);
 		else
-			e_point(kind, q, x, (int64_t) (next_u64() % n), dim);
+			e_point(kind, q, x, (int64_t) (imgs_test_next_u64() % n), dim);
 		kd_project(pca, q, yq, &rq);
 		magq = ff_magnitude(yq, m, rq);
 		query.wq = wq;

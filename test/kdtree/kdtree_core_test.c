@@ -35,33 +35,6 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t rng_state;
-
-static uint64_t
-next_u64(void)
-{
-	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double
-unif(void)
-{
-	return (next_u64() >> 11) * 0x1p-53;
-}
-
-static double
-gauss(void)
-{
-	double		u = unif() + 1e-300,
-				v = unif();
-
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
 typedef struct
 {
 	double		key;
@@ -115,39 +88,39 @@ make_data(int kind, float *x, int64_t n, int dim, int metric)
 		{
 			case KIND_GAUSS:
 				for (t = 0; t < dim; t++)
-					v[t] = (float) gauss();
+					v[t] = (float) imgs_test_gauss();
 				break;
 			case KIND_DUPS:
 				/* 50 distinct points, each repeated; some sign flips */
 				if (i < 50)
 					for (t = 0; t < dim; t++)
-						v[t] = (float) gauss();
+						v[t] = (float) imgs_test_gauss();
 				else
-					memcpy(v, x + (size_t) (next_u64() % 50) * dim, sizeof(float) * dim);
+					memcpy(v, x + (size_t) (imgs_test_next_u64() % 50) * dim, sizeof(float) * dim);
 				break;
 			case KIND_GRID:
 				for (t = 0; t < dim; t++)
-					v[t] = (float) (int) (next_u64() % 3);
+					v[t] = (float) (int) (imgs_test_next_u64() % 3);
 				break;
 			case KIND_EXTREME:
 				{
 					/* per-vector scale 10^[-30, 37], some coordinates at +-3e38 */
-					double		scale = pow(10.0, -30 + (double) (next_u64() % 68));
+					double		scale = pow(10.0, -30 + (double) (imgs_test_next_u64() % 68));
 
 					for (t = 0; t < dim; t++)
 					{
-						double		g = gauss() * scale;
+						double		g = imgs_test_gauss() * scale;
 
-						if (next_u64() % 50 == 0)
-							g = (next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * unif());
+						if (imgs_test_next_u64() % 50 == 0)
+							g = (imgs_test_next_u64() & 1 ? 1 : -1) * 3.0e38 * (0.9 + 0.1 * imgs_test_unif());
 						if (g > 3.4e38)
 							g = 3.4e38;
 						if (g < -3.4e38)
 							g = -3.4e38;
 						v[t] = (float) g;
 					}
-					if (next_u64() % 40 == 0)
-						memcpy(v, x + (size_t) (next_u64() % (i + 1)) * dim, sizeof(float) * dim);
+					if (imgs_test_next_u64() % 40 == 0)
+						memcpy(v, x + (size_t) (imgs_test_next_u64() % (i + 1)) * dim, sizeof(float) * dim);
 				}
 				break;
 			case KIND_CNN:
@@ -157,7 +130,7 @@ make_data(int kind, float *x, int64_t n, int dim, int metric)
 
 					for (t = 0; t < dim; t++)
 					{
-						double		g = gauss() / sqrt(t + 1.0) + 0.3 / sqrt(t + 1.0);
+						double		g = imgs_test_gauss() / sqrt(t + 1.0) + 0.3 / sqrt(t + 1.0);
 
 						v[t] = g > 0 ? (float) g : 0.0f;
 						s += (double) v[t] * v[t];
@@ -372,9 +345,9 @@ run_case(int kind, int64_t n, int dim, int m, int leaf_size, int metric, int nq,
 
 		/* queries: fresh points, existing points (incl. inserted ones), a zero vector */
 		if (qi % 3 == 1)
-			memcpy(q, x + (size_t) (next_u64() % n) * dim, sizeof(float) * dim);
+			memcpy(q, x + (size_t) (imgs_test_next_u64() % n) * dim, sizeof(float) * dim);
 		else if (qi % 3 == 2)
-			memcpy(q, x + (size_t) (n_build + next_u64() % (n - n_build)) * dim, sizeof(float) * dim);
+			memcpy(q, x + (size_t) (n_build + imgs_test_next_u64() % (n - n_build)) * dim, sizeof(float) * dim);
 		else
 		{
 			float	   *tmp = malloc(sizeof(float) * dim * 2);
@@ -382,7 +355,7 @@ run_case(int kind, int64_t n, int dim, int m, int leaf_size, int metric, int nq,
 			make_data(kind, tmp, 2, dim, KD_METRIC_L2);
 			/* mix a fresh point with an existing one: near, but not equal */
 			for (t = 0; t < dim; t++)
-				q[t] = 0.7f * tmp[t] + 0.3f * x[(size_t) (next_u64() % n) * dim + t];
+				q[t] = 0.7f * tmp[t] + 0.3f * x[(size_t) (imgs_test_next_u64() % n) * dim + t];
 			if (kind == KIND_EXTREME || kind == KIND_GRID)
 				memcpy(q, tmp, sizeof(float) * dim);
 			free(tmp);
@@ -832,10 +805,10 @@ test_interrupts(void)
 	 */
 	{
 		Fixture		f;
-		uint64_t	saved = rng_state;
+		uint64_t	saved = imgs_test_rng;
 		KdSearchOptions opts = {1, 1 << 30};
 
-		rng_state = 1;
+		imgs_test_rng = 1;
 		imgs_test_interrupt_after(-1);
 		if (fixture_make(&f, KIND_GAUSS, 40000, 3, 3, 10000, KD_METRIC_L2))
 		{
@@ -873,7 +846,7 @@ test_interrupts(void)
 			free(got);
 		}
 		fixture_free(&f);
-		rng_state = saved;
+		imgs_test_rng = saved;
 	}
 	imgs_test_interrupt_after(-1);
 }
@@ -1164,16 +1137,16 @@ main(int argc, char **argv)
 	clock_t		c0 = clock();
 	int			metric;
 
-	rng_state = argc > 1 ? strtoull(argv[1], NULL, 10) : 12345;
+	imgs_test_rng = argc > 1 ? strtoull(argv[1], NULL, 10) : 12345;
 	test_empty_tree();
 	{
 		/* the boundary's tests draw data of their own: the cases below see the seed's */
-		uint64_t	saved = rng_state;
+		uint64_t	saved = imgs_test_rng;
 
 		test_bad_arguments();
 		test_interrupts();
 		test_faults();
-		rng_state = saved;
+		imgs_test_rng = saved;
 	}
 	if (argc > 2 && strcmp(argv[2], "errors") == 0)
 		goto done;			/* the boundary alone (for valgrind) */

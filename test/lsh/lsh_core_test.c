@@ -73,33 +73,6 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t rng_state;
-
-static uint64_t
-next_u64(void)
-{
-	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double
-unif(void)
-{
-	return (next_u64() >> 11) * 0x1p-53;
-}
-
-static double
-gauss(void)
-{
-	double		u = unif() + 1e-300,
-				v = unif();
-
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
 static int	failures = 0;
 
 #define CHECK(cond, ...) do { if (!(cond)) { failures++; if (failures < 30) { \
@@ -221,14 +194,14 @@ make_data(int kind, float *x, int64_t n, int dim, const float *centres)
 
 		if (kind == KIND_GAUSS)
 			for (int d = 0; d < dim; d++)
-				v[d] = (float) gauss();
+				v[d] = (float) imgs_test_gauss();
 		else if (kind == KIND_MIX)
 		{
-			const float *c = centres + (size_t) (next_u64() % 32) * dim;
-			double		mag = 0.5 + 1.5 * unif();
+			const float *c = centres + (size_t) (imgs_test_next_u64() % 32) * dim;
+			double		mag = 0.5 + 1.5 * imgs_test_unif();
 
 			for (int d = 0; d < dim; d++)
-				v[d] = (float) (mag * (c[d] + gauss()));
+				v[d] = (float) (mag * (c[d] + imgs_test_gauss()));
 		}
 		else
 		{
@@ -236,7 +209,7 @@ make_data(int kind, float *x, int64_t n, int dim, const float *centres)
 
 			for (int d = 0; d < dim; d++)
 			{
-				double		g = gauss() / sqrt(d + 1.0) + 0.3 / sqrt(d + 1.0);
+				double		g = imgs_test_gauss() / sqrt(d + 1.0) + 0.3 / sqrt(d + 1.0);
 
 				v[d] = g > 0 ? (float) g : 0.0f;
 				s += (double) v[d] * v[d];
@@ -254,7 +227,7 @@ make_centres(int dim)
 	float	   *c = malloc(sizeof(float) * 32 * dim);
 
 	for (int i = 0; i < 32 * dim; i++)
-		c[i] = (float) (1.5 * gauss());
+		c[i] = (float) (1.5 * imgs_test_gauss());
 	return c;
 }
 
@@ -1087,7 +1060,7 @@ test_estimate(int kind, int metric, int dim, int bits, int n, int nb, int nq, co
 	if (bits == dim && metric != LSH_METRIC_IP)
 		for (int qi = 0; qi < 20; qi++)
 		{
-			int64_t		i = (int64_t) (next_u64() % n);
+			int64_t		i = (int64_t) (imgs_test_next_u64() % n);
 			double		r2;
 
 			double		e;
@@ -1228,7 +1201,7 @@ test_train(void)
 	double		worst_rot = 0;
 
 	for (int i = 0; i < 20000 * 64; i++)
-		x[i] = (float) gauss();
+		x[i] = (float) imgs_test_gauss();
 
 	/* the rotation: orthonormal rows (a full rotation, and fewer rows), seeded */
 	{
@@ -1249,7 +1222,7 @@ test_train(void)
 				int			k1;
 
 				for (int i = 0; i < 50 * dim; i++)
-					smp[i] = (float) gauss();
+					smp[i] = (float) imgs_test_gauss();
 				k1 = lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 11, threads, r1, c1, &err);
 				CHECK(k1 == 4, "lsh_train dim %d bits %d: %d %s", dim, bits, k1, err.message);
 				CHECK(lsh_train(smp, 50, dim, bits, 4, LSH_METRIC_L2, 3, 11, threads, r2, c2, &err) == 4 &&
@@ -1302,7 +1275,7 @@ test_train(void)
 		int			k;
 
 		for (int i = 0; i < 40 * 16; i++)
-			s[i] = (float) gauss();
+			s[i] = (float) imgs_test_gauss();
 		for (int metric = LSH_METRIC_L2; metric <= LSH_METRIC_IP; metric++)
 		{
 			CHECK((k = train_count(s, 40, 16, 16, 8, metric)) == 8, "%s: 8 of 40 rows: %d", metric_names[metric], k);
@@ -1326,7 +1299,7 @@ test_train(void)
 		 * checked here); 3 distinct vectors, 30 rows
 		 */
 		for (int i = 0; i < 3 * 16; i++)
-			s[i] = (float) gauss();
+			s[i] = (float) imgs_test_gauss();
 		for (int i = 3; i < 30; i++)
 			memcpy(s + i * 16, s + (i % 3) * 16, sizeof(float) * 16);
 		k = train_count(s, 30, 16, 16, 8, LSH_METRIC_L2);
@@ -1363,7 +1336,7 @@ test_train(void)
 		double		xd[5];
 
 		for (int i = 0; i < 30 * 5; i++)
-			s[i] = (float) (3 * gauss());
+			s[i] = (float) (3 * imgs_test_gauss());
 		for (int metric = LSH_METRIC_L2; metric <= LSH_METRIC_IP; metric++)
 		{
 			int			k = model_train(&md, s, 30, 5, 3, 10, metric, 0, 4);
@@ -1430,7 +1403,7 @@ static void
 test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 {
 	clock_t		c0 = clock();
-	uint64_t	saved_rng = rng_state;
+	uint64_t	saved_rng = imgs_test_rng;
 	float	   *centres = malloc(sizeof(float) * true_k * dim),
 			   *x = malloc(sizeof(float) * (size_t) n * dim);
 	double	   *xs = malloc(sizeof(double) * (size_t) n * dim),
@@ -1448,17 +1421,17 @@ test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 				bits = dim < 32 ? dim : 32;
 
 	if (data_seed)
-		rng_state = data_seed;	/* data of its own, whatever ran before */
+		imgs_test_rng = data_seed;	/* data of its own, whatever ran before */
 	for (int i = 0; i < true_k * dim; i++)
-		centres[i] = (float) (4 * gauss());
+		centres[i] = (float) (4 * imgs_test_gauss());
 	for (int i = 0; i < n; i++)
 	{
-		int			c = (int) (next_u64() % true_k);
+		int			c = (int) (imgs_test_next_u64() % true_k);
 		/* under cosine, magnitudes vary widely: only directions may cluster */
-		double		mag = metric == LSH_METRIC_COSINE ? pow(10.0, 4 * unif() - 2) : 1;
+		double		mag = metric == LSH_METRIC_COSINE ? pow(10.0, 4 * imgs_test_unif() - 2) : 1;
 
 		for (int d = 0; d < dim; d++)
-			x[(size_t) i * dim + d] = (float) (mag * (centres[c * dim + d] + 0.5 * gauss()));
+			x[(size_t) i * dim + d] = (float) (mag * (centres[c * dim + d] + 0.5 * imgs_test_gauss()));
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -1580,7 +1553,7 @@ test_kmeans(int metric, int dim, int true_k, int nb, int n, uint64_t data_seed)
 	CHECK(sse < 0.3 * sse0, "k-means SSE %.4g not below 0.3 x SSE to the mean %.4g", sse, sse0);
 	CHECK(checked >= 2 * nb, "k-means: only %d centroid steps checked", checked);
 	if (data_seed)
-		rng_state = saved_rng;
+		imgs_test_rng = saved_rng;
 	free(centres);
 	free(x);
 	free(xs);
@@ -1660,13 +1633,13 @@ test_hash(int metric, int dim, int bits, int nb)
 	for (int i = 0; i < 50; i++)
 	{
 		float	   *scratch = malloc(sizeof(float) * (dim + bits));
-		double		s = pow(10.0, (double) (next_u64() % 76) - 38);
+		double		s = pow(10.0, (double) (imgs_test_next_u64() % 76) - 38);
 		int32_t		b;
 
 		for (int d = 0; d < dim; d++)
-			v[d] = (float) (gauss() * s);
+			v[d] = (float) (imgs_test_gauss() * s);
 		if (i % 5 == 0)
-			v[next_u64() % dim] = (i & 1 ? 1 : -1) * 3.0e38f;
+			v[imgs_test_next_u64() % dim] = (i & 1 ? 1 : -1) * 3.0e38f;
 		b = lsh_hash(&md.m, v, code, &f[0], &f[1], &f[2], &err);
 		CHECK(b >= 0 && b < k && !isnan(f[0]) && !isnan(f[1]) && !isnan(f[2]) && f[0] >= 0 && f[1] >= 0,
 			  "extreme vector (scale %.0e): bucket %d, floats %g %g %g", s, b, f[0], f[1], f[2]);
@@ -1888,7 +1861,7 @@ test_probe(void)
 		for (int qi = 0; qi < 60 && k >= 1; qi++)
 		{
 			if (qi % 4 == 3)
-				memcpy(q, x + (size_t) (next_u64() % n) * dim, sizeof(float) * dim);
+				memcpy(q, x + (size_t) (imgs_test_next_u64() % n) * dim, sizeof(float) * dim);
 			else
 				make_data(KIND_MIX, q, 1, dim, centres);
 			if (qi == 5)
@@ -2094,7 +2067,7 @@ test_small(void)
 						int			k;
 
 						for (int i = 0; i < n * dim; i++)
-							x[i] = (float) (2 * gauss());
+							x[i] = (float) (2 * imgs_test_gauss());
 						k = model_train(&md, x, n, dim, bits, nb, metric, 6, 17 + n);
 						if (k < 1)
 						{
@@ -2108,7 +2081,7 @@ test_small(void)
 						for (int qi = 0; qi < 5; qi++)
 						{
 							for (int d = 0; d < dim; d++)
-								q[d] = (float) (2 * gauss());
+								q[d] = (float) (2 * imgs_test_gauss());
 							CHECK(estimate_all(&md, &s, q, est) <= 1, "small: formula");
 							check_probe(&md, q, 0);
 							if (dim == 1)
@@ -2391,7 +2364,7 @@ test_thread_bytes(void)
 
 	for (int i = 0; i < n; i++)
 		for (int d = 0; d < dim; d++)
-			x[i * dim + d] = (float) (gauss() + 4 * (i % 7 == d % 7));
+			x[i * dim + d] = (float) (imgs_test_gauss() + 4 * (i % 7 == d % 7));
 	threads = 1;
 	k1 = model_train(&one, x, n, dim, bits, nb, LSH_METRIC_L2, 4, 77);
 	threads = 3;
@@ -2438,7 +2411,7 @@ main(int argc, char **argv)
 {
 	clock_t		c0 = clock();
 
-	rng_state = argc > 1 ? strtoull(argv[1], NULL, 10) : 12345;
+	imgs_test_rng = argc > 1 ? strtoull(argv[1], NULL, 10) : 12345;
 
 	if (argc > 2 && strcmp(argv[2], "errors") == 0)
 	{
@@ -2446,7 +2419,7 @@ main(int argc, char **argv)
 		float	   *x = malloc(sizeof(float) * 20000 * 64);
 
 		for (int i = 0; i < 20000 * 64; i++)
-			x[i] = (float) gauss();
+			x[i] = (float) imgs_test_gauss();
 		test_interrupts(x);
 		free(x);
 		test_faults();

@@ -7,6 +7,7 @@
  */
 #include "core_test_support.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,4 +81,31 @@ imgs_test_error_is(const ImgsError *e, const char *sqlstate)
 	return e != NULL && memchr(e->sqlstate, '\0', sizeof e->sqlstate) == e->sqlstate + 5 &&
 		e->message[0] != '\0' && memchr(e->message, '\0', sizeof e->message) != NULL &&
 		(sqlstate == NULL || strcmp(e->sqlstate, sqlstate) == 0);
+}
+
+uint64_t	imgs_test_rng;
+
+uint64_t
+imgs_test_next_u64(void)
+{
+	uint64_t	z = (imgs_test_rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+double
+imgs_test_unif(void)
+{
+	return (imgs_test_next_u64() >> 11) * 0x1p-53;
+}
+
+double
+imgs_test_gauss(void)
+{
+	double		u = imgs_test_unif() + 1e-300,
+				v = imgs_test_unif();
+
+	return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);	/* 2 pi */
 }

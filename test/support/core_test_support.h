@@ -44,6 +44,16 @@ extern int	imgs_test_fault_points(const char *path, char (*names)[IMGS_TEST_FAUL
  */
 extern bool imgs_test_error_is(const ImgsError *e, const char *sqlstate);
 
+/*
+ * The tests' random numbers: splitmix64 from imgs_test_rng (set it to seed a
+ * run, save and restore it around data of a check's own), uniform in [0, 1)
+ * from 53 bits, standard normal by Box-Muller.
+ */
+extern uint64_t imgs_test_rng;
+extern uint64_t imgs_test_next_u64(void);
+extern double imgs_test_unif(void);
+extern double imgs_test_gauss(void);
+
 #ifdef __cplusplus
 }
 #endif
