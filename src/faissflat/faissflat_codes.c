@@ -93,7 +93,8 @@ copy_entries(FaissflatCache *cache, Page page, Size entry_size, uint32 from)
  * Copies into the cache the entries of the code list newer than what it
  * holds: the pages from the newest (meta->codes_last) back to the one it
  * read last (all of theirs), and that page's entries past the count it read.
- * With none read yet (has_entries false) that is the whole list. Returns
+ * With none read yet (has_entries false) that is the whole list, in one
+ * walk. Returns
  * false (the cache left as it was) when the chain does not lead back to the
  * page it read last.
  */
@@ -108,6 +109,34 @@ add_entries(Relation index, FaissflatCache *cache, const FaissflatMeta *meta)
 				cap = 0;
 	uint32		pages = 0;
 	uint32		last_count = 0;
+
+	/*
+	 * the whole list (a first load: an error drops the half-read cache): one
+	 * walk, newest page first, its count as read then
+	 */
+	if (!BlockNumberIsValid(stop))
+	{
+		while (BlockNumberIsValid(blkno))
+		{
+			Buffer		buf;
+			Page		page;
+
+			CHECK_FOR_INTERRUPTS();
+			buf = imgs_list_read_page(index, blkno, FAISSFLAT_PAGE_CODES, 0, entry_size, ++pages,
+									  BUFFER_LOCK_SHARE, NULL);
+			page = BufferGetPage(buf);
+			copy_entries(cache, page, entry_size, 0);
+			if (pages == 1)
+			{
+				cache->entries_last = blkno;
+				cache->entries_last_count = ImgsListPageHeaderOf(page)->count;
+			}
+			blkno = ImgsListPageHeaderOf(page)->prev_blkno;
+			UnlockReleaseBuffer(buf);
+		}
+		cache->has_entries = true;
+		return true;
+	}
 
 	/* the chain back to stop (each page's count read when it is copied, below) */
 	while (blkno != stop)
@@ -129,8 +158,11 @@ add_entries(Relation index, FaissflatCache *cache, const FaissflatMeta *meta)
 		blkno = ImgsListPageHeaderOf(BufferGetPage(buf))->prev_blkno;
 		UnlockReleaseBuffer(buf);
 	}
-	/* oldest first: stop's new entries, then the newer pages whole */
-	for (int64 k = BlockNumberIsValid(stop) ? -1 : 0; k < nnewer; k++)
+	/*
+	 * oldest first, so that an error leaves the copy consistent with
+	 * entries_last: stop's new entries, then the newer pages whole
+	 */
+	for (int64 k = -1; k < nnewer; k++)
 	{
 		BlockNumber b = k < 0 ? stop : newer[nnewer - 1 - k];
 		Buffer		buf;
@@ -182,6 +214,8 @@ load_cache(Relation index, ImgsIndexCache *base, void *arg)
 	if (args->entries)
 	{
 		cache->entries_forgets = args->meta->forgets;
+		/* room for every slot at once: growing an eighth at a time would copy the arrays dozens of times */
+		reserve_entries(cache, (int64) args->header->store.nslots);
 		if (!add_entries(index, cache, args->meta))
 			imgs_index_corrupted(index, "has a code list that does not lead back to its pages");
 	}
