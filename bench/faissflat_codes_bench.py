@@ -14,7 +14,9 @@ Writes bench/results/faissflat_codes.json; prints a markdown table.
 
     /usr/bin/python3 bench/faissflat_codes_bench.py [--sets cnn512,hard512] [--queries 50] [--alone]
     /usr/bin/python3 bench/faissflat_codes_bench.py --keep-dir /var/tmp/b1m/cluster --shared-buffers 10GB \
-        --tables lsb_demo512_1000000,lsb_cnn512_1000000,lsb_hard512_1000000 --alone --out ...
+        --prepare --hnsw --sets demo512:1000000,cnn512:1000000,hard512:1000000
+    /usr/bin/python3 bench/faissflat_codes_bench.py --keep-dir /var/tmp/b1m/cluster --shared-buffers 10GB \
+        --tables ffc_demo512_1000000,ffc_cnn512_1000000,ffc_hard512_1000000 --alone --out ...
 """
 import argparse
 import datetime
@@ -28,8 +30,8 @@ import numpy as np
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (K, Sessions, debug1_notices, load_set, machine, make_set,  # noqa: E402
-                          parse_sets, query_sql, recall, relation_exists, round_robin)
+from bench_common import (K, Hnsw, Sessions, debug1_notices, ensure_pgvector, load_set, machine,  # noqa: E402
+                          make_set, parse_sets, query_sql, recall, relation_exists, round_robin)
 from faissflat_bench import Cluster, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,6 +78,33 @@ def bench_set(conn, dsn, name, n, nq, seed, alone):
     }
     cur.execute(f'DROP TABLE {table}, {table}_q')
     return r
+
+
+def prepare_set(conn, name, n, nq, seed, hnsw):
+    """Kept tables for bench_kept (--prepare, with --keep-dir): ffc_NAME_N and
+    its queries, its faissflat index (build time in the log), and with hnsw
+    pgvector's HNSW on a vector(dim) copy (maintenance_work_mem 4GB: the
+    graph of 1M x 512 in memory). Sets already there are left as they are."""
+    table = f'ffc_{name}_{n}'
+    cur = conn.cursor()
+    if not relation_exists(cur, f'{table}_q'):
+        x, xq = make_set(name, n, nq, seed)
+        load_set(cur, table, x, xq)
+        print(f'  {table} loaded', flush=True)
+    else:
+        x = None
+    if not relation_exists(cur, f'{table}_ff'):
+        t = time.perf_counter()
+        cur.execute(f'CREATE INDEX {table}_ff ON {table} USING faissflat (v)')
+        print(f'  {table}_ff built in {time.perf_counter() - t:.1f} s', flush=True)
+    if hnsw and not relation_exists(cur, f'{table}_hnsw'):
+        if x is None:
+            x, _ = make_set(name, n, nq, seed)
+        cur.execute("SET maintenance_work_mem = '4GB'")
+        cur.execute('CREATE EXTENSION IF NOT EXISTS vector')
+        Hnsw(True, x.shape[1], False).build(cur, table, x, {}, {}, [])
+    cur.execute(f'VACUUM ANALYZE {table}')
+    return table
 
 
 def bench_kept(conn, dsn, table, nq, seed, alone):
@@ -148,6 +177,9 @@ def main():
     ap.add_argument('--shared-buffers', default='1GB')
     ap.add_argument('--keep-dir', help="a kept cluster (faissflat_bench.Cluster), e.g. lsh_bench.py --keep-dir's")
     ap.add_argument('--tables', help='kept tables of that cluster to time instead of --sets (bench_kept)')
+    ap.add_argument('--prepare', action='store_true',
+                    help='with --keep-dir: make the kept tables of --sets (prepare_set) and time nothing')
+    ap.add_argument('--hnsw', action='store_true', help='--prepare builds pgvector HNSW on them too')
     ap.add_argument('--alone', action='store_true',
                     help='each method alone, all its queries in a row (bench_common.round_robin blocks): '
                          'round robin puts a flat pass (100k x 2 kB through the caches) before most queries')
@@ -159,6 +191,15 @@ def main():
         conn = psycopg2.connect(cluster.dsn)
         conn.autocommit = True
         conn.cursor().execute('CREATE EXTENSION IF NOT EXISTS imgsearch')
+        if args.prepare:
+            if not args.keep_dir:
+                ap.error('--prepare needs --keep-dir')
+            if args.hnsw and not ensure_pgvector('faissflat_codes_bench'):
+                ap.error('--hnsw needs pgvector (bench/pgvector.sh)')
+            tables = [prepare_set(conn, name, n, args.queries, args.seed, args.hnsw)
+                      for name, n in parse_sets(ap, args.sets)]
+            print('kept tables: --tables ' + ','.join(tables))
+            return
         if args.tables:
             results = [bench_kept(conn, cluster.dsn, t, args.queries, args.seed, args.alone)
                        for t in args.tables.split(',')]

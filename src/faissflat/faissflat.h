@@ -169,6 +169,17 @@ extern bool faissflat_insert(Relation index, Datum *values, bool *isnull,
 							 IndexInfo *index_info);
 
 /* faissflat_scan.c */
+/* Entries of least a2 whose exact keys a codes scan computes first (its threshold) */
+#define FAISSFLAT_SEED_KEYS			64
+/* Exact keys computed before a codes scan turns into flat passes: at least, and per slot */
+#define FAISSFLAT_FLAT_SWITCH_MIN	1024
+#define FAISSFLAT_FLAT_SWITCH_SHARE	8
+/* Fewer entries than this: the pass over the codes stays on the backend (a thread costs tens of microseconds) */
+#define FAISSFLAT_THREADS_MIN_ENTRIES	65536
+/* The threads a pass over n codes runs on: faissflat.scan_threads, at most the cores */
+extern int	faissflat_pass_threads(int64 n);
+/* The exact keys past which a codes scan of an index of nslots slots turns into flat passes */
+extern int64 faissflat_flat_switch(int64 nslots);
 extern IndexScanDesc faissflat_beginscan(Relation index, int nkeys, int norderbys);
 extern void faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 							 ScanKey orderbys, int norderbys);
@@ -188,6 +199,7 @@ extern void faissflat_check(Relation index, ImgsCheckedStore *store);
 
 /* faissflat_handler.c: from _PG_init, the method's registration and its setting. */
 extern bool faissflat_codes;		/* faissflat.codes */
+extern int	faissflat_scan_threads; /* faissflat.scan_threads */
 extern void faissflat_init(void);
 
 #endif							/* FAISSFLAT_H */

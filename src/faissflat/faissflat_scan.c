@@ -7,15 +7,17 @@
  *     read from the code pages once, the new ones after inserts, all again
  *     after a vacuum) and computes each one's a2 (faissflat_core.h: the SQ8
  *     code's dot product with the query's integer weights, one SIMD pass
- *     over the packed codes), a lower bound of the squared projected
+ *     over the packed codes, on faissflat.scan_threads threads past
+ *     FAISSFLAT_THREADS_MIN_ENTRIES), a lower bound of the squared projected
  *     distance. Streaming a copy in the backend's memory is what makes this
  *     pass fast: reading the code pages through the buffer manager costs
- *     several times as much (bench/results/faissflat_sq8.md). The SEED_KEYS entries of least a2
- *     get exact keys; tau is the SEED_ENTRIES-th least. Entries whose a2
- *     may give a bound within tau get their bound (kd_bound_from_parts);
- *     those within tau go into a min-heap by bound, the others stay cold.
- *     If more than half of many entries may lie within tau, the filter
- *     cannot pay: flat passes from the start.
+ *     several times as much (bench/results/faissflat_sq8.md). The
+ *     FAISSFLAT_SEED_KEYS entries of least a2 get exact keys; tau is the
+ *     SEED_ENTRIES-th least. Entries whose a2 may give a bound within tau
+ *     get their bound (kd_bound_from_parts); those within tau go into a
+ *     min-heap by bound, the others stay cold. If more than half of many
+ *     entries may lie within tau, the filter cannot pay: flat passes from
+ *     the start.
  *  2. It takes entries from the heap in increasing bound and computes their
  *     exact keys from the store (imgs_store_keys, the operators' kernels, a
  *     batch at a time) into a second min-heap by (key, slot). It returns
@@ -23,9 +25,10 @@
  *     left: no entry not yet computed can come before it (nor tie with it
  *     and have a lower slot). So rows come in the flat scan's (key, slot)
  *     order, as many as the executor asks for, with no LIMIT assumed.
- *  3. Past FLAT_SWITCH keys computed (a consumer that reads a large part of
- *     the table), random reads of vectors cost more than streaming them: it
- *     goes on with the flat scan's passes after the last row returned.
+ *  3. Past faissflat_flat_switch keys computed (a consumer that reads a
+ *     large part of the table), random reads of vectors cost more than
+ *     streaming them: it goes on with the flat scan's passes after the last
+ *     row returned.
  * Without codes, and for the inner product, several examples or a NULL
  * query, the scan is a flat scan of the vector store (index/flat_scan.h),
  * in passes.
@@ -49,26 +52,20 @@
 #include "utils/memutils.h"
 
 #include "index/flat_scan.h"
+#include "index/index_am.h"
 #include "faissflat/faissflat.h"
 #include "faissflat/faissflat_core.h"
 #include "type/imgfeat.h"
 
 /* Entries whose exact key one step computes */
 #define REFINE_BATCH		16
-/* Exact keys computed before the scan turns into flat passes: at least, and per slot */
-#define FLAT_SWITCH_MIN		1024
-#define FLAT_SWITCH_SHARE	8
 /*
  * Past this many entries, a seed threshold that leaves more than half of
  * them within it prunes too little to pay: flat passes from the start.
  */
 #define FLAT_START_MIN		10000
-/* Codes one kernel call reads (between interrupt checks) */
-#define DOTS_CHUNK			4096
 /* Entries whose exact keys give the first threshold (tau) */
 #define SEED_ENTRIES		32
-/* Entries of least a2 that get exact keys at the start: tau is the SEED_ENTRIES-th least of their keys */
-#define SEED_KEYS			64
 typedef struct BoundItem
 {
 	double		bound;
@@ -109,6 +106,7 @@ typedef struct CodeScan
 	int64		hot;			/* entries put into the heap at the start */
 	double		tau;			/* the seeds' threshold */
 	bool		switched;		/* went on with flat passes */
+	int			threads;		/* the pass over the codes ran on */
 	double		ms_cache;		/* where the start's time went (DEBUG1) */
 	double		ms_codes;
 	double		ms_seeds;
@@ -283,9 +281,23 @@ get_scratch(FaissflatScanOpaque so, FaissflatCache *cache)
 	return sc;
 }
 
+int
+faissflat_pass_threads(int64 n)
+{
+	if (n < FAISSFLAT_THREADS_MIN_ENTRIES || faissflat_scan_threads <= 1)
+		return 1;
+	return Min(faissflat_scan_threads, imgs_online_cores());
+}
+
+int64
+faissflat_flat_switch(int64 nslots)
+{
+	return Max(FAISSFLAT_FLAT_SWITCH_MIN, nslots / FAISSFLAT_FLAT_SWITCH_SHARE);
+}
+
 /*
  * Step 1: every live entry's a2 (one kernel pass over the codes). The
- * SEED_KEYS entries of least a2 get their exact keys at once (into the
+ * FAISSFLAT_SEED_KEYS entries of least a2 get their exact keys at once (into the
  * ready heap); tau is the SEED_ENTRIES-th least of those keys, so at least
  * SEED_ENTRIES rows lie within it, and so do the rows a LIMIT of up to
  * SEED_ENTRIES asks for. An entry whose a2 exceeds the greatest a2 whose
@@ -310,12 +322,12 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	FfQuery		fq;
 	int64		n;
 	int32	   *dots;
-	uint32		seeds[SEED_KEYS];
-	double		seed_a2[SEED_KEYS];
-	double		seed_keys[SEED_KEYS];
-	double		live_keys[SEED_KEYS];
-	ImgsSlotHeader seed_headers[SEED_KEYS];
-	uint32		seed_slots[SEED_KEYS];
+	uint32		seeds[FAISSFLAT_SEED_KEYS];
+	double		seed_a2[FAISSFLAT_SEED_KEYS];
+	double		seed_keys[FAISSFLAT_SEED_KEYS];
+	double		live_keys[FAISSFLAT_SEED_KEYS];
+	ImgsSlotHeader seed_headers[FAISSFLAT_SEED_KEYS];
+	uint32		seed_slots[FAISSFLAT_SEED_KEYS];
 	int			nseeds = 0;
 	double		tau;
 	double		a2_limit;
@@ -352,34 +364,34 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	cs->ready = palloc(sizeof(ImgsCandidate) * cs->ready_cap);
 	cs->nready = 0;
 	cs->refined = 0;
-	cs->flat_switch = Max(FLAT_SWITCH_MIN, (int64) so->meta.store.nslots / FLAT_SWITCH_SHARE);
+	cs->flat_switch = faissflat_flat_switch((int64) so->meta.store.nslots);
 	imgs_store_open(&cs->store, index, &faissflat_am, &so->meta);
 
-	/* every entry's a2; the seeds: the SEED_KEYS of least a2, kept sorted */
-	for (int64 first = 0; first < n; first += DOTS_CHUNK)
+	/* every entry's a2 (on the scan's threads); the seeds: the FAISSFLAT_SEED_KEYS of least a2, kept sorted */
 	{
-		int64		count = Min(DOTS_CHUNK, n - first);
+		ImgsError	err;
 
-		CHECK_FOR_INTERRUPTS();
-		ff_dots(&fq, cache->codes + (Size) first * stride, stride, count, dots + first);
-		ff_a2_many(&fq, dots + first, cache->err + first, cache->yh2 + first, count, cs->a2 + first);
-		for (int64 i = first; i < first + count; i++)
+		cs->threads = faissflat_pass_threads(n);
+		if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, dots, cs->a2, &err))
+			imgs_raise_cxx_error_in(&err, psprintf("faissflat scan of index \"%s\" failed",
+												   RelationGetRelationName(index)));
+	}
+	for (int64 i = 0; i < n; i++)
+	{
+		double		a2 = cs->a2[i];
+		int			j;
+
+		if (nseeds == FAISSFLAT_SEED_KEYS && !(a2 < seed_a2[nseeds - 1]))
+			continue;
+		j = nseeds < FAISSFLAT_SEED_KEYS ? nseeds++ : nseeds - 1;
+		while (j > 0 && seed_a2[j - 1] > a2)
 		{
-			double		a2 = cs->a2[i];
-			int			j;
-
-			if (nseeds == SEED_KEYS && !(a2 < seed_a2[nseeds - 1]))
-				continue;
-			j = nseeds < SEED_KEYS ? nseeds++ : nseeds - 1;
-			while (j > 0 && seed_a2[j - 1] > a2)
-			{
-				seed_a2[j] = seed_a2[j - 1];
-				seeds[j] = seeds[j - 1];
-				j--;
-			}
-			seed_a2[j] = a2;
-			seeds[j] = (uint32) i;
+			seed_a2[j] = seed_a2[j - 1];
+			seeds[j] = seeds[j - 1];
+			j--;
 		}
+		seed_a2[j] = a2;
+		seeds[j] = (uint32) i;
 	}
 	pfree(yq);
 	pfree(fq.wq);
@@ -400,7 +412,7 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 			/* NaN (a cosine key of a zero vector) bounds nothing */
 			live_keys[live_seeds++] = isnan(seed_keys[i]) ? INFINITY : seed_keys[i];
 		}
-	/* the SEED_ENTRIES-th least live key (insertion sort of at most SEED_KEYS) */
+	/* the SEED_ENTRIES-th least live key (insertion sort of at most FAISSFLAT_SEED_KEYS) */
 	for (int i = 1; i < live_seeds; i++)
 	{
 		double		k = live_keys[i];
@@ -628,11 +640,12 @@ faissflat_endscan(IndexScanDesc scan)
 
 	if (so->started && (so->use_codes || so->codes.switched))
 		elog(DEBUG1, "faissflat codes scan of \"%s\": %lld rows, %lld entries, %lld candidates "
-			 "(SQ8 over %d dimensions, %s kernel), %lld within tau %g, "
+			 "(SQ8 over %d dimensions, %s kernel, %d thread%s), %lld within tau %g, "
 			 "%lld exact keys%s; start ms: cache %.2f, codes %.2f, seeds %.2f, within tau %.2f",
 			 RelationGetRelationName(scan->indexRelation), (long long) so->ss.returned,
 			 (long long) so->codes.nentries, (long long) so->codes.candidates,
 			 so->codes.cache->pca.m, ff_dots_kernel() == 2 ? "AVX-512" : ff_dots_kernel() == 1 ? "AVX2" : "portable",
+			 so->codes.threads, so->codes.threads == 1 ? "" : "s",
 			 (long long) so->codes.hot, so->codes.tau,
 			 (long long) so->codes.refined, so->codes.switched ? ", then flat passes" : "",
 			 so->codes.ms_cache, so->codes.ms_codes, so->codes.ms_seeds, so->codes.ms_hot);

@@ -3,8 +3,6 @@
  */
 #include "postgres.h"
 
-#include <unistd.h>
-
 #include "access/tableam.h"
 #include "commands/progress.h"
 #include "optimizer/optimizer.h"
@@ -142,9 +140,6 @@ int
 imgs_build_threads(Relation heap, Relation index)
 {
 	int			threads = 1 + plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));
-	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (cores > 0 && threads > cores)
-		threads = (int) cores;
-	return threads;
+	return Min(threads, imgs_online_cores());
 }

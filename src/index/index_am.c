@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/xloginsert.h"
 #include "commands/vacuum.h"
 #include "lib/stringinfo.h"
@@ -61,6 +63,14 @@ imgs_buildempty(Relation index, const ImgsIndexAm *am)
 	log_newpage_buffer(metabuf, true);
 	END_CRIT_SECTION();
 	UnlockReleaseBuffer(metabuf);
+}
+
+int
+imgs_online_cores(void)
+{
+	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return cores > 0 ? (int) Min(cores, INT_MAX) : 1;
 }
 
 int

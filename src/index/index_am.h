@@ -43,4 +43,7 @@ extern char *imgs_index_am_names(void);
 /* The dimension the indexed column's type modifier fixes, or 0 (the first vector fixes it). */
 extern int	imgs_index_typmod_dim(Relation index);
 
+/* The server's online cores (at least 1): the most threads a build or scan runs on. */
+extern int	imgs_online_cores(void);
+
 #endif							/* IMGS_INDEX_AM_H */

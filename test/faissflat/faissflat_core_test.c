@@ -45,6 +45,12 @@
  *     stored, held-out, zero and huge queries, on gauss, duplicate/zero,
  *     extreme and CNN-like sets, a third of the later points scaled by 1000;
  *     on gauss L2 the bound averages >= 0.9 of the key.
+ *  6. the pass: ff_a2_pass on 1, 2 and 3 threads gives ff_dots' integers
+ *     and ff_a2_many's doubles bit for bit, over entries in place (step
+ *     past the code) across several chunks and a ragged last one; a cancel
+ *     (imgs_interrupt_pending) gives false and 57014, at the first poll and
+ *     midway; every fault point of faissflat_core.cpp (as its source names
+ *     them) gives 53200, and the same call then succeeds.
  * FF_TEST_BIAS (0 unless -D) is added to every a2 before it is compared
  * (a2_all), to show the checks fail: -DFF_TEST_BIAS=0.01 or 1e-9 fails 4
  * and 5; 'a2[j]*0x1p-36' fails 4 (in one dimension the bound is that tight);
@@ -70,8 +76,9 @@ static uint64_t seed;
 
 static int	failures = 0;
 static int	check_no = 0;
-static int	check_failures[6];
-static const char *const check_names[6] = {"", "1 ranges", "2 encode", "3 dots", "4 bound", "5 end to end"};
+static int	check_failures[7];
+static const char *const check_names[7] = {"", "1 ranges", "2 encode", "3 dots", "4 bound", "5 end to end",
+										   "6 pass"};
 
 #define CHECK(cond, ...) do { if (!(cond)) { failures++; check_failures[check_no]++; if (failures < 40) { \
 	fprintf(stderr, "FAIL check %s (seed %llu) %s:%d: ", check_names[check_no], (unsigned long long) seed, \
@@ -1024,6 +1031,117 @@ test_end_to_end(void)
 		}
 }
 
+/* ---- 6. the pass over the codes ----------------------------------------- */
+
+/* ff_a2_pass of n entries on threads threads: 1 when its dots and a2 are those expected, bit for bit. */
+static int
+pass_matches(const FfQuery *query, const uint8_t *codes, size_t step, int64_t n, const float *err, const float *yh2,
+			 int threads, const int32_t *dots_expected, const double *a2_expected)
+{
+	int32_t    *dots = malloc(sizeof(int32_t) * n);
+	double	   *a2 = malloc(sizeof(double) * n);
+	ImgsError	error;
+	int			ok;
+
+	ok = ff_a2_pass(query, codes, step, n, err, yh2, threads, dots, a2, &error) && error.sqlstate[0] == '\0';
+	CHECK(ok, "ff_a2_pass on %d threads failed: %.5s %s", threads, error.sqlstate, error.message);
+	ok = ok && memcmp(dots, dots_expected, sizeof(int32_t) * n) == 0 && memcmp(a2, a2_expected, sizeof(double) * n) == 0;
+	free(dots);
+	free(a2);
+	return ok;
+}
+
+static void
+test_pass(void)
+{
+	const int	m = 24;
+	/* several chunks and a ragged last one: the threads take chunks in any order */
+	const int64_t n = 5 * FF_PASS_CHUNK + 77;
+	const size_t step = (size_t) ff_code_stride(m) + 20;
+	uint8_t    *entries = malloc(step * n);
+	float	   *ranges = malloc(sizeof(float) * 2 * m),
+			   *err = malloc(sizeof(float) * n),
+			   *yh2 = malloc(sizeof(float) * n),
+			   *y = malloc(sizeof(float) * m),
+			   *q = malloc(sizeof(float) * m);
+	int32_t    *dots = malloc(sizeof(int32_t) * n);
+	double	   *a2 = malloc(sizeof(double) * n);
+	int16_t    *wq = malloc(sizeof(int16_t) * ff_code_stride(m));
+	FfQuery		query;
+	ImgsError	error;
+	const char *path = IMGS_SOURCE_DIR "/src/faissflat/faissflat_core.cpp";
+	char		names[8][IMGS_TEST_FAULT_NAME_LEN];
+	int			npoints;
+
+	begin_check(6);
+	for (int i = 0; i < m; i++)
+	{
+		ranges[i] = -3;
+		ranges[m + i] = 6.0f / 255;
+	}
+	for (int64_t j = 0; j < n; j++)
+	{
+		uint8_t    *entry = entries + (size_t) j * step;
+
+		memset(entry, 0xa5, step);	/* garbage around the code */
+		for (int i = 0; i < m; i++)
+			y[i] = (float) imgs_test_gauss();
+		ff_encode(ranges, m, y, entry + 20, &err[j], &yh2[j]);
+	}
+	for (int i = 0; i < m; i++)
+		q[i] = (float) imgs_test_gauss();
+	query.wq = wq;
+	ff_query_prepare(ranges, m, q, &query);
+	/* the expected: the two calls the pass makes, on the whole range at once */
+	ff_dots(&query, entries + 20, step, n, dots);
+	ff_a2_many(&query, dots, err, yh2, n, a2);
+	for (int threads = 1; threads <= 3; threads++)
+		CHECK(pass_matches(&query, entries + 20, step, n, err, yh2, threads, dots, a2),
+			  "ff_a2_pass on %d threads: not ff_dots' and ff_a2_many's values", threads);
+
+	/* a cancel: at the first poll, and after two chunks */
+	for (int after = 0; after <= 2; after += 2)
+		for (int threads = 1; threads <= 3; threads += 2)
+		{
+			int			ok;
+
+			imgs_test_interrupt_after(after);
+			ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, threads, dots, a2, &error);
+			CHECK(!ok && imgs_test_error_is(&error, IMGS_SQLSTATE_QUERY_CANCELED) && imgs_test_interrupt_polls() > after,
+				  "cancel after %d polls on %d threads: %d '%.5s' (%ld polls)", after, threads, ok, error.sqlstate,
+				  (long) imgs_test_interrupt_polls());
+			imgs_test_interrupt_after(-1);
+		}
+
+	/* every fault point: 53200, then the same call succeeds */
+	npoints = imgs_test_fault_points(path, names, 8);
+	CHECK(npoints >= 2 && npoints <= 8, "%d fault points in %s (-1: unreadable)", npoints, path);
+	for (int i = 0; i < npoints && i < 8; i++)
+	{
+		int			ok;
+
+		imgs_test_inject_fault(names[i]);
+		ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, 3, dots, a2, &error);
+		imgs_test_inject_fault(NULL);
+		CHECK(!ok && imgs_test_error_is(&error, "53200"), "fault point \"%s\": %d '%.5s'", names[i], ok,
+			  error.sqlstate);
+		ff_dots(&query, entries + 20, step, n, dots);
+		ff_a2_many(&query, dots, err, yh2, n, a2);
+		CHECK(pass_matches(&query, entries + 20, step, n, err, yh2, 3, dots, a2),
+			  "fault point \"%s\": the next pass is wrong", names[i]);
+	}
+	printf("pass: ff_a2_pass equal on 1-3 threads over %ld entries; cancels; %d fault points\n", (long) n, npoints);
+	free(entries);
+	free(ranges);
+	free(err);
+	free(yh2);
+	free(y);
+	free(q);
+	free(dots);
+	free(a2);
+	free(wq);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1037,7 +1155,8 @@ main(int argc, char **argv)
 	test_dots();
 	test_bound();
 	test_end_to_end();
-	for (int i = 1; i < 6; i++)
+	test_pass();
+	for (int i = 1; i < 7; i++)
 		if (check_failures[i])
 			fprintf(stderr, "check %s: %d failure(s) (seed %llu)\n", check_names[i], check_failures[i],
 					(unsigned long long) seed);

@@ -7,7 +7,8 @@
 -- vector for cosine), after inserts past the build (outside the ranges the
 -- build learned), after DELETE, after VACUUM, and after inserts into the
 -- slots VACUUM freed; then with outliers inserted by another backend, and
--- through cursors while rows are inserted mid-scan.
+-- through cursors while rows are inserted mid-scan; then the pass over
+-- 70,000 codes on two threads and on one (faissflat.scan_threads).
 --
 -- The data and the checks are kdtree_exact.sql's (plain random vectors,
 -- vectors with a CNN-like decaying spectrum, duplicates, integer grid points
@@ -41,7 +42,7 @@ INSERT INTO ff_tables VALUES
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
 SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 4 * 2) FROM ff_tables)
             + (SELECT count(*)::int * 2 * (1 + 4 * 2) FROM ff_tables WHERE kind IN ('random', 'spectrum')) + 26
-            + 4 * 2 * 3 + 2);
+            + 4 * 2 * 3 + 2 + 2 * 8 + 2 + 4);
 
 SELECT setseed(0.3125);
 -- rows 1..n_insert are loaded, row n_insert + 1 is the held-out query
@@ -318,6 +319,35 @@ SELECT pg_temp.check_same('ff_big', op, q, k, format('12,000 rows, query %s:', n
 FROM ff_big_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (30), (2000), (NULL)) kk(k)
 ORDER BY n, op, k;
 
+-- The planner prices the codes scan (faissflat_handler.c): a pass over the
+-- codes and a few exact keys per row, not a flat pass. Forced to the index,
+-- an L2 and a cosine LIMIT 30 cost less than a quarter of the estimate with
+-- faissflat.codes off (the flat pass's); the inner product, which has no
+-- codes scan, costs the same either way.
+CREATE INDEX ff_big_ip ON ff_big USING faissflat (v imgfeat_ip_ops);
+CREATE FUNCTION pg_temp.total_cost(query text, codes boolean) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	plan json;
+BEGIN
+	PERFORM set_config('imgsearch.method', 'faissflat', true);
+	PERFORM set_config('faissflat.codes', codes::text, true);
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
+	PERFORM set_config('faissflat.codes', 'on', true);
+	PERFORM set_config('imgsearch.method', 'auto', true);
+	RETURN (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8;
+END $$;
+SELECT cmp_ok(pg_temp.total_cost(q, true), '<', pg_temp.total_cost(q, false) / 4,
+              format('%s LIMIT 30: the codes scan is priced under a quarter of the flat pass', op))
+FROM (VALUES ('<->'), ('<=>')) o(op),
+     LATERAL (SELECT format('SELECT id FROM ff_big ORDER BY v %s (SELECT q FROM ff_big_q WHERE n = 1) LIMIT 30', op) AS q) qq;
+SELECT is(pg_temp.total_cost(q, true), pg_temp.total_cost(q, false),
+          'the inner product (no codes scan): priced the same with faissflat.codes on and off')
+FROM (SELECT 'SELECT id FROM ff_big ORDER BY v <#> (SELECT q FROM ff_big_q WHERE n = 1) LIMIT 30' AS q) qq;
+SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(
+              'SELECT id FROM ff_big ORDER BY v <#> (SELECT q FROM ff_big_q WHERE n = 1) LIMIT 30') p)
+          ~ 'Index Scan using ff_big_ip ', 'the inner product: an index scan using ff_big_ip');
+DROP INDEX ff_big_ip;
+
 -- Two scans of one index open at once in one backend (two subqueries: the
 -- first scan ends only with the statement), so the second cannot use the
 -- arrays the backend keeps for the index's scans and gets its own; then a
@@ -348,6 +378,44 @@ SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(
 RESET imgsearch.method;
 RESET enable_seqscan;
 
+-- Threads (faissflat.scan_threads): the pass over 70,000 codes (past the
+-- 65,536 below which it stays on the backend) on two threads, then on one,
+-- gives the sort's answers; a cancel mid-scan on two threads, and the next
+-- scan is right.
+SELECT setseed(0.53);
+CREATE TABLE ff_thr (id int, v imgfeat(8));
+CREATE TEMP TABLE ff_thr_src AS SELECT * FROM pg_temp.spectrum_feats(8, 70001);
+INSERT INTO ff_thr SELECT id, v FROM ff_thr_src WHERE id <= 70000;
+CREATE INDEX ff_thr_l2 ON ff_thr USING faissflat (v);
+CREATE INDEX ff_thr_cos ON ff_thr USING faissflat (v imgfeat_cosine_ops);
+ANALYZE ff_thr;
+CREATE TEMP TABLE ff_thr_q AS
+SELECT 1 AS n, v AS q FROM ff_thr_src WHERE id = 70001 UNION ALL SELECT 2, v FROM ff_thr_src WHERE id = 11;
+SET faissflat.scan_threads = 2;
+SELECT pg_temp.check_same('ff_thr', op, q, k, format('70,000 rows, 2 threads, query %s:', n))
+FROM ff_thr_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (30), (2000)) kk(k) ORDER BY n, op, k;
+SET faissflat.scan_threads = 1;
+SELECT pg_temp.check_same('ff_thr', op, q, k, format('70,000 rows, 1 thread, query %s:', n))
+FROM ff_thr_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (30), (2000)) kk(k) ORDER BY n, op, k;
+SET faissflat.scan_threads = 2;
+SET imgsearch.method = 'faissflat';
+-- (throws_ok's WHEN OTHERS does not catch a cancel)
+CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE sql;
+	RETURN 'no error';
+EXCEPTION WHEN query_canceled THEN
+	RETURN SQLSTATE;
+END $$;
+SET statement_timeout = '5ms';
+SELECT is(pg_temp.sqlstate_of('SELECT count(*) FROM (SELECT id FROM ff_thr ORDER BY v <-> (SELECT q FROM ff_thr_q WHERE n = 1) '
+                              'OFFSET 0) a, generate_series(1, 100000)'), '57014',
+          'a scan on two threads is canceled (statement_timeout)');
+SET statement_timeout = '60s';
+RESET imgsearch.method;
+SELECT pg_temp.check_same('ff_thr', '<->', q, 30, '70,000 rows, 2 threads, after a cancel:') FROM ff_thr_q WHERE n = 1;
+RESET faissflat.scan_threads;
+
 -- One row, and a NULL: the row, whatever the query.
 CREATE TABLE ff_one (id int, v imgfeat(3));
 INSERT INTO ff_one VALUES (1, '[1,2,3]'), (2, NULL);
@@ -361,5 +429,5 @@ SELECT * FROM finish();
 
 DROP EXTENSION dblink;
 DROP VIEW ff_rs_answers;
-DROP TABLE ff_r3, ff_s3, ff_r512, ff_s512, ff_r4096, ff_s4096, ff_grid4, ff_dup512, ff_x8, ff_empty, ff_one, ff_rs, ff_rq, ff_big,
+DROP TABLE ff_r3, ff_s3, ff_r512, ff_s512, ff_r4096, ff_s4096, ff_grid4, ff_dup512, ff_x8, ff_empty, ff_one, ff_rs, ff_rq, ff_big, ff_thr,
 	ff_src, ff_query, ff_tables;

@@ -6,6 +6,7 @@ CREATE TABLE faults (id int, v imgfeat(4));
 INSERT INTO faults SELECT i, ARRAY[i, i % 7, (i * 3) % 11, 1]::imgfeat FROM generate_series(1, 300) i;
 CREATE INDEX faults_lsh ON faults USING lsh (v) WITH (buckets = 8);
 CREATE INDEX faults_kd ON faults USING kdtree (v);
+CREATE INDEX faults_ff ON faults USING faissflat (v);
 SET enable_seqscan = off;
 -- a budget: on data this small exact kdtree scans are flat from the start
 -- and never reach the tree search
@@ -37,6 +38,8 @@ FROM (VALUES
   ('kd_tree_build', 'auto', 'CREATE INDEX faults_kd2 ON faults USING kdtree (v)'),
   ('kd_search_begin', 'kdtree', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s'),
   ('kd_search_next', 'kdtree', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s'),
+  ('ff_a2_pass', 'faissflat', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s'),
+  ('ff_a2_pass_chunk', 'faissflat', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s'),
   ('no_such_point', 'kdtree', 'SELECT count(*) FROM (SELECT id FROM faults ORDER BY v <-> ''[5,5,5,1]'' LIMIT 3) s')
 ) AS t(point, method, sql);
 
@@ -45,6 +48,7 @@ SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'faults'::regclass;
 SELECT count(*) AS rows FROM faults;
 SELECT method, heap_rows FROM imgsearch_index_check('faults_lsh');
 SELECT method, heap_rows FROM imgsearch_index_check('faults_kd');
+SELECT method, heap_rows FROM imgsearch_index_check('faults_ff');
 
 RESET kdtree.max_leaves;
 
@@ -64,6 +68,9 @@ SELECT string_agg(id::text, ',') = (SELECT ids FROM want) AS lsh_agrees
 FROM (SELECT id FROM faults ORDER BY v <-> '[5,5,5,1]' LIMIT 3) s;
 SET imgsearch.method = kdtree;
 SELECT string_agg(id::text, ',') = (SELECT ids FROM want) AS kdtree_agrees
+FROM (SELECT id FROM faults ORDER BY v <-> '[5,5,5,1]' LIMIT 3) s;
+SET imgsearch.method = faissflat;
+SELECT string_agg(id::text, ',') = (SELECT ids FROM want) AS faissflat_agrees
 FROM (SELECT id FROM faults ORDER BY v <-> '[5,5,5,1]' LIMIT 3) s;
 RESET imgsearch.method;
 RESET enable_seqscan;
