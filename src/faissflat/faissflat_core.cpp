@@ -179,13 +179,21 @@ void ff_a2_many(const FfQuery *query, const int32_t *dots, const float *err, con
 }
 
 bool ff_a2_pass(const FfQuery *query, const uint8_t *codes, size_t step, int64_t n, const float *err,
-                const float *yh2, int32_t threads, int32_t *dots, double *a2, ImgsError *error) noexcept {
+                const float *yh2, int32_t threads, int32_t *dots, double *a2, double *chunk_min,
+                ImgsError *error) noexcept {
     return imgs::guard(error, [&] {
         imgs::fault_point("ff_a2_pass");
         imgs::parallel_for(threads, n, FF_PASS_CHUNK, [&](int64_t begin, int64_t end) {
             imgs::fault_point("ff_a2_pass_chunk");   // a failure on a thread reaches the caller
             ff_dots(query, codes + (size_t) begin * step, step, end - begin, dots + begin);
             ff_a2_many(query, dots + begin, err + begin, yh2 + begin, end - begin, a2 + begin);
+            if (chunk_min) {
+                double least = INFINITY;
+#pragma omp simd reduction(min : least)
+                for (int64_t j = begin; j < end; j++)
+                    least = std::min(least, a2[j]);
+                chunk_min[begin / FF_PASS_CHUNK] = least;
+            }
         });
     });
 }

@@ -150,6 +150,18 @@ bounds_sift_down(BoundItem *h, int64 n, int64 i)
 	h[i] = item;
 }
 
+/* qsort order of BoundItems: by bound, then entry */
+static int
+bound_item_cmp(const void *a, const void *b)
+{
+	const BoundItem *x = a;
+	const BoundItem *y = b;
+
+	if (x->bound != y->bound)
+		return x->bound < y->bound ? -1 : 1;
+	return x->entry < y->entry ? -1 : x->entry > y->entry ? 1 : 0;
+}
+
 /* Room for one more ready row, then pushes it. */
 static void
 ready_push(CodeScan *cs, double key, uint32 slot, ItemPointer tid)
@@ -333,6 +345,10 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	double		a2_limit;
 	double		lazy_a2 = INFINITY;
 	int			live_seeds = 0;
+	int64		nchunks;
+	double	   *chunk_min;
+	BoundItem  *chunks;			/* (least a2, chunk) */
+	ImgsError	err;
 	instr_time	t0,
 				t1;
 
@@ -359,6 +375,9 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 		cs->bounds = sc->bounds;
 	}
 	memset(cs->state, ENTRY_LAZY, Max(n, 1));
+	nchunks = (n + FF_PASS_CHUNK - 1) / FF_PASS_CHUNK;
+	chunk_min = palloc(sizeof(double) * Max(nchunks, 1));
+	chunks = palloc(sizeof(BoundItem) * Max(nchunks, 1));
 	cs->nbounds = 0;
 	cs->ready_cap = 64;
 	cs->ready = palloc(sizeof(ImgsCandidate) * cs->ready_cap);
@@ -367,32 +386,49 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	cs->flat_switch = faissflat_flat_switch((int64) so->meta.store.nslots);
 	imgs_store_open(&cs->store, index, &faissflat_am, &so->meta);
 
-	/* every entry's a2 (on the scan's threads); the seeds: the FAISSFLAT_SEED_KEYS of least a2, kept sorted */
-	{
-		ImgsError	err;
+	/* every entry's a2 and each chunk's least (on the scan's threads) */
+	cs->threads = faissflat_pass_threads(n);
+	if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, dots, cs->a2, chunk_min, &err))
+		imgs_raise_cxx_error_in(&err, psprintf("faissflat scan of index \"%s\" failed",
+											   RelationGetRelationName(index)));
 
-		cs->threads = faissflat_pass_threads(n);
-		if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, dots, cs->a2, &err))
-			imgs_raise_cxx_error_in(&err, psprintf("faissflat scan of index \"%s\" failed",
-												   RelationGetRelationName(index)));
+	/*
+	 * The seeds, the FAISSFLAT_SEED_KEYS of least a2, kept sorted: the chunks
+	 * in order of their least a2, until no chunk left holds an a2 below the
+	 * seeds' greatest (a few chunks of hundreds at 1M rows).
+	 */
+	for (int64 c = 0; c < nchunks; c++)
+	{
+		chunks[c].bound = chunk_min[c];
+		chunks[c].entry = (uint32) c;
 	}
-	for (int64 i = 0; i < n; i++)
+	qsort(chunks, nchunks, sizeof(BoundItem), bound_item_cmp);
+	for (int64 c = 0; c < nchunks; c++)
 	{
-		double		a2 = cs->a2[i];
-		int			j;
+		int64		first = (int64) chunks[c].entry * FF_PASS_CHUNK;
+		int64		end = Min(n, first + FF_PASS_CHUNK);
 
-		if (nseeds == FAISSFLAT_SEED_KEYS && !(a2 < seed_a2[nseeds - 1]))
-			continue;
-		j = nseeds < FAISSFLAT_SEED_KEYS ? nseeds++ : nseeds - 1;
-		while (j > 0 && seed_a2[j - 1] > a2)
+		if (nseeds == FAISSFLAT_SEED_KEYS && !(chunks[c].bound < seed_a2[nseeds - 1]))
+			break;
+		for (int64 i = first; i < end; i++)
 		{
-			seed_a2[j] = seed_a2[j - 1];
-			seeds[j] = seeds[j - 1];
-			j--;
+			double		a2 = cs->a2[i];
+			int			j;
+
+			if (nseeds == FAISSFLAT_SEED_KEYS && !(a2 < seed_a2[nseeds - 1]))
+				continue;
+			j = nseeds < FAISSFLAT_SEED_KEYS ? nseeds++ : nseeds - 1;
+			while (j > 0 && seed_a2[j - 1] > a2)
+			{
+				seed_a2[j] = seed_a2[j - 1];
+				seeds[j] = seeds[j - 1];
+				j--;
+			}
+			seed_a2[j] = a2;
+			seeds[j] = (uint32) i;
 		}
-		seed_a2[j] = a2;
-		seeds[j] = (uint32) i;
 	}
+	pfree(chunks);
 	pfree(yq);
 	pfree(fq.wq);
 	INSTR_TIME_SET_CURRENT(t1);
@@ -455,33 +491,48 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	cs->ms_seeds = INSTR_TIME_GET_MILLISEC(t1) - INSTR_TIME_GET_MILLISEC(t0);
 	t0 = t1;
 
-	/* the candidates' bounds; within tau into the heap, the rest cold or lazy */
+	/*
+	 * The candidates' bounds; within tau into the heap, the rest cold or
+	 * lazy. A chunk whose least a2 reaches a2_limit stays lazy whole (a seed
+	 * in it lowers lazy_a2 at most: a weaker bound, never a wrong one).
+	 */
 	cs->candidates = 0;
 	cs->cold_min = INFINITY;
-	for (int64 i = 0; i < n; i++)
+	for (int64 c = 0; c < nchunks; c++)
 	{
-		if (cs->state[i] == ENTRY_SEED)
-			continue;
-		if (cs->a2[i] >= a2_limit)
+		int64		end = Min(n, (c + 1) * FF_PASS_CHUNK);
+
+		if (chunk_min[c] >= a2_limit)
 		{
-			lazy_a2 = Min(lazy_a2, cs->a2[i]);
+			lazy_a2 = Min(lazy_a2, chunk_min[c]);
 			continue;
 		}
-		cs->candidates++;
-		cs->bound[i] = bound_of(cs, i);
-		if (cs->bound[i] <= tau)
+		for (int64 i = c * FF_PASS_CHUNK; i < end; i++)
 		{
-			cs->bounds[cs->nbounds].bound = cs->bound[i];
-			cs->bounds[cs->nbounds].entry = (uint32) i;
-			cs->nbounds++;
-			cs->state[i] = ENTRY_HEAP;
-		}
-		else
-		{
-			cs->state[i] = ENTRY_COLD;
-			cs->cold_min = Min(cs->cold_min, cs->bound[i]);
+			if (cs->state[i] == ENTRY_SEED)
+				continue;
+			if (cs->a2[i] >= a2_limit)
+			{
+				lazy_a2 = Min(lazy_a2, cs->a2[i]);
+				continue;
+			}
+			cs->candidates++;
+			cs->bound[i] = bound_of(cs, i);
+			if (cs->bound[i] <= tau)
+			{
+				cs->bounds[cs->nbounds].bound = cs->bound[i];
+				cs->bounds[cs->nbounds].entry = (uint32) i;
+				cs->nbounds++;
+				cs->state[i] = ENTRY_HEAP;
+			}
+			else
+			{
+				cs->state[i] = ENTRY_COLD;
+				cs->cold_min = Min(cs->cold_min, cs->bound[i]);
+			}
 		}
 	}
+	pfree(chunk_min);
 	if (n > FLAT_START_MIN && cs->candidates > n / 2)
 	{
 		cs->hot = cs->candidates;

@@ -46,7 +46,8 @@
  *     extreme and CNN-like sets, a third of the later points scaled by 1000;
  *     on gauss L2 the bound averages >= 0.9 of the key.
  *  6. the pass: ff_a2_pass on 1, 2 and 3 threads gives ff_dots' integers
- *     and ff_a2_many's doubles bit for bit, over entries in place (step
+ *     and ff_a2_many's doubles bit for bit and each chunk's least a2
+ *     (nothing past the last chunk), over entries in place (step
  *     past the code) across several chunks and a ragged last one; a cancel
  *     (imgs_interrupt_pending) gives false and 57014, at the first poll and
  *     midway; every fault point of faissflat_core.cpp (as its source names
@@ -1038,16 +1039,38 @@ static int
 pass_matches(const FfQuery *query, const uint8_t *codes, size_t step, int64_t n, const float *err, const float *yh2,
 			 int threads, const int32_t *dots_expected, const double *a2_expected)
 {
+	int64_t		nchunks = (n + FF_PASS_CHUNK - 1) / FF_PASS_CHUNK;
 	int32_t    *dots = malloc(sizeof(int32_t) * n);
 	double	   *a2 = malloc(sizeof(double) * n);
+	double	   *chunk_min = malloc(sizeof(double) * (nchunks + 1));
 	ImgsError	error;
 	int			ok;
 
-	ok = ff_a2_pass(query, codes, step, n, err, yh2, threads, dots, a2, &error) && error.sqlstate[0] == '\0';
+	chunk_min[nchunks] = -1;	/* nothing past the last chunk is written */
+	ok = ff_a2_pass(query, codes, step, n, err, yh2, threads, dots, a2, chunk_min, &error) &&
+		error.sqlstate[0] == '\0';
 	CHECK(ok, "ff_a2_pass on %d threads failed: %.5s %s", threads, error.sqlstate, error.message);
 	ok = ok && memcmp(dots, dots_expected, sizeof(int32_t) * n) == 0 && memcmp(a2, a2_expected, sizeof(double) * n) == 0;
+	/* each chunk's least a2, computed here */
+	for (int64_t c = 0; ok && c < nchunks; c++)
+	{
+		double		least = INFINITY;
+
+		for (int64_t j = c * FF_PASS_CHUNK; j < n && j < (c + 1) * FF_PASS_CHUNK; j++)
+			least = a2_expected[j] < least ? a2_expected[j] : least;
+		CHECK(chunk_min[c] == least, "%d threads: chunk %ld's least a2 %.17g, not %.17g", threads, (long) c,
+			  chunk_min[c], least);
+		ok = chunk_min[c] == least;
+	}
+	CHECK(chunk_min[nchunks] == -1, "%d threads: a chunk minimum written past the last chunk", threads);
+	ok = ok && chunk_min[nchunks] == -1;
+	/* and without chunk minima */
+	memset(a2, 0, sizeof(double) * n);
+	ok = ok && ff_a2_pass(query, codes, step, n, err, yh2, threads, dots, a2, NULL, &error) &&
+		memcmp(a2, a2_expected, sizeof(double) * n) == 0;
 	free(dots);
 	free(a2);
+	free(chunk_min);
 	return ok;
 }
 
@@ -1106,7 +1129,7 @@ test_pass(void)
 			int			ok;
 
 			imgs_test_interrupt_after(after);
-			ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, threads, dots, a2, &error);
+			ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, threads, dots, a2, NULL, &error);
 			CHECK(!ok && imgs_test_error_is(&error, IMGS_SQLSTATE_QUERY_CANCELED) && imgs_test_interrupt_polls() > after,
 				  "cancel after %d polls on %d threads: %d '%.5s' (%ld polls)", after, threads, ok, error.sqlstate,
 				  (long) imgs_test_interrupt_polls());
@@ -1121,7 +1144,7 @@ test_pass(void)
 		int			ok;
 
 		imgs_test_inject_fault(names[i]);
-		ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, 3, dots, a2, &error);
+		ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, 3, dots, a2, NULL, &error);
 		imgs_test_inject_fault(NULL);
 		CHECK(!ok && imgs_test_error_is(&error, "53200"), "fault point \"%s\": %d '%.5s'", names[i], ok,
 			  error.sqlstate);

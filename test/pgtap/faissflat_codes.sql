@@ -42,7 +42,7 @@ INSERT INTO ff_tables VALUES
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
 SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 4 * 2) FROM ff_tables)
             + (SELECT count(*)::int * 2 * (1 + 4 * 2) FROM ff_tables WHERE kind IN ('random', 'spectrum')) + 26
-            + 4 * 2 * 3 + 2 + 2 * 8 + 2 + 4);
+            + 4 * 2 * 3 + 2 + 2 * 8 + 4 + 4);
 
 SELECT setseed(0.3125);
 -- rows 1..n_insert are loaded, row n_insert + 1 is the held-out query
@@ -303,13 +303,20 @@ RESET enable_seqscan;
 -- from every row (every distance about the same: nothing prunes, flat
 -- passes from the start) and the zero vector (NaN cosine keys: no tau); k =
 -- 30, 2000 and every row, against the sort (ties as sets).
+-- (spectrum_table: tbl with n rows of dim-d vectors with a decaying
+-- spectrum, its L2 and cosine indexes tbl_l2 and tbl_cos, and the temporary
+-- tbl_src holding the rows and one more, id n + 1, held out)
+CREATE FUNCTION pg_temp.spectrum_table(tbl text, dim int, n int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('CREATE TABLE %I (id int, v imgfeat(%s))', tbl, dim);
+	EXECUTE format('CREATE TEMP TABLE %I AS SELECT * FROM pg_temp.spectrum_feats(%s, %s)', tbl || '_src', dim, n + 1);
+	EXECUTE format('INSERT INTO %I SELECT id, v FROM %I WHERE id <= %s', tbl, tbl || '_src', n);
+	EXECUTE format('CREATE INDEX %I ON %I USING faissflat (v)', tbl || '_l2', tbl);
+	EXECUTE format('CREATE INDEX %I ON %I USING faissflat (v imgfeat_cosine_ops)', tbl || '_cos', tbl);
+	EXECUTE format('ANALYZE %I', tbl);
+END $$;
 SELECT setseed(0.41);
-CREATE TABLE ff_big (id int, v imgfeat(64));
-CREATE TEMP TABLE ff_big_src AS SELECT * FROM pg_temp.spectrum_feats(64, 12001);
-INSERT INTO ff_big SELECT id, v FROM ff_big_src WHERE id <= 12000;
-CREATE INDEX ff_big_l2 ON ff_big USING faissflat (v);
-CREATE INDEX ff_big_cos ON ff_big USING faissflat (v imgfeat_cosine_ops);
-ANALYZE ff_big;
+SELECT pg_temp.spectrum_table('ff_big', 64, 12000);
 CREATE TEMP TABLE ff_big_q AS
 SELECT 1 AS n, v AS q FROM ff_big_src WHERE id = 12001
 UNION ALL SELECT 2, v FROM ff_big_src WHERE id = 7
@@ -383,12 +390,7 @@ RESET enable_seqscan;
 -- gives the sort's answers; a cancel mid-scan on two threads, and the next
 -- scan is right.
 SELECT setseed(0.53);
-CREATE TABLE ff_thr (id int, v imgfeat(8));
-CREATE TEMP TABLE ff_thr_src AS SELECT * FROM pg_temp.spectrum_feats(8, 70001);
-INSERT INTO ff_thr SELECT id, v FROM ff_thr_src WHERE id <= 70000;
-CREATE INDEX ff_thr_l2 ON ff_thr USING faissflat (v);
-CREATE INDEX ff_thr_cos ON ff_thr USING faissflat (v imgfeat_cosine_ops);
-ANALYZE ff_thr;
+SELECT pg_temp.spectrum_table('ff_thr', 8, 70000);
 CREATE TEMP TABLE ff_thr_q AS
 SELECT 1 AS n, v AS q FROM ff_thr_src WHERE id = 70001 UNION ALL SELECT 2, v FROM ff_thr_src WHERE id = 11;
 SET faissflat.scan_threads = 2;
@@ -415,6 +417,8 @@ SET statement_timeout = '60s';
 RESET imgsearch.method;
 SELECT pg_temp.check_same('ff_thr', '<->', q, 30, '70,000 rows, 2 threads, after a cancel:') FROM ff_thr_q WHERE n = 1;
 RESET faissflat.scan_threads;
+SELECT throws_ok($$SET faissflat.scan_threads = 0$$, '22023', NULL, 'faissflat.scan_threads: 0 is refused');
+SELECT throws_ok($$SET faissflat.scan_threads = 65$$, '22023', NULL, 'faissflat.scan_threads: 65 is refused');
 
 -- One row, and a NULL: the row, whatever the query.
 CREATE TABLE ff_one (id int, v imgfeat(3));
