@@ -54,6 +54,8 @@ def bench_set(conn, dsn, name, n, nq, seed, alone):
     base = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
     methods = {
         'faissflat codes': ses.method(base + ['SET faissflat.codes = on'], sql, 'Index Scan'),
+        'faissflat codes, 1 thread': ses.method(base + ['SET faissflat.codes = on', 'SET faissflat.scan_threads = 1'],
+                                                sql, 'Index Scan'),
         'faissflat flat pass': ses.method(base + ['SET faissflat.codes = off'], sql, 'Index Scan'),
     }
     faiss.omp_set_num_threads(1)
@@ -72,6 +74,7 @@ def bench_set(conn, dsn, name, n, nq, seed, alone):
         'index_over_raw': round(index_bytes / x.nbytes, 3),
         'ms': {m: summary(s) for m, s in seconds.items()},
         'codes_equal_flat_pass': f'{same}/{nq}',
+        'one_thread_equal_codes': f"{sum(a == b for a, b in zip(answers['faissflat codes, 1 thread'], answers['faissflat codes']))}/{nq}",
         'codes_scans': scans,
         'faiss_recall_vs_codes': round(recall(answers['faiss IndexFlatL2 (in process)'],
                                               answers['faissflat codes']), 4),
@@ -132,6 +135,8 @@ def bench_kept(conn, dsn, table, nq, seed, alone):
     base = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
     methods = {
         'faissflat codes': ses.method(base + ['SET faissflat.codes = on'], sql, 'Index Scan', (idx,)),
+        'faissflat codes, 1 thread': ses.method(base + ['SET faissflat.codes = on', 'SET faissflat.scan_threads = 1'],
+                                                sql, 'Index Scan', (idx,)),
         'faissflat flat pass': ses.method(base + ['SET faissflat.codes = off'], sql, 'Index Scan', (idx,)),
     }
     if relation_exists(cur, f'{table}_hnsw'):
@@ -147,6 +152,7 @@ def bench_kept(conn, dsn, table, nq, seed, alone):
         'index_over_raw': round(index_bytes / (n * dim * 4), 3),
         'ms': {m: summary(s) for m, s in seconds.items()},
         'codes_equal_flat_pass': f'{same}/{nq}',
+        'one_thread_equal_codes': f"{sum(a == b for a, b in zip(answers['faissflat codes, 1 thread'], answers['faissflat codes']))}/{nq}",
         'codes_scans': scans,
     }
     if 'pgvector HNSW ef100' in answers:
@@ -155,14 +161,18 @@ def bench_kept(conn, dsn, table, nq, seed, alone):
 
 
 def markdown(report):
-    lines = ['| set | faissflat codes: median / p95 ms | flat pass: median / p95 | faiss IndexFlatL2: median / p95 '
-             '| flat / codes | codes = flat pass | build s | index / raw |', '|---|---|---|---|---|---|---|---|']
+    lines = ['| set | faissflat codes: median / p95 ms | codes, 1 thread | flat pass: median / p95 '
+             '| faiss IndexFlatL2: median / p95 | flat / codes | codes / other | codes = flat pass | build s '
+             '| index / raw |', '|---|---|---|---|---|---|---|---|---|---|']
     for r in report['results']:
         c, f = r['ms']['faissflat codes'], r['ms']['faissflat flat pass']
+        one = r['ms'].get('faissflat codes, 1 thread')
+        one = f"{one['median']} / {one['p95']}" if one else '-'
         other = r['ms'].get('faiss IndexFlatL2 (in process)') or r['ms'].get('pgvector HNSW ef100')
+        ratio = f"{c['median'] / other['median']:.2f}x" if other else '-'
         other = f"{other['median']} / {other['p95']}" if other else '-'
-        lines.append(f"| {r['set']} {r['n'] // 1000}k | {c['median']} / {c['p95']} | {f['median']} / {f['p95']} "
-                     f"| {other} | {f['median'] / c['median']:.1f}x "
+        lines.append(f"| {r['set']} {r['n'] // 1000}k | {c['median']} / {c['p95']} | {one} | {f['median']} / {f['p95']} "
+                     f"| {other} | {f['median'] / c['median']:.1f}x | {ratio} "
                      f"| {r['codes_equal_flat_pass']} | {r['build_s']} | {r['index_over_raw']} |")
     if any('pgvector HNSW ef100' in r['ms'] for r in report['results']):
         lines.append('(kept tables: the fourth column is pgvector HNSW ef_search 100, where the set has it)')

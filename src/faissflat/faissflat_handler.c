@@ -24,21 +24,25 @@
  *  - The codes scan (an L2 or cosine ORDER BY on an index of that metric
  *    with codes, faissflat.codes on: faissflat_scan.c): one pass over the
  *    codes, FAISSFLAT_CODE_WORK per entry at as many coded dimensions as
- *    the vector has, less in proportion to fewer, divided among the pass's
- *    threads; then FAISSFLAT_SEED_KEYS exact keys and about
- *    FAISSFLAT_KEYS_PER_ROW more per row returned, FAISSFLAT_KEY_WORK each
- *    (a vector read out of order); past faissflat_flat_switch keys, flat
- *    passes besides. Measured at 1M x 512 on one thread
- *    (bench/results/faissflat_sq8.md): the pass 25 ms, 25 ns an entry
- *    against 379 for a flat distance; 90 to 430 exact keys for 30 rows.
+ *    the vector has (less in proportion to fewer), FAISSFLAT_THREAD_GAIN
+ *    faster per thread past the first; then FAISSFLAT_SEED_KEYS exact keys
+ *    and about FAISSFLAT_KEYS_PER_ROW more per row returned,
+ *    FAISSFLAT_KEY_WORK each (a vector read out of order); past
+ *    faissflat_flat_switch keys, flat passes besides. Measured at 100k x
+ *    512 (bench/results/faissflat_threads.md, filtered_codes.md): the
+ *    whole start (pass, state, seeds' choice) 0.08 of a flat distance per
+ *    entry on one thread, 1.3 times faster on two (memory bandwidth bounds
+ *    the pass); 64 to 160 keys for 30 rows, about 4 us a key (12 flat
+ *    distances) for 3,000 rows.
  *  - Otherwise (the inner product, several examples, a range search, no
  *    codes): flat passes, reading every page of the index in block order
  *    and computing one distance per vector before the first row, and a pass
  *    more each time the rows wanted outgrow what the passes kept
  *    (index/flat_scan.h).
  */
-#define FAISSFLAT_CODE_WORK		0.066
-#define FAISSFLAT_KEYS_PER_ROW	3.0
+#define FAISSFLAT_CODE_WORK		0.08
+#define FAISSFLAT_THREAD_GAIN	0.3
+#define FAISSFLAT_KEYS_PER_ROW	1.5
 #define FAISSFLAT_KEY_WORK		12.0
 
 typedef struct FaissflatCostModel
@@ -123,7 +127,7 @@ faissflat_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	if (faissflat_codes && codes.dims > 0 && header.store.dim > 0 && path->indexclauses == NIL &&
 		(strategy == IMGS_STRATEGY_L2 || strategy == IMGS_STRATEGY_COSINE) && strategy == (int) header.metric)
 		fm.code_work = FAISSFLAT_CODE_WORK * Min(1.0, (double) codes.dims / header.store.dim) /
-			faissflat_pass_threads((int64) fm.tuples);
+			(1 + FAISSFLAT_THREAD_GAIN * (faissflat_pass_threads((int64) fm.tuples) - 1));
 	imgs_cost_ordered_scan(root, path, dim, faissflat_scan_work, &fm,
 						   startup_cost, total_cost, selectivity, correlation, pages);
 }
