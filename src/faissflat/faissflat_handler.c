@@ -198,8 +198,9 @@ faissflat_init(void)
 							"Threads a faissflat scan's pass over the codes runs on.",
 							"The backend and up to this many less one threads of its own, no more "
 							"than the server's cores, for tables of at least 65536 rows: on an idle "
-							"server a pass over a million codes takes about half as long on two. "
-							"1 keeps the scan on the backend alone (a busy server gains nothing).",
+							"server a pass over a million codes takes about 0.7 times as long on two "
+							"(memory bandwidth bounds it). 1 keeps the scan on the backend alone "
+							"(a busy server gains nothing).",
 							&faissflat_scan_threads,
 							2, 1, 64,
 							PGC_USERSET,
