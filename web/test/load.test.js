@@ -68,9 +68,13 @@ async function startGateway(env, watch = null) {
   gateways.push(g);
   const status = (url) => fetch(url).then((r) => r.status, () => 'refused');
   for (let i = 0; i < 1200; i++) {                     // up to 2 minutes
+    // the API first: the gateway says ready, then opens the API, so an API
+    // probed after a 503 from /ready may have opened in between (a race of
+    // the test's, not the gateway's); probed before it, it must be refused
+    const apiStatus = watch ? await status(`${g.api}/rpc/stats`) : null;
     const ready = await status(`${g.admin}/ready`);
     if (ready === 200) return g;
-    if (watch) watch(ready, await status(`${g.api}/rpc/stats`));
+    if (watch) watch(ready, apiStatus);
     if (proc.exitCode !== null) break;
     await sleep(100);
   }
