@@ -30,11 +30,39 @@ import numpy as np
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (K, Hnsw, Sessions, debug1_notices, ensure_pgvector, load_set, machine,  # noqa: E402
-                          make_set, parse_sets, query_sql, recall, relation_exists, round_robin)
+from bench_common import (K, SETS, Hnsw, Sessions, debug1_notices, ensure_pgvector, load_set,  # noqa: E402
+                          machine, make_set, parse_sets, query_sql, recall, relation_exists, round_robin)
 from faissflat_bench import Cluster, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+BASE = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
+
+
+def faissflat_methods(ses, sql, relations=()):
+    """faissflat's codes scan on its default threads and on one, and its flat pass."""
+    def scan(settings):
+        return ses.method(BASE + settings, sql, 'Index Scan', relations)
+    return {
+        'faissflat codes': scan(['SET faissflat.codes = on']),
+        'faissflat codes, 1 thread': scan(['SET faissflat.codes = on', 'SET faissflat.scan_threads = 1']),
+        'faissflat flat pass': scan(['SET faissflat.codes = off']),
+    }
+
+
+def codes_report(dsn, sql, answers, nq, queries):
+    """What the codes scan did (its DEBUG1 line) for the first queries, untimed, and
+    how often the three faissflat scans agreed (ids, in order)."""
+    def agree(a, b):
+        return f'{sum(x == y for x, y in zip(answers[a], answers[b]))}/{nq}'
+    scans = [[line.strip() for line in lines if 'codes scan' in line]
+             for lines in debug1_notices(dsn, BASE + ['SET faissflat.codes = on'], sql, queries)]
+    return {
+        'codes_equal_flat_pass': agree('faissflat codes', 'faissflat flat pass'),
+        'one_thread_equal_codes': agree('faissflat codes, 1 thread', 'faissflat codes'),
+        'codes_scans': scans,
+    }
 
 
 def bench_set(conn, dsn, name, n, nq, seed, alone):
@@ -51,31 +79,19 @@ def bench_set(conn, dsn, name, n, nq, seed, alone):
 
     sql = query_sql(table)
     ses = Sessions(dsn)
-    base = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
-    methods = {
-        'faissflat codes': ses.method(base + ['SET faissflat.codes = on'], sql, 'Index Scan'),
-        'faissflat codes, 1 thread': ses.method(base + ['SET faissflat.codes = on', 'SET faissflat.scan_threads = 1'],
-                                                sql, 'Index Scan'),
-        'faissflat flat pass': ses.method(base + ['SET faissflat.codes = off'], sql, 'Index Scan'),
-    }
+    methods = faissflat_methods(ses, sql)
     faiss.omp_set_num_threads(1)
     flat = faiss.IndexFlatL2(x.shape[1])
     flat.add(x)
     methods['faiss IndexFlatL2 (in process)'] = lambda i: [int(j) for j in flat.search(xq[i:i + 1], K)[1][0]]
     seconds, answers, _ = round_robin(methods, nq, seed, blocks=alone)
     ses.close()
-    # what the codes scan did (its DEBUG1 line), for the first queries, untimed
-    scans = [[line.strip() for line in lines if 'codes scan' in line]
-             for lines in debug1_notices(dsn, base + ['SET faissflat.codes = on'], sql, 5)]
-    same = sum(a == b for a, b in zip(answers['faissflat codes'], answers['faissflat flat pass']))
     r = {
         'set': name, 'n': n, 'dim': x.shape[1], 'queries': nq,
         'build_s': round(build_s, 1),
         'index_over_raw': round(index_bytes / x.nbytes, 3),
         'ms': {m: summary(s) for m, s in seconds.items()},
-        'codes_equal_flat_pass': f'{same}/{nq}',
-        'one_thread_equal_codes': f"{sum(a == b for a, b in zip(answers['faissflat codes, 1 thread'], answers['faissflat codes']))}/{nq}",
-        'codes_scans': scans,
+        **codes_report(dsn, sql, answers, nq, 5),
         'faiss_recall_vs_codes': round(recall(answers['faiss IndexFlatL2 (in process)'],
                                               answers['faissflat codes']), 4),
     }
@@ -94,18 +110,16 @@ def prepare_set(conn, name, n, nq, seed, hnsw):
         x, xq = make_set(name, n, nq, seed)
         load_set(cur, table, x, xq)
         print(f'  {table} loaded', flush=True)
-    else:
-        x = None
     if not relation_exists(cur, f'{table}_ff'):
         t = time.perf_counter()
         cur.execute(f'CREATE INDEX {table}_ff ON {table} USING faissflat (v)')
         print(f'  {table}_ff built in {time.perf_counter() - t:.1f} s', flush=True)
     if hnsw and not relation_exists(cur, f'{table}_hnsw'):
-        if x is None:
-            x, _ = make_set(name, n, nq, seed)
+        dim = SETS[name][1]
         cur.execute("SET maintenance_work_mem = '4GB'")
         cur.execute('CREATE EXTENSION IF NOT EXISTS vector')
-        Hnsw(True, x.shape[1], False).build(cur, table, x, {}, {}, [])
+        # pgvector's copy is made from the table: the vectors need not be generated again
+        Hnsw(True, dim, False).build(cur, table, np.empty((0, dim), dtype=np.float32), {}, {}, [])
     cur.execute(f'VACUUM ANALYZE {table}')
     return table
 
@@ -132,28 +146,17 @@ def bench_kept(conn, dsn, table, nq, seed, alone):
     dim = cur.fetchone()[0]
     sql = query_sql(table)
     ses = Sessions(dsn, warm=True)
-    base = ["SET imgsearch.method = 'faissflat'", 'SET max_parallel_workers_per_gather = 0']
-    methods = {
-        'faissflat codes': ses.method(base + ['SET faissflat.codes = on'], sql, 'Index Scan', (idx,)),
-        'faissflat codes, 1 thread': ses.method(base + ['SET faissflat.codes = on', 'SET faissflat.scan_threads = 1'],
-                                                sql, 'Index Scan', (idx,)),
-        'faissflat flat pass': ses.method(base + ['SET faissflat.codes = off'], sql, 'Index Scan', (idx,)),
-    }
+    methods = faissflat_methods(ses, sql, (idx,))
     if relation_exists(cur, f'{table}_hnsw'):
         methods['pgvector HNSW ef100'] = ses.method(['SET hnsw.ef_search = 100'], query_sql(f'{table}_pgv'),
                                                     'Index Scan', (f'{table}_hnsw',))
     seconds, answers, _ = round_robin(methods, nq, seed, blocks=alone)
     ses.close()
-    scans = [[line.strip() for line in lines if 'codes scan' in line]
-             for lines in debug1_notices(dsn, base + ['SET faissflat.codes = on'], sql, 3)]
-    same = sum(a == b for a, b in zip(answers['faissflat codes'], answers['faissflat flat pass']))
     r = {
         'set': table, 'n': n, 'dim': dim, 'queries': nq, 'build_s': build_s,
         'index_over_raw': round(index_bytes / (n * dim * 4), 3),
         'ms': {m: summary(s) for m, s in seconds.items()},
-        'codes_equal_flat_pass': f'{same}/{nq}',
-        'one_thread_equal_codes': f"{sum(a == b for a, b in zip(answers['faissflat codes, 1 thread'], answers['faissflat codes']))}/{nq}",
-        'codes_scans': scans,
+        **codes_report(dsn, sql, answers, nq, 3),
     }
     if 'pgvector HNSW ef100' in answers:
         r['hnsw_ef100_recall'] = round(recall(answers['pgvector HNSW ef100'], answers['faissflat codes']), 4)

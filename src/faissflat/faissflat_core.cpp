@@ -185,8 +185,11 @@ bool ff_a2_pass(const FfQuery *query, const uint8_t *codes, size_t step, int64_t
         imgs::fault_point("ff_a2_pass");
         imgs::parallel_for(threads, n, FF_PASS_CHUNK, [&](int64_t begin, int64_t end) {
             imgs::fault_point("ff_a2_pass_chunk");   // a failure on a thread reaches the caller
-            ff_dots(query, codes + (size_t) begin * step, step, end - begin, dots + begin);
-            ff_a2_many(query, dots + begin, err + begin, yh2 + begin, end - begin, a2 + begin);
+            // the integers are wanted only on their way to a2: a chunk's fit in 16 kB
+            int32_t own[FF_PASS_CHUNK];
+            int32_t *chunk_dots = dots ? dots + begin : own;
+            ff_dots(query, codes + (size_t) begin * step, step, end - begin, chunk_dots);
+            ff_a2_many(query, chunk_dots, err + begin, yh2 + begin, end - begin, a2 + begin);
             if (chunk_min) {
                 double least = INFINITY;
 #pragma omp simd reduction(min : least)

@@ -151,10 +151,11 @@ extern void ff_a2_many(const FfQuery *query, const int32_t *dots, const float *e
  * ff_dots and ff_a2_many over n entries (codes step bytes apart, err and
  * yh2 per entry) on up to `threads` threads (cxx/parallel.hpp), a chunk of
  * FF_PASS_CHUNK entries at a time, polling for a cancel between chunks:
- * dots[j] and a2[j], the same on any number of threads; and, unless
- * chunk_min is NULL, chunk_min[c] = the least a2 of chunk c (entries c
- * FF_PASS_CHUNK on), so that a caller looking for small a2 skips whole
- * chunks. False with *error set on a failure (a cancel:
+ * a2[j], the same on any number of threads; unless dots is NULL, dots[j]
+ * too (else each chunk's integers stay in a buffer of its own); and,
+ * unless chunk_min is NULL, chunk_min[c] = the least a2 of chunk c
+ * (entries c FF_PASS_CHUNK on), so that a caller looking for small a2
+ * skips whole chunks. False with *error set on a failure (a cancel:
  * IMGS_SQLSTATE_QUERY_CANCELED).
  */
 #define FF_PASS_CHUNK 4096

@@ -229,7 +229,6 @@ warm_cold_entries(CodeScan *cs)
 typedef struct ScanScratch
 {
 	int64		capacity;
-	int32	   *dots;
 	double	   *a2;
 	double	   *bound;
 	uint8	   *state;
@@ -277,7 +276,6 @@ get_scratch(FaissflatScanOpaque so, FaissflatCache *cache)
 	}
 	else
 	{
-		pfree(sc->dots);
 		pfree(sc->a2);
 		pfree(sc->bound);
 		pfree(sc->state);
@@ -285,7 +283,6 @@ get_scratch(FaissflatScanOpaque so, FaissflatCache *cache)
 	}
 	/* room to grow: a table that takes inserts does not reallocate every scan */
 	sc->capacity = n + n / 8;
-	sc->dots = MemoryContextAllocHuge(cxt, sizeof(int32) * sc->capacity);
 	sc->a2 = MemoryContextAllocHuge(cxt, sizeof(double) * sc->capacity);
 	sc->bound = MemoryContextAllocHuge(cxt, sizeof(double) * sc->capacity);
 	sc->state = MemoryContextAllocHuge(cxt, sc->capacity);
@@ -333,7 +330,6 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	float	   *yq = palloc(sizeof(float) * m);
 	FfQuery		fq;
 	int64		n;
-	int32	   *dots;
 	uint32		seeds[FAISSFLAT_SEED_KEYS];
 	double		seed_a2[FAISSFLAT_SEED_KEYS];
 	double		seed_keys[FAISSFLAT_SEED_KEYS];
@@ -368,7 +364,6 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	{
 		ScanScratch *sc = get_scratch(so, cache);
 
-		dots = sc->dots;
 		cs->a2 = sc->a2;
 		cs->bound = sc->bound;
 		cs->state = sc->state;
@@ -388,7 +383,7 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 
 	/* every entry's a2 and each chunk's least (on the scan's threads) */
 	cs->threads = faissflat_pass_threads(n);
-	if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, dots, cs->a2, chunk_min, &err))
+	if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, NULL, cs->a2, chunk_min, &err))
 		imgs_raise_cxx_error_in(&err, psprintf("faissflat scan of index \"%s\" failed",
 											   RelationGetRelationName(index)));
 

@@ -46,7 +46,8 @@
  *     extreme and CNN-like sets, a third of the later points scaled by 1000;
  *     on gauss L2 the bound averages >= 0.9 of the key.
  *  6. the pass: ff_a2_pass on 1, 2 and 3 threads gives ff_dots' integers
- *     and ff_a2_many's doubles bit for bit and each chunk's least a2
+ *     and ff_a2_many's doubles bit for bit (the doubles also without the
+ *     integers wanted back) and each chunk's least a2
  *     (nothing past the last chunk), over entries in place (step
  *     past the code) across several chunks and a ragged last one; a cancel
  *     (imgs_interrupt_pending) gives false and 57014, at the first poll and
@@ -1067,6 +1068,10 @@ pass_matches(const FfQuery *query, const uint8_t *codes, size_t step, int64_t n,
 	/* and without chunk minima */
 	memset(a2, 0, sizeof(double) * n);
 	ok = ok && ff_a2_pass(query, codes, step, n, err, yh2, threads, dots, a2, NULL, &error) &&
+		memcmp(a2, a2_expected, sizeof(double) * n) == 0;
+	/* and without dots, as the scan calls it: a2 alone */
+	memset(a2, 0, sizeof(double) * n);
+	ok = ok && ff_a2_pass(query, codes, step, n, err, yh2, threads, NULL, a2, chunk_min, &error) &&
 		memcmp(a2, a2_expected, sizeof(double) * n) == 0;
 	free(dots);
 	free(a2);
