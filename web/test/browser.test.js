@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { assertSameRanking, firstOrTied, hitsWithin } from './ranking.js';
-import { launchChromium } from './common.js';
+import { dragOnPreview, launchChromium } from './common.js';
 
 const pageUrl = process.env.PAGE_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -30,19 +30,6 @@ before(async () => {
   await page.waitForSelector('[data-testid=method] option[value=lsh]', { state: 'attached' });
 });
 after(async () => { await context?.close(); });
-
-// Drags on the preview from (x0, y0) to (x1, y1), fractions of its size;
-// null for x0 or y0: its first pixel.
-async function drag(x0, y0, x1, y1) {
-  const r = await page.getByTestId('preview').boundingBox();
-  x0 ??= 1 / r.width;
-  y0 ??= 1 / r.height;
-  await page.mouse.move(r.x + r.width * x0, r.y + r.height * y0);
-  await page.mouse.down();
-  await page.mouse.move(r.x + r.width * ((x0 + x1) / 2), r.y + r.height * ((y0 + y1) / 2), { steps: 4 });
-  await page.mouse.move(r.x + r.width * x1, r.y + r.height * y1, { steps: 4 });
-  await page.mouse.up();
-}
 
 // Clicks Search; returns the arguments sent, once the page shows the answer.
 // The API's answer (its rows: rank, id, name, distance, ...) is kept in
@@ -65,7 +52,7 @@ test('upload, select the whole image, faissflat, k=10: the image itself comes fi
   await page.getByTestId('preview').locator('img').waitFor();
   await page.screenshot({ path: path.join(shots, 'query-1280.png'), fullPage: true });
   // From the top left corner to beyond the bottom right one: the whole image.
-  await drag(null, null, 1.1, 1.1);
+  await dragOnPreview(page, null, null, 1.1, 1.1);
   await page.getByTestId('method').selectOption('faissflat');
   await page.getByTestId('k').fill('10');
   const sent = await searchAndCapture();
@@ -211,7 +198,7 @@ sys.stdout.buffer.write(b.getvalue())
 test('a dragged area is sent in the image pixels', async () => {
   const name = (await page.locator('.area').textContent()).split(' · ')[0];
   const m = manifest.find((x) => x.name === name);
-  await drag(0.25, 0.2, 0.75, 0.6);
+  await dragOnPreview(page, 0.25, 0.2, 0.75, 0.6);
   const sent = await searchAndCapture();
   const [x, y, w, h] = sent.box;
   const near = (a, b) => Math.abs(a - b) <= 3;

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { assertExamplesRanking, examplesRanking } from './ranking.js';
-import { launchChromium, sqlFeature, storedFeatures } from './common.js';
+import { dragOnPreview, launchChromium, sqlFeature, storedFeatures } from './common.js';
 
 const pageUrl = process.env.PAGE_URL;
 const dataset = path.join(process.env.WEB_TEST_DIR, 'dataset');
@@ -146,12 +146,7 @@ test('an upload with an area: the server keeps it by its hash, and a link opened
   const bytes = fs.readFileSync(file);
   await page.getByTestId('file').setInputFiles(file);
   await page.getByTestId('preview').locator('img').waitFor();
-  const r = await page.getByTestId('preview').boundingBox();
-  await page.mouse.move(r.x + 2, r.y + 2);
-  await page.mouse.down();
-  await page.mouse.move(r.x + r.width * 0.4, r.y + r.height * 0.4, { steps: 3 });
-  await page.mouse.move(r.x + r.width * 0.8, r.y + r.height * 0.7, { steps: 3 });
-  await page.mouse.up();
+  await dragOnPreview(page, null, null, 0.8, 0.7);
   await page.getByTestId('method').selectOption('argsort');
   const s = await call('search', () => page.getByTestId('search').click());
   const hash = crypto.createHash('sha256').update(bytes).digest('hex');

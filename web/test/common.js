@@ -32,3 +32,32 @@ export async function sqlFeature(db, bytes, box = null) {
     box ? [bytes, box] : [bytes]);
   return Float64Array.from(rows[0].q);
 }
+
+// Drags the mouse across the query preview from (x0, y0) to (x1, y1),
+// fractions of its size (null for x0 or y0: its first pixel); resolves once
+// the page shows the area. The mouse works in viewport pixels, so the preview
+// is first scrolled into view, its image decoded and its place the same over
+// two frames: a rectangle read while the image still lays out (or while the
+// page scrolls) sent the drag elsewhere, and the search went without an area.
+export async function dragOnPreview(page, x0, y0, x1, y1) {
+  const preview = page.getByTestId('preview');
+  await preview.scrollIntoViewIfNeeded();
+  await preview.locator('img').evaluate((img) => img.decode());
+  const frame = () => page.evaluate(() => new Promise((done) => requestAnimationFrame(() => done())));
+  let r = await preview.boundingBox();
+  for (let i = 0; i < 50; i++) {
+    await frame();
+    const now = await preview.boundingBox();
+    if (['x', 'y', 'width', 'height'].every((k) => now[k] === r[k])) break;
+    r = now;
+  }
+  x0 ??= 1 / r.width;
+  y0 ??= 1 / r.height;
+  const at = (fx, fy) => [r.x + r.width * fx, r.y + r.height * fy];
+  await page.mouse.move(...at(x0, y0));
+  await page.mouse.down();
+  await page.mouse.move(...at((x0 + x1) / 2, (y0 + y1) / 2), { steps: 4 });
+  await page.mouse.move(...at(x1, y1), { steps: 4 });
+  await page.mouse.up();
+  await preview.getByTestId('box').waitFor();
+}
