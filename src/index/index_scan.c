@@ -180,7 +180,8 @@ imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta
 	for (int i = 0; i < ss->nspheres; i++)
 		imgs_query_check_dim(&ss->spheres[i], scan->indexRelation, meta->store.dim);
 	imgs_meta_check_metric(scan->indexRelation, meta, imgs_strategy_metric(ss->query.strategy));
-	pgstat_count_index_scan(scan->indexRelation);
+	if (!ss->uncounted)
+		pgstat_count_index_scan(scan->indexRelation);
 }
 
 bool

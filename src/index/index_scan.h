@@ -157,6 +157,7 @@ typedef struct ImgsScanState
 	bool		done;			/* past the bound, or a NULL sphere: no more rows */
 	int			nspheres;
 	ImgsQuery  *spheres;		/* their centres, for the dimension check */
+	bool		uncounted;		/* a build's own sample search: not in idx_scan */
 } ImgsScanState;
 
 /* ambeginscan: RelationGetIndexScan plus the ORDER BY value arrays (the AM provides them, as GiST does). */

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/reloptions.h"
 #include "commands/progress.h"
 #include "optimizer/optimizer.h"
@@ -108,11 +110,16 @@ lsh_reloptions(Relation index, int *bits, int *buckets)
  * x 512, one run: the exact round 83 ms against a flat pass's 30, with the
  * estimates).
  * A bounded round (lsh.error_bound > 0) probes on past lsh.probes and
- * re-ranks what its bounds ask, not lsh.candidates (lsh_scan.c): it counts
+ * re-ranks what its bounds ask, not lsh.candidates (lsh_scan.c). What it
+ * does follows the data (at 1M x 512, medians: 1.3x the probes and 330
+ * keys on the demo-like set, 5x and 2,000 CNN-like, 8x and 6,000 hard), so
+ * the build measures it (LshMeta.sample_*: LIMIT 30 for 16 vectors of its
+ * sample): the round counts the sample's growth of the probes, and its keys
+ * in proportion to the rows wanted, up to lsh.candidates. An index built
+ * without them (lsh.error_bound = 0 at build, or before they were) counts
  * LSH_COST_PROBE_GROWTH times the probes and at most LSH_COST_BOUNDED_KEYS
- * keys (measured at 1M x 512, medians: 1.3x and 330 keys on the demo-like
- * set, 5x and 2,000 CNN-like, 8x and 6,000 hard; 2 and 1,500 keep the
- * default's cost where it was before the round probed on).
+ * keys (2 and 1,500 kept the default's cost where it was before the round
+ * probed on: 3-5x what the demo-like set measures).
  * An index without a hash (built on no rows) costs what faissflat does.
  */
 #define LSH_ENTRY_WORK	0.5
@@ -129,6 +136,8 @@ typedef struct LshCostModel
 	double		dim;
 	double		entry_bytes;
 	double		vector_bytes;
+	double		sample_growth;	/* buckets probed per lsh.probes; 0: not measured */
+	double		sample_keys;	/* exact keys of a LIMIT LSH_SAMPLE_K search */
 } LshCostModel;
 
 static ImgsScanWork
@@ -138,12 +147,21 @@ lsh_scan_work(double rows, const void *method)
 	double		tuples = lm->tuples;
 	double		probes = lsh_probes;
 	double		candidates = lsh_candidates;
+	double		keys_cap = 0;	/* > 0: a bounded round computes at most this many keys */
 	ImgsScanWork w;
 
 	if (lsh_error_bound > 0 && probes > 0)
 	{
-		probes *= LSH_COST_PROBE_GROWTH;
-		candidates = candidates > 0 ? Min(candidates, LSH_COST_BOUNDED_KEYS) : LSH_COST_BOUNDED_KEYS;
+		if (lm->sample_growth > 0)
+		{
+			probes *= Max(1.0, lm->sample_growth);
+			keys_cap = Max(1.0, lm->sample_keys) * Max(1.0, rows / (double) LSH_SAMPLE_K);
+		}
+		else
+		{
+			probes *= LSH_COST_PROBE_GROWTH;
+			candidates = candidates > 0 ? Min(candidates, LSH_COST_BOUNDED_KEYS) : LSH_COST_BOUNDED_KEYS;
+		}
 	}
 
 	if (lm->n_buckets <= 0)
@@ -160,9 +178,10 @@ lsh_scan_work(double rows, const void *method)
 		double		c = candidates > 0 ? Min(candidates, e * tuples) : e * tuples;
 		bool		exact = e >= 1.0 && (candidates <= 0 || candidates >= tuples);
 		double		returned = exact ? tuples : (c < LSH_ROUND_MIN_ROWS ? 0 : c / LSH_ROUND_SHARE);
+		double		keys = keys_cap > 0 ? Min(c, keys_cap) : c;
 
-		w.distances += e * tuples * LSH_ENTRY_WORK * lm->bits / lm->dim + c * LSH_KEY_WORK;
-		w.page_share += (e * tuples * lm->entry_bytes + c * lm->vector_bytes) /
+		w.distances += e * tuples * LSH_ENTRY_WORK * lm->bits / lm->dim + keys * LSH_KEY_WORK;
+		w.page_share += (e * tuples * lm->entry_bytes + keys * lm->vector_bytes) /
 			(tuples * (lm->entry_bytes + lm->vector_bytes));
 		if (exact || returned >= rows)
 			return w;
@@ -201,6 +220,12 @@ lsh_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		lm.dim = header.store.dim;
 		lm.entry_bytes = lsh_entry_size(meta.bits);
 		lm.vector_bytes = sizeof(float) * (double) header.store.dim;
+		if (meta.sample_probes > 0 && meta.sample_buckets > 0 && isfinite(meta.sample_buckets) &&
+			isfinite(meta.sample_keys) && meta.sample_keys >= 0)
+		{
+			lm.sample_growth = meta.sample_buckets / meta.sample_probes;
+			lm.sample_keys = meta.sample_keys;
+		}
 	}
 	imgs_cost_ordered_scan(root, path, header.store.dim, lsh_scan_work, &lm,
 						   startup_cost, total_cost, selectivity, correlation, pages);
