@@ -72,6 +72,16 @@ typedef struct FaissflatMeta
 	uint32		ranges_pages;
 	BlockNumber codes_last;		/* the code list's newest page */
 	uint32		unused2;
+	/*
+	 * What the build's sample searches (imgs_sample_searches: LIMIT
+	 * IMGS_SAMPLE_K from IMGS_SAMPLE_QUERIES midpoints of its sample) did,
+	 * for the cost estimate: the mean exact keys computed, and the share of
+	 * the searches that went on with flat passes (the codes pruned too
+	 * little: wide vectors, flat spectra). Both 0 where none ran (no codes,
+	 * faissflat.codes off at build, or an index built before they were).
+	 */
+	float4		sample_keys;
+	float4		sample_flat;
 } FaissflatMeta;
 
 /*
@@ -185,6 +195,7 @@ extern void faissflat_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 							 ScanKey orderbys, int norderbys);
 extern bool faissflat_gettuple(IndexScanDesc scan, ScanDirection dir);
 extern void faissflat_endscan(IndexScanDesc scan);
+extern void faissflat_scan_tally(IndexScanDesc scan, void *arg);
 
 /* faissflat_vacuum.c */
 extern IndexBulkDeleteResult *faissflat_bulkdelete(IndexVacuumInfo *info,

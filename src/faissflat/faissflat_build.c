@@ -20,6 +20,7 @@
 #include "faissflat/faissflat_core.h"
 #include "index/build_load.h"
 #include "index/index_am.h"
+#include "index/index_scan.h"
 #include "type/imgfeat.h"
 
 /* The training sample: at most this many vectors, and this many bytes. */
@@ -157,6 +158,30 @@ build_codes(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta)
 	PG_END_TRY();
 }
 
+/*
+ * What LIMIT 30 searches from midpoints of the sample do (into meta), for
+ * the cost estimate: where the codes prune, a few exact keys; where they
+ * cannot (512 coded components of 4096, a flat spectrum), the scan goes on
+ * with flat passes, which a price of a few keys would hide.
+ */
+static void
+measure_search(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta, const float *queries,
+			   int nqueries)
+{
+	double		sums[2] = {0, 0};	/* keys, searches that went on with flat passes */
+
+	imgs_build_write_meta(index, &load->header, meta, sizeof(*meta));
+	imgs_sample_searches(index, load->header.metric, queries, nqueries, load->dim, IMGS_SAMPLE_K,
+						 faissflat_scan_tally, sums);
+	meta->sample_keys = (float4) (sums[0] / nqueries);
+	meta->sample_flat = (float4) (sums[1] / nqueries);
+	ereport(DEBUG1,
+			(errmsg_internal("faissflat index \"%s\": %d sample searches (LIMIT %d) computed %.0f exact "
+							 "distances on average; %.0f%% went on with flat passes",
+							 RelationGetRelationName(index), nqueries, IMGS_SAMPLE_K,
+							 meta->sample_keys, 100.0 * meta->sample_flat)));
+}
+
 IndexBuildResult *
 faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 {
@@ -178,8 +203,13 @@ faissflat_build(Relation heap, Relation index, IndexInfo *index_info)
 	if (load->n > 0 && load->sample_count > 0 &&
 		(load->header.metric == IMGS_METRIC_L2 || load->header.metric == IMGS_METRIC_COSINE))
 	{
+		float	   *queries;
+		int			nqueries = imgs_build_sample_queries(load, IMGS_SAMPLE_QUERIES, &queries);
+
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, FAISSFLAT_PHASE_CODES);
 		build_codes(index, load, &meta);
+		if (meta.dims > 0 && faissflat_codes && nqueries > 0)
+			measure_search(index, load, &meta, queries, nqueries);
 	}
 	imgs_build_write_meta(index, &load->header, &meta, sizeof(meta));
 

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/reloptions.h"
 #include "commands/progress.h"
 #include "optimizer/optimizer.h"
@@ -33,7 +35,11 @@
  *    whole start (pass, state, seeds' choice) 0.08 of a flat distance per
  *    entry on one thread, 1.3 times faster on two (memory bandwidth bounds
  *    the pass); 64 to 160 keys for 30 rows, about 4 us a key (12 flat
- *    distances) for 3,000 rows.
+ *    distances) for 3,000 rows. Where the build's sample searches
+ *    (FaissflatMeta.sample_*) ran, their mean keys stand for the first
+ *    IMGS_SAMPLE_K rows' instead; where most of them went on with flat
+ *    passes (the codes pruned too little: 512 coded components of 4096),
+ *    the codes scan is priced as it then runs: the pass, then flat passes.
  *  - Otherwise (the inner product, several examples, a range search, no
  *    codes): flat passes, reading every page of the index in block order
  *    and computing one distance per vector before the first row, and a pass
@@ -50,6 +56,8 @@ typedef struct FaissflatCostModel
 	double		tuples;
 	double		code_work;		/* per entry, 0: no codes scan */
 	double		flat_switch;
+	double		sample_keys;	/* the build's sample searches' mean; 0: none ran */
+	bool		sample_flat;	/* most of them went on with flat passes */
 } FaissflatCostModel;
 
 static ImgsScanWork
@@ -65,7 +73,17 @@ faissflat_scan_work(double rows, const void *method)
 		w.distances = fm->tuples * w.page_share;
 		return w;
 	}
-	keys = Min(fm->tuples, FAISSFLAT_SEED_KEYS + FAISSFLAT_KEYS_PER_ROW * rows);
+	if (fm->sample_flat)
+	{
+		w.page_share = imgs_cost_flat_passes(rows, fm->tuples);
+		w.distances = fm->tuples * (fm->code_work + w.page_share);
+		return w;
+	}
+	if (fm->sample_keys > 0)
+		keys = fm->sample_keys + FAISSFLAT_KEYS_PER_ROW * Max(0.0, rows - IMGS_SAMPLE_K);
+	else
+		keys = FAISSFLAT_SEED_KEYS + FAISSFLAT_KEYS_PER_ROW * rows;
+	keys = Min(fm->tuples, keys);
 	w.distances = fm->tuples * fm->code_work + keys * FAISSFLAT_KEY_WORK;
 	w.page_share = keys / fm->tuples;
 	if (keys > fm->flat_switch)
@@ -126,8 +144,13 @@ faissflat_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	fm.flat_switch = (double) faissflat_flat_switch((int64) header.store.nslots);
 	if (faissflat_codes && codes.dims > 0 && header.store.dim > 0 && path->indexclauses == NIL &&
 		(strategy == IMGS_STRATEGY_L2 || strategy == IMGS_STRATEGY_COSINE) && strategy == (int) header.metric)
+	{
 		fm.code_work = FAISSFLAT_CODE_WORK * Min(1.0, (double) codes.dims / header.store.dim) /
 			(1 + FAISSFLAT_THREAD_GAIN * (faissflat_pass_threads((int64) fm.tuples) - 1));
+		if (isfinite(codes.sample_keys) && codes.sample_keys > 0)
+			fm.sample_keys = codes.sample_keys;
+		fm.sample_flat = isfinite(codes.sample_flat) && codes.sample_flat >= 0.5;
+	}
 	imgs_cost_ordered_scan(root, path, dim, faissflat_scan_work, &fm,
 						   startup_cost, total_cost, selectivity, correlation, pages);
 }

@@ -702,6 +702,21 @@ faissflat_endscan(IndexScanDesc scan)
 }
 
 /*
+ * The build's sample searches (faissflat_build.c, imgs_sample_searches):
+ * adds the scan's exact keys computed, and 1 where it went on with flat
+ * passes, to arg (double[2]).
+ */
+void
+faissflat_scan_tally(IndexScanDesc scan, void *arg)
+{
+	FaissflatScanOpaque so = (FaissflatScanOpaque) scan->opaque;
+	double	   *sums = arg;
+
+	sums[0] += so->codes.refined;
+	sums[1] += so->codes.switched ? 1 : 0;
+}
+
+/*
  * faissflat_store_keys(index regclass, slots int8[], query imgfeat)
  *   RETURNS TABLE (slot int8, live bool, heap_tid tid, key float8)
  *

@@ -137,6 +137,25 @@ imgs_build_write_meta(Relation index, const ImgsIndexMeta *header, const void *m
 }
 
 int
+imgs_build_sample_queries(const ImgsBuildLoad *load, int want, float **queries)
+{
+	int			n = (int) Min((int64) want, load->sample_count / 2);
+	int			dim = load->dim;
+	float	   *out = palloc(sizeof(float) * (Size) dim * Max(n, 1));
+
+	for (int q = 0; q < n; q++)
+	{
+		const float *a = load->sample + (Size) q * (load->sample_count / (2 * n)) * dim;
+		const float *b = a + (Size) (load->sample_count / 2) * dim;
+
+		for (int i = 0; i < dim; i++)
+			out[(Size) q * dim + i] = 0.5f * a[i] + 0.5f * b[i];
+	}
+	*queries = out;
+	return n;
+}
+
+int
 imgs_build_threads(Relation heap, Relation index)
 {
 	int			threads = 1 + plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));

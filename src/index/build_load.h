@@ -43,6 +43,16 @@ extern double imgs_build_load(ImgsBuildLoad *load, Relation heap, Relation index
 extern Size imgs_build_sample_bytes(const ImgsBuildLoad *load);
 extern void imgs_build_sample_free(ImgsBuildLoad *load);
 
+/*
+ * Queries for the build's sample searches (imgs_sample_searches,
+ * index_scan.h), made from the sample before training may rewrite it: up to
+ * `want` midpoints of two of its vectors, half the sample apart, in *queries
+ * (palloc'd); returns how many. A row itself as the query lies in its own
+ * bucket, at distance 0 from a row: at 100k rows of clustered data lsh's
+ * search from a row computed about half the exact distances a midpoint's did.
+ */
+extern int	imgs_build_sample_queries(const ImgsBuildLoad *load, int want, float **queries);
+
 /* Writes the metapage: header and the method's data (build, no WAL: logged with the index). */
 extern void imgs_build_write_meta(Relation index, const ImgsIndexMeta *header,
 								  const void *method_data, Size method_len);

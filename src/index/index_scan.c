@@ -4,7 +4,10 @@
  */
 #include "postgres.h"
 
+#include "access/amapi.h"
+#include "access/skey.h"
 #include "pgstat.h"
+#include "utils/memutils.h"
 
 #include "index/distance_core.h"
 #include "index/index_scan.h"
@@ -146,6 +149,48 @@ imgs_query_check_dim(const ImgsQuery *query, Relation index, uint32 index_dim)
 		imgs_check_dim(index, index_dim, query->dim);
 }
 
+/* a build's sample searches run (imgs_sample_searches): scans are not counted */
+static bool sampling = false;
+
+void
+imgs_sample_searches(Relation index, int metric, const float *queries, int nqueries, int dim, int k,
+					 ImgsSampleTally tally, void *arg)
+{
+	const IndexAmRoutine *am = index->rd_indam;
+	MemoryContext query_ctx = AllocSetContextCreate(CurrentMemoryContext, "sample search",
+													ALLOCSET_DEFAULT_SIZES);
+
+	sampling = true;
+	PG_TRY();
+	{
+		for (int q = 0; q < nqueries; q++)
+		{
+			MemoryContext old_ctx = MemoryContextSwitchTo(query_ctx);
+			ImgFeat    *x = imgfeat_new(dim);
+			IndexScanDesc scan = am->ambeginscan(index, 0, 1);
+			ScanKeyData orderby;
+
+			memcpy(x->x, queries + (Size) q * dim, sizeof(float) * dim);
+			/* an ORDER BY strategy is its metric (IMGS_STRATEGY_L2 ...) */
+			ScanKeyEntryInitialize(&orderby, SK_ORDER_BY, 1, (StrategyNumber) metric, InvalidOid,
+								   InvalidOid, InvalidOid, PointerGetDatum(x));
+			am->amrescan(scan, NULL, 0, &orderby, 1);
+			for (int r = 0; r < k && am->amgettuple(scan, ForwardScanDirection); r++)
+				CHECK_FOR_INTERRUPTS();
+			tally(scan, arg);
+			am->amendscan(scan);
+			MemoryContextSwitchTo(old_ctx);
+			MemoryContextReset(query_ctx);
+		}
+	}
+	PG_FINALLY();
+	{
+		sampling = false;
+	}
+	PG_END_TRY();
+	MemoryContextDelete(query_ctx);
+}
+
 IndexScanDesc
 imgs_scan_begin(Relation index, int nkeys, int norderbys)
 {
@@ -180,7 +225,7 @@ imgs_scan_start(IndexScanDesc scan, ImgsScanState *ss, const ImgsIndexMeta *meta
 	for (int i = 0; i < ss->nspheres; i++)
 		imgs_query_check_dim(&ss->spheres[i], scan->indexRelation, meta->store.dim);
 	imgs_meta_check_metric(scan->indexRelation, meta, imgs_strategy_metric(ss->query.strategy));
-	if (!ss->uncounted)
+	if (!sampling)
 		pgstat_count_index_scan(scan->indexRelation);
 }
 

@@ -157,8 +157,22 @@ typedef struct ImgsScanState
 	bool		done;			/* past the bound, or a NULL sphere: no more rows */
 	int			nspheres;
 	ImgsQuery  *spheres;		/* their centres, for the dimension check */
-	bool		uncounted;		/* a build's own sample search: not in idx_scan */
 } ImgsScanState;
+
+/*
+ * A build's sample searches, for its cost estimate (lsh, faissflat): for
+ * each of the nqueries vectors a LIMIT k search (ORDER BY the index's
+ * metric) of the index the build has just written, through the method's
+ * own scan, at the session's settings; tally(scan, arg) reads what each
+ * scan did before it ends. They do not count as scans of the index
+ * (idx_scan). IMGS_SAMPLE_QUERIES searches of LIMIT IMGS_SAMPLE_K are what
+ * the methods run (the queries: imgs_build_sample_queries, build_load.h).
+ */
+#define IMGS_SAMPLE_QUERIES	16
+#define IMGS_SAMPLE_K		30
+typedef void (*ImgsSampleTally) (IndexScanDesc scan, void *arg);
+extern void imgs_sample_searches(Relation index, int metric, const float *queries, int nqueries,
+								 int dim, int k, ImgsSampleTally tally, void *arg);
 
 /* ambeginscan: RelationGetIndexScan plus the ORDER BY value arrays (the AM provides them, as GiST does). */
 extern IndexScanDesc imgs_scan_begin(Relation index, int nkeys, int norderbys);

@@ -93,8 +93,8 @@ typedef struct LshMeta
 	BlockNumber bucketdir_start;
 	uint32		bucketdir_pages;
 	/*
-	 * What the build's sample searches (LIMIT LSH_SAMPLE_K for
-	 * LSH_SAMPLE_QUERIES vectors of its sample: lsh_measure_searches) did in
+	 * What the build's sample searches (imgs_sample_searches: LIMIT
+	 * IMGS_SAMPLE_K from IMGS_SAMPLE_QUERIES midpoints of its sample) did in
 	 * a bounded round, for the cost estimate: the mean buckets probed and
 	 * exact keys computed, and the lsh.probes they ran with. All 0 where
 	 * none ran (no hash, lsh.error_bound = 0 at build, or an index built
@@ -104,10 +104,6 @@ typedef struct LshMeta
 	float4		sample_keys;
 	uint32		sample_probes;
 } LshMeta;
-
-/* The build's sample searches, for the cost estimate (LshMeta.sample_*) */
-#define LSH_SAMPLE_QUERIES	16
-#define LSH_SAMPLE_K		30
 
 #define LSH_BUCKETS_PER_DIR_PAGE	((uint32) (IMGS_PAGE_CAPACITY / sizeof(BlockNumber)))
 
@@ -165,8 +161,7 @@ extern void lsh_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 					   ScanKey orderbys, int norderbys);
 extern bool lsh_gettuple(IndexScanDesc scan, ScanDirection dir);
 extern void lsh_endscan(IndexScanDesc scan);
-extern void lsh_measure_searches(Relation index, int metric, const float *queries, int nqueries,
-								 int dim, int k, double *buckets_mean, double *keys_mean);
+extern void lsh_scan_tally(IndexScanDesc scan, void *arg);
 
 /* lsh_vacuum.c */
 extern IndexBulkDeleteResult *lsh_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,

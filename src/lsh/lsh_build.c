@@ -34,6 +34,7 @@
 #include "cxx/cxx_error.h"
 #include "index/build_load.h"
 #include "index/index_am.h"
+#include "index/index_scan.h"
 #include "lsh/lsh.h"
 
 /* The k-means sample: at most this many vectors, and this many bytes (and half of maintenance_work_mem). */
@@ -367,40 +368,28 @@ lsh_build(Relation heap, Relation index, IndexInfo *index_info)
 								  BUILD_SEED);
 	if (load.n > 0)
 	{
-		/*
-		 * The sample searches' queries, made before training rewrites the
-		 * sample: each the midpoint of two vectors of it, half the sample
-		 * apart. A row itself as the query lies in its own bucket, at
-		 * distance 0 from a row: at 100k rows of clustered data its search
-		 * computed about half the keys a midpoint's did.
-		 */
-		int			nqueries = (int) Min(LSH_SAMPLE_QUERIES, load.sample_count / 2);
-		float	   *queries = palloc(sizeof(float) * (Size) load.dim * Max(nqueries, 1));
+		float	   *queries;
+		int			nqueries = imgs_build_sample_queries(&load, IMGS_SAMPLE_QUERIES, &queries);
 
-		for (int q = 0; q < nqueries; q++)
-		{
-			const float *a = load.sample + (Size) q * (load.sample_count / (2 * nqueries)) * load.dim;
-			const float *b = a + (Size) (load.sample_count / 2) * load.dim;
-
-			for (int i = 0; i < load.dim; i++)
-				queries[(Size) q * load.dim + i] = 0.5f * a[i] + 0.5f * b[i];
-		}
 		build_hash(index, &load, bits, buckets, imgs_build_threads(heap, index), &meta);
 		if (meta.bits > 0 && lsh_error_bound > 0 && lsh_probes > 0 && nqueries > 0)
 		{
+			double		sums[2] = {0, 0};	/* buckets, keys */
 			double		sample_buckets;
 			double		sample_keys;
 
 			imgs_build_write_meta(index, &load.header, &meta, sizeof(meta));
-			lsh_measure_searches(index, load.header.metric != 0 ? load.header.metric : IMGS_METRIC_L2,
-								 queries, nqueries, load.dim, LSH_SAMPLE_K, &sample_buckets, &sample_keys);
+			imgs_sample_searches(index, load.header.metric != 0 ? load.header.metric : IMGS_METRIC_L2,
+								 queries, nqueries, load.dim, IMGS_SAMPLE_K, lsh_scan_tally, sums);
+			sample_buckets = sums[0] / nqueries;
+			sample_keys = sums[1] / nqueries;
 			meta.sample_buckets = (float4) sample_buckets;
 			meta.sample_keys = (float4) sample_keys;
 			meta.sample_probes = (uint32) lsh_probes;
 			ereport(DEBUG1,
 					(errmsg_internal("lsh index \"%s\": %d sample searches (LIMIT %d) probed %.1f of %u buckets "
 									 "and computed %.0f exact distances on average",
-									 RelationGetRelationName(index), nqueries, LSH_SAMPLE_K,
+									 RelationGetRelationName(index), nqueries, IMGS_SAMPLE_K,
 									 sample_buckets, meta.n_buckets, sample_keys)));
 		}
 	}

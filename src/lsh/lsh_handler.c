@@ -137,7 +137,7 @@ typedef struct LshCostModel
 	double		entry_bytes;
 	double		vector_bytes;
 	double		sample_growth;	/* buckets probed per lsh.probes; 0: not measured */
-	double		sample_keys;	/* exact keys of a LIMIT LSH_SAMPLE_K search */
+	double		sample_keys;	/* exact keys of a LIMIT IMGS_SAMPLE_K search */
 } LshCostModel;
 
 static ImgsScanWork
@@ -155,7 +155,7 @@ lsh_scan_work(double rows, const void *method)
 		if (lm->sample_growth > 0)
 		{
 			probes *= Max(1.0, lm->sample_growth);
-			keys_cap = Max(1.0, lm->sample_keys) * Max(1.0, rows / (double) LSH_SAMPLE_K);
+			keys_cap = Max(1.0, lm->sample_keys) * Max(1.0, rows / (double) IMGS_SAMPLE_K);
 		}
 		else
 		{

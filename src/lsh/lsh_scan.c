@@ -83,13 +83,11 @@
 #include <math.h>
 
 #include "access/relscan.h"
-#include "access/skey.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "index/flat_scan.h"
 #include "lsh/lsh.h"
-#include "type/imgfeat.h"
 
 
 typedef struct LshScanStats
@@ -871,45 +869,18 @@ lsh_endscan(IndexScanDesc scan)
 }
 
 /*
- * The build's sample searches (lsh_build.c), for the cost estimate: a
- * LIMIT k scan for each of the nqueries vectors, at the session's settings,
- * on the index the build has just written; the mean buckets probed and
- * exact keys computed. A bounded round's work follows the data (see "The
- * error bound" above): about 330 keys at 1M rows on a steep spectrum, 6,000
- * on clustered data, which no constant prices. The searches do not count
- * as scans of the index (idx_scan).
+ * The build's sample searches (lsh_build.c, imgs_sample_searches): adds the
+ * scan's buckets probed and exact keys computed to arg (double[2]). A
+ * bounded round's work follows the data (see "The error bound" above):
+ * about 150 keys at 100k rows on a steep spectrum, 800 on a flatter one,
+ * which no constant prices.
  */
 void
-lsh_measure_searches(Relation index, int metric, const float *queries, int nqueries, int dim, int k,
-					 double *buckets_mean, double *keys_mean)
+lsh_scan_tally(IndexScanDesc scan, void *arg)
 {
-	MemoryContext query_ctx = AllocSetContextCreate(CurrentMemoryContext, "lsh sample search",
-													ALLOCSET_DEFAULT_SIZES);
-	double		buckets = 0;
-	double		keys = 0;
+	LshScanOpaque so = (LshScanOpaque) scan->opaque;
+	double	   *sums = arg;
 
-	for (int q = 0; q < nqueries; q++)
-	{
-		MemoryContext old_ctx = MemoryContextSwitchTo(query_ctx);
-		ImgFeat    *x = imgfeat_new(dim);
-		IndexScanDesc scan = lsh_beginscan(index, 0, 1);
-		LshScanOpaque so = (LshScanOpaque) scan->opaque;
-		ScanKeyData orderby;
-
-		memcpy(x->x, queries + (Size) q * dim, sizeof(float) * dim);
-		ScanKeyEntryInitialize(&orderby, SK_ORDER_BY, 1, (StrategyNumber) metric, InvalidOid,
-							   InvalidOid, InvalidOid, PointerGetDatum(x));
-		lsh_rescan(scan, NULL, 0, &orderby, 1);
-		so->ss.uncounted = true;
-		for (int r = 0; r < k && lsh_gettuple(scan, ForwardScanDirection); r++)
-			CHECK_FOR_INTERRUPTS();
-		buckets += so->stats.buckets;
-		keys += so->stats.keys;
-		lsh_endscan(scan);
-		MemoryContextSwitchTo(old_ctx);
-		MemoryContextReset(query_ctx);
-	}
-	MemoryContextDelete(query_ctx);
-	*buckets_mean = nqueries > 0 ? buckets / nqueries : 0;
-	*keys_mean = nqueries > 0 ? keys / nqueries : 0;
+	sums[0] += so->stats.buckets;
+	sums[1] += so->stats.keys;
 }

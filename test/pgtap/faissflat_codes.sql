@@ -42,7 +42,7 @@ INSERT INTO ff_tables VALUES
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
 SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 4 * 2) FROM ff_tables)
             + (SELECT count(*)::int * 2 * (1 + 4 * 2) FROM ff_tables WHERE kind IN ('random', 'spectrum')) + 26
-            + 4 * 2 * 3 + 2 + 2 * 8 + 4 + 4);
+            + 4 * 2 * 3 + 2 + 2 * 8 + 4 + 4 + 3);
 
 SELECT setseed(0.3125);
 -- rows 1..n_insert are loaded, row n_insert + 1 is the held-out query
@@ -354,6 +354,39 @@ SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(
               'SELECT id FROM ff_big ORDER BY v <#> (SELECT q FROM ff_big_q WHERE n = 1) LIMIT 30') p)
           ~ 'Index Scan using ff_big_ip ', 'the inner product: an index scan using ff_big_ip');
 DROP INDEX ff_big_ip;
+
+-- The build's sample searches (FaissflatMeta.sample_*: LIMIT 30 from 16
+-- midpoints of its sample) tell the estimate whether the codes prune. On
+-- 3,000 rows of 1024 uniform random coordinates, 512 coded components leave
+-- the bounds too weak: every sample search goes on with flat passes (the
+-- build's DEBUG1 line: 1,024 exact distances, 100%), and so does a query.
+-- Such an index is priced as it runs, the pass over the codes and then flat
+-- passes: above the flat pass alone (faissflat.codes off), and above the
+-- same index built without the sample (faissflat.codes off at build, then
+-- on: priced as a codes scan of a few keys, as before the sample). The
+-- sample searches are not scans of the index.
+SELECT setseed(0.0625);
+CREATE TABLE ff_wide (id int, v imgfeat(1024));
+INSERT INTO ff_wide SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 1024) WHERE i > 0)::imgfeat
+FROM generate_series(1, 3000) i;
+ANALYZE ff_wide;
+BEGIN;
+CREATE INDEX ff_wide_idx ON ff_wide USING faissflat (v);
+SELECT is(pg_stat_get_xact_numscans('ff_wide_idx'::regclass), 0::bigint,
+          'the build''s sample searches do not count as scans of the index');
+COMMIT;
+CREATE TEMP TABLE ff_wide_cost AS
+SELECT pg_temp.total_cost('SELECT id FROM ff_wide ORDER BY v <-> (SELECT v FROM ff_wide WHERE id = 7) LIMIT 30', true) AS sampled,
+       pg_temp.total_cost('SELECT id FROM ff_wide ORDER BY v <-> (SELECT v FROM ff_wide WHERE id = 7) LIMIT 30', false) AS flat;
+SET faissflat.codes = off;
+REINDEX INDEX ff_wide_idx;
+RESET faissflat.codes;
+SELECT cmp_ok(sampled, '>', flat, '1024-d uniform: the codes scan is priced above the flat pass, as it then runs flat passes')
+FROM ff_wide_cost;
+SELECT cmp_ok(sampled, '>', pg_temp.total_cost('SELECT id FROM ff_wide ORDER BY v <-> (SELECT v FROM ff_wide WHERE id = 7) LIMIT 30', true),
+              '1024-d uniform: priced above the same index built without the sample')
+FROM ff_wide_cost;
+DROP TABLE ff_wide;
 
 -- Two scans of one index open at once in one backend (two subqueries: the
 -- first scan ends only with the statement), so the second cannot use the
