@@ -20,7 +20,6 @@
 #include "faissflat/faissflat_core.h"
 #include "index/build_load.h"
 #include "index/index_am.h"
-#include "index/index_scan.h"
 #include "type/imgfeat.h"
 
 /* The training sample: at most this many vectors, and this many bytes. */
@@ -170,9 +169,8 @@ measure_search(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta, const f
 {
 	double		sums[2] = {0, 0};	/* keys, searches that went on with flat passes */
 
-	imgs_build_write_meta(index, &load->header, meta, sizeof(*meta));
-	imgs_sample_searches(index, load->header.metric, queries, nqueries, load->dim, IMGS_SAMPLE_K,
-						 faissflat_scan_tally, sums);
+	imgs_build_sample_searches(index, load, meta, sizeof(*meta), queries, nqueries,
+							   faissflat_scan_tally, sums);
 	meta->sample_keys = (float4) (sums[0] / nqueries);
 	meta->sample_flat = (float4) (sums[1] / nqueries);
 	ereport(DEBUG1,

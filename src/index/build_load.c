@@ -155,6 +155,16 @@ imgs_build_sample_queries(const ImgsBuildLoad *load, int want, float **queries)
 	return n;
 }
 
+void
+imgs_build_sample_searches(Relation index, const ImgsBuildLoad *load, const void *method_data,
+						   Size method_len, const float *queries, int nqueries,
+						   ImgsSampleTally tally, double *sums)
+{
+	imgs_build_write_meta(index, &load->header, method_data, method_len);
+	imgs_sample_searches(index, load->header.metric != 0 ? load->header.metric : IMGS_METRIC_L2,
+						 queries, nqueries, load->dim, IMGS_SAMPLE_K, tally, sums);
+}
+
 int
 imgs_build_threads(Relation heap, Relation index)
 {

@@ -10,6 +10,7 @@
 #include "common/pg_prng.h"
 #include "nodes/execnodes.h"
 
+#include "index/index_scan.h"
 #include "index/vector_store.h"
 
 typedef struct ImgsBuildLoad
@@ -52,6 +53,17 @@ extern void imgs_build_sample_free(ImgsBuildLoad *load);
  * search from a row computed about half the exact distances a midpoint's did.
  */
 extern int	imgs_build_sample_queries(const ImgsBuildLoad *load, int want, float **queries);
+
+/*
+ * Writes the metapage (the header and method_data, as the scans read it)
+ * and runs the sample searches from the nqueries queries on the index just
+ * written (imgs_sample_searches: LIMIT IMGS_SAMPLE_K, the index's metric, L2
+ * for an opfamily of several); tally adds each scan's figures to sums.
+ */
+extern void imgs_build_sample_searches(Relation index, const ImgsBuildLoad *load,
+									   const void *method_data, Size method_len,
+									   const float *queries, int nqueries,
+									   ImgsSampleTally tally, double *sums);
 
 /* Writes the metapage: header and the method's data (build, no WAL: logged with the index). */
 extern void imgs_build_write_meta(Relation index, const ImgsIndexMeta *header,

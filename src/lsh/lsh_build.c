@@ -34,7 +34,6 @@
 #include "cxx/cxx_error.h"
 #include "index/build_load.h"
 #include "index/index_am.h"
-#include "index/index_scan.h"
 #include "lsh/lsh.h"
 
 /* The k-means sample: at most this many vectors, and this many bytes (and half of maintenance_work_mem). */
@@ -378,9 +377,8 @@ lsh_build(Relation heap, Relation index, IndexInfo *index_info)
 			double		sample_buckets;
 			double		sample_keys;
 
-			imgs_build_write_meta(index, &load.header, &meta, sizeof(meta));
-			imgs_sample_searches(index, load.header.metric != 0 ? load.header.metric : IMGS_METRIC_L2,
-								 queries, nqueries, load.dim, IMGS_SAMPLE_K, lsh_scan_tally, sums);
+			imgs_build_sample_searches(index, &load, &meta, sizeof(meta), queries, nqueries,
+									   lsh_scan_tally, sums);
 			sample_buckets = sums[0] / nqueries;
 			sample_keys = sums[1] / nqueries;
 			meta.sample_buckets = (float4) sample_buckets;
