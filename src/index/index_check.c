@@ -9,8 +9,10 @@
  *  2. The live slots' heap TIDs must be valid and distinct.
  *  3. Every row the check's MVCC snapshot sees, and the index should hold
  *     (its value is not NULL, the index predicate keeps it), has an entry
- *     whose stored vector equals the row's value bit for bit; an entry for a
- *     row whose value is NULL is an error.
+ *     whose stored vector equals the row's value bit for bit, and its slot
+ *     is named by the method's lists (imgs_check_lists; a live slot no list
+ *     names is otherwise a crash's harmless leftover); an entry for a row
+ *     whose value is NULL is an error.
  *  4. Every other entry belongs to a row the snapshot does not see: a dead
  *     row that VACUUM has not removed yet, or a row of a transaction newer
  *     than the snapshot. That is allowed, but its TID must still lead to a
@@ -196,6 +198,8 @@ heap_row_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		elog(ERROR, "row (%u,%u) of table \"%s\" reported twice", TID_ARGS(tid), table);
 	entry->seen = true;
 	state->heap_rows++;
+	if (state->store.unreferenced && state->store.unreferenced[entry->slot])
+		imgs_index_corrupted(index, "has no %s entry for live slot %u", state->store.lists_name, entry->slot);
 
 	old_ctx = MemoryContextSwitchTo(state->row_ctx);
 	v = DatumGetImgFeatP(values[0]);
@@ -505,10 +509,16 @@ imgs_check_lists(Relation index, ImgsCheckedStore *store, uint16 kind, Size entr
 			blkno = ph->prev_blkno;
 		}
 	}
+	/* a live slot that no entry names is an error only for a row the snapshot sees (step 3) */
 	for (uint32 slot = 0; slot < nslots; slot++)
 		if (store->headers[slot].state == IMGS_SLOT_LIVE && !seen[slot] &&
 			slot_unchanged(index, store, slot, x))
-			imgs_index_corrupted(index, "has no %s entry for live slot %u", what, slot);
+		{
+			if (store->unreferenced == NULL)
+				store->unreferenced = palloc0(sizeof(bool) * nslots);
+			store->unreferenced[slot] = true;
+			store->lists_name = what;
+		}
 	pfree(seen);
 	pfree(x);
 }

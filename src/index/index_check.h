@@ -28,6 +28,15 @@ typedef struct ImgsCheckedStore
 	ImgsIndexMeta header;		/* the metapage's shared header, checked */
 	BlockNumber *groups;		/* start block of each of header.store.ngroups groups */
 	ImgsSlotHeader *headers;	/* header.store.nslots of them */
+	/*
+	 * Live slots no entry of the method's lists names (imgs_check_lists), or
+	 * NULL: a crash between vacuum's forget callback and its freeing of the
+	 * slots leaves them so, harmlessly, for rows dead to every snapshot
+	 * (vector_store.h, slot reuse rule 1). So only a row the check's
+	 * snapshot sees makes one an error (index_check.c, step 3).
+	 */
+	bool	   *unreferenced;
+	const char *lists_name;		/* what the lists hold: "bucket", ... */
 } ImgsCheckedStore;
 
 
