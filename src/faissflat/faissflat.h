@@ -71,7 +71,7 @@ typedef struct FaissflatMeta
 	BlockNumber ranges_start;	/* consecutive pages: m lo, then m delta */
 	uint32		ranges_pages;
 	BlockNumber codes_last;		/* the code list's newest page */
-	uint32		unused2;
+	uint32		sample_flags;	/* FAISSFLAT_SAMPLED_*: which sample_* below were measured */
 	/*
 	 * What the build's sample searches (imgs_sample_searches: LIMIT
 	 * IMGS_SAMPLE_K from IMGS_SAMPLE_QUERIES midpoints of its sample) did,
@@ -82,7 +82,19 @@ typedef struct FaissflatMeta
 	 */
 	float4		sample_keys;
 	float4		sample_flat;
+	/*
+	 * And, where they ran the staged pass (sample_flags has
+	 * FAISSFLAT_SAMPLED_HEAD; faissflat_core.h, steps 6-8), the mean share
+	 * of the entries whose first-cut bound left them within reach: above
+	 * FAISSFLAT_STAGED_MAX_SHARE, scans take one pass over the whole codes
+	 * (the staged pass would read them all after its first). Not measured
+	 * (an index built before this, or with faissflat.staged off): staged.
+	 */
+	float4		sample_head;
 } FaissflatMeta;
+
+#define FAISSFLAT_SAMPLED_HEAD		0x1
+#define FAISSFLAT_STAGED_MAX_SHARE	(1.0 / FF_DENSE_SHARE)
 
 /*
  * An entry: slot (IMGS_NO_SLOT when dead), residual norm, magnitude, the
@@ -138,6 +150,15 @@ typedef struct FaissflatCache
 	float	   *err;
 	float	   *yh2;
 	uint8	   *codes;			/* nentries x ff_code_stride(m) */
+	/*
+	 * For the staged pass (faissflat_core.h, steps 6-8), when m has cuts:
+	 * each code's first FF_CUT_FIRST bytes again, in blocks (ff_head_put:
+	 * the first pass streams them alone), and each entry's norms at each cut.
+	 */
+	int			ncuts;			/* ff_cuts(m) */
+	uint8	   *head;			/* ff_head_bytes(capacity) */
+	float	   *cut_head2[FF_CUTS_MAX];
+	float	   *cut_tail[FF_CUTS_MAX];
 	float		max_mag;		/* the greatest entry magnitude (0 when none) */
 	/*
 	 * A scan's per-entry arrays (faissflat_scan.c), in cxt, kept from one
@@ -211,6 +232,12 @@ extern void faissflat_check(Relation index, ImgsCheckedStore *store);
 /* faissflat_handler.c: from _PG_init, the method's registration and its setting. */
 extern bool faissflat_codes;		/* faissflat.codes */
 extern int	faissflat_scan_threads; /* faissflat.scan_threads */
+extern int	faissflat_staged;	/* faissflat.staged */
+#define FAISSFLAT_STAGED_AUTO	0
+#define FAISSFLAT_STAGED_ON		1
+#define FAISSFLAT_STAGED_OFF	2
+/* Whether a codes scan of an index of that metapage takes the staged pass (faissflat.staged) */
+extern bool faissflat_scan_staged(const FaissflatMeta *meta);
 extern void faissflat_init(void);
 
 #endif							/* FAISSFLAT_H */

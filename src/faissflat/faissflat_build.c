@@ -167,17 +167,26 @@ static void
 measure_search(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta, const float *queries,
 			   int nqueries)
 {
-	double		sums[2] = {0, 0};	/* keys, searches that went on with flat passes */
+	/* keys, searches that went on with flat passes, share past the first cut, staged searches */
+	double		sums[4] = {0, 0, 0, 0};
 
 	imgs_build_sample_searches(index, load, meta, sizeof(*meta), queries, nqueries,
 							   faissflat_scan_tally, sums);
 	meta->sample_keys = (float4) (sums[0] / nqueries);
 	meta->sample_flat = (float4) (sums[1] / nqueries);
+	if (sums[3] == nqueries)
+	{
+		meta->sample_head = (float4) (sums[2] / nqueries);
+		meta->sample_flags |= FAISSFLAT_SAMPLED_HEAD;
+	}
 	ereport(DEBUG1,
 			(errmsg_internal("faissflat index \"%s\": %d sample searches (LIMIT %d) computed %.0f exact "
-							 "distances on average; %.0f%% went on with flat passes",
+							 "distances on average; %.0f%% went on with flat passes; %.4f%% of the entries "
+							 "went on past the first %d dimensions (%s)",
 							 RelationGetRelationName(index), nqueries, IMGS_SAMPLE_K,
-							 meta->sample_keys, 100.0 * meta->sample_flat)));
+							 meta->sample_keys, 100.0 * meta->sample_flat, 100.0 * meta->sample_head,
+							 FF_CUT_FIRST, !(meta->sample_flags & FAISSFLAT_SAMPLED_HEAD) ? "not measured" :
+							 meta->sample_head > FAISSFLAT_STAGED_MAX_SHARE ? "scans: one pass" : "scans: staged")));
 }
 
 IndexBuildResult *

@@ -47,6 +47,13 @@ reserve_entries(FaissflatCache *cache, int64 n)
 		cache->err = MemoryContextAllocHuge(cache->base.cxt, sizeof(float) * cache->capacity);
 		cache->yh2 = MemoryContextAllocHuge(cache->base.cxt, sizeof(float) * cache->capacity);
 		cache->codes = MemoryContextAllocHuge(cache->base.cxt, stride * cache->capacity);
+		if (cache->ncuts > 0)
+			cache->head = MemoryContextAllocHuge(cache->base.cxt, ff_head_bytes(cache->capacity));
+		for (int k = 0; k < cache->ncuts; k++)
+		{
+			cache->cut_head2[k] = MemoryContextAllocHuge(cache->base.cxt, sizeof(float) * cache->capacity);
+			cache->cut_tail[k] = MemoryContextAllocHuge(cache->base.cxt, sizeof(float) * cache->capacity);
+		}
 	}
 	else if (n > cache->capacity)
 	{
@@ -58,6 +65,13 @@ reserve_entries(FaissflatCache *cache, int64 n)
 		cache->err = repalloc_huge(cache->err, sizeof(float) * cache->capacity);
 		cache->yh2 = repalloc_huge(cache->yh2, sizeof(float) * cache->capacity);
 		cache->codes = repalloc_huge(cache->codes, stride * cache->capacity);
+		if (cache->ncuts > 0)
+			cache->head = repalloc_huge(cache->head, ff_head_bytes(cache->capacity));
+		for (int k = 0; k < cache->ncuts; k++)
+		{
+			cache->cut_head2[k] = repalloc_huge(cache->cut_head2[k], sizeof(float) * cache->capacity);
+			cache->cut_tail[k] = repalloc_huge(cache->cut_tail[k], sizeof(float) * cache->capacity);
+		}
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -83,6 +97,19 @@ copy_entries(FaissflatCache *cache, Page page, Size entry_size, uint32 from)
 		cache->err[j] = e->err;
 		cache->yh2[j] = e->yh2;
 		memcpy(cache->codes + (Size) j * stride, e->code, stride);
+		if (cache->ncuts > 0)
+		{
+			float		head2[FF_CUTS_MAX],
+						tail[FF_CUTS_MAX];
+
+			ff_head_put(cache->head, j, e->code);
+			ff_cut_norms(cache->ranges, cache->pca.m, e->code, head2, tail);
+			for (int k = 0; k < cache->ncuts; k++)
+			{
+				cache->cut_head2[k][j] = head2[k];
+				cache->cut_tail[k][j] = tail[k];
+			}
+		}
 		if (!(e->mag <= cache->max_mag))
 			cache->max_mag = isnan(e->mag) ? INFINITY : e->mag;
 		cache->nentries++;
@@ -211,6 +238,7 @@ load_cache(Relation index, ImgsIndexCache *base, void *arg)
 	cache->pca.orth_err = args->meta->orth_err;
 	cache->pca.mean = pca;
 	cache->pca.rows = pca + dim;
+	cache->ncuts = ff_cuts((int32) m);
 	if (args->entries)
 	{
 		cache->entries_forgets = args->meta->forgets;

@@ -40,6 +40,10 @@
  *    IMGS_SAMPLE_K rows' instead; where most of them went on with flat
  *    passes (the codes pruned too little: 512 coded components of 4096),
  *    the codes scan is priced as it then runs: the pass, then flat passes.
+ *    The staged pass (faissflat.staged, where the build's sample measured
+ *    the share of entries its first cut leaves, FaissflatMeta.sample_head)
+ *    is priced at FAISSFLAT_STAGED_WORK of the one pass's work per entry,
+ *    plus that share (which goes on to read up to the whole code).
  *  - Otherwise (the inner product, several examples, a range search, no
  *    codes): flat passes, reading every page of the index in block order
  *    and computing one distance per vector before the first row, and a pass
@@ -47,6 +51,7 @@
  *    (index/flat_scan.h).
  */
 #define FAISSFLAT_CODE_WORK		0.08
+#define FAISSFLAT_STAGED_WORK	0.25
 #define FAISSFLAT_THREAD_GAIN	0.3
 #define FAISSFLAT_KEYS_PER_ROW	1.5
 #define FAISSFLAT_KEY_WORK		12.0
@@ -147,6 +152,10 @@ faissflat_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	{
 		fm.code_work = FAISSFLAT_CODE_WORK * Min(1.0, (double) codes.dims / header.store.dim) /
 			(1 + FAISSFLAT_THREAD_GAIN * (faissflat_pass_threads((int64) fm.tuples) - 1));
+		/* the staged pass, where the build measured what it leaves */
+		if (faissflat_scan_staged(&codes) && (codes.sample_flags & FAISSFLAT_SAMPLED_HEAD) &&
+			isfinite(codes.sample_head) && codes.sample_head >= 0)
+			fm.code_work *= FAISSFLAT_STAGED_WORK + codes.sample_head;
 		if (isfinite(codes.sample_keys) && codes.sample_keys > 0)
 			fm.sample_keys = codes.sample_keys;
 		fm.sample_flat = isfinite(codes.sample_flat) && codes.sample_flat >= 0.5;
@@ -199,6 +208,19 @@ faissflat_validate(Oid opclassoid)
  * copy of the codes (faissflat.h).
  */
 bool		faissflat_codes = true;
+/*
+ * auto: the staged pass (faissflat_core.h, steps 6-8: 44 of 532 bytes a row
+ * first) where the build's sample searches found the first cut prunes
+ * (FaissflatMeta.sample_head), or did not measure it
+ */
+int			faissflat_staged = FAISSFLAT_STAGED_AUTO;
+
+static const struct config_enum_entry staged_options[] = {
+	{"auto", FAISSFLAT_STAGED_AUTO, false},
+	{"on", FAISSFLAT_STAGED_ON, false},
+	{"off", FAISSFLAT_STAGED_OFF, false},
+	{NULL, 0, false}
+};
 /* Two: the pass over the codes is most of a scan at 1M rows (faissflat_scan.c) */
 int			faissflat_scan_threads = 2;
 
@@ -214,6 +236,20 @@ faissflat_init(void)
 							 "The answers are the same either way.",
 							 &faissflat_codes,
 							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("faissflat.staged",
+							 "Whether a faissflat codes scan first reads a few dimensions of each code.",
+							 "on: the first pass bounds each vector by its first 32 coded dimensions "
+							 "and the norm of the rest, and only the vectors that may be near go on "
+							 "to more; off: one pass over the whole codes; auto (the default): on "
+							 "where the build's sample searches found that the first pass leaves "
+							 "at most an eighth of the vectors (steep spectra), else off. The "
+							 "answers are the same either way.",
+							 &faissflat_staged,
+							 FAISSFLAT_STAGED_AUTO,
+							 staged_options,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -46,6 +46,7 @@
 #include "access/relscan.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/array.h"
@@ -66,6 +67,14 @@
 #define FLAT_START_MIN		10000
 /* Entries whose exact keys give the first threshold (tau) */
 #define SEED_ENTRIES		32
+/*
+ * The staged pass's seeds are the FAISSFLAT_SEED_KEYS of least whole-code
+ * a2 among the entries of least first-cut a2: a 64th of them, at least the
+ * seeds and at most SEED_POOL_MAX (their whole codes, read out of order,
+ * cost 0.2 ms at 1M rows; 4096 cost 0.8 ms and chose seeds no better on
+ * the demo-like set, where the first cut ranks well).
+ */
+#define SEED_POOL_MAX		1024
 typedef struct BoundItem
 {
 	double		bound;
@@ -106,6 +115,9 @@ typedef struct CodeScan
 	int64		hot;			/* entries put into the heap at the start */
 	double		tau;			/* the seeds' threshold */
 	bool		switched;		/* went on with flat passes */
+	bool		staged;			/* the first pass read each code's head (faissflat_core.h, steps 6-8) */
+	FfRefineStats refine;		/* then what went on (DEBUG1) */
+	double		ms_refine;
 	int			threads;		/* the pass over the codes ran on */
 	double		ms_cache;		/* where the start's time went (DEBUG1) */
 	double		ms_codes;
@@ -290,6 +302,15 @@ get_scratch(FaissflatScanOpaque so, FaissflatCache *cache)
 	return sc;
 }
 
+bool
+faissflat_scan_staged(const FaissflatMeta *meta)
+{
+	if (ff_cuts((int32) meta->dims) == 0 || faissflat_staged == FAISSFLAT_STAGED_OFF)
+		return false;
+	return faissflat_staged == FAISSFLAT_STAGED_ON || !(meta->sample_flags & FAISSFLAT_SAMPLED_HEAD) ||
+		!(meta->sample_head > FAISSFLAT_STAGED_MAX_SHARE);
+}
+
 int
 faissflat_pass_threads(int64 n)
 {
@@ -302,6 +323,24 @@ int64
 faissflat_flat_switch(int64 nslots)
 {
 	return Max(FAISSFLAT_FLAT_SWITCH_MIN, nslots / FAISSFLAT_FLAT_SWITCH_SHARE);
+}
+
+static void
+raise_pass_error(ImgsError *err, Relation index)
+{
+	imgs_raise_cxx_error_in(err, psprintf("faissflat scan of index \"%s\" failed",
+										  RelationGetRelationName(index)));
+}
+
+/* The (up to) want entries of least a2, sorted, into out (ff_least); their count into found. */
+static void
+least_entries(const CodeScan *cs, Relation index, const double *chunk_min, int64 want, uint32 *out,
+			  int64 *found)
+{
+	ImgsError	err;
+
+	if (!ff_least(cs->a2, cs->nentries, chunk_min, want, out, found, &err))
+		raise_pass_error(&err, index);
 }
 
 /*
@@ -329,9 +368,10 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	Size		stride = ff_code_stride(m);
 	float	   *yq = palloc(sizeof(float) * m);
 	FfQuery		fq;
+	FfCut		cuts[FF_CUTS_MAX];
+	bool		staged;
 	int64		n;
 	uint32		seeds[FAISSFLAT_SEED_KEYS];
-	double		seed_a2[FAISSFLAT_SEED_KEYS];
 	double		seed_keys[FAISSFLAT_SEED_KEYS];
 	double		live_keys[FAISSFLAT_SEED_KEYS];
 	ImgsSlotHeader seed_headers[FAISSFLAT_SEED_KEYS];
@@ -353,6 +393,7 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	imgs_cache_pin(&cache->base, so->ctx);
 	cs->cache = cache;
 	n = cs->nentries = cache->nentries;
+	staged = faissflat_scan_staged(codes);
 	INSTR_TIME_SET_CURRENT(t1);
 	cs->ms_cache = INSTR_TIME_GET_MILLISEC(t1) - INSTR_TIME_GET_MILLISEC(t0);
 	t0 = t1;
@@ -372,7 +413,7 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	memset(cs->state, ENTRY_LAZY, Max(n, 1));
 	nchunks = (n + FF_PASS_CHUNK - 1) / FF_PASS_CHUNK;
 	chunk_min = palloc(sizeof(double) * Max(nchunks, 1));
-	chunks = palloc(sizeof(BoundItem) * Max(nchunks, 1));
+	chunks = palloc(sizeof(BoundItem) * SEED_POOL_MAX);
 	cs->nbounds = 0;
 	cs->ready_cap = 64;
 	cs->ready = palloc(sizeof(ImgsCandidate) * cs->ready_cap);
@@ -381,51 +422,59 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	cs->flat_switch = faissflat_flat_switch((int64) so->meta.store.nslots);
 	imgs_store_open(&cs->store, index, &faissflat_am, &so->meta);
 
-	/* every entry's a2 and each chunk's least (on the scan's threads) */
-	cs->threads = faissflat_pass_threads(n);
-	if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, NULL, cs->a2, chunk_min, &err))
-		imgs_raise_cxx_error_in(&err, psprintf("faissflat scan of index \"%s\" failed",
-											   RelationGetRelationName(index)));
-
 	/*
-	 * The seeds, the FAISSFLAT_SEED_KEYS of least a2, kept sorted: the chunks
-	 * in order of their least a2, until no chunk left holds an a2 below the
-	 * seeds' greatest (a few chunks of hundreds at 1M rows).
+	 * every entry's a2 and each chunk's least (on the scan's threads): the
+	 * whole code's, or the first cut's (staged: the rest after the seeds)
 	 */
-	for (int64 c = 0; c < nchunks; c++)
+	cs->threads = faissflat_pass_threads(n);
+	cs->staged = staged;
+	if (staged)
 	{
-		chunks[c].bound = chunk_min[c];
-		chunks[c].entry = (uint32) c;
+		(void) ff_query_cuts(cache->ranges, m, yq, &fq, cuts);
+		if (!ff_a2_head_pass(&fq, cuts, cache->head, n, cache->err, cache->cut_head2[0], cache->cut_tail[0],
+							 cs->threads, cs->a2, chunk_min, &err))
+			raise_pass_error(&err, index);
 	}
-	qsort(chunks, nchunks, sizeof(BoundItem), bound_item_cmp);
-	for (int64 c = 0; c < nchunks; c++)
+	else if (!ff_a2_pass(&fq, cache->codes, stride, n, cache->err, cache->yh2, cs->threads, NULL, cs->a2,
+						 chunk_min, &err))
+		raise_pass_error(&err, index);
+
+	if (staged)
 	{
-		int64		first = (int64) chunks[c].entry * FF_PASS_CHUNK;
-		int64		end = Min(n, first + FF_PASS_CHUNK);
+		/*
+		 * the seeds: the FAISSFLAT_SEED_KEYS of least whole-code a2 among the
+		 * SEED_POOL of least first-cut a2
+		 */
+		int64		want = Min(SEED_POOL_MAX, Max(FAISSFLAT_SEED_KEYS, n / 64));
+		uint32	   *pool = palloc(sizeof(uint32) * want);
+		int32	   *dots = palloc(sizeof(int32) * want);
+		int64		npool;
 
-		if (nseeds == FAISSFLAT_SEED_KEYS && !(chunks[c].bound < seed_a2[nseeds - 1]))
-			break;
-		for (int64 i = first; i < end; i++)
+		least_entries(cs, index, chunk_min, want, pool, &npool);
+		ff_dots_rows(&fq, 0, stride, cache->codes, stride, pool, npool, dots);
+		for (int64 i = 0; i < npool; i++)
 		{
-			double		a2 = cs->a2[i];
-			int			j;
+			double		a2 = ff_a2(&fq, dots[i], cache->err[pool[i]], cache->yh2[pool[i]]);
 
-			if (nseeds == FAISSFLAT_SEED_KEYS && !(a2 < seed_a2[nseeds - 1]))
-				continue;
-			j = nseeds < FAISSFLAT_SEED_KEYS ? nseeds++ : nseeds - 1;
-			while (j > 0 && seed_a2[j - 1] > a2)
-			{
-				seed_a2[j] = seed_a2[j - 1];
-				seeds[j] = seeds[j - 1];
-				j--;
-			}
-			seed_a2[j] = a2;
-			seeds[j] = (uint32) i;
+			cs->a2[pool[i]] = Max(cs->a2[pool[i]], a2);
+			chunks[i].bound = cs->a2[pool[i]];
+			chunks[i].entry = pool[i];
 		}
+		qsort(chunks, npool, sizeof(BoundItem), bound_item_cmp);
+		nseeds = (int) Min(npool, FAISSFLAT_SEED_KEYS);
+		for (int i = 0; i < nseeds; i++)
+			seeds[i] = chunks[i].entry;
+		pfree(pool);
+		pfree(dots);
+	}
+	else
+	{
+		int64		found;
+
+		least_entries(cs, index, chunk_min, FAISSFLAT_SEED_KEYS, seeds, &found);
+		nseeds = (int) found;
 	}
 	pfree(chunks);
-	pfree(yq);
-	pfree(fq.wq);
 	INSTR_TIME_SET_CURRENT(t1);
 	cs->ms_codes = INSTR_TIME_GET_MILLISEC(t1) - INSTR_TIME_GET_MILLISEC(t0);
 	t0 = t1;
@@ -485,6 +534,19 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	INSTR_TIME_SET_CURRENT(t1);
 	cs->ms_seeds = INSTR_TIME_GET_MILLISEC(t1) - INSTR_TIME_GET_MILLISEC(t0);
 	t0 = t1;
+
+	/* staged: the entries that may be within tau go on, cut by cut */
+	if (staged)
+	{
+		if (!ff_a2_refine_pass(&fq, cuts, cache->codes, stride, n, cache->err, cache->yh2, cache->cut_head2,
+							   cache->cut_tail, a2_limit, cs->threads, cs->a2, chunk_min, &cs->refine, &err))
+			raise_pass_error(&err, index);
+		INSTR_TIME_SET_CURRENT(t1);
+		cs->ms_refine = INSTR_TIME_GET_MILLISEC(t1) - INSTR_TIME_GET_MILLISEC(t0);
+		t0 = t1;
+	}
+	pfree(yq);
+	pfree(fq.wq);
 
 	/*
 	 * The candidates' bounds; within tau into the heap, the rest cold or
@@ -695,6 +757,25 @@ faissflat_endscan(IndexScanDesc scan)
 			 (long long) so->codes.hot, so->codes.tau,
 			 (long long) so->codes.refined, so->codes.switched ? ", then flat passes" : "",
 			 so->codes.ms_cache, so->codes.ms_codes, so->codes.ms_seeds, so->codes.ms_hot);
+	if (so->started && so->codes.staged)
+	{
+		const FfRefineStats *r = &so->codes.refine;
+		int			ncuts = so->codes.cache->ncuts;
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		for (int k = 1; k < ncuts; k++)
+			appendStringInfo(&buf, "%s%lld to %d", k > 1 ? ", " : "", (long long) r->entries[k], FF_CUT_FIRST << k);
+		for (int k = 0; k < ncuts; k++)
+			if (r->chunks[k] > 0)
+				appendStringInfo(&buf, ", %lld chunk%s whole past %d", (long long) r->chunks[k],
+								 r->chunks[k] == 1 ? "" : "s", FF_CUT_FIRST << k);
+		elog(DEBUG1, "faissflat staged pass of \"%s\": %lld of %lld entries past the first %d dimensions: %s%s%lld "
+			 "whole; ms %.2f", RelationGetRelationName(scan->indexRelation), (long long) r->passed,
+			 (long long) so->codes.nentries, FF_CUT_FIRST, buf.data, buf.len > 0 ? ", " : "",
+			 (long long) r->entries[ncuts], so->codes.ms_refine);
+		pfree(buf.data);
+	}
 
 	MemoryContextDelete(so->ctx);
 	pfree(so);
@@ -714,6 +795,11 @@ faissflat_scan_tally(IndexScanDesc scan, void *arg)
 
 	sums[0] += so->codes.refined;
 	sums[1] += so->codes.switched ? 1 : 0;
+	if (so->codes.staged && so->codes.nentries > 0)
+	{
+		sums[2] += (double) so->codes.refine.passed / so->codes.nentries;
+		sums[3] += 1;
+	}
 }
 
 /*

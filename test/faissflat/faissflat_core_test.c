@@ -37,6 +37,11 @@
  *     greatest at it, 0 past m; and useful: on unit-scale points within the
  *     ranges, a2 >= 0.9 |q - y|^2 for every point not near the query
  *     (farther than a quarter of the mean), which ff_a2 = 0 would fail.
+ *     The staged bound too, on the same data: at each cut (ff_cuts),
+ *     ff_a2_cut <= |q - y|^2; ff_dots_rows over the cut's first dimensions,
+ *     of codes listed in reverse, equals the int64 sum; ff_cut_norms' head2
+ *     <= |P yh|^2 and tail <= |P'yh| <= tail (1 + 2^-20) + pad + 2^-140 (long
+ *     double); ff_query_cuts' [tq_lo, tq_hi] holds |P'q|, its pad 2^-48 R.
  *  5. end to end, as the scan: PCA (kd_pca_train, m = dim 16 and 64),
  *     kd_project, ranges on the projected build sample, codes in place in
  *     entries, then kd_bound_from_parts(ff_a2_many, |r_q - r_x|, mag_q +
@@ -51,8 +56,23 @@
  *     (nothing past the last chunk), over entries in place (step
  *     past the code) across several chunks and a ragged last one; a cancel
  *     (imgs_interrupt_pending) gives false and 57014, at the first poll and
- *     midway; every fault point of faissflat_core.cpp (as its source names
+ *     midway; every fault point of ff_a2_pass (as faissflat_core.cpp names
  *     them) gives 53200, and the same call then succeeds.
+ *  7. the staged pass (m = 300: four cuts, a ragged last span; a steep
+ *     spectrum, duplicates and zero rows): ff_cuts' counts; ff_a2_head_pass
+ *     gives ff_a2_cut at the first cut bit for bit on 1-3 threads, bounds,
+ *     and each chunk's least; ff_a2_refine_pass below a limit that 300
+ *     entries are within, 6 are, and none (every chunk read whole): no a2
+ *     lowered, none past the limit changed but to the whole code's bound
+ *     (a chunk read whole), every one still a bound,
+ *     those left below the limit at least the whole code's ff_a2, fewer
+ *     entries at each cut, chunk minima the least (unread chunks'
+ *     untouched), the same doubles and counts on 1-3 threads; ff_least
+ *     against a sort of (a2, entry) for 0, 1, 64, 4096, n - 1, n and n + 5
+ *     wanted, with and without ties, and where its sample misleads it
+ *     (its fallback); cancels of both passes; and every
+ *     fault point of the staged functions and ff_least gives 53200, then
+ *     the same call succeeds.
  * FF_TEST_BIAS (0 unless -D) is added to every a2 before it is compared
  * (a2_all), to show the checks fail: -DFF_TEST_BIAS=0.01 or 1e-9 fails 4
  * and 5; 'a2[j]*0x1p-36' fails 4 (in one dimension the bound is that tight);
@@ -78,9 +98,9 @@ static uint64_t seed;
 
 static int	failures = 0;
 static int	check_no = 0;
-static int	check_failures[7];
-static const char *const check_names[7] = {"", "1 ranges", "2 encode", "3 dots", "4 bound", "5 end to end",
-										   "6 pass"};
+static int	check_failures[8];
+static const char *const check_names[8] = {"", "1 ranges", "2 encode", "3 dots", "4 bound", "5 end to end",
+										   "6 pass", "7 staged"};
 
 #define CHECK(cond, ...) do { if (!(cond)) { failures++; check_failures[check_no]++; if (failures < 40) { \
 	fprintf(stderr, "FAIL check %s (seed %llu) %s:%d: ", check_names[check_no], (unsigned long long) seed, \
@@ -596,6 +616,14 @@ bound_case(const char *what, int m, const float *ranges, const float *pts, int64
 	double	   *a2s = malloc(sizeof(double) * n);
 	long double *ex = malloc(sizeof(long double) * n);
 	int16_t    *wq = malloc(sizeof(int16_t) * stride);
+	int32_t		ncuts = ff_cuts(m);
+	float	   *head2 = malloc(sizeof(float) * n * FF_CUTS_MAX);
+	float	   *tail = malloc(sizeof(float) * n * FF_CUTS_MAX);
+	uint32_t   *rows = malloc(sizeof(uint32_t) * n);
+	int64_t		cut_violations = 0,
+				cut_dots_wrong = 0,
+				norms_wrong = 0,
+				tq_wrong = 0;
 	int64_t		violations = 0,
 				many_differ = 0,
 				weak = 0,
@@ -605,11 +633,16 @@ bound_case(const char *what, int m, const float *ranges, const float *pts, int64
 				sum_ex = 0;
 
 	for (int64_t j = 0; j < n; j++)
+	{
 		ff_encode(ranges, m, pts + (size_t) j * m, codes + (size_t) j * stride, &err[j], &yh2[j]);
+		ff_cut_norms(ranges, m, codes + (size_t) j * stride, head2 + j * FF_CUTS_MAX, tail + j * FF_CUTS_MAX);
+		rows[j] = (uint32_t) (n - 1 - j);	/* listed in reverse: ff_dots_rows follows the list */
+	}
 	for (int qi = 0; qi < nq; qi++)
 	{
 		const float *q = qs + (size_t) qi * m;
 		FfQuery		query;
+		FfCut		cuts[FF_CUTS_MAX];
 		long double mean = 0;
 		int			at_max = 0;
 
@@ -629,6 +662,63 @@ bound_case(const char *what, int m, const float *ranges, const float *pts, int64
 		{
 			ex[j] = exact_d2(q, pts + (size_t) j * m, m);
 			mean += ex[j] / n;
+		}
+		/* the staged bound at each cut (steps 6-8), and what it rests on */
+		prep_bad += ff_query_cuts(ranges, m, q, &query, cuts) != ncuts;
+		for (int k = 0; k < ncuts; k++)
+		{
+			int32_t		h = FF_CUT_FIRST << k;
+			long double tq = 0,
+						r = 0;
+
+			for (int i = h; i < m; i++)
+			{
+				tq += (long double) q[i] * q[i];
+				r += fabsl((long double) ranges[i]) + 255.0L * ranges[m + i];
+			}
+			tq = sqrtl(tq);
+			tq_wrong += cuts[k].h != h || !((long double) cuts[k].tq_lo <= tq) || !(tq <= (long double) cuts[k].tq_hi) ||
+				!((long double) cuts[k].pad >= 0x1p-48L * r * (1 - 0x1p-40L));
+			ff_dots_rows(&query, 0, h, codes, (size_t) stride, rows, n, dots);
+			for (int64_t t = 0; t < n; t++)
+			{
+				int64_t		j = rows[t];
+				const uint8_t *c = codes + (size_t) j * stride;
+				int64_t		want = 0;
+				long double hh = 0,
+							tt = 0,
+							tail_hi;
+				double		a2;
+
+				for (int i = 0; i < m; i++)
+				{
+					long double yh = (long double) ranges[i] + (long double) ranges[m + i] * c[i];
+
+					if (i < h)
+					{
+						want += (int64_t) wq[i] * c[i];
+						hh += yh * yh;
+					}
+					else
+						tt += yh * yh;
+				}
+				tt = sqrtl(tt);
+				cut_dots_wrong += dots[t] != want;
+				/* head2 <= |P yh|^2 (yh in long double: within 2^-64 relative), tail <= |P'yh| <= tail_hi */
+				tail_hi = tail[j * FF_CUTS_MAX + k] >= FLT_MAX ? INFINITY :
+					(long double) tail[j * FF_CUTS_MAX + k] * (1 + 0x1p-20L) + cuts[k].pad + 0x1p-140L;
+				norms_wrong += !((long double) head2[j * FF_CUTS_MAX + k] <= hh * (1 + 0x1p-60L)) ||
+					!((long double) tail[j * FF_CUTS_MAX + k] <= tt * (1 + 0x1p-60L)) || !(tt <= tail_hi);
+				a2 = ff_a2_cut(&query, &cuts[k], dots[t], err[j], head2[j * FF_CUTS_MAX + k],
+							   tail[j * FF_CUTS_MAX + k]) + FF_TEST_BIAS;
+				if (!(a2 >= 0) || !((long double) a2 <= ex[j] + exact_slack(ex[j], m)))
+				{
+					if (cut_violations < 4)
+						fprintf(stderr, "%s m %d query %d point %ld cut %d: a2 %.17g > |q - y|^2 %.20Lg\n", what, m, qi,
+								(long) j, h, a2, ex[j]);
+					cut_violations++;
+				}
+			}
 		}
 		for (int64_t j = 0; j < n; j++)
 		{
@@ -661,6 +751,14 @@ bound_case(const char *what, int m, const float *ranges, const float *pts, int64
 	CHECK(violations == 0, "%s m %d: %ld of %ld bounds a2 above the exact |q - y|^2", what, m, (long) violations,
 		  (long) n * nq);
 	CHECK(many_differ == 0, "%s m %d: ff_a2_many differs from ff_a2 for %ld entries", what, m, (long) many_differ);
+	CHECK(cut_violations == 0, "%s m %d: %ld cut bounds (ff_a2_cut) above the exact |q - y|^2", what, m,
+		  (long) cut_violations);
+	CHECK(cut_dots_wrong == 0, "%s m %d: ff_dots_rows over a cut's dimensions: %ld wrong", what, m,
+		  (long) cut_dots_wrong);
+	CHECK(norms_wrong == 0, "%s m %d: ff_cut_norms: %ld head2 or tail out of their bounds", what, m,
+		  (long) norms_wrong);
+	CHECK(tq_wrong == 0, "%s m %d: ff_query_cuts: %ld cuts with |P'q| outside [tq_lo, tq_hi] or too small a pad", what,
+		  m, (long) tq_wrong);
 	if (useful)
 	{
 		CHECK(far > n * nq / 4, "%s m %d: only %ld far pairs", what, m, (long) far);
@@ -676,6 +774,9 @@ bound_case(const char *what, int m, const float *ranges, const float *pts, int64
 	free(a2s);
 	free(ex);
 	free(wq);
+	free(head2);
+	free(tail);
+	free(rows);
 }
 
 enum
@@ -1098,7 +1199,7 @@ test_pass(void)
 	FfQuery		query;
 	ImgsError	error;
 	const char *path = IMGS_SOURCE_DIR "/src/faissflat/faissflat_core.cpp";
-	char		names[8][IMGS_TEST_FAULT_NAME_LEN];
+	char		names[12][IMGS_TEST_FAULT_NAME_LEN];
 	int			npoints;
 
 	begin_check(6);
@@ -1141,13 +1242,15 @@ test_pass(void)
 			imgs_test_interrupt_after(-1);
 		}
 
-	/* every fault point: 53200, then the same call succeeds */
-	npoints = imgs_test_fault_points(path, names, 8);
-	CHECK(npoints >= 2 && npoints <= 8, "%d fault points in %s (-1: unreadable)", npoints, path);
-	for (int i = 0; i < npoints && i < 8; i++)
+	/* ff_a2_pass's fault points (test_staged takes the others): 53200, then the same call succeeds */
+	npoints = imgs_test_fault_points(path, names, 12);
+	CHECK(npoints >= 2 && npoints <= 12, "%d fault points in %s (-1: unreadable)", npoints, path);
+	for (int i = 0; i < npoints && i < 12; i++)
 	{
 		int			ok;
 
+		if (strncmp(names[i], "ff_a2_pass", 10) != 0)
+			continue;
 		imgs_test_inject_fault(names[i]);
 		ok = ff_a2_pass(&query, entries + 20, step, n, err, yh2, 3, dots, a2, NULL, &error);
 		imgs_test_inject_fault(NULL);
@@ -1170,6 +1273,373 @@ test_pass(void)
 	free(wq);
 }
 
+/* ---- 7. the staged pass --------------------------------------------------- */
+
+/* qsort order of (a2, entry) pairs */
+typedef struct A2Entry
+{
+	double		a2;
+	uint32_t	entry;
+} A2Entry;
+
+static int
+a2_entry_cmp(const void *a, const void *b)
+{
+	const A2Entry *x = a,
+			   *y = b;
+
+	if (x->a2 != y->a2)
+		return x->a2 < y->a2 ? -1 : 1;
+	return x->entry < y->entry ? -1 : x->entry > y->entry;
+}
+
+/* ff_least against a sort of every (a2, entry), for several wants. */
+static void
+check_least(const double *a2, int64_t n, const double *chunk_min, const char *what)
+{
+	A2Entry    *all = malloc(sizeof(A2Entry) * n);
+	uint32_t   *out = malloc(sizeof(uint32_t) * (n + 8));
+	const int64_t wants[] = {0, 1, 64, 4096, n - 1, n, n + 5};
+	ImgsError	error;
+
+	for (int64_t j = 0; j < n; j++)
+		all[j] = (A2Entry) {a2[j], (uint32_t) j};
+	qsort(all, n, sizeof(A2Entry), a2_entry_cmp);
+	for (int w = 0; w < 7; w++)
+	{
+		int64_t		found = -1,
+					expect = wants[w] < n ? wants[w] : n,
+					wrong = 0;
+
+		if (wants[w] < 0)
+			continue;
+		CHECK(ff_least(a2, n, chunk_min, wants[w], out, &found, &error), "ff_least failed: %s", error.message);
+		CHECK(found == expect, "%s: ff_least of %ld found %ld", what, (long) wants[w], (long) found);
+		for (int64_t i = 0; i < expect && i < found; i++)
+			wrong += out[i] != all[i].entry;
+		CHECK(wrong == 0, "%s: ff_least of %ld: %ld entries not the sort's", what, (long) wants[w], (long) wrong);
+	}
+	free(all);
+	free(out);
+}
+
+/* How many a2 are below limit */
+static int64_t
+below_head(const double *a2, int64_t n, double limit)
+{
+	int64_t		count = 0;
+
+	for (int64_t j = 0; j < n; j++)
+		count += a2[j] < limit;
+	return count;
+}
+
+/* The staged state to run ff_a2_refine_pass on: a2 and chunk_min as the head pass left them. */
+typedef struct StagedCase
+{
+	const FfQuery *query;
+	const FfCut *cuts;
+	const uint8_t *codes;
+	size_t		step;
+	int64_t		n;
+	const float *err,
+			   *yh2;
+	float	   *const *head2;
+	float	   *const *tail;
+} StagedCase;
+
+static bool
+refine(const StagedCase *sc, double limit, int threads, const double *a2_in, const double *min_in, double *a2,
+	   double *chunk_min, FfRefineStats *stats, ImgsError *error)
+{
+	int64_t		nchunks = (sc->n + FF_PASS_CHUNK - 1) / FF_PASS_CHUNK;
+
+	memcpy(a2, a2_in, sizeof(double) * sc->n);
+	memcpy(chunk_min, min_in, sizeof(double) * nchunks);
+	return ff_a2_refine_pass(sc->query, sc->cuts, sc->codes, sc->step, sc->n, sc->err, sc->yh2, sc->head2, sc->tail,
+							 limit, threads, a2, chunk_min, stats, error);
+}
+
+static void
+test_staged(void)
+{
+	const int	m = 300;		/* cuts 32, 64, 128 and 256; the last span ragged */
+	const int64_t n = 5 * FF_PASS_CHUNK + 77;
+	const int32_t stride = ff_code_stride(m);
+	const size_t step = (size_t) stride + 32;	/* garbage between codes */
+	int64_t		nchunks = (n + FF_PASS_CHUNK - 1) / FF_PASS_CHUNK;
+	uint8_t    *entries = malloc(step * n),
+			   *head = calloc(ff_head_bytes(n), 1);
+	float	   *ys = malloc(sizeof(float) * n * m),
+			   *sample = malloc(sizeof(float) * 2000 * m),
+			   *ranges = malloc(sizeof(float) * 2 * m),
+			   *err = malloc(sizeof(float) * n),
+			   *yh2 = malloc(sizeof(float) * n),
+			   *q = malloc(sizeof(float) * m),
+			   *head2[FF_CUTS_MAX],
+			   *tail[FF_CUTS_MAX];
+	int32_t    *dots = malloc(sizeof(int32_t) * n);
+	uint32_t   *rows = malloc(sizeof(uint32_t) * n);
+	double	   *a2_head = malloc(sizeof(double) * n),
+			   *min_head = malloc(sizeof(double) * (nchunks + 1)),
+			   *a2 = malloc(sizeof(double) * n),
+			   *chunk_min = malloc(sizeof(double) * (nchunks + 1)),
+			   *a2_one = malloc(sizeof(double) * n),
+			   *min_one = malloc(sizeof(double) * nchunks),
+			   *full = malloc(sizeof(double) * n);
+	long double *ex = malloc(sizeof(long double) * n);
+	int16_t    *wq = malloc(sizeof(int16_t) * stride);
+	FfQuery		query;
+	FfCut		cuts[FF_CUTS_MAX];
+	FfRefineStats stats,
+				stats_one;
+	ImgsError	error;
+	StagedCase	sc;
+	int32_t		ncuts = ff_cuts(m);
+	const char *path = IMGS_SOURCE_DIR "/src/faissflat/faissflat_core.cpp";
+	char		names[12][IMGS_TEST_FAULT_NAME_LEN];
+	int			npoints;
+	int64_t		wrong = 0,
+				above = 0;
+	long double sorted_ex[400];
+
+	begin_check(7);
+	CHECK(ncuts == 4 && ff_cuts(32) == 0 && ff_cuts(33) == 1 && ff_cuts(64) == 1 && ff_cuts(65) == 2 &&
+		  ff_cuts(4096) == 4, "ff_cuts: %d for 300 dimensions, %d, %d, %d, %d", ncuts, ff_cuts(32), ff_cuts(33),
+		  ff_cuts(64), ff_cuts(65));
+	for (int k = 0; k < FF_CUTS_MAX; k++)
+	{
+		head2[k] = malloc(sizeof(float) * n);
+		tail[k] = malloc(sizeof(float) * n);
+	}
+	/*
+	 * a steep spectrum, as the demo's PCA coordinates are: the first cut
+	 * carries most of the distance, and prunes
+	 */
+	for (int64_t j = 0; j < 2000; j++)
+		for (int i = 0; i < m; i++)
+			sample[(size_t) j * m + i] = (float) (imgs_test_gauss() / (i + 1.0));
+	CHECK(ff_ranges_train(sample, 2000, m, ranges, &error) == 0, "ff_ranges_train: %s", error.message);
+	for (int64_t j = 0; j < n; j++)
+	{
+		uint8_t    *entry = entries + (size_t) j * step;
+		float	   *y = ys + (size_t) j * m;
+		float		h2[FF_CUTS_MAX],
+					t[FF_CUTS_MAX];
+
+		for (int i = 0; i < m; i++)
+			/* every 97th row a duplicate of the one before, every 101st all zero */
+			y[i] = j % 101 == 100 ? 0.0f : j % 97 == 96 ? y[i - m] : (float) (imgs_test_gauss() / (i + 1.0));
+		memset(entry, 0x5a, step);
+		ff_encode(ranges, m, y, entry, &err[j], &yh2[j]);
+		ff_head_put(head, j, entry);
+		ff_cut_norms(ranges, m, entry, h2, t);
+		for (int k = 0; k < ncuts; k++)
+		{
+			head2[k][j] = h2[k];
+			tail[k][j] = t[k];
+		}
+		rows[j] = (uint32_t) j;
+	}
+	/* the query: near row 1000, so that a few hundred rows are near it */
+	for (int i = 0; i < m; i++)
+		q[i] = ys[(size_t) 1000 * m + i] + (float) (0.3 * imgs_test_gauss() / (i + 1.0));
+	query.wq = wq;
+	ff_query_prepare(ranges, m, q, &query);
+	CHECK(ff_query_cuts(ranges, m, q, &query, cuts) == ncuts, "ff_query_cuts: not %d cuts", ncuts);
+	for (int64_t j = 0; j < n; j++)
+		ex[j] = exact_d2(q, ys + (size_t) j * m, m);
+	ff_dots(&query, entries, step, n, dots);
+	for (int64_t j = 0; j < n; j++)
+		full[j] = ff_a2(&query, dots[j], err[j], yh2[j]);
+
+	/* the head pass: ff_a2_cut at the first cut of each entry, bit for bit, on 1-3 threads */
+	ff_dots_rows(&query, 0, FF_CUT_FIRST, entries, step, rows, n, dots);
+	for (int threads = 1; threads <= 3; threads++)
+	{
+		int64_t		differ = 0;
+
+		min_head[nchunks] = -1;
+		CHECK(ff_a2_head_pass(&query, cuts, head, n, err, head2[0], tail[0], threads, a2_head, min_head, &error),
+			  "ff_a2_head_pass on %d threads: %s", threads, error.message);
+		for (int64_t j = 0; j < n; j++)
+		{
+			double		want = ff_a2_cut(&query, &cuts[0], dots[j], err[j], head2[0][j], tail[0][j]);
+
+			differ += memcmp(&want, &a2_head[j], sizeof(double)) != 0;
+			above += !((long double) a2_head[j] <= ex[j] + exact_slack(ex[j], m));
+		}
+		for (int64_t c = 0; c < nchunks; c++)
+		{
+			double		least = INFINITY;
+
+			for (int64_t j = c * FF_PASS_CHUNK; j < n && j < (c + 1) * FF_PASS_CHUNK; j++)
+				least = a2_head[j] < least ? a2_head[j] : least;
+			differ += min_head[c] != least;
+		}
+		CHECK(differ == 0 && min_head[nchunks] == -1, "ff_a2_head_pass on %d threads: %ld values not ff_a2_cut's, "
+			  "or a chunk minimum wrong or past the last chunk", threads, (long) differ);
+	}
+	CHECK(above == 0, "ff_a2_head_pass: %ld bounds above the exact |q - y|^2", (long) above);
+
+	/*
+	 * the refine pass, below a limit that a few hundred entries are within
+	 * (the 300th least exact distance), and with no limit: on 1-3 threads the
+	 * same doubles; every a2 still a bound, never lowered; those left below
+	 * the limit at the whole code's ff_a2 exactly; chunk minima the least
+	 */
+	for (int64_t j = 0; j < 400; j++)
+		sorted_ex[j] = INFINITY;
+	for (int64_t j = 0; j < n; j++)
+		if (ex[j] < sorted_ex[399])
+		{
+			int			i = 399;
+
+			for (; i > 0 && sorted_ex[i - 1] > ex[j]; i--)
+				sorted_ex[i] = sorted_ex[i - 1];
+			sorted_ex[i] = ex[j];
+		}
+	sc = (StagedCase) {&query, cuts, entries, step, n, err, yh2, head2, tail};
+	for (int lim = 0; lim < 3; lim++)
+	{
+		double		limit = lim == 0 ? (double) sorted_ex[299] : lim == 1 ? (double) sorted_ex[5] : INFINITY;
+		int64_t		lowered = 0,
+					not_whole = 0,
+					touched = 0,
+					cut_entries = 0,
+					below = 0;
+
+		/* a chunk the head pass put past the limit is never read: one of them raised to it */
+		memcpy(chunk_min, min_head, sizeof(double) * nchunks);
+		CHECK(refine(&sc, limit, 1, a2_head, min_head, a2_one, min_one, &stats_one, &error),
+			  "ff_a2_refine_pass failed: %s", error.message);
+		for (int64_t j = 0; j < n; j++)
+		{
+			lowered += a2_one[j] < a2_head[j];
+			above += !((long double) a2_one[j] <= ex[j] + exact_slack(ex[j], m));
+			/* past the limit: unchanged, or (a chunk read whole) raised to the whole code's */
+			touched += !(a2_head[j] < limit) && memcmp(&a2_one[j], &a2_head[j], sizeof(double)) != 0 &&
+				a2_one[j] != (full[j] > a2_head[j] ? full[j] : a2_head[j]);
+			if (a2_one[j] < limit)
+			{
+				below++;
+				not_whole += !(a2_one[j] >= full[j] && a2_one[j] >= a2_head[j]);
+			}
+		}
+		for (int k = 0; k <= ncuts; k++)
+			cut_entries += stats_one.entries[k];
+		CHECK(stats_one.passed == below_head(a2_head, n, limit), "limit %d: %ld entries passed the first cut, not %ld",
+			  lim, (long) stats_one.passed, (long) below_head(a2_head, n, limit));
+		CHECK(lowered == 0 && touched == 0, "limit %d: %ld a2 lowered, %ld entries past the limit changed but to the "
+			  "whole code's bound", lim,
+			  (long) lowered, (long) touched);
+		CHECK(not_whole == 0, "limit %d: %ld of %ld entries left below the limit without the whole code's bound", lim,
+			  (long) not_whole, (long) below);
+		CHECK(above == 0, "limit %d: %ld refined bounds above the exact |q - y|^2", lim, (long) above);
+		CHECK(cut_entries > 0 && (lim < 2 || (stats_one.chunks[0] == nchunks && stats_one.entries[ncuts] == n)),
+			  "limit %d: stats %ld entries, %ld chunks whole at once (no limit: every chunk, every entry)", lim,
+			  (long) cut_entries, (long) stats_one.chunks[0]);
+		/* fewer entries go on at each cut (a limit that prunes) */
+		if (lim == 0)
+			CHECK(stats_one.entries[1] < n / 2 && stats_one.entries[ncuts] < stats_one.entries[1],
+				  "limit 0: %ld entries to the second cut, %ld whole: the cuts prune nothing", (long) stats_one.entries[1],
+				  (long) stats_one.entries[ncuts]);
+		for (int64_t c = 0; c < nchunks; c++)
+		{
+			double		least = INFINITY;
+
+			for (int64_t j = c * FF_PASS_CHUNK; j < n && j < (c + 1) * FF_PASS_CHUNK; j++)
+				least = a2_one[j] < least ? a2_one[j] : least;
+			wrong += min_head[c] < limit ? min_one[c] != least : min_one[c] != min_head[c];
+		}
+		CHECK(wrong == 0, "limit %d: %ld chunk minima not the least a2 (or changed where unread)", lim, (long) wrong);
+		for (int threads = 2; threads <= 3; threads++)
+		{
+			CHECK(refine(&sc, limit, threads, a2_head, min_head, a2, chunk_min, &stats, &error) &&
+				  memcmp(a2, a2_one, sizeof(double) * n) == 0 && memcmp(chunk_min, min_one, sizeof(double) * nchunks) == 0 &&
+				  memcmp(&stats, &stats_one, sizeof(stats)) == 0,
+				  "limit %d: ff_a2_refine_pass on %d threads differs from one thread's", lim, threads);
+		}
+		if (lim == 0)
+			check_least(a2_one, n, min_one, "refined a2");
+	}
+	/* ties: a2 rounded to a coarse grid */
+	for (int64_t j = 0; j < n; j++)
+		a2[j] = floor(a2_head[j] * 4) / 4;
+	for (int64_t c = 0; c < nchunks; c++)
+		chunk_min[c] = floor(min_head[c] * 4) / 4;
+	check_least(a2, n, chunk_min, "tied a2");
+	/* a sample that misleads ff_least's threshold (every other entry least): its exact fallback */
+	for (int64_t j = 0; j < n; j++)
+		a2[j] = j % 2 == 0 ? 0 : 1 + j % 7;
+	for (int64_t c = 0; c < nchunks; c++)
+		chunk_min[c] = 0;
+	check_least(a2, n, chunk_min, "every other a2 least");
+
+	/* a cancel, and every fault point of the staged functions: 53200, then the same call succeeds */
+	for (int threads = 1; threads <= 3; threads += 2)
+	{
+		bool		ok;
+
+		imgs_test_interrupt_after(1);
+		ok = ff_a2_head_pass(&query, cuts, head, n, err, head2[0], tail[0], threads, a2, chunk_min, &error);
+		CHECK(!ok && imgs_test_error_is(&error, IMGS_SQLSTATE_QUERY_CANCELED), "head pass cancel on %d threads: %d",
+			  threads, ok);
+		imgs_test_interrupt_after(1);
+		ok = refine(&sc, INFINITY, threads, a2_head, min_head, a2, chunk_min, &stats, &error);
+		CHECK(!ok && imgs_test_error_is(&error, IMGS_SQLSTATE_QUERY_CANCELED), "refine pass cancel on %d threads: %d",
+			  threads, ok);
+		imgs_test_interrupt_after(-1);
+	}
+	npoints = imgs_test_fault_points(path, names, 12);
+	for (int i = 0; i < npoints && i < 12; i++)
+	{
+		bool		head_point = strncmp(names[i], "ff_a2_head_pass", 15) == 0,
+					refine_point = strncmp(names[i], "ff_a2_refine_pass", 17) == 0,
+					least_point = strcmp(names[i], "ff_least") == 0;
+		int64_t		found;
+		bool		ok;
+
+		if (!head_point && !refine_point && !least_point)
+			continue;
+		for (int again = 0; again < 2; again++)
+		{
+			imgs_test_inject_fault(again ? NULL : names[i]);
+			ok = head_point ? ff_a2_head_pass(&query, cuts, head, n, err, head2[0], tail[0], 3, a2, chunk_min, &error) :
+				refine_point ? refine(&sc, INFINITY, 3, a2_head, min_head, a2, chunk_min, &stats, &error) :
+				ff_least(a2_head, n, min_head, 64, rows, &found, &error);
+			imgs_test_inject_fault(NULL);
+			CHECK(again ? ok : !ok && imgs_test_error_is(&error, "53200"), "fault point \"%s\"%s: %d '%.5s'", names[i],
+				  again ? ", then without it" : "", ok, error.sqlstate);
+		}
+	}
+	printf("staged: cuts' bounds and passes over %ld entries; ff_least; cancels; fault points\n", (long) n);
+	for (int k = 0; k < FF_CUTS_MAX; k++)
+	{
+		free(head2[k]);
+		free(tail[k]);
+	}
+	free(entries);
+	free(head);
+	free(ys);
+	free(sample);
+	free(ranges);
+	free(err);
+	free(yh2);
+	free(q);
+	free(dots);
+	free(rows);
+	free(a2_head);
+	free(min_head);
+	free(a2);
+	free(chunk_min);
+	free(a2_one);
+	free(min_one);
+	free(full);
+	free(ex);
+	free(wq);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1184,7 +1654,8 @@ main(int argc, char **argv)
 	test_bound();
 	test_end_to_end();
 	test_pass();
-	for (int i = 1; i < 7; i++)
+	test_staged();
+	for (int i = 1; i < 8; i++)
 		if (check_failures[i])
 			fprintf(stderr, "check %s: %d failure(s) (seed %llu)\n", check_names[i], check_failures[i],
 					(unsigned long long) seed);

@@ -96,8 +96,12 @@ SELECT throws_ok($$SELECT * FROM imgsearch_duplicates('dp', 1)$$, '42809', NULL,
 SELECT throws_ok($$SELECT * FROM imgsearch_duplicates('dp_ip', 1)$$, '0A000', NULL,
                  'an inner-product index: no range search');
 SELECT is((SELECT count(*) FROM imgsearch_duplicates(NULL, 1)), 0::bigint, 'a NULL index: no rows');
--- cancel: a statement timeout stops it (4000 flat passes over 4000 rows would take seconds)
-CREATE TABLE dp_big AS SELECT i AS id, array_fill(i::real, ARRAY[64])::imgfeat AS v FROM generate_series(1, 4000) i;
+-- cancel: a statement timeout stops it (20,000 range searches over 20,000
+-- random rows, which no code prunes, take seconds; 4,000 rows on a line took
+-- 140-240 ms, too near the timeout once faissflat's staged pass ran them)
+CREATE TABLE dp_big AS
+SELECT i AS id, (SELECT array_agg(random()::real) FROM generate_series(1, 64) WHERE i > 0)::imgfeat AS v
+FROM generate_series(1, 20000) i;
 CREATE INDEX dp_big_ff ON dp_big USING faissflat (v);
 -- (throws_ok's WHEN OTHERS does not catch a cancel; query_canceled does)
 CREATE FUNCTION pg_temp.cancelled() RETURNS text LANGUAGE plpgsql AS $$

@@ -8,7 +8,11 @@
 -- build learned), after DELETE, after VACUUM, and after inserts into the
 -- slots VACUUM freed; then with outliers inserted by another backend, and
 -- through cursors while rows are inserted mid-scan; then the pass over
--- 70,000 codes on two threads and on one (faissflat.scan_threads).
+-- 70,000 codes on two threads and on one (faissflat.scan_threads). Every
+-- stage's comparisons run with the staged pass forced (faissflat.staged on:
+-- a first pass over 32 coded dimensions, where the codes have more) and
+-- with one pass over the whole codes (off); a 20,000-row table checks it
+-- over several chunks, and the planner's choice and price.
 --
 -- The data and the checks are kdtree_exact.sql's (plain random vectors,
 -- vectors with a CNN-like decaying spectrum, duplicates, integer grid points
@@ -40,9 +44,9 @@ INSERT INTO ff_tables VALUES
 	('ff_x8', 8, 'extreme', 300, 400, '', '');
 
 -- (stages x tables x operators x (plan + queries x k x 2)) + the empty and one-row tables
-SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 4 * 2) FROM ff_tables)
-            + (SELECT count(*)::int * 2 * (1 + 4 * 2) FROM ff_tables WHERE kind IN ('random', 'spectrum')) + 26
-            + 4 * 2 * 3 + 2 + 2 * 8 + 4 + 4 + 3);
+SELECT plan((SELECT 5 * count(*)::int * 2 * (1 + 2 * 4 * 2 * 2) FROM ff_tables)
+            + (SELECT count(*)::int * 2 * (1 + 4 * 2 * 2) FROM ff_tables WHERE kind IN ('random', 'spectrum')) + 26
+            + 4 * 2 * 3 + 2 + 2 * 8 + 4 + 4 + 3 + 4 + 3 * 2 * 2 * 2 + 1);
 
 SELECT setseed(0.3125);
 -- rows 1..n_insert are loaded, row n_insert + 1 is the held-out query
@@ -101,9 +105,12 @@ DECLARE
 	t record;
 	c record;
 	f record;
+	f_on record;
+	f_off record;
 	a record;
 	idx text;
 	what text;
+	staged text;
 BEGIN
 	FOR t IN SELECT * FROM ff_tables WHERE qns IS NULL OR kind IN ('random', 'spectrum') ORDER BY tbl LOOP
 		FOR c IN
@@ -114,22 +121,33 @@ BEGIN
 			ORDER BY o.op, q.qn, kk.k NULLS LAST
 		LOOP
 			idx := t.tbl || '_' || c.suffix;
-			SELECT * INTO f FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'faissflat');
+			-- the staged pass forced (where the codes have cuts: over 32 coded
+			-- dimensions), and one pass; the sort last, as knn leaves its
+			-- enable_seqscan for the transaction (off, pgTAP's own queries crawl)
+			SELECT * INTO f_on FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'faissflat', '{"faissflat.staged": "on"}');
+			SELECT * INTO f_off FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'faissflat', '{"faissflat.staged": "off"}');
 			SELECT * INTO a FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'argsort');
-			what := format('%s: %s (%s, %s-d) %s query %s, k=%s:', stage, t.tbl, t.kind, t.dim, c.op, c.qn,
-			               coalesce(c.k::text, 'all'));
-			IF c.nth = 1 THEN
-				RETURN NEXT ok(f.plan ~ ('Index Scan using ' || idx || ' on ') AND a.plan !~ 'Index Scan',
-				               format('%s: %s %s: faissflat plans an index scan using %s, argsort does not',
-				                      stage, t.tbl, c.op, idx));
-			END IF;
-			RETURN NEXT is(f.dists, a.dists, what || ' distances');
-			RETURN NEXT is(concat_ws('; ', nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, c.k IS NULL), ''),
-			                         CASE WHEN f.dists IS DISTINCT FROM f.true_dists
-			                              THEN 'a distance that is not the row''s' END), '',
-			               what || CASE WHEN t.kind IN ('random', 'spectrum') AND qns IS NULL
-			                            THEN ' ids: the sort''s, in order'
-			                            ELSE ' distinct ids, the same as the sort''s below the k-th distance' END);
+			FOREACH staged IN ARRAY ARRAY['on', 'off'] LOOP
+				IF staged = 'on' THEN
+					f := f_on;
+				ELSE
+					f := f_off;
+				END IF;
+				what := format('%s: %s (%s, %s-d) %s query %s, k=%s, staged %s:', stage, t.tbl, t.kind, t.dim, c.op, c.qn,
+				               coalesce(c.k::text, 'all'), staged);
+				IF c.nth = 1 AND staged = 'on' THEN
+					RETURN NEXT ok(f.plan ~ ('Index Scan using ' || idx || ' on ') AND a.plan !~ 'Index Scan',
+					               format('%s: %s %s: faissflat plans an index scan using %s, argsort does not',
+					                      stage, t.tbl, c.op, idx));
+				END IF;
+				RETURN NEXT is(f.dists, a.dists, what || ' distances');
+				RETURN NEXT is(concat_ws('; ', nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, c.k IS NULL), ''),
+				                         CASE WHEN f.dists IS DISTINCT FROM f.true_dists
+				                              THEN 'a distance that is not the row''s' END), '',
+				               what || CASE WHEN t.kind IN ('random', 'spectrum') AND qns IS NULL
+				                            THEN ' ids: the sort''s, in order'
+				                            ELSE ' distinct ids, the same as the sort''s below the k-th distance' END);
+			END LOOP;
 		END LOOP;
 	END LOOP;
 END $$;
@@ -355,6 +373,27 @@ SELECT ok((SELECT string_agg(p, ' ') FROM pg_temp.explain_lines(
           ~ 'Index Scan using ff_big_ip ', 'the inner product: an index scan using ff_big_ip');
 DROP INDEX ff_big_ip;
 
+-- The staged pass (faissflat.staged; faissflat_core.h, steps 6-8): where the
+-- build's sample searches found its first cut (32 of the 64 coded
+-- dimensions) leaves at most an eighth of the rows, as on this steep
+-- spectrum, 'auto' takes it and it is priced below one pass over the whole
+-- codes ('off').
+CREATE FUNCTION pg_temp.staged_cost(query text, staged text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	plan json;
+BEGIN
+	PERFORM set_config('imgsearch.method', 'faissflat', true);
+	PERFORM set_config('faissflat.staged', staged, true);
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
+	PERFORM set_config('faissflat.staged', 'auto', true);
+	PERFORM set_config('imgsearch.method', 'auto', true);
+	RETURN (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8;
+END $$;
+SELECT cmp_ok(pg_temp.staged_cost(q, 'auto'), '<', pg_temp.staged_cost(q, 'off'),
+              format('%s LIMIT 30, a steep spectrum: the staged pass is priced below one pass', op))
+FROM (VALUES ('<->'), ('<=>')) o(op),
+     LATERAL (SELECT format('SELECT id FROM ff_big ORDER BY v %s (SELECT q FROM ff_big_q WHERE n = 1) LIMIT 30', op) AS q) qq;
+
 -- The build's sample searches (FaissflatMeta.sample_*: LIMIT 30 from 16
 -- midpoints of its sample) tell the estimate whether the codes prune. On
 -- 3,000 rows of 1024 uniform random coordinates, 512 coded components leave
@@ -375,6 +414,17 @@ CREATE INDEX ff_wide_idx ON ff_wide USING faissflat (v);
 SELECT is(pg_stat_get_xact_numscans('ff_wide_idx'::regclass), 0::bigint,
           'the build''s sample searches do not count as scans of the index');
 COMMIT;
+-- there the staged pass's first cut leaves nearly every row: 'auto' takes one
+-- pass, priced as 'off'; forced ('on'), it still gives the sort's answers
+SELECT is(pg_temp.staged_cost(q, 'auto'), pg_temp.staged_cost(q, 'off'),
+          '1024-d uniform: the staged pass is not taken (''auto'' priced as ''off'')')
+FROM (SELECT 'SELECT id FROM ff_wide ORDER BY v <-> (SELECT v FROM ff_wide WHERE id = 7) LIMIT 30' AS q) qq;
+SELECT is(concat_ws('; ', CASE WHEN f.plan !~ 'Index Scan using ff_wide_idx ' THEN 'not an index scan' END,
+                    nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, false), ''),
+                    CASE WHEN f.dists IS DISTINCT FROM f.true_dists THEN 'a distance that is not the row''s' END), '',
+          '1024-d uniform, staged on: <-> k=30: an index scan, ids and distances of the sort')
+FROM pg_temp.knn('ff_wide', '<->', (SELECT v FROM ff_wide WHERE id = 7), 30, 'faissflat', '{"faissflat.staged": "on"}') f,
+     pg_temp.knn('ff_wide', '<->', (SELECT v FROM ff_wide WHERE id = 7), 30, 'argsort') a;
 CREATE TEMP TABLE ff_wide_cost AS
 SELECT pg_temp.total_cost('SELECT id FROM ff_wide ORDER BY v <-> (SELECT v FROM ff_wide WHERE id = 7) LIMIT 30', true) AS sampled,
        pg_temp.total_cost('SELECT id FROM ff_wide ORDER BY v <-> (SELECT v FROM ff_wide WHERE id = 7) LIMIT 30', false) AS flat;
@@ -453,6 +503,26 @@ RESET faissflat.scan_threads;
 SELECT throws_ok($$SET faissflat.scan_threads = 0$$, '22023', NULL, 'faissflat.scan_threads: 0 is refused');
 SELECT throws_ok($$SET faissflat.scan_threads = 65$$, '22023', NULL, 'faissflat.scan_threads: 65 is refused');
 
+-- The staged pass over 20,000 rows of a steep 72-d spectrum (cuts at 32 and
+-- 64 of 72 coded dimensions; 5 chunks; unit/faissflat checks its passes on
+-- 1-3 threads): 'auto' takes it (priced below 'off'), and 'on', 'off' and
+-- 'auto' give the sort's answers.
+SELECT setseed(0.71);
+SELECT pg_temp.spectrum_table('ff_stg', 72, 20000);
+CREATE TEMP TABLE ff_stg_q AS
+SELECT 1 AS n, v AS q FROM ff_stg_src WHERE id = 20001 UNION ALL SELECT 2, v FROM ff_stg_src WHERE id = 29;
+SELECT cmp_ok(pg_temp.staged_cost('SELECT id FROM ff_stg ORDER BY v <-> (SELECT q FROM ff_stg_q WHERE n = 1) LIMIT 30', 'auto'),
+              '<', pg_temp.staged_cost('SELECT id FROM ff_stg ORDER BY v <-> (SELECT q FROM ff_stg_q WHERE n = 1) LIMIT 30', 'off'),
+              '20,000 rows, 72-d: the staged pass is priced below one pass');
+CREATE FUNCTION pg_temp.check_staged(mode text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('faissflat.staged', mode, false);
+	RETURN QUERY SELECT pg_temp.check_same('ff_stg', op, q, k, format('20,000 rows, 72-d, staged %s, query %s:', mode, n))
+		FROM ff_stg_q, (VALUES ('<->'), ('<=>')) o(op), (VALUES (30), (2000)) kk(k) ORDER BY n, op, k;
+	PERFORM set_config('faissflat.staged', 'auto', false);
+END $$;
+SELECT pg_temp.check_staged(mode) FROM (VALUES ('on'), ('off'), ('auto')) m(mode);
+
 -- One row, and a NULL: the row, whatever the query.
 CREATE TABLE ff_one (id int, v imgfeat(3));
 INSERT INTO ff_one VALUES (1, '[1,2,3]'), (2, NULL);
@@ -466,5 +536,5 @@ SELECT * FROM finish();
 
 DROP EXTENSION dblink;
 DROP VIEW ff_rs_answers;
-DROP TABLE ff_r3, ff_s3, ff_r512, ff_s512, ff_r4096, ff_s4096, ff_grid4, ff_dup512, ff_x8, ff_empty, ff_one, ff_rs, ff_rq, ff_big, ff_thr,
+DROP TABLE ff_r3, ff_s3, ff_r512, ff_s512, ff_r4096, ff_s4096, ff_grid4, ff_dup512, ff_x8, ff_empty, ff_one, ff_rs, ff_rq, ff_big, ff_thr, ff_stg,
 	ff_src, ff_query, ff_tables;
