@@ -160,24 +160,52 @@ void ff_query_prepare(const float *ranges, int32_t m, const float *q, FfQuery *q
     query->mag = q2 + 2 * c0_abs + 2 * E;
 }
 
+// The sums of yh_i^2 and of |lo_i| + delta_i c_i over [from, to), in any
+// order (non-negative terms: the sum's error stays within its n 2^-53
+// relative, fused or not): the cache computes them for every entry it
+// reads, 0.5 s a million on two lanes, so AVX-512 where the CPU has it.
+static inline __attribute__((always_inline)) void span_sums_body(const float *lo, const float *delta,
+                                                                 const uint8_t *code, int32_t from, int32_t to,
+                                                                 double *sq, double *mag) {
+    double s = 0, a = 0;
+#pragma omp simd reduction(+ : s, a)
+    for (int32_t i = from; i < to; i++) {
+        double c = (double)code[i];
+        double yh = (double)lo[i] + (double)delta[i] * c;   // delta_i c exact; the sum within 2^-53 |yh|
+        s += yh * yh;
+        a += std::fabs((double)lo[i]) + (double)delta[i] * c;
+    }
+    *sq = s;
+    *mag = a;
+}
+
+#ifdef FF_X86
+__attribute__((target("avx512f"))) static void span_sums_avx512(const float *lo, const float *delta,
+                                                                  const uint8_t *code, int32_t from, int32_t to,
+                                                                  double *sq, double *mag) {
+    span_sums_body(lo, delta, code, from, to, sq, mag);
+}
+#endif
+
+static void span_sums(const float *lo, const float *delta, const uint8_t *code, int32_t from, int32_t to, double *sq,
+                      double *mag) {
+#ifdef FF_X86
+    if (ff_dots_kernel() == 2) {
+        span_sums_avx512(lo, delta, code, from, to, sq, mag);
+        return;
+    }
+#endif
+    span_sums_body(lo, delta, code, from, to, sq, mag);
+}
+
 void ff_cut_norms(const float *ranges, int32_t m, const uint8_t *code, float *head2, float *tail) noexcept {
     const float *lo = ranges, *delta = ranges + m;
     int32_t cuts = ff_cuts(m);
     // per span between cuts (the last up to m): sum of yh_i^2 and of |lo_i| + delta_i c_i
     double sq[FF_CUTS_MAX + 1] = {0}, mag[FF_CUTS_MAX + 1] = {0};
-    for (int32_t k = 0; k <= cuts; k++) {
-        int32_t from = k == 0 ? 0 : FF_CUT_FIRST << (k - 1), to = k < cuts ? FF_CUT_FIRST << k : m;
-        double s = 0, a = 0;
-#pragma omp simd reduction(+ : s, a)
-        for (int32_t i = from; i < to; i++) {
-            double c = (double)code[i];
-            double yh = (double)lo[i] + (double)delta[i] * c;   // delta_i c exact; the sum within 2^-53 |yh|
-            s += yh * yh;
-            a += std::fabs((double)lo[i]) + (double)delta[i] * c;
-        }
-        sq[k] = s;
-        mag[k] = a;
-    }
+    for (int32_t k = 0; k <= cuts; k++)
+        span_sums(lo, delta, code, k == 0 ? 0 : FF_CUT_FIRST << (k - 1), k < cuts ? FF_CUT_FIRST << k : m, &sq[k],
+                  &mag[k]);
     for (int32_t k = 0; k < cuts; k++) {
         double hs = 0, hm = 0, ts = 0, tm = 0;
         for (int32_t j = 0; j <= cuts; j++) {
