@@ -449,7 +449,7 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	{
 		/*
 		 * the seeds: the FAISSFLAT_SEED_KEYS of least whole-code a2 among the
-		 * SEED_POOL of least first-cut a2
+		 * want of least first-cut a2 (SEED_POOL_MAX)
 		 */
 		int64		want = Min(SEED_POOL_MAX, Max(FAISSFLAT_SEED_KEYS, n / 64));
 		uint32	   *pool = palloc(sizeof(uint32) * want);
