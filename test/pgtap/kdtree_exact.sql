@@ -124,18 +124,11 @@ BEGIN
 			SELECT * INTO a FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'argsort');
 			what := format('%s: %s (%s, %s-d) %s query %s, k=%s:', stage, t.tbl, t.kind, t.dim, c.op, c.qn,
 			               coalesce(c.k::text, 'all'));
-			IF c.nth = 1 THEN
-				RETURN NEXT ok(f.plan ~ ('Index Scan using ' || idx || ' on ') AND a.plan !~ 'Index Scan',
-				               format('%s: %s %s: kdtree plans an index scan using %s, argsort does not',
-				                      stage, t.tbl, c.op, idx));
-			END IF;
-			RETURN NEXT is(f.dists, a.dists, what || ' distances');
-			RETURN NEXT is(concat_ws('; ', nullif(pg_temp.topk_problems(f.ids, f.dists, a.ids, a.dists, c.k IS NULL), ''),
-			                         CASE WHEN f.dists IS DISTINCT FROM f.true_dists
-			                              THEN 'a distance that is not the row''s' END), '',
-			               what || CASE WHEN t.kind IN ('random', 'spectrum') AND qns IS NULL
-			                            THEN ' ids: the sort''s, in order'
-			                            ELSE ' distinct ids, the same as the sort''s below the k-th distance' END);
+			RETURN QUERY SELECT * FROM pg_temp.check_answer(what,
+				CASE WHEN c.nth = 1
+				     THEN format('%s: %s %s: kdtree plans an index scan using %s, argsort does not', stage, t.tbl, c.op, idx)
+				END, idx, f.ids, f.dists, f.true_dists, f.plan, a.ids, a.dists, a.plan, c.k IS NULL,
+				t.kind IN ('random', 'spectrum') AND qns IS NULL);
 		END LOOP;
 	END LOOP;
 END $$;
