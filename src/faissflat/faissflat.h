@@ -88,7 +88,8 @@ typedef struct FaissflatMeta
 	 * of the entries whose first-cut bound left them within reach: above
 	 * FAISSFLAT_STAGED_MAX_SHARE, scans take one pass over the whole codes
 	 * (the staged pass would read them all after its first). Not measured
-	 * (an index built before this, or with faissflat.staged off): staged.
+	 * (an index built before this, or with faissflat.staged off): one pass
+	 * too, as before, until REINDEX.
 	 */
 	float4		sample_head;
 } FaissflatMeta;
@@ -238,6 +239,8 @@ extern int	faissflat_staged;	/* faissflat.staged */
 #define FAISSFLAT_STAGED_OFF	2
 /* Whether a codes scan of an index of that metapage takes the staged pass (faissflat.staged) */
 extern bool faissflat_scan_staged(const FaissflatMeta *meta);
+/* Set while a build's sample searches run: they take the staged pass, to measure it */
+extern bool faissflat_staged_sampling;
 extern void faissflat_init(void);
 
 #endif							/* FAISSFLAT_H */

@@ -170,8 +170,18 @@ measure_search(Relation index, ImgsBuildLoad *load, FaissflatMeta *meta, const f
 	/* keys, searches that went on with flat passes, share past the first cut, staged searches */
 	double		sums[4] = {0, 0, 0, 0};
 
-	imgs_build_sample_searches(index, load, meta, sizeof(*meta), queries, nqueries,
-							   faissflat_scan_tally, sums);
+	/* the staged pass is what they measure: taken unless faissflat.staged is off */
+	faissflat_staged_sampling = faissflat_staged != FAISSFLAT_STAGED_OFF;
+	PG_TRY();
+	{
+		imgs_build_sample_searches(index, load, meta, sizeof(*meta), queries, nqueries,
+								   faissflat_scan_tally, sums);
+	}
+	PG_FINALLY();
+	{
+		faissflat_staged_sampling = false;
+	}
+	PG_END_TRY();
 	meta->sample_keys = (float4) (sums[0] / nqueries);
 	meta->sample_flat = (float4) (sums[1] / nqueries);
 	if (sums[3] == nqueries)

@@ -211,7 +211,7 @@ bool		faissflat_codes = true;
 /*
  * auto: the staged pass (faissflat_core.h, steps 6-8: 44 of 532 bytes a row
  * first) where the build's sample searches found the first cut prunes
- * (FaissflatMeta.sample_head), or did not measure it
+ * (FaissflatMeta.sample_head)
  */
 int			faissflat_staged = FAISSFLAT_STAGED_AUTO;
 
@@ -245,7 +245,8 @@ faissflat_init(void)
 							 "and the norm of the rest, and only the vectors that may be near go on "
 							 "to more; off: one pass over the whole codes; auto (the default): on "
 							 "where the build's sample searches found that the first pass leaves "
-							 "at most an eighth of the vectors (steep spectra), else off. The "
+							 "at most an eighth of the vectors (steep spectra), else off (and on "
+							 "an index built before they measured it, until REINDEX). The "
 							 "answers are the same either way.",
 							 &faissflat_staged,
 							 FAISSFLAT_STAGED_AUTO,

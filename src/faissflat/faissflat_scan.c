@@ -308,13 +308,18 @@ get_scratch(FaissflatScanOpaque so, FaissflatCache *cache)
 	return sc;
 }
 
+bool		faissflat_staged_sampling = false;
+
 bool
 faissflat_scan_staged(const FaissflatMeta *meta)
 {
 	if (ff_cuts((int32) meta->dims) == 0 || faissflat_staged == FAISSFLAT_STAGED_OFF)
 		return false;
-	return faissflat_staged == FAISSFLAT_STAGED_ON || !(meta->sample_flags & FAISSFLAT_SAMPLED_HEAD) ||
-		!(meta->sample_head > FAISSFLAT_STAGED_MAX_SHARE);
+	if (faissflat_staged_sampling)
+		return true;
+	/* auto: where the build measured that the first cut prunes (unmeasured: one pass, as before) */
+	return faissflat_staged == FAISSFLAT_STAGED_ON ||
+		((meta->sample_flags & FAISSFLAT_SAMPLED_HEAD) && meta->sample_head <= FAISSFLAT_STAGED_MAX_SHARE);
 }
 
 int
