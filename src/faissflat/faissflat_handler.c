@@ -245,9 +245,9 @@ faissflat_init(void)
 							 "and the norm of the rest, and only the vectors that may be near go on "
 							 "to more; off: one pass over the whole codes; auto (the default): on "
 							 "where the build's sample searches found that the first pass leaves "
-							 "at most an eighth of the vectors (steep spectra), else off (and on "
-							 "an index built before they measured it, until REINDEX). The "
-							 "answers are the same either way.",
+							 "at most an eighth of the vectors (steep spectra), else off, as also "
+							 "where the build did not measure it (an index built before, or with "
+							 "it off) until REINDEX. The answers are the same either way.",
 							 &faissflat_staged,
 							 FAISSFLAT_STAGED_AUTO,
 							 staged_options,
