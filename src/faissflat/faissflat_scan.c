@@ -394,7 +394,6 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	int			live_seeds = 0;
 	int64		nchunks;
 	double	   *chunk_min;
-	BoundItem  *chunks;			/* (least a2, chunk) */
 	ImgsError	err;
 	instr_time	t0,
 				t1;
@@ -424,7 +423,6 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 	memset(cs->state, ENTRY_LAZY, Max(n, 1));
 	nchunks = (n + FF_PASS_CHUNK - 1) / FF_PASS_CHUNK;
 	chunk_min = palloc(sizeof(double) * Max(nchunks, 1));
-	chunks = palloc(sizeof(BoundItem) * SEED_POOL_MAX);
 	cs->nbounds = 0;
 	cs->ready_cap = 64;
 	cs->ready = palloc(sizeof(ImgsCandidate) * cs->ready_cap);
@@ -459,6 +457,7 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 		int64		want = Min(SEED_POOL_MAX, Max(FAISSFLAT_SEED_KEYS, n / 64));
 		uint32	   *pool = palloc(sizeof(uint32) * want);
 		int32	   *dots = palloc(sizeof(int32) * want);
+		BoundItem  *ranked = palloc(sizeof(BoundItem) * want);	/* the pool by whole-code a2 */
 		int64		npool;
 
 		least_entries(cs, index, chunk_min, want, pool, &npool);
@@ -468,15 +467,16 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 			double		a2 = ff_a2(&fq, dots[i], cache->err[pool[i]], cache->yh2[pool[i]]);
 
 			cs->a2[pool[i]] = Max(cs->a2[pool[i]], a2);
-			chunks[i].bound = cs->a2[pool[i]];
-			chunks[i].entry = pool[i];
+			ranked[i].bound = cs->a2[pool[i]];
+			ranked[i].entry = pool[i];
 		}
-		qsort(chunks, npool, sizeof(BoundItem), bound_item_cmp);
+		qsort(ranked, npool, sizeof(BoundItem), bound_item_cmp);
 		nseeds = (int) Min(npool, FAISSFLAT_SEED_KEYS);
 		for (int i = 0; i < nseeds; i++)
-			seeds[i] = chunks[i].entry;
+			seeds[i] = ranked[i].entry;
 		pfree(pool);
 		pfree(dots);
+		pfree(ranked);
 	}
 	else
 	{
@@ -485,7 +485,6 @@ code_scan_start(FaissflatScanOpaque so, IndexScanDesc scan, const FaissflatMeta 
 		least_entries(cs, index, chunk_min, FAISSFLAT_SEED_KEYS, seeds, &found);
 		nseeds = (int) found;
 	}
-	pfree(chunks);
 	INSTR_TIME_SET_CURRENT(t1);
 	cs->ms_codes = INSTR_TIME_GET_MILLISEC(t1) - INSTR_TIME_GET_MILLISEC(t0);
 	t0 = t1;

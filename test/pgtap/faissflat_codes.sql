@@ -122,8 +122,7 @@ BEGIN
 		LOOP
 			idx := t.tbl || '_' || c.suffix;
 			-- the staged pass forced (where the codes have cuts: over 32 coded
-			-- dimensions), and one pass; the sort last, as knn leaves its
-			-- enable_seqscan for the transaction (off, pgTAP's own queries crawl)
+			-- dimensions), and one pass
 			SELECT * INTO f_on FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'faissflat', '{"faissflat.staged": "on"}');
 			SELECT * INTO f_off FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'faissflat', '{"faissflat.staged": "off"}');
 			SELECT * INTO a FROM pg_temp.knn(t.tbl, c.op, c.q, c.k, 'argsort');
